@@ -1,0 +1,192 @@
+// Package bus is ml-connector's plumbing over NATS JetStream: connecting
+// with endless reconnect, declaring the streams and durable consumers the
+// services share, publishing with de-duplication ids and trace context, and a
+// consume loop in which a handler acks, retries after a delay, or marks a
+// message as poison. Nothing is dropped: poison messages and messages that
+// exhaust their deliveries are copied to the dead-letter stream MLC_DLQ with
+// the reason before they leave their own stream's consumer.
+package bus
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Stream names and the subjects they capture (DESIGN.md, "JetStream").
+const (
+	StreamERP = "MLC_ERP"
+	StreamGC  = "MLC_GC"
+	StreamDLQ = "MLC_DLQ"
+	// StreamAdvisories keeps JetStream's max-deliveries advisories for our
+	// streams, so a message whose last delivery was never acknowledged (its
+	// consumer crashed or hung) is still moved to MLC_DLQ by whichever
+	// replica runs the mover next, rather than depending on someone
+	// listening at the moment the advisory is sent.
+	StreamAdvisories = "MLC_ADVISORIES"
+
+	SubjectsERP = "mlc.erp.>"
+	SubjectsGC  = "mlc.gc.>"
+	SubjectsDLQ = "mlc.dlq.>"
+)
+
+// Header names set by this package.
+const (
+	HeaderMsgID         = jetstream.MsgIDHeader // "Nats-Msg-Id"
+	HeaderDLQReason     = "Mlc-Dlq-Reason"
+	HeaderDLQStream     = "Mlc-Dlq-Stream"
+	HeaderDLQConsumer   = "Mlc-Dlq-Consumer"
+	HeaderDLQSubject    = "Mlc-Dlq-Subject"
+	HeaderDLQSequence   = "Mlc-Dlq-Sequence"
+	HeaderDLQDeliveries = "Mlc-Dlq-Deliveries"
+	HeaderDLQOriginalID = "Mlc-Dlq-Original-Msg-Id"
+)
+
+// Config says how the streams are laid out.
+type Config struct {
+	// Replicas of every stream: 1 in development, 3 in production.
+	Replicas int
+	// MaxAge bounds how long a message is kept (limits retention).
+	MaxAge time.Duration
+	// DuplicateWindow is the Nats-Msg-Id de-duplication window.
+	DuplicateWindow time.Duration
+}
+
+// DefaultConfig suits a single-node development server.
+func DefaultConfig() Config {
+	return Config{Replicas: 1, MaxAge: 14 * 24 * time.Hour, DuplicateWindow: 10 * time.Minute}
+}
+
+// Streams returns the declarations of every stream the services share.
+func (c Config) Streams() []jetstream.StreamConfig {
+	stream := func(name, desc string, subjects ...string) jetstream.StreamConfig {
+		return jetstream.StreamConfig{
+			Name:        name,
+			Description: desc,
+			Subjects:    subjects,
+			Retention:   jetstream.LimitsPolicy,
+			Storage:     jetstream.FileStorage,
+			Replicas:    c.Replicas,
+			MaxAge:      c.MaxAge,
+			Duplicates:  c.DuplicateWindow,
+			Discard:     jetstream.DiscardOld,
+		}
+	}
+	return []jetstream.StreamConfig{
+		stream(StreamERP, "ERP changes: customers, invoices ready for collection, refunds", SubjectsERP),
+		stream(StreamGC, "GoCardless events, one message per event", SubjectsGC),
+		stream(StreamDLQ, "dead letters: poison or exhausted messages with their reason", SubjectsDLQ),
+		stream(StreamAdvisories, "max-deliveries advisories of the MLC streams, feeding the dead-letter mover",
+			advisorySubject(StreamERP), advisorySubject(StreamGC)),
+	}
+}
+
+func advisorySubject(stream string) string {
+	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + ".*"
+}
+
+// Connect dials NATS and keeps reconnecting forever: a service must ride out a
+// NATS restart, not exit. url may be a comma-separated list of servers.
+func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectJitter(100*time.Millisecond, time.Second),
+		nats.RetryOnFailedConnect(false),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			log.WarnContext(ctx, "nats disconnected", "error", err)
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.InfoContext(ctx, "nats reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.WarnContext(ctx, "nats async error", "error", err)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connect nats: %w", err)
+	}
+	return nc, nil
+}
+
+// Bus publishes to and consumes from the MLC streams.
+type Bus struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	cfg     Config
+	log     *slog.Logger
+	tracer  trace.Tracer
+	metrics metrics
+}
+
+type metrics struct {
+	published  metric.Int64Counter
+	handled    metric.Int64Counter
+	deadLetter metric.Int64Counter
+	duration   metric.Float64Histogram
+}
+
+// New wraps a connection. It does not touch the server; call Ensure.
+func New(nc *nats.Conn, cfg Config, log *slog.Logger) (*Bus, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream context: %w", err)
+	}
+	meter := otel.Meter("github.com/ml-connector/ml-connector/platform/bus")
+	var m metrics
+	var errs [4]error
+	m.published, errs[0] = meter.Int64Counter("mlc_bus_published", metric.WithDescription("messages published and acknowledged by JetStream"))
+	m.handled, errs[1] = meter.Int64Counter("mlc_bus_handled", metric.WithDescription("messages handled, by consumer and result"))
+	m.deadLetter, errs[2] = meter.Int64Counter("mlc_bus_dead_lettered", metric.WithDescription("messages copied to MLC_DLQ, by stream and reason kind"))
+	m.duration, errs[3] = meter.Float64Histogram("mlc_bus_handle_seconds", metric.WithDescription("handler duration"), metric.WithUnit("s"))
+	for _, err := range errs {
+		if err != nil {
+			return nil, fmt.Errorf("bus metrics: %w", err)
+		}
+	}
+	return &Bus{
+		nc:      nc,
+		js:      js,
+		cfg:     cfg,
+		log:     log,
+		tracer:  otel.Tracer("github.com/ml-connector/ml-connector/platform/bus"),
+		metrics: m,
+	}, nil
+}
+
+// JetStream exposes the underlying JetStream context for what this package
+// does not wrap (stream info in tests, direct gets for operators).
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// Conn is the underlying NATS connection.
+func (b *Bus) Conn() *nats.Conn { return b.nc }
+
+// Ensure creates or updates every stream, so starting a service twice, or
+// several replicas at once, converges on the same declarations.
+func (b *Bus) Ensure(ctx context.Context) error {
+	for _, sc := range b.cfg.Streams() {
+		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// Healthy reports whether the connection is up, for readiness checks.
+func (b *Bus) Healthy(ctx context.Context) error {
+	if !b.nc.IsConnected() {
+		return fmt.Errorf("nats: %s", b.nc.Status())
+	}
+	if _, err := b.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	return nil
+}
