@@ -1,0 +1,80 @@
+# ml-connector — one Makefile for the whole workspace (go.work).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+MODULES := proto platform cmd \
+	services/ifs-poller services/jde-poller services/gc-webhook \
+	services/payment-orchestrator services/erp-poster
+SERVICES := ifs-poller jde-poller gc-webhook payment-orchestrator erp-poster
+COMMANDS := mlcctl mlc-demo
+PKGS := $(foreach m,$(MODULES),./$(m)/...)
+
+# Pinned tools, installed with `go install` into .tools/bin.
+BUF_VERSION                := v1.75.0
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
+STATICCHECK_VERSION        := v0.8.2
+TOOLS := $(CURDIR)/.tools
+export PATH := $(TOOLS)/bin:$(PATH)
+export GOTOOLCHAIN := local
+
+.PHONY: all build test lint proto proto-check demo bench tools deps-check fmt-check clean
+
+all: build
+
+## build: every binary into bin/
+build:
+	@mkdir -p bin
+	go build -o bin/ $(foreach s,$(SERVICES),./services/$(s)) $(foreach c,$(COMMANDS),./cmd/$(c))
+
+## test: every module's tests against real Postgres and NATS JetStream
+test:
+	go test -count=1 -timeout 20m $(PKGS)
+
+## lint: formatting, go vet, staticcheck, consistent dependency versions
+lint: tools fmt-check deps-check
+	go vet $(PKGS)
+	staticcheck $(PKGS)
+
+fmt-check:
+	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+deps-check:
+	@.ci/deps-check $(MODULES)
+
+## proto: regenerate the Go code of the contracts (offline, local plugins)
+proto: tools
+	cd proto && buf lint && buf generate
+
+## proto-check: regenerate and fail if the committed code differs
+proto-check: proto
+	@if [ -n "$$(git status --porcelain -- proto)" ]; then \
+		echo "generated code in proto/ is stale; run make proto and commit:"; git status --porcelain -- proto; exit 1; fi
+
+## demo: the pipeline on an embedded NATS with its own database
+demo: build
+	bin/mlc-demo
+
+## bench: every benchmark (see docs/benchmarks.md)
+bench:
+	go test -run '^$$' -bench . -benchmem $(PKGS)
+
+## tools: install the pinned code generators and linters
+tools: $(TOOLS)/.buf-$(BUF_VERSION) $(TOOLS)/.pgg-$(PROTOC_GEN_GO_VERSION) \
+	$(TOOLS)/.pggg-$(PROTOC_GEN_GO_GRPC_VERSION) $(TOOLS)/.sc-$(STATICCHECK_VERSION)
+
+$(TOOLS)/.buf-%:
+	GOBIN=$(TOOLS)/bin go install github.com/bufbuild/buf/cmd/buf@$*
+	@touch $@
+$(TOOLS)/.pgg-%:
+	GOBIN=$(TOOLS)/bin go install google.golang.org/protobuf/cmd/protoc-gen-go@$*
+	@touch $@
+$(TOOLS)/.pggg-%:
+	GOBIN=$(TOOLS)/bin go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$*
+	@touch $@
+$(TOOLS)/.sc-%:
+	GOBIN=$(TOOLS)/bin go install honnef.co/go/tools/cmd/staticcheck@$*
+	@touch $@
+
+clean:
+	rm -rf bin
