@@ -3,6 +3,7 @@ package bus_test
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -21,10 +22,12 @@ import (
 	"github.com/ml-connector/ml-connector/platform/testsupport"
 )
 
-func newBus(t *testing.T) (*bus.Bus, *testsupport.JetStream) {
+func newBus(t *testing.T) (*bus.Bus, *testsupport.JetStream) { return newBusB(t) }
+
+func newBusB(t testing.TB) (*bus.Bus, *testsupport.JetStream) {
 	t.Helper()
 	srv := testsupport.StartJetStream(t)
-	b, err := bus.New(srv.Connect(), bus.DefaultConfig(), slog.New(slog.NewTextHandler(t.Output(), nil)))
+	b, err := bus.New(srv.Connect(), bus.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// services are started in this order and stopped in reverse.
+var services = []string{"erp-poster", "payment-orchestrator", "gc-webhook", "ifs-poller", "jde-poller"}
+
+type options struct {
+	binDir       string
+	adminURL     string
+	database     string
+	check        bool
+	readyTimeout time.Duration
+	out          io.Writer
+}
+
+type process struct {
+	name     string
+	httpAddr string
+	cmd      *exec.Cmd
+	logPath  string
+	exited   chan error
+}
+
+func demo(ctx context.Context, opts options) error {
+	workDir, err := os.MkdirTemp("", "mlc-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(workDir)
+
+	ns, err := startNATS(filepath.Join(workDir, "jetstream"))
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	fmt.Fprintf(opts.out, "NATS JetStream (embedded)  %s\n", ns.ClientURL())
+
+	dbURL, err := freshDatabase(ctx, opts.adminURL, opts.database)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(opts.out, "Postgres database          %s\n", opts.database)
+
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return err
+	}
+	env := append(os.Environ(),
+		"NATS_URL="+ns.ClientURL(),
+		"DATABASE_URL="+dbURL,
+		"MLC_MASTER_KEY="+base64.StdEncoding.EncodeToString(key),
+		"LOG_LEVEL=info",
+	)
+
+	var procs []*process
+	defer func() { stopAll(procs) }()
+	for _, name := range services {
+		p, err := startService(opts.binDir, workDir, name, env)
+		if err != nil {
+			return err
+		}
+		procs = append(procs, p)
+	}
+	if err := waitReady(ctx, opts, procs); err != nil {
+		return err
+	}
+	if !opts.check {
+		fmt.Fprintln(opts.out, "\nEvery service is ready. Press Ctrl-C to stop.")
+		ticker := time.NewTicker(5 * time.Second)
+		defer ticker.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				fmt.Fprintln(opts.out, "\nstopping")
+				return stopGracefully(opts, procs)
+			case <-ticker.C:
+				if err := anyExited(procs); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return stopGracefully(opts, procs)
+}
+
+func startNATS(storeDir string) (*server.Server, error) {
+	ns, err := server.NewServer(&server.Options{
+		ServerName: "mlc-demo", Host: "127.0.0.1", Port: server.RANDOM_PORT,
+		JetStream: true, StoreDir: storeDir, NoLog: true, NoSigs: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		return nil, errors.New("embedded nats did not start")
+	}
+	return ns, nil
+}
+
+// freshDatabase drops and creates the demo database and returns its URL.
+func freshDatabase(ctx context.Context, adminURL, name string) (string, error) {
+	conn, err := pgx.Connect(ctx, adminURL)
+	if err != nil {
+		return "", fmt.Errorf("connect to postgres (is it running? set MLC_DEMO_ADMIN_DATABASE_URL): %w", err)
+	}
+	defer conn.Close(ctx)
+	ident := pgx.Identifier{name}.Sanitize()
+	for _, stmt := range []string{"DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)", "CREATE DATABASE " + ident} {
+		if _, err := conn.Exec(ctx, stmt); err != nil {
+			return "", fmt.Errorf("prepare demo database: %w", err)
+		}
+	}
+	u, err := url.Parse(adminURL)
+	if err != nil {
+		return "", err
+	}
+	u.Path = "/" + name
+	return u.String(), nil
+}
+
+func startService(binDir, workDir, name string, env []string) (*process, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	p := &process{name: name, httpAddr: addr, logPath: filepath.Join(workDir, name+".log"), exited: make(chan error, 1)}
+	logFile, err := os.Create(p.logPath)
+	if err != nil {
+		return nil, err
+	}
+	p.cmd = exec.Command(filepath.Join(binDir, name))
+	p.cmd.Env = append(env, "HTTP_ADDR="+addr)
+	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
+	if err := p.cmd.Start(); err != nil {
+		logFile.Close()
+		return nil, fmt.Errorf("start %s (run make build first): %w", name, err)
+	}
+	go func() {
+		p.exited <- p.cmd.Wait()
+		logFile.Close()
+	}()
+	return p, nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+// waitReady polls every service's /readyz and prints the table once all
+// answer ready, or fails with the log tail of the one that did not.
+func waitReady(ctx context.Context, opts options, procs []*process) error {
+	deadline := time.Now().Add(opts.readyTimeout)
+	status := map[string]string{}
+	for {
+		ready := 0
+		for _, p := range procs {
+			select {
+			case err := <-p.exited:
+				return fmt.Errorf("%s exited during start-up (%v):\n%s", p.name, err, tail(p.logPath))
+			default:
+			}
+			status[p.name] = readiness(ctx, p.httpAddr)
+			if strings.HasPrefix(status[p.name], "ready") {
+				ready++
+			}
+		}
+		if ready == len(procs) {
+			w := tabwriter.NewWriter(opts.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "\nSERVICE\tHTTP\tREADINESS")
+			for _, p := range procs {
+				fmt.Fprintf(w, "%s\t%s\t%s\n", p.name, p.httpAddr, status[p.name])
+			}
+			return w.Flush()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("services not ready after %v: %v", opts.readyTimeout, status)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func readiness(ctx context.Context, addr string) string {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/readyz", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "starting"
+	}
+	defer resp.Body.Close()
+	var report struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&report); err != nil {
+		return "unreadable /readyz"
+	}
+	checks := make([]string, 0, len(report.Checks))
+	for name, result := range report.Checks {
+		checks = append(checks, name+"="+result)
+	}
+	sort.Strings(checks)
+	return fmt.Sprintf("%s (%s)", report.Status, strings.Join(checks, " "))
+}
+
+func anyExited(procs []*process) error {
+	for _, p := range procs {
+		select {
+		case err := <-p.exited:
+			return fmt.Errorf("%s exited (%v):\n%s", p.name, err, tail(p.logPath))
+		default:
+		}
+	}
+	return nil
+}
+
+// stopGracefully sends SIGTERM to every service, newest first, and fails
+// unless each one drains and exits with status 0.
+func stopGracefully(opts options, procs []*process) error {
+	var errs []error
+	for i := len(procs) - 1; i >= 0; i-- {
+		p := procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-p.exited:
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %v:\n%s", p.name, err, tail(p.logPath)))
+				continue
+			}
+			fmt.Fprintf(opts.out, "%s stopped cleanly\n", p.name)
+		case <-time.After(30 * time.Second):
+			errs = append(errs, fmt.Errorf("%s did not stop within 30s of SIGTERM", p.name))
+		}
+		p.cmd = nil
+	}
+	return errors.Join(errs...)
+}
+
+func stopAll(procs []*process) {
+	for _, p := range procs {
+		if p.cmd != nil && p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+		}
+	}
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/term"
+
+	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/platform/config"
+	"github.com/ml-connector/ml-connector/platform/connections"
+	"github.com/ml-connector/ml-connector/platform/database"
+	"github.com/ml-connector/ml-connector/platform/secrets"
+)
+
+const usage = `Usage: mlcctl <command> [arguments]
+
+Commands:
+  migrate                         apply database migrations
+  connections add --name N --kind ifs|jde|gocardless
+                  [--settings JSON | --settings-file PATH]
+                  --secret NAME=@PATH | --secret NAME=-   (repeatable; - reads a line from stdin)
+  connections list [--json]       list connections (never their secrets)
+  connections remove NAME         remove a connection without collection history
+  connections rotate-keys         re-seal secrets under the current MLC_MASTER_KEY
+  audit verify                    recompute every audit chain; fails on tampering
+
+`
+
+// actor names the operator in the audit log.
+func actor() string {
+	if u := os.Getenv("USER"); u != "" {
+		return "mlcctl:" + u
+	}
+	return "mlcctl"
+}
+
+func (c *cli) run(ctx context.Context, args []string) error {
+	env := config.New(c.lookup)
+	common := config.LoadCommon(env)
+	if len(args) == 0 || config.HelpRequested(args[:1]) {
+		fmt.Fprint(c.stdout, usage)
+		config.LoadKeyring(env) // so the usage lists it
+		env.Usage(c.stdout)
+		return nil
+	}
+	// Only the commands that seal or open secrets need the master key.
+	var keys *secrets.Keyring
+	if needsKeys(args) {
+		keys = config.LoadKeyring(env)
+	}
+	if err := env.Err(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	db, err := database.Open(ctx, common.DatabaseURL.Reveal())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	switch cmd := strings.Join(args[:min(2, len(args))], " "); {
+	case args[0] == "migrate":
+		return c.migrate(ctx, db)
+	case cmd == "connections add":
+		return c.connectionsAdd(ctx, connections.NewStore(db, keys), args[2:])
+	case cmd == "connections list":
+		return c.connectionsList(ctx, connections.NewStore(db, keys), args[2:])
+	case cmd == "connections remove":
+		if len(args) != 3 {
+			return errors.New("usage: mlcctl connections remove NAME")
+		}
+		if err := connections.NewStore(db, keys).Remove(ctx, args[2], actor()); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "removed %s\n", args[2])
+		return nil
+	case cmd == "connections rotate-keys":
+		n, err := connections.NewStore(db, keys).Rotate(ctx, actor())
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "re-sealed %d secrets under key %s\n", n, keys.PrimaryID())
+		return nil
+	case cmd == "audit verify":
+		return c.auditVerify(ctx, db)
+	default:
+		return fmt.Errorf("unknown command %q; run mlcctl --help", strings.Join(args, " "))
+	}
+}
+
+func needsKeys(args []string) bool {
+	return len(args) >= 2 && args[0] == "connections" && (args[1] == "add" || args[1] == "rotate-keys")
+}
+
+func (c *cli) migrate(ctx context.Context, db *pgxpool.Pool) error {
+	if err := database.Migrate(ctx, db); err != nil {
+		return err
+	}
+	v, err := database.MigrationVersion(ctx, db)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "database at migration %d\n", v)
+	return nil
+}
+
+// secretFlags collects repeated --secret NAME=@PATH / NAME=- flags.
+type secretFlags []string
+
+func (s *secretFlags) String() string     { return strings.Join(*s, ",") }
+func (s *secretFlags) Set(v string) error { *s = append(*s, v); return nil }
+
+func (c *cli) connectionsAdd(ctx context.Context, store *connections.Store, args []string) error {
+	fs := flag.NewFlagSet("connections add", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	name := fs.String("name", "", "connection name")
+	kind := fs.String("kind", "", "ifs, jde or gocardless")
+	settingsJSON := fs.String("settings", "", "settings as a JSON object")
+	settingsFile := fs.String("settings-file", "", "file holding the settings JSON object")
+	var secretArgs secretFlags
+	fs.Var(&secretArgs, "secret", "NAME=@PATH (from a file) or NAME=- (a line from stdin); repeatable")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	k, err := connections.ParseKind(*kind)
+	if err != nil {
+		return err
+	}
+	settings, err := readSettings(*settingsJSON, *settingsFile)
+	if err != nil {
+		return err
+	}
+	vals, err := c.readSecrets(secretArgs)
+	if err != nil {
+		return err
+	}
+	conn, err := store.Add(ctx, connections.New{Name: *name, Kind: k, Settings: settings, Secrets: vals, Actor: actor()})
+	if err != nil {
+		return err
+	}
+	sealed := make([]string, 0, len(conn.Secrets))
+	for name, keyID := range conn.Secrets {
+		sealed = append(sealed, name+" under key "+keyID)
+	}
+	sort.Strings(sealed)
+	fmt.Fprintf(c.stdout, "added %s connection %s (secrets sealed: %s)\n", conn.Kind, conn.Name, strings.Join(sealed, ", "))
+	return nil
+}
+
+func readSettings(inline, path string) (map[string]any, error) {
+	if inline != "" && path != "" {
+		return nil, errors.New("give --settings or --settings-file, not both")
+	}
+	raw := []byte(inline)
+	if path != "" {
+		var err error
+		if raw, err = os.ReadFile(path); err != nil {
+			return nil, fmt.Errorf("settings file: %w", err)
+		}
+	}
+	settings := map[string]any{}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &settings); err != nil {
+			return nil, fmt.Errorf("settings must be a JSON object: %w", err)
+		}
+	}
+	return settings, nil
+}
+
+// readSecrets resolves NAME=@PATH and NAME=- arguments. Inline values are
+// refused so they never reach shell history or the process list.
+func (c *cli) readSecrets(args []string) (map[string]secrets.Value, error) {
+	out := map[string]secrets.Value{}
+	var stdin *bufio.Reader
+	for _, arg := range args {
+		name, source, ok := strings.Cut(arg, "=")
+		if !ok || name == "" {
+			return nil, fmt.Errorf("--secret %s: want NAME=@PATH or NAME=-", name)
+		}
+		var value string
+		switch {
+		case source == "-":
+			if stdin == nil {
+				stdin = bufio.NewReader(c.stdin)
+			}
+			v, err := c.readSecretLine(stdin, name)
+			if err != nil {
+				return nil, err
+			}
+			value = v
+		case strings.HasPrefix(source, "@"):
+			b, err := os.ReadFile(source[1:])
+			if err != nil {
+				return nil, fmt.Errorf("--secret %s: %w", name, err)
+			}
+			value = strings.TrimRight(string(b), "\r\n")
+		default:
+			return nil, fmt.Errorf("--secret %s: inline values are refused (they end up in shell history); use %s=@PATH or %s=-", name, name, name)
+		}
+		if value == "" {
+			return nil, fmt.Errorf("--secret %s: empty value", name)
+		}
+		out[name] = secrets.NewValue(value)
+	}
+	return out, nil
+}
+
+// readSecretLine reads one line; on a terminal it prompts and turns echo off.
+func (c *cli) readSecretLine(r *bufio.Reader, name string) (string, error) {
+	if f, ok := c.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprintf(c.stderr, "%s: ", name)
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(c.stderr)
+		if err != nil {
+			return "", fmt.Errorf("read %s: %w", name, err)
+		}
+		return string(b), nil
+	}
+	line, err := r.ReadString('\n')
+	if err != nil && !(errors.Is(err, io.EOF) && line != "") {
+		return "", fmt.Errorf("read %s from stdin: %w", name, err)
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}
+
+func (c *cli) connectionsList(ctx context.Context, store *connections.Store, args []string) error {
+	fs := flag.NewFlagSet("connections list", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	list, err := store.List(ctx)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(list)
+	}
+	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "NAME\tKIND\tCOMPANIES\tBASE URL\tSECRETS (key id)\tCREATED")
+	for _, conn := range list {
+		names := make([]string, 0, len(conn.Secrets))
+		for name, keyID := range conn.Secrets {
+			names = append(names, name+" ("+keyID+")")
+		}
+		sort.Strings(names)
+		baseURL, _ := conn.Settings["base_url"].(string)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", conn.Name, conn.Kind, strings.Join(conn.CompanyCodes(), ","),
+			baseURL, strings.Join(names, ", "), conn.CreatedAt.UTC().Format("2006-01-02 15:04"))
+	}
+	return w.Flush()
+}
+
+func (c *cli) auditVerify(ctx context.Context, db *pgxpool.Pool) error {
+	rep, err := audit.VerifyAll(ctx, db)
+	for _, broken := range rep.Broken {
+		fmt.Fprintln(c.stdout, broken)
+	}
+	if err != nil {
+		return fmt.Errorf("audit log does not verify: %d of %d chains broken", len(rep.Broken), rep.Chains)
+	}
+	fmt.Fprintf(c.stdout, "audit log verified: %d chains, %d records\n", rep.Chains, rep.Records)
+	return nil
+}

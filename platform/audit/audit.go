@@ -1,0 +1,464 @@
+// Package audit is ml-connector's tamper-evident audit trail: every state
+// change of a collection, mandate, refund, connection or exception is
+// recorded in the PostgreSQL table audit_log, in the same transaction as
+// the change itself.
+//
+// The log is append-only twice over. The database refuses UPDATE, DELETE
+// and TRUNCATE on audit_log (triggers installed by the schema migration),
+// and each row is hash-chained to the previous row of the same aggregate,
+// so that changes made by someone able to bypass the triggers (the table
+// owner, a superuser, a restored backup) are detected by [Verify] and
+// [VerifyAll]. The table audit_heads holds the newest link of every chain;
+// it makes deletion of the newest rows detectable, and locking it
+// serializes concurrent appends to one aggregate.
+//
+// # Hash
+//
+// The hash of a row is SHA-256 over the concatenation of these fields, each
+// written as its length in bytes (8-byte big-endian unsigned) followed by
+// its bytes:
+//
+//  1. the constant "mlc-audit-v1"
+//  2. aggregate_type (UTF-8)
+//  3. aggregate_id (UTF-8)
+//  4. seq, as 8 bytes big-endian
+//  5. occurred_at in UTC, truncated to microseconds (PostgreSQL's
+//     precision), formatted as RFC 3339 with up to 9 fractional digits and
+//     no trailing zeros (Go's time.RFC3339Nano), e.g. 2026-01-02T03:04:05.123456Z
+//  6. actor (UTF-8)
+//  7. action (UTF-8)
+//  8. payload, the exact JSON text stored in the json column
+//  9. prev_hash: the hash of the previous row of the aggregate, or 32 zero
+//     bytes for seq 1
+//
+// The chain proves that history was not rewritten; it does not prove who
+// wrote it. Anyone allowed to INSERT into audit_log and UPDATE audit_heads
+// can append well-formed entries, and someone who can bypass triggers on
+// both tables can cut a chain short undetected. Grant the application role
+// only INSERT and SELECT on audit_log (and the access Append needs on
+// audit_heads), keep ownership elsewhere, and export heads if the trail must
+// also survive a hostile owner.
+package audit
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Querier runs SQL. pgx.Tx, *pgxpool.Pool, *pgxpool.Conn and *pgx.Conn
+// satisfy it.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// An Entry is what happened, as given to [Append].
+type Entry struct {
+	AggregateType string // e.g. "collection", "mandate", "connection"
+	AggregateID   string
+	Actor         string // who caused it: a service name, or an operator
+	Action        string // e.g. "payment.created", "exception.replayed"
+	// Payload is marshalled with encoding/json; the resulting text is stored
+	// and hashed verbatim.
+	Payload any
+	// OccurredAt defaults to the current time. It is truncated to
+	// microseconds, the precision PostgreSQL keeps.
+	OccurredAt time.Time
+}
+
+// A Record is a stored audit_log row.
+type Record struct {
+	ID            int64
+	AggregateType string
+	AggregateID   string
+	Seq           int64 // 1, 2, 3, … within the aggregate
+	OccurredAt    time.Time
+	Actor         string
+	Action        string
+	Payload       json.RawMessage
+	PrevHash      []byte
+	Hash          []byte
+}
+
+const (
+	hashDomain = "mlc-audit-v1"
+	hashSize   = sha256.Size
+)
+
+var zeroHash = make([]byte, hashSize)
+
+// Append records e as the next entry of its aggregate's chain and returns
+// the stored record.
+//
+// Called with a pgx.Tx, Append takes part in that transaction, which is the
+// intended use: the entry then exists if and only if the change it records
+// was committed. The caller must return Append's error so that the
+// transaction is not committed without its audit entry. Called with
+// anything else that can begin a transaction (a pool, a connection), Append
+// commits the entry in a transaction of its own.
+//
+// Appends to one aggregate are serialized by a row lock on its head, held
+// until the transaction ends. Under REPEATABLE READ or SERIALIZABLE
+// isolation a concurrent append to the same aggregate makes Append fail
+// with a serialization error (SQLSTATE 40001); retry the transaction.
+func Append(ctx context.Context, q Querier, e Entry) (Record, error) {
+	if err := e.validate(); err != nil {
+		return Record{}, err
+	}
+	payload, err := json.Marshal(e.Payload)
+	if err != nil {
+		return Record{}, fmt.Errorf("audit: append %s %s: marshal payload: %w", e.AggregateType, e.AggregateID, err)
+	}
+	occurred := e.OccurredAt
+	if occurred.IsZero() {
+		occurred = time.Now()
+	}
+	rec := Record{
+		AggregateType: e.AggregateType,
+		AggregateID:   e.AggregateID,
+		// Truncated before hashing, so the hash covers exactly what the
+		// timestamptz column will hold.
+		OccurredAt: occurred.Truncate(time.Microsecond).UTC(),
+		Actor:      e.Actor,
+		Action:     e.Action,
+		Payload:    payload,
+	}
+
+	switch q := q.(type) {
+	case pgx.Tx:
+		err = appendTx(ctx, q, &rec)
+	case interface {
+		Begin(context.Context) (pgx.Tx, error)
+	}:
+		err = pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error { return appendTx(ctx, tx, &rec) })
+	default:
+		// Without a transaction the head lock would be released at once
+		// and a failure between the two writes would break the chain.
+		err = fmt.Errorf("%T can neither begin a transaction nor is one", q)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("audit: append %s %s: %w", e.AggregateType, e.AggregateID, err)
+	}
+	return rec, nil
+}
+
+func (e Entry) validate() error {
+	for _, f := range []struct{ name, v string }{
+		{"aggregate type", e.AggregateType},
+		{"aggregate id", e.AggregateID},
+		{"actor", e.Actor},
+		{"action", e.Action},
+	} {
+		if f.v == "" {
+			return fmt.Errorf("audit: append: empty %s", f.name)
+		}
+	}
+	return nil
+}
+
+func appendTx(ctx context.Context, tx pgx.Tx, rec *Record) error {
+	// The head row must exist before it can be locked; ON CONFLICT waits
+	// for a concurrent first append to finish instead of failing.
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO audit_heads (aggregate_type, aggregate_id, seq, hash)
+		VALUES ($1, $2, 0, $3)
+		ON CONFLICT (aggregate_type, aggregate_id) DO NOTHING`,
+		rec.AggregateType, rec.AggregateID, zeroHash); err != nil {
+		return fmt.Errorf("create head: %w", err)
+	}
+	var headSeq int64
+	if err := tx.QueryRow(ctx, `
+		SELECT seq, hash FROM audit_heads
+		WHERE aggregate_type = $1 AND aggregate_id = $2
+		FOR UPDATE`,
+		rec.AggregateType, rec.AggregateID).Scan(&headSeq, &rec.PrevHash); err != nil {
+		return fmt.Errorf("lock head: %w", err)
+	}
+	rec.Seq = headSeq + 1
+	rec.Hash = chainHash(rec)
+
+	var stored string
+	if err := tx.QueryRow(ctx, `
+		INSERT INTO audit_log
+			(aggregate_type, aggregate_id, seq, occurred_at, actor, action, payload, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7::text::json, $8, $9)
+		RETURNING id, payload::text`,
+		rec.AggregateType, rec.AggregateID, rec.Seq, rec.OccurredAt, rec.Actor, rec.Action,
+		string(rec.Payload), rec.PrevHash, rec.Hash).Scan(&rec.ID, &stored); err != nil {
+		return fmt.Errorf("insert: %w", err)
+	}
+	// A server that rewrote the payload (an encoding conversion, say) would
+	// store a row that can never verify; refuse it now rather than raise a
+	// false tampering alarm later.
+	if stored != string(rec.Payload) {
+		return errors.New("insert: database did not store the payload text verbatim")
+	}
+	if _, err := tx.Exec(ctx, `
+		UPDATE audit_heads SET seq = $3, hash = $4
+		WHERE aggregate_type = $1 AND aggregate_id = $2`,
+		rec.AggregateType, rec.AggregateID, rec.Seq, rec.Hash); err != nil {
+		return fmt.Errorf("advance head: %w", err)
+	}
+	return nil
+}
+
+// chainHash computes the hash of r as documented in the package comment.
+func chainHash(r *Record) []byte {
+	h := sha256.New()
+	field := func(b []byte) {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(b)))
+		h.Write(n[:])
+		h.Write(b)
+	}
+	var seq [8]byte
+	binary.BigEndian.PutUint64(seq[:], uint64(r.Seq))
+
+	field([]byte(hashDomain))
+	field([]byte(r.AggregateType))
+	field([]byte(r.AggregateID))
+	field(seq[:])
+	field([]byte(r.OccurredAt.UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)))
+	field([]byte(r.Actor))
+	field([]byte(r.Action))
+	field(r.Payload)
+	field(r.PrevHash)
+	return h.Sum(nil)
+}
+
+// List returns the audit records of one aggregate, oldest first.
+func List(ctx context.Context, q Querier, aggregateType, aggregateID string) ([]Record, error) {
+	rows, err := q.Query(ctx, `
+		SELECT id, aggregate_type, aggregate_id, seq, occurred_at, actor, action, payload::text, prev_hash, hash
+		FROM audit_log
+		WHERE aggregate_type = $1 AND aggregate_id = $2
+		ORDER BY seq`,
+		aggregateType, aggregateID)
+	if err != nil {
+		return nil, fmt.Errorf("audit: list %s %s: %w", aggregateType, aggregateID, err)
+	}
+	recs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Record, error) {
+		var r Record
+		var payload string
+		err := row.Scan(&r.ID, &r.AggregateType, &r.AggregateID, &r.Seq, &r.OccurredAt,
+			&r.Actor, &r.Action, &payload, &r.PrevHash, &r.Hash)
+		r.OccurredAt = r.OccurredAt.UTC()
+		r.Payload = json.RawMessage(payload)
+		return r, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit: list %s %s: %w", aggregateType, aggregateID, err)
+	}
+	return recs, nil
+}
+
+// A Problem is a way in which a chain fails verification.
+type Problem string
+
+const (
+	// ProblemModified: the row's content no longer matches its hash.
+	ProblemModified Problem = "row modified: hash mismatch"
+	// ProblemBrokenLink: the row's prev_hash is not the hash of the row
+	// before it, so a row was replaced, reordered or removed.
+	ProblemBrokenLink Problem = "broken link: prev_hash mismatch"
+	// ProblemMissing: there is no row with this seq though later rows exist.
+	ProblemMissing Problem = "row missing: seq gap"
+	// ProblemHeadMismatch: the chain does not end where its head says, so
+	// the newest rows were removed or rows were added without Append.
+	ProblemHeadMismatch Problem = "chain does not end at its head"
+	// ProblemHeadMissing: rows exist but their head does not.
+	ProblemHeadMissing Problem = "head missing"
+)
+
+// A ChainError reports the first problem found in the chain of one
+// aggregate. Seq is the sequence number at which the chain stops being
+// trustworthy: the modified or missing row, or the row whose link to its
+// predecessor is broken.
+type ChainError struct {
+	AggregateType string
+	AggregateID   string
+	Seq           int64
+	Problem       Problem
+}
+
+func (e *ChainError) Error() string {
+	return fmt.Sprintf("audit: chain %s %s broken at seq %d: %s", e.AggregateType, e.AggregateID, e.Seq, e.Problem)
+}
+
+// A Report summarizes [VerifyAll].
+type Report struct {
+	Chains  int   // aggregates checked
+	Records int64 // rows checked
+	Broken  []*ChainError
+}
+
+// Verify recomputes the chain of one aggregate. It returns a *ChainError
+// describing the first problem found, another error if the chain could not
+// be read, or nil if the chain is intact (or there is no chain).
+func Verify(ctx context.Context, q Querier, aggregateType, aggregateID string) error {
+	rep, err := verify(ctx, q, &aggregateKey{aggregateType, aggregateID})
+	if err != nil {
+		return err
+	}
+	if len(rep.Broken) > 0 {
+		return rep.Broken[0]
+	}
+	return nil
+}
+
+// VerifyAll recomputes every chain in the audit log. The returned error is
+// non-nil if any chain is broken (it then wraps every *ChainError of
+// Report.Broken, for errors.As) or if the log could not be read, so a
+// caller that only checks the error cannot miss tampering.
+func VerifyAll(ctx context.Context, q Querier) (Report, error) {
+	rep, err := verify(ctx, q, nil)
+	if err != nil {
+		return rep, err
+	}
+	errs := make([]error, len(rep.Broken))
+	for i, ce := range rep.Broken {
+		errs[i] = ce
+	}
+	return rep, errors.Join(errs...)
+}
+
+type aggregateKey struct{ typ, id string }
+
+// verify reads the chains, with their heads, in one statement and so from
+// one snapshot: a concurrent append is seen completely or not at all.
+func verify(ctx context.Context, q Querier, only *aggregateKey) (Report, error) {
+	logs, heads := "audit_log", "audit_heads"
+	var args []any
+	if only != nil {
+		logs = "(SELECT * FROM audit_log WHERE aggregate_type = $1 AND aggregate_id = $2)"
+		heads = "(SELECT * FROM audit_heads WHERE aggregate_type = $1 AND aggregate_id = $2)"
+		args = []any{only.typ, only.id}
+	}
+	rows, err := q.Query(ctx, `
+		SELECT coalesce(l.aggregate_type, h.aggregate_type) AS t,
+		       coalesce(l.aggregate_id, h.aggregate_id) AS i,
+		       h.seq, h.hash,
+		       l.seq, l.occurred_at, l.actor, l.action, l.payload::text, l.prev_hash, l.hash
+		FROM `+logs+` l
+		FULL JOIN `+heads+` h
+		  ON h.aggregate_type = l.aggregate_type AND h.aggregate_id = l.aggregate_id
+		ORDER BY t, i, l.seq`, args...)
+	if err != nil {
+		return Report{}, fmt.Errorf("audit: verify: %w", err)
+	}
+	defer rows.Close()
+
+	var (
+		rep Report
+		c   *chain
+	)
+	for rows.Next() {
+		var (
+			typ, id        string
+			headSeq        *int64
+			headHash       []byte
+			seq            *int64
+			occurred       *time.Time
+			actor, action  *string
+			payload        *string
+			prevHash, hash []byte
+		)
+		if err := rows.Scan(&typ, &id, &headSeq, &headHash,
+			&seq, &occurred, &actor, &action, &payload, &prevHash, &hash); err != nil {
+			return rep, fmt.Errorf("audit: verify: %w", err)
+		}
+		if c == nil || c.typ != typ || c.id != id {
+			if c != nil {
+				c.finish(&rep)
+			}
+			c = &chain{typ: typ, id: id, hasHead: headSeq != nil, prev: zeroHash}
+			if headSeq != nil {
+				c.headSeq, c.headHash = *headSeq, headHash
+			}
+		}
+		if seq == nil {
+			continue // a head with no rows
+		}
+		rep.Records++
+		c.add(&Record{
+			AggregateType: typ,
+			AggregateID:   id,
+			Seq:           *seq,
+			OccurredAt:    *occurred,
+			Actor:         *actor,
+			Action:        *action,
+			Payload:       json.RawMessage(*payload),
+			PrevHash:      prevHash,
+			Hash:          hash,
+		})
+	}
+	if err := rows.Err(); err != nil {
+		return rep, fmt.Errorf("audit: verify: %w", err)
+	}
+	if c != nil {
+		c.finish(&rep)
+	}
+	return rep, nil
+}
+
+// chain checks the rows of one aggregate, given in seq order.
+type chain struct {
+	typ, id  string
+	hasHead  bool
+	headSeq  int64
+	headHash []byte
+
+	last int64  // seq of the last row seen
+	prev []byte // stored hash of the last row seen
+	err  *ChainError
+}
+
+func (c *chain) fail(seq int64, p Problem) {
+	if c.err == nil {
+		c.err = &ChainError{AggregateType: c.typ, AggregateID: c.id, Seq: seq, Problem: p}
+	}
+}
+
+func (c *chain) add(r *Record) {
+	if c.err != nil {
+		return
+	}
+	want := c.last + 1
+	switch {
+	case r.Seq != want:
+		c.fail(want, ProblemMissing)
+	case !bytes.Equal(r.PrevHash, c.prev):
+		c.fail(r.Seq, ProblemBrokenLink)
+	case !bytes.Equal(chainHash(r), r.Hash):
+		c.fail(r.Seq, ProblemModified)
+	}
+	c.last, c.prev = r.Seq, r.Hash
+}
+
+func (c *chain) finish(rep *Report) {
+	rep.Chains++
+	switch {
+	case c.err != nil:
+	case !c.hasHead:
+		c.fail(c.last, ProblemHeadMissing)
+	case c.headSeq > c.last:
+		c.fail(c.last+1, ProblemHeadMismatch)
+	case c.headSeq < c.last:
+		c.fail(c.headSeq+1, ProblemHeadMismatch)
+	case !bytes.Equal(c.headHash, c.prev):
+		c.fail(c.last, ProblemHeadMismatch)
+	}
+	if c.err != nil {
+		rep.Broken = append(rep.Broken, c.err)
+	}
+}

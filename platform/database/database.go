@@ -1,0 +1,170 @@
+// Package database is ml-connector's access to PostgreSQL, the system of
+// record for collection state and the audit log.
+//
+// It opens traced connection pools ([Open]), applies the embedded schema
+// migrations ([Migrate]) so that replicas starting together migrate exactly
+// once, runs transactions ([WithTx]) and provides session advisory locks
+// ([TryLock], [RunExclusive]) for workers of which only one replica may be
+// active at a time.
+package database
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/exaring/otelpgx"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Open creates a connection pool for the PostgreSQL database at connString
+// (a postgres:// URL or a key=value connection string, with pgx's pool_*
+// settings if wanted) and checks that the database answers. Queries are
+// traced with OpenTelemetry; spans are only recorded beneath a span already
+// in the context.
+//
+// Errors never contain the password from connString.
+func Open(ctx context.Context, connString string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		return nil, redact(fmt.Errorf("database: parse connection string: %w", err), connString, nil)
+	}
+	cfg.ConnConfig.Tracer = otelpgx.NewTracer()
+	passwords := configPasswords(cfg)
+
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, redact(fmt.Errorf("database: open: %w", err), connString, passwords)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, redact(fmt.Errorf("database: ping: %w", err), connString, passwords)
+	}
+	return pool, nil
+}
+
+// Beginner starts a transaction. *pgxpool.Pool, *pgx.Conn and pgx.Tx (which
+// starts a savepoint) satisfy it.
+type Beginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+// WithTx runs fn in a transaction begun on db and commits it if fn returns
+// nil. If fn returns an error or panics, the transaction is rolled back and
+// the error (or panic) is passed on. Called with a pgx.Tx, the work runs in
+// a savepoint of that transaction.
+func WithTx(ctx context.Context, db Beginner, fn func(pgx.Tx) error) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("database: begin: %w", err)
+	}
+	// Rollback after a successful Commit is a no-op returning ErrTxClosed;
+	// deferring it covers both the error and the panic paths.
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("database: commit: %w", err)
+	}
+	return nil
+}
+
+// redactedError hides passwords in the message of the error it wraps. The
+// wrapped error stays reachable through errors.Is and errors.As, so callers
+// can still test for context cancellation or *pgconn.PgError.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+const redactedMark = "xxxxx"
+
+// kvPassword finds password settings in key=value connection strings.
+var kvPassword = regexp.MustCompile(`(?i)\b(?:ssl)?password\s*=\s*('(?:[^'\\]|\\.)*'|[^\s]+)`)
+
+// redact returns err with every password that connString (or the parsed
+// extra passwords) carries masked out of its message. pgx already masks the
+// passwords it knows about; this is a second line of defence, because an
+// error message ends up in logs and a leaked database password is an incident.
+func redact(err error, connString string, extra []string) error {
+	if err == nil {
+		return nil
+	}
+	secrets := append(stringPasswords(connString), extra...)
+	msg := err.Error()
+	// Longest first, so a password containing another is masked whole.
+	slices.SortFunc(secrets, func(a, b string) int { return len(b) - len(a) })
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, redactedMark)
+		}
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+// stringPasswords extracts password candidates from a connection string
+// without relying on it being valid: both the raw (possibly percent-encoded)
+// and the decoded form may appear in an error message.
+func stringPasswords(connString string) []string {
+	var out []string
+	add := func(raw string) {
+		if raw == "" {
+			return
+		}
+		out = append(out, raw)
+		if dec, err := url.PathUnescape(raw); err == nil && dec != raw {
+			out = append(out, dec)
+		}
+		if dec, err := url.QueryUnescape(raw); err == nil && dec != raw {
+			out = append(out, dec)
+		}
+	}
+	if i := strings.Index(connString, "://"); i >= 0 {
+		rest := connString[i+3:]
+		// The userinfo ends at the last '@' before the path, so an
+		// unencoded '@' inside the password does not cut it short.
+		if j := strings.IndexAny(rest, "/?#"); j >= 0 {
+			rest = rest[:j]
+		}
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
+				add(pw)
+			}
+		}
+		if u, err := url.Parse(connString); err == nil {
+			if pw, ok := u.User.Password(); ok {
+				add(pw)
+			}
+			for k, vs := range u.Query() {
+				if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+					for _, v := range vs {
+						add(v)
+					}
+				}
+			}
+		}
+	}
+	for _, m := range kvPassword.FindAllStringSubmatch(connString, -1) {
+		v := m[1]
+		add(v)
+		if strings.HasPrefix(v, "'") && strings.HasSuffix(v, "'") && len(v) >= 2 {
+			add(strings.NewReplacer(`\'`, `'`, `\\`, `\`).Replace(v[1 : len(v)-1]))
+		}
+	}
+	return out
+}
+
+// configPasswords returns the password pgx will actually send, which may
+// come from a passfile or the environment rather than the URL.
+func configPasswords(cfg *pgxpool.Config) []string {
+	return []string{cfg.ConnConfig.Password}
+}

@@ -1,0 +1,43 @@
+// Command payment-orchestrator turns ERP events into GoCardless customers,
+// mandates and payments, applies GoCardless events to collection state, and
+// has erp-poster write every outcome back to the ERP.
+//
+// Its settings are environment variables; run it with --help to list them.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/ml-connector/ml-connector/platform/config"
+	"github.com/ml-connector/ml-connector/platform/service"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "payment-orchestrator: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	env := config.FromOS()
+	cfg := service.LoadConfig(env, "payment-orchestrator")
+	if config.HelpRequested(args) {
+		env.Usage(os.Stdout)
+		return nil
+	}
+	if err := env.Err(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	svc, err := service.Start(ctx, cfg, env.Secrets()...)
+	if err != nil {
+		return err
+	}
+	return svc.Run(ctx)
+}
