@@ -19,7 +19,7 @@ import (
 func databaseExists(t *testing.T, name string) bool {
 	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, adminURL())
+	conn, err := pgx.Connect(ctx, PostgresAdminURL())
 	if err != nil {
 		t.Fatal(err)
 	}
