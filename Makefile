@@ -3,10 +3,13 @@ SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 MODULES := proto platform cmd \
+	connectors/gocardless connectors/ifscloud connectors/jde \
 	services/ifs-poller services/jde-poller services/gc-webhook \
 	services/payment-orchestrator services/erp-poster
 SERVICES := ifs-poller jde-poller gc-webhook payment-orchestrator erp-poster
 COMMANDS := mlcctl mlc-demo
+# Simulators of the external systems: connectors/<system>/cmd/<name>.
+SIMULATORS := $(wildcard connectors/*/cmd/*)
 PKGS := $(foreach m,$(MODULES),./$(m)/...)
 
 # Pinned tools, installed with `go install` into .tools/bin.
@@ -25,7 +28,7 @@ all: build
 ## build: every binary into bin/
 build:
 	@mkdir -p bin
-	go build -o bin/ $(foreach s,$(SERVICES),./services/$(s)) $(foreach c,$(COMMANDS),./cmd/$(c))
+	go build -o bin/ $(foreach s,$(SERVICES),./services/$(s)) $(foreach c,$(COMMANDS),./cmd/$(c)) $(foreach s,$(SIMULATORS),./$(s))
 
 ## test: every module's tests against real Postgres and NATS JetStream
 test:
