@@ -11,6 +11,12 @@ COMMANDS := mlcctl mlc-demo
 # Simulators of the external systems: connectors/<system>/cmd/<name>.
 SIMULATORS := $(wildcard connectors/*/cmd/*)
 PKGS := $(foreach m,$(MODULES),./$(m)/...)
+# Fuzz targets run briefly in make test (package:Target); their seed corpora
+# also run as plain tests.
+FUZZ := ./platform/money:FuzzToMinor \
+	./connectors/gocardless:FuzzParseWebhookMatchesStdlib \
+	./services/gc-webhook/internal/webhook:FuzzWebhook
+FUZZTIME ?= 5s
 
 # Pinned tools, installed with `go install` into .tools/bin.
 BUF_VERSION                := v1.75.0
@@ -21,7 +27,7 @@ TOOLS := $(CURDIR)/.tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOTOOLCHAIN := local
 
-.PHONY: all build test lint proto proto-check demo bench tools deps-check fmt-check clean
+.PHONY: all build test lint proto proto-check demo bench bench-webhook tools deps-check fmt-check clean
 
 all: build
 
@@ -30,9 +36,13 @@ build:
 	@mkdir -p bin
 	go build -o bin/ $(foreach s,$(SERVICES),./services/$(s)) $(foreach c,$(COMMANDS),./cmd/$(c)) $(foreach s,$(SIMULATORS),./$(s))
 
-## test: every module's tests against real Postgres and NATS JetStream
+## test: every module's tests against real Postgres and NATS JetStream, then brief fuzzing
 test:
 	go test -count=1 -timeout 20m $(PKGS)
+	@for f in $(FUZZ); do \
+		echo "fuzz $${f##*:} for $(FUZZTIME)"; \
+		go test -run '^$$' -fuzz "^$${f##*:}$$" -fuzztime $(FUZZTIME) $${f%%:*} || exit 1; \
+	done
 
 ## lint: formatting, go vet, staticcheck, consistent dependency versions
 lint: tools fmt-check deps-check
@@ -61,6 +71,11 @@ demo: build
 ## bench: every benchmark (see docs/benchmarks.md)
 bench:
 	go test -run '^$$' -bench . -benchmem $(PKGS)
+
+## bench-webhook: gc-webhook under signed 250-event batches vs raw JetStream publish
+bench-webhook:
+	go build -o bin/ ./services/gc-webhook
+	go run ./services/gc-webhook/cmd/webhook-bench --service bin/gc-webhook
 
 ## tools: install the pinned code generators and linters
 tools: $(TOOLS)/.buf-$(BUF_VERSION) $(TOOLS)/.pgg-$(PROTOC_GEN_GO_VERSION) \

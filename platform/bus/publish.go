@@ -59,25 +59,29 @@ func (b *Bus) Publish(ctx context.Context, m Msg) (Ack, error) {
 // is acknowledged. It returns the acks in order, or the first error after all
 // outstanding publishes settled; a caller that gets an error must treat the
 // whole batch as not durable and may safely publish it again (ids dedupe).
+//
+// The batch is one producer span whose context every message carries: a
+// span per message would cost more than the publish itself for a
+// 250-event webhook, and the consumers' spans still join the same trace.
 func (b *Bus) PublishBatch(ctx context.Context, msgs []Msg) ([]Ack, error) {
+	ctx, span := b.tracer.Start(ctx, "publish batch",
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.Int("messaging.batch.message_count", len(msgs)),
+		))
+	defer span.End()
+	carrier := nats.Header{}
+	otel.GetTextMapPropagator().Inject(ctx, telemetry.NATSCarrier(carrier))
+
 	futures := make([]jetstream.PubAckFuture, len(msgs))
-	spans := make([]trace.Span, len(msgs))
-	defer func() {
-		for _, s := range spans {
-			if s != nil {
-				s.End()
-			}
-		}
-	}()
 	var firstErr error
 	for i, m := range msgs {
-		nm, span, err := b.prepare(ctx, m)
-		if err != nil {
-			firstErr = err
+		if m.ID == "" {
+			firstErr = fmt.Errorf("publish %s: %w", m.Subject, ErrNoMsgID)
 			break
 		}
-		spans[i] = span
-		f, err := b.js.PublishMsgAsync(nm, jetstream.WithMsgID(m.ID))
+		f, err := b.js.PublishMsgAsync(natsMsg(m, carrier), jetstream.WithMsgID(m.ID))
 		if err != nil {
 			firstErr = fmt.Errorf("publish %s: %w", m.Subject, err)
 			break
@@ -85,16 +89,20 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Msg) ([]Ack, error) {
 		futures[i] = f
 	}
 	acks := make([]Ack, len(msgs))
+	var stored, duplicates int64
 	for i, f := range futures {
 		if f == nil {
 			continue
 		}
 		select {
 		case pa := <-f.Ok():
-			b.published(ctx, pa)
 			acks[i] = Ack{Stream: pa.Stream, Sequence: pa.Sequence, Duplicate: pa.Duplicate}
+			if pa.Duplicate {
+				duplicates++
+			} else {
+				stored++
+			}
 		case err := <-f.Err():
-			spans[i].SetStatus(codes.Error, err.Error())
 			if firstErr == nil {
 				firstErr = fmt.Errorf("publish %s: %w", msgs[i].Subject, err)
 			}
@@ -104,10 +112,27 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Msg) ([]Ack, error) {
 			}
 		}
 	}
+	b.metrics.published.Add(ctx, stored, metric.WithAttributes(attribute.Bool("duplicate", false)))
+	b.metrics.published.Add(ctx, duplicates, metric.WithAttributes(attribute.Bool("duplicate", true)))
 	if firstErr != nil {
+		span.SetStatus(codes.Error, firstErr.Error())
 		return nil, firstErr
 	}
 	return acks, nil
+}
+
+// natsMsg builds the NATS message of m with its own copy of the headers
+// and of the trace context in carrier (the publish options write into the
+// header map, so maps must not be shared between messages).
+func natsMsg(m Msg, carrier nats.Header) *nats.Msg {
+	hdr := make(nats.Header, len(m.Header)+len(carrier)+1)
+	for k, v := range m.Header {
+		hdr[k] = append([]string(nil), v...)
+	}
+	for k, v := range carrier {
+		hdr[k] = v
+	}
+	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: hdr}
 }
 
 // prepare builds the NATS message with a producer span whose context is
@@ -123,12 +148,9 @@ func (b *Bus) prepare(ctx context.Context, m Msg) (*nats.Msg, trace.Span, error)
 			attribute.String("messaging.destination.name", m.Subject),
 			attribute.String("messaging.message.id", m.ID),
 		))
-	hdr := nats.Header{}
-	for k, v := range m.Header {
-		hdr[k] = append([]string(nil), v...)
-	}
-	otel.GetTextMapPropagator().Inject(ctx, telemetry.NATSCarrier(hdr))
-	return &nats.Msg{Subject: m.Subject, Data: m.Data, Header: hdr}, span, nil
+	carrier := nats.Header{}
+	otel.GetTextMapPropagator().Inject(ctx, telemetry.NATSCarrier(carrier))
+	return natsMsg(m, carrier), span, nil
 }
 
 func (b *Bus) published(ctx context.Context, pa *jetstream.PubAck) {
