@@ -8,7 +8,8 @@
 ALTER TABLE collections
     ADD COLUMN last_event_at   timestamptz,
     ADD COLUMN gc_mandate_id   text,
-    ADD COLUMN reference       text;
+    ADD COLUMN reference       text,
+    ADD COLUMN business_unit   text;
 COMMENT ON COLUMN collections.last_event_at IS
     'created_at of the newest GoCardless event applied to this collection; older events do not change its state.';
 
@@ -33,4 +34,4 @@ ALTER TABLE customer_links
     DROP COLUMN customer_language, DROP COLUMN customer_country, DROP COLUMN mandate_event_at,
     DROP COLUMN mandate_next_charge_date, DROP COLUMN bank_fingerprint, DROP COLUMN gc_creditor_id;
 ALTER TABLE refunds DROP COLUMN gc_payment_id, DROP COLUMN last_event_at;
-ALTER TABLE collections DROP COLUMN reference, DROP COLUMN gc_mandate_id, DROP COLUMN last_event_at;
+ALTER TABLE collections DROP COLUMN business_unit, DROP COLUMN reference, DROP COLUMN gc_mandate_id, DROP COLUMN last_event_at;
