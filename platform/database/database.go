@@ -21,6 +21,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
+// DefaultMaxConns is the pool size when the connection string sets none.
+const DefaultMaxConns = 32
+
 // Open creates a connection pool for the PostgreSQL database at connString
 // (a postgres:// URL or a key=value connection string, with pgx's pool_*
 // settings if wanted) and checks that the database answers. Queries are
@@ -34,6 +37,12 @@ func Open(ctx context.Context, connString string) (*pgxpool.Pool, error) {
 		return nil, redact(fmt.Errorf("database: parse connection string: %w", err), connString, nil)
 	}
 	cfg.ConnConfig.Tracer = otelpgx.NewTracer()
+	// pgx defaults to max(4, CPUs) connections; consumers that hold a row
+	// lock across an outbound call need more than that to keep their
+	// workers busy. An explicit pool_max_conns still wins.
+	if !strings.Contains(connString, "pool_max_conns") {
+		cfg.MaxConns = DefaultMaxConns
+	}
 	passwords := configPasswords(cfg)
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
