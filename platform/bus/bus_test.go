@@ -123,8 +123,8 @@ func TestEnsureIsIdempotent(t *testing.T) {
 		}
 	}
 	c1, c2 := first.CachedInfo(), second.CachedInfo()
-	if c1.Created != c2.Created || c2.Config.AckPolicy != jetstream.AckExplicitPolicy || c2.Config.MaxDeliver != 5 || len(c2.Config.BackOff) == 0 {
-		t.Errorf("consumer not stable or not explicit-ack with backoff: %+v", c2.Config)
+	if c1.Created != c2.Created || c2.Config.AckPolicy != jetstream.AckExplicitPolicy || c2.Config.MaxDeliver != 5 || c2.Config.AckWait != 30*time.Second {
+		t.Errorf("consumer not stable or not explicit-ack with max deliver and ack wait: %+v", c2.Config)
 	}
 	names := b.JetStream().StreamNames(t.Context())
 	var n int
@@ -190,15 +190,15 @@ func TestHandlerOutcomes(t *testing.T) {
 			wantCalls: 1,
 		},
 		{
-			name: "retry after delay then ack",
+			name: "retry after delay, repeatedly, then ack",
 			handler: func(d *bus.Delivery) error {
-				if d.Deliveries == 1 {
-					return bus.RetryAfter(400*time.Millisecond, errors.New("erp busy"))
+				if d.Deliveries < 3 {
+					return bus.RetryAfter(300*time.Millisecond, errors.New("erp busy"))
 				}
 				return nil
 			},
-			wantCalls:  2,
-			minSpacing: 400 * time.Millisecond,
+			wantCalls:  3,
+			minSpacing: 300 * time.Millisecond,
 		},
 		{
 			name:      "poison goes to the dead-letter stream at once",
@@ -269,8 +269,10 @@ func TestHandlerOutcomes(t *testing.T) {
 			if tc.minSpacing > 0 {
 				mu.Lock()
 				defer mu.Unlock()
-				if gap := calls[1].Sub(calls[0]); gap < tc.minSpacing {
-					t.Errorf("redelivered after %v, want at least %v", gap, tc.minSpacing)
+				for i := 1; i < len(calls); i++ {
+					if gap := calls[i].Sub(calls[i-1]); gap < tc.minSpacing {
+						t.Errorf("delivery %d came %v after the one before, want at least %v", i+1, gap, tc.minSpacing)
+					}
 				}
 			}
 		})

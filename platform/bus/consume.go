@@ -32,8 +32,7 @@ type ConsumerSpec struct {
 	// MaxDeliver bounds deliveries; the last failed one is dead-lettered.
 	MaxDeliver int
 	// BackOff is the delay before redelivery after the n-th failed delivery
-	// (the last entry repeats). It applies to handler errors and, on the
-	// server, to unacknowledged deliveries.
+	// (the last entry repeats).
 	BackOff       []time.Duration
 	MaxAckPending int
 	// Workers is the number of messages handled concurrently by this process.
@@ -69,16 +68,11 @@ func (s ConsumerSpec) config() jetstream.ConsumerConfig {
 		MaxAckPending:  s.MaxAckPending,
 		FilterSubjects: s.Subjects,
 	}
-	// The server requires MaxDeliver > len(BackOff); with BackOff set it
-	// uses BackOff[0] in place of AckWait, so the schedule is
-	// AckWait first, then our retry delays.
-	if s.MaxDeliver > 1 {
-		schedule := append([]time.Duration{s.AckWait}, s.BackOff...)
-		if len(schedule) >= s.MaxDeliver {
-			schedule = schedule[:s.MaxDeliver-1]
-		}
-		cfg.BackOff = schedule
-	}
+	// BackOff is applied by the consume loop (NakWithDelay), not declared
+	// on the server: nats-server dates a delayed NAK relative to AckWait but
+	// expires it against the BackOff entry of its delivery count, so with
+	// both set a NAK delay shorter than AckWait is not honoured. A delivery
+	// nobody answers is redelivered after AckWait.
 	return cfg
 }
 

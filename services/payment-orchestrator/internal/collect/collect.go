@@ -1,0 +1,157 @@
+// Package collect turns ERP events into GoCardless objects, exactly once:
+// a changed customer becomes (or updates) a GoCardless customer and, when
+// it has bank details and no usable mandate, a bank account and mandate;
+// an invoice ready for collection becomes one payment (or a subscription
+// for recurring payment terms); a refund request becomes a refund.
+//
+// Every GoCardless create carries an idempotency key derived from the ERP
+// identity, and the row that records it is written before the call and
+// completed after it, so a crash or redelivery at any point leads to the
+// same single object. Inputs that can never succeed become exceptions with
+// their reason; transient failures are retried.
+package collect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/platform/breaker"
+	"github.com/ml-connector/ml-connector/platform/bus"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+)
+
+// SchemaVersion is the version of the ERP event messages understood here.
+const SchemaVersion = 1
+
+// Collector handles the messages of MLC_ERP.
+type Collector struct {
+	ledger *ledger.Ledger
+	dir    *accounts.Directory
+	log    *slog.Logger
+	// Now is the clock charge dates are decided by (GoCardless's days).
+	Now func() time.Time
+	// CustomerWait is how long an invoice waits for its customer's mandate
+	// before asking again; with the consumer's MaxDeliver it bounds how long
+	// an invoice may precede its customer.
+	CustomerWait time.Duration
+}
+
+// New returns a collector.
+func New(l *ledger.Ledger, dir *accounts.Directory, log *slog.Logger) *Collector {
+	return &Collector{ledger: l, dir: dir, log: log, Now: time.Now, CustomerWait: 30 * time.Second}
+}
+
+// Handle is the bus handler for mlc.erp.<erp>.<company>.<kind>.
+func (c *Collector) Handle(ctx context.Context, d *bus.Delivery) error {
+	kind := d.Subject[strings.LastIndexByte(d.Subject, '.')+1:]
+	var err error
+	switch kind {
+	case "customer":
+		var m mlcv1.CustomerChanged
+		if err = decode(d, &m, m.GetSchemaVersion); err == nil {
+			err = c.Customer(ctx, &m)
+		}
+	case "invoice":
+		var m mlcv1.InvoiceReady
+		if err = decode(d, &m, m.GetSchemaVersion); err == nil {
+			err = c.Invoice(ctx, &m)
+		}
+	case "refund":
+		var m mlcv1.RefundRequested
+		if err = decode(d, &m, m.GetSchemaVersion); err == nil {
+			err = c.Refund(ctx, &m)
+		}
+	default:
+		err = bus.Poison(fmt.Errorf("unknown ERP event kind %q", kind))
+	}
+	return err
+}
+
+func decode(d *bus.Delivery, m proto.Message, version func() uint32) error {
+	if err := proto.Unmarshal(d.Data, m); err != nil {
+		return bus.Poison(fmt.Errorf("undecodable %s: %w", d.Subject, err))
+	}
+	if v := version(); v != SchemaVersion {
+		return bus.Poison(fmt.Errorf("%s: schema version %d not understood (want %d)", d.Subject, v, SchemaVersion))
+	}
+	return nil
+}
+
+// erpName is the ledger's name for an ERP.
+func erpName(e mlcv1.Erp) (string, error) {
+	switch e {
+	case mlcv1.Erp_ERP_IFS:
+		return "ifs", nil
+	case mlcv1.Erp_ERP_JDE:
+		return "jde", nil
+	}
+	return "", fmt.Errorf("unknown erp %v", e)
+}
+
+// invalid is an input that can never succeed: it becomes an exception.
+type invalid struct {
+	kind   string
+	reason string
+}
+
+func (e *invalid) Error() string { return e.reason }
+
+func invalidf(kind, format string, args ...any) error {
+	return &invalid{kind: kind, reason: fmt.Sprintf(format, args...)}
+}
+
+// classify turns a GoCardless error into what the handler should do:
+// transient errors are retried (after a pause when the breaker is open),
+// refusals become exceptions.
+func classify(what string, err error) error {
+	switch {
+	case breaker.IsOpen(err) || errors.Is(err, gocardless.ErrUnavailable):
+		return bus.RetryAfter(30*time.Second, fmt.Errorf("%s: %w", what, err))
+	case gocardless.Temporary(err) || errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return &invalid{kind: "gocardless_refused", reason: fmt.Sprintf("%s: %v", what, err)}
+}
+
+// settle turns a handler's error into the bus's answer: an invalid input
+// is recorded as an exception (once, by dedup key) and acknowledged.
+func (c *Collector) settle(ctx context.Context, err error, aggType, aggID, dedup string, detail map[string]any) error {
+	var inv *invalid
+	if !errors.As(err, &inv) {
+		return err
+	}
+	if errors.Is(err, accounts.ErrNotRoutable) {
+		inv.kind = "unroutable"
+	}
+	c.log.WarnContext(ctx, "input refused", "aggregate", aggType+" "+aggID, "kind", inv.kind, "reason", inv.reason)
+	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		_, err := ledger.RaiseException(ctx, tx, ledger.Exception{
+			Kind: inv.kind, AggregateType: aggType, AggregateID: aggID, Reason: inv.reason, Detail: detail, DedupKey: dedup,
+		})
+		return err
+	})
+}
+
+// route resolves who collects for the event's company; an unroutable
+// company is an invalid input.
+func (c *Collector) route(ctx context.Context, ref *mlcv1.ErpRef) (accounts.Route, string, error) {
+	erp, err := erpName(ref.GetErp())
+	if err != nil {
+		return accounts.Route{}, "", &invalid{kind: "invalid_event", reason: err.Error()}
+	}
+	r, err := c.dir.Route(ctx, ref.GetConnection(), ref.GetCompany())
+	if errors.Is(err, accounts.ErrNotRoutable) {
+		return r, erp, &invalid{kind: "unroutable", reason: err.Error()}
+	}
+	return r, erp, err
+}

@@ -1,0 +1,284 @@
+package collect_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/platform/audit"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
+)
+
+// aligned publishes a customer and waits until it has a mandate.
+func aligned(t *testing.T, r *rig.Rig, customers ...string) {
+	t.Helper()
+	for _, c := range customers {
+		r.Publish(rig.Customer(c))
+	}
+	r.Eventually(20*time.Second, "customers aligned", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE gc_mandate_id IS NOT NULL`) == len(customers)
+	})
+}
+
+func TestCustomerGetsCustomerBankAccountAndMandate(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	aligned(t, r, "C1")
+	if got := len(r.Sim.Customers()); got != 1 {
+		t.Fatalf("%d GoCardless customers, want 1", got)
+	}
+	md := r.Sim.Mandates()
+	if len(md) != 1 || len(r.Sim.BankAccounts()) != 1 {
+		t.Fatalf("%d mandates, %d bank accounts; want 1 each", len(md), len(r.Sim.BankAccounts()))
+	}
+	link, err := r.Ledger.Customer(context.Background(), ledger.CustomerKey{ERP: "ifs", ConnectionID: connID(t, r), Company: "10", CustomerID: "C1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link.GCMandateID != md[0].ID || link.MandateScheme != "bacs" || !link.MandateUsable() || link.BankFingerprint == "" {
+		t.Errorf("link %+v", link)
+	}
+	// The same version again changes nothing; a new version updates the
+	// customer but keeps the mandate (same bank details).
+	r.GCRequests.Reset()
+	r.Publish(rig.Customer("C1"))
+	changed := rig.Customer("C1")
+	changed.Version, changed.Email = "v2", "new@example.com"
+	r.Publish(changed)
+	r.Eventually(10*time.Second, "v2 applied", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v2'`) == 1
+	})
+	if r.GCRequests.Calls("PUT /customers/:id") != 1 || len(r.Sim.Mandates()) != 1 || r.GCRequests.Calls("POST /customers") != 0 {
+		t.Errorf("update: %d PUTs, %d mandates, %d creates", r.GCRequests.Calls("PUT /customers/:id"), len(r.Sim.Mandates()), r.GCRequests.Calls("POST /customers"))
+	}
+	// New bank details: a new bank account and mandate.
+	moved := rig.Customer("C1")
+	moved.Version = "v3"
+	moved.BankDetails.AccountNumber = "44779911"
+	r.Publish(moved)
+	r.Eventually(10*time.Second, "second mandate", func() bool { return len(r.Sim.Mandates()) == 2 })
+	if err := audit.Verify(context.Background(), r.DB, "customer", fmt.Sprintf("ifs:%d:10:C1", connID(t, r))); err != nil {
+		t.Error(err)
+	}
+}
+
+func connID(t *testing.T, r *rig.Rig) int64 {
+	t.Helper()
+	var id int64
+	if err := r.DB.QueryRow(context.Background(), `SELECT id FROM connections WHERE name = $1`, rig.ERPConnection).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func TestInvoiceBecomesExactlyOnePayment(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 4)
+	aligned(t, r, "C1")
+	r.GCRequests.Reset()
+	inv := rig.Invoice("INV1", "C1", "123.45")
+	r.Publish(inv)
+	r.Eventually(10*time.Second, "payment created", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE state <> 'creating'`) == 1
+	})
+	if n := r.GCRequests.Total(); n != 1 {
+		t.Errorf("%d GoCardless calls for one invoice of a customer with a mandate, want exactly 1", n)
+	}
+	// Re-polled with a new version but the same amount: nothing new.
+	again := rig.Invoice("INV1", "C1", "123.45")
+	again.Version = "v2"
+	r.Publish(inv)
+	r.Publish(again)
+	time.Sleep(300 * time.Millisecond)
+	pm := r.Sim.Payments()
+	if len(pm) != 1 || pm[0].Amount != 12345 || pm[0].Currency != "GBP" || pm[0].Metadata["invoice_id"] != "INV1" || pm[0].Reference != "INV1" {
+		t.Fatalf("payments %+v, want one of 12345 GBP for INV1", pm)
+	}
+	col, err := r.Ledger.Collection(context.Background(), ledger.InvoiceKey{ERP: "ifs", ConnectionID: connID(t, r), Company: "10", InvoiceID: "INV1"})
+	if err != nil || col.GCPaymentID != pm[0].ID || col.State != "pending_submission" || col.IdempotencyKey != ledger.PaymentKey(col.Key, 1) {
+		t.Errorf("collection %+v, %v", col, err)
+	}
+	if r.Count(`SELECT count(*) FROM exceptions`) != 0 {
+		t.Errorf("unexpected exceptions")
+	}
+}
+
+// A crash after GoCardless created the payment but before the row was
+// completed leaves the row in creating with its key; the redelivered event
+// must end with that one payment, not a second.
+func TestCrashBetweenGoCardlessAndDatabaseResumes(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	aligned(t, r, "C1")
+	id := connID(t, r)
+	link, _ := r.Ledger.Customer(context.Background(), ledger.CustomerKey{ERP: "ifs", ConnectionID: id, Company: "10", CustomerID: "C1"})
+	key := ledger.InvoiceKey{ERP: "ifs", ConnectionID: id, Company: "10", InvoiceID: "INV9"}
+	// What the dead process left behind: its row, and its payment at GoCardless.
+	if err := r.Ledger.Tx(context.Background(), func(tx pgx.Tx) error {
+		_, _, err := ledger.StartCollection(context.Background(), tx, ledger.Collection{Key: key, InvoiceNo: "INV9", CustomerID: "C1",
+			Kind: "payment", AmountMinor: 5000, Currency: "GBP", GCMandateID: link.GCMandateID, ERPVersion: "v1"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := gocardless.PaymentParams{Amount: 5000, Currency: "GBP"}
+	p.Links.Mandate = link.GCMandateID
+	first, _, err := client.CreatePayment(context.Background(), ledger.PaymentKey(key, 1), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	r.Publish(rig.Invoice("INV9", "C1", "50.00"))
+	r.Eventually(10*time.Second, "collection resumed", func() bool {
+		c, err := r.Ledger.Collection(context.Background(), key)
+		return err == nil && c.State != "creating"
+	})
+	c, _ := r.Ledger.Collection(context.Background(), key)
+	if len(r.Sim.Payments()) != 1 || c.GCPaymentID != first.ID {
+		t.Errorf("%d payments, collection has %s; want the one payment %s", len(r.Sim.Payments()), c.GCPaymentID, first.ID)
+	}
+}
+
+func TestInvalidInputsBecomeOneExceptionEach(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 4)
+	aligned(t, r, "C1")
+	withCompany := func(inv *mlcv1.InvoiceReady, company string) *mlcv1.InvoiceReady { inv.Erp = rig.ERP(company); return inv }
+	tests := []struct {
+		name string
+		inv  *mlcv1.InvoiceReady
+		want string
+	}{
+		{"too many decimals", rig.Invoice("BAD1", "C1", "10.005"), "more decimals than the currency allows"},
+		{"unknown currency", func() *mlcv1.InvoiceReady { i := rig.Invoice("BAD2", "C1", "10.00"); i.Currency = "XYZ"; return i }(), "unknown currency"},
+		{"no scheme for currency", func() *mlcv1.InvoiceReady { i := rig.Invoice("BAD3", "C1", "10"); i.Currency = "JPY"; return i }(), "no bank-debit scheme collects"},
+		{"currency of another scheme", func() *mlcv1.InvoiceReady { i := rig.Invoice("BAD4", "C1", "10.00"); i.Currency = "EUR"; return i }(), "cannot be collected on customer C1's bacs mandate"},
+		{"below the scheme minimum", rig.Invoice("BAD5", "C1", "0.50"), "below the bacs minimum"},
+		{"above the scheme maximum", rig.Invoice("BAD6", "C1", "5000.01"), "above the bacs maximum"},
+		{"negative amount", rig.Invoice("BAD7", "C1", "-10.00"), "negative amount"},
+		{"company not configured", withCompany(rig.Invoice("BAD8", "C1", "10.00"), "99"), `company "99" is not configured`},
+		{"malformed due date", func() *mlcv1.InvoiceReady { i := rig.Invoice("BAD9", "C1", "10.00"); i.DueDate = "21/11/2026"; return i }(), "is not YYYY-MM-DD"},
+	}
+	for _, tc := range tests {
+		r.Publish(tc.inv)
+		r.Publish(tc.inv) // a duplicate must not open a second exception
+	}
+	r.Eventually(20*time.Second, "exceptions", func() bool { return r.Count(`SELECT count(*) FROM exceptions`) >= len(tests) })
+	time.Sleep(300 * time.Millisecond)
+	exceptions, err := r.Ledger.Exceptions(context.Background(), "open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exceptions) != len(tests) {
+		t.Errorf("%d exceptions, want %d", len(exceptions), len(tests))
+	}
+	for _, tc := range tests {
+		var found int
+		for _, e := range exceptions {
+			if strings.HasSuffix(e.AggregateID, ":"+tc.inv.GetInvoice().GetInvoiceId()) {
+				found++
+				if !strings.Contains(e.Reason, tc.want) {
+					t.Errorf("%s: reason %q, want %q", tc.name, e.Reason, tc.want)
+				}
+			}
+		}
+		if found != 1 {
+			t.Errorf("%s: %d exceptions, want 1", tc.name, found)
+		}
+	}
+	if len(r.Sim.Payments()) != 0 || r.Count(`SELECT count(*) FROM collections`) != 0 {
+		t.Errorf("invalid invoices reached GoCardless or the ledger")
+	}
+}
+
+func TestUnusableMandateAndChangedInvoice(t *testing.T) {
+	r := rig.New(t, rig.Options{Sim: gcsim.Options{Scenarios: []gcsim.Rule{{Resource: "mandates", CompanyName: "Customer BADBANK", Outcome: "failed", Cause: "invalid_bank_details"}}}})
+	r.Consumers("a", 2)
+	aligned(t, r, "C1", "BADBANK")
+	r.Sim.Advance(5 * 24 * time.Hour)
+	if err := r.CatchUp.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.Eventually(10*time.Second, "mandate failed", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE mandate_status = 'failed'`) == 1
+	})
+	r.Publish(rig.Invoice("INV-B", "BADBANK", "20.00"))
+	r.Publish(rig.Invoice("INV-C", "C1", "20.00"))
+	r.Eventually(10*time.Second, "invoice collected", func() bool { return len(r.Sim.Payments()) == 1 })
+	changed := rig.Invoice("INV-C", "C1", "25.00")
+	changed.Version = "v2"
+	r.Publish(changed)
+	r.Eventually(10*time.Second, "exceptions", func() bool { return r.Count(`SELECT count(*) FROM exceptions`) == 2 })
+	for kind, want := range map[string]string{"mandate_unusable": "is failed", "invoice_changed": "after collection of 2000 minor units started"} {
+		var reason string
+		if err := r.DB.QueryRow(context.Background(), `SELECT reason FROM exceptions WHERE kind = $1`, kind).Scan(&reason); err != nil || !strings.Contains(reason, want) {
+			t.Errorf("%s exception: %q %v, want %q", kind, reason, err, want)
+		}
+	}
+}
+
+// An invoice that arrives before its customer waits for it.
+func TestInvoiceBeforeCustomerWaits(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	r.Publish(rig.Invoice("INV-E", "LATE", "30.00"))
+	time.Sleep(300 * time.Millisecond)
+	r.Publish(rig.Customer("LATE"))
+	r.Eventually(15*time.Second, "payment", func() bool { return len(r.Sim.Payments()) == 1 })
+	if n := r.Count(`SELECT count(*) FROM exceptions`); n != 0 {
+		t.Errorf("%d exceptions", n)
+	}
+}
+
+// Two replicas on the same durable consumers collect 5,000 invoices:
+// exactly 5,000 payments, one per invoice.
+func TestTwoReplicasNeverDoubleCollect(t *testing.T) {
+	if testing.Short() {
+		t.Skip("5,000 invoices")
+	}
+	r := rig.New(t, rig.Options{Sim: gcsim.Options{RateLimit: 1_000_000}})
+	customers := make([]string, 50)
+	for i := range customers {
+		customers[i] = fmt.Sprintf("C%02d", i)
+	}
+	r.Consumers("a", 8)
+	aligned(t, r, customers...)
+	r.Consumers("b", 8)
+	const n = 5000
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				r.Publish(rig.Invoice(fmt.Sprintf("INV%05d", i), customers[i%len(customers)], fmt.Sprintf("%d.%02d", 10+i%90, i%100)))
+			}
+		})
+	}
+	wg.Wait()
+	r.Eventually(120*time.Second, "5,000 collections", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE gc_payment_id IS NOT NULL`) == n
+	})
+	pm := r.Sim.Payments()
+	seen := map[string]bool{}
+	for _, p := range pm {
+		if seen[p.Metadata["invoice_id"]] {
+			t.Fatalf("invoice %s collected twice", p.Metadata["invoice_id"])
+		}
+		seen[p.Metadata["invoice_id"]] = true
+	}
+	if len(pm) != n {
+		t.Errorf("%d payments, want %d", len(pm), n)
+	}
+}

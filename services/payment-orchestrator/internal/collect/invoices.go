@@ -1,0 +1,207 @@
+package collect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/connectors/gocardless/scheme"
+	"github.com/ml-connector/ml-connector/platform/bus"
+	"github.com/ml-connector/ml-connector/platform/money"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+)
+
+// Invoice collects an invoice ready for collection: validated, recorded
+// with its idempotency key, created at GoCardless, and completed.
+func (c *Collector) Invoice(ctx context.Context, m *mlcv1.InvoiceReady) error {
+	aggID := m.GetErp().GetConnection() + ":" + m.GetErp().GetCompany() + ":" + m.GetInvoice().GetInvoiceId()
+	route, erp, err := c.route(ctx, m.GetErp())
+	if err == nil {
+		err = c.collect(ctx, route, erp, m)
+	}
+	return c.settle(ctx, err, "invoice", aggID, "invoice:"+aggID+":"+m.GetVersion(),
+		map[string]any{"version": m.GetVersion(), "amount": m.GetAmount(), "currency": m.GetCurrency(), "customer": m.GetCustomerId()})
+}
+
+func (c *Collector) collect(ctx context.Context, route accounts.Route, erp string, m *mlcv1.InvoiceReady) error {
+	inv := m.GetInvoice()
+	if inv.GetInvoiceId() == "" || m.GetCustomerId() == "" {
+		return invalidf("invalid_invoice", "invoice event without invoice or customer id")
+	}
+	amount, err := money.ToMinor(m.GetAmount(), m.GetCurrency())
+	if err != nil {
+		return invalidf("invalid_invoice", "amount: %v", err)
+	}
+	sch, err := scheme.ForCurrency(m.GetCurrency())
+	if err != nil {
+		return invalidf("invalid_invoice", "currency: %v", err)
+	}
+	due := c.Now().UTC().Truncate(24 * time.Hour)
+	if m.GetDueDate() != "" {
+		if due, err = time.Parse(time.DateOnly, m.GetDueDate()); err != nil {
+			return invalidf("invalid_invoice", "due date %q is not YYYY-MM-DD", m.GetDueDate())
+		}
+	}
+	customer, err := c.ledger.Customer(ctx, ledger.CustomerKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, CustomerID: m.GetCustomerId()})
+	switch {
+	case errors.Is(err, ledger.ErrNotFound) || (err == nil && customer.GCMandateID == ""):
+		// The customer (or its mandate) may simply not have arrived yet.
+		return bus.RetryAfter(c.CustomerWait, fmt.Errorf("customer %s has no mandate yet", m.GetCustomerId()))
+	case err != nil:
+		return err
+	case !customer.MandateUsable():
+		return invalidf("mandate_unusable", "mandate %s of customer %s is %s", customer.GCMandateID, m.GetCustomerId(), customer.MandateStatus)
+	case customer.MandateScheme != "" && customer.MandateScheme != sch.Name:
+		return invalidf("invalid_invoice", "%s cannot be collected on customer %s's %s mandate", m.GetCurrency(), m.GetCustomerId(), customer.MandateScheme)
+	}
+	// The invoice number is the reference when the scheme's banks can
+	// carry it; otherwise GoCardless assigns one and the ERP identity
+	// travels in the metadata alone.
+	reference := inv.GetInvoiceNo()
+	if sch.MaxReference > 0 && len(reference) > sch.MaxReference {
+		reference = ""
+	}
+	if err := sch.Check(amount, customer.Country, reference); err != nil {
+		return invalidf("invalid_invoice", "%v", err)
+	}
+
+	key := ledger.InvoiceKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, InvoiceID: inv.GetInvoiceId()}
+	want := ledger.Collection{
+		Key: key, InvoiceNo: inv.GetInvoiceNo(), DocType: inv.GetDocType(), Suffix: inv.GetSuffix(),
+		CustomerID: m.GetCustomerId(), BusinessUnit: m.GetBusinessUnit(), Kind: "payment", AmountMinor: amount,
+		Currency: m.GetCurrency(), DueDate: due, Reference: reference, GCConnectionID: route.GoCardless.ID,
+		GCMandateID: customer.GCMandateID, ERPVersion: m.GetVersion(),
+	}
+	if r := m.GetRecurrence(); r != nil && r.GetIntervalUnit() != mlcv1.IntervalUnit_INTERVAL_UNIT_UNSPECIFIED {
+		want.Kind = "subscription"
+	}
+	// Dated on the due date, unless the mandate cannot be charged that
+	// early: then GoCardless's earliest possible date.
+	if due.After(customer.NextChargeDate) && due.After(c.Now()) {
+		want.ChargeDate = due
+	}
+
+	var existing ledger.Collection
+	var started bool
+	if err := c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		existing, started, err = ledger.StartCollection(ctx, tx, want)
+		return err
+	}); err != nil {
+		return err
+	}
+	if !started && existing.State != "creating" {
+		if existing.AmountMinor != amount || existing.Currency != m.GetCurrency() {
+			return invalidf("invoice_changed", "invoice changed to %s %s after collection of %d minor units started (state %s)",
+				m.GetAmount(), m.GetCurrency(), existing.AmountMinor, existing.State)
+		}
+		return nil // already collected: a redelivery or a re-poll
+	}
+	// A collection left in creating (by a crash, or a redelivery racing
+	// the first delivery) is resumed with its stored key: GoCardless
+	// answers with the payment it already made, if it made one.
+	return c.create(ctx, route, existing, m.GetRecurrence())
+}
+
+// metadata carries the ERP identity on every GoCardless object, so an
+// event about it can be placed even before its id is recorded here.
+func metadata(route accounts.Route, invoiceID string) map[string]string {
+	return map[string]string{"erp_connection": route.ERP.Name, "company": route.Company, "invoice_id": invoiceID}
+}
+
+func (c *Collector) create(ctx context.Context, route accounts.Route, col ledger.Collection, rec *mlcv1.Recurrence) error {
+	done := col
+	if col.Kind == "subscription" {
+		sp := gocardless.SubscriptionParams{
+			Amount: col.AmountMinor, Currency: col.Currency, IntervalUnit: intervalUnit(rec.GetIntervalUnit()),
+			Interval: int(rec.GetInterval()), DayOfMonth: int(rec.GetDayOfMonth()), Count: int(rec.GetCount()),
+			Name: col.InvoiceNo, PaymentReference: col.Reference, Metadata: metadata(route, col.Key.InvoiceID),
+		}
+		if rec.GetMonth() > 0 {
+			sp.Month = time.Month(rec.GetMonth()).String()
+		}
+		if col.ChargeDate.Year() > 1 {
+			sp.StartDate = col.ChargeDate.Format(time.DateOnly)
+		}
+		sp.Links.Mandate = col.GCMandateID
+		sub, _, err := route.Client.CreateSubscription(ctx, col.IdempotencyKey, sp)
+		if err != nil {
+			return c.refused(ctx, col, classify("create subscription", err))
+		}
+		done.GCSubscription, done.State = sub.ID, "created"
+	} else {
+		pp := gocardless.PaymentParams{
+			Amount: col.AmountMinor, Currency: col.Currency, Reference: col.Reference,
+			Description: "Invoice " + col.InvoiceNo, Metadata: metadata(route, col.Key.InvoiceID),
+		}
+		if col.ChargeDate.Year() > 1 {
+			pp.ChargeDate = col.ChargeDate.Format(time.DateOnly)
+		}
+		pp.Links.Mandate = col.GCMandateID
+		pm, _, err := route.Client.CreatePayment(ctx, col.IdempotencyKey, pp)
+		if gocardless.IsValidation(err) && pp.ChargeDate != "" {
+			// The mandate's earliest charge date moved past the due date:
+			// let GoCardless date it, under the same key.
+			pp.ChargeDate = ""
+			pm, _, err = route.Client.CreatePayment(ctx, col.IdempotencyKey, pp)
+		}
+		if err != nil {
+			return c.refused(ctx, col, classify("create payment", err))
+		}
+		done.GCPaymentID, done.State = pm.ID, pm.Status
+		if d, err := time.Parse(time.DateOnly, pm.ChargeDate); err == nil {
+			done.ChargeDate = d
+		}
+		if ledger.Rank(done.State) == 0 {
+			done.State = "created"
+		}
+	}
+	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		now, err := ledger.LockCollection(ctx, tx, col.Key)
+		if err != nil {
+			return err
+		}
+		if now.State != "creating" {
+			return nil // another delivery completed it first
+		}
+		done.LastEventAt = now.LastEventAt
+		return ledger.SaveCollection(ctx, tx, now, done, "collection.created", "created at GoCardless")
+	})
+}
+
+// refused marks a collection GoCardless refused as an exception (the
+// invalid error then records the exception itself); other errors pass.
+func (c *Collector) refused(ctx context.Context, col ledger.Collection, err error) error {
+	var inv *invalid
+	if !errors.As(err, &inv) {
+		return err
+	}
+	if terr := c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		now, err := ledger.LockCollection(ctx, tx, col.Key)
+		if err != nil || now.State != "creating" {
+			return err
+		}
+		after := now
+		after.State, after.FailureDescription = "exception", inv.reason
+		return ledger.SaveCollection(ctx, tx, now, after, "collection.refused", inv.reason)
+	}); terr != nil {
+		return terr
+	}
+	return err
+}
+
+
+func intervalUnit(u mlcv1.IntervalUnit) string {
+	switch u {
+	case mlcv1.IntervalUnit_INTERVAL_UNIT_WEEKLY:
+		return "weekly"
+	case mlcv1.IntervalUnit_INTERVAL_UNIT_YEARLY:
+		return "yearly"
+	}
+	return "monthly"
+}

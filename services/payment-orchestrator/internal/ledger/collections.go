@@ -1,0 +1,219 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// InvoiceKey identifies an ERP invoice.
+type InvoiceKey struct {
+	ERP          string
+	ConnectionID int64
+	Company      string
+	InvoiceID    string
+}
+
+func (k InvoiceKey) aggregateID() string {
+	return fmt.Sprintf("%s:%d:%s:%s", k.ERP, k.ConnectionID, k.Company, k.InvoiceID)
+}
+
+// Collection is one ERP invoice being collected.
+type Collection struct {
+	ID             int64
+	Key            InvoiceKey
+	InvoiceNo      string
+	DocType        string
+	Suffix         string
+	CustomerID     string
+	BusinessUnit   string
+	Kind           string // payment or subscription
+	AmountMinor    int64
+	Currency       string
+	DueDate        time.Time
+	ChargeDate     time.Time
+	Reference      string
+	State          string
+	GCConnectionID int64
+	GCPaymentID    string
+	GCSubscription string
+	GCMandateID    string
+	// IdempotencyKey is derived from the invoice and the attempt, so any
+	// retry of the same attempt, after any crash, asks GoCardless for the
+	// same payment.
+	IdempotencyKey     string
+	Attempts           int
+	FailureCause       string
+	FailureReasonCode  string
+	FailureDescription string
+	ERPVersion         string
+	LastEventAt        time.Time
+}
+
+// PaymentKey is the idempotency key of attempt n of collecting invoice k.
+func PaymentKey(k InvoiceKey, attempt int) string {
+	return fmt.Sprintf("mlc:%s:%d:%s:%s:payment:%d", k.ERP, k.ConnectionID, k.Company, k.InvoiceID, attempt)
+}
+
+// Rank orders collection states along the payment lifecycle; it breaks ties
+// between GoCardless events with the same timestamp.
+func Rank(state string) int {
+	switch state {
+	case "creating":
+		return 0
+	case "created":
+		return 1
+	case "pending_submission":
+		return 2
+	case "submitted":
+		return 3
+	case "confirmed":
+		return 4
+	case "paid_out":
+		return 5
+	case "cancelled", "failed":
+		return 6
+	case "charged_back":
+		return 7
+	}
+	return 0
+}
+
+const collectionColumns = `id, erp, connection_id, company, invoice_id, invoice_no, doc_type, suffix, customer_id,
+	coalesce(business_unit, ''), kind, amount_minor, currency, coalesce(due_date, '0001-01-01'::date),
+	coalesce(charge_date, '0001-01-01'::date), coalesce(reference, ''), state, coalesce(gc_connection_id, 0),
+	coalesce(gc_payment_id, ''), coalesce(gc_subscription_id, ''), coalesce(gc_mandate_id, ''), idempotency_key,
+	attempts, coalesce(failure_cause, ''), coalesce(failure_reason_code, ''), coalesce(failure_description, ''),
+	coalesce(erp_version, ''), coalesce(last_event_at, '0001-01-01'::timestamptz)`
+
+func scanCollection(row pgx.Row) (Collection, error) {
+	var c Collection
+	err := row.Scan(&c.ID, &c.Key.ERP, &c.Key.ConnectionID, &c.Key.Company, &c.Key.InvoiceID, &c.InvoiceNo, &c.DocType,
+		&c.Suffix, &c.CustomerID, &c.BusinessUnit, &c.Kind, &c.AmountMinor, &c.Currency, &c.DueDate, &c.ChargeDate,
+		&c.Reference, &c.State, &c.GCConnectionID, &c.GCPaymentID, &c.GCSubscription, &c.GCMandateID, &c.IdempotencyKey,
+		&c.Attempts, &c.FailureCause, &c.FailureReasonCode, &c.FailureDescription, &c.ERPVersion, &c.LastEventAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	return c, err
+}
+
+func dateOrNil(t time.Time) *time.Time {
+	if t.Year() <= 1 {
+		return nil
+	}
+	return &t
+}
+
+// StartCollection records c in state creating, with its idempotency key,
+// before anything is asked of GoCardless. If the invoice already has a
+// collection, that one is returned instead and started is false. Either
+// way the row is locked until tx ends.
+func StartCollection(ctx context.Context, tx pgx.Tx, c Collection) (_ Collection, started bool, err error) {
+	c.State, c.Attempts = "creating", 1
+	c.IdempotencyKey = PaymentKey(c.Key, c.Attempts)
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO collections (erp, connection_id, company, invoice_id, invoice_no, doc_type, suffix, customer_id,
+			business_unit, kind, amount_minor, currency, due_date, charge_date, reference, state, state_rank,
+			gc_connection_id, gc_mandate_id, idempotency_key, attempts, erp_version)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), $10, $11, $12, $13, $14, nullif($15, ''), 'creating', 0,
+			nullif($16, 0), nullif($17, ''), $18, $19, nullif($20, ''))
+		ON CONFLICT (connection_id, company, invoice_id) DO NOTHING`,
+		c.Key.ERP, c.Key.ConnectionID, c.Key.Company, c.Key.InvoiceID, c.InvoiceNo, c.DocType, c.Suffix, c.CustomerID,
+		c.BusinessUnit, c.Kind, c.AmountMinor, c.Currency, dateOrNil(c.DueDate), dateOrNil(c.ChargeDate), c.Reference,
+		c.GCConnectionID, c.GCMandateID, c.IdempotencyKey, c.Attempts, c.ERPVersion)
+	if err != nil {
+		return c, false, fmt.Errorf("start collection %s: %w", c.Key.aggregateID(), err)
+	}
+	started = tag.RowsAffected() == 1
+	locked, err := LockCollection(ctx, tx, c.Key)
+	if err != nil {
+		return c, false, err
+	}
+	if started {
+		err = record(ctx, tx, "collection", c.Key.aggregateID(), "collection.creating", Change{
+			After: collectionView(locked), Cause: "invoice ready for collection"})
+	}
+	return locked, started, err
+}
+
+// LockCollection locks and returns the collection of an invoice.
+func LockCollection(ctx context.Context, tx pgx.Tx, k InvoiceKey) (Collection, error) {
+	c, err := scanCollection(tx.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections
+		WHERE connection_id = $1 AND company = $2 AND invoice_id = $3 FOR UPDATE`, k.ConnectionID, k.Company, k.InvoiceID))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		err = fmt.Errorf("lock collection %s: %w", k.aggregateID(), err)
+	}
+	return c, err
+}
+
+// LockCollectionByPayment locks the collection a GoCardless payment belongs to.
+func LockCollectionByPayment(ctx context.Context, tx pgx.Tx, paymentID string) (Collection, error) {
+	return scanCollection(tx.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections WHERE gc_payment_id = $1 FOR UPDATE`, paymentID))
+}
+
+// LockCollectionBySubscription locks the collection of a GoCardless subscription.
+func LockCollectionBySubscription(ctx context.Context, tx pgx.Tx, subscriptionID string) (Collection, error) {
+	return scanCollection(tx.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections WHERE gc_subscription_id = $1 FOR UPDATE`, subscriptionID))
+}
+
+// Collection reads a collection without locking it.
+func (l *Ledger) Collection(ctx context.Context, k InvoiceKey) (Collection, error) {
+	return scanCollection(l.db.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections
+		WHERE connection_id = $1 AND company = $2 AND invoice_id = $3`, k.ConnectionID, k.Company, k.InvoiceID))
+}
+
+// CollectionByID reads a collection by its id.
+func (l *Ledger) CollectionByID(ctx context.Context, id int64) (Collection, error) {
+	return scanCollection(l.db.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections WHERE id = $1`, id))
+}
+
+// SaveCollection writes c (locked in tx) and audits the change.
+func SaveCollection(ctx context.Context, tx pgx.Tx, before, c Collection, action, cause string) error {
+	var lastEvent *time.Time
+	if c.LastEventAt.Year() > 1 {
+		lastEvent = &c.LastEventAt
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE collections SET state = $2, state_rank = $3, gc_payment_id = nullif($4, ''),
+			gc_subscription_id = nullif($5, ''), gc_mandate_id = nullif($6, ''), charge_date = $7,
+			idempotency_key = $8, attempts = $9, failure_cause = nullif($10, ''), failure_reason_code = nullif($11, ''),
+			failure_description = nullif($12, ''), last_event_at = $13, reference = nullif($14, ''),
+			gc_connection_id = nullif($15, 0)
+		WHERE id = $1`, c.ID, c.State, Rank(c.State), c.GCPaymentID, c.GCSubscription, c.GCMandateID,
+		dateOrNil(c.ChargeDate), c.IdempotencyKey, c.Attempts, c.FailureCause, c.FailureReasonCode,
+		c.FailureDescription, lastEvent, c.Reference, c.GCConnectionID)
+	if err != nil {
+		return fmt.Errorf("save collection %s: %w", c.Key.aggregateID(), err)
+	}
+	return record(ctx, tx, "collection", c.Key.aggregateID(), action, Change{Before: collectionView(before), After: collectionView(c), Cause: cause})
+}
+
+// AggregateID is the audit-log id of a collection.
+func (c Collection) AggregateID() string { return c.Key.aggregateID() }
+
+func collectionView(c Collection) map[string]any {
+	v := map[string]any{
+		"state": c.State, "amount_minor": c.AmountMinor, "currency": c.Currency, "attempts": c.Attempts,
+		"idempotency_key": c.IdempotencyKey,
+	}
+	for k, s := range map[string]string{"gc_payment": c.GCPaymentID, "gc_subscription": c.GCSubscription,
+		"failure_cause": c.FailureCause, "reason_code": c.FailureReasonCode} {
+		if s != "" {
+			v[k] = s
+		}
+	}
+	if c.ChargeDate.Year() > 1 {
+		v["charge_date"] = c.ChargeDate.Format(time.DateOnly)
+	}
+	return v
+}
+
+// LockCollectionByInvoice locks a collection by connection id, company
+// and invoice id, as found in a GoCardless object's metadata.
+func LockCollectionByInvoice(ctx context.Context, tx pgx.Tx, connectionID int64, company, invoiceID string) (Collection, error) {
+	return LockCollection(ctx, tx, InvoiceKey{ConnectionID: connectionID, Company: company, InvoiceID: invoiceID})
+}

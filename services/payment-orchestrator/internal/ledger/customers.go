@@ -1,0 +1,137 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// CustomerKey identifies an ERP customer.
+type CustomerKey struct {
+	ERP          string // ifs or jde
+	ConnectionID int64
+	Company      string
+	CustomerID   string
+}
+
+func (k CustomerKey) aggregateID() string {
+	return fmt.Sprintf("%s:%d:%s:%s", k.ERP, k.ConnectionID, k.Company, k.CustomerID)
+}
+
+// CustomerLink is an ERP customer's GoCardless side.
+type CustomerLink struct {
+	ID  int64
+	Key CustomerKey
+
+	GCConnectionID  int64
+	GCCustomerID    string
+	GCBankAccountID string
+	GCMandateID     string
+	CreditorID      string
+	MandateStatus   string
+	MandateScheme   string
+	BankFingerprint string
+	// NextChargeDate is the mandate's next_possible_charge_date as last seen.
+	NextChargeDate time.Time
+	// MandateEventAt is the created_at of the newest mandate event applied.
+	MandateEventAt time.Time
+	Country        string
+	Language       string
+	ERPVersion     string
+}
+
+// MandateUsable reports whether payments can be created on the mandate:
+// GoCardless accepts them from submission onwards, before activation.
+func (c CustomerLink) MandateUsable() bool {
+	switch c.MandateStatus {
+	case "pending_customer_approval", "pending_submission", "submitted", "active":
+		return c.GCMandateID != ""
+	}
+	return false
+}
+
+const customerColumns = `id, erp, connection_id, company, erp_customer_id, coalesce(gc_connection_id, 0),
+	coalesce(gc_customer_id, ''), coalesce(gc_bank_account_id, ''), coalesce(gc_mandate_id, ''), coalesce(gc_creditor_id, ''),
+	coalesce(mandate_status, ''), coalesce(mandate_scheme, ''), coalesce(bank_fingerprint, ''),
+	coalesce(mandate_next_charge_date, '0001-01-01'::date), coalesce(mandate_event_at, '0001-01-01'::timestamptz),
+	coalesce(customer_country, ''), coalesce(customer_language, ''), coalesce(erp_version, '')`
+
+func scanCustomer(row pgx.Row) (CustomerLink, error) {
+	var c CustomerLink
+	err := row.Scan(&c.ID, &c.Key.ERP, &c.Key.ConnectionID, &c.Key.Company, &c.Key.CustomerID, &c.GCConnectionID,
+		&c.GCCustomerID, &c.GCBankAccountID, &c.GCMandateID, &c.CreditorID, &c.MandateStatus, &c.MandateScheme,
+		&c.BankFingerprint, &c.NextChargeDate, &c.MandateEventAt, &c.Country, &c.Language, &c.ERPVersion)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	return c, err
+}
+
+// LockCustomer returns the customer's link, creating an empty one if it is
+// new, locked until tx ends so that changes to one customer serialize.
+func LockCustomer(ctx context.Context, tx pgx.Tx, k CustomerKey) (CustomerLink, error) {
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO customer_links (erp, connection_id, company, erp_customer_id) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (connection_id, company, erp_customer_id) DO NOTHING`, k.ERP, k.ConnectionID, k.Company, k.CustomerID); err != nil {
+		return CustomerLink{}, fmt.Errorf("lock customer %s: %w", k.aggregateID(), err)
+	}
+	c, err := scanCustomer(tx.QueryRow(ctx, `SELECT `+customerColumns+` FROM customer_links
+		WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3 FOR UPDATE`, k.ConnectionID, k.Company, k.CustomerID))
+	if err != nil {
+		return c, fmt.Errorf("lock customer %s: %w", k.aggregateID(), err)
+	}
+	return c, nil
+}
+
+// Customer reads a customer's link without locking it.
+func (l *Ledger) Customer(ctx context.Context, k CustomerKey) (CustomerLink, error) {
+	return scanCustomer(l.db.QueryRow(ctx, `SELECT `+customerColumns+` FROM customer_links
+		WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3`, k.ConnectionID, k.Company, k.CustomerID))
+}
+
+// LockCustomersByMandate locks every link using a mandate (two companies
+// mapped to one creditor may share one).
+func LockCustomersByMandate(ctx context.Context, tx pgx.Tx, mandateID string) ([]CustomerLink, error) {
+	rows, err := tx.Query(ctx, `SELECT `+customerColumns+` FROM customer_links WHERE gc_mandate_id = $1 ORDER BY id FOR UPDATE`, mandateID)
+	if err != nil {
+		return nil, fmt.Errorf("customers of mandate %s: %w", mandateID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (CustomerLink, error) { return scanCustomer(r) })
+}
+
+// SaveCustomer writes c (locked by LockCustomer in tx) and audits the
+// change from before with action and cause.
+func SaveCustomer(ctx context.Context, tx pgx.Tx, before, c CustomerLink, action, cause string) error {
+	var next *time.Time
+	if !c.NextChargeDate.IsZero() && c.NextChargeDate.Year() > 1 {
+		next = &c.NextChargeDate
+	}
+	var eventAt *time.Time
+	if c.MandateEventAt.Year() > 1 {
+		eventAt = &c.MandateEventAt
+	}
+	_, err := tx.Exec(ctx, `
+		UPDATE customer_links SET gc_connection_id = nullif($2, 0), gc_customer_id = nullif($3, ''),
+			gc_bank_account_id = nullif($4, ''), gc_mandate_id = nullif($5, ''), gc_creditor_id = nullif($6, ''),
+			mandate_status = nullif($7, ''), mandate_scheme = nullif($8, ''), bank_fingerprint = nullif($9, ''),
+			mandate_next_charge_date = $10, mandate_event_at = $11, customer_country = nullif($12, ''),
+			customer_language = nullif($13, ''), erp_version = nullif($14, '')
+		WHERE id = $1`, c.ID, c.GCConnectionID, c.GCCustomerID, c.GCBankAccountID, c.GCMandateID, c.CreditorID,
+		c.MandateStatus, c.MandateScheme, c.BankFingerprint, next, eventAt, c.Country, c.Language, c.ERPVersion)
+	if err != nil {
+		return fmt.Errorf("save customer %s: %w", c.Key.aggregateID(), err)
+	}
+	return record(ctx, tx, "customer", c.Key.aggregateID(), action, Change{Before: customerView(before), After: customerView(c), Cause: cause})
+}
+
+// customerView is what the audit log keeps of a link: identifiers and
+// statuses, never bank details.
+func customerView(c CustomerLink) map[string]any {
+	return map[string]any{
+		"gc_customer": c.GCCustomerID, "gc_bank_account": c.GCBankAccountID, "gc_mandate": c.GCMandateID,
+		"mandate_status": c.MandateStatus, "scheme": c.MandateScheme, "creditor": c.CreditorID, "erp_version": c.ERPVersion,
+	}
+}

@@ -1,0 +1,171 @@
+// Package ledger is the payment orchestrator's record in Postgres: which
+// GoCardless customer, bank account and mandate each ERP customer has, one
+// collection per ERP invoice and one refund per ERP refund request, the
+// events already applied, and the exceptions waiting for an operator.
+// Every change is written together with its audit entry in one
+// transaction, so the audit trail is never behind the state it explains.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/platform/database"
+)
+
+// Actor is who the orchestrator's audit entries name.
+const Actor = "payment-orchestrator"
+
+// Ledger reads and writes the orchestrator's tables.
+type Ledger struct {
+	db *pgxpool.Pool
+}
+
+// New returns a ledger over db.
+func New(db *pgxpool.Pool) *Ledger { return &Ledger{db: db} }
+
+// DB is the pool, for callers composing their own transactions.
+func (l *Ledger) DB() *pgxpool.Pool { return l.db }
+
+// Tx runs fn in a transaction.
+func (l *Ledger) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return database.WithTx(ctx, l.db, fn)
+}
+
+// ErrNotFound is returned when a looked-up row does not exist.
+var ErrNotFound = errors.New("not found")
+
+// Change is the audit payload of a state change: what it was, what it
+// became, why, and the trace it happened in.
+type Change struct {
+	Before  any    `json:"before,omitempty"`
+	After   any    `json:"after,omitempty"`
+	Cause   string `json:"cause,omitempty"`
+	TraceID string `json:"trace_id,omitempty"`
+}
+
+// record appends an audit entry for aggregate in tx.
+func record(ctx context.Context, tx pgx.Tx, aggregateType, aggregateID, action string, c Change) error {
+	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
+		c.TraceID = sc.TraceID().String()
+	}
+	_, err := audit.Append(ctx, tx, audit.Entry{
+		AggregateType: aggregateType, AggregateID: aggregateID, Actor: Actor, Action: action, Payload: c,
+	})
+	return err
+}
+
+// MarkProcessed records that an event was applied. It reports false when
+// it had been already: the caller then changes nothing. Called inside the
+// transaction of the effect, so a crash before commit leaves it unapplied.
+func MarkProcessed(ctx context.Context, tx pgx.Tx, source, id string) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO processed_events (source, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, source, id)
+	if err != nil {
+		return false, fmt.Errorf("mark %s event %s processed: %w", source, id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Exception is work for an operator.
+type Exception struct {
+	ID            int64
+	Kind          string // e.g. invalid_invoice, mandate_unusable, gocardless_refused, erp_posting_refused, dead_letter
+	AggregateType string
+	AggregateID   string
+	Reason        string
+	Detail        map[string]any
+	Status        string
+	DedupKey      string
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+}
+
+// RaiseException opens an exception unless one with the same dedup key
+// exists, and audits it. It reports whether a new one was opened.
+func RaiseException(ctx context.Context, tx pgx.Tx, e Exception) (bool, error) {
+	if e.Detail == nil {
+		e.Detail = map[string]any{}
+	}
+	var dedup *string
+	if e.DedupKey != "" {
+		dedup = &e.DedupKey
+	}
+	var id int64
+	err := tx.QueryRow(ctx, `
+		INSERT INTO exceptions (kind, aggregate_type, aggregate_id, reason, detail, dedup_key)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+		RETURNING id`, e.Kind, e.AggregateType, e.AggregateID, e.Reason, e.Detail, dedup).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("raise exception: %w", err)
+	}
+	return true, record(ctx, tx, e.AggregateType, e.AggregateID, "exception.raised",
+		Change{After: map[string]any{"exception": id, "kind": e.Kind, "reason": e.Reason}, Cause: e.Reason})
+}
+
+// Exceptions lists exceptions, newest first; status "" means all.
+func (l *Ledger) Exceptions(ctx context.Context, status string) ([]Exception, error) {
+	rows, err := l.db.Query(ctx, `
+		SELECT id, kind, aggregate_type, aggregate_id, reason, detail, status, coalesce(dedup_key, ''), created_at, updated_at
+		FROM exceptions WHERE $1 = '' OR status = $1 ORDER BY id DESC`, status)
+	if err != nil {
+		return nil, fmt.Errorf("list exceptions: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Exception, error) {
+		var e Exception
+		err := r.Scan(&e.ID, &e.Kind, &e.AggregateType, &e.AggregateID, &e.Reason, &e.Detail, &e.Status, &e.DedupKey, &e.CreatedAt, &e.UpdatedAt)
+		return e, err
+	})
+}
+
+// SetExceptionStatus moves an exception to status (replayed, escalated,
+// resolved) and audits who did it and why.
+func SetExceptionStatus(ctx context.Context, tx pgx.Tx, id int64, status, actor, note string) error {
+	var before, aggType, aggID string
+	err := tx.QueryRow(ctx, `SELECT status, aggregate_type, aggregate_id FROM exceptions WHERE id = $1 FOR UPDATE`, id).Scan(&before, &aggType, &aggID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("exception %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE exceptions SET status = $2 WHERE id = $1`, id, status); err != nil {
+		return err
+	}
+	_, err = audit.Append(ctx, tx, audit.Entry{AggregateType: aggType, AggregateID: aggID, Actor: actor, Action: "exception." + status,
+		Payload: Change{Before: before, After: status, Cause: note}})
+	return err
+}
+
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// ConnectionName is the registry name of connection id.
+func ConnectionName(ctx context.Context, tx pgx.Tx, id int64) (string, error) {
+	var name string
+	err := tx.QueryRow(ctx, `SELECT name FROM connections WHERE id = $1`, id).Scan(&name)
+	return name, err
+}
+
+// ConnectionID is the id of the named connection.
+func ConnectionID(ctx context.Context, tx pgx.Tx, name string) (int64, error) {
+	var id int64
+	err := tx.QueryRow(ctx, `SELECT id FROM connections WHERE name = $1`, name).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("connection %q: %w", name, ErrNotFound)
+	}
+	return id, err
+}

@@ -1,0 +1,174 @@
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/platform/bus"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+)
+
+var mandateStates = map[string]struct {
+	status  string
+	outcome mlcv1.MandateStatus
+}{
+	"created":                   {"pending_submission", mlcv1.MandateStatus_MANDATE_STATUS_PENDING},
+	"customer_approval_granted": {"pending_submission", mlcv1.MandateStatus_MANDATE_STATUS_PENDING},
+	"submitted":                 {"submitted", mlcv1.MandateStatus_MANDATE_STATUS_PENDING},
+	"active":                    {"active", mlcv1.MandateStatus_MANDATE_STATUS_ACTIVE},
+	"reinstated":                {"active", mlcv1.MandateStatus_MANDATE_STATUS_ACTIVE},
+	"transferred":               {"active", mlcv1.MandateStatus_MANDATE_STATUS_ACTIVE},
+	"suspended_by_payer":        {"suspended_by_payer", mlcv1.MandateStatus_MANDATE_STATUS_SUSPENDED_BY_PAYER},
+	"failed":                    {"failed", mlcv1.MandateStatus_MANDATE_STATUS_FAILED},
+	"cancelled":                 {"cancelled", mlcv1.MandateStatus_MANDATE_STATUS_CANCELLED},
+	"expired":                   {"expired", mlcv1.MandateStatus_MANDATE_STATUS_EXPIRED},
+	"consumed":                  {"consumed", mlcv1.MandateStatus_MANDATE_STATUS_CONSUMED},
+	"blocked":                   {"blocked", mlcv1.MandateStatus_MANDATE_STATUS_BLOCKED},
+}
+
+// mandateRank breaks ties between mandate events of the same instant.
+func mandateRank(status string) int {
+	switch status {
+	case "pending_submission":
+		return 1
+	case "submitted":
+		return 2
+	case "active":
+		return 3
+	}
+	return 4
+}
+
+func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event) error {
+	mandateID := ev.GetLinks()["mandate"]
+	if mandateID == "" {
+		return nil
+	}
+	links, err := ledger.LockCustomersByMandate(ctx, tx, mandateID)
+	if err != nil {
+		return err
+	}
+	if len(links) == 0 {
+		// Our mandates carry the ERP customer in their metadata: one of
+		// ours that is not recorded yet is being created by a transaction
+		// that has not committed, so the event is retried. Others are not ours.
+		if ev.GetResourceMetadata()["erp_customer"] != "" {
+			return bus.RetryAfter(2*time.Second, fmt.Errorf("mandate %s not yet recorded", mandateID))
+		}
+		return nil
+	}
+	if ev.GetAction() == "replaced" {
+		return r.replaceMandate(ctx, tx, ev, links)
+	}
+	change, known := mandateStates[ev.GetAction()]
+	if !known {
+		return nil
+	}
+	var next time.Time
+	if change.status == "active" || change.status == "submitted" {
+		next = r.nextChargeDate(ctx, links[0].GCConnectionID, mandateID)
+	}
+	for _, link := range links {
+		if !newer(ev.at, mandateRank(change.status), link.MandateEventAt, mandateRank(link.MandateStatus)) {
+			continue
+		}
+		ref, err := erpRef(ctx, tx, link.Key.ERP, link.Key.ConnectionID, link.Key.Company)
+		if err != nil {
+			return err
+		}
+		out := &mlcv1.MandateOutcome{
+			SchemaVersion: 1, OutcomeId: ev.GetEventId() + ":" + link.Key.Company + ":" + link.Key.CustomerID, Erp: ref,
+			CustomerId: link.Key.CustomerID, MandateId: mandateID, Status: change.outcome, OccurredAt: ts(ev.at),
+			Cause: ev.GetDetails().GetCause(), ReasonCode: ev.GetDetails().GetReasonCode(),
+			Description: ev.GetDetails().GetDescription(), Scheme: link.MandateScheme,
+		}
+		pctx, cancel := context.WithTimeout(ctx, r.PostTimeout)
+		_, perr := r.poster.PostMandateStatus(pctx, &mlcv1.PostMandateStatusRequest{Outcome: out})
+		cancel()
+		if err := r.posted(ctx, tx, out.GetOutcomeId(), "customer", link.Key.CustomerID, perr); err != nil {
+			return err
+		}
+		after := link
+		after.MandateStatus, after.MandateEventAt = change.status, ev.at
+		if !next.IsZero() {
+			after.NextChargeDate = next
+		}
+		if err := ledger.SaveCustomer(ctx, tx, link, after, "mandate."+change.status, "gocardless event "+ev.GetEventId()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// nextChargeDate asks GoCardless for a mandate's next possible charge
+// date; without an answer the stored one stays (payments then simply let
+// GoCardless choose the date).
+func (r *Reconciler) nextChargeDate(ctx context.Context, gcConnectionID int64, mandateID string) time.Time {
+	client, err := r.client(ctx, gcConnectionID)
+	if err != nil {
+		return time.Time{}
+	}
+	md, err := client.GetMandate(ctx, mandateID)
+	if err != nil {
+		r.log.WarnContext(ctx, "next charge date unknown", "mandate", mandateID, "error", err)
+		return time.Time{}
+	}
+	d, _ := time.Parse(time.DateOnly, md.NextPossibleChargeDate)
+	return d
+}
+
+func (r *Reconciler) client(ctx context.Context, gcConnectionID int64) (*gocardless.Client, error) {
+	conn, err := r.dir.ByID(ctx, "gocardless", gcConnectionID)
+	if err != nil {
+		return nil, err
+	}
+	_, client, err := r.dir.GoCardless(ctx, conn.Name)
+	return client, err
+}
+
+// replaceMandate follows a mandate GoCardless replaced (for instance
+// after a creditor's scheme identifier changed) to its successor.
+func (r *Reconciler) replaceMandate(ctx context.Context, tx pgx.Tx, ev event, links []ledger.CustomerLink) error {
+	next := ev.GetLinks()["new_mandate"]
+	if next == "" {
+		return nil
+	}
+	for _, link := range links {
+		after := link
+		after.GCMandateID, after.MandateEventAt = next, ev.at
+		if err := ledger.SaveCustomer(ctx, tx, link, after, "mandate.replaced", "gocardless event "+ev.GetEventId()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// subscription applies subscription events to the subscription's
+// collection; its payments are handled as payments.
+func (r *Reconciler) subscription(ctx context.Context, tx pgx.Tx, ev event) error {
+	sub := ev.GetLinks()["subscription"]
+	if sub == "" {
+		return nil
+	}
+	col, err := ledger.LockCollectionBySubscription(ctx, tx, sub)
+	if err != nil {
+		return nil // not ours, or not recorded yet: its payments carry the outcomes
+	}
+	// Only a cancellation changes the collection: a finished subscription
+	// has told the ERP everything through its payments.
+	if ev.GetAction() != "cancelled" {
+		return nil
+	}
+	const state = "cancelled"
+	if !newer(ev.at, ledger.Rank(state), col.LastEventAt, ledger.Rank(col.State)) {
+		return nil
+	}
+	after := col
+	after.State, after.LastEventAt = state, ev.at
+	return ledger.SaveCollection(ctx, tx, col, after, "subscription."+ev.GetAction(), "gocardless event "+ev.GetEventId())
+}

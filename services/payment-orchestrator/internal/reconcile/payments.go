@@ -1,0 +1,136 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+)
+
+// paymentStates maps payment event actions to the collection state they
+// leave the payment in, and the outcome the ERP is told of, if any.
+var paymentStates = map[string]struct {
+	state   string
+	outcome mlcv1.PaymentOutcomeKind
+}{
+	"created":                  {"pending_submission", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED},
+	"resubmission_requested":   {"pending_submission", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED},
+	"submitted":                {"submitted", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED},
+	"confirmed":                {"confirmed", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED},
+	"paid_out":                 {"paid_out", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT},
+	"failed":                   {"failed", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED},
+	"charged_back":             {"charged_back", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK},
+	"cancelled":                {"cancelled", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
+	"customer_approval_denied": {"cancelled", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
+}
+
+func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event) error {
+	paymentID := ev.GetLinks()["payment"]
+	if paymentID == "" {
+		return nil
+	}
+	col, instalment, err := r.placePayment(ctx, tx, ev, paymentID)
+	if errors.Is(err, errNotOurs) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	change, known := paymentStates[ev.GetAction()]
+	if !known {
+		return nil
+	}
+	// A subscription's payments are instalments of one invoice: each
+	// outcome is posted, while the collection keeps the subscription's state.
+	apply := instalment || newer(ev.at, ledger.Rank(change.state), col.LastEventAt, ledger.Rank(col.State))
+	if !apply {
+		r.log.InfoContext(ctx, "older payment event ignored", "event", ev.GetEventId(), "payment", paymentID, "state", col.State)
+		return nil
+	}
+	if change.outcome != mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED {
+		ref, err := erpRef(ctx, tx, col.Key.ERP, col.Key.ConnectionID, col.Key.Company)
+		if err != nil {
+			return err
+		}
+		out := &mlcv1.PaymentOutcome{
+			SchemaVersion: 1, OutcomeId: ev.GetEventId(), Erp: ref,
+			Invoice:  &mlcv1.InvoiceKey{InvoiceId: col.Key.InvoiceID, InvoiceNo: col.InvoiceNo, DocType: col.DocType, Suffix: col.Suffix},
+			Kind:     change.outcome, PaymentId: paymentID, PayoutId: ev.GetLinks()["payout"],
+			AmountMinor: col.AmountMinor, Currency: col.Currency, OccurredAt: ts(ev.at),
+			Cause: ev.GetDetails().GetCause(), ReasonCode: ev.GetDetails().GetReasonCode(), Description: ev.GetDetails().GetDescription(),
+			CustomerId: col.CustomerID, BusinessUnit: col.BusinessUnit,
+		}
+		if col.ChargeDate.Year() > 1 {
+			out.ChargeDate = col.ChargeDate.Format(time.DateOnly)
+		}
+		pctx, cancel := context.WithTimeout(ctx, r.PostTimeout)
+		_, perr := r.poster.PostPaymentOutcome(pctx, &mlcv1.PostPaymentOutcomeRequest{Outcome: out})
+		cancel()
+		if err := r.posted(ctx, tx, ev.GetEventId(), "collection", col.AggregateID(), perr); err != nil {
+			return err
+		}
+	}
+	if instalment {
+		return nil
+	}
+	after := col
+	after.State, after.LastEventAt = change.state, ev.at
+	if change.state == "failed" || change.state == "charged_back" || change.state == "cancelled" {
+		after.FailureCause, after.FailureReasonCode = ev.GetDetails().GetCause(), ev.GetDetails().GetReasonCode()
+		after.FailureDescription = ev.GetDetails().GetDescription()
+	}
+	return ledger.SaveCollection(ctx, tx, col, after, "collection."+change.state,
+		fmt.Sprintf("gocardless event %s (%s)", ev.GetEventId(), ev.GetDetails().GetCause()))
+}
+
+// placePayment finds the collection of a payment: by its id, or — when
+// the event overtook the row that records the id — by the ERP identity in
+// the payment's metadata, completing the row; a payment of a subscription
+// belongs to the subscription's collection (instalment true).
+func (r *Reconciler) placePayment(ctx context.Context, tx pgx.Tx, ev event, paymentID string) (col ledger.Collection, instalment bool, err error) {
+	col, err = ledger.LockCollectionByPayment(ctx, tx, paymentID)
+	if !errors.Is(err, ledger.ErrNotFound) {
+		return col, false, err
+	}
+	if sub := ev.GetLinks()["subscription"]; sub != "" {
+		col, err = ledger.LockCollectionBySubscription(ctx, tx, sub)
+		if errors.Is(err, ledger.ErrNotFound) {
+			return col, false, fmt.Errorf("subscription %s not yet recorded: %w", sub, err)
+		}
+		return col, true, err
+	}
+	meta := ev.GetResourceMetadata()
+	if meta["erp_connection"] == "" || meta["invoice_id"] == "" {
+		return col, false, errNotOurs
+	}
+	connID, err := ledger.ConnectionID(ctx, tx, meta["erp_connection"])
+	if err != nil {
+		return col, false, err
+	}
+	col, err = ledger.LockCollectionByInvoice(ctx, tx, connID, meta["company"], meta["invoice_id"])
+	if errors.Is(err, ledger.ErrNotFound) {
+		return col, false, errNotOurs
+	}
+	if err != nil {
+		return col, false, err
+	}
+	if col.GCPaymentID != "" && col.GCPaymentID != paymentID {
+		return col, false, errNotOurs // an earlier attempt's payment
+	}
+	if col.State == "creating" {
+		// The creator has not recorded the answer yet; it will find the row
+		// already completed and leave it.
+		after := col
+		after.GCPaymentID, after.State = paymentID, "created"
+		if err := ledger.SaveCollection(ctx, tx, col, after, "collection.created", "payment known from GoCardless event "+ev.GetEventId()); err != nil {
+			return col, false, err
+		}
+		col = after
+	}
+	return col, false, nil
+}

@@ -1,0 +1,101 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+)
+
+var refundStates = map[string]struct {
+	state   string
+	outcome mlcv1.RefundOutcomeKind
+}{
+	"created":        {"created", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_UNSPECIFIED},
+	"paid":           {"paid", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_PAID},
+	"failed":         {"failed", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_FAILED},
+	"bounced":        {"bounced", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_FAILED},
+	"funds_returned": {"funds_returned", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_FAILED},
+	"cancelled":      {"cancelled", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_CANCELLED},
+}
+
+func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event) error {
+	gcID := ev.GetLinks()["refund"]
+	change, known := refundStates[ev.GetAction()]
+	if gcID == "" || !known {
+		return nil
+	}
+	rf, err := ledger.LockRefundByGC(ctx, tx, gcID)
+	if errors.Is(err, ledger.ErrNotFound) {
+		rf, err = r.placeRefund(ctx, tx, ev, gcID)
+	}
+	if errors.Is(err, errNotOurs) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !newer(ev.at, ledger.RefundRank(change.state), rf.LastEventAt, ledger.RefundRank(rf.State)) {
+		return nil
+	}
+	if change.outcome != mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_UNSPECIFIED {
+		col, err := r.ledger.CollectionByID(ctx, rf.CollectionID)
+		if err != nil {
+			return fmt.Errorf("collection of refund %s: %w", rf.AggregateID(), err)
+		}
+		ref, err := erpRef(ctx, tx, rf.Key.ERP, rf.Key.ConnectionID, rf.Key.Company)
+		if err != nil {
+			return err
+		}
+		out := &mlcv1.RefundOutcome{
+			SchemaVersion: 1, OutcomeId: ev.GetEventId(), Erp: ref, RefundId: rf.Key.RefundID,
+			Invoice: &mlcv1.InvoiceKey{InvoiceId: col.Key.InvoiceID, InvoiceNo: col.InvoiceNo, DocType: col.DocType, Suffix: col.Suffix},
+			Kind:    change.outcome, GocardlessRefundId: gcID, PaymentId: rf.GCPaymentID, AmountMinor: rf.AmountMinor,
+			Currency: rf.Currency, OccurredAt: ts(ev.at), Cause: ev.GetDetails().GetCause(),
+			ReasonCode: ev.GetDetails().GetReasonCode(), Description: ev.GetDetails().GetDescription(), CustomerId: col.CustomerID,
+		}
+		pctx, cancel := context.WithTimeout(ctx, r.PostTimeout)
+		_, perr := r.poster.PostRefundOutcome(pctx, &mlcv1.PostRefundOutcomeRequest{Outcome: out})
+		cancel()
+		if err := r.posted(ctx, tx, ev.GetEventId(), "refund", rf.AggregateID(), perr); err != nil {
+			return err
+		}
+	}
+	after := rf
+	after.State, after.LastEventAt = change.state, ev.at
+	if change.outcome == mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_FAILED {
+		after.FailureCause, after.FailureReasonCode = ev.GetDetails().GetCause(), ev.GetDetails().GetReasonCode()
+		after.FailureDescription = ev.GetDetails().GetDescription()
+	}
+	return ledger.SaveRefund(ctx, tx, rf, after, "refund."+change.state, "gocardless event "+ev.GetEventId())
+}
+
+// placeRefund finds a refund whose id is not recorded yet by the ERP
+// identity in its metadata, and records the id.
+func (r *Reconciler) placeRefund(ctx context.Context, tx pgx.Tx, ev event, gcID string) (ledger.Refund, error) {
+	meta := ev.GetResourceMetadata()
+	if meta["erp_connection"] == "" || meta["erp_refund_id"] == "" {
+		return ledger.Refund{}, errNotOurs
+	}
+	connID, err := ledger.ConnectionID(ctx, tx, meta["erp_connection"])
+	if err != nil {
+		return ledger.Refund{}, err
+	}
+	rf, err := ledger.LockRefund(ctx, tx, ledger.RefundKey{ConnectionID: connID, Company: meta["company"], RefundID: meta["erp_refund_id"]})
+	if errors.Is(err, ledger.ErrNotFound) || (err == nil && rf.GCRefundID != "" && rf.GCRefundID != gcID) {
+		return rf, errNotOurs
+	}
+	if err != nil || rf.GCRefundID == gcID {
+		return rf, err
+	}
+	after := rf
+	after.GCRefundID = gcID
+	if after.State == "creating" {
+		after.State = "created"
+	}
+	return after, ledger.SaveRefund(ctx, tx, rf, after, "refund.created", "refund known from GoCardless event "+ev.GetEventId())
+}

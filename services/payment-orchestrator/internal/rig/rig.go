@@ -1,0 +1,390 @@
+// Package rig assembles the payment orchestrator for its tests: a real
+// embedded JetStream and a fresh Postgres database (platform/testsupport),
+// the GoCardless simulator, a connection registry holding an IFS tenant and
+// a GoCardless account, and an in-process ErpPoster gRPC server that
+// records what it is asked to post, idempotently by outcome id as
+// erp-poster is, and can be told to fail.
+package rig
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/platform/bus"
+	"github.com/ml-connector/ml-connector/platform/connections"
+	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/platform/testsupport"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/collect"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/deadletter"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
+)
+
+// Names of the registry entries the rig creates.
+const (
+	ERPConnection = "ifs-acme"
+	GCConnection  = "gc-main"
+	Token         = "sandbox_rig_access_token_0123456789"
+)
+
+// Rig is an orchestrator with everything it talks to.
+type Rig struct {
+	T          testing.TB
+	JS         *testsupport.JetStream
+	Bus        *bus.Bus
+	DB         *pgxpool.Pool
+	Sim        *gcsim.Server
+	Registry   *connections.Store
+	Dir        *accounts.Directory
+	Ledger     *ledger.Ledger
+	Collector  *collect.Collector
+	Reconciler *reconcile.Reconciler
+	CatchUp    *reconcile.CatchUp
+	Poster     *Poster
+	Log        *slog.Logger
+	// GCRequests counts requests the orchestrator's GoCardless client sent.
+	GCRequests *Counter
+}
+
+// Options tune New.
+type Options struct {
+	Sim gcsim.Options
+}
+
+// New builds a rig; everything stops when the test ends.
+func New(t testing.TB, o Options) *Rig {
+	t.Helper()
+	r := &Rig{T: t, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), GCRequests: &Counter{}}
+	r.JS = testsupport.StartJetStream(t)
+	var err error
+	if r.Bus, err = bus.New(r.JS.Connect(), bus.DefaultConfig(), r.Log); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Bus.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.DB = testsupport.Pool(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keys, err := secrets.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Registry = connections.NewStore(r.DB, keys)
+
+	if len(o.Sim.Tokens) == 0 {
+		o.Sim.Tokens = []string{Token}
+	}
+	r.Sim = gcsim.NewServer(t, o.Sim)
+	creditor := r.Sim.Creditors()[0].ID
+	add := func(n connections.New) {
+		n.Actor = "rig"
+		if _, err := r.Registry.Add(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(connections.New{Name: GCConnection, Kind: connections.KindGoCardless,
+		Settings: map[string]any{"base_url": r.Sim.URL},
+		Secrets:  map[string]secrets.Value{"access_token": secrets.NewValue(Token)}})
+	add(connections.New{Name: ERPConnection, Kind: connections.KindIFS,
+		Settings: map[string]any{"base_url": "https://acme.ifs.cloud", "client_id": "mlc", "company_codes": []any{"10", "20"},
+			"gocardless": GCConnection, "creditors": map[string]any{"10": creditor, "20": creditor}},
+		Secrets: map[string]secrets.Value{"client_secret": secrets.NewValue("ifs-rig-secret")}})
+
+	r.Dir = accounts.New(r.Registry, time.Minute, func(name string) []gocardless.Option {
+		return []gocardless.Option{gocardless.WithTransport(r.GCRequests)}
+	})
+	r.Ledger = ledger.New(r.DB)
+	r.Collector = collect.New(r.Ledger, r.Dir, r.Log)
+	r.Collector.Now = r.Sim.Now
+	r.Collector.CustomerWait = 200 * time.Millisecond
+	r.Poster = startPoster(t)
+	r.Reconciler = reconcile.New(r.Ledger, r.Dir, r.Poster.Client, r.Log)
+	r.CatchUp = &reconcile.CatchUp{DB: r.DB, Dir: r.Dir, Bus: r.Bus, Log: r.Log, Interval: time.Hour, Overlap: time.Minute, Lookback: 100 * 365 * 24 * time.Hour}
+	return r
+}
+
+// Consumers starts the orchestrator's three consumers with short retry
+// delays, as replica; they stop when the test ends.
+func (r *Rig) Consumers(replica string, workers int) {
+	r.T.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	fast := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond}
+	for _, c := range []struct {
+		spec bus.ConsumerSpec
+		h    bus.Handler
+	}{
+		{bus.ConsumerSpec{Stream: bus.StreamERP, Durable: "payment-orchestrator-erp", Workers: workers, MaxDeliver: 10, BackOff: fast, AckWait: 10 * time.Second}, r.Collector.Handle},
+		{bus.ConsumerSpec{Stream: bus.StreamGC, Durable: "payment-orchestrator-gc", Workers: workers, MaxDeliver: 10, BackOff: fast, AckWait: 10 * time.Second}, r.Reconciler.Handle},
+		{bus.ConsumerSpec{Stream: bus.StreamDLQ, Durable: "payment-orchestrator-dlq", BackOff: fast}, deadletter.Handler{Ledger: r.Ledger}.Handle},
+	} {
+		wg.Go(func() {
+			if err := r.Bus.Consume(ctx, c.spec, c.h); err != nil {
+				r.T.Errorf("%s consumer %s: %v", replica, c.spec.Durable, err)
+			}
+		})
+	}
+	r.T.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// ERP returns the reference of the rig's IFS tenant for company.
+func ERP(company string) *mlcv1.ErpRef {
+	return &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_IFS, Connection: ERPConnection, Company: company}
+}
+
+// Customer is a GB customer of company 10 with bank details, version v1.
+func Customer(id string) *mlcv1.CustomerChanged {
+	return &mlcv1.CustomerChanged{
+		SchemaVersion: 1, Erp: ERP("10"), CustomerId: id, Version: "v1", CompanyName: "Customer " + id,
+		Email: strings.ToLower(id) + "@example.com", AddressLine1: "1 High Street", City: "London", PostalCode: "EC1A 1BB",
+		CountryCode: "GB", Language: "en",
+		BankDetails: &mlcv1.BankDetails{AccountHolderName: "Customer " + id, AccountNumber: "55779911", BranchCode: "200000", CountryCode: "GB", Currency: "GBP"},
+	}
+}
+
+// Invoice is a GBP invoice of company 10 for customer.
+func Invoice(id, customer, amount string) *mlcv1.InvoiceReady {
+	return &mlcv1.InvoiceReady{
+		SchemaVersion: 1, Erp: ERP("10"), Invoice: &mlcv1.InvoiceKey{InvoiceId: id, InvoiceNo: id},
+		CustomerId: customer, Version: "v1", Amount: amount, Currency: "GBP", DueDate: "",
+	}
+}
+
+// Publish puts an ERP event on the bus as a poller would.
+func (r *Rig) Publish(m proto.Message) {
+	r.T.Helper()
+	var subject, id string
+	switch m := m.(type) {
+	case *mlcv1.CustomerChanged:
+		subject = "mlc.erp.ifs." + m.GetErp().GetCompany() + ".customer"
+		id = fmt.Sprintf("ifs:%s:customer:%s:%s", m.GetErp().GetCompany(), m.GetCustomerId(), m.GetVersion())
+	case *mlcv1.InvoiceReady:
+		subject = "mlc.erp.ifs." + m.GetErp().GetCompany() + ".invoice"
+		id = fmt.Sprintf("ifs:%s:invoice:%s:%s", m.GetErp().GetCompany(), m.GetInvoice().GetInvoiceId(), m.GetVersion())
+	case *mlcv1.RefundRequested:
+		subject = "mlc.erp.ifs." + m.GetErp().GetCompany() + ".refund"
+		id = fmt.Sprintf("ifs:%s:refund:%s:%s", m.GetErp().GetCompany(), m.GetRefundId(), m.GetVersion())
+	default:
+		r.T.Fatalf("rig cannot publish %T", m)
+	}
+	data, err := proto.Marshal(m)
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	if _, err := r.Bus.Publish(context.Background(), bus.Msg{Subject: subject, ID: id, Data: data}); err != nil {
+		r.T.Fatal(err)
+	}
+}
+
+// Eventually polls cond every 20 ms until it holds or timeout passes.
+func (r *Rig) Eventually(timeout time.Duration, what string, cond func() bool) {
+	r.T.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			r.T.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Count runs a count(*) query.
+func (r *Rig) Count(query string, args ...any) int {
+	r.T.Helper()
+	var n int
+	if err := r.DB.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+		r.T.Fatal(err)
+	}
+	return n
+}
+
+// Advance moves GoCardless's clock (lifecycles progress, events are
+// recorded) and runs one /events catch-up pass, so the orchestrator sees
+// the events as it would from webhooks.
+func (r *Rig) Advance(d time.Duration) {
+	r.T.Helper()
+	r.Sim.Advance(d)
+	if err := r.CatchUp.Pass(context.Background()); err != nil {
+		r.T.Fatal(err)
+	}
+}
+
+// Counter is an http.RoundTripper counting requests by method and path.
+type Counter struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+// RoundTrip implements http.RoundTripper.
+func (c *Counter) RoundTrip(req *http.Request) (*http.Response, error) {
+	c.mu.Lock()
+	if c.calls == nil {
+		c.calls = map[string]int{}
+	}
+	c.calls[req.Method+" "+pathKind(req.URL.Path)]++
+	c.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// Calls returns how many requests matched "METHOD /resource" (ids removed).
+func (c *Counter) Calls(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls[key]
+}
+
+// Total is the number of requests sent.
+func (c *Counter) Total() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.calls {
+		n += v
+	}
+	return n
+}
+
+// Reset forgets the counts.
+func (c *Counter) Reset() {
+	c.mu.Lock()
+	c.calls = nil
+	c.mu.Unlock()
+}
+
+// pathKind reduces /payments/PM123/actions/retry to /payments/:id/actions/retry.
+func pathKind(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		if len(s) > 2 && strings.ToUpper(s[:2]) == s[:2] && s[:2] != "" && strings.ContainsAny(s[2:], "0123456789") {
+			parts[i] = ":id"
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+// Poster is an in-process mlc.v1.ErpPoster that records outcomes once per
+// outcome id, as erp-poster does, and answers with injected failures.
+type Poster struct {
+	mlcv1.UnimplementedErpPosterServer
+	Client mlcv1.ErpPosterClient
+
+	mu       sync.Mutex
+	outcomes map[string]proto.Message
+	order    []string
+	calls    int
+	failNext []codes.Code
+}
+
+func startPoster(t testing.TB) *Poster {
+	p := &Poster{outcomes: map[string]proto.Message{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	mlcv1.RegisterErpPosterServer(srv, p)
+	go func() { _ = srv.Serve(ln) }()
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Client = mlcv1.NewErpPosterClient(conn)
+	t.Cleanup(func() { conn.Close(); srv.Stop() })
+	return p
+}
+
+// FailNext makes the next calls fail with these codes, in order.
+func (p *Poster) FailNext(c ...codes.Code) {
+	p.mu.Lock()
+	p.failNext = append(p.failNext, c...)
+	p.mu.Unlock()
+}
+
+func (p *Poster) post(id string, m proto.Message) (bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls++
+	if len(p.failNext) > 0 {
+		c := p.failNext[0]
+		p.failNext = p.failNext[1:]
+		return false, status.Errorf(c, "injected %s", c)
+	}
+	if id == "" {
+		return false, status.Error(codes.InvalidArgument, "outcome_id is required")
+	}
+	if _, ok := p.outcomes[id]; ok {
+		return true, nil
+	}
+	p.outcomes[id] = proto.Clone(m)
+	p.order = append(p.order, id)
+	return false, nil
+}
+
+// PostPaymentOutcome implements mlcv1.ErpPosterServer.
+func (p *Poster) PostPaymentOutcome(_ context.Context, in *mlcv1.PostPaymentOutcomeRequest) (*mlcv1.PostPaymentOutcomeResponse, error) {
+	already, err := p.post(in.GetOutcome().GetOutcomeId(), in.GetOutcome())
+	return &mlcv1.PostPaymentOutcomeResponse{ErpReference: "REF-" + in.GetOutcome().GetOutcomeId(), AlreadyPosted: already}, err
+}
+
+// PostRefundOutcome implements mlcv1.ErpPosterServer.
+func (p *Poster) PostRefundOutcome(_ context.Context, in *mlcv1.PostRefundOutcomeRequest) (*mlcv1.PostRefundOutcomeResponse, error) {
+	already, err := p.post(in.GetOutcome().GetOutcomeId(), in.GetOutcome())
+	return &mlcv1.PostRefundOutcomeResponse{ErpReference: "REF-" + in.GetOutcome().GetOutcomeId(), AlreadyPosted: already}, err
+}
+
+// PostMandateStatus implements mlcv1.ErpPosterServer.
+func (p *Poster) PostMandateStatus(_ context.Context, in *mlcv1.PostMandateStatusRequest) (*mlcv1.PostMandateStatusResponse, error) {
+	already, err := p.post(in.GetOutcome().GetOutcomeId(), in.GetOutcome())
+	return &mlcv1.PostMandateStatusResponse{ErpReference: "REF-" + in.GetOutcome().GetOutcomeId(), AlreadyPosted: already}, err
+}
+
+// PaymentOutcomes returns the payment outcomes posted, in posting order.
+func (p *Poster) PaymentOutcomes() []*mlcv1.PaymentOutcome {
+	return collectOutcomes[*mlcv1.PaymentOutcome](p)
+}
+
+// RefundOutcomes returns the refund outcomes posted.
+func (p *Poster) RefundOutcomes() []*mlcv1.RefundOutcome { return collectOutcomes[*mlcv1.RefundOutcome](p) }
+
+// MandateOutcomes returns the mandate outcomes posted.
+func (p *Poster) MandateOutcomes() []*mlcv1.MandateOutcome { return collectOutcomes[*mlcv1.MandateOutcome](p) }
+
+func collectOutcomes[T proto.Message](p *Poster) []T {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []T
+	for _, id := range p.order {
+		if m, ok := p.outcomes[id].(T); ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// Calls is how many calls the poster answered, including repeats and failures.
+func (p *Poster) Calls() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls
+}
