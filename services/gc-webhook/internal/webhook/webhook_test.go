@@ -229,7 +229,7 @@ func TestConnectionSecretsFromRegistry(t *testing.T) {
 	}{
 		{"/webhooks/gocardless/gc-eu", euSig, 204},
 		{"/webhooks/gocardless/gc-eu", gocardless.Sign(secret, b), 498}, // the env secret is not this account's
-		{"/webhooks/gocardless/ifs-acme", euSig, 404},                  // not a GoCardless connection
+		{"/webhooks/gocardless/ifs-acme", euSig, 404},                   // not a GoCardless connection
 		{"/webhooks/gocardless/gc-missing", euSig, 404},
 	}
 	for _, tc := range tests {

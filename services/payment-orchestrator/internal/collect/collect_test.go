@@ -156,7 +156,10 @@ func TestInvalidInputsBecomeOneExceptionEach(t *testing.T) {
 	r := rig.New(t, rig.Options{})
 	r.Consumers("a", 4)
 	aligned(t, r, "C1")
-	withCompany := func(inv *mlcv1.InvoiceReady, company string) *mlcv1.InvoiceReady { inv.Erp = rig.ERP(company); return inv }
+	withCompany := func(inv *mlcv1.InvoiceReady, company string) *mlcv1.InvoiceReady {
+		inv.Erp = rig.ERP(company)
+		return inv
+	}
 	tests := []struct {
 		name string
 		inv  *mlcv1.InvoiceReady
@@ -170,7 +173,11 @@ func TestInvalidInputsBecomeOneExceptionEach(t *testing.T) {
 		{"above the scheme maximum", rig.Invoice("BAD6", "C1", "5000.01"), "above the bacs maximum"},
 		{"negative amount", rig.Invoice("BAD7", "C1", "-10.00"), "negative amount"},
 		{"company not configured", withCompany(rig.Invoice("BAD8", "C1", "10.00"), "99"), `company "99" is not configured`},
-		{"malformed due date", func() *mlcv1.InvoiceReady { i := rig.Invoice("BAD9", "C1", "10.00"); i.DueDate = "21/11/2026"; return i }(), "is not YYYY-MM-DD"},
+		{"malformed due date", func() *mlcv1.InvoiceReady {
+			i := rig.Invoice("BAD9", "C1", "10.00")
+			i.DueDate = "21/11/2026"
+			return i
+		}(), "is not YYYY-MM-DD"},
 	}
 	for _, tc := range tests {
 		r.Publish(tc.inv)

@@ -195,7 +195,6 @@ func (c *Collector) refused(ctx context.Context, col ledger.Collection, err erro
 	return err
 }
 
-
 func intervalUnit(u mlcv1.IntervalUnit) string {
 	switch u {
 	case mlcv1.IntervalUnit_INTERVAL_UNIT_WEEKLY:

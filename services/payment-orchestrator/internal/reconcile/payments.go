@@ -59,8 +59,8 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event) error {
 		}
 		out := &mlcv1.PaymentOutcome{
 			SchemaVersion: 1, OutcomeId: ev.GetEventId(), Erp: ref,
-			Invoice:  &mlcv1.InvoiceKey{InvoiceId: col.Key.InvoiceID, InvoiceNo: col.InvoiceNo, DocType: col.DocType, Suffix: col.Suffix},
-			Kind:     change.outcome, PaymentId: paymentID, PayoutId: ev.GetLinks()["payout"],
+			Invoice: &mlcv1.InvoiceKey{InvoiceId: col.Key.InvoiceID, InvoiceNo: col.InvoiceNo, DocType: col.DocType, Suffix: col.Suffix},
+			Kind:    change.outcome, PaymentId: paymentID, PayoutId: ev.GetLinks()["payout"],
 			AmountMinor: col.AmountMinor, Currency: col.Currency, OccurredAt: ts(ev.at),
 			Cause: ev.GetDetails().GetCause(), ReasonCode: ev.GetDetails().GetReasonCode(), Description: ev.GetDetails().GetDescription(),
 			CustomerId: col.CustomerID, BusinessUnit: col.BusinessUnit,

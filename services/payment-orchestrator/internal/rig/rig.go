@@ -365,10 +365,14 @@ func (p *Poster) PaymentOutcomes() []*mlcv1.PaymentOutcome {
 }
 
 // RefundOutcomes returns the refund outcomes posted.
-func (p *Poster) RefundOutcomes() []*mlcv1.RefundOutcome { return collectOutcomes[*mlcv1.RefundOutcome](p) }
+func (p *Poster) RefundOutcomes() []*mlcv1.RefundOutcome {
+	return collectOutcomes[*mlcv1.RefundOutcome](p)
+}
 
 // MandateOutcomes returns the mandate outcomes posted.
-func (p *Poster) MandateOutcomes() []*mlcv1.MandateOutcome { return collectOutcomes[*mlcv1.MandateOutcome](p) }
+func (p *Poster) MandateOutcomes() []*mlcv1.MandateOutcome {
+	return collectOutcomes[*mlcv1.MandateOutcome](p)
+}
 
 func collectOutcomes[T proto.Message](p *Poster) []T {
 	p.mu.Lock()
