@@ -1,0 +1,314 @@
+package gcsim
+
+import (
+	"maps"
+	"slices"
+	"time"
+)
+
+// The resource types below are the simulator's own records, marshalled as
+// GoCardless renders them. Accessors on [Sim] return copies.
+
+// Creditor is a GoCardless creditor (the merchant account payments are
+// collected for).
+type Creditor struct {
+	ID                 string             `json:"id"`
+	CreatedAt          string             `json:"created_at"`
+	Name               string             `json:"name"`
+	AddressLine1       string             `json:"address_line1,omitempty"`
+	City               string             `json:"city,omitempty"`
+	PostalCode         string             `json:"postal_code,omitempty"`
+	CountryCode        string             `json:"country_code"`
+	CanCreateRefunds   bool               `json:"can_create_refunds"`
+	VerificationStatus string             `json:"verification_status"`
+	SchemeIdentifiers  []SchemeIdentifier `json:"scheme_identifiers"`
+	Links              map[string]string  `json:"links"`
+
+	seq uint64
+}
+
+// SchemeIdentifier is one of a creditor's scheme identifiers.
+type SchemeIdentifier struct {
+	Name                 string `json:"name"`
+	Scheme               string `json:"scheme"`
+	Currency             string `json:"currency"`
+	Reference            string `json:"reference"`
+	MinimumAdvanceNotice int    `json:"minimum_advance_notice"`
+}
+
+// Customer is a GoCardless customer.
+type Customer struct {
+	ID                    string            `json:"id"`
+	CreatedAt             string            `json:"created_at"`
+	Email                 string            `json:"email,omitempty"`
+	GivenName             string            `json:"given_name,omitempty"`
+	FamilyName            string            `json:"family_name,omitempty"`
+	CompanyName           string            `json:"company_name,omitempty"`
+	AddressLine1          string            `json:"address_line1,omitempty"`
+	AddressLine2          string            `json:"address_line2,omitempty"`
+	AddressLine3          string            `json:"address_line3,omitempty"`
+	City                  string            `json:"city,omitempty"`
+	Region                string            `json:"region,omitempty"`
+	PostalCode            string            `json:"postal_code,omitempty"`
+	CountryCode           string            `json:"country_code,omitempty"`
+	Language              string            `json:"language"`
+	PhoneNumber           string            `json:"phone_number,omitempty"`
+	SwedishIdentityNumber string            `json:"swedish_identity_number,omitempty"`
+	DanishIdentityNumber  string            `json:"danish_identity_number,omitempty"`
+	Metadata              map[string]string `json:"metadata"`
+
+	seq     uint64
+	created time.Time
+}
+
+// CustomerBankAccount is a customer's bank account.
+type CustomerBankAccount struct {
+	ID                  string            `json:"id"`
+	CreatedAt           string            `json:"created_at"`
+	AccountHolderName   string            `json:"account_holder_name"`
+	AccountNumberEnding string            `json:"account_number_ending"`
+	AccountType         string            `json:"account_type,omitempty"`
+	BankName            string            `json:"bank_name"`
+	CountryCode         string            `json:"country_code"`
+	Currency            string            `json:"currency"`
+	Enabled             bool              `json:"enabled"`
+	Links               BankAccountLinks  `json:"links"`
+	Metadata            map[string]string `json:"metadata"`
+
+	seq         uint64
+	created     time.Time
+	fingerprint string // normalized account details, to refuse duplicates
+}
+
+// BankAccountLinks are a bank account's links.
+type BankAccountLinks struct {
+	Customer string `json:"customer"`
+}
+
+// Mandate is a Direct Debit mandate.
+type Mandate struct {
+	ID                      string            `json:"id"`
+	CreatedAt               string            `json:"created_at"`
+	Reference               string            `json:"reference"`
+	Scheme                  string            `json:"scheme"`
+	Status                  string            `json:"status"`
+	NextPossibleChargeDate  *string           `json:"next_possible_charge_date"`
+	PaymentsRequireApproval bool              `json:"payments_require_approval"`
+	Links                   MandateLinks      `json:"links"`
+	Metadata                map[string]string `json:"metadata"`
+
+	seq        uint64
+	created    time.Time
+	activeFrom time.Time // scheduled or actual activation run
+}
+
+// MandateLinks are a mandate's links.
+type MandateLinks struct {
+	Creditor            string `json:"creditor"`
+	Customer            string `json:"customer"`
+	CustomerBankAccount string `json:"customer_bank_account"`
+}
+
+// Payment is a one-off or subscription payment.
+type Payment struct {
+	ID              string            `json:"id"`
+	CreatedAt       string            `json:"created_at"`
+	ChargeDate      string            `json:"charge_date"`
+	Amount          int64             `json:"amount"`
+	AmountRefunded  int64             `json:"amount_refunded"`
+	Currency        string            `json:"currency"`
+	Description     string            `json:"description,omitempty"`
+	Reference       string            `json:"reference,omitempty"`
+	Scheme          string            `json:"scheme"`
+	Status          string            `json:"status"`
+	RetryIfPossible bool              `json:"retry_if_possible"`
+	Links           PaymentLinks      `json:"links"`
+	Metadata        map[string]string `json:"metadata"`
+
+	seq         uint64
+	created     time.Time
+	attempts    int // submissions so far
+	retries     int // manual and automatic retries so far
+	autoRetries int
+}
+
+// PaymentLinks are a payment's links.
+type PaymentLinks struct {
+	Creditor     string `json:"creditor"`
+	Mandate      string `json:"mandate"`
+	Payout       string `json:"payout,omitempty"`
+	Subscription string `json:"subscription,omitempty"`
+}
+
+// Refund is a refund of (part of) a payment.
+type Refund struct {
+	ID        string            `json:"id"`
+	CreatedAt string            `json:"created_at"`
+	Amount    int64             `json:"amount"`
+	Currency  string            `json:"currency"`
+	Reference string            `json:"reference,omitempty"`
+	Status    string            `json:"status"`
+	Links     RefundLinks       `json:"links"`
+	Metadata  map[string]string `json:"metadata"`
+
+	seq     uint64
+	created time.Time
+}
+
+// RefundLinks are a refund's links.
+type RefundLinks struct {
+	Payment string `json:"payment"`
+	Mandate string `json:"mandate"`
+}
+
+// Subscription collects a fixed amount on a schedule.
+type Subscription struct {
+	ID               string            `json:"id"`
+	CreatedAt        string            `json:"created_at"`
+	Amount           int64             `json:"amount"`
+	Currency         string            `json:"currency"`
+	Status           string            `json:"status"`
+	Name             string            `json:"name,omitempty"`
+	StartDate        string            `json:"start_date"`
+	EndDate          string            `json:"end_date,omitempty"`
+	IntervalUnit     string            `json:"interval_unit"`
+	Interval         int               `json:"interval"`
+	DayOfMonth       *int              `json:"day_of_month"`
+	Month            string            `json:"month,omitempty"`
+	Count            *int              `json:"count"`
+	PaymentReference string            `json:"payment_reference,omitempty"`
+	RetryIfPossible  bool              `json:"retry_if_possible"`
+	UpcomingPayments []UpcomingPayment `json:"upcoming_payments"`
+	Links            SubscriptionLinks `json:"links"`
+	Metadata         map[string]string `json:"metadata"`
+
+	seq         uint64
+	created     time.Time
+	first       time.Time // unrolled date of the first charge
+	next        int       // index of the next charge to create a payment for
+	pauseCycles int       // charges still to skip while paused with pause_cycles
+	gen         int       // supersedes earlier scheduled charges when rescheduled
+}
+
+// UpcomingPayment is a subscription's future charge.
+type UpcomingPayment struct {
+	ChargeDate string `json:"charge_date"`
+	Amount     int64  `json:"amount"`
+}
+
+// SubscriptionLinks are a subscription's links.
+type SubscriptionLinks struct {
+	Mandate string `json:"mandate"`
+}
+
+// Payout is money GoCardless sends to the creditor.
+type Payout struct {
+	ID           string            `json:"id"`
+	CreatedAt    string            `json:"created_at"`
+	Amount       int64             `json:"amount"`
+	ArrivalDate  string            `json:"arrival_date"`
+	Currency     string            `json:"currency"`
+	DeductedFees int64             `json:"deducted_fees"`
+	PayoutType   string            `json:"payout_type"`
+	Reference    string            `json:"reference"`
+	Status       string            `json:"status"`
+	Links        PayoutLinks       `json:"links"`
+	Metadata     map[string]string `json:"metadata"`
+
+	seq     uint64
+	created time.Time
+}
+
+// PayoutLinks are a payout's links.
+type PayoutLinks struct {
+	Creditor            string `json:"creditor"`
+	CreditorBankAccount string `json:"creditor_bank_account"`
+}
+
+// Event records one change to a resource.
+type Event struct {
+	ID               string            `json:"id"`
+	CreatedAt        string            `json:"created_at"`
+	ResourceType     string            `json:"resource_type"`
+	Action           string            `json:"action"`
+	Links            map[string]string `json:"links"`
+	Details          EventDetails      `json:"details"`
+	Metadata         map[string]string `json:"metadata"`
+	ResourceMetadata map[string]string `json:"resource_metadata"`
+
+	seq     uint64
+	created time.Time
+}
+
+// EventDetails explain an event. Integrations branch on Cause.
+type EventDetails struct {
+	Origin           string `json:"origin"`
+	Cause            string `json:"cause"`
+	Description      string `json:"description"`
+	Scheme           string `json:"scheme,omitempty"`
+	ReasonCode       string `json:"reason_code,omitempty"`
+	WillAttemptRetry *bool  `json:"will_attempt_retry,omitempty"`
+}
+
+// Copies, so that callers never share maps with the simulator's state.
+
+func (c Creditor) clone() Creditor {
+	c.SchemeIdentifiers = slices.Clone(c.SchemeIdentifiers)
+	c.Links = maps.Clone(c.Links)
+	return c
+}
+
+func (c Customer) clone() Customer { c.Metadata = maps.Clone(c.Metadata); return c }
+
+func (b CustomerBankAccount) clone() CustomerBankAccount {
+	b.Metadata = maps.Clone(b.Metadata)
+	return b
+}
+
+func (m Mandate) clone() Mandate {
+	m.Metadata = maps.Clone(m.Metadata)
+	if m.NextPossibleChargeDate != nil {
+		d := *m.NextPossibleChargeDate
+		m.NextPossibleChargeDate = &d
+	}
+	return m
+}
+
+func (p Payment) clone() Payment { p.Metadata = maps.Clone(p.Metadata); return p }
+
+func (r Refund) clone() Refund { r.Metadata = maps.Clone(r.Metadata); return r }
+
+func (s Subscription) clone() Subscription {
+	s.Metadata = maps.Clone(s.Metadata)
+	s.UpcomingPayments = slices.Clone(s.UpcomingPayments)
+	if s.DayOfMonth != nil {
+		d := *s.DayOfMonth
+		s.DayOfMonth = &d
+	}
+	if s.Count != nil {
+		c := *s.Count
+		s.Count = &c
+	}
+	return s
+}
+
+func (p Payout) clone() Payout { p.Metadata = maps.Clone(p.Metadata); return p }
+
+func (e Event) clone() Event {
+	e.Links = maps.Clone(e.Links)
+	e.Metadata = maps.Clone(e.Metadata)
+	e.ResourceMetadata = maps.Clone(e.ResourceMetadata)
+	if e.Details.WillAttemptRetry != nil {
+		b := *e.Details.WillAttemptRetry
+		e.Details.WillAttemptRetry = &b
+	}
+	return e
+}
+
+// nonNil returns m, or an empty map so that JSON shows {} rather than null.
+func nonNil(m map[string]string) map[string]string {
+	if m == nil {
+		return map[string]string{}
+	}
+	return m
+}
