@@ -52,63 +52,53 @@ func (c *Collector) refund(ctx context.Context, route accounts.Route, erp string
 	}
 
 	key := ledger.RefundKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, RefundID: m.GetRefundId()}
-	var rf ledger.Refund
-	var total int64
-	if err := c.ledger.Tx(ctx, func(tx pgx.Tx) error {
-		var err error
-		rf, _, err = ledger.StartRefund(ctx, tx, ledger.Refund{Key: key, CollectionID: col.ID, AmountMinor: amount,
+	// The payment's collection stays locked from computing the refunded
+	// total to recording the refund: GoCardless checks that total, so two
+	// refunds of one payment must not be computed side by side. Should the
+	// process die after GoCardless answered, the redelivery asks again with
+	// the same key and is given the refund already made.
+	var refusal error
+	err = c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		if _, err := ledger.LockCollection(ctx, tx, col.Key); err != nil {
+			return err
+		}
+		rf, _, err := ledger.StartRefund(ctx, tx, ledger.Refund{Key: key, CollectionID: col.ID, AmountMinor: amount,
 			Currency: m.GetCurrency(), GCPaymentID: col.GCPaymentID, ERPVersion: m.GetVersion()})
-		if err != nil {
+		if err != nil || rf.State != "creating" {
 			return err
 		}
 		before, err := ledger.RefundedBefore(ctx, tx, col.ID, rf.ID)
-		total = before + rf.AmountMinor
-		return err
-	}); err != nil {
-		return err
-	}
-	if rf.State != "creating" {
-		return nil
-	}
-	if total > col.AmountMinor {
-		return c.refundRefused(ctx, rf, invalidf("invalid_refund", "refunds would total %d of a %d payment", total, col.AmountMinor))
-	}
-	p := gocardless.RefundParams{Amount: rf.AmountMinor, TotalAmountConfirmation: total,
-		Metadata: map[string]string{"erp_connection": route.ERP.Name, "company": route.Company, "erp_refund_id": m.GetRefundId()}}
-	p.Links.Payment = col.GCPaymentID
-	gr, _, err := route.Client.CreateRefund(ctx, rf.IdempotencyKey, p)
-	if err != nil {
-		return c.refundRefused(ctx, rf, classify("create refund", err))
-	}
-	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
-		now, err := ledger.LockRefund(ctx, tx, key)
-		if err != nil || now.State != "creating" {
+		if err != nil {
 			return err
 		}
-		after := now
-		after.GCRefundID, after.State = gr.ID, gr.Status
-		if ledger.RefundRank(after.State) == 0 {
-			after.State = "created"
+		total := before + rf.AmountMinor
+		after := rf
+		if total > col.AmountMinor {
+			refusal = invalidf("invalid_refund", "refunds would total %d of a %d payment", total, col.AmountMinor)
+		} else {
+			p := gocardless.RefundParams{Amount: rf.AmountMinor, TotalAmountConfirmation: total,
+				Metadata: map[string]string{"erp_connection": route.ERP.Name, "company": route.Company, "erp_refund_id": m.GetRefundId()}}
+			p.Links.Payment = col.GCPaymentID
+			gr, _, err := route.Client.CreateRefund(ctx, rf.IdempotencyKey, p)
+			if err != nil {
+				if err = classify("create refund", err); !errors.As(err, new(*invalid)) {
+					return err
+				}
+				refusal = err
+			} else {
+				after.GCRefundID, after.State = gr.ID, gr.Status
+				if ledger.RefundRank(after.State) == 0 {
+					after.State = "created"
+				}
+				return ledger.SaveRefund(ctx, tx, rf, after, "refund.created", "created at GoCardless")
+			}
 		}
-		return ledger.SaveRefund(ctx, tx, now, after, "refund.created", "created at GoCardless")
+		after.State, after.FailureDescription = "exception", refusal.Error()
+		return ledger.SaveRefund(ctx, tx, rf, after, "refund.refused", refusal.Error())
 	})
+	if err != nil {
+		return err
+	}
+	return refusal
 }
 
-func (c *Collector) refundRefused(ctx context.Context, rf ledger.Refund, err error) error {
-	var inv *invalid
-	if !errors.As(err, &inv) {
-		return err
-	}
-	if terr := c.ledger.Tx(ctx, func(tx pgx.Tx) error {
-		now, err := ledger.LockRefund(ctx, tx, rf.Key)
-		if err != nil || now.State != "creating" {
-			return err
-		}
-		after := now
-		after.State, after.FailureDescription = "exception", inv.reason
-		return ledger.SaveRefund(ctx, tx, now, after, "refund.refused", inv.reason)
-	}); terr != nil {
-		return terr
-	}
-	return err
-}

@@ -131,6 +131,24 @@ func (r *Reconciler) client(ctx context.Context, gcConnectionID int64) (*gocardl
 	return client, err
 }
 
+// clientFor is the client of the GoCardless connection an event came
+// from; events received without one (single-account webhooks) belong to
+// the only GoCardless connection.
+func (r *Reconciler) clientFor(ctx context.Context, name string) (*gocardless.Client, error) {
+	if name == "" {
+		all, err := r.dir.GoCardlessConnections(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if len(all) != 1 {
+			return nil, fmt.Errorf("event without a GoCardless connection and %d connections exist", len(all))
+		}
+		name = all[0].Name
+	}
+	_, client, err := r.dir.GoCardless(ctx, name)
+	return client, err
+}
+
 // replaceMandate follows a mandate GoCardless replaced (for instance
 // after a creditor's scheme identifier changed) to its successor.
 func (r *Reconciler) replaceMandate(ctx context.Context, tx pgx.Tx, ev event, links []ledger.CustomerLink) error {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
 )
@@ -97,14 +98,30 @@ func (r *Reconciler) placePayment(ctx context.Context, tx pgx.Tx, ev event, paym
 	if !errors.Is(err, ledger.ErrNotFound) {
 		return col, false, err
 	}
-	if sub := ev.GetLinks()["subscription"]; sub != "" {
+	sub, meta := ev.GetLinks()["subscription"], ev.GetResourceMetadata()
+	if sub == "" && (meta["erp_connection"] == "" || meta["invoice_id"] == "") {
+		// The event alone cannot place it (a subscription's payment says
+		// so only in its first event): ask GoCardless about the payment.
+		client, err := r.clientFor(ctx, ev.GetConnection())
+		if err != nil {
+			return col, false, err
+		}
+		p, err := client.GetPayment(ctx, paymentID)
+		if gocardless.IsNotFound(err) {
+			return col, false, errNotOurs
+		}
+		if err != nil {
+			return col, false, fmt.Errorf("fetch payment %s: %w", paymentID, err)
+		}
+		sub, meta = p.Links.Subscription, p.Metadata
+	}
+	if sub != "" {
 		col, err = ledger.LockCollectionBySubscription(ctx, tx, sub)
 		if errors.Is(err, ledger.ErrNotFound) {
-			return col, false, fmt.Errorf("subscription %s not yet recorded: %w", sub, err)
+			return col, false, errNotOurs
 		}
 		return col, true, err
 	}
-	meta := ev.GetResourceMetadata()
 	if meta["erp_connection"] == "" || meta["invoice_id"] == "" {
 		return col, false, errNotOurs
 	}
