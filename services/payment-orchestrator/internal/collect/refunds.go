@@ -101,4 +101,3 @@ func (c *Collector) refund(ctx context.Context, route accounts.Route, erp string
 	}
 	return refusal
 }
-
