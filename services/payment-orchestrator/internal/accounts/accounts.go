@@ -75,7 +75,8 @@ func New(reg Registry, ttl time.Duration, opts func(name string) []gocardless.Op
 	return &Directory{reg: reg, ttl: ttl, opts: opts, conns: map[string]cachedConn{}, clients: map[string]cachedClient{}}
 }
 
-func (d *Directory) connection(ctx context.Context, name string) (connections.Connection, error) {
+// Connection returns a registered connection by name.
+func (d *Directory) Connection(ctx context.Context, name string) (connections.Connection, error) {
 	d.mu.Lock()
 	c, ok := d.conns[name]
 	d.mu.Unlock()
@@ -97,7 +98,7 @@ func (d *Directory) connection(ctx context.Context, name string) (connections.Co
 
 // Route returns who collects for company of the ERP connection named erp.
 func (d *Directory) Route(ctx context.Context, erp, company string) (Route, error) {
-	conn, err := d.connection(ctx, erp)
+	conn, err := d.Connection(ctx, erp)
 	if err != nil {
 		return Route{}, err
 	}
@@ -134,7 +135,7 @@ func (d *Directory) Route(ctx context.Context, erp, company string) (Route, erro
 
 // GoCardless returns a GoCardless connection and its client.
 func (d *Directory) GoCardless(ctx context.Context, name string) (connections.Connection, *gocardless.Client, error) {
-	conn, err := d.connection(ctx, name)
+	conn, err := d.Connection(ctx, name)
 	if err != nil {
 		return conn, nil, err
 	}
