@@ -31,7 +31,9 @@ func TestReplayAndEscalate(t *testing.T) {
 	}}})
 	r.Consumers("a", 2)
 	r.Publish(rig.Customer("C1"))
-	r.Eventually(20*time.Second, "mandate", func() bool { return r.Count(`SELECT count(*) FROM customer_links WHERE gc_mandate_id IS NOT NULL`) == 1 })
+	r.Eventually(20*time.Second, "mandate", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE gc_mandate_id IS NOT NULL`) == 1
+	})
 	r.Publish(rig.Invoice("RETRY", "C1", "40.00"))
 	r.Publish(rig.Invoice("NEW", "C1", "41.00"))
 	r.Eventually(10*time.Second, "payments", func() bool { return len(r.Sim.Payments()) == 2 })
