@@ -115,23 +115,25 @@ func dateOrNil(t time.Time) *time.Time {
 func StartCollection(ctx context.Context, tx pgx.Tx, c Collection) (_ Collection, started bool, err error) {
 	c.State, c.Attempts = "creating", 1
 	c.IdempotencyKey = PaymentKey(c.Key, c.Attempts)
-	tag, err := tx.Exec(ctx, `
+	// A new row comes back from the insert itself, already locked; only an
+	// existing one needs the extra locking read.
+	locked, err := scanCollection(tx.QueryRow(ctx, `
 		INSERT INTO collections (erp, connection_id, company, invoice_id, invoice_no, doc_type, suffix, customer_id,
 			business_unit, kind, amount_minor, currency, due_date, charge_date, reference, state, state_rank,
 			gc_connection_id, gc_mandate_id, idempotency_key, attempts, erp_version)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), $10, $11, $12, $13, $14, nullif($15, ''), 'creating', 0,
 			nullif($16, 0), nullif($17, ''), $18, $19, nullif($20, ''))
-		ON CONFLICT (connection_id, company, invoice_id) DO NOTHING`,
+		ON CONFLICT (connection_id, company, invoice_id) DO NOTHING
+		RETURNING `+collectionColumns,
 		c.Key.ERP, c.Key.ConnectionID, c.Key.Company, c.Key.InvoiceID, c.InvoiceNo, c.DocType, c.Suffix, c.CustomerID,
 		c.BusinessUnit, c.Kind, c.AmountMinor, c.Currency, dateOrNil(c.DueDate), dateOrNil(c.ChargeDate), c.Reference,
-		c.GCConnectionID, c.GCMandateID, c.IdempotencyKey, c.Attempts, c.ERPVersion)
+		c.GCConnectionID, c.GCMandateID, c.IdempotencyKey, c.Attempts, c.ERPVersion))
+	started = err == nil
+	if errors.Is(err, ErrNotFound) {
+		locked, err = LockCollection(ctx, tx, c.Key)
+	}
 	if err != nil {
 		return c, false, fmt.Errorf("start collection %s: %w", c.Key.aggregateID(), err)
-	}
-	started = tag.RowsAffected() == 1
-	locked, err := LockCollection(ctx, tx, c.Key)
-	if err != nil {
-		return c, false, err
 	}
 	if started {
 		err = record(ctx, tx, "collection", c.Key.aggregateID(), "collection.creating", Change{

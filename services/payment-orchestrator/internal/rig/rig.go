@@ -230,10 +230,12 @@ func (r *Rig) Advance(d time.Duration) {
 	}
 }
 
-// Counter is an http.RoundTripper counting requests by method and path.
+// Counter is an http.RoundTripper counting requests by method and path,
+// and responses by status.
 type Counter struct {
-	mu    sync.Mutex
-	calls map[string]int
+	mu       sync.Mutex
+	calls    map[string]int
+	statuses map[int]int
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -244,7 +246,23 @@ func (c *Counter) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	c.calls[req.Method+" "+pathKind(req.URL.Path)]++
 	c.mu.Unlock()
-	return http.DefaultTransport.RoundTrip(req)
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err == nil {
+		c.mu.Lock()
+		if c.statuses == nil {
+			c.statuses = map[int]int{}
+		}
+		c.statuses[resp.StatusCode]++
+		c.mu.Unlock()
+	}
+	return resp, err
+}
+
+// Status is how many responses had status code.
+func (c *Counter) Status(code int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.statuses[code]
 }
 
 // Calls returns how many requests matched "METHOD /resource" (ids removed).
@@ -268,7 +286,7 @@ func (c *Counter) Total() int {
 // Reset forgets the counts.
 func (c *Counter) Reset() {
 	c.mu.Lock()
-	c.calls = nil
+	c.calls, c.statuses = nil, nil
 	c.mu.Unlock()
 }
 

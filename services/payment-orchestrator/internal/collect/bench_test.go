@@ -1,0 +1,66 @@
+package collect_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
+)
+
+// benchInvoices publishes n invoices for 50 aligned customers and reports
+// how fast they were collected and how many GoCardless calls it took.
+func benchInvoices(b *testing.B, r *rig.Rig, n int) (elapsed time.Duration) {
+	customers := make([]string, 50)
+	for i := range customers {
+		customers[i] = fmt.Sprintf("C%02d", i)
+		r.Publish(rig.Customer(customers[i]))
+	}
+	r.Eventually(60*time.Second, "customers aligned", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE gc_mandate_id IS NOT NULL`) == len(customers)
+	})
+	r.GCRequests.Reset()
+	b.ResetTimer()
+	start := time.Now()
+	for i := range n {
+		r.Publish(rig.Invoice(fmt.Sprintf("B%06d", i), customers[i%len(customers)], fmt.Sprintf("%d.%02d", 10+i%900, i%100)))
+	}
+	r.Eventually(10*time.Minute, "invoices collected", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE gc_payment_id IS NOT NULL`) == n
+	})
+	elapsed = time.Since(start)
+	b.StopTimer()
+	if x := r.Count(`SELECT count(*) FROM exceptions`); x != 0 {
+		b.Fatalf("%d exceptions", x)
+	}
+	if len(r.Sim.Payments()) != n {
+		b.Fatalf("%d payments for %d invoices", len(r.Sim.Payments()), n)
+	}
+	b.ReportMetric(float64(n)/elapsed.Seconds(), "invoices/s")
+	b.ReportMetric(float64(r.GCRequests.Total())/float64(n), "gc-calls/invoice")
+	return elapsed
+}
+
+// BenchmarkCollect: invoices for customers with active mandates, from
+// JetStream to a recorded GoCardless payment, against the unthrottled
+// simulator; b.N is the number of invoices (run with -benchtime=5000x).
+func BenchmarkCollect(b *testing.B) {
+	r := rig.New(b, rig.Options{Sim: gcsim.Options{RateLimit: 1 << 30}})
+	r.Consumers("a", 32)
+	benchInvoices(b, r, b.N)
+}
+
+// BenchmarkCollectAtRateLimit: the same against GoCardless's rate limit,
+// scaled down to 300 requests per 5 s, so that the client's pacing is what
+// bounds the rate; reports the request rate as a share of the limit and the
+// 429s met (run with -benchtime=1000x).
+func BenchmarkCollectAtRateLimit(b *testing.B) {
+	const limit, window = 300, 5 * time.Second
+	r := rig.New(b, rig.Options{Sim: gcsim.Options{RateLimit: limit, RateWindow: window}})
+	r.Consumers("a", 32)
+	elapsed := benchInvoices(b, r, b.N)
+	rate := float64(r.GCRequests.Total()) / elapsed.Seconds()
+	b.ReportMetric(100*rate/(limit/window.Seconds()), "%-of-limit")
+	b.ReportMetric(float64(r.GCRequests.Status(429)), "429s")
+}
