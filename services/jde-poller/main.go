@@ -6,13 +6,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/ml-connector/ml-connector/platform/config"
 	"github.com/ml-connector/ml-connector/platform/service"
+	"github.com/ml-connector/ml-connector/services/jde-poller/internal/poller"
+	"github.com/ml-connector/ml-connector/services/jde-poller/internal/supervise"
 )
 
 func main() {
@@ -27,9 +31,16 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	env := config.FromOS()
 	cfg := service.LoadConfig(env, "jde-poller")
+	interval := env.Duration("JDE_POLL_INTERVAL", time.Minute, "Pause between two poll cycles of a JDE connection.")
+	relist := env.Duration("JDE_RELIST_INTERVAL", 30*time.Second, "How often JDE connections are listed for new, changed and removed ones.")
+	lockRetry := env.Duration("JDE_LOCK_RETRY", 5*time.Second, "How often a standby replica tries to take over a connection.")
+	batch := env.Int("JDE_PUBLISH_BATCH", 500, "Messages published and acknowledged before a watermark moves.")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
+	}
+	if batch < 1 {
+		env.Errorf("JDE_PUBLISH_BATCH", "must be at least 1")
 	}
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
@@ -38,5 +49,24 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return svc.Run(ctx)
+	if svc.Connections == nil {
+		return errors.New("the connection registry needs MLC_MASTER_KEY")
+	}
+	metrics, err := poller.NewMetrics()
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	sup := supervise.New(supervise.Config{
+		Registry:  svc.Connections,
+		DB:        svc.DB,
+		Publisher: svc.Bus,
+		Interval:  interval,
+		Relist:    relist,
+		LockRetry: lockRetry,
+		BatchSize: batch,
+		Log:       svc.Log,
+		Metrics:   metrics,
+	})
+	svc.Health.Add("jde", sup.Check)
+	return svc.Run(ctx, service.Worker{Name: "jde-poller", Run: sup.Run})
 }

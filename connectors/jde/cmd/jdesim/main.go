@@ -1,0 +1,85 @@
+// Command jdesim serves a simulated JD Edwards AIS server (package
+// jdesim) over HTTP for the demo stack and manual testing, with its
+// control API under /_sim/.
+//
+// Its settings are environment variables; run it with --help to list them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ml-connector/ml-connector/connectors/jde/jdesim"
+	"github.com/ml-connector/ml-connector/platform/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "jdesim: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	env := config.FromOS()
+	addr := env.Addr("JDESIM_ADDR", ":8093", "Listener of the simulated AIS server and its /_sim/ control API.")
+	opts := jdesim.Options{
+		Username:    env.String("JDESIM_USERNAME", "JDE", "User name the simulated AIS accepts."),
+		Password:    env.Secret("JDESIM_PASSWORD", "Password the simulated AIS accepts (default JDE).").Reveal(),
+		Environment: env.String("JDESIM_ENVIRONMENT", "JDV920", "JDE environment the simulated AIS serves."),
+		DateFormat: env.OneOf("JDESIM_DATE_FORMAT", "MDE", "User date format reported at login.",
+			"MDE", "DME", "EMD", "MDY", "DMY", "YMD"),
+		DateSeparator:    env.String("JDESIM_DATE_SEPARATOR", "/", "User date separator reported at login."),
+		SessionLifetime:  env.Duration("JDESIM_SESSION_LIFETIME", 60*time.Minute, "How long a session token stays valid."),
+		ResultSetTimeout: env.Duration("JDESIM_RESULT_SET_TIMEOUT", 60*time.Second, "How long a paged result set stays open between pages."),
+		DateOutput: jdesim.DateOutput(env.OneOf("JDESIM_DATE_OUTPUT", "formatted", "How the data service renders dates.",
+			"formatted", "julian", "compact")),
+		AmountOutput: jdesim.AmountOutput(env.OneOf("JDESIM_AMOUNT_OUTPUT", "decimal", "How the data service renders amounts.",
+			"decimal", "string", "implied")),
+		ReceiptOrchestration: env.String("JDESIM_RECEIPT_ORCHESTRATION", "MLC_PostReceipt", "Name of the receipt orchestration."),
+		FailureOrchestration: env.String("JDESIM_FAILURE_ORCHESTRATION", "MLC_PaymentFailure", "Name of the payment failure orchestration."),
+		RefundOrchestration:  env.String("JDESIM_REFUND_ORCHESTRATION", "MLC_RefundOutcome", "Name of the refund outcome orchestration."),
+		MandateOrchestration: env.String("JDESIM_MANDATE_ORCHESTRATION", "MLC_MandateStatus", "Name of the mandate status orchestration."),
+	}
+	seed := env.String("JDESIM_SEED_COMPANY", "", "When set, seed demo customers and invoices in this company (e.g. 00001).")
+	if config.HelpRequested(args) {
+		env.Usage(os.Stdout)
+		return nil
+	}
+	if err := env.Err(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+	if opts.Password == "" {
+		opts.Password = "JDE"
+	}
+	sim := jdesim.New(opts)
+	if seed != "" {
+		sim.SeedDemo(seed)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(shutdown)
+	}()
+	slog.Info("jdesim listening", "addr", l.Addr().String(), "environment", opts.Environment)
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

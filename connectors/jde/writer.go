@@ -1,0 +1,471 @@
+package jde
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ml-connector/ml-connector/platform/money"
+)
+
+// Orchestrations names the AIS orchestrations the Writer runs. They are
+// site-specific; the defaults are what jdesim implements. Each takes an
+// ExternalReference and must write nothing when it has seen it before,
+// answering with the original result and AlreadyPosted true. Each answers
+// 400 for input it refuses and 404 for a document or customer it does not
+// know.
+type Orchestrations struct {
+	// Receipt writes an F03B13Z1 electronic receipt matched to the invoice
+	// (RUDOC/RUDCT/RUKCO/RUSFX) with the GL bank account, for R03B551 to
+	// turn into a receipt and F0911 entries.
+	Receipt string
+	// Failure records a failed, charged-back or cancelled collection and
+	// reverses the receipt posted for the payment, if any.
+	Failure string
+	// Refund records the outcome of a refund document (paid, failed,
+	// cancelled).
+	Refund string
+	// Mandate records a customer's GoCardless mandate status.
+	Mandate string
+}
+
+// DefaultOrchestrations are jdesim's names.
+var DefaultOrchestrations = Orchestrations{
+	Receipt: "MLC_PostReceipt",
+	Failure: "MLC_PaymentFailure",
+	Refund:  "MLC_RefundOutcome",
+	Mandate: "MLC_MandateStatus",
+}
+
+// ReceiptOn says which payment outcome books the cash receipt.
+type ReceiptOn string
+
+const (
+	// ReceiptOnConfirmed books it when GoCardless confirms the collection.
+	ReceiptOnConfirmed ReceiptOn = "confirmed"
+	// ReceiptOnPaidOut books it when the money is paid out to the creditor.
+	ReceiptOnPaidOut ReceiptOn = "paid_out"
+)
+
+// WriterConfig is the posting part of a connection's settings.
+type WriterConfig struct {
+	Orchestrations Orchestrations
+	// GLAccounts maps a business unit (F03B11 MCU, trimmed) to the GL bank
+	// account receipts are posted to.
+	GLAccounts map[string]string
+	// DefaultGLAccount is used for documents without a business unit.
+	DefaultGLAccount string
+	ReceiptOn        ReceiptOn
+}
+
+// Writer posts GoCardless outcomes into JDE through orchestrations. Every
+// posting is idempotent by its outcome id, which it passes as the
+// orchestration's ExternalReference.
+type Writer struct {
+	c   *Client
+	cfg WriterConfig
+}
+
+// NewWriter returns a writer over c.
+func NewWriter(c *Client, cfg WriterConfig) *Writer {
+	if cfg.Orchestrations == (Orchestrations{}) {
+		cfg.Orchestrations = DefaultOrchestrations
+	}
+	if cfg.ReceiptOn == "" {
+		cfg.ReceiptOn = ReceiptOnConfirmed
+	}
+	return &Writer{c: c, cfg: cfg}
+}
+
+// DocumentKey identifies an F03B11 document (pay item).
+type DocumentKey struct {
+	Company  string // KCO
+	Document string // DOC
+	DocType  string // DCT
+	Suffix   string // SFX (pay item)
+}
+
+// String formats the key as DOC/DCT/SFX, the form used in message ids and
+// refund ids (the company travels separately).
+func (k DocumentKey) String() string { return k.Document + "/" + k.DocType + "/" + k.Suffix }
+
+// ParseDocumentKey reads the DOC/DCT/SFX form back, within company.
+func ParseDocumentKey(company, s string) (DocumentKey, error) {
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 {
+		return DocumentKey{}, fmt.Errorf("%w: document key %q is not DOC/DCT/SFX", ErrInvalid, s)
+	}
+	k := DocumentKey{Company: company, Document: parts[0], DocType: parts[1], Suffix: parts[2]}
+	return k, k.validate()
+}
+
+func (k DocumentKey) validate() error {
+	if k.Company == "" || k.Document == "" || k.DocType == "" || k.Suffix == "" {
+		return fmt.Errorf("%w: document key needs company, document number, type and pay item (got %q in %q)", ErrInvalid, k.String(), k.Company)
+	}
+	if !isDigits(k.Document) {
+		return fmt.Errorf("%w: document number %q is not numeric", ErrInvalid, k.Document)
+	}
+	return nil
+}
+
+// PaymentKind is what happened to a collection.
+type PaymentKind string
+
+const (
+	PaymentConfirmed   PaymentKind = "confirmed"
+	PaymentPaidOut     PaymentKind = "paid_out"
+	PaymentFailed      PaymentKind = "failed"
+	PaymentChargedBack PaymentKind = "charged_back"
+	PaymentCancelled   PaymentKind = "cancelled"
+)
+
+// Payment is one payment outcome to post.
+type Payment struct {
+	OutcomeID    string // idempotency key
+	Kind         PaymentKind
+	Invoice      DocumentKey
+	Customer     string // AN8; read from the invoice when empty
+	BusinessUnit string // MCU; read from the invoice when empty
+	PaymentID    string // GoCardless PM…, kept as the receipt number
+	PayoutID     string
+	AmountMinor  int64
+	Currency     string
+	OccurredAt   time.Time // receipt / event date
+	Cause        string
+	ReasonCode   string
+	Description  string
+}
+
+// Result describes a posting.
+type Result struct {
+	// Reference is JDE's reference for what was written.
+	Reference string
+	// AlreadyPosted is true when the outcome id had been posted before and
+	// nothing was written now.
+	AlreadyPosted bool
+	// PostedAt is when it was written (the first time).
+	PostedAt time.Time
+	// NothingToPost is true when the outcome needs no JDE entry (a payout
+	// when receipts are booked on confirmation, or the reverse).
+	NothingToPost bool
+}
+
+type postingOutput struct {
+	Reference     string `json:"Reference"`
+	AlreadyPosted bool   `json:"AlreadyPosted"`
+	PostedAt      string `json:"PostedAt"`
+}
+
+func (o postingOutput) result(op string) (Result, error) {
+	at, err := time.Parse(time.RFC3339, o.PostedAt)
+	if err != nil || o.Reference == "" {
+		return Result{}, fmt.Errorf("jde: %s: %w: orchestration answered without Reference or PostedAt", op, ErrUnavailable)
+	}
+	return Result{Reference: o.Reference, AlreadyPosted: o.AlreadyPosted, PostedAt: at}, nil
+}
+
+// document is the part of an F03B11 row the writer checks against.
+type document struct {
+	customer, currency, businessUnit string
+}
+
+// readDocument reads one F03B11 pay item, or ErrNotFound.
+func (w *Writer) readDocument(ctx context.Context, k DocumentKey) (document, error) {
+	var doc document
+	found := false
+	err := w.c.Browse(ctx, Query{
+		Table:   "F03B11",
+		Columns: []string{"DOC", "DCT", "KCO", "SFX", "AN8", "CRCD", "MCU"},
+		Conditions: []Condition{
+			{Column: "DOC", Op: Equal, Value: k.Document},
+			{Column: "DCT", Op: Equal, Value: k.DocType},
+			{Column: "KCO", Op: Equal, Value: k.Company},
+			{Column: "SFX", Op: Equal, Value: k.Suffix},
+		},
+		PageSize: 2,
+	}, func(rows []Row) error {
+		for _, r := range rows {
+			found = true
+			doc = document{customer: r.Text("F03B11", "AN8"), currency: r.Text("F03B11", "CRCD"), businessUnit: r.Text("F03B11", "MCU")}
+		}
+		return nil
+	})
+	if err != nil {
+		return document{}, err
+	}
+	if !found {
+		return document{}, fmt.Errorf("%w: F03B11 document %s in company %s", ErrNotFound, k, k.Company)
+	}
+	return doc, nil
+}
+
+// glAccount picks the GL bank account of a business unit.
+func (w *Writer) glAccount(bu string) (string, error) {
+	if acct, ok := w.cfg.GLAccounts[bu]; ok {
+		return acct, nil
+	}
+	if bu == "" && w.cfg.DefaultGLAccount != "" {
+		return w.cfg.DefaultGLAccount, nil
+	}
+	if bu == "" {
+		return "", fmt.Errorf("%w: document has no business unit and the connection has no default_gl_account", ErrInvalid)
+	}
+	return "", fmt.Errorf("%w: business unit %q has no GL account in the connection's gl_accounts", ErrInvalid, bu)
+}
+
+// checkDocument reads the document, checks currency and customer against
+// it and fills the customer and business unit when the caller had none.
+func (w *Writer) checkDocument(ctx context.Context, k DocumentKey, currency string, customer, bu *string) error {
+	doc, err := w.readDocument(ctx, k)
+	if err != nil {
+		return err
+	}
+	if doc.currency != currency {
+		return fmt.Errorf("%w: document %s is in %s, the outcome in %s", ErrInvalid, k, doc.currency, currency)
+	}
+	if *customer == "" {
+		*customer = doc.customer
+	} else if *customer != doc.customer {
+		return fmt.Errorf("%w: document %s belongs to customer %s, not %s", ErrInvalid, k, doc.customer, *customer)
+	}
+	if *bu == "" {
+		*bu = doc.businessUnit
+	}
+	return nil
+}
+
+func checkOutcome(id string, amountMinor int64, currency string) (string, error) {
+	if strings.TrimSpace(id) == "" {
+		return "", fmt.Errorf("%w: outcome id is required", ErrInvalid)
+	}
+	if amountMinor <= 0 {
+		return "", fmt.Errorf("%w: amount must be positive, got %d minor units", ErrInvalid, amountMinor)
+	}
+	amount, err := money.FromMinor(amountMinor, currency)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return amount, nil
+}
+
+func isoDate(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.DateOnly)
+}
+
+// PostPayment posts a payment outcome against its invoice: a cash receipt
+// for the kind receipts are booked on (confirmed by default), a recorded
+// failure that reverses any receipt for failed, charged-back and cancelled
+// payments, and nothing for the other of confirmed / paid out.
+func (w *Writer) PostPayment(ctx context.Context, p Payment) (Result, error) {
+	amount, err := checkOutcome(p.OutcomeID, p.AmountMinor, p.Currency)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := p.Invoice.validate(); err != nil {
+		return Result{}, err
+	}
+	switch p.Kind {
+	case PaymentConfirmed, PaymentPaidOut:
+		if string(p.Kind) != string(w.cfg.ReceiptOn) {
+			return Result{NothingToPost: true}, nil
+		}
+		return w.postReceipt(ctx, p, amount)
+	case PaymentFailed, PaymentChargedBack, PaymentCancelled:
+		return w.postFailure(ctx, p, amount)
+	}
+	return Result{}, fmt.Errorf("%w: unknown payment outcome kind %q", ErrInvalid, p.Kind)
+}
+
+func (w *Writer) postReceipt(ctx context.Context, p Payment, amount string) (Result, error) {
+	if err := w.checkDocument(ctx, p.Invoice, p.Currency, &p.Customer, &p.BusinessUnit); err != nil {
+		return Result{}, err
+	}
+	acct, err := w.glAccount(p.BusinessUnit)
+	if err != nil {
+		return Result{}, err
+	}
+	in := map[string]string{
+		"ExternalReference": p.OutcomeID,
+		"DocumentCompany":   p.Invoice.Company,
+		"DocumentNumber":    p.Invoice.Document,
+		"DocumentType":      p.Invoice.DocType,
+		"PayItem":           p.Invoice.Suffix,
+		"Customer":          p.Customer,
+		"Amount":            amount,
+		"Currency":          p.Currency,
+		"ReceiptDate":       isoDate(p.OccurredAt),
+		"GLBankAccount":     acct,
+		"BusinessUnit":      p.BusinessUnit,
+		"PaymentReference":  p.PaymentID,
+		"Remark":            strings.TrimSpace("GoCardless " + p.PaymentID + " " + p.PayoutID),
+	}
+	return w.orchestrate(ctx, w.cfg.Orchestrations.Receipt, in)
+}
+
+func (w *Writer) postFailure(ctx context.Context, p Payment, amount string) (Result, error) {
+	if err := w.checkDocument(ctx, p.Invoice, p.Currency, &p.Customer, &p.BusinessUnit); err != nil {
+		return Result{}, err
+	}
+	in := map[string]string{
+		"ExternalReference": p.OutcomeID,
+		"DocumentCompany":   p.Invoice.Company,
+		"DocumentNumber":    p.Invoice.Document,
+		"DocumentType":      p.Invoice.DocType,
+		"PayItem":           p.Invoice.Suffix,
+		"Customer":          p.Customer,
+		"Amount":            amount,
+		"Currency":          p.Currency,
+		"Event":             string(p.Kind),
+		"EventDate":         isoDate(p.OccurredAt),
+		"PaymentReference":  p.PaymentID,
+		"Cause":             p.Cause,
+		"ReasonCode":        p.ReasonCode,
+		"Description":       p.Description,
+	}
+	return w.orchestrate(ctx, w.cfg.Orchestrations.Failure, in)
+}
+
+// RefundKind is what happened to a refund.
+type RefundKind string
+
+const (
+	RefundPaid      RefundKind = "paid"
+	RefundFailed    RefundKind = "failed"
+	RefundCancelled RefundKind = "cancelled"
+)
+
+// Refund is one refund outcome to post against the JDE refund document.
+type Refund struct {
+	OutcomeID   string
+	Kind        RefundKind
+	Refund      DocumentKey // the refund document (e.g. DCT RF)
+	Invoice     DocumentKey // the original invoice
+	Customer    string
+	RefundID    string // GoCardless RF…
+	PaymentID   string
+	AmountMinor int64
+	Currency    string
+	OccurredAt  time.Time
+	Cause       string
+	ReasonCode  string
+	Description string
+}
+
+// PostRefund records a refund outcome on the refund document. A paid
+// refund closes the document and books the money leaving the bank account
+// of the document's business unit.
+func (w *Writer) PostRefund(ctx context.Context, r Refund) (Result, error) {
+	amount, err := checkOutcome(r.OutcomeID, r.AmountMinor, r.Currency)
+	if err != nil {
+		return Result{}, err
+	}
+	if err := r.Refund.validate(); err != nil {
+		return Result{}, err
+	}
+	switch r.Kind {
+	case RefundPaid, RefundFailed, RefundCancelled:
+	default:
+		return Result{}, fmt.Errorf("%w: unknown refund outcome kind %q", ErrInvalid, r.Kind)
+	}
+	var bu string
+	if err := w.checkDocument(ctx, r.Refund, r.Currency, &r.Customer, &bu); err != nil {
+		return Result{}, err
+	}
+	acct := ""
+	if r.Kind == RefundPaid {
+		if acct, err = w.glAccount(bu); err != nil {
+			return Result{}, err
+		}
+	}
+	in := map[string]string{
+		"ExternalReference": r.OutcomeID,
+		"DocumentCompany":   r.Refund.Company,
+		"DocumentNumber":    r.Refund.Document,
+		"DocumentType":      r.Refund.DocType,
+		"PayItem":           r.Refund.Suffix,
+		"InvoiceNumber":     r.Invoice.Document,
+		"InvoiceType":       r.Invoice.DocType,
+		"InvoicePayItem":    r.Invoice.Suffix,
+		"Customer":          r.Customer,
+		"Amount":            amount,
+		"Currency":          r.Currency,
+		"Status":            string(r.Kind),
+		"EventDate":         isoDate(r.OccurredAt),
+		"GLBankAccount":     acct,
+		"GoCardlessRefund":  r.RefundID,
+		"PaymentReference":  r.PaymentID,
+		"Cause":             r.Cause,
+		"ReasonCode":        r.ReasonCode,
+		"Description":       r.Description,
+		"BusinessUnit":      bu,
+	}
+	return w.orchestrate(ctx, w.cfg.Orchestrations.Refund, in)
+}
+
+// Mandate is a customer's mandate status to record.
+type Mandate struct {
+	OutcomeID   string
+	Company     string // CO of the customer master row
+	Customer    string // AN8
+	MandateID   string
+	Status      string // GoCardless status, e.g. "active", "cancelled"
+	Scheme      string
+	OccurredAt  time.Time
+	Cause       string
+	ReasonCode  string
+	Description string
+}
+
+// PostMandateStatus records a mandate status for a customer (F03012 row of
+// the company). The orchestration keeps the status with the latest
+// OccurredAt, so outcomes arriving out of order settle on the newest.
+func (w *Writer) PostMandateStatus(ctx context.Context, m Mandate) (Result, error) {
+	switch {
+	case strings.TrimSpace(m.OutcomeID) == "":
+		return Result{}, fmt.Errorf("%w: outcome id is required", ErrInvalid)
+	case m.Company == "" || !isDigits(m.Customer) || m.MandateID == "" || m.Status == "" || m.OccurredAt.IsZero():
+		return Result{}, fmt.Errorf("%w: mandate status needs company, numeric customer, mandate id, status and time", ErrInvalid)
+	}
+	found := false
+	err := w.c.Browse(ctx, Query{
+		Table:      "F03012",
+		Columns:    []string{"AN8", "CO"},
+		Conditions: []Condition{{Column: "AN8", Op: Equal, Value: m.Customer}, {Column: "CO", Op: Equal, Value: m.Company}},
+		PageSize:   2,
+	}, func(rows []Row) error {
+		found = found || len(rows) > 0
+		return nil
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if !found {
+		return Result{}, fmt.Errorf("%w: customer %s has no customer master (F03012) in company %s", ErrNotFound, m.Customer, m.Company)
+	}
+	in := map[string]string{
+		"ExternalReference": m.OutcomeID,
+		"Company":           m.Company,
+		"Customer":          m.Customer,
+		"MandateID":         m.MandateID,
+		"Status":            m.Status,
+		"Scheme":            m.Scheme,
+		"EventTime":         m.OccurredAt.UTC().Format(time.RFC3339),
+		"Cause":             m.Cause,
+		"ReasonCode":        m.ReasonCode,
+		"Description":       m.Description,
+	}
+	return w.orchestrate(ctx, w.cfg.Orchestrations.Mandate, in)
+}
+
+func (w *Writer) orchestrate(ctx context.Context, name string, in map[string]string) (Result, error) {
+	var out postingOutput
+	if err := w.c.Orchestrate(ctx, name, in, &out); err != nil {
+		return Result{}, err
+	}
+	return out.result("orchestrator " + name)
+}

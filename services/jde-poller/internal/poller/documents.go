@@ -1,0 +1,206 @@
+package poller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ml-connector/ml-connector/connectors/jde"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+)
+
+var documentColumns = []string{
+	"DOC", "DCT", "KCO", "SFX", "AN8", "CO", "AG", "AAP", "CRCD", "DDJ", "DIVJ", "MCU", "PTC", "PST",
+	"RMK", "VINV", "ODOC", "ODCT", "OKCO", "OSFX", "UPMJ", "UPMT",
+}
+
+// document is an F03B11 row read in a cycle.
+type document struct {
+	row   jde.Row
+	key   jde.DocumentKey
+	stamp stamp
+	mark  Mark
+	err   error // the row's stamp could not be read
+}
+
+func (d document) text(col string) string { return d.row.Text("F03B11", col) }
+
+// documents publishes the F03B11 pay items of company co that changed
+// since its watermark. The first poll of a company reads only open items
+// (AAP not zero); after that every change counts, so an invoice paid or
+// credited in JDE is published again with its new open amount.
+func (p *Poller) documents(ctx context.Context, co string, res *Result) error {
+	entity := "F03B11:" + co
+	wm, err := p.marks.Load(ctx, p.cfg.ConnectionID, entity)
+	if err != nil {
+		return err
+	}
+	q := jde.Query{Table: "F03B11", Columns: documentColumns, Conditions: []jde.Condition{{Column: "KCO", Op: jde.Equal, Value: co}}}
+	if wm.IsZero() {
+		q.Conditions = append(q.Conditions, jde.Condition{Column: "AAP", Op: jde.NotEqual, Value: "0"})
+	} else {
+		q.Conditions = append(q.Conditions, p.since(wm))
+	}
+	var docs []document
+	err = p.read(ctx, q, func() { docs = docs[:0] }, func(r jde.Row) error {
+		d := document{row: r, key: jde.DocumentKey{
+			Company: r.Text("F03B11", "KCO"), Document: r.Text("F03B11", "DOC"),
+			DocType: r.Text("F03B11", "DCT"), Suffix: r.Text("F03B11", "SFX"),
+		}}
+		if d.key.Company != co {
+			return nil // AIS answered outside the condition; only configured companies pass
+		}
+		if d.stamp, d.err = p.readStamp(r, "F03B11"); d.err == nil {
+			d.mark = Mark{At: p.at(d.stamp), Key: orderKey(d.key.Document, d.key.DocType, d.key.Suffix)}
+			if d.mark.compare(wm) <= 0 {
+				return nil // published in an earlier cycle
+			}
+		}
+		docs = append(docs, d)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("connection %s: read F03B11 of %s: %w", p.cfg.ConnectionName, co, err)
+	}
+	slices.SortFunc(docs, func(a, b document) int { return a.mark.compare(b.mark) })
+	items := make([]pending, 0, len(docs))
+	for _, d := range docs {
+		it, rj := p.documentEvent(co, d)
+		if rj != nil {
+			if err := p.reject(ctx, *rj, res); err != nil {
+				return err
+			}
+		}
+		items = append(items, it)
+	}
+	return p.publish(ctx, entity, items, res)
+}
+
+// documentEvent maps a pay item to its event: InvoiceReady for invoice
+// document types, RefundRequested for open refund documents, nothing for
+// other types (receipts, credit memos, ...) or a rejection.
+func (p *Poller) documentEvent(co string, d document) (pending, *rejection) {
+	it := pending{co: co, mark: d.mark}
+	dct := d.key.DocType
+	kind := ""
+	switch {
+	case slices.Contains(p.cfg.Settings.InvoiceDocTypes, dct):
+		kind = kindInvoice
+	case slices.Contains(p.cfg.Settings.RefundDocTypes, dct):
+		kind = kindRefund
+	default:
+		return it, nil
+	}
+	rejected := func(err error) (pending, *rejection) {
+		return it, &rejection{kind: kind, company: co, key: d.key.String(), version: d.stamp.version(), table: "F03B11", err: err}
+	}
+	if d.err != nil {
+		return rejected(d.err)
+	}
+	if d.key.Document == "" || d.key.Suffix == "" || d.text("AN8") == "" {
+		return rejected(fmt.Errorf("F03B11 row without document number, pay item or customer"))
+	}
+	cur := d.text("CRCD")
+	open, err := jde.ParseAmount(d.text("AAP"), cur, p.cfg.Settings.Amounts)
+	if err != nil {
+		return rejected(fmt.Errorf("F03B11.AAP: %w", err))
+	}
+	gross, err := jde.ParseAmount(d.text("AG"), cur, p.cfg.Settings.Amounts)
+	if err != nil {
+		return rejected(fmt.Errorf("F03B11.AG: %w", err))
+	}
+	erp := &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_JDE, Connection: p.cfg.ConnectionName, Company: co}
+	updated := timestamppb.New(p.at(d.stamp))
+	version := d.stamp.version()
+	fields := map[string]string{}
+	for _, col := range []string{"CO", "PST", "RMK", "VINV"} {
+		if v := d.text(col); v != "" {
+			fields[col] = v
+		}
+	}
+	if kind == kindRefund {
+		amount := strings.TrimPrefix(open, "-")
+		if isZero(amount) {
+			return it, nil // settled: nothing left to refund
+		}
+		orig := jde.DocumentKey{Company: d.text("OKCO"), Document: d.text("ODOC"), DocType: d.text("ODCT"), Suffix: d.text("OSFX")}
+		if orig.Document == "" || orig.Document == "0" || orig.DocType == "" {
+			return rejected(fmt.Errorf("refund document has no original invoice (ODOC/ODCT/OSFX)"))
+		}
+		if orig.Company != "" && orig.Company != co {
+			return rejected(fmt.Errorf("refund's original invoice is in company %s, not %s", orig.Company, co))
+		}
+		fields["AG"] = gross
+		ev := &mlcv1.RefundRequested{
+			SchemaVersion: 1,
+			Erp:           erp,
+			RefundId:      d.key.String(),
+			Invoice:       &mlcv1.InvoiceKey{InvoiceId: orig.Document, InvoiceNo: orig.Document, DocType: orig.DocType, Suffix: orig.Suffix},
+			CustomerId:    d.text("AN8"),
+			Version:       version,
+			Amount:        amount,
+			Currency:      cur,
+			Reason:        d.text("RMK"),
+			UpdatedAt:     updated,
+			ErpFields:     fields,
+		}
+		if it.msg, err = message(co, kindRefund, ev.RefundId, version, ev); err != nil {
+			return rejected(err)
+		}
+		it.kind = kindRefund
+		return it, nil
+	}
+	due, err := jde.ParseDate(d.text("DDJ"), p.format)
+	if err != nil {
+		return rejected(fmt.Errorf("F03B11.DDJ: %w", err))
+	}
+	issued, err := jde.ParseDate(d.text("DIVJ"), p.format)
+	if err != nil {
+		return rejected(fmt.Errorf("F03B11.DIVJ: %w", err))
+	}
+	terms := d.text("PTC")
+	ev := &mlcv1.InvoiceReady{
+		SchemaVersion: 1,
+		Erp:           erp,
+		Invoice:       &mlcv1.InvoiceKey{InvoiceId: d.key.Document, InvoiceNo: d.key.Document, DocType: dct, Suffix: d.key.Suffix},
+		CustomerId:    d.text("AN8"),
+		Version:       version,
+		Amount:        open,
+		GrossAmount:   gross,
+		Currency:      cur,
+		InvoiceDate:   issued.String(),
+		DueDate:       due.String(),
+		PaymentTerms:  terms,
+		BusinessUnit:  d.text("MCU"),
+		UpdatedAt:     updated,
+		ErpFields:     fields,
+	}
+	if rc, ok := p.cfg.Settings.TermsRecurrence[terms]; ok {
+		ev.Recurrence = recurrence(rc)
+	}
+	if it.msg, err = message(co, kindInvoice, d.key.String(), version, ev); err != nil {
+		return rejected(err)
+	}
+	it.kind = kindInvoice
+	return it, nil
+}
+
+func isZero(amount string) bool { return strings.Trim(amount, "0.") == "" }
+
+func recurrence(rc jde.Recurrence) *mlcv1.Recurrence {
+	unit := map[string]mlcv1.IntervalUnit{
+		"weekly":  mlcv1.IntervalUnit_INTERVAL_UNIT_WEEKLY,
+		"monthly": mlcv1.IntervalUnit_INTERVAL_UNIT_MONTHLY,
+		"yearly":  mlcv1.IntervalUnit_INTERVAL_UNIT_YEARLY,
+	}[rc.IntervalUnit]
+	return &mlcv1.Recurrence{
+		IntervalUnit: unit,
+		Interval:     int32(rc.Interval),
+		DayOfMonth:   int32(rc.DayOfMonth),
+		Count:        int32(rc.Count),
+		Month:        int32(rc.Month),
+	}
+}

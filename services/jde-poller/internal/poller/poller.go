@@ -1,0 +1,226 @@
+// Package poller reads one JD Edwards connection through the AIS data
+// service and publishes what changed: customers (F03012 with F0101 name,
+// F01151 e-mail, F0116 address and F0030 bank details) as CustomerChanged,
+// open AR pay items (F03B11) as InvoiceReady and refund documents as
+// RefundRequested, on mlc.erp.jde.<company>.<kind>.
+//
+// Each table is read by date updated (UPMJ/UPMT) from a watermark of date,
+// time and key kept in poll_state, which moves only after JetStream has
+// acknowledged every message up to it. A crash between publish and
+// watermark therefore re-publishes, and the message ids
+// (jde:<company>:<kind>:<key>:<version>) make JetStream drop the repeats.
+package poller
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ml-connector/ml-connector/connectors/jde"
+	"github.com/ml-connector/ml-connector/platform/bus"
+)
+
+// Source is the part of the AIS client the poller reads through.
+type Source interface {
+	Browse(ctx context.Context, q jde.Query, fn func([]jde.Row) error) error
+	DateFormat(ctx context.Context) (jde.DateFormat, error)
+}
+
+// Publisher stores messages and reports JetStream's acknowledgements.
+type Publisher interface {
+	PublishBatch(ctx context.Context, msgs []bus.Msg) ([]bus.Ack, error)
+}
+
+// Config is what a Poller needs for one connection.
+type Config struct {
+	ConnectionID   int64
+	ConnectionName string
+	Settings       jde.Settings
+	Source         Source
+	Publisher      Publisher
+	DB             *pgxpool.Pool
+	// BatchSize is how many messages are published (and acknowledged)
+	// before the watermark moves (default 500).
+	BatchSize int
+	// SnapshotThreshold: when more customers than this changed, their
+	// e-mail, address and bank rows are read table by table instead of
+	// customer by customer (default 50).
+	SnapshotThreshold int
+	// Reruns is how often a read whose result set AIS lost (restart,
+	// timeout) is started again within one cycle (default 3).
+	Reruns  int
+	Now     func() time.Time
+	Log     *slog.Logger
+	Metrics *Metrics
+}
+
+// Poller polls one JDE connection. A Poller is used by one goroutine.
+type Poller struct {
+	cfg    Config
+	marks  *PollState
+	format jde.DateFormat
+}
+
+// companyToken is what a company code must look like to be a subject token.
+var companyToken = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// New checks cfg and returns a poller.
+func New(cfg Config) (*Poller, error) {
+	for _, co := range cfg.Settings.Companies {
+		if !companyToken.MatchString(co) {
+			return nil, fmt.Errorf("connection %s: company code %q cannot be a NATS subject token", cfg.ConnectionName, co)
+		}
+	}
+	if cfg.Source == nil || cfg.Publisher == nil || cfg.DB == nil {
+		return nil, errors.New("poller: source, publisher and database are required")
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.SnapshotThreshold <= 0 {
+		cfg.SnapshotThreshold = 50
+	}
+	if cfg.Reruns <= 0 {
+		cfg.Reruns = 3
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Settings.Location == nil {
+		cfg.Settings.Location = time.UTC
+	}
+	return &Poller{cfg: cfg, marks: &PollState{DB: cfg.DB}}, nil
+}
+
+// Result counts what a cycle did.
+type Result struct {
+	Customers int // CustomerChanged published (including JetStream duplicates)
+	Invoices  int // InvoiceReady published
+	Refunds   int // RefundRequested published
+	Rejected  int // rows recorded as exceptions instead
+}
+
+// Cycle reads everything that changed since the watermarks and publishes
+// it: customers first, so that a consumer sees a customer before its
+// invoices more often than not (it must cope with either order).
+func (p *Poller) Cycle(ctx context.Context) (Result, error) {
+	began := p.cfg.Now()
+	var res Result
+	err := p.cycle(ctx, &res)
+	p.cfg.Metrics.cycle(ctx, p.cfg.ConnectionName, began, p.cfg.Now(), err)
+	return res, err
+}
+
+func (p *Poller) cycle(ctx context.Context, res *Result) error {
+	var err error
+	// Formatted dates are in the format of the session's user.
+	if p.format, err = p.cfg.Source.DateFormat(ctx); err != nil {
+		return err
+	}
+	if err := p.customers(ctx, res); err != nil {
+		return err
+	}
+	for _, co := range p.cfg.Settings.Companies {
+		if err := p.documents(ctx, co, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Mark is a position in a table's change order: the updated time, then
+// the key as a tie-breaker among rows updated in the same second.
+type Mark struct {
+	At  time.Time
+	Key string
+}
+
+func (m Mark) IsZero() bool { return m.At.IsZero() && m.Key == "" }
+
+func (m Mark) compare(o Mark) int {
+	if c := m.At.Compare(o.At); c != 0 {
+		return c
+	}
+	return cmp.Compare(m.Key, o.Key)
+}
+
+// orderKey joins key parts into a watermark key, numbers zero-padded so
+// that keys sort the way JDE numbers them (document 200 before 1000).
+func orderKey(parts ...string) string {
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		if p != "" && strings.Trim(p, "0123456789") == "" {
+			p = fmt.Sprintf("%012s", p)
+		}
+		out[i] = p
+	}
+	return strings.Join(out, "/")
+}
+
+// stamp is a row's UPMJ/UPMT, read as JDE stores it.
+type stamp struct {
+	date jde.Date
+	time int
+}
+
+// version is the change stamp used in message ids: CYYDDDHHMMSS.
+func (s stamp) version() string { return fmt.Sprintf("%06d%06d", s.date.Julian(), s.time) }
+
+func (p *Poller) readStamp(r jde.Row, table string) (stamp, error) {
+	d, err := jde.ParseDate(r.Text(table, "UPMJ"), p.format)
+	if err != nil {
+		return stamp{}, fmt.Errorf("%s.UPMJ: %w", table, err)
+	}
+	t, err := jde.ParseTimeOfDay(r.Text(table, "UPMT"))
+	if err != nil {
+		return stamp{}, fmt.Errorf("%s.UPMT: %w", table, err)
+	}
+	return stamp{date: d, time: t}, nil
+}
+
+func (p *Poller) at(s stamp) time.Time {
+	if s.date.IsZero() {
+		return time.Time{}
+	}
+	return s.date.Time(s.time, p.cfg.Settings.Location)
+}
+
+// since returns the condition that reads rows updated on or after the
+// watermark's day; rows of that day up to the watermark are dropped by
+// the caller, since AIS conditions cannot express "(date, time, key) >".
+func (p *Poller) since(m Mark) jde.Condition {
+	day := jde.DateOf(m.At.In(p.cfg.Settings.Location))
+	return jde.Condition{Column: "UPMJ", Op: jde.GreaterEqual, Value: fmt.Sprint(day.Julian())}
+}
+
+// read runs q to the end, handing every row to fn. When AIS loses the
+// result set midway (restart, session or result-set expiry) the client has
+// already logged in again; reset discards what the aborted read collected
+// and the query runs again from the start, up to Reruns times.
+func (p *Poller) read(ctx context.Context, q jde.Query, reset func(), fn func(jde.Row) error) error {
+	for attempt := 0; ; attempt++ {
+		err := p.cfg.Source.Browse(ctx, q, func(rows []jde.Row) error {
+			for _, r := range rows {
+				if err := fn(r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err == nil || !errors.Is(err, jde.ErrResultSetLost) || attempt >= p.cfg.Reruns {
+			return err
+		}
+		p.cfg.Log.WarnContext(ctx, "jde result set lost, reading again", "connection", p.cfg.ConnectionName, "table", q.Table, "error", err)
+		reset()
+	}
+}

@@ -1,0 +1,86 @@
+package poller
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ml-connector/ml-connector/platform/bus"
+)
+
+// Event kinds, the last subject token.
+const (
+	kindCustomer = "customer"
+	kindInvoice  = "invoice"
+	kindRefund   = "refund"
+)
+
+// pending is one row's outcome in change order: a message to publish, or
+// nothing (a row of no interest, or one recorded as rejected), and the
+// watermark position it stands for.
+type pending struct {
+	msg  *bus.Msg
+	kind string
+	co   string
+	mark Mark
+}
+
+// message builds the bus message of an event.
+func message(co, kind, key, version string, event proto.Message) (*bus.Msg, error) {
+	data, err := proto.Marshal(event)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s %s: %w", kind, key, err)
+	}
+	return &bus.Msg{
+		Subject: fmt.Sprintf("mlc.erp.jde.%s.%s", co, kind),
+		ID:      fmt.Sprintf("jde:%s:%s:%s:%s", co, kind, key, version),
+		Data:    data,
+	}, nil
+}
+
+// publish sends the messages of items in batches of BatchSize and, after
+// JetStream acknowledged a batch, moves entity's watermark to the mark of
+// the batch's last item (items must be in change order). With entity ""
+// no watermark moves; the caller saves its own after publish returns.
+func (p *Poller) publish(ctx context.Context, entity string, items []pending, res *Result) error {
+	for len(items) > 0 {
+		n, msgs := 0, make([]bus.Msg, 0, p.cfg.BatchSize)
+		for n < len(items) && len(msgs) < p.cfg.BatchSize {
+			if items[n].msg != nil {
+				msgs = append(msgs, *items[n].msg)
+			}
+			n++
+		}
+		batch := items[:n]
+		items = items[n:]
+		if len(msgs) > 0 {
+			acks, err := p.cfg.Publisher.PublishBatch(ctx, msgs)
+			if err != nil {
+				return fmt.Errorf("connection %s: publish: %w", p.cfg.ConnectionName, err)
+			}
+			i := 0
+			for _, it := range batch {
+				if it.msg == nil {
+					continue
+				}
+				p.cfg.Metrics.published(ctx, p.cfg.ConnectionName, it.co, it.kind, acks[i].Duplicate)
+				i++
+				switch it.kind {
+				case kindCustomer:
+					res.Customers++
+				case kindInvoice:
+					res.Invoices++
+				case kindRefund:
+					res.Refunds++
+				}
+			}
+		}
+		if last := batch[len(batch)-1].mark; entity != "" && !last.IsZero() {
+			if err := p.marks.Save(ctx, p.cfg.ConnectionID, entity, last); err != nil {
+				return fmt.Errorf("connection %s: %w", p.cfg.ConnectionName, err)
+			}
+		}
+	}
+	return nil
+}
