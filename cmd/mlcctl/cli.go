@@ -21,6 +21,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/database"
 	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/operator"
 )
 
 const usage = `Usage: mlcctl <command> [arguments]
@@ -34,6 +35,11 @@ Commands:
   connections remove NAME         remove a connection without collection history
   connections rotate-keys         re-seal secrets under the current MLC_MASTER_KEY
   audit verify                    recompute every audit chain; fails on tampering
+  exceptions list [--status open|replayed|escalated|resolved|all] [--json]
+  exceptions escalate ID --note TEXT
+  collections show ERP-CONNECTION COMPANY INVOICE [--json]   state and audit trail
+  collections replay ERP-CONNECTION COMPANY INVOICE          retry or re-collect a failed collection
+  collections escalate ERP-CONNECTION COMPANY INVOICE --note TEXT
 
 `
 
@@ -93,13 +99,20 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return nil
 	case cmd == "audit verify":
 		return c.auditVerify(ctx, db)
+	case cmd == "exceptions list":
+		return c.exceptionsList(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[2:])
+	case cmd == "exceptions escalate":
+		return c.exceptionsEscalate(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[2:])
+	case args[0] == "collections" && len(args) >= 2:
+		return c.collections(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[1], args[2:])
 	default:
 		return fmt.Errorf("unknown command %q; run mlcctl --help", strings.Join(args, " "))
 	}
 }
 
 func needsKeys(args []string) bool {
-	return len(args) >= 2 && args[0] == "connections" && (args[1] == "add" || args[1] == "rotate-keys")
+	return len(args) >= 2 && (args[0] == "connections" && (args[1] == "add" || args[1] == "rotate-keys") ||
+		args[0] == "collections" && args[1] == "replay")
 }
 
 func (c *cli) migrate(ctx context.Context, db *pgxpool.Pool) error {

@@ -211,3 +211,35 @@ func (d *Desk) markReplayed(ctx context.Context, actor string, res Replayed, agg
 		return nil
 	})
 }
+
+// EscalateCollection escalates the open exceptions of a collection; with
+// none open, it opens one on the operator's word and escalates it, so the
+// hand-over is recorded either way. It returns the exceptions escalated.
+func (d *Desk) EscalateCollection(ctx context.Context, erpConnection, company, invoiceID, actor, note string) ([]int64, error) {
+	shown, err := d.Show(ctx, erpConnection, company, invoiceID)
+	if err != nil {
+		return nil, err
+	}
+	var ids []int64
+	err = d.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		for _, e := range shown.OpenProblems {
+			ids = append(ids, e.ID)
+		}
+		if len(ids) == 0 {
+			var id int64
+			if err := tx.QueryRow(ctx, `INSERT INTO exceptions (kind, aggregate_type, aggregate_id, reason, detail)
+				VALUES ('operator_escalation', 'invoice', $1, $2, '{}') RETURNING id`,
+				erpConnection+":"+company+":"+invoiceID, note).Scan(&id); err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		for _, id := range ids {
+			if err := ledger.SetExceptionStatus(ctx, tx, id, "escalated", actor, note); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return ids, err
+}

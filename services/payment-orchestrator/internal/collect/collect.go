@@ -155,3 +155,14 @@ func (c *Collector) route(ctx context.Context, ref *mlcv1.ErpRef) (accounts.Rout
 	}
 	return r, erp, err
 }
+
+// invoiceID is the ledger's id of an ERP invoice: the ERP's own id, or for
+// ERPs that split a document into pay items under one number (JD Edwards:
+// document, type and suffix), all three, so two pay items are two
+// collections.
+func invoiceID(k *mlcv1.InvoiceKey) string {
+	if k.GetDocType() == "" && k.GetSuffix() == "" {
+		return k.GetInvoiceId()
+	}
+	return k.GetInvoiceId() + "/" + k.GetDocType() + "/" + k.GetSuffix()
+}

@@ -289,3 +289,20 @@ func TestTwoReplicasNeverDoubleCollect(t *testing.T) {
 		t.Errorf("%d payments, want %d", len(pm), n)
 	}
 }
+
+// JD Edwards splits an invoice into pay items under one document number:
+// each (document, type, suffix) is its own collection.
+func TestPayItemsAreSeparateCollections(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	aligned(t, r, "C1")
+	for _, sfx := range []string{"001", "002"} {
+		inv := rig.Invoice("1001", "C1", "40.00")
+		inv.Invoice.DocType, inv.Invoice.Suffix = "RI", sfx
+		r.Publish(inv)
+	}
+	r.Eventually(10*time.Second, "two payments", func() bool { return len(r.Sim.Payments()) == 2 })
+	if n := r.Count(`SELECT count(*) FROM collections WHERE invoice_id IN ('1001/RI/001', '1001/RI/002') AND doc_type = 'RI'`); n != 2 {
+		t.Errorf("%d collections for the two pay items", n)
+	}
+}

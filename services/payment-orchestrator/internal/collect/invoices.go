@@ -20,7 +20,7 @@ import (
 // Invoice collects an invoice ready for collection: validated, recorded
 // with its idempotency key, created at GoCardless, and completed.
 func (c *Collector) Invoice(ctx context.Context, m *mlcv1.InvoiceReady) error {
-	aggID := m.GetErp().GetConnection() + ":" + m.GetErp().GetCompany() + ":" + m.GetInvoice().GetInvoiceId()
+	aggID := m.GetErp().GetConnection() + ":" + m.GetErp().GetCompany() + ":" + invoiceID(m.GetInvoice())
 	route, erp, err := c.route(ctx, m.GetErp())
 	if err == nil {
 		err = c.collect(ctx, route, erp, m)
@@ -71,7 +71,7 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 		return invalidf("invalid_invoice", "%v", err)
 	}
 
-	key := ledger.InvoiceKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, InvoiceID: inv.GetInvoiceId()}
+	key := ledger.InvoiceKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, InvoiceID: invoiceID(inv)}
 	want := ledger.Collection{
 		Key: key, InvoiceNo: inv.GetInvoiceNo(), DocType: inv.GetDocType(), Suffix: inv.GetSuffix(),
 		CustomerID: m.GetCustomerId(), BusinessUnit: m.GetBusinessUnit(), Kind: "payment", AmountMinor: amount,

@@ -37,7 +37,7 @@ func (c *Collector) refund(ctx context.Context, route accounts.Route, erp string
 	if err != nil || amount == 0 {
 		return invalidf("invalid_refund", "amount %q %s: %v", m.GetAmount(), m.GetCurrency(), err)
 	}
-	col, err := c.ledger.Collection(ctx, ledger.InvoiceKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, InvoiceID: m.GetInvoice().GetInvoiceId()})
+	col, err := c.ledger.Collection(ctx, ledger.InvoiceKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, InvoiceID: invoiceID(m.GetInvoice())})
 	switch {
 	case errors.Is(err, ledger.ErrNotFound):
 		return invalidf("invalid_refund", "invoice %s was never collected through GoCardless", m.GetInvoice().GetInvoiceId())

@@ -181,7 +181,11 @@ func (r *Rig) Publish(m proto.Message) {
 		id = fmt.Sprintf("ifs:%s:customer:%s:%s", m.GetErp().GetCompany(), m.GetCustomerId(), m.GetVersion())
 	case *mlcv1.InvoiceReady:
 		subject = "mlc.erp.ifs." + m.GetErp().GetCompany() + ".invoice"
-		id = fmt.Sprintf("ifs:%s:invoice:%s:%s", m.GetErp().GetCompany(), m.GetInvoice().GetInvoiceId(), m.GetVersion())
+		key := m.GetInvoice().GetInvoiceId()
+		if m.GetInvoice().GetDocType() != "" || m.GetInvoice().GetSuffix() != "" {
+			key += "/" + m.GetInvoice().GetDocType() + "/" + m.GetInvoice().GetSuffix()
+		}
+		id = fmt.Sprintf("ifs:%s:invoice:%s:%s", m.GetErp().GetCompany(), key, m.GetVersion())
 	case *mlcv1.RefundRequested:
 		subject = "mlc.erp.ifs." + m.GetErp().GetCompany() + ".refund"
 		id = fmt.Sprintf("ifs:%s:refund:%s:%s", m.GetErp().GetCompany(), m.GetRefundId(), m.GetVersion())
