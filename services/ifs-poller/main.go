@@ -1,6 +1,11 @@
 // Command ifs-poller reads IFS Cloud customers and invoices ready for collection
 // over OData and publishes them on mlc.erp.ifs.<company>.<kind>.
 //
+// Every IFS connection in the registry is polled by exactly one replica at a
+// time; the others stand by. Per-connection settings (projections, field
+// names, the "ready for collection" filter, page size, request budget) live
+// in the connection's settings, see package ifscloud.
+//
 // Its settings are environment variables; run it with --help to list them.
 package main
 
@@ -11,8 +16,11 @@ import (
 	"os/signal"
 	"syscall"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/ml-connector/ml-connector/platform/config"
 	"github.com/ml-connector/ml-connector/platform/service"
+	"github.com/ml-connector/ml-connector/services/ifs-poller/internal/fleet"
 )
 
 func main() {
@@ -27,6 +35,7 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	env := config.FromOS()
 	cfg := service.LoadConfig(env, "ifs-poller")
+	fc := fleet.LoadConfig(env)
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
@@ -38,5 +47,16 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return svc.Run(ctx)
+	f, err := fleet.New(fc, fleet.Deps{
+		Registry:  svc.Connections,
+		DB:        svc.DB,
+		Publisher: svc.Bus,
+		Log:       svc.Log,
+		Meter:     otel.Meter("github.com/ml-connector/ml-connector/services/ifs-poller"),
+	})
+	if err != nil {
+		return err
+	}
+	svc.Health.Add("ifs", f.Check)
+	return svc.Run(ctx, service.Worker{Name: "ifs-fleet", Run: f.Run})
 }

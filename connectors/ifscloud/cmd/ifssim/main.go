@@ -1,0 +1,86 @@
+// Command ifssim serves the IFS Cloud simulator (package ifssim) over HTTP
+// for the demo and manual testing: the IAM token endpoint, the OData
+// projections ml-connector uses, and the control API under /_sim/.
+//
+// Its settings are environment variables; run it with --help to list them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
+	"github.com/ml-connector/ml-connector/platform/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "ifssim: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	env := config.FromOS()
+	addr := env.Addr("IFSSIM_ADDR", "127.0.0.1:8091", "Listen address of the simulator.")
+	secret := env.Secret("IFSSIM_CLIENT_SECRET", `Client secret the token endpoint accepts (default "secret").`)
+	cfg := ifssim.Config{
+		Realm:        env.String("IFSSIM_REALM", "ifs", "IAM realm of the token endpoint."),
+		ClientID:     env.String("IFSSIM_CLIENT_ID", "mlc", "Client id the token endpoint accepts."),
+		ClientSecret: secret.Reveal(),
+		TokenTTL:     env.Duration("IFSSIM_TOKEN_TTL", time.Hour, "Lifetime (expires_in) of issued access tokens."),
+		PageSize:     env.Int("IFSSIM_PAGE_SIZE", 5000, "Server page size: rows per answer before a $skiptoken next link."),
+		Budget:       env.Int("IFSSIM_BUDGET", 1000, "API requests served per budget window before 429 (-1: unlimited)."),
+		BudgetWindow: env.Duration("IFSSIM_BUDGET_WINDOW", time.Minute, "Length of the request budget window."),
+	}
+	seed := ifssim.Seed{
+		Companies: env.List("IFSSIM_SEED_COMPANIES", "10,20,30", "Companies to generate data for (empty: none)."),
+		Customers: env.Int("IFSSIM_SEED_CUSTOMERS", 20, "Customers generated per company."),
+		Invoices:  env.Int("IFSSIM_SEED_INVOICES", 100, "Invoices generated per company."),
+	}
+	if config.HelpRequested(args) {
+		env.Usage(os.Stdout)
+		return nil
+	}
+	if err := env.Err(); err != nil {
+		return fmt.Errorf("configuration:\n%w", err)
+	}
+
+	sim := ifssim.New(cfg)
+	if len(seed.Companies) > 0 {
+		if err := sim.Seed(seed); err != nil {
+			return err
+		}
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	slog.Info("ifssim listening", "addr", ln.Addr().String(), "realm", sim.Config().Realm,
+		"companies", seed.Companies, "invoices_per_company", seed.Invoices)
+
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

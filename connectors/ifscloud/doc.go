@@ -1,0 +1,82 @@
+// Package ifscloud is ml-connector's client for IFS Cloud: it reads customers
+// and invoices ready for collection through the OData v4 projections, page by
+// page after a (modified time, key) watermark, and writes payment outcomes and
+// mandate statuses back with ETag concurrency ([Writer]).
+//
+// Every request goes through the same discipline: an OAuth2 client-credentials
+// token (cached; refreshed before it expires and at least every token_max_age,
+// and once more, with a retry, when IFS answers 401), a per-tenant request
+// limiter, exponential backoff with jitter on 429 and 5xx that honours
+// Retry-After, and a circuit breaker, all traced with otelhttp. IFS error
+// bodies ({"error":{"code","message","details"}}) become [*Error], which
+// matches [ErrNotFound], [ErrUnavailable], [ErrConflict], [ErrInvalid] or
+// [ErrUnauthorized] with errors.Is.
+//
+// # Connection settings
+//
+// A connection's settings JSON is read by [ParseSettings]. Required: base_url,
+// client_id, company_codes (and the secret client_secret, passed to [New]).
+// Everything else is optional; the defaults are what the simulator
+// (package ifssim) implements, and the ones marked * are not documented
+// publicly by IFS and must be checked against the tenant:
+//
+//	realm                  IAM realm of the token URL (default "ifs")
+//	token_url              full token URL (default <base_url>/auth/realms/<realm>/protocol/openid-connect/token)
+//	scope                  OAuth2 scope (default "openid microprofile-jwt")
+//	token_max_age          longest a token is used, whatever its expires_in (default "60m")
+//	api_path               projection root (default "/main/ifsapplications/projection/v1")
+//	page_size              $top of a query, 1..5000 (default 5000)
+//	requests_per_minute    client-side budget per tenant, shared by the connections of one
+//	                       process to the same base_url (the first one's value wins) (default 1000)
+//	request_timeout        bound of one HTTP request (default "60s")
+//	write_attempts         tries of a write that loses an ETag race (412) (default 5)
+//
+//	invoice_projection     default "CustomerOrderInvoiceHandling"
+//	invoice_entity_set     default "CustomerOrderInvHeadSet"
+//	invoice_ready_filter   *OData condition for "ready for collection" (default: Objstate is
+//	                       PostedAuth or PartlyPaidPosted, qualified with the invoice projection's enum)
+//	invoice_key_numeric    whether the invoice key is an OData number (default true)
+//	invoice_fields         *object renaming logical fields (see below)
+//	invoice_extra_fields   more fields to read into erp_fields (default ["Objstate","PartyType"])
+//
+//	customer_projection    default "CustomerHandling"
+//	customer_entity_set    default "CustomerInfoSet"
+//	customer_filter        extra OData condition on customers (default none)
+//	customer_key_numeric   default false
+//	customer_fields        *object renaming logical fields
+//	customer_extra_fields  default []
+//
+//	posting_entity_set     *postings of the invoice projection (default "DirectDebitPostingSet")
+//	payment_action         *bound action booking a collected payment (default "CustomerOrderInvHead_RegisterDirectDebitPayment")
+//	failure_action         *bound action recording a failed, charged-back or cancelled collection
+//	                       (default "CustomerOrderInvHead_RegisterDirectDebitFailure")
+//	mandate_log_entity_set *mandate status log of the customer projection (default "DirectDebitMandateLogSet")
+//	mandate_action         *bound action recording a mandate status (default "CustomerInfo_RegisterDirectDebitMandate")
+//
+// Logical invoice fields and their default IFS names: company Company, key
+// InvoiceId, number InvoiceNo, customer Identity, open_amount *OpenAmount,
+// gross_amount *GrossAmount, currency Currency, invoice_date InvoiceDate,
+// due_date DueDate, payment_terms PayTermId, business_unit (none), modified
+// *Rowversion. Customer fields: company *Company, key CustomerId, name Name,
+// email *EmailAddress, phone *PhoneNo, address1 *Address1, address2 *Address2,
+// city *City, region *County, postal_code *ZipCode, country Country, language
+// DefaultLanguage, identity_number AssociationNo, account_holder
+// *AccountHolder, iban *Iban, account_number *AccountNo, branch_code
+// *BranchCode, bank_code *BankCode, bank_country *BankCountry, currency
+// *Currency, modified *Rowversion. An empty name means the tenant has no such
+// field; the required ones (company, key, modified, and for invoices
+// open_amount and currency, for customers name) cannot be empty.
+//
+// The Writer reads and writes these fields of the posting and mandate log
+// sets (names fixed): Company, InvoiceId, Reference, PostingType
+// ('Payment' and the failure types), PaymentId, Reversed, PostingId,
+// CustomerId, LogId and CreatedAt. The bound actions take the parameters
+// Reference (the outcome id), PaymentId, PayoutId, Amount, Currency,
+// PaymentDate (payment); FailureType, Cause, ReasonCode, Description,
+// EventDate (failure); Company, MandateId, Status, Scheme, EventTime,
+// Cause, ReasonCode, Description (mandate).
+//
+// Amounts are never floats: the client asks for IEEE754Compatible=true, so
+// IFS sends decimals as strings, and keeps the exact text of a JSON number
+// when a server sends one anyway.
+package ifscloud

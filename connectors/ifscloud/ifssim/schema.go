@@ -1,0 +1,195 @@
+package ifssim
+
+import "time"
+
+// entitySet is one OData entity set the simulator serves. Its functions are
+// called with Sim.mu held.
+type entitySet struct {
+	projection string
+	name       string
+	fields     []fieldDef // in output order
+	schema     map[string]fieldDef
+	keys       []string
+	rows       func() []*row
+	lookup     func(key map[string]value) (*row, bool)
+	// touch records a change by someone else (an ETag race).
+	touch   func(key map[string]value)
+	actions map[string]action
+}
+
+// action is a bound action; it runs after the If-Match check and returns
+// the row it created.
+type action func(key map[string]value, params map[string]any) (*row, *apiError)
+
+func newSet(projection, name string, keys []string, fields ...fieldDef) *entitySet {
+	es := &entitySet{projection: projection, name: name, keys: keys, schema: map[string]fieldDef{}}
+	for i, f := range fields {
+		f.idx = i
+		es.fields = append(es.fields, f)
+		es.schema[f.name] = f
+	}
+	return es
+}
+
+// row lays out named values in the set's field order.
+func (es *entitySet) row(etag string, named map[string]value) *row {
+	vals := make([]value, len(es.fields))
+	for name, v := range named {
+		vals[es.schema[name].idx] = v
+	}
+	return &row{etag: etag, vals: vals}
+}
+
+func (s *Sim) entitySets() map[string]*entitySet {
+	c := s.cfg
+	stateEnum := "IfsApp." + c.InvoiceProjection + ".CustomerOrderInvState"
+
+	invoices := newSet(c.InvoiceProjection, c.InvoiceSet, []string{"Company", "InvoiceId"},
+		fieldDef{name: "Company", k: kString},
+		fieldDef{name: "InvoiceId", k: kInt},
+		fieldDef{name: "InvoiceNo", k: kString},
+		fieldDef{name: "Identity", k: kString},
+		fieldDef{name: "PartyType", k: kString},
+		fieldDef{name: "InvoiceDate", k: kDate},
+		fieldDef{name: "DueDate", k: kDate},
+		fieldDef{name: "Currency", k: kString},
+		fieldDef{name: "PayTermId", k: kString},
+		fieldDef{name: "Objstate", k: kEnum, enum: stateEnum},
+		fieldDef{name: "GrossAmount", k: kDecimal},
+		fieldDef{name: "OpenAmount", k: kDecimal},
+		fieldDef{name: "DirectDebitStatus", k: kString},
+		fieldDef{name: "DirectDebitReason", k: kString},
+		fieldDef{name: "Rowversion", k: kDateTime},
+		fieldDef{name: "Objversion", k: kString},
+		fieldDef{name: "Objkey", k: kString},
+	)
+	invoices.rows = func() []*row { return s.invoiceRows }
+	invoices.lookup = func(key map[string]value) (*row, bool) {
+		rec, ok := s.invoices[invoiceKey{key["Company"].s, key["InvoiceId"].n}]
+		if !ok {
+			return nil, false
+		}
+		return rec.row, true
+	}
+	invoices.touch = func(key map[string]value) {
+		rec := s.invoices[invoiceKey{key["Company"].s, key["InvoiceId"].n}]
+		inv := rec.inv
+		inv.Modified = time.Time{}
+		s.storeInvoice(inv)
+	}
+	invoices.actions = map[string]action{
+		c.PaymentAction: s.registerPayment,
+		c.FailureAction: s.registerFailure,
+	}
+
+	customers := newSet(c.CustomerProjection, c.CustomerSet, []string{"CustomerId"},
+		fieldDef{name: "CustomerId", k: kString},
+		fieldDef{name: "Company", k: kString},
+		fieldDef{name: "Name", k: kString},
+		fieldDef{name: "EmailAddress", k: kString},
+		fieldDef{name: "PhoneNo", k: kString},
+		fieldDef{name: "Address1", k: kString},
+		fieldDef{name: "Address2", k: kString},
+		fieldDef{name: "City", k: kString},
+		fieldDef{name: "County", k: kString},
+		fieldDef{name: "ZipCode", k: kString},
+		fieldDef{name: "Country", k: kString},
+		fieldDef{name: "DefaultLanguage", k: kString},
+		fieldDef{name: "AssociationNo", k: kString},
+		fieldDef{name: "AccountHolder", k: kString},
+		fieldDef{name: "Iban", k: kString},
+		fieldDef{name: "AccountNo", k: kString},
+		fieldDef{name: "BranchCode", k: kString},
+		fieldDef{name: "BankCode", k: kString},
+		fieldDef{name: "BankCountry", k: kString},
+		fieldDef{name: "Currency", k: kString},
+		fieldDef{name: "MandateId", k: kString},
+		fieldDef{name: "MandateStatus", k: kString},
+		fieldDef{name: "MandateStatusTime", k: kDateTime},
+		fieldDef{name: "Rowversion", k: kDateTime},
+		fieldDef{name: "Objversion", k: kString},
+		fieldDef{name: "Objkey", k: kString},
+	)
+	customers.rows = func() []*row { return s.customerRows }
+	customers.lookup = func(key map[string]value) (*row, bool) {
+		rec, ok := s.customers[key["CustomerId"].s]
+		if !ok {
+			return nil, false
+		}
+		return rec.row, true
+	}
+	customers.touch = func(key map[string]value) {
+		cu := s.customers[key["CustomerId"].s].cu
+		cu.Modified = time.Time{}
+		s.storeCustomer(cu)
+	}
+	customers.actions = map[string]action{c.MandateAction: s.registerMandate}
+
+	postings := newSet(c.InvoiceProjection, c.PostingSet, []string{"PostingId"},
+		fieldDef{name: "PostingId", k: kInt},
+		fieldDef{name: "Company", k: kString},
+		fieldDef{name: "InvoiceId", k: kInt},
+		fieldDef{name: "Reference", k: kString},
+		fieldDef{name: "PostingType", k: kString},
+		fieldDef{name: "PaymentId", k: kString},
+		fieldDef{name: "PayoutId", k: kString},
+		fieldDef{name: "Amount", k: kDecimal},
+		fieldDef{name: "Currency", k: kString},
+		fieldDef{name: "PaymentDate", k: kDate},
+		fieldDef{name: "Cause", k: kString},
+		fieldDef{name: "ReasonCode", k: kString},
+		fieldDef{name: "Description", k: kString},
+		fieldDef{name: "Reversed", k: kBool},
+		fieldDef{name: "CreatedAt", k: kDateTime},
+	)
+	postings.rows = func() []*row {
+		out := make([]*row, len(s.postings))
+		for i, rec := range s.postings {
+			out[i] = rec.row
+		}
+		return out
+	}
+	postings.lookup = func(key map[string]value) (*row, bool) {
+		id := key["PostingId"].n
+		if id < 1 || id > int64(len(s.postings)) {
+			return nil, false
+		}
+		return s.postings[id-1].row, true
+	}
+
+	mandates := newSet(c.CustomerProjection, c.MandateLogSet, []string{"LogId"},
+		fieldDef{name: "LogId", k: kInt},
+		fieldDef{name: "Company", k: kString},
+		fieldDef{name: "CustomerId", k: kString},
+		fieldDef{name: "Reference", k: kString},
+		fieldDef{name: "MandateId", k: kString},
+		fieldDef{name: "Status", k: kString},
+		fieldDef{name: "Scheme", k: kString},
+		fieldDef{name: "EventTime", k: kDateTime},
+		fieldDef{name: "Cause", k: kString},
+		fieldDef{name: "ReasonCode", k: kString},
+		fieldDef{name: "Description", k: kString},
+		fieldDef{name: "Applied", k: kBool},
+		fieldDef{name: "CreatedAt", k: kDateTime},
+	)
+	mandates.rows = func() []*row {
+		out := make([]*row, len(s.mandateLog))
+		for i, rec := range s.mandateLog {
+			out[i] = rec.row
+		}
+		return out
+	}
+	mandates.lookup = func(key map[string]value) (*row, bool) {
+		id := key["LogId"].n
+		if id < 1 || id > int64(len(s.mandateLog)) {
+			return nil, false
+		}
+		return s.mandateLog[id-1].row, true
+	}
+
+	sets := map[string]*entitySet{}
+	for _, es := range []*entitySet{invoices, customers, postings, mandates} {
+		sets[es.projection+"/"+es.name] = es
+	}
+	return sets
+}

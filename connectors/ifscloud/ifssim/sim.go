@@ -1,0 +1,622 @@
+// Package ifssim is a faithful, in-process simulator of the parts of IFS
+// Cloud that ml-connector uses, for tests, benchmarks and the demo
+// (cmd/ifssim serves it over HTTP).
+//
+// It implements the OAuth2 client-credentials token endpoint of the IAM
+// realm (bad credentials → 401, tokens that expire after TokenTTL → 401 on
+// use), the customer (CustomerHandling.svc/CustomerInfoSet) and invoice
+// (CustomerOrderInvoiceHandling.svc/CustomerOrderInvHeadSet) entity sets of
+// several companies, with ETags that change on every change; server paging
+// with $skiptoken next links within the $top a query asks for (at most
+// 5000); the $filter subset ml-connector's queries use (anything else →
+// 400 ODP_UNSUPPORTED_URL); a per-window request budget answering 429 with
+// Retry-After; and the write side: bound actions that book a direct-debit
+// payment (reducing the open amount and closing the invoice), record a
+// failure (reversing a booked payment of the same GoCardless payment), and
+// record a mandate status on a customer, each with If-Match (stale → 412)
+// and each recorded in a postings set readable by reference.
+//
+// Tests steer it through Go methods, and the demo through the same
+// operations under /_sim/ (see [Sim.ServeHTTP]): data, postings, request
+// statistics, and faults (latency, 5xx, 429, revoked tokens, and ETag races
+// that change the entity between a client's read and its write).
+package ifssim
+
+import (
+	"cmp"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config shapes a simulator; zero fields take the defaults in brackets.
+type Config struct {
+	Realm        string        // IAM realm ["ifs"]
+	ClientID     string        // accepted client id ["mlc"]
+	ClientSecret string        // accepted client secret ["secret"]
+	TokenTTL     time.Duration // expires_in of issued tokens [1h]
+	// PageSize is the server's page size: a query returns at most this many
+	// rows and a $skiptoken next link for the rest of its $top [5000].
+	PageSize int
+	// Budget is how many API requests are served per BudgetWindow before
+	// 429 [1000]; negative means unlimited.
+	Budget       int
+	BudgetWindow time.Duration // [1m]
+	// IgnoreIEEE754 makes the server send decimals as JSON numbers even
+	// when the client asks for IEEE754Compatible=true, as some do.
+	IgnoreIEEE754 bool
+
+	APIPath            string // ["/main/ifsapplications/projection/v1"]
+	InvoiceProjection  string // ["CustomerOrderInvoiceHandling"]
+	InvoiceSet         string // ["CustomerOrderInvHeadSet"]
+	PostingSet         string // in the invoice projection ["DirectDebitPostingSet"]
+	PaymentAction      string // ["CustomerOrderInvHead_RegisterDirectDebitPayment"]
+	FailureAction      string // ["CustomerOrderInvHead_RegisterDirectDebitFailure"]
+	CustomerProjection string // ["CustomerHandling"]
+	CustomerSet        string // ["CustomerInfoSet"]
+	MandateLogSet      string // in the customer projection ["DirectDebitMandateLogSet"]
+	MandateAction      string // ["CustomerInfo_RegisterDirectDebitMandate"]
+
+	// Now is the simulator's clock [time.Now].
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&c.Realm, "ifs")
+	def(&c.ClientID, "mlc")
+	def(&c.ClientSecret, "secret")
+	def(&c.APIPath, "/main/ifsapplications/projection/v1")
+	def(&c.InvoiceProjection, "CustomerOrderInvoiceHandling")
+	def(&c.InvoiceSet, "CustomerOrderInvHeadSet")
+	def(&c.PostingSet, "DirectDebitPostingSet")
+	def(&c.PaymentAction, "CustomerOrderInvHead_RegisterDirectDebitPayment")
+	def(&c.FailureAction, "CustomerOrderInvHead_RegisterDirectDebitFailure")
+	def(&c.CustomerProjection, "CustomerHandling")
+	def(&c.CustomerSet, "CustomerInfoSet")
+	def(&c.MandateLogSet, "DirectDebitMandateLogSet")
+	def(&c.MandateAction, "CustomerInfo_RegisterDirectDebitMandate")
+	c.APIPath = "/" + strings.Trim(c.APIPath, "/")
+	if c.TokenTTL <= 0 {
+		c.TokenTTL = time.Hour
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = maxTop
+	}
+	if c.Budget == 0 {
+		c.Budget = 1000
+	}
+	if c.BudgetWindow <= 0 {
+		c.BudgetWindow = time.Minute
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// maxTop is the largest $top IFS accepts.
+const maxTop = 5000
+
+// Invoice states (Objstate).
+const (
+	StatePreliminary      = "Preliminary"
+	StatePostedAuth       = "PostedAuth"
+	StatePartlyPaidPosted = "PartlyPaidPosted"
+	StatePaidPosted       = "PaidPosted"
+	StateCancelled        = "Cancelled"
+)
+
+var invoiceStates = []string{StatePreliminary, StatePostedAuth, StatePartlyPaidPosted, StatePaidPosted, StateCancelled}
+
+// Invoice is a customer order invoice (CustomerOrderInvHead).
+type Invoice struct {
+	Company     string `json:"company"`
+	InvoiceID   int64  `json:"invoice_id"`
+	InvoiceNo   string `json:"invoice_no"`
+	CustomerID  string `json:"customer_id"` // Identity
+	InvoiceDate string `json:"invoice_date,omitempty"`
+	DueDate     string `json:"due_date,omitempty"`
+	Currency    string `json:"currency"`
+	PayTermID   string `json:"pay_term_id,omitempty"`
+	State       string `json:"state"` // Objstate
+	GrossAmount string `json:"gross_amount"`
+	OpenAmount  string `json:"open_amount"`
+	// Set by the failure and payment actions.
+	DirectDebitStatus string `json:"direct_debit_status,omitempty"`
+	DirectDebitReason string `json:"direct_debit_reason,omitempty"`
+	// Modified is Rowversion; zero on a put means now.
+	Modified time.Time `json:"modified,omitzero"`
+	// ETag is set by the simulator; ignored on a put.
+	ETag string `json:"etag,omitempty"`
+}
+
+// Customer is a customer (CustomerInfo) with the company it belongs to and
+// its payment details flattened in.
+type Customer struct {
+	CustomerID        string    `json:"customer_id"`
+	Company           string    `json:"company"`
+	Name              string    `json:"name"`
+	Email             string    `json:"email,omitempty"`
+	Phone             string    `json:"phone,omitempty"`
+	Address1          string    `json:"address1,omitempty"`
+	Address2          string    `json:"address2,omitempty"`
+	City              string    `json:"city,omitempty"`
+	County            string    `json:"county,omitempty"`
+	ZipCode           string    `json:"zip_code,omitempty"`
+	Country           string    `json:"country,omitempty"`
+	Language          string    `json:"language,omitempty"`
+	AssociationNo     string    `json:"association_no,omitempty"`
+	AccountHolder     string    `json:"account_holder,omitempty"`
+	IBAN              string    `json:"iban,omitempty"`
+	AccountNo         string    `json:"account_no,omitempty"`
+	BranchCode        string    `json:"branch_code,omitempty"`
+	BankCode          string    `json:"bank_code,omitempty"`
+	BankCountry       string    `json:"bank_country,omitempty"`
+	Currency          string    `json:"currency,omitempty"`
+	MandateID         string    `json:"mandate_id,omitempty"`
+	MandateStatus     string    `json:"mandate_status,omitempty"`
+	MandateStatusTime time.Time `json:"mandate_status_time,omitzero"`
+	Modified          time.Time `json:"modified,omitzero"`
+	ETag              string    `json:"etag,omitempty"`
+}
+
+// Posting types.
+const (
+	PostingPayment     = "Payment"
+	PostingFailed      = "Failed"
+	PostingChargedBack = "ChargedBack"
+	PostingCancelled   = "Cancelled"
+)
+
+// Posting is an entry of DirectDebitPostingSet: a booked payment or a
+// recorded failure.
+type Posting struct {
+	PostingID   int64     `json:"posting_id"`
+	Company     string    `json:"company"`
+	InvoiceID   int64     `json:"invoice_id"`
+	Reference   string    `json:"reference"`
+	PostingType string    `json:"posting_type"`
+	PaymentID   string    `json:"payment_id,omitempty"`
+	PayoutID    string    `json:"payout_id,omitempty"`
+	Amount      string    `json:"amount,omitempty"`
+	Currency    string    `json:"currency,omitempty"`
+	PaymentDate string    `json:"payment_date,omitempty"`
+	Cause       string    `json:"cause,omitempty"`
+	ReasonCode  string    `json:"reason_code,omitempty"`
+	Description string    `json:"description,omitempty"`
+	Reversed    bool      `json:"reversed"`
+	Created     time.Time `json:"created"`
+}
+
+// MandateLogEntry is an entry of DirectDebitMandateLogSet.
+type MandateLogEntry struct {
+	LogID       int64     `json:"log_id"`
+	Company     string    `json:"company"`
+	CustomerID  string    `json:"customer_id"`
+	Reference   string    `json:"reference"`
+	MandateID   string    `json:"mandate_id"`
+	Status      string    `json:"status"`
+	Scheme      string    `json:"scheme,omitempty"`
+	EventTime   time.Time `json:"event_time"`
+	Cause       string    `json:"cause,omitempty"`
+	ReasonCode  string    `json:"reason_code,omitempty"`
+	Description string    `json:"description,omitempty"`
+	// Applied is false when a newer status was already recorded.
+	Applied bool      `json:"applied"`
+	Created time.Time `json:"created"`
+}
+
+var mandateStatuses = []string{"pending", "active", "suspended_by_payer", "failed", "cancelled", "expired", "consumed", "blocked"}
+
+// Sim is the simulator. It is safe for concurrent use; requests are served
+// one at a time, as if every IFS call were a short transaction.
+type Sim struct {
+	cfg  Config
+	sets map[string]*entitySet // "<Projection>/<Set>"
+
+	invoiceSet, customerSet, postingSet, mandateSet *entitySet
+
+	mu          sync.Mutex
+	seq         int64
+	tokens      map[string]issued
+	tokenSerial int
+	invoices    map[invoiceKey]*invoiceRec
+	customers   map[string]*customerRec
+	// The rows in insertion order: queries scan them, and a slice scans
+	// far faster than a map.
+	invoiceRows  []*row
+	customerRows []*row
+	postings     []*postingRec
+	mandateLog   []*mandateRec
+
+	windowStart time.Time
+	windowCount int
+
+	faults faults
+
+	stats    Stats
+	requests []Request
+}
+
+type invoiceKey struct {
+	company string
+	id      int64
+}
+
+type invoiceRec struct {
+	inv Invoice
+	row *row
+	pos int // in invoiceRows
+}
+
+type customerRec struct {
+	cu  Customer
+	row *row
+	pos int // in customerRows
+}
+
+type postingRec struct {
+	p   Posting
+	row *row
+}
+
+type mandateRec struct {
+	m   MandateLogEntry
+	row *row
+}
+
+// row is an entity as the OData layer sees it: values in the order of its
+// set's fields.
+type row struct {
+	vals []value
+	etag string
+}
+
+type issued struct {
+	expires time.Time
+	serial  int
+}
+
+// New returns a simulator without data.
+func New(cfg Config) *Sim {
+	cfg.defaults()
+	s := &Sim{
+		cfg:       cfg,
+		tokens:    map[string]issued{},
+		invoices:  map[invoiceKey]*invoiceRec{},
+		customers: map[string]*customerRec{},
+	}
+	s.sets = s.entitySets()
+	s.invoiceSet = s.sets[cfg.InvoiceProjection+"/"+cfg.InvoiceSet]
+	s.customerSet = s.sets[cfg.CustomerProjection+"/"+cfg.CustomerSet]
+	s.postingSet = s.sets[cfg.InvoiceProjection+"/"+cfg.PostingSet]
+	s.mandateSet = s.sets[cfg.CustomerProjection+"/"+cfg.MandateLogSet]
+	return s
+}
+
+// Config returns the simulator's configuration with defaults applied.
+func (s *Sim) Config() Config { return s.cfg }
+
+func (s *Sim) now() time.Time { return s.cfg.Now().UTC() }
+
+// stamp is the Rowversion of a change now: IFS keeps seconds, so changes
+// within one second share a modified time.
+func (s *Sim) stamp() time.Time { return s.now().Truncate(time.Second) }
+
+// etag makes the ETag of an entity's next version: opaque, as IFS's are,
+// and different on every change because seq only grows.
+func (s *Sim) etag(objkey string) string {
+	s.seq++
+	return `W/"` + base64.RawStdEncoding.EncodeToString(fmt.Appendf(nil, "%s:%d", objkey, s.seq)) + `"`
+}
+
+func objkey(parts ...string) string {
+	h := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
+	return strings.ToUpper(hex.EncodeToString(h[:8]))
+}
+
+// PutInvoices adds or replaces invoices. Each put is a change: the invoice
+// gets a new ETag and, unless Modified is set, the current time as its
+// modified time.
+func (s *Sim) PutInvoices(invs ...Invoice) error {
+	for _, inv := range invs {
+		if err := checkInvoice(inv); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, inv := range invs {
+		s.storeInvoice(inv)
+	}
+	return nil
+}
+
+// UpdateInvoice changes an invoice with fn; the change gets a new ETag and
+// the current time as its modified time unless fn sets another.
+func (s *Sim) UpdateInvoice(company string, id int64, fn func(*Invoice)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.invoices[invoiceKey{company, id}]
+	if !ok {
+		return fmt.Errorf("ifssim: no invoice %s/%d", company, id)
+	}
+	inv := rec.inv
+	inv.Modified = time.Time{}
+	fn(&inv)
+	inv.Company, inv.InvoiceID = company, id
+	if err := checkInvoice(inv); err != nil {
+		return err
+	}
+	s.storeInvoice(inv)
+	return nil
+}
+
+// Invoice returns an invoice as stored, with its ETag.
+func (s *Sim) Invoice(company string, id int64) (Invoice, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.invoices[invoiceKey{company, id}]
+	if !ok {
+		return Invoice{}, false
+	}
+	return rec.inv, true
+}
+
+// Invoices returns every invoice, ordered by company and id.
+func (s *Sim) Invoices() []Invoice {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Invoice, 0, len(s.invoices))
+	for _, rec := range s.invoices {
+		out = append(out, rec.inv)
+	}
+	slices.SortFunc(out, func(a, b Invoice) int {
+		if c := strings.Compare(a.Company, b.Company); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.InvoiceID, b.InvoiceID)
+	})
+	return out
+}
+
+func checkInvoice(inv Invoice) error {
+	switch {
+	case inv.Company == "":
+		return fmt.Errorf("ifssim: invoice %d has no company", inv.InvoiceID)
+	case inv.InvoiceID <= 0:
+		return fmt.Errorf("ifssim: invoice id %d must be positive", inv.InvoiceID)
+	case !slices.Contains(invoiceStates, inv.State):
+		return fmt.Errorf("ifssim: invoice %s/%d: state %q is not one of %v", inv.Company, inv.InvoiceID, inv.State, invoiceStates)
+	case !decimalRE.MatchString(inv.OpenAmount) || !decimalRE.MatchString(inv.GrossAmount):
+		return fmt.Errorf("ifssim: invoice %s/%d: amounts %q and %q must be decimals", inv.Company, inv.InvoiceID, inv.OpenAmount, inv.GrossAmount)
+	case len(inv.Currency) != 3:
+		return fmt.Errorf("ifssim: invoice %s/%d: currency %q is not an ISO code", inv.Company, inv.InvoiceID, inv.Currency)
+	}
+	for _, d := range []string{inv.InvoiceDate, inv.DueDate} {
+		if _, err := time.Parse(time.DateOnly, d); d != "" && err != nil {
+			return fmt.Errorf("ifssim: invoice %s/%d: %q is not a date", inv.Company, inv.InvoiceID, d)
+		}
+	}
+	return nil
+}
+
+func (s *Sim) storeInvoice(inv Invoice) {
+	if inv.Modified.IsZero() {
+		inv.Modified = s.stamp()
+	}
+	inv.Modified = inv.Modified.UTC()
+	key := objkey("invoice", inv.Company, fmt.Sprint(inv.InvoiceID))
+	inv.ETag = s.etag(key)
+	k := invoiceKey{inv.Company, inv.InvoiceID}
+	rec := &invoiceRec{inv: inv, pos: len(s.invoiceRows), row: s.invoiceSet.row(inv.ETag, map[string]value{
+		"Company":           str(inv.Company),
+		"InvoiceId":         integer(inv.InvoiceID),
+		"InvoiceNo":         str(inv.InvoiceNo),
+		"Identity":          str(inv.CustomerID),
+		"PartyType":         str("Customer"),
+		"InvoiceDate":       dateValue(inv.InvoiceDate),
+		"DueDate":           dateValue(inv.DueDate),
+		"Currency":          str(inv.Currency),
+		"PayTermId":         str(inv.PayTermID),
+		"Objstate":          enum(inv.State),
+		"GrossAmount":       decimal(inv.GrossAmount),
+		"OpenAmount":        decimal(inv.OpenAmount),
+		"DirectDebitStatus": str(inv.DirectDebitStatus),
+		"DirectDebitReason": str(inv.DirectDebitReason),
+		"Rowversion":        instant(inv.Modified),
+		"Objversion":        str(inv.Modified.Format("20060102150405")),
+		"Objkey":            str(key),
+	})}
+	if old, ok := s.invoices[k]; ok {
+		rec.pos = old.pos
+		s.invoiceRows[rec.pos] = rec.row
+	} else {
+		s.invoiceRows = append(s.invoiceRows, rec.row)
+	}
+	s.invoices[k] = rec
+}
+
+// PutCustomers adds or replaces customers; each put is a change.
+func (s *Sim) PutCustomers(cs ...Customer) error {
+	for _, c := range cs {
+		if c.CustomerID == "" || c.Company == "" {
+			return fmt.Errorf("ifssim: customer %q needs an id and a company", c.CustomerID)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range cs {
+		s.storeCustomer(c)
+	}
+	return nil
+}
+
+// UpdateCustomer changes a customer with fn, as a change.
+func (s *Sim) UpdateCustomer(id string, fn func(*Customer)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.customers[id]
+	if !ok {
+		return fmt.Errorf("ifssim: no customer %q", id)
+	}
+	c := rec.cu
+	c.Modified = time.Time{}
+	fn(&c)
+	c.CustomerID = id
+	s.storeCustomer(c)
+	return nil
+}
+
+// Customer returns a customer as stored, with its ETag.
+func (s *Sim) Customer(id string) (Customer, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.customers[id]
+	if !ok {
+		return Customer{}, false
+	}
+	return rec.cu, true
+}
+
+// Customers returns every customer, ordered by id.
+func (s *Sim) Customers() []Customer {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Customer, 0, len(s.customers))
+	for _, rec := range s.customers {
+		out = append(out, rec.cu)
+	}
+	slices.SortFunc(out, func(a, b Customer) int { return strings.Compare(a.CustomerID, b.CustomerID) })
+	return out
+}
+
+func (s *Sim) storeCustomer(c Customer) {
+	if c.Modified.IsZero() {
+		c.Modified = s.stamp()
+	}
+	c.Modified = c.Modified.UTC()
+	key := objkey("customer", c.CustomerID)
+	c.ETag = s.etag(key)
+	rec := &customerRec{cu: c, pos: len(s.customerRows), row: s.customerSet.row(c.ETag, map[string]value{
+		"CustomerId":        str(c.CustomerID),
+		"Company":           str(c.Company),
+		"Name":              str(c.Name),
+		"EmailAddress":      str(c.Email),
+		"PhoneNo":           str(c.Phone),
+		"Address1":          str(c.Address1),
+		"Address2":          str(c.Address2),
+		"City":              str(c.City),
+		"County":            str(c.County),
+		"ZipCode":           str(c.ZipCode),
+		"Country":           str(c.Country),
+		"DefaultLanguage":   str(c.Language),
+		"AssociationNo":     str(c.AssociationNo),
+		"AccountHolder":     str(c.AccountHolder),
+		"Iban":              str(c.IBAN),
+		"AccountNo":         str(c.AccountNo),
+		"BranchCode":        str(c.BranchCode),
+		"BankCode":          str(c.BankCode),
+		"BankCountry":       str(c.BankCountry),
+		"Currency":          str(c.Currency),
+		"MandateId":         str(c.MandateID),
+		"MandateStatus":     str(c.MandateStatus),
+		"MandateStatusTime": instant(c.MandateStatusTime),
+		"Rowversion":        instant(c.Modified),
+		"Objversion":        str(c.Modified.Format("20060102150405")),
+		"Objkey":            str(key),
+	})}
+	if old, ok := s.customers[c.CustomerID]; ok {
+		rec.pos = old.pos
+		s.customerRows[rec.pos] = rec.row
+	} else {
+		s.customerRows = append(s.customerRows, rec.row)
+	}
+	s.customers[c.CustomerID] = rec
+}
+
+// Postings returns every posting in the order they were made.
+func (s *Sim) Postings() []Posting {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Posting, len(s.postings))
+	for i, p := range s.postings {
+		out[i] = p.p
+	}
+	return out
+}
+
+func (s *Sim) addPosting(p Posting) *postingRec {
+	p.PostingID = int64(len(s.postings) + 1)
+	p.Created = s.now()
+	amount := null
+	if p.Amount != "" {
+		amount = decimal(p.Amount)
+	}
+	rec := &postingRec{p: p, row: s.postingSet.row(s.etag(objkey("posting", fmt.Sprint(p.PostingID))), map[string]value{
+		"PostingId":   integer(p.PostingID),
+		"Company":     str(p.Company),
+		"InvoiceId":   integer(p.InvoiceID),
+		"Reference":   str(p.Reference),
+		"PostingType": str(p.PostingType),
+		"PaymentId":   str(p.PaymentID),
+		"PayoutId":    str(p.PayoutID),
+		"Amount":      amount,
+		"Currency":    str(p.Currency),
+		"PaymentDate": dateValue(p.PaymentDate),
+		"Cause":       str(p.Cause),
+		"ReasonCode":  str(p.ReasonCode),
+		"Description": str(p.Description),
+		"Reversed":    boolean(p.Reversed),
+		"CreatedAt":   instant(p.Created),
+	})}
+	s.postings = append(s.postings, rec)
+	return rec
+}
+
+func (s *Sim) reverse(rec *postingRec) {
+	rec.p.Reversed = true
+	rec.row.vals[s.postingSet.schema["Reversed"].idx] = boolean(true)
+}
+
+// MandateLog returns every mandate status recorded, in order.
+func (s *Sim) MandateLog() []MandateLogEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]MandateLogEntry, len(s.mandateLog))
+	for i, m := range s.mandateLog {
+		out[i] = m.m
+	}
+	return out
+}
+
+func (s *Sim) addMandateLog(m MandateLogEntry) *mandateRec {
+	m.LogID = int64(len(s.mandateLog) + 1)
+	m.Created = s.now()
+	rec := &mandateRec{m: m, row: s.mandateSet.row(s.etag(objkey("mandate-log", fmt.Sprint(m.LogID))), map[string]value{
+		"LogId":       integer(m.LogID),
+		"Company":     str(m.Company),
+		"CustomerId":  str(m.CustomerID),
+		"Reference":   str(m.Reference),
+		"MandateId":   str(m.MandateID),
+		"Status":      str(m.Status),
+		"Scheme":      str(m.Scheme),
+		"EventTime":   instant(m.EventTime),
+		"Cause":       str(m.Cause),
+		"ReasonCode":  str(m.ReasonCode),
+		"Description": str(m.Description),
+		"Applied":     boolean(m.Applied),
+		"CreatedAt":   instant(m.Created),
+	})}
+	s.mandateLog = append(s.mandateLog, rec)
+	return rec
+}

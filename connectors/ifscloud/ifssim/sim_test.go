@@ -1,0 +1,539 @@
+package ifssim_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+const (
+	invoicesPath = "/main/ifsapplications/projection/v1/CustomerOrderInvoiceHandling.svc/CustomerOrderInvHeadSet"
+	postingsPath = "/main/ifsapplications/projection/v1/CustomerOrderInvoiceHandling.svc/DirectDebitPostingSet"
+	stateEnum    = "IfsApp.CustomerOrderInvoiceHandling.CustomerOrderInvState"
+	paymentPath  = "/IfsApp.CustomerOrderInvoiceHandling.CustomerOrderInvHead_RegisterDirectDebitPayment"
+)
+
+// harness is a simulator behind a real HTTP server.
+type harness struct {
+	t     *testing.T
+	sim   *ifssim.Sim
+	srv   *httptest.Server
+	clock *clock
+}
+
+func start(t *testing.T, cfg ifssim.Config) *harness {
+	t.Helper()
+	h := &harness{t: t, clock: newClock()}
+	if cfg.Now == nil {
+		cfg.Now = h.clock.Now
+	}
+	h.sim = ifssim.New(cfg)
+	h.srv = httptest.NewServer(h.sim)
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *harness) token() string {
+	h.t.Helper()
+	res, err := http.PostForm(h.srv.URL+"/auth/realms/ifs/protocol/openid-connect/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {"mlc"}, "client_secret": {"secret"}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&tok) != nil {
+		h.t.Fatalf("token: %s", res.Status)
+	}
+	return tok.AccessToken
+}
+
+type answer struct {
+	status int
+	header http.Header
+	body   map[string]any
+	raw    string
+}
+
+func (a answer) code() string {
+	e, _ := a.body["error"].(map[string]any)
+	s, _ := e["code"].(string)
+	return s
+}
+
+func (a answer) values() []map[string]any {
+	vs, _ := a.body["value"].([]any)
+	out := make([]map[string]any, len(vs))
+	for i, v := range vs {
+		out[i] = v.(map[string]any)
+	}
+	return out
+}
+
+func (h *harness) do(method, target, token string, header map[string]string, body string) answer {
+	h.t.Helper()
+	if !strings.HasPrefix(target, "http") {
+		target = h.srv.URL + target
+	}
+	req, err := http.NewRequest(method, target, strings.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(res.Body)
+	a := answer{status: res.StatusCode, header: res.Header, raw: string(raw)}
+	d := json.NewDecoder(strings.NewReader(a.raw))
+	d.UseNumber()
+	_ = d.Decode(&a.body)
+	return a
+}
+
+func (h *harness) get(path string, q url.Values, token string) answer {
+	h.t.Helper()
+	if q != nil {
+		path += "?" + q.Encode()
+	}
+	return h.do(http.MethodGet, path, token, nil, "")
+}
+
+func invoice(company string, id int64, state string, modified time.Time) ifssim.Invoice {
+	return ifssim.Invoice{
+		Company: company, InvoiceID: id, InvoiceNo: fmt.Sprintf("CI-%d", id), CustomerID: "C1",
+		Currency: "EUR", State: state, GrossAmount: "100.10", OpenAmount: "100.10",
+		DueDate: "2026-04-01", Modified: modified,
+	}
+}
+
+func TestTokenEndpoint(t *testing.T) {
+	h := start(t, ifssim.Config{})
+	tests := []struct {
+		name   string
+		path   string
+		form   url.Values
+		basic  [2]string
+		status int
+		error  string
+	}{
+		{"form credentials", "/auth/realms/ifs/protocol/openid-connect/token",
+			url.Values{"grant_type": {"client_credentials"}, "client_id": {"mlc"}, "client_secret": {"secret"}}, [2]string{}, 200, ""},
+		{"basic credentials", "/auth/realms/ifs/protocol/openid-connect/token",
+			url.Values{"grant_type": {"client_credentials"}}, [2]string{"mlc", "secret"}, 200, ""},
+		{"wrong secret", "/auth/realms/ifs/protocol/openid-connect/token",
+			url.Values{"grant_type": {"client_credentials"}, "client_id": {"mlc"}, "client_secret": {"nope"}}, [2]string{}, 401, "unauthorized_client"},
+		{"unknown client", "/auth/realms/ifs/protocol/openid-connect/token",
+			url.Values{"grant_type": {"client_credentials"}, "client_id": {"other"}, "client_secret": {"secret"}}, [2]string{}, 401, "unauthorized_client"},
+		{"password grant", "/auth/realms/ifs/protocol/openid-connect/token",
+			url.Values{"grant_type": {"password"}, "client_id": {"mlc"}, "client_secret": {"secret"}}, [2]string{}, 400, "unsupported_grant_type"},
+		{"unknown realm", "/auth/realms/other/protocol/openid-connect/token",
+			url.Values{"grant_type": {"client_credentials"}, "client_id": {"mlc"}, "client_secret": {"secret"}}, [2]string{}, 404, "not_found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, h.srv.URL+tc.path, strings.NewReader(tc.form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			if tc.basic[0] != "" {
+				req.SetBasicAuth(tc.basic[0], tc.basic[1])
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			var body map[string]any
+			_ = json.NewDecoder(res.Body).Decode(&body)
+			if res.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d (%v)", res.StatusCode, tc.status, body)
+			}
+			if tc.error != "" && body["error"] != tc.error {
+				t.Errorf("error %v, want %s", body["error"], tc.error)
+			}
+			if tc.status == 200 && (body["access_token"] == "" || body["expires_in"] != float64(3600) || body["token_type"] != "Bearer") {
+				t.Errorf("token answer %v", body)
+			}
+		})
+	}
+}
+
+func TestTokensExpireAndCanBeRevoked(t *testing.T) {
+	h := start(t, ifssim.Config{TokenTTL: 3 * time.Minute})
+	tok := h.token()
+	if a := h.get(invoicesPath, nil, tok); a.status != 200 {
+		t.Fatalf("fresh token: %d %s", a.status, a.raw)
+	}
+	h.clock.Advance(3 * time.Minute)
+	a := h.get(invoicesPath, nil, tok)
+	if a.status != 401 || !strings.Contains(a.header.Get("WWW-Authenticate"), "invalid_token") {
+		t.Fatalf("expired token: %d %v", a.status, a.header)
+	}
+	tok = h.token()
+	h.sim.RevokeTokens()
+	if a := h.get(invoicesPath, nil, tok); a.status != 401 {
+		t.Fatalf("revoked token: %d", a.status)
+	}
+	if a := h.get(invoicesPath, nil, ""); a.status != 401 {
+		t.Fatalf("no token: %d", a.status)
+	}
+	if st := h.sim.Stats(); st.Unauthorized != 3 || st.TokensIssued != 2 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestFilterSubset(t *testing.T) {
+	h := start(t, ifssim.Config{})
+	base := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	if err := h.sim.PutInvoices(
+		invoice("10", 1, ifssim.StatePostedAuth, base),
+		invoice("10", 2, ifssim.StatePreliminary, base.Add(time.Second)),
+		invoice("10", 3, ifssim.StatePartlyPaidPosted, base.Add(2*time.Second)),
+		invoice("20", 4, ifssim.StatePostedAuth, base),
+	); err != nil {
+		t.Fatal(err)
+	}
+	tok := h.token()
+	tests := []struct {
+		filter string
+		want   int    // rows, when code is empty
+		code   string // expected error code
+	}{
+		{"Company eq '10'", 3, ""},
+		{"Company eq '10' and (Objstate eq " + stateEnum + "'PostedAuth' or Objstate eq " + stateEnum + "'PartlyPaidPosted')", 2, ""},
+		{"Company eq '10' and (Rowversion gt 2026-01-01T10:00:00Z or (Rowversion eq 2026-01-01T10:00:00Z and InvoiceId gt 1))", 2, ""},
+		{"Rowversion ge 2026-01-01T10:00:01.000Z", 2, ""},
+		{"not (Company eq '10')", 1, ""},
+		{"OpenAmount gt 100.09 and OpenAmount le 100.10", 4, ""},
+		{"DueDate eq 2026-04-01", 4, ""},
+		{"DirectDebitStatus eq null", 4, ""},
+		{"InvoiceNo eq 'CI-''1'", 0, ""},
+		{"contains(InvoiceNo,'1')", 0, "ODP_UNSUPPORTED_URL"},
+		{"startswith(Company,'1')", 0, "ODP_UNSUPPORTED_URL"},
+		{"Company in ('10','20')", 0, "ODP_UNSUPPORTED_URL"},
+		{"Objstate eq 'PostedAuth'", 0, "ODP_UNSUPPORTED_URL"},
+		{"Objstate eq IfsApp.Other.State'PostedAuth'", 0, "ODP_UNSUPPORTED_URL"},
+		{"Objstate gt " + stateEnum + "'PostedAuth'", 0, "ODP_UNSUPPORTED_URL"},
+		{"InvoiceId add 1 gt 2", 0, "ODP_UNSUPPORTED_URL"},
+		{"Lines/any(l: l/Amount gt 0)", 0, "ODP_UNSUPPORTED_URL"},
+		{"Nope eq '10'", 0, "ODP_UNSUPPORTED_URL"},
+		{"Company eq InvoiceNo", 0, "ODP_UNSUPPORTED_URL"},
+		{"InvoiceId eq '1'", 0, "ODP_UNSUPPORTED_URL"},
+		{"(Company eq '10'", 0, "ODP_UNSUPPORTED_URL"},
+		{"Company eq 'unterminated", 0, "ODP_UNSUPPORTED_URL"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.filter, func(t *testing.T) {
+			a := h.get(invoicesPath, url.Values{"$filter": {tc.filter}}, tok)
+			if tc.code != "" {
+				if a.status != 400 || a.code() != tc.code {
+					t.Fatalf("got %d %s, want 400 %s", a.status, a.raw, tc.code)
+				}
+				return
+			}
+			if a.status != 200 || len(a.values()) != tc.want {
+				t.Fatalf("got %d with %d rows, want %d: %s", a.status, len(a.values()), tc.want, a.raw)
+			}
+		})
+	}
+}
+
+func TestQueryOptions(t *testing.T) {
+	h := start(t, ifssim.Config{})
+	if err := h.sim.PutInvoices(invoice("10", 1, ifssim.StatePostedAuth, time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	tok := h.token()
+	tests := []struct {
+		name string
+		q    url.Values
+		code string
+	}{
+		{"expand", url.Values{"$expand": {"Lines"}}, "ODP_UNSUPPORTED_URL"},
+		{"count", url.Values{"$count": {"true"}}, "ODP_UNSUPPORTED_URL"},
+		{"top above 5000", url.Values{"$top": {"5001"}}, "ODP_UNSUPPORTED_URL"},
+		{"top zero", url.Values{"$top": {"0"}}, "ODP_UNSUPPORTED_URL"},
+		{"unknown select", url.Values{"$select": {"Company,Nope"}}, "ODP_UNSUPPORTED_URL"},
+		{"unknown orderby", url.Values{"$orderby": {"Nope asc"}}, "ODP_UNSUPPORTED_URL"},
+		{"bad direction", url.Values{"$orderby": {"Company sideways"}}, "ODP_UNSUPPORTED_URL"},
+		{"forged skiptoken", url.Values{"$skiptoken": {"bm9wZQ"}}, "ODP_INVALID_SKIPTOKEN"},
+		{"top 5000", url.Values{"$top": {"5000"}, "$select": {"Company,InvoiceId"}}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := h.get(invoicesPath, tc.q, tok)
+			if tc.code == "" {
+				if a.status != 200 {
+					t.Fatalf("%d %s", a.status, a.raw)
+				}
+				if got := a.values()[0]; len(got) != 3 || got["@odata.etag"] == nil {
+					t.Errorf("selected row %v, want etag, Company, InvoiceId", got)
+				}
+				return
+			}
+			if a.status != 400 || a.code() != tc.code {
+				t.Fatalf("got %d %s, want 400 %s", a.status, a.raw, tc.code)
+			}
+		})
+	}
+	if a := h.get(invoicesPath+"(Company='10',InvoiceId=9)", nil, tok); a.status != 404 || a.code() != "ODP_NOT_FOUND" {
+		t.Errorf("missing entity: %d %s", a.status, a.raw)
+	}
+	if a := h.get(invoicesPath+"(Company='10')", nil, tok); a.status != 400 || a.code() != "ODP_INVALID_KEY" {
+		t.Errorf("partial key: %d %s", a.status, a.raw)
+	}
+	if a := h.get("/main/ifsapplications/projection/v1/Nope.svc/Set", nil, tok); a.status != 404 || a.code() != "MI_METADATA_NOTFOUND" {
+		t.Errorf("unknown projection: %d %s", a.status, a.raw)
+	}
+}
+
+// TestPagingFollowsKeysNotOffsets pages through rows while one already
+// returned changes (moving to the end) and one not yet returned leaves the
+// filter: key-based skip tokens neither skip nor repeat what is left.
+func TestPagingFollowsKeysNotOffsets(t *testing.T) {
+	h := start(t, ifssim.Config{PageSize: 3})
+	base := time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)
+	for i := int64(1); i <= 10; i++ {
+		if err := h.sim.PutInvoices(invoice("10", i, ifssim.StatePostedAuth, base)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok := h.token()
+	q := url.Values{
+		"$filter":  {"Company eq '10' and Objstate eq " + stateEnum + "'PostedAuth'"},
+		"$orderby": {"Rowversion asc,InvoiceId asc"},
+		"$top":     {"8"},
+		"$select":  {"InvoiceId"},
+	}
+	a := h.get(invoicesPath, q, tok)
+	var ids []string
+	for {
+		if a.status != 200 {
+			t.Fatalf("%d %s", a.status, a.raw)
+		}
+		for _, v := range a.values() {
+			ids = append(ids, fmt.Sprint(v["InvoiceId"]))
+		}
+		if len(ids) == 3 {
+			_ = h.sim.UpdateInvoice("10", 2, func(inv *ifssim.Invoice) { inv.Modified = base.Add(time.Hour) })
+			_ = h.sim.UpdateInvoice("10", 5, func(inv *ifssim.Invoice) { inv.State = ifssim.StatePaidPosted })
+		}
+		next, _ := a.body["@odata.nextLink"].(string)
+		if next == "" {
+			break
+		}
+		a = h.do(http.MethodGet, next, tok, nil, "")
+	}
+	if got, want := strings.Join(ids, ","), "1,2,3,4,6,7,8,9"; got != want {
+		t.Errorf("paged ids %s, want %s ($top 8 across pages of 3)", got, want)
+	}
+}
+
+func TestBudgetAnswers429WithRetryAfter(t *testing.T) {
+	h := start(t, ifssim.Config{Budget: 3, BudgetWindow: time.Minute})
+	tok := h.token()
+	for i := range 3 {
+		if a := h.get(invoicesPath, nil, tok); a.status != 200 {
+			t.Fatalf("request %d: %d", i+1, a.status)
+		}
+	}
+	h.clock.Advance(15 * time.Second)
+	a := h.get(invoicesPath, nil, tok)
+	if a.status != 429 || a.header.Get("Retry-After") != "45" || a.code() != "TOO_MANY_REQUESTS" {
+		t.Fatalf("over budget: %d Retry-After %q %s", a.status, a.header.Get("Retry-After"), a.raw)
+	}
+	h.clock.Advance(45 * time.Second)
+	if a := h.get(invoicesPath, nil, tok); a.status != 200 {
+		t.Fatalf("next window: %d", a.status)
+	}
+}
+
+func TestInjectedFaults(t *testing.T) {
+	h := start(t, ifssim.Config{})
+	tok := h.token()
+	h.sim.FailNext(1, 502)
+	if a := h.get(invoicesPath, nil, tok); a.status != 502 || !strings.Contains(a.raw, "ORA-") {
+		t.Fatalf("injected 5xx: %d %s", a.status, a.raw)
+	}
+	h.sim.ThrottleNext(1, 2*time.Second)
+	if a := h.get(invoicesPath, nil, tok); a.status != 429 || a.header.Get("Retry-After") != "2" {
+		t.Fatalf("injected 429: %d %v", a.status, a.header)
+	}
+	h.sim.SetLatency(50 * time.Millisecond)
+	began := time.Now()
+	if a := h.get(invoicesPath, nil, tok); a.status != 200 || time.Since(began) < 50*time.Millisecond {
+		t.Fatalf("latency: %d after %s", a.status, time.Since(began))
+	}
+	if st := h.sim.Stats(); st.ServerErrors != 1 || st.Throttled != 1 || st.Queries != 1 || st.APIRequests != 3 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestWritesNeedTheCurrentETag(t *testing.T) {
+	h := start(t, ifssim.Config{})
+	if err := h.sim.PutInvoices(invoice("10", 7, ifssim.StatePostedAuth, time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	tok := h.token()
+	entity := invoicesPath + "(Company='10',InvoiceId=7)"
+	read := h.get(entity, nil, tok)
+	etag := read.header.Get("ETag")
+	if read.status != 200 || etag == "" || read.body["@odata.etag"] != etag {
+		t.Fatalf("read: %d etag %q %s", read.status, etag, read.raw)
+	}
+	pay := func(ref, amount, ifMatch string) answer {
+		hdr := map[string]string{"Content-Type": "application/json"}
+		if ifMatch != "" {
+			hdr["If-Match"] = ifMatch
+		}
+		return h.do(http.MethodPost, entity+paymentPath, tok, hdr,
+			`{"Reference":"`+ref+`","PaymentId":"PM1","Amount":"`+amount+`","Currency":"EUR"}`)
+	}
+	if a := pay("EV0", "1", ""); a.status != 428 {
+		t.Fatalf("without If-Match: %d %s", a.status, a.raw)
+	}
+	if a := pay("EV1", "40.05", etag); a.status != 200 || a.body["Reference"] != "EV1" {
+		t.Fatalf("payment: %d %s", a.status, a.raw)
+	}
+	inv, _ := h.sim.Invoice("10", 7)
+	if inv.ETag == etag || inv.OpenAmount != "60.05" || inv.State != ifssim.StatePartlyPaidPosted {
+		t.Fatalf("after payment: %+v", inv)
+	}
+	if a := pay("EV2", "1", etag); a.status != 412 || a.code() != "ODP_PRECONDITION_FAILED" {
+		t.Fatalf("stale ETag: %d %s", a.status, a.raw)
+	}
+	if a := pay("EV1", "1", inv.ETag); a.status != 400 || !strings.Contains(a.raw, "DUPLICATE_REF") {
+		t.Fatalf("duplicate reference: %d %s", a.status, a.raw)
+	}
+	if a := pay("EV3", "60.06", inv.ETag); a.status != 400 || !strings.Contains(a.raw, "EXCEEDS_OPEN") {
+		t.Fatalf("more than open: %d %s", a.status, a.raw)
+	}
+	h.sim.RaceNextWrites(1)
+	if a := pay("EV4", "60.05", inv.ETag); a.status != 412 {
+		t.Fatalf("raced write: %d %s", a.status, a.raw)
+	}
+	raced, _ := h.sim.Invoice("10", 7)
+	if a := pay("EV4", "60.05", raced.ETag); a.status != 200 {
+		t.Fatalf("payment after race: %d %s", a.status, a.raw)
+	}
+	if inv, _ := h.sim.Invoice("10", 7); inv.OpenAmount != "0.00" || inv.State != ifssim.StatePaidPosted {
+		t.Errorf("closed invoice: %+v", inv)
+	}
+	postings := h.get(postingsPath, url.Values{"$filter": {"Company eq '10' and Reference eq 'EV4'"}}, tok)
+	if got := postings.values(); len(got) != 1 || got[0]["Amount"] != json.Number("60.05") {
+		t.Errorf("postings by reference: %s", postings.raw)
+	}
+}
+
+func TestDecimalsFollowIEEE754Compatible(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		t.Run(fmt.Sprintf("ignore=%v", ignore), func(t *testing.T) {
+			h := start(t, ifssim.Config{IgnoreIEEE754: ignore})
+			inv := invoice("10", 1, ifssim.StatePostedAuth, time.Time{})
+			inv.OpenAmount, inv.GrossAmount = "9007199254740993.01", "9007199254740993.01"
+			if err := h.sim.PutInvoices(inv); err != nil {
+				t.Fatal(err)
+			}
+			a := h.do(http.MethodGet, invoicesPath+"?$select=OpenAmount,InvoiceId", h.token(),
+				map[string]string{"Accept": "application/json;IEEE754Compatible=true"}, "")
+			want := `"OpenAmount":"9007199254740993.01"`
+			if ignore {
+				want = `"OpenAmount":9007199254740993.01`
+			}
+			if !strings.Contains(a.raw, want) {
+				t.Errorf("answer %s lacks %s", a.raw, want)
+			}
+		})
+	}
+}
+
+func TestControlAPI(t *testing.T) {
+	h := start(t, ifssim.Config{})
+	put := h.do(http.MethodPut, "/_sim/invoices", "", nil,
+		`[{"company":"10","invoice_id":5,"customer_id":"C1","currency":"EUR","state":"PostedAuth","gross_amount":"10.00","open_amount":"10.00"}]`)
+	if put.status != 200 {
+		t.Fatalf("put: %d %s", put.status, put.raw)
+	}
+	if bad := h.do(http.MethodPut, "/_sim/invoices", "", nil, `[{"company":"10","invoice_id":6,"state":"Nope"}]`); bad.status != 400 {
+		t.Errorf("invalid invoice accepted: %d", bad.status)
+	}
+	if f := h.do(http.MethodPost, "/_sim/faults", "", nil, `{"fail_next":1,"fail_status":500}`); f.status != 200 {
+		t.Fatalf("faults: %d %s", f.status, f.raw)
+	}
+	if a := h.get(invoicesPath, nil, h.token()); a.status != 500 {
+		t.Errorf("fault not applied: %d", a.status)
+	}
+	stats := h.get("/_sim/stats", nil, "")
+	if stats.body["server_errors"] != json.Number("1") {
+		t.Errorf("stats %s", stats.raw)
+	}
+	if inv, ok := h.sim.Invoice("10", 5); !ok || inv.OpenAmount != "10.00" {
+		t.Errorf("stored %+v", inv)
+	}
+}
+
+func TestSeed(t *testing.T) {
+	h := start(t, ifssim.Config{})
+	if err := h.sim.Seed(ifssim.Seed{Companies: []string{"10", "20"}, Customers: 3, Invoices: 8}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.sim.Invoices()); n != 16 {
+		t.Errorf("%d invoices, want 16", n)
+	}
+	ready := 0
+	for _, inv := range h.sim.Invoices() {
+		if inv.State == ifssim.StatePostedAuth {
+			ready++
+		}
+	}
+	if ready != 12 {
+		t.Errorf("%d ready invoices, want 12", ready)
+	}
+	for _, c := range h.sim.Customers() {
+		if c.Country != "DE" {
+			continue
+		}
+		// ISO 13616: the IBAN rearranged and read as a number is 1 mod 97.
+		n, _ := new(big.Int).SetString(c.IBAN[4:]+"1314"+c.IBAN[2:4], 10)
+		if len(c.IBAN) != 22 || new(big.Int).Mod(n, big.NewInt(97)).Int64() != 1 {
+			t.Errorf("IBAN %s of %s has wrong check digits", c.IBAN, c.CustomerID)
+		}
+	}
+}

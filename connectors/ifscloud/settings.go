@@ -1,0 +1,391 @@
+package ifscloud
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// MaxPageSize is the largest $top IFS Cloud accepts.
+const MaxPageSize = 5000
+
+// Settings is the configuration of one IFS Cloud connection; see the
+// package documentation for the keys and defaults.
+type Settings struct {
+	BaseURL           string
+	ClientID          string
+	CompanyCodes      []string
+	Realm             string
+	TokenURL          string
+	Scope             string
+	TokenMaxAge       time.Duration
+	APIPath           string
+	PageSize          int
+	RequestsPerMinute int
+	RequestTimeout    time.Duration
+	WriteAttempts     int
+
+	Invoices  EntitySettings
+	Customers EntitySettings
+
+	PostingEntitySet    string
+	PaymentAction       string
+	FailureAction       string
+	MandateLogEntitySet string
+	MandateAction       string
+}
+
+// EntitySettings says where an entity set lives and how its fields are named.
+type EntitySettings struct {
+	Projection string
+	EntitySet  string
+	// Filter is an OData condition every row read must meet (for invoices:
+	// ready for collection). Empty means none.
+	Filter     string
+	KeyNumeric bool
+	// Fields maps logical names (see the package documentation) to IFS
+	// field names; an empty name means the tenant has no such field.
+	Fields map[string]string
+	// Extra are further IFS fields read into the events' erp_fields.
+	Extra []string
+}
+
+// Logical field names.
+const (
+	FieldCompany        = "company"
+	FieldKey            = "key"
+	FieldModified       = "modified"
+	FieldNumber         = "number"
+	FieldCustomer       = "customer"
+	FieldOpenAmount     = "open_amount"
+	FieldGrossAmount    = "gross_amount"
+	FieldCurrency       = "currency"
+	FieldInvoiceDate    = "invoice_date"
+	FieldDueDate        = "due_date"
+	FieldPaymentTerms   = "payment_terms"
+	FieldBusinessUnit   = "business_unit"
+	FieldName           = "name"
+	FieldEmail          = "email"
+	FieldPhone          = "phone"
+	FieldAddress1       = "address1"
+	FieldAddress2       = "address2"
+	FieldCity           = "city"
+	FieldRegion         = "region"
+	FieldPostalCode     = "postal_code"
+	FieldCountry        = "country"
+	FieldLanguage       = "language"
+	FieldIdentityNumber = "identity_number"
+	FieldAccountHolder  = "account_holder"
+	FieldIBAN           = "iban"
+	FieldAccountNumber  = "account_number"
+	FieldBranchCode     = "branch_code"
+	FieldBankCode       = "bank_code"
+	FieldBankCountry    = "bank_country"
+)
+
+// DefaultInvoiceFields are the IFS names of the logical invoice fields.
+func DefaultInvoiceFields() map[string]string {
+	return map[string]string{
+		FieldCompany:      "Company",
+		FieldKey:          "InvoiceId",
+		FieldNumber:       "InvoiceNo",
+		FieldCustomer:     "Identity",
+		FieldOpenAmount:   "OpenAmount",
+		FieldGrossAmount:  "GrossAmount",
+		FieldCurrency:     "Currency",
+		FieldInvoiceDate:  "InvoiceDate",
+		FieldDueDate:      "DueDate",
+		FieldPaymentTerms: "PayTermId",
+		FieldBusinessUnit: "",
+		FieldModified:     "Rowversion",
+	}
+}
+
+// DefaultCustomerFields are the IFS names of the logical customer fields.
+func DefaultCustomerFields() map[string]string {
+	return map[string]string{
+		FieldCompany:        "Company",
+		FieldKey:            "CustomerId",
+		FieldName:           "Name",
+		FieldEmail:          "EmailAddress",
+		FieldPhone:          "PhoneNo",
+		FieldAddress1:       "Address1",
+		FieldAddress2:       "Address2",
+		FieldCity:           "City",
+		FieldRegion:         "County",
+		FieldPostalCode:     "ZipCode",
+		FieldCountry:        "Country",
+		FieldLanguage:       "DefaultLanguage",
+		FieldIdentityNumber: "AssociationNo",
+		FieldAccountHolder:  "AccountHolder",
+		FieldIBAN:           "Iban",
+		FieldAccountNumber:  "AccountNo",
+		FieldBranchCode:     "BranchCode",
+		FieldBankCode:       "BankCode",
+		FieldBankCountry:    "BankCountry",
+		FieldCurrency:       "Currency",
+		FieldModified:       "Rowversion",
+	}
+}
+
+// DefaultReadyFilter is the "ready for collection" condition for invoices
+// of the given projection: posted and authorised, or partly paid.
+func DefaultReadyFilter(projection string) string {
+	state := "IfsApp." + projection + ".CustomerOrderInvState"
+	return "Objstate eq " + state + "'PostedAuth' or Objstate eq " + state + "'PartlyPaidPosted'"
+}
+
+var (
+	requiredInvoiceFields  = []string{FieldCompany, FieldKey, FieldModified, FieldOpenAmount, FieldCurrency}
+	requiredCustomerFields = []string{FieldCompany, FieldKey, FieldModified, FieldName}
+	identifier             = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+// ParseSettings reads a connection's settings (as stored in the registry:
+// JSON decoded into map[string]any) and fills in the defaults. Every
+// problem is reported, joined, in one error.
+func ParseSettings(raw map[string]any) (Settings, error) {
+	r := reader{raw: raw}
+	s := Settings{
+		BaseURL:           strings.TrimRight(r.str("base_url", ""), "/"),
+		ClientID:          r.str("client_id", ""),
+		CompanyCodes:      r.strs("company_codes", nil),
+		Realm:             r.str("realm", "ifs"),
+		Scope:             r.str("scope", "openid microprofile-jwt"),
+		TokenMaxAge:       r.duration("token_max_age", 60*time.Minute),
+		APIPath:           "/" + strings.Trim(r.str("api_path", "/main/ifsapplications/projection/v1"), "/"),
+		PageSize:          r.integer("page_size", MaxPageSize),
+		RequestsPerMinute: r.integer("requests_per_minute", 1000),
+		RequestTimeout:    r.duration("request_timeout", 60*time.Second),
+		WriteAttempts:     r.integer("write_attempts", 5),
+
+		PostingEntitySet:    r.name("posting_entity_set", "DirectDebitPostingSet"),
+		PaymentAction:       r.name("payment_action", "CustomerOrderInvHead_RegisterDirectDebitPayment"),
+		FailureAction:       r.name("failure_action", "CustomerOrderInvHead_RegisterDirectDebitFailure"),
+		MandateLogEntitySet: r.name("mandate_log_entity_set", "DirectDebitMandateLogSet"),
+		MandateAction:       r.name("mandate_action", "CustomerInfo_RegisterDirectDebitMandate"),
+	}
+	invProjection := r.name("invoice_projection", "CustomerOrderInvoiceHandling")
+	s.Invoices = EntitySettings{
+		Projection: invProjection,
+		EntitySet:  r.name("invoice_entity_set", "CustomerOrderInvHeadSet"),
+		Filter:     r.str("invoice_ready_filter", DefaultReadyFilter(invProjection)),
+		KeyNumeric: r.boolean("invoice_key_numeric", true),
+		Fields:     r.fields("invoice_fields", DefaultInvoiceFields(), requiredInvoiceFields),
+		Extra:      r.names("invoice_extra_fields", []string{"Objstate", "PartyType"}),
+	}
+	s.Customers = EntitySettings{
+		Projection: r.name("customer_projection", "CustomerHandling"),
+		EntitySet:  r.name("customer_entity_set", "CustomerInfoSet"),
+		Filter:     r.str("customer_filter", ""),
+		KeyNumeric: r.boolean("customer_key_numeric", false),
+		Fields:     r.fields("customer_fields", DefaultCustomerFields(), requiredCustomerFields),
+		Extra:      r.names("customer_extra_fields", nil),
+	}
+	s.TokenURL = r.str("token_url", s.BaseURL+"/auth/realms/"+url.PathEscape(s.Realm)+"/protocol/openid-connect/token")
+
+	if u, err := url.Parse(s.BaseURL); s.BaseURL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		r.fail("base_url", "must be an http(s) URL, got %q", s.BaseURL)
+	}
+	if u, err := url.Parse(s.TokenURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		r.fail("token_url", "must be an http(s) URL, got %q", s.TokenURL)
+	}
+	if s.ClientID == "" {
+		r.fail("client_id", "is required")
+	}
+	if len(s.CompanyCodes) == 0 {
+		r.fail("company_codes", "must be a non-empty list")
+	}
+	for _, c := range s.CompanyCodes {
+		if c == "" || strings.ContainsAny(c, ".*> \t") {
+			r.fail("company_codes", "company %q cannot be part of a NATS subject", c)
+		}
+	}
+	if s.PageSize < 1 || s.PageSize > MaxPageSize {
+		r.fail("page_size", "must be between 1 and %d, got %d", MaxPageSize, s.PageSize)
+	}
+	if s.RequestsPerMinute < 1 {
+		r.fail("requests_per_minute", "must be positive, got %d", s.RequestsPerMinute)
+	}
+	if s.TokenMaxAge < time.Minute {
+		r.fail("token_max_age", "must be at least 1m, got %s", s.TokenMaxAge)
+	}
+	if s.RequestTimeout <= 0 {
+		r.fail("request_timeout", "must be positive, got %s", s.RequestTimeout)
+	}
+	if s.WriteAttempts < 1 {
+		r.fail("write_attempts", "must be at least 1, got %d", s.WriteAttempts)
+	}
+	if err := errors.Join(r.errs...); err != nil {
+		return Settings{}, fmt.Errorf("ifs settings: %w", err)
+	}
+	return s, nil
+}
+
+// reader reads typed values out of a settings map and collects problems.
+type reader struct {
+	raw  map[string]any
+	errs []error
+}
+
+func (r *reader) fail(key, format string, args ...any) {
+	r.errs = append(r.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (r *reader) get(key string) (any, bool) {
+	v, ok := r.raw[key]
+	return v, ok && v != nil
+}
+
+func (r *reader) str(key, def string) string {
+	v, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	s, isStr := v.(string)
+	if !isStr {
+		r.fail(key, "must be a string")
+		return def
+	}
+	if s = strings.TrimSpace(s); s == "" {
+		return def
+	}
+	return s
+}
+
+func (r *reader) name(key, def string) string {
+	s := r.str(key, def)
+	if !identifier.MatchString(s) {
+		r.fail(key, "%q is not an OData identifier", s)
+	}
+	return s
+}
+
+func (r *reader) strs(key string, def []string) []string {
+	v, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	list, isList := v.([]any)
+	if !isList {
+		r.fail(key, "must be a list of strings")
+		return def
+	}
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		s, isStr := e.(string)
+		if !isStr {
+			r.fail(key, "must be a list of strings")
+			return def
+		}
+		out = append(out, strings.TrimSpace(s))
+	}
+	return out
+}
+
+func (r *reader) names(key string, def []string) []string {
+	out := r.strs(key, def)
+	for _, n := range out {
+		if !identifier.MatchString(n) {
+			r.fail(key, "%q is not an OData identifier", n)
+		}
+	}
+	return out
+}
+
+func (r *reader) integer(key string, def int) int {
+	v, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	switch n := v.(type) {
+	case float64:
+		if n == math.Trunc(n) && math.Abs(n) < 1<<31 {
+			return int(n)
+		}
+	case json.Number:
+		if i, err := strconv.Atoi(n.String()); err == nil {
+			return i
+		}
+	case string:
+		if i, err := strconv.Atoi(strings.TrimSpace(n)); err == nil {
+			return i
+		}
+	}
+	r.fail(key, "must be an integer")
+	return def
+}
+
+func (r *reader) boolean(key string, def bool) bool {
+	v, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	b, isBool := v.(bool)
+	if !isBool {
+		r.fail(key, "must be true or false")
+		return def
+	}
+	return b
+}
+
+func (r *reader) duration(key string, def time.Duration) time.Duration {
+	v, ok := r.get(key)
+	if !ok {
+		return def
+	}
+	s, isStr := v.(string)
+	if !isStr {
+		r.fail(key, `must be a duration string such as "60m"`)
+		return def
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(s))
+	if err != nil {
+		r.fail(key, `must be a duration string such as "60m", got %q`, s)
+		return def
+	}
+	return d
+}
+
+// fields overlays the renames in key onto defaults.
+func (r *reader) fields(key string, defaults map[string]string, required []string) map[string]string {
+	v, ok := r.get(key)
+	if ok {
+		m, isMap := v.(map[string]any)
+		if !isMap {
+			r.fail(key, "must be an object of field names")
+			return defaults
+		}
+		for logical, ifsName := range m {
+			if _, known := defaults[logical]; !known {
+				r.fail(key, "unknown field %q", logical)
+				continue
+			}
+			s, isStr := ifsName.(string)
+			if ifsName != nil && !isStr {
+				r.fail(key, "field %q must name an IFS field", logical)
+				continue
+			}
+			defaults[logical] = strings.TrimSpace(s)
+		}
+	}
+	for logical, ifsName := range defaults {
+		if ifsName == "" {
+			if slices.Contains(required, logical) {
+				r.fail(key, "field %q is required", logical)
+			}
+			continue
+		}
+		if !identifier.MatchString(ifsName) {
+			r.fail(key, "field %q: %q is not an OData identifier", logical, ifsName)
+		}
+	}
+	return defaults
+}

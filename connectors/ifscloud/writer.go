@@ -1,0 +1,347 @@
+package ifscloud
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/ml-connector/ml-connector/platform/retry"
+)
+
+// Writer posts collection outcomes and mandate statuses into IFS Cloud,
+// idempotently: the outcome id is the IFS posting's reference, and every
+// write first reads the entity's ETag and then the postings with that
+// reference, and sends the bound action with If-Match. A repeat finds its
+// posting and writes nothing; a concurrent writer changes the ETag, so the
+// loser of the race gets 412, re-reads, finds the posting or applies its
+// own, and tries again (write_attempts times at most).
+//
+// Inputs are plain structs rather than the mlc.v1 messages, so the
+// connector does not depend on the contracts: erp-poster maps
+// PaymentOutcome kinds to PaymentStatus (CONFIRMED and PAID_OUT to
+// PaymentPaid) and converts amount_minor to a decimal string.
+//
+// Errors match ErrInvalid (bad input or IFS refused it), ErrNotFound
+// (unknown invoice or customer, or a company the connection does not
+// have), ErrConflict (every attempt lost an ETag race) or ErrUnavailable.
+type Writer struct {
+	c *Client
+}
+
+// NewWriter returns a Writer over c.
+func NewWriter(c *Client) *Writer { return &Writer{c: c} }
+
+// PaymentStatus is what happened to a collection, in IFS's terms.
+type PaymentStatus string
+
+const (
+	// PaymentPaid books the collected amount against the invoice (reduces
+	// the open amount; the invoice closes when nothing is left).
+	PaymentPaid PaymentStatus = "Paid"
+	// PaymentFailed records the failure and its reason; the invoice stays
+	// (or becomes again) open, a payment booked for the same GoCardless
+	// payment is reversed.
+	PaymentFailed PaymentStatus = "Failed"
+	// PaymentChargedBack is a failure after collection: the booked payment
+	// is reversed.
+	PaymentChargedBack PaymentStatus = "ChargedBack"
+	// PaymentCancelled records that the collection will not happen.
+	PaymentCancelled PaymentStatus = "Cancelled"
+)
+
+var paymentStatuses = []PaymentStatus{PaymentPaid, PaymentFailed, PaymentChargedBack, PaymentCancelled}
+
+// PaymentOutcome is a collection result to post against an invoice.
+type PaymentOutcome struct {
+	// OutcomeID is the idempotency key and the IFS posting reference.
+	OutcomeID string
+	Company   string
+	InvoiceID string
+	Status    PaymentStatus
+	// PaymentID is the GoCardless payment (PM…). A PaymentPaid for a
+	// payment already booked on the invoice and not reversed (confirmed,
+	// then paid out) books nothing more.
+	PaymentID string
+	PayoutID  string
+	// Amount is the collected amount as a decimal string in Currency;
+	// required for PaymentPaid.
+	Amount   string
+	Currency string
+	// Date is the value date, YYYY-MM-DD.
+	Date        string
+	Cause       string
+	ReasonCode  string
+	Description string
+}
+
+// MandateStatus is a GoCardless mandate status as IFS records it.
+type MandateStatus string
+
+// The mandate statuses IFS accepts.
+const (
+	MandatePending          MandateStatus = "pending"
+	MandateActive           MandateStatus = "active"
+	MandateSuspendedByPayer MandateStatus = "suspended_by_payer"
+	MandateFailed           MandateStatus = "failed"
+	MandateCancelled        MandateStatus = "cancelled"
+	MandateExpired          MandateStatus = "expired"
+	MandateConsumed         MandateStatus = "consumed"
+	MandateBlocked          MandateStatus = "blocked"
+)
+
+var mandateStatuses = []MandateStatus{MandatePending, MandateActive, MandateSuspendedByPayer,
+	MandateFailed, MandateCancelled, MandateExpired, MandateConsumed, MandateBlocked}
+
+// MandateOutcome is a mandate status change to record on a customer. IFS
+// keeps the status with the latest OccurredAt, so outcomes may arrive in
+// any order.
+type MandateOutcome struct {
+	OutcomeID   string
+	Company     string
+	CustomerID  string
+	MandateID   string
+	Status      MandateStatus
+	Scheme      string
+	OccurredAt  time.Time
+	Cause       string
+	ReasonCode  string
+	Description string
+}
+
+// Posting identifies what IFS recorded.
+type Posting struct {
+	// Reference is IFS's id of the posting (PostingId) or mandate log
+	// entry (LogId).
+	Reference string
+	// AlreadyPosted is true when nothing was written now because the
+	// outcome (or, for PaymentPaid, the payment) had been posted before.
+	AlreadyPosted bool
+	// PostedAt is when IFS recorded it.
+	PostedAt time.Time
+}
+
+// PostPayment posts a collection outcome against its invoice.
+func (w *Writer) PostPayment(ctx context.Context, o PaymentOutcome) (Posting, error) {
+	if err := w.checkPayment(o); err != nil {
+		return Posting{}, fmt.Errorf("ifs post payment outcome %q: %w", o.OutcomeID, err)
+	}
+	inv := w.c.s.Invoices
+	key := keyLit(o.InvoiceID, inv.KeyNumeric)
+	pred := "(" + inv.Fields[FieldCompany] + "=" + stringLit(o.Company) + "," + inv.Fields[FieldKey] + "=" + key + ")"
+
+	find := "Reference eq " + stringLit(o.OutcomeID)
+	action, params := w.c.s.FailureAction, any(failureParams{
+		Reference: o.OutcomeID, PaymentID: o.PaymentID, FailureType: string(o.Status),
+		Cause: o.Cause, ReasonCode: o.ReasonCode, Description: o.Description, EventDate: o.Date,
+	})
+	if o.Status == PaymentPaid {
+		action, params = w.c.s.PaymentAction, paymentParams{
+			Reference: o.OutcomeID, PaymentID: o.PaymentID, PayoutID: o.PayoutID,
+			Amount: o.Amount, Currency: o.Currency, PaymentDate: o.Date,
+		}
+		if o.PaymentID != "" {
+			find = "(" + find + " or (InvoiceId eq " + key + " and PaymentId eq " + stringLit(o.PaymentID) +
+				" and PostingType eq 'Payment' and Reversed eq false))"
+		}
+	}
+	lookup := func(ctx context.Context) (Posting, bool, error) {
+		return w.find(ctx, inv.Projection, w.c.s.PostingEntitySet,
+			"Company eq "+stringLit(o.Company)+" and "+find, "PostingId")
+	}
+	p, err := w.write(ctx, inv, pred, lookup, action, params, "PostingId")
+	if err != nil {
+		return Posting{}, fmt.Errorf("ifs post payment outcome %q on invoice %s/%s: %w", o.OutcomeID, o.Company, o.InvoiceID, err)
+	}
+	return p, nil
+}
+
+// PostMandateStatus records a mandate status on the customer.
+func (w *Writer) PostMandateStatus(ctx context.Context, o MandateOutcome) (Posting, error) {
+	if err := w.checkMandate(o); err != nil {
+		return Posting{}, fmt.Errorf("ifs post mandate outcome %q: %w", o.OutcomeID, err)
+	}
+	cu := w.c.s.Customers
+	pred := "(" + cu.Fields[FieldKey] + "=" + keyLit(o.CustomerID, cu.KeyNumeric) + ")"
+	params := mandateParams{
+		Reference: o.OutcomeID, Company: o.Company, MandateID: o.MandateID, Status: string(o.Status),
+		Scheme: o.Scheme, EventTime: timeLit(o.OccurredAt),
+		Cause: o.Cause, ReasonCode: o.ReasonCode, Description: o.Description,
+	}
+	lookup := func(ctx context.Context) (Posting, bool, error) {
+		return w.find(ctx, cu.Projection, w.c.s.MandateLogEntitySet,
+			"Company eq "+stringLit(o.Company)+" and Reference eq "+stringLit(o.OutcomeID), "LogId")
+	}
+	p, err := w.write(ctx, cu, pred, lookup, w.c.s.MandateAction, params, "LogId")
+	if err != nil {
+		return Posting{}, fmt.Errorf("ifs post mandate outcome %q on customer %s: %w", o.OutcomeID, o.CustomerID, err)
+	}
+	return p, nil
+}
+
+type paymentParams struct {
+	Reference   string
+	PaymentID   string `json:"PaymentId"`
+	PayoutID    string `json:"PayoutId"`
+	Amount      string // a string, as IEEE754Compatible=true has IFS expect decimals
+	Currency    string
+	PaymentDate string `json:",omitempty"`
+}
+
+type failureParams struct {
+	Reference   string
+	PaymentID   string `json:"PaymentId"`
+	FailureType string
+	Cause       string
+	ReasonCode  string
+	Description string
+	EventDate   string `json:",omitempty"`
+}
+
+type mandateParams struct {
+	Reference   string
+	Company     string
+	MandateID   string `json:"MandateId"`
+	Status      string
+	Scheme      string
+	EventTime   string
+	Cause       string
+	ReasonCode  string
+	Description string
+}
+
+// raceBackoff spaces the attempts of a write that lost an ETag race, so
+// two writers of the same entity do not collide again at once.
+var raceBackoff = retry.Backoff{Base: 20 * time.Millisecond, Max: time.Second}
+
+// write runs the read-ETag, look-up, act-with-If-Match cycle on the entity
+// es(pred) until it posts, finds the posting, or fails.
+func (w *Writer) write(ctx context.Context, es EntitySettings, pred string,
+	lookup func(context.Context) (Posting, bool, error), action string, params any, idField string) (Posting, error) {
+	var lost error
+	for attempt := 1; attempt <= w.c.s.WriteAttempts; attempt++ {
+		// The ETag is read before the postings: a posting made after this
+		// read changes the ETag, so it cannot slip between look-up and write.
+		ent, err := w.c.entity(ctx, es.Projection, es.EntitySet, pred, es.Fields[FieldKey])
+		if err != nil {
+			return Posting{}, err
+		}
+		etag := ent.etag()
+		if etag == "" {
+			return Posting{}, fmt.Errorf("%s%s has no ETag: %w", es.EntitySet, pred, ErrInvalid)
+		}
+		if p, found, err := lookup(ctx); err != nil || found {
+			return p, err
+		}
+		res, err := w.c.invoke(ctx, es.Projection, es.EntitySet, pred, action, etag, params)
+		switch {
+		case err == nil:
+			return posting(res, idField, false)
+		case errors.Is(err, ErrConflict):
+			lost = err
+			if err := retry.Sleep(ctx, raceBackoff.Delay(attempt-1)); err != nil {
+				return Posting{}, err
+			}
+		case errors.Is(err, ErrInvalid):
+			// A writer that raced us without If-Match protection (or an IFS
+			// refusing a reference it already has) would be told the
+			// reference exists: that is success, not an error.
+			if p, found, lerr := lookup(ctx); lerr == nil && found {
+				return p, nil
+			}
+			return Posting{}, err
+		default:
+			return Posting{}, err
+		}
+	}
+	return Posting{}, fmt.Errorf("lost the ETag race %d times: %w", w.c.s.WriteAttempts, lost)
+}
+
+// find looks for an existing posting.
+func (w *Writer) find(ctx context.Context, projection, set, filter, idField string) (Posting, bool, error) {
+	rows, err := w.c.query(ctx, projection, set, filter, idField+",CreatedAt")
+	if err != nil || len(rows) == 0 {
+		return Posting{}, false, err
+	}
+	p, err := posting(rows[0], idField, true)
+	return p, err == nil, err
+}
+
+func posting(r row, idField string, already bool) (Posting, error) {
+	ref, err := r.text(idField)
+	if err == nil && ref == "" {
+		err = fmt.Errorf("answer has no %s", idField)
+	}
+	if err != nil {
+		return Posting{}, fmt.Errorf("ifs posting: %w", err)
+	}
+	at, err := r.instant("CreatedAt")
+	if err != nil {
+		return Posting{}, fmt.Errorf("ifs posting %s: %w", ref, err)
+	}
+	return Posting{Reference: ref, AlreadyPosted: already, PostedAt: at}, nil
+}
+
+func (w *Writer) checkCompany(company string) error {
+	if !slices.Contains(w.c.s.CompanyCodes, company) {
+		return fmt.Errorf("company %q is not one of the connection's: %w", company, ErrNotFound)
+	}
+	return nil
+}
+
+func (w *Writer) checkPayment(o PaymentOutcome) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if strings.TrimSpace(o.OutcomeID) == "" {
+		bad("outcome id is empty")
+	}
+	if o.InvoiceID == "" || (w.c.s.Invoices.KeyNumeric && !numericKey.MatchString(o.InvoiceID)) {
+		bad("invoice id %q is not an IFS invoice id", o.InvoiceID)
+	}
+	if !slices.Contains(paymentStatuses, o.Status) {
+		bad("unknown payment status %q", o.Status)
+	}
+	if o.Status == PaymentPaid {
+		if !decimalText.MatchString(o.Amount) || strings.HasPrefix(o.Amount, "-") || strings.Trim(o.Amount, "0.") == "" {
+			bad("amount %q is not a positive decimal", o.Amount)
+		}
+		if !currencyCode.MatchString(o.Currency) {
+			bad("currency %q is not an ISO 4217 code", o.Currency)
+		}
+	}
+	if o.Date != "" {
+		if _, err := time.Parse(time.DateOnly, o.Date); err != nil {
+			bad("date %q is not YYYY-MM-DD", o.Date)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return w.checkCompany(o.Company)
+}
+
+func (w *Writer) checkMandate(o MandateOutcome) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if strings.TrimSpace(o.OutcomeID) == "" {
+		bad("outcome id is empty")
+	}
+	if o.CustomerID == "" || (w.c.s.Customers.KeyNumeric && !numericKey.MatchString(o.CustomerID)) {
+		bad("customer id %q is not an IFS customer id", o.CustomerID)
+	}
+	if o.MandateID == "" {
+		bad("mandate id is empty")
+	}
+	if !slices.Contains(mandateStatuses, o.Status) {
+		bad("unknown mandate status %q", o.Status)
+	}
+	if o.OccurredAt.IsZero() {
+		bad("occurred-at time is missing")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return w.checkCompany(o.Company)
+}

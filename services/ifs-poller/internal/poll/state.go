@@ -1,0 +1,108 @@
+package poll
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ml-connector/ml-connector/connectors/ifscloud"
+	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/platform/database"
+)
+
+// ExceptionKind is the exceptions.kind of a row the poller could not publish.
+const ExceptionKind = "erp_record_invalid"
+
+// PollState keeps watermarks in poll_state and rejected rows in exceptions.
+type PollState struct {
+	DB *pgxpool.Pool
+}
+
+// Load returns the entity's watermark, or the zero watermark before the
+// first page was saved.
+func (s *PollState) Load(ctx context.Context, connectionID int64, entity string) (ifscloud.Watermark, error) {
+	var wm ifscloud.Watermark
+	err := s.DB.QueryRow(ctx,
+		`SELECT watermark_time, watermark_key FROM poll_state WHERE connection_id = $1 AND entity = $2`,
+		connectionID, entity).Scan(&wm.Time, &wm.Key)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return ifscloud.Watermark{}, nil
+	}
+	if err != nil {
+		return ifscloud.Watermark{}, fmt.Errorf("load watermark %s: %w", entity, err)
+	}
+	wm.Time = wm.Time.UTC()
+	return wm, nil
+}
+
+// Save records the rejected rows as exceptions (once each, with an audit
+// entry) and moves the watermark, in one transaction. The watermark never
+// moves back in time: a replica that lost its lock mid-page must not undo
+// the progress of the one that took over. (Postgres keeps microseconds; a
+// finer IFS time is rounded down, which can only cause a harmless re-read.)
+func (s *PollState) Save(ctx context.Context, connectionID int64, entity string, wm ifscloud.Watermark, rejected []Rejected) error {
+	err := database.WithTx(ctx, s.DB, func(tx pgx.Tx) error {
+		if len(rejected) > 0 {
+			var name string
+			if err := tx.QueryRow(ctx, `SELECT name FROM connections WHERE id = $1`, connectionID).Scan(&name); err != nil {
+				return fmt.Errorf("connection %d: %w", connectionID, err)
+			}
+			for _, r := range rejected {
+				if err := recordRejected(ctx, tx, name, r); err != nil {
+					return err
+				}
+			}
+		}
+		_, err := tx.Exec(ctx, `
+			INSERT INTO poll_state (connection_id, entity, watermark_time, watermark_key) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (connection_id, entity) DO UPDATE
+			SET watermark_time = EXCLUDED.watermark_time, watermark_key = EXCLUDED.watermark_key
+			WHERE poll_state.watermark_time <= EXCLUDED.watermark_time`,
+			connectionID, entity, wm.Time, wm.Key)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("save watermark %s: %w", entity, err)
+	}
+	return nil
+}
+
+// recordRejected opens an exception for a row, unless this version of the
+// row was recorded before (a re-read after a crash).
+func recordRejected(ctx context.Context, tx pgx.Tx, connection string, r Rejected) error {
+	detail := map[string]any{
+		"erp": "ifs", "connection": connection, "company": r.Company, "kind": r.Kind,
+		"key": r.Key, "version": r.Version,
+	}
+	if !r.Modified.IsZero() {
+		detail["modified"] = r.Modified.UTC().Format(time.RFC3339Nano)
+	}
+	var id int64
+	err := tx.QueryRow(ctx, `
+		INSERT INTO exceptions (kind, aggregate_type, aggregate_id, reason, detail, dedup_key)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
+		RETURNING id`,
+		ExceptionKind, "ifs_"+r.Kind, connection+"/"+r.Company+"/"+r.Key, r.Reason, detail,
+		"ifs:"+connection+":"+MsgID(r.Company, r.Kind, r.Key, r.Version)).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record rejected %s %s: %w", r.Kind, r.Key, err)
+	}
+	detail["reason"] = r.Reason
+	_, err = audit.Append(ctx, tx, audit.Entry{
+		AggregateType: "exception",
+		AggregateID:   strconv.FormatInt(id, 10),
+		Actor:         "ifs-poller",
+		Action:        "exception.opened",
+		Payload:       detail,
+	})
+	return err
+}
