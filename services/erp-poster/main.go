@@ -1,6 +1,6 @@
 // Command erp-poster implements the mlc.v1.ErpPoster gRPC service: it writes
 // payment, refund and mandate outcomes into IFS Cloud or JD Edwards, once
-// per outcome.
+// per outcome id.
 //
 // Its settings are environment variables; run it with --help to list them.
 package main
@@ -8,12 +8,21 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/ml-connector/ml-connector/platform/config"
 	"github.com/ml-connector/ml-connector/platform/service"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/erp-poster/internal/poster"
 )
 
 func main() {
@@ -28,6 +37,8 @@ func main() {
 func run(ctx context.Context, args []string) error {
 	env := config.FromOS()
 	cfg := service.LoadConfig(env, "erp-poster")
+	grpcAddr := env.Addr(config.VarGRPCAddr, config.DefaultGRPCAddr, "gRPC listener of mlc.v1.ErpPoster and grpc.health.v1.")
+	refresh := env.Duration("CONNECTION_REFRESH", 30*time.Second, "How often a connection's settings are re-read from the registry.")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
@@ -39,5 +50,16 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	return svc.Run(ctx)
+	writers := poster.NewWriters(svc.Connections, refresh)
+	defer writers.Close()
+
+	ln, err := net.Listen("tcp", grpcAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", grpcAddr, err)
+	}
+	srv := grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler()))
+	mlcv1.RegisterErpPosterServer(srv, poster.New(svc.DB, writers, svc.Log))
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(srv, hs)
+	return svc.Run(ctx, poster.GRPCWorker(srv, hs, ln))
 }

@@ -1,0 +1,271 @@
+package poster_test
+
+import (
+	"context"
+	"crypto/rand"
+	"io"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
+	"github.com/ml-connector/ml-connector/connectors/jde/jdesim"
+	"github.com/ml-connector/ml-connector/platform/connections"
+	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/platform/testsupport"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/erp-poster/internal/poster"
+)
+
+// env is erp-poster over real gRPC, with an IFS tenant and a JDE system.
+type env struct {
+	ifs    *ifssim.Sim
+	jde    *jdesim.Server
+	client mlcv1.ErpPosterClient
+	store  *connections.Store
+	t      *testing.T
+}
+
+func start(t *testing.T) *env {
+	t.Helper()
+	e := &env{t: t, ifs: ifssim.New(ifssim.Config{Budget: -1}), jde: jdesim.New(jdesim.Options{})}
+	ifsSrv, jdeSrv := httptest.NewServer(e.ifs), httptest.NewServer(e.jde)
+	t.Cleanup(ifsSrv.Close)
+	t.Cleanup(jdeSrv.Close)
+	if err := e.ifs.PutInvoices(ifssim.Invoice{Company: "10", InvoiceID: 7, InvoiceNo: "CI-7", CustomerID: "C10", Currency: "EUR",
+		State: ifssim.StatePostedAuth, GrossAmount: "100.10", OpenAmount: "100.10", DueDate: "2026-04-01"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ifs.PutCustomers(ifssim.Customer{CustomerID: "C10", Company: "10", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	e.jde.PutCustomerMaster(jdesim.CustomerMaster{AN8: 4242, CO: "00001", TRAR: "N30", RYIN: "D"})
+	e.jde.AddInvoices(jdesim.Invoice{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001", AN8: 4242, CO: "00001",
+		AG: 12550, AAP: 12550, CRCD: "USD", MCU: "M30", PST: "A"},
+		jdesim.Invoice{DOC: 1002, DCT: "RI", KCO: "00001", SFX: "001", AN8: 4242, CO: "00001",
+			AG: 5000, AAP: 5000, CRCD: "USD", MCU: "M99", PST: "A"})
+
+	db := testsupport.Pool(t)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keys, _ := secrets.NewKeyring(key)
+	e.store = connections.NewStore(db, keys)
+	for _, n := range []connections.New{
+		{Name: "ifs-acme", Kind: connections.KindIFS, Actor: "test",
+			Settings: map[string]any{"base_url": ifsSrv.URL, "client_id": "mlc", "company_codes": []any{"10"}, "requests_per_minute": float64(100000)},
+			Secrets:  map[string]secrets.Value{"client_secret": secrets.NewValue("secret")}},
+		{Name: "jde-corp", Kind: connections.KindJDE, Actor: "test",
+			Settings: map[string]any{"base_url": jdeSrv.URL, "username": "JDE", "company_codes": []any{"00001"},
+				"gl_accounts": map[string]any{"M30": "M30.1110.GC"}},
+			Secrets: map[string]secrets.Value{"password": secrets.NewValue("JDE")}},
+	} {
+		if _, err := e.store.Add(context.Background(), n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writers := poster.NewWriters(e.store, time.Minute)
+	t.Cleanup(writers.Close)
+	srv := grpc.NewServer()
+	mlcv1.RegisterErpPosterServer(srv, poster.New(db, writers, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- poster.GRPCWorker(srv, health.NewServer(), ln).Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	e.client = mlcv1.NewErpPosterClient(conn)
+	return e
+}
+
+var occurred = timestamppb.New(time.Date(2026, 4, 3, 9, 0, 0, 0, time.UTC))
+
+func ifsPayment(id string, kind mlcv1.PaymentOutcomeKind) *mlcv1.PostPaymentOutcomeRequest {
+	return &mlcv1.PostPaymentOutcomeRequest{Outcome: &mlcv1.PaymentOutcome{
+		SchemaVersion: 1, OutcomeId: id, Erp: &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_IFS, Connection: "ifs-acme", Company: "10"},
+		Invoice: &mlcv1.InvoiceKey{InvoiceId: "7", InvoiceNo: "CI-7"}, Kind: kind, PaymentId: "PM1", AmountMinor: 10010,
+		Currency: "EUR", OccurredAt: occurred, Cause: "insufficient_funds", ReasonCode: "MS03", CustomerId: "C10",
+	}}
+}
+
+func jdePayment(id, doc string, kind mlcv1.PaymentOutcomeKind) *mlcv1.PostPaymentOutcomeRequest {
+	return &mlcv1.PostPaymentOutcomeRequest{Outcome: &mlcv1.PaymentOutcome{
+		SchemaVersion: 1, OutcomeId: id, Erp: &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_JDE, Connection: "jde-corp", Company: "00001"},
+		Invoice: &mlcv1.InvoiceKey{InvoiceId: doc + "/RI/001", InvoiceNo: doc, DocType: "RI", Suffix: "001"}, Kind: kind,
+		PaymentId: "PM2", AmountMinor: 12550, Currency: "USD", OccurredAt: occurred, CustomerId: "4242",
+	}}
+}
+
+func TestOutcomesLandInTheRightERPOnce(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	confirmed := mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED
+
+	first, err := e.client.PostPaymentOutcome(ctx, ifsPayment("EV-IFS-1", confirmed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.client.PostPaymentOutcome(ctx, ifsPayment("EV-IFS-1", confirmed))
+	if err != nil || !again.GetAlreadyPosted() || again.GetErpReference() != first.GetErpReference() || first.GetAlreadyPosted() {
+		t.Fatalf("repeat: %v %v (first %v)", again, err, first)
+	}
+	if ps := e.ifs.Postings(); len(ps) != 1 || ps[0].InvoiceID != 7 || ps[0].Company != "10" || ps[0].Amount != "100.10" {
+		t.Errorf("IFS postings %+v, want one of 100.10 on invoice 10/7", ps)
+	}
+	if inv, _ := e.ifs.Invoice("10", 7); inv.OpenAmount != "0.00" && inv.OpenAmount != "0" {
+		t.Errorf("IFS invoice still open: %+v", inv)
+	}
+
+	// Eight concurrent posts of one JDE outcome write one receipt.
+	var wg sync.WaitGroup
+	refs := make([]string, 8)
+	for i := range refs {
+		wg.Go(func() {
+			r, err := e.client.PostPaymentOutcome(ctx, jdePayment("EV-JDE-1", "1001", confirmed))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			refs[i] = r.GetErpReference()
+		})
+	}
+	wg.Wait()
+	for _, r := range refs {
+		if r != refs[0] || r == "" {
+			t.Errorf("references differ: %v", refs)
+			break
+		}
+	}
+	if rc := e.jde.Receipts(); len(rc) != 1 || rc[0].RUDOC != 1001 || rc[0].RUCKAM != 12550 || rc[0].RUGLBA != "M30.1110.GC" {
+		t.Errorf("JDE receipts %+v, want one of 125.50 on 1001 to M30's GL account", rc)
+	}
+
+	// Failure after confirmation, mandate status, refund: each to its ERP.
+	if _, err := e.client.PostPaymentOutcome(ctx, ifsPayment("EV-IFS-2", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.PostMandateStatus(ctx, &mlcv1.PostMandateStatusRequest{Outcome: &mlcv1.MandateOutcome{
+		SchemaVersion: 1, OutcomeId: "EV-M-1", Erp: &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_IFS, Connection: "ifs-acme", Company: "10"},
+		CustomerId: "C10", MandateId: "MD1", Status: mlcv1.MandateStatus_MANDATE_STATUS_ACTIVE, OccurredAt: occurred, Scheme: "sepa_core",
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if log := e.ifs.MandateLog(); len(log) != 1 || log[0].MandateID != "MD1" || log[0].Status != "active" {
+		t.Errorf("IFS mandate log %+v", log)
+	}
+	if _, err := e.client.PostMandateStatus(ctx, &mlcv1.PostMandateStatusRequest{Outcome: &mlcv1.MandateOutcome{
+		SchemaVersion: 1, OutcomeId: "EV-M-2", Erp: &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_JDE, Connection: "jde-corp", Company: "00001"},
+		CustomerId: "4242", MandateId: "MD2", Status: mlcv1.MandateStatus_MANDATE_STATUS_CANCELLED, OccurredAt: occurred,
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if ms := e.jde.MandateStatuses(); len(ms) != 1 || ms[0].MDID != "MD2" || ms[0].MDST != "cancelled" {
+		t.Errorf("JDE mandate statuses %+v", ms)
+	}
+	if ps := e.ifs.Postings(); len(ps) != 2 {
+		t.Errorf("IFS postings after the failure: %+v", ps)
+	}
+}
+
+func TestErrorsCarryActionableCodes(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	confirmed := mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED
+	unknownConn := ifsPayment("EV-X1", confirmed)
+	unknownConn.Outcome.Erp.Connection = "nobody"
+	unknownInvoice := ifsPayment("EV-X2", confirmed)
+	unknownInvoice.Outcome.Invoice.InvoiceId = "999"
+	noID := ifsPayment("", confirmed)
+	noKind := ifsPayment("EV-X3", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED)
+	wrongERP := jdePayment("EV-X4", "1001", confirmed)
+	wrongERP.Outcome.Erp.Connection = "ifs-acme"
+	tests := []struct {
+		name string
+		req  *mlcv1.PostPaymentOutcomeRequest
+		want codes.Code
+	}{
+		{"unknown connection", unknownConn, codes.NotFound},
+		{"unknown invoice", unknownInvoice, codes.NotFound},
+		{"no outcome id", noID, codes.InvalidArgument},
+		{"no kind", noKind, codes.InvalidArgument},
+		{"connection of the other ERP", wrongERP, codes.NotFound},
+		{"business unit without a GL account", jdePayment("EV-X5", "1002", confirmed), codes.InvalidArgument},
+	}
+	for _, tc := range tests {
+		_, err := e.client.PostPaymentOutcome(ctx, tc.req)
+		if status.Code(err) != tc.want {
+			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
+		}
+	}
+	if len(e.ifs.Postings()) != 0 || len(e.jde.Receipts()) != 0 {
+		t.Errorf("refused outcomes were written")
+	}
+}
+
+func TestOutagesAndRacesAreHandled(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	confirmed := mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED
+
+	// IFS down: Unavailable; after recovery the retry posts once.
+	e.ifs.FailNext(1000, 503)
+	if _, err := e.client.PostPaymentOutcome(ctx, ifsPayment("EV-O1", confirmed)); status.Code(err) != codes.Unavailable {
+		t.Fatalf("IFS down: %v, want Unavailable", err)
+	}
+	e.ifs.FailNext(0, 503)
+	time.Sleep(100 * time.Millisecond)
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		_, err := e.client.PostPaymentOutcome(ctx, ifsPayment("EV-O1", confirmed))
+		if err == nil {
+			break
+		}
+		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+			t.Fatalf("after recovery: %v", err)
+		}
+		time.Sleep(time.Second) // the breaker lets a probe through after its open period
+	}
+	if n := len(e.ifs.Postings()); n != 1 {
+		t.Errorf("%d postings after outage and retry, want 1", n)
+	}
+
+	// An ETag race on IFS is re-read and retried inside the call.
+	e.ifs.RaceNextWrites(1)
+	if _, err := e.client.PostPaymentOutcome(ctx, ifsPayment("EV-O2", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED)); err != nil {
+		t.Fatalf("after one 412: %v", err)
+	}
+	// A race that never ends is Aborted.
+	e.ifs.RaceNextWrites(1000)
+	if _, err := e.client.PostPaymentOutcome(ctx, ifsPayment("EV-O3", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK)); status.Code(err) != codes.Aborted {
+		t.Errorf("endless 412s: %v, want Aborted", err)
+	}
+	e.ifs.RaceNextWrites(0)
+
+	// A JDE restart (444) mid-run is a re-login inside the call.
+	if _, err := e.client.PostPaymentOutcome(ctx, jdePayment("EV-O4", "1001", confirmed)); err != nil {
+		t.Fatal(err)
+	}
+	e.jde.Restart()
+	if _, err := e.client.PostPaymentOutcome(ctx, jdePayment("EV-O5", "1001", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED)); err != nil {
+		t.Fatalf("after an AIS restart: %v", err)
+	}
+	if n := len(e.jde.Receipts()); n < 2 {
+		t.Errorf("JDE receipts %d: the failure's reversal was not written", n)
+	}
+}
