@@ -63,8 +63,11 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
+	// erp-poster runs several replicas behind a headless Service: resolve
+	// them all and spread postings across them.
 	conn, err := grpc.NewClient(posterAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithStatsHandler(otelgrpc.NewClientHandler()))
+		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingPolicy":"round_robin"}`))
 	if err != nil {
 		return fmt.Errorf("erp-poster client: %w", err)
 	}

@@ -154,7 +154,8 @@ func (d *Desk) Replay(ctx context.Context, erpConnection, company, invoiceID, ac
 		if col.State == "failed" && col.GCPaymentID != "" {
 			p, err := route.Client.RetryPayment(ctx, fmt.Sprintf("%s:retry:%d", col.IdempotencyKey, after.Attempts), col.GCPaymentID, gocardless.RetryParams{})
 			if err == nil {
-				after.State, res = "pending_submission", Replayed{How: "retry", PaymentID: p.ID, Attempt: after.Attempts}
+				after.State, after.PostedOutcomes = "pending_submission", nil
+				res = Replayed{How: "retry", PaymentID: p.ID, Attempt: after.Attempts}
 				return ledger.SaveCollection(ctx, tx, col, after, "collection.replayed", actor+": payment "+p.ID+" retried")
 			}
 			if gocardless.Temporary(err) {
@@ -180,7 +181,7 @@ func (d *Desk) Replay(ctx context.Context, erpConnection, company, invoiceID, ac
 			return fmt.Errorf("new payment: %w", err)
 		}
 		after.GCPaymentID, after.GCMandateID, after.State = p.ID, customer.GCMandateID, p.Status
-		after.LastEventAt = time.Time{} // the new payment's events start afresh
+		after.LastEventAt, after.PostedOutcomes = time.Time{}, nil // the new payment's story starts afresh
 		if d, err := time.Parse(time.DateOnly, p.ChargeDate); err == nil {
 			after.ChargeDate = d
 		}

@@ -38,6 +38,18 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 	if err != nil {
 		return invalidf("invalid_invoice", "amount: %v", err)
 	}
+	key := ledger.InvoiceKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, InvoiceID: invoiceID(inv)}
+	// ERPs publish an invoice again whenever it changes, including when
+	// our own posting reduced its open amount: tell those echoes from real
+	// changes before validating it as new work.
+	if existing, err := c.ledger.Collection(ctx, key); err == nil && existing.State != "creating" {
+		return c.repolled(existing, amount, m)
+	} else if err != nil && !errors.Is(err, ledger.ErrNotFound) {
+		return err
+	}
+	if amount == 0 {
+		return nil // nothing open: paid or credited in the ERP before we collected
+	}
 	sch, err := scheme.ForCurrency(m.GetCurrency())
 	if err != nil {
 		return invalidf("invalid_invoice", "currency: %v", err)
@@ -71,7 +83,6 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 		return invalidf("invalid_invoice", "%v", err)
 	}
 
-	key := ledger.InvoiceKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, InvoiceID: invoiceID(inv)}
 	want := ledger.Collection{
 		Key: key, InvoiceNo: inv.GetInvoiceNo(), DocType: inv.GetDocType(), Suffix: inv.GetSuffix(),
 		CustomerID: m.GetCustomerId(), BusinessUnit: m.GetBusinessUnit(), Kind: "payment", AmountMinor: amount,
@@ -96,16 +107,29 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 		return err
 	}
 	if !started && existing.State != "creating" {
-		if existing.AmountMinor != amount || existing.Currency != m.GetCurrency() {
-			return invalidf("invoice_changed", "invoice changed to %s %s after collection of %d minor units started (state %s)",
-				m.GetAmount(), m.GetCurrency(), existing.AmountMinor, existing.State)
-		}
-		return nil // already collected: a redelivery or a re-poll
+		return c.repolled(existing, amount, m) // a concurrent delivery got there first
 	}
 	// A collection left in creating (by a crash, or a redelivery racing
 	// the first delivery) is resumed with its stored key: GoCardless
 	// answers with the payment it already made, if it made one.
 	return c.create(ctx, route, existing, m.GetRecurrence())
+}
+
+// repolled decides about an invoice published again after its collection
+// started. The same amount is a redelivery or a re-poll. A smaller amount
+// once the payment is collected is the ERP showing our own posting (IFS and
+// JD Edwards reduce the open amount). Anything else changed the invoice
+// under a collection in flight or finished: an operator must look.
+func (c *Collector) repolled(existing ledger.Collection, amount int64, m *mlcv1.InvoiceReady) error {
+	collected := existing.State == "confirmed" || existing.State == "paid_out"
+	switch {
+	case existing.Currency == m.GetCurrency() && amount == existing.AmountMinor:
+		return nil
+	case existing.Currency == m.GetCurrency() && collected && amount < existing.AmountMinor:
+		return nil
+	}
+	return invalidf("invoice_changed", "invoice changed to %s %s after collection of %d minor units started (state %s)",
+		m.GetAmount(), m.GetCurrency(), existing.AmountMinor, existing.State)
 }
 
 // metadata carries the ERP identity on every GoCardless object, so an

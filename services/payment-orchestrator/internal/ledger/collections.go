@@ -51,6 +51,9 @@ type Collection struct {
 	FailureDescription string
 	ERPVersion         string
 	LastEventAt        time.Time
+	// PostedOutcomes are the outcome kinds of the current attempt already
+	// sent to the ERP.
+	PostedOutcomes []string
 }
 
 // PaymentKey is the idempotency key of attempt n of collecting invoice k.
@@ -87,14 +90,14 @@ const collectionColumns = `id, erp, connection_id, company, invoice_id, invoice_
 	coalesce(charge_date, '0001-01-01'::date), coalesce(reference, ''), state, coalesce(gc_connection_id, 0),
 	coalesce(gc_payment_id, ''), coalesce(gc_subscription_id, ''), coalesce(gc_mandate_id, ''), idempotency_key,
 	attempts, coalesce(failure_cause, ''), coalesce(failure_reason_code, ''), coalesce(failure_description, ''),
-	coalesce(erp_version, ''), coalesce(last_event_at, '0001-01-01'::timestamptz)`
+	coalesce(erp_version, ''), coalesce(last_event_at, '0001-01-01'::timestamptz), posted_outcomes`
 
 func scanCollection(row pgx.Row) (Collection, error) {
 	var c Collection
 	err := row.Scan(&c.ID, &c.Key.ERP, &c.Key.ConnectionID, &c.Key.Company, &c.Key.InvoiceID, &c.InvoiceNo, &c.DocType,
 		&c.Suffix, &c.CustomerID, &c.BusinessUnit, &c.Kind, &c.AmountMinor, &c.Currency, &c.DueDate, &c.ChargeDate,
 		&c.Reference, &c.State, &c.GCConnectionID, &c.GCPaymentID, &c.GCSubscription, &c.GCMandateID, &c.IdempotencyKey,
-		&c.Attempts, &c.FailureCause, &c.FailureReasonCode, &c.FailureDescription, &c.ERPVersion, &c.LastEventAt)
+		&c.Attempts, &c.FailureCause, &c.FailureReasonCode, &c.FailureDescription, &c.ERPVersion, &c.LastEventAt, &c.PostedOutcomes)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, ErrNotFound
 	}
@@ -184,14 +187,21 @@ func SaveCollection(ctx context.Context, tx pgx.Tx, before, c Collection, action
 			gc_subscription_id = nullif($5, ''), gc_mandate_id = nullif($6, ''), charge_date = $7,
 			idempotency_key = $8, attempts = $9, failure_cause = nullif($10, ''), failure_reason_code = nullif($11, ''),
 			failure_description = nullif($12, ''), last_event_at = $13, reference = nullif($14, ''),
-			gc_connection_id = nullif($15, 0)
+			gc_connection_id = nullif($15, 0), posted_outcomes = $16
 		WHERE id = $1`, c.ID, c.State, Rank(c.State), c.GCPaymentID, c.GCSubscription, c.GCMandateID,
 		dateOrNil(c.ChargeDate), c.IdempotencyKey, c.Attempts, c.FailureCause, c.FailureReasonCode,
-		c.FailureDescription, lastEvent, c.Reference, c.GCConnectionID)
+		c.FailureDescription, lastEvent, c.Reference, c.GCConnectionID, nonNil(c.PostedOutcomes))
 	if err != nil {
 		return fmt.Errorf("save collection %s: %w", c.Key.aggregateID(), err)
 	}
 	return record(ctx, tx, "collection", c.Key.aggregateID(), action, Change{Before: collectionView(before), After: collectionView(c), Cause: cause})
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // AggregateID is the audit-log id of a collection.
@@ -210,6 +220,9 @@ func collectionView(c Collection) map[string]any {
 	}
 	if c.ChargeDate.Year() > 1 {
 		v["charge_date"] = c.ChargeDate.Format(time.DateOnly)
+	}
+	if len(c.PostedOutcomes) > 0 {
+		v["posted_outcomes"] = c.PostedOutcomes
 	}
 	return v
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,40 +54,81 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event) error {
 		r.log.InfoContext(ctx, "older payment event ignored", "event", ev.GetEventId(), "payment", paymentID, "state", col.State)
 		return nil
 	}
-	if change.outcome != mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED {
-		ref, err := erpRef(ctx, tx, col.Key.ERP, col.Key.ConnectionID, col.Key.Company)
-		if err != nil {
+	// Every milestone the new state implies is posted once per attempt: an
+	// ERP that books on confirmation must hear of it even when paid_out
+	// overtook confirmed on the way here.
+	kinds := milestones[change.state]
+	if instalment {
+		kinds = nil
+		if change.outcome != mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED {
+			kinds = []mlcv1.PaymentOutcomeKind{change.outcome}
+		}
+	}
+	posted := col.PostedOutcomes
+	if change.state == "pending_submission" || change.state == "submitted" {
+		posted = nil // a resubmission starts the ERP's story again
+	}
+	for _, kind := range kinds {
+		name := kind.String()
+		if slices.Contains(posted, name) {
+			continue
+		}
+		outcomeID := ev.GetEventId()
+		if kind != change.outcome {
+			outcomeID += ":" + name
+		}
+		if err := r.postPayment(ctx, tx, ev, col, kind, paymentID, outcomeID); err != nil {
 			return err
 		}
-		out := &mlcv1.PaymentOutcome{
-			SchemaVersion: 1, OutcomeId: ev.GetEventId(), Erp: ref,
-			Invoice: &mlcv1.InvoiceKey{InvoiceId: col.Key.InvoiceID, InvoiceNo: col.InvoiceNo, DocType: col.DocType, Suffix: col.Suffix},
-			Kind:    change.outcome, PaymentId: paymentID, PayoutId: ev.GetLinks()["payout"],
-			AmountMinor: col.AmountMinor, Currency: col.Currency, OccurredAt: ts(ev.at),
-			Cause: ev.GetDetails().GetCause(), ReasonCode: ev.GetDetails().GetReasonCode(), Description: ev.GetDetails().GetDescription(),
-			CustomerId: col.CustomerID, BusinessUnit: col.BusinessUnit,
-		}
-		if col.ChargeDate.Year() > 1 {
-			out.ChargeDate = col.ChargeDate.Format(time.DateOnly)
-		}
-		pctx, cancel := context.WithTimeout(ctx, r.PostTimeout)
-		_, perr := r.poster.PostPaymentOutcome(pctx, &mlcv1.PostPaymentOutcomeRequest{Outcome: out})
-		cancel()
-		if err := r.posted(ctx, tx, ev.GetEventId(), "collection", col.AggregateID(), perr); err != nil {
-			return err
-		}
+		posted = append(posted, name)
 	}
 	if instalment {
 		return nil
 	}
 	after := col
-	after.State, after.LastEventAt = change.state, ev.at
+	after.State, after.LastEventAt, after.PostedOutcomes = change.state, ev.at, posted
 	if change.state == "failed" || change.state == "charged_back" || change.state == "cancelled" {
 		after.FailureCause, after.FailureReasonCode = ev.GetDetails().GetCause(), ev.GetDetails().GetReasonCode()
 		after.FailureDescription = ev.GetDetails().GetDescription()
 	}
 	return ledger.SaveCollection(ctx, tx, col, after, "collection."+change.state,
 		fmt.Sprintf("gocardless event %s (%s)", ev.GetEventId(), ev.GetDetails().GetCause()))
+}
+
+// milestones are the outcomes the ERP must have heard of once a payment
+// is in a state, in lifecycle order.
+var milestones = map[string][]mlcv1.PaymentOutcomeKind{
+	"confirmed":    {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED},
+	"paid_out":     {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT},
+	"charged_back": {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK},
+	"failed":       {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED},
+	"cancelled":    {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
+}
+
+// postPayment sends one payment outcome to erp-poster.
+func (r *Reconciler) postPayment(ctx context.Context, tx pgx.Tx, ev event, col ledger.Collection, kind mlcv1.PaymentOutcomeKind, paymentID, outcomeID string) error {
+	ref, err := erpRef(ctx, tx, col.Key.ERP, col.Key.ConnectionID, col.Key.Company)
+	if err != nil {
+		return err
+	}
+	out := &mlcv1.PaymentOutcome{
+		SchemaVersion: 1, OutcomeId: outcomeID, Erp: ref,
+		Invoice: &mlcv1.InvoiceKey{InvoiceId: col.Key.InvoiceID, InvoiceNo: col.InvoiceNo, DocType: col.DocType, Suffix: col.Suffix},
+		Kind:    kind, PaymentId: paymentID, PayoutId: ev.GetLinks()["payout"],
+		AmountMinor: col.AmountMinor, Currency: col.Currency, OccurredAt: ts(ev.at),
+		CustomerId: col.CustomerID, BusinessUnit: col.BusinessUnit,
+	}
+	if kind == mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED || kind == mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK ||
+		kind == mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED {
+		out.Cause, out.ReasonCode, out.Description = ev.GetDetails().GetCause(), ev.GetDetails().GetReasonCode(), ev.GetDetails().GetDescription()
+	}
+	if col.ChargeDate.Year() > 1 {
+		out.ChargeDate = col.ChargeDate.Format(time.DateOnly)
+	}
+	pctx, cancel := context.WithTimeout(ctx, r.PostTimeout)
+	_, perr := r.poster.PostPaymentOutcome(pctx, &mlcv1.PostPaymentOutcomeRequest{Outcome: out})
+	cancel()
+	return r.posted(ctx, tx, outcomeID, "collection", col.AggregateID(), perr)
 }
 
 // placePayment finds the collection of a payment: by its id, or — when

@@ -64,6 +64,7 @@ type Rig struct {
 	Log        *slog.Logger
 	// GCRequests counts requests the orchestrator's GoCardless client sent.
 	GCRequests *Counter
+	consuming  bool
 }
 
 // Options tune New.
@@ -128,6 +129,7 @@ func New(t testing.TB, o Options) *Rig {
 // delays, as replica; they stop when the test ends.
 func (r *Rig) Consumers(replica string, workers int) {
 	r.T.Helper()
+	r.consuming = true
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	fast := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond}
@@ -232,6 +234,23 @@ func (r *Rig) Advance(d time.Duration) {
 	if err := r.CatchUp.Pass(context.Background()); err != nil {
 		r.T.Fatal(err)
 	}
+	if r.consuming {
+		r.Drain()
+	}
+}
+
+// Drain waits until the orchestrator's GoCardless-event consumer has
+// handled everything published so far, so a test's days happen in order.
+func (r *Rig) Drain() {
+	r.T.Helper()
+	r.Eventually(30*time.Second, "gocardless events handled", func() bool {
+		c, err := r.Bus.JetStream().Consumer(context.Background(), bus.StreamGC, "payment-orchestrator-gc")
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
+	})
 }
 
 // Counter is an http.RoundTripper counting requests by method and path,
