@@ -5,7 +5,8 @@ SHELL := /bin/bash
 MODULES := proto platform cmd \
 	connectors/gocardless connectors/ifscloud connectors/jde \
 	services/ifs-poller services/jde-poller services/gc-webhook \
-	services/payment-orchestrator services/erp-poster
+	services/payment-orchestrator services/erp-poster \
+	deploy/k8stest
 SERVICES := ifs-poller jde-poller gc-webhook payment-orchestrator erp-poster
 COMMANDS := mlcctl mlc-demo
 # Simulators of the external systems: connectors/<system>/cmd/<name>.
