@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string) error {
 	catchUp := env.Duration("CATCHUP_INTERVAL", time.Minute, "How often GoCardless GET /events is read for events whose webhook was lost.")
 	overlap := env.Duration("CATCHUP_OVERLAP", 5*time.Minute, "How far before its cursor each catch-up pass re-reads.")
 	lookback := env.Duration("CATCHUP_LOOKBACK", 24*time.Hour, "How far back catch-up starts for a GoCardless connection without a cursor.")
+	customerWait := env.Duration("CUSTOMER_WAIT", 30*time.Second, "How long an invoice that arrived before its customer's mandate waits before it is tried again.")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
@@ -78,6 +79,7 @@ func run(ctx context.Context, args []string) error {
 		return []gocardless.Option{gocardless.WithLogger(svc.Log), gocardless.WithBreaker("gocardless/"+name, breaker.Options{})}
 	})
 	collector := collect.New(led, dir, svc.Log)
+	collector.CustomerWait = customerWait
 	reconciler := reconcile.New(led, dir, mlcv1.NewErpPosterClient(conn), svc.Log)
 	backoff := []time.Duration{5 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute}
 	consume := func(name string, spec bus.ConsumerSpec, h bus.Handler) service.Worker {

@@ -310,6 +310,7 @@ func (p *Poller) customerEvent(co string, master crow, rows map[string]map[strin
 		if bd.CountryCode == "" {
 			bd.CountryCode = country
 		}
+		routeBank(bd)
 		if swift := b.text("F0030", "SWFT"); swift != "" {
 			ev.ErpFields["SWFT"] = swift
 		}
@@ -395,4 +396,21 @@ func pickBank(rows []crow) (crow, bool) {
 // system language, English.
 func language(lngp string) string {
 	return map[string]string{"": "en", "E": "en", "F": "fr", "G": "de", "I": "it", "S": "es"}[lngp]
+}
+
+// routeBank moves the F0030 transit number to the field GoCardless reads
+// for the account's country: in the US it is the ABA routing number (bank
+// code); in Canada JDE keeps the institution and transit together
+// (IIITTTTT), which GoCardless takes apart as bank code and branch code;
+// elsewhere (a UK sort code, say) it is the branch code.
+func routeBank(bd *mlcv1.BankDetails) {
+	transit := strings.NewReplacer("-", "", " ", "").Replace(bd.GetBranchCode())
+	switch bd.GetCountryCode() {
+	case "US":
+		bd.BankCode, bd.BranchCode = transit, ""
+	case "CA":
+		if len(transit) == 8 {
+			bd.BankCode, bd.BranchCode = transit[:3], transit[3:]
+		}
+	}
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel/trace"
 
@@ -146,11 +145,6 @@ func SetExceptionStatus(ctx context.Context, tx pgx.Tx, id int64, status, actor,
 	_, err = audit.Append(ctx, tx, audit.Entry{AggregateType: aggType, AggregateID: aggID, Actor: actor, Action: "exception." + status,
 		Payload: Change{Before: before, After: status, Cause: note}})
 	return err
-}
-
-func isUniqueViolation(err error) bool {
-	var pgErr *pgconn.PgError
-	return errors.As(err, &pgErr) && pgErr.Code == "23505"
 }
 
 // ConnectionName is the registry name of connection id.
