@@ -29,7 +29,9 @@ require (
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/mfridman/interpolate v0.0.2 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
-	github.com/ml-connector/ml-connector/connectors/gocardless v0.0.0 // indirect
+	github.com/ml-connector/ml-connector/connectors/gocardless v0.0.0
+	github.com/ml-connector/ml-connector/connectors/ifscloud v0.0.0
+	github.com/ml-connector/ml-connector/connectors/jde v0.0.0
 	github.com/ml-connector/ml-connector/services/payment-orchestrator v0.0.0
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats.go v1.55.0 // indirect
@@ -57,3 +59,7 @@ replace github.com/ml-connector/ml-connector/services/payment-orchestrator => ..
 replace github.com/ml-connector/ml-connector/proto => ../proto
 
 replace github.com/ml-connector/ml-connector/connectors/gocardless => ../connectors/gocardless
+
+replace github.com/ml-connector/ml-connector/connectors/ifscloud => ../connectors/ifscloud
+
+replace github.com/ml-connector/ml-connector/connectors/jde => ../connectors/jde

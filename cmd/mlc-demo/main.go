@@ -1,10 +1,10 @@
 // Command mlc-demo runs ml-connector on one machine: an embedded NATS
-// JetStream server, a database of its own on the local Postgres, and the
-// five services as separate processes wired by their documented settings.
-//
-// Today it brings the stack up, shows each service's readiness, and stops it
-// gracefully; the simulators and the collection pipeline join it as their
-// issues land.
+// JetStream server, a database of its own on the local Postgres, the
+// GoCardless, IFS Cloud and JD Edwards simulators seeded with a book of
+// customers and invoices, and the five services as separate processes wired
+// by their documented settings. It moves GoCardless's clock on so that
+// collections complete, shows progress per ERP and company, and ends with a
+// reconciliation of the book against what the pipeline did.
 package main
 
 import (
@@ -36,6 +36,9 @@ func run(ctx context.Context, args []string) error {
 		"Postgres URL used to create the demo's own database")
 	fs.StringVar(&opts.database, "database", "mlc_demo", "name of the demo database (dropped and created anew)")
 	fs.BoolVar(&opts.check, "check", false, "start, wait until every service is ready, stop gracefully and exit: 0 only if all of it worked")
+	fs.IntVar(&opts.invoices, "invoices", 200, "invoices in the seeded book, spread over IFS companies 10 (GBP), 20 (EUR), 30 (SEK) and JDE business units M30 (USD), M40 (CAD)")
+	fs.BoolVar(&opts.untilSettled, "until-settled", false, "run until every invoice reached its expected end state, then stop; exit 0 only if it did, with nothing lost or duplicated")
+	fs.DurationVar(&opts.timeout, "timeout", 15*time.Minute, "with --until-settled, give up after this long")
 	fs.DurationVar(&opts.readyTimeout, "ready-timeout", 60*time.Second, "how long services may take to become ready")
 	if err := fs.Parse(args); err != nil {
 		return err

@@ -34,6 +34,11 @@ type options struct {
 	check        bool
 	readyTimeout time.Duration
 	out          io.Writer
+	invoices     int
+	untilSettled bool
+	timeout      time.Duration
+	// extraEnv adds settings to every service (tests use it).
+	extraEnv []string
 }
 
 type process struct {
@@ -42,6 +47,8 @@ type process struct {
 	cmd      *exec.Cmd
 	logPath  string
 	exited   chan error
+	env      []string
+	binDir   string
 }
 
 func demo(ctx context.Context, opts options) error {
@@ -68,17 +75,40 @@ func demo(ctx context.Context, opts options) error {
 	if _, err := rand.Read(key); err != nil {
 		return err
 	}
+	var sims *simulators
+	if !opts.check {
+		if sims, err = startSimulators(ctx, dbURL, key, opts); err != nil {
+			return err
+		}
+		defer sims.close()
+	}
 	env := append(os.Environ(),
 		"NATS_URL="+ns.ClientURL(),
 		"DATABASE_URL="+dbURL,
 		"MLC_MASTER_KEY="+base64.StdEncoding.EncodeToString(key),
-		"LOG_LEVEL=info",
+		"LOG_LEVEL=warn",
+		// Fast loops, so that the demo moves at a watchable pace.
+		"IFS_POLL_INTERVAL=1s", "IFS_POLL_JITTER=200ms", "IFS_RELIST_INTERVAL=2s", "IFS_LOCK_RETRY=500ms",
+		"JDE_POLL_INTERVAL=1s", "JDE_RELIST_INTERVAL=2s", "JDE_LOCK_RETRY=500ms",
+		"CATCHUP_INTERVAL=3s", "CATCHUP_LOOKBACK=720h", "CATCHUP_OVERLAP=1m", "MAX_DELIVER=5", "CUSTOMER_WAIT=1s",
 	)
+	env = append(env, opts.extraEnv...)
+	grpcAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	serviceEnv := map[string][]string{
+		"erp-poster":           {"GRPC_ADDR=" + grpcAddr},
+		"payment-orchestrator": {"ERP_POSTER_ADDR=" + grpcAddr},
+	}
+	if sims != nil {
+		serviceEnv["gc-webhook"] = []string{"WEBHOOK_ADDR=" + sims.webhookAddr}
+	}
 
 	var procs []*process
 	defer func() { stopAll(procs) }()
 	for _, name := range services {
-		p, err := startService(opts.binDir, workDir, name, env)
+		p, err := startService(opts.binDir, workDir, name, append(env, serviceEnv[name]...))
 		if err != nil {
 			return err
 		}
@@ -87,23 +117,14 @@ func demo(ctx context.Context, opts options) error {
 	if err := waitReady(ctx, opts, procs); err != nil {
 		return err
 	}
-	if !opts.check {
-		fmt.Fprintln(opts.out, "\nEvery service is ready. Press Ctrl-C to stop.")
-		ticker := time.NewTicker(5 * time.Second)
-		defer ticker.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				fmt.Fprintln(opts.out, "\nstopping")
-				return stopGracefully(opts, procs)
-			case <-ticker.C:
-				if err := anyExited(procs); err != nil {
-					return err
-				}
-			}
-		}
+	if opts.check {
+		return stopGracefully(opts, procs)
 	}
-	return stopGracefully(opts, procs)
+	runErr := sims.run(ctx, opts, procs)
+	if err := stopGracefully(opts, procs); err != nil {
+		return errors.Join(runErr, err)
+	}
+	return runErr
 }
 
 func startNATS(storeDir string) (*server.Server, error) {
@@ -154,6 +175,8 @@ func startService(binDir, workDir, name string, env []string) (*process, error) 
 	}
 	p.cmd = exec.Command(filepath.Join(binDir, name))
 	p.cmd.Env = append(env, "HTTP_ADDR="+addr)
+	p.env = p.cmd.Env
+	p.binDir = binDir
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
 		logFile.Close()

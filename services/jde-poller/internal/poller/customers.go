@@ -402,9 +402,13 @@ func language(lngp string) string {
 // for the account's country: in the US it is the ABA routing number (bank
 // code); in Canada JDE keeps the institution and transit together
 // (IIITTTTT), which GoCardless takes apart as bank code and branch code;
-// elsewhere (a UK sort code, say) it is the branch code.
+// elsewhere (a UK sort code, say) it is the branch code. The account type
+// (checking or savings) is a US notion that GoCardless refuses elsewhere.
 func routeBank(bd *mlcv1.BankDetails) {
 	transit := strings.NewReplacer("-", "", " ", "").Replace(bd.GetBranchCode())
+	if bd.GetCountryCode() != "US" {
+		bd.AccountType = "" // checking/savings exists only for US accounts
+	}
 	switch bd.GetCountryCode() {
 	case "US":
 		bd.BankCode, bd.BranchCode = transit, ""

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
+	"github.com/ml-connector/ml-connector/connectors/jde/jdesim"
+	"github.com/ml-connector/ml-connector/platform/connections"
+	"github.com/ml-connector/ml-connector/platform/secrets"
+)
+
+// Names of the demo's connections and its simulator credentials.
+const (
+	gcConnection  = "gc-demo"
+	ifsConnection = "ifs-demo"
+	jdeConnection = "jde-demo"
+	gcToken       = "sandbox_demo_access_token_0123456789"
+	webhookSecret = "demo-webhook-secret-0123456789"
+	jdeCompany    = "00001"
+)
+
+// Expected end states of an invoice.
+const (
+	wantCollected   = "collected"    // paid out
+	wantFailed      = "failed"       // the bank refused it
+	wantChargedBack = "charged_back" // collected, then disputed by the payer
+	wantRefunded    = "refunded"     // collected, then partly refunded from the ERP
+	wantException   = "exception"    // never reaches GoCardless: an operator must look
+)
+
+// invoice is one invoice of the book and what must become of it.
+type invoice struct {
+	erp, company, id, customer string
+	amount                     string
+	currency                   string
+	want                       string
+	refundDoc                  int64 // JDE: the refund document to raise once collected
+}
+
+// book is the demo's seeded ERP data.
+type book struct {
+	invoices []invoice
+}
+
+// group is a set of customers sharing a company and currency.
+type group struct {
+	erp, company, currency, country string
+	businessUnit                    string // JDE only
+}
+
+var groups = []group{
+	{erp: "ifs", company: "10", currency: "GBP", country: "GB"},
+	{erp: "ifs", company: "20", currency: "EUR", country: "DE"},
+	{erp: "ifs", company: "30", currency: "SEK", country: "SE"},
+	{erp: "jde", company: jdeCompany, currency: "USD", country: "US", businessUnit: "M30"},
+	{erp: "jde", company: jdeCompany, currency: "CAD", country: "CA", businessUnit: "M40"},
+}
+
+// scenarios make GoCardless fail payments whose minor units end in 01 and
+// charge back those ending in 02; everything else succeeds.
+var scenarios = []gcsim.Rule{
+	{Name: "insufficient funds", Resource: "payments", AmountSuffix: "01", Outcome: "failed", Cause: "insufficient_funds"},
+	{Name: "disputed", Resource: "payments", AmountSuffix: "02", Outcome: "charged_back", Cause: "authorisation_disputed"},
+}
+
+// seed writes n invoices over the five groups into the simulators, with
+// customers that have mandates and one per group that has no bank details.
+func seed(ifs *ifssim.Sim, jde *jdesim.Server, n int, today time.Time) (book, error) {
+	var b book
+	const customersPerGroup = 8
+	due := today.AddDate(0, 0, 3)
+	for gi, g := range groups {
+		for c := range customersPerGroup + 1 {
+			withBank := c < customersPerGroup
+			if err := addCustomer(ifs, jde, g, gi, c, withBank, today); err != nil {
+				return b, err
+			}
+		}
+	}
+	for i := range n {
+		g := groups[i%len(groups)]
+		gi := i % len(groups)
+		customer := i / len(groups) % 8
+		inv := invoice{erp: g.erp, company: g.company, currency: g.currency, customer: customerID(g, gi, customer)}
+		// The amount picks the outcome: x.01 fails, x.02 is charged back.
+		major := 20 + (i*37)%900
+		cents := (i * 7) % 100
+		switch {
+		case i%50 == 7:
+			cents, inv.want = 1, wantFailed
+		case i%50 == 19:
+			cents, inv.want = 2, wantChargedBack
+		default:
+			if cents == 1 || cents == 2 {
+				cents = 3
+			}
+			inv.want = wantCollected
+		}
+		if g.currency == "SEK" {
+			major += 20 // above autogiro's 10 SEK minimum with room
+		}
+		inv.amount = fmt.Sprintf("%d.%02d", major, cents)
+		switch {
+		case i%50 == 29:
+			// A customer without bank details: no mandate, so the invoice
+			// can never be collected.
+			inv.customer, inv.want = customerID(g, gi, 8), wantException
+		case i%50 == 41 && g.erp == "ifs":
+			inv.amount, inv.want = fmt.Sprintf("%d.005", major), wantException // more decimals than the currency has
+		case i%50 == 43 && g.erp == "jde":
+			inv.want = wantRefunded
+		}
+		doc := int64(100000 + i)
+		inv.id = fmt.Sprint(doc)
+		if g.erp == "ifs" {
+			if err := ifs.PutInvoices(ifssim.Invoice{Company: g.company, InvoiceID: doc, InvoiceNo: fmt.Sprintf("CI-%d", doc),
+				CustomerID: inv.customer, Currency: g.currency, State: ifssim.StatePostedAuth, GrossAmount: inv.amount,
+				OpenAmount: inv.amount, InvoiceDate: today.AddDate(0, 0, -27).Format(time.DateOnly), DueDate: due.Format(time.DateOnly),
+				PayTermID: "30"}); err != nil {
+				return b, err
+			}
+		} else {
+			minor := int64(major*100 + cents)
+			an8 := int64(5000 + gi*100 + customer)
+			if inv.want == wantException {
+				an8 = int64(5000 + gi*100 + 8)
+			}
+			jde.AddInvoices(jdesim.Invoice{DOC: doc, DCT: "RI", KCO: jdeCompany, SFX: "001", AN8: an8, CO: jdeCompany, AG: minor, AAP: minor,
+				CRCD: g.currency, DDJ: jdesim.Date(due.Year(), due.Month(), due.Day()), DIVJ: jdesim.Date(today.Year(), today.Month(), today.Day()),
+				MCU: g.businessUnit, PTC: "N30", PST: "A"})
+			inv.id = fmt.Sprintf("%d/RI/001", doc)
+			if inv.want == wantRefunded {
+				inv.refundDoc = 900000 + doc
+			}
+		}
+		b.invoices = append(b.invoices, inv)
+	}
+	return b, nil
+}
+
+func customerID(g group, gi, i int) string {
+	if g.erp == "jde" {
+		return fmt.Sprint(5000 + gi*100 + i)
+	}
+	return fmt.Sprintf("C%s-%02d", g.company, i)
+}
+
+func addCustomer(ifs *ifssim.Sim, jde *jdesim.Server, g group, gi, i int, withBank bool, today time.Time) error {
+	name := fmt.Sprintf("Customer %s %s %d", g.erp, g.currency, i)
+	if g.erp == "ifs" {
+		c := ifssim.Customer{CustomerID: customerID(g, gi, i), Company: g.company, Name: name,
+			Email: fmt.Sprintf("ap%d@%s-%s.example", i, g.company, g.currency), Address1: fmt.Sprintf("%d Market Street", i+1),
+			City: map[string]string{"GB": "London", "DE": "Berlin", "SE": "Stockholm"}[g.country], ZipCode: fmt.Sprintf("%05d", 10000+i),
+			Country: g.country, Language: map[string]string{"GB": "en", "DE": "de", "SE": "sv"}[g.country], Currency: g.currency}
+		if withBank {
+			c.AccountHolder, c.BankCountry = name, g.country
+			switch g.country {
+			case "GB":
+				c.AccountNo, c.BranchCode = fmt.Sprintf("%08d", 55779911+i), "200000"
+			case "DE":
+				c.IBAN = germanIBAN(fmt.Sprintf("%010d", 532013000+i))
+			case "SE":
+				c.AccountNo, c.BranchCode, c.AssociationNo = fmt.Sprintf("%010d", 1234567+i), "5527", fmt.Sprintf("556%07d", i)
+			}
+		}
+		return ifs.PutCustomers(c)
+	}
+	an8 := int64(5000 + gi*100 + i)
+	jde.PutAddressBook(jdesim.AddressBook{AN8: an8, ALPH: name, AT1: "C", TAXC: "C", LNGP: "E"})
+	jde.PutCustomerMaster(jdesim.CustomerMaster{AN8: an8, CO: jdeCompany, TRAR: "N30", RYIN: "D", CRCA: g.currency})
+	jde.PutEmail(jdesim.Email{AN8: an8, ETP: "E", EMAL: fmt.Sprintf("billing%d@%s.example", i, g.currency)})
+	addr := jdesim.Address{AN8: an8, ADD1: fmt.Sprintf("%d Main St", 100+i), CTY1: "Springfield", ADDS: "IL", ADDZ: "62701", CTR: g.country,
+		EFTB: jdesim.Date(today.Year()-1, today.Month(), 1)}
+	if g.country == "CA" {
+		addr.CTY1, addr.ADDS, addr.ADDZ = "Toronto", "ON", "M5H 2N2"
+	}
+	jde.PutAddress(addr)
+	if withBank {
+		b := jdesim.BankAccount{AN8: an8, BKTP: "C", CTR: g.country, BKAT: "C"}
+		if g.country == "US" {
+			b.TNST, b.CBNK = "026073150", fmt.Sprintf("27155%05d", i)
+		} else {
+			b.TNST, b.CBNK = "00312345", fmt.Sprintf("98765%03d", i)
+		}
+		jde.PutBankAccount(b)
+	}
+	return nil
+}
+
+// germanIBAN computes a valid German IBAN for bank code 37040044.
+func germanIBAN(account string) string {
+	bban := "37040044" + account
+	// ISO 13616 check digits: move "DE00" to the end, letters to numbers, mod 97.
+	digits := bban + "131400"
+	rem := 0
+	for _, d := range digits {
+		rem = (rem*10 + int(d-'0')) % 97
+	}
+	return fmt.Sprintf("DE%02d%s", 98-rem, bban)
+}
+
+// register adds the demo's connections to the registry.
+func register(ctx context.Context, store *connections.Store, gcURL, ifsURL, jdeURL, creditor string) error {
+	for _, n := range []connections.New{
+		{Name: gcConnection, Kind: connections.KindGoCardless, Settings: map[string]any{"base_url": gcURL},
+			Secrets: map[string]secrets.Value{"access_token": secrets.NewValue(gcToken), "webhook_secret": secrets.NewValue(webhookSecret)}},
+		{Name: ifsConnection, Kind: connections.KindIFS, Settings: map[string]any{
+			"base_url": ifsURL, "client_id": "mlc", "company_codes": []any{"10", "20", "30"}, "gocardless": gcConnection,
+			"creditors": map[string]any{"10": creditor, "20": creditor, "30": creditor}, "requests_per_minute": float64(600000)},
+			Secrets: map[string]secrets.Value{"client_secret": secrets.NewValue("secret")}},
+		{Name: jdeConnection, Kind: connections.KindJDE, Settings: map[string]any{
+			"base_url": jdeURL, "username": "JDE", "company_codes": []any{jdeCompany}, "gocardless": gcConnection,
+			"creditors":   map[string]any{jdeCompany: creditor},
+			"gl_accounts": map[string]any{"M30": "M30.1110.GC", "M40": "M40.1110.GC"}},
+			Secrets: map[string]secrets.Value{"password": secrets.NewValue("JDE")}},
+	} {
+		n.Actor = "mlc-demo"
+		if _, err := store.Add(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
