@@ -183,4 +183,3 @@ func (s *simulators) report(ctx context.Context, opts options, t tally, strict b
 	}
 	return nil
 }
-
