@@ -92,7 +92,8 @@ func (s *simulators) close() {
 // Edwards refunds once their invoices are collected, shows progress, and
 // ends with the reconciliation; with --until-settled it returns when the
 // book is settled (or fails at the timeout), otherwise at Ctrl-C.
-func (s *simulators) run(ctx context.Context, opts options, procs []*process) error {
+func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls) error {
+	procs := chaos.procs
 	fmt.Fprintln(opts.out, "\nCollecting. GoCardless's clock runs a day every second.")
 	deadline := time.Now().Add(opts.timeout)
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -103,6 +104,11 @@ func (s *simulators) run(ctx context.Context, opts options, procs []*process) er
 		case <-ctx.Done():
 			return s.report(context.WithoutCancel(ctx), opts, last, false)
 		case <-tick.C:
+		}
+		if opts.chaos != nil {
+			if err := opts.chaos(n, chaos); err != nil {
+				return fmt.Errorf("chaos: %w", err)
+			}
 		}
 		if err := anyExited(procs); err != nil {
 			return err
@@ -127,7 +133,13 @@ func (s *simulators) run(ctx context.Context, opts options, procs []*process) er
 			if err != nil {
 				return err
 			}
-			return s.report(ctx, opts, final, true)
+			if err := s.report(ctx, opts, final, true); err != nil {
+				return err
+			}
+			if opts.settled != nil {
+				return opts.settled(ctx, s)
+			}
+			return nil
 		}
 		if opts.untilSettled && time.Now().After(deadline) {
 			return s.report(ctx, opts, t, true)

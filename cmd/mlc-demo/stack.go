@@ -14,8 +14,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -39,6 +41,30 @@ type options struct {
 	timeout      time.Duration
 	// extraEnv adds settings to every service (tests use it).
 	extraEnv []string
+	// chaos, when set, is called on every tick of the run, to inject
+	// faults (the end-to-end tests use it).
+	chaos func(tick int, c *chaosControls) error
+	// settled, when set, is called with the final state of a settled run
+	// before the stack stops (the end-to-end tests check more with it).
+	settled func(ctx context.Context, s *simulators) error
+}
+
+// chaosControls is what a chaos function may break.
+type chaosControls struct {
+	sims  *simulators
+	procs []*process
+	nats  *natsServer
+}
+
+// kill ends a service with SIGKILL, as a crashed node would, and starts it
+// again with the same settings.
+func (c *chaosControls) kill(name string) error {
+	for _, p := range c.procs {
+		if p.name == name {
+			return p.restart()
+		}
+	}
+	return fmt.Errorf("no service %s", name)
 }
 
 type process struct {
@@ -62,8 +88,8 @@ func demo(ctx context.Context, opts options) error {
 	if err != nil {
 		return err
 	}
-	defer ns.Shutdown()
-	fmt.Fprintf(opts.out, "NATS JetStream (embedded)  %s\n", ns.ClientURL())
+	defer ns.shutdown()
+	fmt.Fprintf(opts.out, "NATS JetStream (embedded)  %s\n", ns.url)
 
 	dbURL, err := freshDatabase(ctx, opts.adminURL, opts.database)
 	if err != nil {
@@ -83,7 +109,7 @@ func demo(ctx context.Context, opts options) error {
 		defer sims.close()
 	}
 	env := append(os.Environ(),
-		"NATS_URL="+ns.ClientURL(),
+		"NATS_URL="+ns.url,
 		"DATABASE_URL="+dbURL,
 		"MLC_MASTER_KEY="+base64.StdEncoding.EncodeToString(key),
 		"LOG_LEVEL=warn",
@@ -108,7 +134,7 @@ func demo(ctx context.Context, opts options) error {
 	var procs []*process
 	defer func() { stopAll(procs) }()
 	for _, name := range services {
-		p, err := startService(opts.binDir, workDir, name, append(env, serviceEnv[name]...))
+		p, err := startService(opts.binDir, workDir, name, slices.Concat(env, serviceEnv[name]))
 		if err != nil {
 			return err
 		}
@@ -120,26 +146,61 @@ func demo(ctx context.Context, opts options) error {
 	if opts.check {
 		return stopGracefully(opts, procs)
 	}
-	runErr := sims.run(ctx, opts, procs)
+	runErr := sims.run(ctx, opts, &chaosControls{sims: sims, procs: procs, nats: ns})
 	if err := stopGracefully(opts, procs); err != nil {
 		return errors.Join(runErr, err)
 	}
 	return runErr
 }
 
-func startNATS(storeDir string) (*server.Server, error) {
+// natsServer is the embedded JetStream server; restart keeps its port and
+// storage, as restarting a NATS node does.
+type natsServer struct {
+	storeDir string
+	port     int
+	url      string
+	srv      *server.Server
+}
+
+func startNATS(storeDir string) (*natsServer, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, portText, _ := net.SplitHostPort(addr)
+	n := &natsServer{storeDir: storeDir}
+	fmt.Sscan(portText, &n.port)
+	n.url = "nats://" + addr
+	return n, n.start()
+}
+
+func (n *natsServer) start() error {
 	ns, err := server.NewServer(&server.Options{
-		ServerName: "mlc-demo", Host: "127.0.0.1", Port: server.RANDOM_PORT,
-		JetStream: true, StoreDir: storeDir, NoLog: true, NoSigs: true,
+		ServerName: "mlc-demo", Host: "127.0.0.1", Port: n.port,
+		JetStream: true, StoreDir: n.storeDir, NoLog: true, NoSigs: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("embedded nats: %w", err)
+		return fmt.Errorf("embedded nats: %w", err)
 	}
 	go ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
-		return nil, errors.New("embedded nats did not start")
+		return errors.New("embedded nats did not start")
 	}
-	return ns, nil
+	n.srv = ns
+	return nil
+}
+
+func (n *natsServer) shutdown() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+		n.srv = nil
+	}
+}
+
+func (n *natsServer) restart() error {
+	n.shutdown()
+	return n.start()
 }
 
 // freshDatabase drops and creates the demo database and returns its URL.
@@ -174,7 +235,9 @@ func startService(binDir, workDir, name string, env []string) (*process, error) 
 		return nil, err
 	}
 	p.cmd = exec.Command(filepath.Join(binDir, name))
-	p.cmd.Env = append(env, "HTTP_ADDR="+addr)
+	// A fresh slice: appending to env could write into a backing array
+	// shared with another service's settings.
+	p.cmd.Env = slices.Concat(env, []string{"HTTP_ADDR=" + addr})
 	p.env = p.cmd.Env
 	p.binDir = binDir
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
@@ -189,14 +252,55 @@ func startService(binDir, workDir, name string, env []string) (*process, error) 
 	return p, nil
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// restart kills the process with SIGKILL and starts it again with the same
+// settings, appending to the same log.
+func (p *process) restart() error {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+	logFile, err := os.OpenFile(p.logPath, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
-		return "", err
+		return err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	cmd := exec.Command(p.cmd.Path)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("restart %s: %w", p.name, err)
+	}
+	p.cmd, p.exited = cmd, make(chan error, 1)
+	go func() {
+		p.exited <- cmd.Wait()
+		logFile.Close()
+	}()
+	return nil
 }
+
+// freeAddr finds a free loopback port. Ports handed out once are not
+// handed out again: the kernel may offer a just-closed port twice, and two
+// services told the same address would fight over it.
+func freeAddr() (string, error) {
+	usedPorts.Lock()
+	defer usedPorts.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := l.Addr().String()
+		l.Close()
+		if !usedPorts.m[addr] {
+			usedPorts.m[addr] = true
+			return addr, nil
+		}
+	}
+	return "", errors.New("no free port")
+}
+
+var usedPorts = struct {
+	sync.Mutex
+	m map[string]bool
+}{m: map[string]bool{}}
 
 // waitReady polls every service's /readyz and prints the table once all
 // answer ready, or fails with the log tail of the one that did not.

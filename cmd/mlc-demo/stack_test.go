@@ -16,7 +16,9 @@ import (
 // runs them as separate processes, as make demo does: each must become
 // ready against the embedded NATS and the demo database, then exit 0 on
 // SIGTERM.
-func TestStackStartsAndStopsGracefully(t *testing.T) {
+// buildServices builds the five service binaries into a temporary directory.
+func buildServices(t *testing.T) string {
+	t.Helper()
 	binDir := t.TempDir()
 	args := []string{"build", "-o", binDir + "/"}
 	for _, s := range services {
@@ -25,6 +27,11 @@ func TestStackStartsAndStopsGracefully(t *testing.T) {
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return binDir
+}
+
+func TestStackStartsAndStopsGracefully(t *testing.T) {
+	binDir := buildServices(t)
 	// The demo (re)creates its database by name; a name from test support
 	// keeps parallel runs apart and is dropped when the test ends.
 	dbURL, err := url.Parse(testsupport.PostgresURL(t))
