@@ -67,7 +67,7 @@ proto-check: proto
 
 ## demo: the pipeline on an embedded NATS with its own database
 demo: build
-	bin/mlc-demo
+	bin/mlc-demo --invoices 200 --until-settled
 
 ## bench: every benchmark (see docs/benchmarks.md)
 bench:

@@ -14,10 +14,13 @@ import (
 	"github.com/ml-connector/ml-connector/platform/testsupport"
 )
 
-// runBook runs the whole pipeline on a book of n invoices until it settles
-// and checks the ERPs and the audit log besides the demo's reconciliation.
-func runBook(t *testing.T, n int, chaos func(int, *chaosControls) error) string {
+// runBook runs the whole pipeline on a book of opts.invoices invoices until
+// it settles and checks the ERPs and the audit log besides the demo's
+// reconciliation. Of opts, only what a test varies is taken: invoices,
+// chaos, extraEnv, and settled (called after the checks passed).
+func runBook(t *testing.T, opts options) string {
 	t.Helper()
+	n := opts.invoices
 	binDir := buildServices(t)
 	dbURL, err := url.Parse(testsupport.PostgresURL(t))
 	if err != nil {
@@ -29,7 +32,13 @@ func runBook(t *testing.T, n int, chaos func(int, *chaosControls) error) string 
 	err = demo(ctx, options{
 		binDir: binDir, adminURL: testsupport.PostgresAdminURL(), database: strings.TrimPrefix(dbURL.Path, "/"),
 		readyTimeout: 60 * time.Second, out: &out, invoices: n, untilSettled: true, timeout: 4 * time.Minute,
-		chaos: chaos, settled: checkERPs,
+		chaos: opts.chaos, extraEnv: opts.extraEnv,
+		settled: func(ctx context.Context, s *simulators) error {
+			if err := checkERPs(ctx, s); err != nil || opts.settled == nil {
+				return err
+			}
+			return opts.settled(ctx, s)
+		},
 	})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
@@ -110,7 +119,7 @@ func checkERPs(ctx context.Context, s *simulators) error {
 }
 
 func TestEndToEnd(t *testing.T) {
-	runBook(t, 50, nil)
+	runBook(t, options{invoices: 50})
 }
 
 // The same book under faults in one run: webhooks duplicated, dropped and
@@ -118,7 +127,7 @@ func TestEndToEnd(t *testing.T) {
 // restart; the orchestrator and erp-poster killed with SIGKILL; NATS
 // restarted. The reconciliation must still be exact.
 func TestEndToEndUnderFaults(t *testing.T) {
-	runBook(t, 50, func(tick int, c *chaosControls) error {
+	runBook(t, options{invoices: 50, chaos: func(tick int, c *chaosControls) error {
 		switch tick {
 		case 1:
 			return c.sims.gc.SetFaults(gcsim.Faults{
@@ -143,5 +152,5 @@ func TestEndToEndUnderFaults(t *testing.T) {
 			return c.sims.gc.SetFaults(gcsim.Faults{})
 		}
 		return nil
-	})
+	}})
 }

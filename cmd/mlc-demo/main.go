@@ -39,6 +39,7 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&opts.invoices, "invoices", 200, "invoices in the seeded book, spread over IFS companies 10 (GBP), 20 (EUR), 30 (SEK) and JDE business units M30 (USD), M40 (CAD)")
 	fs.BoolVar(&opts.untilSettled, "until-settled", false, "run until every invoice reached its expected end state, then stop; exit 0 only if it did, with nothing lost or duplicated")
 	fs.DurationVar(&opts.timeout, "timeout", 15*time.Minute, "with --until-settled, give up after this long")
+	fs.DurationVar(&opts.day, "day", time.Second, "wall-clock time per simulated GoCardless day (smaller runs the book faster)")
 	fs.DurationVar(&opts.readyTimeout, "ready-timeout", 60*time.Second, "how long services may take to become ready")
 	if err := fs.Parse(args); err != nil {
 		return err

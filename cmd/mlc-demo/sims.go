@@ -94,9 +94,13 @@ func (s *simulators) close() {
 // book is settled (or fails at the timeout), otherwise at Ctrl-C.
 func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls) error {
 	procs := chaos.procs
-	fmt.Fprintln(opts.out, "\nCollecting. GoCardless's clock runs a day every second.")
-	deadline := time.Now().Add(opts.timeout)
-	tick := time.NewTicker(250 * time.Millisecond)
+	if opts.day <= 0 {
+		opts.day = time.Second
+	}
+	fmt.Fprintf(opts.out, "\nCollecting. GoCardless's clock runs a day every %v.\n", opts.day)
+	start := time.Now()
+	deadline := start.Add(opts.timeout)
+	tick := time.NewTicker(opts.day / 4)
 	defer tick.Stop()
 	var last tally
 	for n := 0; ; n++ {
@@ -122,7 +126,7 @@ func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls
 		if err := s.raiseRefunds(ctx); err != nil {
 			return err
 		}
-		if n%4 == 0 {
+		if n%4 == 0 && opts.day >= 500*time.Millisecond || n%40 == 0 {
 			fmt.Fprintf(opts.out, "%s  settled %d/%d  paid out %d  failed %d  exceptions %d  posted to ERP %d\n",
 				s.gc.Now().Format("2006-01-02"), t.reached, len(s.book.invoices), t.collected, t.failed, t.exceptions, t.posted)
 		}
@@ -133,6 +137,8 @@ func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls
 			if err != nil {
 				return err
 			}
+			fmt.Fprintf(opts.out, "settled in %s: %.0f invoices/s from ERP poll to ERP posting\n",
+				time.Since(start).Round(100*time.Millisecond), float64(len(s.book.invoices))/time.Since(start).Seconds())
 			if err := s.report(ctx, opts, final, true); err != nil {
 				return err
 			}

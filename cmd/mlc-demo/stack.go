@@ -39,6 +39,7 @@ type options struct {
 	invoices     int
 	untilSettled bool
 	timeout      time.Duration
+	day          time.Duration
 	// extraEnv adds settings to every service (tests use it).
 	extraEnv []string
 	// chaos, when set, is called on every tick of the run, to inject
@@ -375,6 +376,15 @@ func anyExited(procs []*process) error {
 // stopGracefully sends SIGTERM to every service, newest first, and fails
 // unless each one drains and exits with status 0.
 func stopGracefully(opts options, procs []*process) error {
+	var peaks []string
+	for _, p := range procs {
+		if kb := peakRSS(p.cmd.Process.Pid); kb > 0 {
+			peaks = append(peaks, fmt.Sprintf("%s %.0f MiB", p.name, float64(kb)/1024))
+		}
+	}
+	if len(peaks) > 0 {
+		fmt.Fprintf(opts.out, "peak RSS: %s\n", strings.Join(peaks, ", "))
+	}
 	var errs []error
 	for i := len(procs) - 1; i >= 0; i-- {
 		p := procs[i]
@@ -409,4 +419,21 @@ func tail(path string) string {
 		lines = lines[len(lines)-15:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// peakRSS reads a process's peak resident set (VmHWM, in KiB) from /proc;
+// 0 where that is not available.
+func peakRSS(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb
+		}
+	}
+	return 0
 }

@@ -34,6 +34,7 @@ Commands:
   connections list [--json]       list connections (never their secrets)
   connections remove NAME         remove a connection without collection history
   connections rotate-keys         re-seal secrets under the current MLC_MASTER_KEY
+  connections ping [NAME...]      authenticate and read one page from each connection
   audit verify                    recompute every audit chain; fails on tampering
   exceptions list [--status open|replayed|escalated|resolved|all] [--json]
   exceptions escalate ID --note TEXT
@@ -97,6 +98,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		}
 		fmt.Fprintf(c.stdout, "re-sealed %d secrets under key %s\n", n, keys.PrimaryID())
 		return nil
+	case cmd == "connections ping":
+		return c.connectionsPing(ctx, connections.NewStore(db, keys), args[2:])
 	case cmd == "audit verify":
 		return c.auditVerify(ctx, db)
 	case cmd == "exceptions list":
@@ -111,7 +114,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 }
 
 func needsKeys(args []string) bool {
-	return len(args) >= 2 && (args[0] == "connections" && (args[1] == "add" || args[1] == "rotate-keys") ||
+	return len(args) >= 2 && (args[0] == "connections" && (args[1] == "add" || args[1] == "rotate-keys" || args[1] == "ping") ||
 		args[0] == "collections" && args[1] == "replay")
 }
 
