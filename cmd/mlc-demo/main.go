@@ -10,22 +10,14 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
+
+	"github.com/ml-connector/ml-connector/platform/command"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "mlc-demo: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("mlc-demo", run) }
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("mlc-demo", flag.ContinueOnError)

@@ -271,6 +271,13 @@ func (t *sourceTree) programReads(dir string) (reads, error) {
 				if !ok {
 					return true
 				}
+				// A function of this package passed as a value (as main
+				// passes run to command.Main) is called from there.
+				for _, arg := range call.Args {
+					if id, ok := arg.(*ast.Ident); ok && len(p.funcs[id.Name]) > 0 {
+						queue = append(queue, fn{cur.pkg, id.Name})
+					}
+				}
 				switch fun := call.Fun.(type) {
 				case *ast.Ident:
 					queue = append(queue, fn{cur.pkg, fun.Name})

@@ -10,23 +10,15 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/ml-connector/ml-connector/platform/command"
 	"github.com/ml-connector/ml-connector/platform/config"
 	"github.com/ml-connector/ml-connector/platform/service"
 	"github.com/ml-connector/ml-connector/services/gc-webhook/internal/webhook"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "gc-webhook: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("gc-webhook", run) }
 
 func run(ctx context.Context, args []string) error {
 	env := config.FromOS()

@@ -13,24 +13,16 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"go.opentelemetry.io/otel"
 
+	"github.com/ml-connector/ml-connector/platform/command"
 	"github.com/ml-connector/ml-connector/platform/config"
 	"github.com/ml-connector/ml-connector/platform/service"
 	"github.com/ml-connector/ml-connector/services/ifs-poller/internal/fleet"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "ifs-poller: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("ifs-poller", run) }
 
 func run(ctx context.Context, args []string) error {
 	env := config.FromOS()

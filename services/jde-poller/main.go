@@ -9,24 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
+	"github.com/ml-connector/ml-connector/platform/command"
 	"github.com/ml-connector/ml-connector/platform/config"
 	"github.com/ml-connector/ml-connector/platform/service"
 	"github.com/ml-connector/ml-connector/services/jde-poller/internal/poller"
 	"github.com/ml-connector/ml-connector/services/jde-poller/internal/supervise"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "jde-poller: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("jde-poller", run) }
 
 func run(ctx context.Context, args []string) error {
 	env := config.FromOS()

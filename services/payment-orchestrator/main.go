@@ -11,8 +11,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -22,6 +20,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/platform/breaker"
 	"github.com/ml-connector/ml-connector/platform/bus"
+	"github.com/ml-connector/ml-connector/platform/command"
 	"github.com/ml-connector/ml-connector/platform/config"
 	"github.com/ml-connector/ml-connector/platform/service"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
@@ -32,14 +31,7 @@ import (
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "payment-orchestrator: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("payment-orchestrator", run) }
 
 func run(ctx context.Context, args []string) error {
 	env := config.FromOS()

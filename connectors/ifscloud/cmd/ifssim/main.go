@@ -9,26 +9,18 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ml-connector/ml-connector/platform/command"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
 	"github.com/ml-connector/ml-connector/platform/config"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		fmt.Fprintf(os.Stderr, "ifssim: %v\n", err)
-		os.Exit(1)
-	}
-}
+func main() { command.Main("ifssim", run) }
 
 func run(ctx context.Context, args []string) error {
 	env := config.FromOS()
