@@ -30,10 +30,10 @@ type span struct {
 	name                    string
 	kind                    tracepb.Span_SpanKind
 	attrs                   map[string]string
-	links                   []link
+	links                   []spanLink
 }
 
-type link struct {
+type spanLink struct {
 	traceID, spanID string
 	attrs           map[string]string
 }
@@ -55,7 +55,7 @@ func (k *spanSink) Export(_ context.Context, req *coltracepb.ExportTraceServiceR
 					attrs: attrMap(sp.GetAttributes()),
 				}
 				for _, l := range sp.GetLinks() {
-					s.links = append(s.links, link{traceID: hex.EncodeToString(l.GetTraceId()), spanID: hex.EncodeToString(l.GetSpanId()),
+					s.links = append(s.links, spanLink{traceID: hex.EncodeToString(l.GetTraceId()), spanID: hex.EncodeToString(l.GetSpanId()),
 						attrs: attrMap(l.GetAttributes())})
 				}
 				k.spans = append(k.spans, s)
@@ -102,7 +102,7 @@ type traces struct {
 	byID map[string]*span // traceID/spanID
 }
 
-func index(spans []*span) traces {
+func indexSpans(spans []*span) traces {
 	tr := traces{all: spans, byID: make(map[string]*span, len(spans))}
 	for _, s := range spans {
 		tr.byID[s.traceID+"/"+s.spanID] = s
@@ -174,8 +174,8 @@ func (tr traces) find(match func(*span) bool) []*span {
 	return found
 }
 
-// is matches spans by service, kind and name ("" for any name).
-func is(service string, kind tracepb.Span_SpanKind, name string) func(*span) bool {
+// spanMatch matches spans by service, kind and name ("" for any name).
+func spanMatch(service string, kind tracepb.Span_SpanKind, name string) func(*span) bool {
 	return func(s *span) bool {
 		return s.service == service && s.kind == kind && (name == "" || s.name == name)
 	}
@@ -218,8 +218,8 @@ func TestTraceTellsTheCollectionStory(t *testing.T) {
 			// Export often and drop nothing, so the story has no gaps.
 			"OTEL_BSP_SCHEDULE_DELAY=200", "OTEL_BSP_MAX_QUEUE_SIZE=100000",
 			// The story told here is the webhook's; the /events catch-up
-			// would race it to some events (its own trace, tested in
-			// the orchestrator), so it makes only its first pass.
+			// would race it to some events (and publish them in a trace
+			// of its own), so it makes only its first pass, before any.
 			"CATCHUP_INTERVAL=1h",
 		},
 		settled: func(ctx context.Context, s *simulators) error {
@@ -241,7 +241,7 @@ func TestTraceTellsTheCollectionStory(t *testing.T) {
 	})
 	// The services flushed their spans when they stopped.
 	sink.mu.Lock()
-	tr := index(sink.spans)
+	tr := indexSpans(sink.spans)
 	sink.mu.Unlock()
 	t.Logf("%d spans captured; following IFS invoice %s/%s", len(tr.all), inv.company, inv.id)
 	ofInvoice := func(s *span) bool {
@@ -251,14 +251,14 @@ func TestTraceTellsTheCollectionStory(t *testing.T) {
 	// (a) The poller's trace: publish → consume → GoCardless call.
 	invoiceSubject := "process mlc.erp.ifs." + inv.company + ".invoice"
 	consumed := tr.find(func(s *span) bool {
-		return is("payment-orchestrator", tracepb.Span_SPAN_KIND_CONSUMER, invoiceSubject)(s) && ofInvoice(s)
+		return spanMatch("payment-orchestrator", tracepb.Span_SPAN_KIND_CONSUMER, invoiceSubject)(s) && ofInvoice(s)
 	})
 	if len(consumed) == 0 {
 		t.Fatalf("hop missing: no payment-orchestrator %q span with mlc.invoice_id %s (of %d spans)", invoiceSubject, inv.id, len(tr.all))
 	}
 	var created, createCall *span
 	for _, c := range consumed {
-		if calls := tr.under(c, is("payment-orchestrator", tracepb.Span_SPAN_KIND_CLIENT, "gocardless POST /payments")); len(calls) > 0 {
+		if calls := tr.under(c, spanMatch("payment-orchestrator", tracepb.Span_SPAN_KIND_CLIENT, "gocardless POST /payments")); len(calls) > 0 {
 			created, createCall = c, calls[0]
 			break
 		}
@@ -266,13 +266,13 @@ func TestTraceTellsTheCollectionStory(t *testing.T) {
 	if created == nil {
 		t.Fatalf("hop missing: orchestrator consume → GoCardless: no \"gocardless POST /payments\" span under the %d spans consuming the invoice:\n%s"+
 			"  GoCardless POST /payments spans seen:\n%s", len(consumed), describeAll(tr, consumed),
-			describeAll(tr, tr.find(is("payment-orchestrator", tracepb.Span_SPAN_KIND_CLIENT, "gocardless POST /payments"))))
+			describeAll(tr, tr.find(spanMatch("payment-orchestrator", tracepb.Span_SPAN_KIND_CLIENT, "gocardless POST /payments"))))
 	}
 	if chain, broken := tr.chain(createCall); broken {
 		t.Errorf("poller trace broken: a parent is missing:\n  %s (%d spans)", tr.describe(createCall), len(chain))
 	}
 	published := tr.parentOf(created)
-	if published == nil || !is("ifs-poller", tracepb.Span_SPAN_KIND_PRODUCER, "publish batch")(published) {
+	if published == nil || !spanMatch("ifs-poller", tracepb.Span_SPAN_KIND_PRODUCER, "publish batch")(published) {
 		t.Fatalf("hop missing: ifs-poller publish → orchestrator consume: the consuming span's parent is not ifs-poller's \"publish batch\":\n  %s",
 			tr.describe(createCall))
 	}
@@ -292,10 +292,10 @@ func TestTraceTellsTheCollectionStory(t *testing.T) {
 	var fromWebhook []*span
 	for _, e := range events {
 		pub := tr.parentOf(e)
-		if pub == nil || !is("gc-webhook", tracepb.Span_SPAN_KIND_PRODUCER, "publish batch")(pub) {
+		if pub == nil || !spanMatch("gc-webhook", tracepb.Span_SPAN_KIND_PRODUCER, "publish batch")(pub) {
 			continue
 		}
-		if req := tr.parentOf(pub); req != nil && is("gc-webhook", tracepb.Span_SPAN_KIND_SERVER, "")(req) {
+		if req := tr.parentOf(pub); req != nil && spanMatch("gc-webhook", tracepb.Span_SPAN_KIND_SERVER, "")(req) {
 			fromWebhook = append(fromWebhook, e)
 		}
 	}
@@ -305,17 +305,20 @@ func TestTraceTellsTheCollectionStory(t *testing.T) {
 	}
 	var calls []*span
 	for _, e := range fromWebhook {
-		calls = append(calls, tr.under(e, is("payment-orchestrator", tracepb.Span_SPAN_KIND_CLIENT, "mlc.v1.ErpPoster/PostPaymentOutcome"))...)
+		calls = append(calls, tr.under(e, spanMatch("payment-orchestrator", tracepb.Span_SPAN_KIND_CLIENT, "mlc.v1.ErpPoster/PostPaymentOutcome"))...)
 	}
 	if len(calls) == 0 {
 		t.Fatalf("hop missing: orchestrator consume → erp-poster gRPC client span, under the webhook's payment events:\n%s", describeAll(tr, fromWebhook))
 	}
+	// The write itself: a POST to an action bound to the invoice's entity.
+	invoiceEntity := fmt.Sprintf("(Company='%s',InvoiceId=%s)/", inv.company, inv.id)
 	toIFS := func(s *span) bool {
-		return is("erp-poster", tracepb.Span_SPAN_KIND_CLIENT, "")(s) && strings.HasPrefix(s.attrs["url.full"], ifsURL+"/")
+		return spanMatch("erp-poster", tracepb.Span_SPAN_KIND_CLIENT, "")(s) && s.attrs["http.request.method"] == "POST" &&
+			strings.HasPrefix(s.attrs["url.full"], ifsURL+"/") && strings.Contains(s.attrs["url.full"], invoiceEntity)
 	}
 	var served, ifsCall *span
 	for _, c := range calls {
-		for _, srv := range tr.find(is("erp-poster", tracepb.Span_SPAN_KIND_SERVER, "mlc.v1.ErpPoster/PostPaymentOutcome")) {
+		for _, srv := range tr.find(spanMatch("erp-poster", tracepb.Span_SPAN_KIND_SERVER, "mlc.v1.ErpPoster/PostPaymentOutcome")) {
 			if srv.traceID != c.traceID || srv.parent != c.spanID {
 				continue
 			}
@@ -333,15 +336,14 @@ func TestTraceTellsTheCollectionStory(t *testing.T) {
 	case served == nil:
 		t.Fatalf("hop missing: orchestrator gRPC client → erp-poster server: no erp-poster server span is the child of\n%s", describeAll(tr, calls))
 	case ifsCall == nil:
-		t.Fatalf("hop missing: erp-poster → IFS: no erp-poster HTTP client span to %s under\n%s  erp-poster client spans seen:\n%s",
-			ifsURL, describeAll(tr, calls), describeAll(tr, tr.find(is("erp-poster", tracepb.Span_SPAN_KIND_CLIENT, ""))))
+		t.Fatalf("hop missing: erp-poster → IFS: no erp-poster HTTP client span POSTing to %s…%s under\n%s",
+			ifsURL, invoiceEntity, describeAll(tr, calls))
 	}
 	if _, broken := tr.chain(ifsCall); broken {
 		t.Errorf("webhook trace broken: a parent is missing:\n  %s", tr.describe(ifsCall))
 	}
-	event := tr.ancestor(ifsCall, func(s *span) bool { return ofInvoice(s) && s.kind == tracepb.Span_SPAN_KIND_CONSUMER })
-	if event.traceID == created.traceID {
-		t.Errorf("the webhook's event was applied in the poller's trace %s; want a trace of its own", event.traceID)
+	if ifsCall.traceID == created.traceID {
+		t.Errorf("the webhook's event was applied in the poller's trace %s; want a trace of its own", created.traceID)
 	}
 	t.Logf("poller trace:\n  %s", tr.describe(createCall))
 	t.Logf("webhook trace:\n  %s", tr.describe(ifsCall))

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/scheme"
@@ -21,6 +23,8 @@ import (
 // with its idempotency key, created at GoCardless, and completed.
 func (c *Collector) Invoice(ctx context.Context, m *mlcv1.InvoiceReady) error {
 	aggID := m.GetErp().GetConnection() + ":" + m.GetErp().GetCompany() + ":" + invoiceID(m.GetInvoice())
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("mlc.company", m.GetErp().GetCompany()),
+		attribute.String("mlc.invoice_id", invoiceID(m.GetInvoice())))
 	route, erp, err := c.route(ctx, m.GetErp())
 	if err == nil {
 		err = c.collect(ctx, route, erp, m)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // InvoiceKey identifies an ERP invoice.
@@ -54,6 +56,10 @@ type Collection struct {
 	// PostedOutcomes are the outcome kinds of the current attempt already
 	// sent to the ERP.
 	PostedOutcomes []string
+	// TraceParent is the W3C traceparent of the span that started the
+	// collection: GoCardless's events about it arrive in traces of their
+	// own, whose spans link back to it (see Origin).
+	TraceParent string
 }
 
 // PaymentKey is the idempotency key of attempt n of collecting invoice k.
@@ -90,14 +96,15 @@ const collectionColumns = `id, erp, connection_id, company, invoice_id, invoice_
 	coalesce(charge_date, '0001-01-01'::date), coalesce(reference, ''), state, coalesce(gc_connection_id, 0),
 	coalesce(gc_payment_id, ''), coalesce(gc_subscription_id, ''), coalesce(gc_mandate_id, ''), idempotency_key,
 	attempts, coalesce(failure_cause, ''), coalesce(failure_reason_code, ''), coalesce(failure_description, ''),
-	coalesce(erp_version, ''), coalesce(last_event_at, '0001-01-01'::timestamptz), posted_outcomes`
+	coalesce(erp_version, ''), coalesce(last_event_at, '0001-01-01'::timestamptz), posted_outcomes,
+	coalesce(trace_parent, '')`
 
 func scanCollection(row pgx.Row) (Collection, error) {
 	var c Collection
 	err := row.Scan(&c.ID, &c.Key.ERP, &c.Key.ConnectionID, &c.Key.Company, &c.Key.InvoiceID, &c.InvoiceNo, &c.DocType,
 		&c.Suffix, &c.CustomerID, &c.BusinessUnit, &c.Kind, &c.AmountMinor, &c.Currency, &c.DueDate, &c.ChargeDate,
 		&c.Reference, &c.State, &c.GCConnectionID, &c.GCPaymentID, &c.GCSubscription, &c.GCMandateID, &c.IdempotencyKey,
-		&c.Attempts, &c.FailureCause, &c.FailureReasonCode, &c.FailureDescription, &c.ERPVersion, &c.LastEventAt, &c.PostedOutcomes)
+		&c.Attempts, &c.FailureCause, &c.FailureReasonCode, &c.FailureDescription, &c.ERPVersion, &c.LastEventAt, &c.PostedOutcomes, &c.TraceParent)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, ErrNotFound
 	}
@@ -111,26 +118,27 @@ func dateOrNil(t time.Time) *time.Time {
 	return &t
 }
 
-// StartCollection records c in state creating, with its idempotency key,
-// before anything is asked of GoCardless. If the invoice already has a
-// collection, that one is returned instead and started is false. Either
-// way the row is locked until tx ends.
+// StartCollection records c in state creating, with its idempotency key
+// and the trace of ctx, before anything is asked of GoCardless. If the
+// invoice already has a collection, that one is returned instead and
+// started is false. Either way the row is locked until tx ends.
 func StartCollection(ctx context.Context, tx pgx.Tx, c Collection) (_ Collection, started bool, err error) {
 	c.State, c.Attempts = "creating", 1
 	c.IdempotencyKey = PaymentKey(c.Key, c.Attempts)
+	c.TraceParent = traceParent(ctx)
 	// A new row comes back from the insert itself, already locked; only an
 	// existing one needs the extra locking read.
 	locked, err := scanCollection(tx.QueryRow(ctx, `
 		INSERT INTO collections (erp, connection_id, company, invoice_id, invoice_no, doc_type, suffix, customer_id,
 			business_unit, kind, amount_minor, currency, due_date, charge_date, reference, state, state_rank,
-			gc_connection_id, gc_mandate_id, idempotency_key, attempts, erp_version)
+			gc_connection_id, gc_mandate_id, idempotency_key, attempts, erp_version, trace_parent)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), $10, $11, $12, $13, $14, nullif($15, ''), 'creating', 0,
-			nullif($16, 0), nullif($17, ''), $18, $19, nullif($20, ''))
+			nullif($16, 0), nullif($17, ''), $18, $19, nullif($20, ''), nullif($21, ''))
 		ON CONFLICT (connection_id, company, invoice_id) DO NOTHING
 		RETURNING `+collectionColumns,
 		c.Key.ERP, c.Key.ConnectionID, c.Key.Company, c.Key.InvoiceID, c.InvoiceNo, c.DocType, c.Suffix, c.CustomerID,
 		c.BusinessUnit, c.Kind, c.AmountMinor, c.Currency, dateOrNil(c.DueDate), dateOrNil(c.ChargeDate), c.Reference,
-		c.GCConnectionID, c.GCMandateID, c.IdempotencyKey, c.Attempts, c.ERPVersion))
+		c.GCConnectionID, c.GCMandateID, c.IdempotencyKey, c.Attempts, c.ERPVersion, c.TraceParent))
 	started = err == nil
 	if errors.Is(err, ErrNotFound) {
 		locked, err = LockCollection(ctx, tx, c.Key)
@@ -206,6 +214,23 @@ func nonNil(s []string) []string {
 
 // AggregateID is the audit-log id of a collection.
 func (c Collection) AggregateID() string { return c.Key.aggregateID() }
+
+// Origin is the span context of the span that started the collection;
+// invalid when none was recorded.
+func (c Collection) Origin() trace.SpanContext {
+	if c.TraceParent == "" {
+		return trace.SpanContext{}
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": c.TraceParent})
+	return trace.SpanContextFromContext(ctx)
+}
+
+// traceParent is the W3C traceparent of ctx's span, or "" without one.
+func traceParent(ctx context.Context) string {
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	return carrier["traceparent"]
+}
 
 func collectionView(c Collection) map[string]any {
 	v := map[string]any{

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
@@ -43,6 +45,7 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event) error {
 	if err != nil {
 		return err
 	}
+	linkCollection(ctx, col)
 	change, known := paymentStates[ev.GetAction()]
 	if !known {
 		return nil
@@ -93,6 +96,18 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event) error {
 	}
 	return ledger.SaveCollection(ctx, tx, col, after, "collection."+change.state,
 		fmt.Sprintf("gocardless event %s (%s)", ev.GetEventId(), ev.GetDetails().GetCause()))
+}
+
+// linkCollection names the collection on the span of ctx and links that
+// span to the one the collection started in: a GoCardless event arrives in
+// a trace of its own (the webhook's), and the link leads from it back to
+// the ERP poll and the GoCardless call that made the payment.
+func linkCollection(ctx context.Context, col ledger.Collection) {
+	span := trace.SpanFromContext(ctx)
+	span.SetAttributes(attribute.String("mlc.company", col.Key.Company), attribute.String("mlc.invoice_id", col.Key.InvoiceID))
+	if origin := col.Origin(); origin.IsValid() {
+		span.AddLink(trace.Link{SpanContext: origin, Attributes: []attribute.KeyValue{attribute.String("mlc.link", "collection created")}})
+	}
 }
 
 // milestones are the outcomes the ERP must have heard of once a payment
