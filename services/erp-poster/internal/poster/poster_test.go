@@ -33,10 +33,10 @@ type env struct {
 	jde    *jdesim.Server
 	client mlcv1.ErpPosterClient
 	store  *connections.Store
-	t      *testing.T
+	t      testing.TB
 }
 
-func start(t *testing.T) *env {
+func start(t testing.TB) *env {
 	t.Helper()
 	e := &env{t: t, ifs: ifssim.New(ifssim.Config{Budget: -1}), jde: jdesim.New(jdesim.Options{})}
 	ifsSrv, jdeSrv := httptest.NewServer(e.ifs), httptest.NewServer(e.jde)
