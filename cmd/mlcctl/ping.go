@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -31,7 +32,7 @@ func (c *cli) connectionsPing(ctx context.Context, store *connections.Store, nam
 	fmt.Fprintln(w, "NAME\tKIND\tRESULT\tDETAIL")
 	failed := 0
 	for _, conn := range all {
-		if len(names) > 0 && !contains(names, conn.Name) {
+		if len(names) > 0 && !slices.Contains(names, conn.Name) {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -51,15 +52,6 @@ func (c *cli) connectionsPing(ctx context.Context, store *connections.Store, nam
 		return fmt.Errorf("%d connection(s) failed", failed)
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Pings fail fast: one retry, short waits.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -190,20 +191,11 @@ func TestDuplicatedAndReorderedEventsReachTheSameState(t *testing.T) {
 	for inv, kinds := range outcomeKinds(r) {
 		final := want[inv]
 		if final == "paid_out" || final == "failed" || final == "charged_back" {
-			if kinds[len(kinds)-1] != final && !contains(kinds, final) {
+			if kinds[len(kinds)-1] != final && !slices.Contains(kinds, final) {
 				t.Errorf("%s ended %s but the ERP heard %v", inv, final, kinds)
 			}
 		}
 	}
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 func TestErpPosterFailures(t *testing.T) {

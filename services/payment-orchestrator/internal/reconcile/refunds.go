@@ -39,14 +39,15 @@ func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event) error {
 	if err != nil {
 		return err
 	}
+	col, err := r.ledger.CollectionByID(ctx, rf.CollectionID)
+	if err != nil {
+		return fmt.Errorf("collection of refund %s: %w", rf.AggregateID(), err)
+	}
+	linkCollection(ctx, col) // a refund's events continue the story of its payment's collection
 	if !newer(ev.at, ledger.RefundRank(change.state), rf.LastEventAt, ledger.RefundRank(rf.State)) {
 		return nil
 	}
 	if change.outcome != mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_UNSPECIFIED {
-		col, err := r.ledger.CollectionByID(ctx, rf.CollectionID)
-		if err != nil {
-			return fmt.Errorf("collection of refund %s: %w", rf.AggregateID(), err)
-		}
 		ref, err := erpRef(ctx, tx, rf.Key.ERP, rf.Key.ConnectionID, rf.Key.Company)
 		if err != nil {
 			return err
