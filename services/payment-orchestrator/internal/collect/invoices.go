@@ -43,63 +43,21 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 		return invalidf("invalid_invoice", "amount: %v", err)
 	}
 	key := ledger.InvoiceKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, InvoiceID: invoiceID(inv)}
-	// ERPs publish an invoice again whenever it changes, including when
-	// our own posting reduced its open amount: tell those echoes from real
-	// changes before validating it as new work.
-	if existing, err := c.ledger.Collection(ctx, key); err == nil && existing.State != "creating" {
-		return c.repolled(existing, amount, m)
-	} else if err != nil && !errors.Is(err, ledger.ErrNotFound) {
-		return err
+	var want ledger.Collection
+	if amount > 0 {
+		want, err = c.prepare(ctx, route, m, key, amount)
 	}
-	if amount == 0 {
-		return nil // nothing open: paid or credited in the ERP before we collected
-	}
-	sch, err := scheme.ForCurrency(m.GetCurrency())
-	if err != nil {
-		return invalidf("invalid_invoice", "currency: %v", err)
-	}
-	due := c.Now().UTC().Truncate(24 * time.Hour)
-	if m.GetDueDate() != "" {
-		if due, err = time.Parse(time.DateOnly, m.GetDueDate()); err != nil {
-			return invalidf("invalid_invoice", "due date %q is not YYYY-MM-DD", m.GetDueDate())
+	if amount == 0 || err != nil {
+		// ERPs publish an invoice again whenever it changes, including when
+		// our own posting reduced its open amount or closed it: judge such
+		// an invoice against its collection, if it has one, before calling
+		// it nothing to do or invalid. (New work skips this lookup.)
+		if existing, lerr := c.ledger.Collection(ctx, key); lerr == nil && existing.State != "creating" {
+			return c.repolled(existing, amount, m)
+		} else if lerr != nil && !errors.Is(lerr, ledger.ErrNotFound) {
+			return lerr
 		}
-	}
-	customer, err := c.ledger.Customer(ctx, ledger.CustomerKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, CustomerID: m.GetCustomerId()})
-	switch {
-	case errors.Is(err, ledger.ErrNotFound) || (err == nil && customer.GCMandateID == ""):
-		// The customer (or its mandate) may simply not have arrived yet.
-		return bus.RetryAfter(c.CustomerWait, fmt.Errorf("customer %s has no mandate yet", m.GetCustomerId()))
-	case err != nil:
-		return err
-	case !customer.MandateUsable():
-		return invalidf("mandate_unusable", "mandate %s of customer %s is %s", customer.GCMandateID, m.GetCustomerId(), customer.MandateStatus)
-	case customer.MandateScheme != "" && customer.MandateScheme != sch.Name:
-		return invalidf("invalid_invoice", "%s cannot be collected on customer %s's %s mandate", m.GetCurrency(), m.GetCustomerId(), customer.MandateScheme)
-	}
-	// The invoice number is the reference when the scheme's banks can
-	// carry it; otherwise GoCardless assigns one and the ERP identity
-	// travels in the metadata alone.
-	reference := inv.GetInvoiceNo()
-	if sch.MaxReference > 0 && len(reference) > sch.MaxReference {
-		reference = ""
-	}
-	if err := sch.Check(amount, customer.Country, reference); err != nil {
-		return invalidf("invalid_invoice", "%v", err)
-	}
-
-	want := ledger.Collection{
-		Key: key, InvoiceNo: inv.GetInvoiceNo(), DocType: inv.GetDocType(), Suffix: inv.GetSuffix(),
-		CustomerID: m.GetCustomerId(), BusinessUnit: m.GetBusinessUnit(), Kind: "payment", AmountMinor: amount,
-		Currency: m.GetCurrency(), DueDate: due, Reference: reference, GCConnectionID: route.GoCardless.ID,
-		GCMandateID: customer.GCMandateID, ERPVersion: m.GetVersion(),
-	}
-	if r := m.GetRecurrence(); r != nil && r.GetIntervalUnit() != mlcv1.IntervalUnit_INTERVAL_UNIT_UNSPECIFIED {
-		want.Kind = "subscription"
-	}
-	// Dated on the due date, unless the mandate cannot be charged that
-	// early: then GoCardless's earliest possible date.
-	if due.After(customer.NextChargeDate) && due.After(c.Now()) {
-		want.ChargeDate = due
+		return err // nil when nothing is open: paid or credited in the ERP before we collected
 	}
 
 	var existing ledger.Collection
@@ -127,6 +85,61 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 	// the first delivery) is resumed with its stored key: GoCardless
 	// answers with the payment it already made, if it made one.
 	return c.create(ctx, route, existing, m.GetRecurrence())
+}
+
+// prepare validates an invoice as new work and describes its collection;
+// an invoice that can never be collected is an invalid error.
+func (c *Collector) prepare(ctx context.Context, route accounts.Route, m *mlcv1.InvoiceReady, key ledger.InvoiceKey, amount int64) (ledger.Collection, error) {
+	inv := m.GetInvoice()
+	sch, err := scheme.ForCurrency(m.GetCurrency())
+	if err != nil {
+		return ledger.Collection{}, invalidf("invalid_invoice", "currency: %v", err)
+	}
+	due := c.Now().UTC().Truncate(24 * time.Hour)
+	if m.GetDueDate() != "" {
+		if due, err = time.Parse(time.DateOnly, m.GetDueDate()); err != nil {
+			return ledger.Collection{}, invalidf("invalid_invoice", "due date %q is not YYYY-MM-DD", m.GetDueDate())
+		}
+	}
+	customer, err := c.ledger.Customer(ctx, ledger.CustomerKey{ERP: key.ERP, ConnectionID: route.ERP.ID, Company: route.Company, CustomerID: m.GetCustomerId()})
+	switch {
+	case errors.Is(err, ledger.ErrNotFound) || (err == nil && customer.GCMandateID == ""):
+		// The customer (or its mandate) may simply not have arrived yet.
+		return ledger.Collection{}, bus.RetryAfter(c.CustomerWait, fmt.Errorf("customer %s has no mandate yet", m.GetCustomerId()))
+	case err != nil:
+		return ledger.Collection{}, err
+	case !customer.MandateUsable():
+		return ledger.Collection{}, invalidf("mandate_unusable", "mandate %s of customer %s is %s", customer.GCMandateID, m.GetCustomerId(), customer.MandateStatus)
+	case customer.MandateScheme != "" && customer.MandateScheme != sch.Name:
+		return ledger.Collection{}, invalidf("invalid_invoice", "%s cannot be collected on customer %s's %s mandate", m.GetCurrency(), m.GetCustomerId(), customer.MandateScheme)
+	}
+	// The invoice number is the reference when the scheme's banks can
+	// carry it; otherwise GoCardless assigns one and the ERP identity
+	// travels in the metadata alone.
+	reference := inv.GetInvoiceNo()
+	if sch.MaxReference > 0 && len(reference) > sch.MaxReference {
+		reference = ""
+	}
+	if err := sch.Check(amount, customer.Country, reference); err != nil {
+		return ledger.Collection{}, invalidf("invalid_invoice", "%v", err)
+	}
+
+	want := ledger.Collection{
+		Key: key, InvoiceNo: inv.GetInvoiceNo(), DocType: inv.GetDocType(), Suffix: inv.GetSuffix(),
+		CustomerID: m.GetCustomerId(), BusinessUnit: m.GetBusinessUnit(), Kind: "payment", AmountMinor: amount,
+		Currency: m.GetCurrency(), DueDate: due, Reference: reference, GCConnectionID: route.GoCardless.ID,
+		GCMandateID: customer.GCMandateID, ERPVersion: m.GetVersion(),
+	}
+	if r := m.GetRecurrence(); r != nil && r.GetIntervalUnit() != mlcv1.IntervalUnit_INTERVAL_UNIT_UNSPECIFIED {
+		want.Kind = "subscription"
+	}
+	// Dated on the due date, unless the mandate cannot be charged that
+	// early: then GoCardless's earliest possible date.
+	if due.After(customer.NextChargeDate) && due.After(c.Now()) {
+		want.ChargeDate = due
+	}
+
+	return want, nil
 }
 
 // repolled decides about an invoice published again after its collection
@@ -200,15 +213,10 @@ func (c *Collector) create(ctx context.Context, route accounts.Route, col ledger
 		}
 	}
 	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
-		now, err := ledger.LockCollection(ctx, tx, col.Key)
-		if err != nil {
-			return err
-		}
-		if now.State != "creating" {
-			return nil // another delivery completed it first
-		}
-		done.LastEventAt = now.LastEventAt
-		return ledger.SaveCollection(ctx, tx, now, done, "collection.created", "created at GoCardless")
+		// Completed only if still creating: another delivery, or the
+		// payment's first event, may have completed it first.
+		_, err := ledger.CompleteCollection(ctx, tx, col, done, "collection.created", "created at GoCardless")
+		return err
 	})
 }
 

@@ -186,23 +186,39 @@ func (l *Ledger) CollectionByID(ctx context.Context, id int64) (Collection, erro
 
 // SaveCollection writes c (locked in tx) and audits the change.
 func SaveCollection(ctx context.Context, tx pgx.Tx, before, c Collection, action, cause string) error {
+	_, err := saveCollection(ctx, tx, before, c, action, cause, false)
+	return err
+}
+
+// CompleteCollection writes c over a collection still in state creating
+// and audits it, without a locking read first: the update takes the lock
+// and re-checks the state itself. It reports false, changing nothing, when
+// another delivery completed the collection first.
+func CompleteCollection(ctx context.Context, tx pgx.Tx, before, c Collection, action, cause string) (bool, error) {
+	return saveCollection(ctx, tx, before, c, action, cause, true)
+}
+
+func saveCollection(ctx context.Context, tx pgx.Tx, before, c Collection, action, cause string, onlyCreating bool) (bool, error) {
 	var lastEvent *time.Time
 	if c.LastEventAt.Year() > 1 {
 		lastEvent = &c.LastEventAt
 	}
-	_, err := tx.Exec(ctx, `
+	tag, err := tx.Exec(ctx, `
 		UPDATE collections SET state = $2, state_rank = $3, gc_payment_id = nullif($4, ''),
 			gc_subscription_id = nullif($5, ''), gc_mandate_id = nullif($6, ''), charge_date = $7,
 			idempotency_key = $8, attempts = $9, failure_cause = nullif($10, ''), failure_reason_code = nullif($11, ''),
 			failure_description = nullif($12, ''), last_event_at = $13, reference = nullif($14, ''),
 			gc_connection_id = nullif($15, 0), posted_outcomes = $16
-		WHERE id = $1`, c.ID, c.State, Rank(c.State), c.GCPaymentID, c.GCSubscription, c.GCMandateID,
+		WHERE id = $1 AND (NOT $17 OR state = 'creating')`, c.ID, c.State, Rank(c.State), c.GCPaymentID, c.GCSubscription, c.GCMandateID,
 		dateOrNil(c.ChargeDate), c.IdempotencyKey, c.Attempts, c.FailureCause, c.FailureReasonCode,
-		c.FailureDescription, lastEvent, c.Reference, c.GCConnectionID, nonNil(c.PostedOutcomes))
+		c.FailureDescription, lastEvent, c.Reference, c.GCConnectionID, nonNil(c.PostedOutcomes), onlyCreating)
 	if err != nil {
-		return fmt.Errorf("save collection %s: %w", c.Key.aggregateID(), err)
+		return false, fmt.Errorf("save collection %s: %w", c.Key.aggregateID(), err)
 	}
-	return record(ctx, tx, "collection", c.Key.aggregateID(), action, Change{Before: collectionView(before), After: collectionView(c), Cause: cause})
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	return true, record(ctx, tx, "collection", c.Key.aggregateID(), action, Change{Before: collectionView(before), After: collectionView(c), Cause: cause})
 }
 
 func nonNil(s []string) []string {
