@@ -62,17 +62,13 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 
 	var existing ledger.Collection
 	var started bool
-	if err := c.ledger.Tx(ctx, func(tx pgx.Tx) error {
-		// The creating row needs no flush of its own. Should Postgres lose
-		// it in a crash, the invoice's message is still unacknowledged (the
-		// ack waits for the completion below, which is committed durably
-		// and flushes this row's WAL with it), so its redelivery writes the
-		// row again under the same deterministic idempotency key, and
-		// GoCardless answers with the payment it may already have made.
-		// This halves the waits on disk per invoice.
-		if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit = off"); err != nil {
-			return err
-		}
+	// The creating row needs no flush of its own. Should Postgres lose it
+	// in a crash, the invoice's message is still unacknowledged (the ack
+	// waits for the completion below, which is committed durably and
+	// flushes this row's WAL with it), so its redelivery writes the row
+	// again under the same deterministic idempotency key, and GoCardless
+	// answers with the payment it may already have made.
+	if err := c.ledger.TxUnflushed(ctx, func(tx pgx.Tx) error {
 		existing, started, err = ledger.StartCollection(ctx, tx, want)
 		return err
 	}); err != nil {

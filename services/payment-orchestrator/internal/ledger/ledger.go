@@ -39,6 +39,14 @@ func (l *Ledger) Tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return database.WithTx(ctx, l.db, fn)
 }
 
+// TxUnflushed runs fn in a transaction whose commit does not wait for
+// its WAL to reach disk (synchronous_commit off), set in the same round
+// trip as BEGIN. Only for writes that a crash may lose because a later,
+// durable write repeats or covers them.
+func (l *Ledger) TxUnflushed(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, l.db, pgx.TxOptions{BeginQuery: "BEGIN; SET LOCAL synchronous_commit = off"}, fn)
+}
+
 // ErrNotFound is returned when a looked-up row does not exist.
 var ErrNotFound = errors.New("not found")
 
