@@ -250,9 +250,11 @@ func (b *Bus) settle(ctx context.Context, spec ConsumerSpec, m jetstream.Msg, d 
 	log := b.log.With("consumer", spec.Durable, "subject", d.Subject, "msg_id", d.ID, "stream_seq", d.StreamSeq, "deliveries", d.Deliveries)
 	switch {
 	case herr == nil:
-		if err := m.DoubleAck(ctx); err != nil {
-			// Not acknowledged: it will be redelivered, and the handler is
-			// idempotent, so this costs time, not correctness.
+		// A plain ack, not one confirmed by the server: handlers are
+		// idempotent, so an ack lost on the way only means a redelivery
+		// after AckWait, and waiting for every confirmation cost the
+		// orchestrator a round trip per message.
+		if err := m.Ack(); err != nil {
 			log.WarnContext(ctx, "ack failed", "error", err)
 			return "ack_failed"
 		}
