@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -450,66 +451,38 @@ func (s *Server) tableRows(name string) []record {
 	d := &s.data
 	switch name {
 	case "F03B11":
-		add(len(d.invoices), func(i int) record { return d.invoices[i] })
+		add(len(d.invoices), func(i int) record { return record{d.invoices[i]} })
 	case "F03012":
-		add(len(d.customers), func(i int) record { return d.customers[i] })
+		add(len(d.customers), func(i int) record { return record{d.customers[i]} })
 	case "F0101":
-		add(len(d.book), func(i int) record { return d.book[i] })
+		add(len(d.book), func(i int) record { return record{d.book[i]} })
 	case "F01151":
-		add(len(d.emails), func(i int) record { return d.emails[i] })
+		add(len(d.emails), func(i int) record { return record{d.emails[i]} })
 	case "F0116":
-		add(len(d.addresses), func(i int) record { return d.addresses[i] })
+		add(len(d.addresses), func(i int) record { return record{d.addresses[i]} })
 	case "F0030":
-		add(len(d.banks), func(i int) record { return d.banks[i] })
+		add(len(d.banks), func(i int) record { return record{d.banks[i]} })
 	case "F03B13Z1":
-		add(len(d.receipts), func(i int) record { return d.receipts[i] })
+		add(len(d.receipts), func(i int) record { return record{d.receipts[i]} })
 	case "F0911":
-		add(len(d.gl), func(i int) record { return d.gl[i] })
+		add(len(d.gl), func(i int) record { return record{d.gl[i]} })
 	case "F5503B01":
-		add(len(d.events), func(i int) record { return d.events[i] })
+		add(len(d.events), func(i int) record { return record{d.events[i]} })
 	case "F5503B02":
-		add(len(d.mandates), func(i int) record { return d.mandates[i] })
+		add(len(d.mandates), func(i int) record { return record{d.mandates[i]} })
 	case "F5503B03":
-		add(len(d.refunds), func(i int) record { return d.refunds[i] })
+		add(len(d.refunds), func(i int) record { return record{d.refunds[i]} })
 	}
 	return out
 }
 
+// clone copies a row, so a caller cannot change the table through it.
 func clone(rec record) record {
-	switch v := rec.(type) {
-	case *Invoice:
-		c := *v
-		return &c
-	case *CustomerMaster:
-		c := *v
-		return &c
-	case *AddressBook:
-		c := *v
-		return &c
-	case *Email:
-		c := *v
-		return &c
-	case *Address:
-		c := *v
-		return &c
-	case *BankAccount:
-		c := *v
-		return &c
-	case *ReceiptInput:
-		c := *v
-		return &c
-	case *GLEntry:
-		c := *v
-		return &c
-	case *PaymentEvent:
-		c := *v
-		return &c
-	case *MandateStatus:
-		c := *v
-		return &c
-	case *RefundOutcome:
-		c := *v
-		return &c
+	v := reflect.ValueOf(rec.row)
+	if v.Kind() != reflect.Pointer {
+		return rec
 	}
-	return rec
+	c := reflect.New(v.Elem().Type())
+	c.Elem().Set(v.Elem())
+	return record{c.Interface()}
 }

@@ -39,11 +39,6 @@ func (t *table) column(name string) (column, bool) {
 	return column{}, false
 }
 
-// record is a row of a table; value returns a column's stored value:
-// int64 for kNum, kDate and kAmount, string for kStr.
-type record interface {
-	value(col string) any
-}
 
 var schemas = map[string]*table{
 	"F03B11": {name: "F03B11", title: "Customer Ledger", currency: "CRCD", columns: []column{
@@ -136,15 +131,6 @@ func stampOf(t time.Time) Stamp {
 	return Stamp{UPMJ: julian(t), UPMT: int64(t.Hour()*10000 + t.Minute()*100 + t.Second())}
 }
 
-func (s Stamp) value(col string) any {
-	switch col {
-	case "UPMJ":
-		return s.UPMJ
-	case "UPMT":
-		return s.UPMT
-	}
-	return nil
-}
 
 // julian returns t's date as CYYDDD. The simulator keeps its own
 // conversion rather than sharing the client's, so a bug in one is caught
@@ -205,53 +191,6 @@ type DocKey struct {
 
 func (k DocKey) String() string { return fmt.Sprintf("%d/%s/%s/%s", k.DOC, k.DCT, k.KCO, k.SFX) }
 
-func (i *Invoice) value(col string) any {
-	switch col {
-	case "DOC":
-		return i.DOC
-	case "DCT":
-		return i.DCT
-	case "KCO":
-		return i.KCO
-	case "SFX":
-		return i.SFX
-	case "AN8":
-		return i.AN8
-	case "CO":
-		return i.CO
-	case "AG":
-		return i.AG
-	case "AAP":
-		return i.AAP
-	case "CRCD":
-		return i.CRCD
-	case "DDJ":
-		return julian(i.DDJ)
-	case "DIVJ":
-		return julian(i.DIVJ)
-	case "DGJ":
-		return julian(i.DGJ)
-	case "MCU":
-		return i.MCU
-	case "PTC":
-		return i.PTC
-	case "PST":
-		return i.PST
-	case "RMK":
-		return i.RMK
-	case "VINV":
-		return i.VINV
-	case "ODOC":
-		return i.ODOC
-	case "ODCT":
-		return i.ODCT
-	case "OKCO":
-		return i.OKCO
-	case "OSFX":
-		return i.OSFX
-	}
-	return i.Stamp.value(col)
-}
 
 // CustomerMaster is an F03012 row: a customer's AR settings in one
 // company.
@@ -264,21 +203,6 @@ type CustomerMaster struct {
 	Stamp
 }
 
-func (c *CustomerMaster) value(col string) any {
-	switch col {
-	case "AN8":
-		return c.AN8
-	case "CO":
-		return c.CO
-	case "TRAR":
-		return c.TRAR
-	case "RYIN":
-		return c.RYIN
-	case "CRCA":
-		return c.CRCA
-	}
-	return c.Stamp.value(col)
-}
 
 // AddressBook is an F0101 row.
 type AddressBook struct {
@@ -291,23 +215,6 @@ type AddressBook struct {
 	Stamp
 }
 
-func (a *AddressBook) value(col string) any {
-	switch col {
-	case "AN8":
-		return a.AN8
-	case "ALPH":
-		return a.ALPH
-	case "AT1":
-		return a.AT1
-	case "TAX":
-		return a.TAX
-	case "TAXC":
-		return a.TAXC
-	case "LNGP":
-		return a.LNGP
-	}
-	return a.Stamp.value(col)
-}
 
 // Email is an F01151 row (electronic address).
 type Email struct {
@@ -319,21 +226,6 @@ type Email struct {
 	Stamp
 }
 
-func (e *Email) value(col string) any {
-	switch col {
-	case "AN8":
-		return e.AN8
-	case "IDLN":
-		return e.IDLN
-	case "RCK7":
-		return e.RCK7
-	case "ETP":
-		return e.ETP
-	case "EMAL":
-		return e.EMAL
-	}
-	return e.Stamp.value(col)
-}
 
 // Address is an F0116 row (address by effective date).
 type Address struct {
@@ -350,31 +242,6 @@ type Address struct {
 	Stamp
 }
 
-func (a *Address) value(col string) any {
-	switch col {
-	case "AN8":
-		return a.AN8
-	case "EFTB":
-		return julian(a.EFTB)
-	case "ADD1":
-		return a.ADD1
-	case "ADD2":
-		return a.ADD2
-	case "ADD3":
-		return a.ADD3
-	case "ADD4":
-		return a.ADD4
-	case "ADDZ":
-		return a.ADDZ
-	case "CTY1":
-		return a.CTY1
-	case "ADDS":
-		return a.ADDS
-	case "CTR":
-		return a.CTR
-	}
-	return a.Stamp.value(col)
-}
 
 // BankAccount is an F0030 row: a bank account of an address number.
 type BankAccount struct {
@@ -389,27 +256,6 @@ type BankAccount struct {
 	Stamp
 }
 
-func (b *BankAccount) value(col string) any {
-	switch col {
-	case "AN8":
-		return b.AN8
-	case "BKTP":
-		return b.BKTP
-	case "TNST":
-		return b.TNST
-	case "CBNK":
-		return b.CBNK
-	case "IBAN":
-		return b.IBAN
-	case "SWFT":
-		return b.SWFT
-	case "CTR":
-		return b.CTR
-	case "BKAT":
-		return b.BKAT
-	}
-	return b.Stamp.value(col)
-}
 
 // ReceiptInput is an F03B13Z1 row written by the receipt orchestration.
 // RUCKAM is negative on the row that reverses a receipt.
@@ -434,47 +280,6 @@ type ReceiptInput struct {
 	RURMK  string    `json:"RURMK"`
 }
 
-func (r *ReceiptInput) value(col string) any {
-	switch col {
-	case "RUEDUS":
-		return r.RUEDUS
-	case "RUEDBT":
-		return r.RUEDBT
-	case "RUEDTN":
-		return r.RUEDTN
-	case "RUEDLN":
-		return r.RUEDLN
-	case "RUCKAM":
-		return r.RUCKAM
-	case "RUDOC":
-		return r.RUDOC
-	case "RUDCT":
-		return r.RUDCT
-	case "RUKCO":
-		return r.RUKCO
-	case "RUSFX":
-		return r.RUSFX
-	case "RUCRCD":
-		return r.RUCRCD
-	case "RUAN8":
-		return r.RUAN8
-	case "RUDMTJ":
-		return julian(r.RUDMTJ)
-	case "RUGLBA":
-		return r.RUGLBA
-	case "RUCKNU":
-		return r.RUCKNU
-	case "RUMCU":
-		return r.RUMCU
-	case "RUVR01":
-		return r.RUVR01
-	case "RUEDSP":
-		return r.RUEDSP
-	case "RURMK":
-		return r.RURMK
-	}
-	return nil
-}
 
 // GLEntry is an F0911 row. GLAA is positive for a debit.
 type GLEntry struct {
@@ -493,37 +298,6 @@ type GLEntry struct {
 	GLVINV string    `json:"GLVINV"`
 }
 
-func (g *GLEntry) value(col string) any {
-	switch col {
-	case "GLDOC":
-		return g.GLDOC
-	case "GLDCT":
-		return g.GLDCT
-	case "GLKCO":
-		return g.GLKCO
-	case "GLJELN":
-		return g.GLJELN
-	case "GLDGJ":
-		return julian(g.GLDGJ)
-	case "GLANI":
-		return g.GLANI
-	case "GLMCU":
-		return g.GLMCU
-	case "GLLT":
-		return g.GLLT
-	case "GLAA":
-		return g.GLAA
-	case "GLCRCD":
-		return g.GLCRCD
-	case "GLAN8":
-		return g.GLAN8
-	case "GLEXA":
-		return g.GLEXA
-	case "GLVINV":
-		return g.GLVINV
-	}
-	return nil
-}
 
 // PaymentEvent is an F5503B01 row: a failed, charged-back or cancelled
 // collection recorded for AR staff.
@@ -546,43 +320,6 @@ type PaymentEvent struct {
 	RVRS   string    `json:"RVRS"` // Y when a receipt was reversed
 }
 
-func (p *PaymentEvent) value(col string) any {
-	switch col {
-	case "UKID":
-		return p.UKID
-	case "EXTREF":
-		return p.EXTREF
-	case "DOC":
-		return p.DOC
-	case "DCT":
-		return p.DCT
-	case "KCO":
-		return p.KCO
-	case "SFX":
-		return p.SFX
-	case "AN8":
-		return p.AN8
-	case "EVNT":
-		return p.EVNT
-	case "CAUSE":
-		return p.CAUSE
-	case "RSCD":
-		return p.RSCD
-	case "DSC1":
-		return p.DSC1
-	case "PYID":
-		return p.PYID
-	case "AMT":
-		return p.AMT
-	case "CRCD":
-		return p.CRCD
-	case "EVDJ":
-		return julian(p.EVDJ)
-	case "RVRS":
-		return p.RVRS
-	}
-	return nil
-}
 
 // MandateStatus is an F5503B02 row: the latest mandate status of a
 // customer in a company.
@@ -599,31 +336,6 @@ type MandateStatus struct {
 	EXTREF string `json:"EXTREF"`
 }
 
-func (m *MandateStatus) value(col string) any {
-	switch col {
-	case "AN8":
-		return m.AN8
-	case "CO":
-		return m.CO
-	case "MDID":
-		return m.MDID
-	case "MDST":
-		return m.MDST
-	case "SCHM":
-		return m.SCHM
-	case "CAUSE":
-		return m.CAUSE
-	case "RSCD":
-		return m.RSCD
-	case "DSC1":
-		return m.DSC1
-	case "EVTS":
-		return m.EVTS
-	case "EXTREF":
-		return m.EXTREF
-	}
-	return nil
-}
 
 // RefundOutcome is an F5503B03 row: what happened to a refund document.
 type RefundOutcome struct {
@@ -644,38 +356,3 @@ type RefundOutcome struct {
 	EVDJ   time.Time `json:"EVDJ"`
 }
 
-func (r *RefundOutcome) value(col string) any {
-	switch col {
-	case "UKID":
-		return r.UKID
-	case "EXTREF":
-		return r.EXTREF
-	case "DOC":
-		return r.DOC
-	case "DCT":
-		return r.DCT
-	case "KCO":
-		return r.KCO
-	case "SFX":
-		return r.SFX
-	case "AN8":
-		return r.AN8
-	case "RFST":
-		return r.RFST
-	case "GCRF":
-		return r.GCRF
-	case "PYID":
-		return r.PYID
-	case "AMT":
-		return r.AMT
-	case "CRCD":
-		return r.CRCD
-	case "CAUSE":
-		return r.CAUSE
-	case "RSCD":
-		return r.RSCD
-	case "EVDJ":
-		return julian(r.EVDJ)
-	}
-	return nil
-}
