@@ -39,7 +39,6 @@ func (t *table) column(name string) (column, bool) {
 	return column{}, false
 }
 
-
 var schemas = map[string]*table{
 	"F03B11": {name: "F03B11", title: "Customer Ledger", currency: "CRCD", columns: []column{
 		{"DOC", kNum, "Document Number"}, {"DCT", kStr, "Document Type"}, {"KCO", kStr, "Document Company"},
@@ -131,7 +130,6 @@ func stampOf(t time.Time) Stamp {
 	return Stamp{UPMJ: julian(t), UPMT: int64(t.Hour()*10000 + t.Minute()*100 + t.Second())}
 }
 
-
 // julian returns t's date as CYYDDD. The simulator keeps its own
 // conversion rather than sharing the client's, so a bug in one is caught
 // by the other.
@@ -191,7 +189,6 @@ type DocKey struct {
 
 func (k DocKey) String() string { return fmt.Sprintf("%d/%s/%s/%s", k.DOC, k.DCT, k.KCO, k.SFX) }
 
-
 // CustomerMaster is an F03012 row: a customer's AR settings in one
 // company.
 type CustomerMaster struct {
@@ -202,7 +199,6 @@ type CustomerMaster struct {
 	CRCA string `json:"CRCA"` // currency
 	Stamp
 }
-
 
 // AddressBook is an F0101 row.
 type AddressBook struct {
@@ -215,7 +211,6 @@ type AddressBook struct {
 	Stamp
 }
 
-
 // Email is an F01151 row (electronic address).
 type Email struct {
 	AN8  int64  `json:"AN8"`
@@ -225,7 +220,6 @@ type Email struct {
 	EMAL string `json:"EMAL"`
 	Stamp
 }
-
 
 // Address is an F0116 row (address by effective date).
 type Address struct {
@@ -242,7 +236,6 @@ type Address struct {
 	Stamp
 }
 
-
 // BankAccount is an F0030 row: a bank account of an address number.
 type BankAccount struct {
 	AN8  int64  `json:"AN8"`
@@ -255,7 +248,6 @@ type BankAccount struct {
 	BKAT string `json:"BKAT"` // C checking, S savings
 	Stamp
 }
-
 
 // ReceiptInput is an F03B13Z1 row written by the receipt orchestration.
 // RUCKAM is negative on the row that reverses a receipt.
@@ -280,7 +272,6 @@ type ReceiptInput struct {
 	RURMK  string    `json:"RURMK"`
 }
 
-
 // GLEntry is an F0911 row. GLAA is positive for a debit.
 type GLEntry struct {
 	GLDOC  int64     `json:"GLDOC"`
@@ -297,7 +288,6 @@ type GLEntry struct {
 	GLEXA  string    `json:"GLEXA"`
 	GLVINV string    `json:"GLVINV"`
 }
-
 
 // PaymentEvent is an F5503B01 row: a failed, charged-back or cancelled
 // collection recorded for AR staff.
@@ -320,7 +310,6 @@ type PaymentEvent struct {
 	RVRS   string    `json:"RVRS"` // Y when a receipt was reversed
 }
 
-
 // MandateStatus is an F5503B02 row: the latest mandate status of a
 // customer in a company.
 type MandateStatus struct {
@@ -335,7 +324,6 @@ type MandateStatus struct {
 	EVTS   string `json:"EVTS"` // RFC 3339 time of the GoCardless event
 	EXTREF string `json:"EXTREF"`
 }
-
 
 // RefundOutcome is an F5503B03 row: what happened to a refund document.
 type RefundOutcome struct {
@@ -355,4 +343,3 @@ type RefundOutcome struct {
 	RSCD   string    `json:"RSCD"`
 	EVDJ   time.Time `json:"EVDJ"`
 }
-
