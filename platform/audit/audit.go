@@ -42,12 +42,15 @@ package audit
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -112,44 +115,67 @@ var zeroHash = make([]byte, hashSize)
 // isolation a concurrent append to the same aggregate makes Append fail
 // with a serialization error (SQLSTATE 40001); retry the transaction.
 func Append(ctx context.Context, q Querier, e Entry) (Record, error) {
-	if err := e.validate(); err != nil {
-		return Record{}, err
-	}
-	payload, err := json.Marshal(e.Payload)
-	if err != nil {
-		return Record{}, fmt.Errorf("audit: append %s %s: marshal payload: %w", e.AggregateType, e.AggregateID, err)
-	}
-	occurred := e.OccurredAt
-	if occurred.IsZero() {
-		occurred = time.Now()
-	}
-	rec := Record{
-		AggregateType: e.AggregateType,
-		AggregateID:   e.AggregateID,
-		// Truncated before hashing, so the hash covers exactly what the
-		// timestamptz column will hold.
-		OccurredAt: occurred.Truncate(time.Microsecond).UTC(),
-		Actor:      e.Actor,
-		Action:     e.Action,
-		Payload:    payload,
-	}
-
+	var recs []Record
+	var err error
 	switch q := q.(type) {
 	case pgx.Tx:
-		err = appendTx(ctx, q, &rec)
+		recs, err = AppendAll(ctx, q, []Entry{e})
 	case interface {
 		Begin(context.Context) (pgx.Tx, error)
 	}:
-		err = pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error { return appendTx(ctx, tx, &rec) })
+		err = pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
+			recs, err = AppendAll(ctx, tx, []Entry{e})
+			return err
+		})
 	default:
 		// Without a transaction the head lock would be released at once
 		// and a failure between the two writes would break the chain.
-		err = fmt.Errorf("%T can neither begin a transaction nor is one", q)
+		err = fmt.Errorf("audit: append %s %s: %T can neither begin a transaction nor is one", e.AggregateType, e.AggregateID, q)
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("audit: append %s %s: %w", e.AggregateType, e.AggregateID, err)
+		return Record{}, err
 	}
-	return rec, nil
+	return recs[0], nil
+}
+
+// AppendAll records entries in tx, in the round trips of a single
+// [Append] however many there are: entries of one aggregate are chained in
+// the order given, and heads are locked in the order of their aggregate
+// (type, then id), so that two transactions appending to overlapping sets
+// of aggregates queue behind each other instead of deadlocking.
+func AppendAll(ctx context.Context, tx pgx.Tx, entries []Entry) ([]Record, error) {
+	recs := make([]Record, len(entries))
+	now := time.Now()
+	for i, e := range entries {
+		if err := e.validate(); err != nil {
+			return nil, err
+		}
+		payload, err := json.Marshal(e.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("audit: append %s %s: marshal payload: %w", e.AggregateType, e.AggregateID, err)
+		}
+		occurred := e.OccurredAt
+		if occurred.IsZero() {
+			occurred = now
+		}
+		recs[i] = Record{
+			AggregateType: e.AggregateType,
+			AggregateID:   e.AggregateID,
+			// Truncated before hashing, so the hash covers exactly what the
+			// timestamptz column will hold.
+			OccurredAt: occurred.Truncate(time.Microsecond).UTC(),
+			Actor:      e.Actor,
+			Action:     e.Action,
+			Payload:    payload,
+		}
+	}
+	if err := appendTx(ctx, tx, recs); err != nil {
+		if len(recs) == 1 {
+			return nil, fmt.Errorf("audit: append %s %s: %w", recs[0].AggregateType, recs[0].AggregateID, err)
+		}
+		return nil, fmt.Errorf("audit: append %d entries: %w", len(recs), err)
+	}
+	return recs, nil
 }
 
 func (e Entry) validate() error {
@@ -166,48 +192,73 @@ func (e Entry) validate() error {
 	return nil
 }
 
-func appendTx(ctx context.Context, tx pgx.Tx, rec *Record) error {
-	// Two round trips rather than four: each pair of statements is sent as
-	// one pipelined batch. Audit entries are written with every state
-	// change, so this is on the hot path of collecting an invoice.
-	//
+// head is the newest link of a chain.
+type head struct {
+	seq  int64
+	hash []byte
+}
+
+func appendTx(ctx context.Context, tx pgx.Tx, recs []Record) error {
+	// Two round trips however many entries: each phase is sent as one
+	// pipelined batch. Audit entries are written with every state change,
+	// so this is on the hot path of collecting an invoice.
+	var aggs []aggregateKey
+	for _, r := range recs {
+		aggs = append(aggs, aggregateKey{r.AggregateType, r.AggregateID})
+	}
+	slices.SortFunc(aggs, func(a, b aggregateKey) int {
+		return cmp.Or(strings.Compare(a.typ, b.typ), strings.Compare(a.id, b.id))
+	})
+	aggs = slices.Compact(aggs)
+
 	// The head row must exist before it can be locked; ON CONFLICT waits
 	// for a concurrent first append to finish instead of failing.
+	heads := make(map[aggregateKey]*head, len(aggs))
 	lock := &pgx.Batch{}
-	lock.Queue(`
-		INSERT INTO audit_heads (aggregate_type, aggregate_id, seq, hash)
-		VALUES ($1, $2, 0, $3)
-		ON CONFLICT (aggregate_type, aggregate_id) DO NOTHING`,
-		rec.AggregateType, rec.AggregateID, zeroHash)
-	var headSeq int64
-	lock.Queue(`
-		SELECT seq, hash FROM audit_heads
-		WHERE aggregate_type = $1 AND aggregate_id = $2
-		FOR UPDATE`,
-		rec.AggregateType, rec.AggregateID).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&headSeq, &rec.PrevHash)
-	})
+	for _, a := range aggs {
+		h := &head{}
+		heads[a] = h
+		lock.Queue(`
+			INSERT INTO audit_heads (aggregate_type, aggregate_id, seq, hash)
+			VALUES ($1, $2, 0, $3)
+			ON CONFLICT (aggregate_type, aggregate_id) DO NOTHING`,
+			a.typ, a.id, zeroHash)
+		lock.Queue(`
+			SELECT seq, hash FROM audit_heads
+			WHERE aggregate_type = $1 AND aggregate_id = $2
+			FOR UPDATE`,
+			a.typ, a.id).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&h.seq, &h.hash)
+		})
+	}
 	if err := tx.SendBatch(ctx, lock).Close(); err != nil {
 		return fmt.Errorf("lock head: %w", err)
 	}
-	rec.Seq = headSeq + 1
-	rec.Hash = chainHash(rec)
 
-	var stored string
+	stored := make([]string, len(recs))
 	write := &pgx.Batch{}
-	write.Queue(`
-		INSERT INTO audit_log
-			(aggregate_type, aggregate_id, seq, occurred_at, actor, action, payload, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7::text::json, $8, $9)
-		RETURNING id, payload::text`,
-		rec.AggregateType, rec.AggregateID, rec.Seq, rec.OccurredAt, rec.Actor, rec.Action,
-		string(rec.Payload), rec.PrevHash, rec.Hash).QueryRow(func(row pgx.Row) error {
-		return row.Scan(&rec.ID, &stored)
-	})
-	write.Queue(`
-		UPDATE audit_heads SET seq = $3, hash = $4
-		WHERE aggregate_type = $1 AND aggregate_id = $2`,
-		rec.AggregateType, rec.AggregateID, rec.Seq, rec.Hash)
+	for i := range recs {
+		rec := &recs[i]
+		h := heads[aggregateKey{rec.AggregateType, rec.AggregateID}]
+		rec.Seq, rec.PrevHash = h.seq+1, h.hash
+		rec.Hash = chainHash(rec)
+		h.seq, h.hash = rec.Seq, rec.Hash
+		write.Queue(`
+			INSERT INTO audit_log
+				(aggregate_type, aggregate_id, seq, occurred_at, actor, action, payload, prev_hash, hash)
+			VALUES ($1, $2, $3, $4, $5, $6, $7::text::json, $8, $9)
+			RETURNING id, payload::text`,
+			rec.AggregateType, rec.AggregateID, rec.Seq, rec.OccurredAt, rec.Actor, rec.Action,
+			string(rec.Payload), rec.PrevHash, rec.Hash).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&rec.ID, &stored[i])
+		})
+		// The head advances one entry at a time: its trigger refuses
+		// jumps, so that it always vouches for the row it points at.
+		write.Queue(`
+			UPDATE audit_heads SET seq = $3, hash = $4
+			WHERE aggregate_type = $1 AND aggregate_id = $2`,
+			rec.AggregateType, rec.AggregateID, rec.Seq, rec.Hash)
+	}
 	if err := tx.SendBatch(ctx, write).Close(); err != nil {
 		return fmt.Errorf("insert: %w", err)
 	}
@@ -215,8 +266,10 @@ func appendTx(ctx context.Context, tx pgx.Tx, rec *Record) error {
 	// store a row that can never verify; refuse it now rather than raise a
 	// false tampering alarm later. (The head just advanced with it, but
 	// the error rolls the whole transaction back.)
-	if stored != string(rec.Payload) {
-		return errors.New("insert: database did not store the payload text verbatim")
+	for i, rec := range recs {
+		if stored[i] != string(rec.Payload) {
+			return errors.New("insert: database did not store the payload text verbatim")
+		}
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -312,6 +313,102 @@ func TestConcurrentAppendsMakeGaplessChain(t *testing.T) {
 	}
 	if err := audit.Verify(ctx, pool, "mandate", "MD1"); err != nil {
 		t.Errorf("Verify: %v", err)
+	}
+}
+
+// AppendAll chains each aggregate's entries in the order given, after
+// what the aggregate already had, whatever the interleaving.
+func TestAppendAllChainsEachAggregate(t *testing.T) {
+	ctx := context.Background()
+	pool := testsupport.Pool(t)
+	before := appendN(t, pool, "collection", "B", 2)
+
+	entry := func(id string, n int) audit.Entry {
+		return audit.Entry{AggregateType: "collection", AggregateID: id, Actor: "payment-orchestrator",
+			Action: fmt.Sprintf("%s.%d", id, n), Payload: map[string]int{"n": n}}
+	}
+	entries := []audit.Entry{entry("B", 3), entry("A", 1), entry("B", 4), entry("C", 1), entry("A", 2)}
+	var recs []audit.Record
+	err := database.WithTx(ctx, pool, func(tx pgx.Tx) error {
+		var err error
+		recs, err = audit.AppendAll(ctx, tx, entries)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantSeq := []int64{3, 1, 4, 1, 2}
+	for i, r := range recs {
+		if r.Action != entries[i].Action || r.Seq != wantSeq[i] || r.ID == 0 {
+			t.Errorf("record %d = %s seq %d id %d, want %s seq %d", i, r.Action, r.Seq, r.ID, entries[i].Action, wantSeq[i])
+		}
+		if !bytes.Equal(r.Hash, specHash(r)) {
+			t.Errorf("record %d does not hash as documented", i)
+		}
+	}
+	if !bytes.Equal(recs[0].PrevHash, before[1].Hash) || !bytes.Equal(recs[2].PrevHash, recs[0].Hash) ||
+		!bytes.Equal(recs[4].PrevHash, recs[1].Hash) || !bytes.Equal(recs[3].PrevHash, make([]byte, 32)) {
+		t.Error("entries not chained to their aggregate's previous entry")
+	}
+	if rep, err := audit.VerifyAll(ctx, pool); err != nil || len(rep.Broken) > 0 {
+		t.Errorf("VerifyAll = %+v, %v", rep, err)
+	}
+
+	// A bad entry anywhere writes none of them.
+	err = database.WithTx(ctx, pool, func(tx pgx.Tx) error {
+		_, err := audit.AppendAll(ctx, tx, []audit.Entry{entry("A", 3), {AggregateType: "collection", AggregateID: "A"}})
+		return err
+	})
+	if err == nil {
+		t.Fatal("AppendAll took an entry without actor or action")
+	}
+	if got, _ := audit.List(ctx, pool, "collection", "A"); len(got) != 2 {
+		t.Errorf("aggregate A has %d entries after a refused AppendAll, want 2", len(got))
+	}
+}
+
+// Transactions appending to the same aggregates in opposite orders take
+// the heads in one order, so they queue instead of deadlocking.
+func TestAppendAllOverlappingTransactions(t *testing.T) {
+	ctx := context.Background()
+	pool := testsupport.Pool(t)
+	ids := []string{"A", "B", "C", "D"}
+	const writers, rounds = 4, 20
+
+	var wg sync.WaitGroup
+	errs := make(chan error, writers*rounds)
+	for w := range writers {
+		wg.Go(func() {
+			order := slices.Clone(ids)
+			if w%2 == 1 {
+				slices.Reverse(order)
+			}
+			for range rounds {
+				var entries []audit.Entry
+				for _, id := range order {
+					entries = append(entries, audit.Entry{AggregateType: "mandate", AggregateID: id, Actor: "w", Action: "tick"})
+				}
+				errs <- database.WithTx(ctx, pool, func(tx pgx.Tx) error {
+					_, err := audit.AppendAll(ctx, tx, entries)
+					return err
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("AppendAll: %v", err)
+		}
+	}
+	for _, id := range ids {
+		if recs, _ := audit.List(ctx, pool, "mandate", id); len(recs) != writers*rounds {
+			t.Errorf("mandate %s has %d entries, want %d", id, len(recs), writers*rounds)
+		}
+	}
+	if rep, err := audit.VerifyAll(ctx, pool); err != nil || len(rep.Broken) > 0 {
+		t.Errorf("VerifyAll = %+v, %v", rep, err)
 	}
 }
 
