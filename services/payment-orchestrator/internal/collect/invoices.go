@@ -60,18 +60,14 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 		return err // nil when nothing is open: paid or credited in the ERP before we collected
 	}
 
-	var existing ledger.Collection
-	var started bool
 	// The creating row needs no flush of its own. Should Postgres lose it
 	// in a crash, the invoice's message is still unacknowledged (the ack
 	// waits for the completion below, which is committed durably and
 	// flushes this row's WAL with it), so its redelivery writes the row
 	// again under the same deterministic idempotency key, and GoCardless
 	// answers with the payment it may already have made.
-	if err := c.ledger.TxUnflushed(ctx, func(tx pgx.Tx) error {
-		existing, started, err = ledger.StartCollection(ctx, tx, want)
-		return err
-	}); err != nil {
+	existing, started, err := c.ledger.StartCollection(ctx, want)
+	if err != nil {
 		return err
 	}
 	if !started && existing.State != "creating" {
@@ -208,12 +204,10 @@ func (c *Collector) create(ctx context.Context, route accounts.Route, col ledger
 			done.State = "created"
 		}
 	}
-	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
-		// Completed only if still creating: another delivery, or the
-		// payment's first event, may have completed it first.
-		_, err := ledger.CompleteCollection(ctx, tx, col, done, "collection.created", "created at GoCardless")
-		return err
-	})
+	// Completed only if still creating: another delivery, or the
+	// payment's first event, may have completed it first.
+	_, err := c.ledger.CompleteCollection(ctx, col, done, "collection.created", "created at GoCardless")
+	return err
 }
 
 // refused marks a collection GoCardless refused as an exception (the

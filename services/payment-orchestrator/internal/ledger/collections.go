@@ -4,11 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ml-connector/ml-connector/platform/audit"
 )
 
 // InvoiceKey identifies an ERP invoice.
@@ -120,37 +125,107 @@ func dateOrNil(t time.Time) *time.Time {
 
 // StartCollection records c in state creating, with its idempotency key
 // and the trace of ctx, before anything is asked of GoCardless. If the
-// invoice already has a collection, that one is returned instead and
-// started is false. Either way the row is locked until tx ends.
+// invoice already has a collection, that one is returned instead, as last
+// committed, and started is false.
 func StartCollection(ctx context.Context, tx pgx.Tx, c Collection) (_ Collection, started bool, err error) {
-	c.State, c.Attempts = "creating", 1
-	c.IdempotencyKey = PaymentKey(c.Key, c.Attempts)
-	c.TraceParent = traceParent(ctx)
-	// A new row comes back from the insert itself, already locked; only an
-	// existing one needs the extra locking read.
-	locked, err := scanCollection(tx.QueryRow(ctx, `
-		INSERT INTO collections (erp, connection_id, company, invoice_id, invoice_no, doc_type, suffix, customer_id,
-			business_unit, kind, amount_minor, currency, due_date, charge_date, reference, state, state_rank,
-			gc_connection_id, gc_mandate_id, idempotency_key, attempts, erp_version, trace_parent)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), $10, $11, $12, $13, $14, nullif($15, ''), 'creating', 0,
-			nullif($16, 0), nullif($17, ''), $18, $19, nullif($20, ''), nullif($21, ''))
-		ON CONFLICT (connection_id, company, invoice_id) DO NOTHING
-		RETURNING `+collectionColumns,
-		c.Key.ERP, c.Key.ConnectionID, c.Key.Company, c.Key.InvoiceID, c.InvoiceNo, c.DocType, c.Suffix, c.CustomerID,
-		c.BusinessUnit, c.Kind, c.AmountMinor, c.Currency, dateOrNil(c.DueDate), dateOrNil(c.ChargeDate), c.Reference,
-		c.GCConnectionID, c.GCMandateID, c.IdempotencyKey, c.Attempts, c.ERPVersion, c.TraceParent))
-	started = err == nil
-	if errors.Is(err, ErrNotFound) {
-		locked, err = LockCollection(ctx, tx, c.Key)
-	}
+	res, err := startCollections(ctx, tx, []collectionStart{{ctx: ctx, c: c}})
 	if err != nil {
-		return c, false, fmt.Errorf("start collection %s: %w", c.Key.aggregateID(), err)
+		return c, false, err
 	}
-	if started {
-		err = record(ctx, tx, "collection", c.Key.aggregateID(), "collection.creating", Change{
-			After: collectionView(locked), Cause: "invoice ready for collection"})
+	return res[0].c, res[0].started, nil
+}
+
+// collectionStart is one StartCollection of a batch; ctx carries its trace.
+type collectionStart struct {
+	ctx context.Context
+	c   Collection
+}
+
+type collectionStarted struct {
+	c       Collection
+	started bool
+}
+
+// startCollections is StartCollection for several invoices, in the round
+// trips of one. New rows are locked in the order of their aggregate ids,
+// as the audit heads are, so that overlapping batches queue instead of
+// deadlocking.
+func startCollections(ctx context.Context, tx pgx.Tx, starts []collectionStart) ([]collectionStarted, error) {
+	res := make([]collectionStarted, len(starts))
+	inserts := &pgx.Batch{}
+	for _, i := range byAggregate(len(starts), func(i int) string { return starts[i].c.Key.aggregateID() }) {
+		c := &starts[i].c
+		c.State, c.Attempts = "creating", 1
+		c.IdempotencyKey = PaymentKey(c.Key, c.Attempts)
+		c.TraceParent = traceParent(starts[i].ctx)
+		// A new row comes back from the insert itself, already locked;
+		// only an existing one needs the extra locking read.
+		inserts.Queue(`
+			INSERT INTO collections (erp, connection_id, company, invoice_id, invoice_no, doc_type, suffix, customer_id,
+				business_unit, kind, amount_minor, currency, due_date, charge_date, reference, state, state_rank,
+				gc_connection_id, gc_mandate_id, idempotency_key, attempts, erp_version, trace_parent)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), $10, $11, $12, $13, $14, nullif($15, ''), 'creating', 0,
+				nullif($16, 0), nullif($17, ''), $18, $19, nullif($20, ''), nullif($21, ''))
+			ON CONFLICT (connection_id, company, invoice_id) DO NOTHING
+			RETURNING `+collectionColumns,
+			c.Key.ERP, c.Key.ConnectionID, c.Key.Company, c.Key.InvoiceID, c.InvoiceNo, c.DocType, c.Suffix, c.CustomerID,
+			c.BusinessUnit, c.Kind, c.AmountMinor, c.Currency, dateOrNil(c.DueDate), dateOrNil(c.ChargeDate), c.Reference,
+			c.GCConnectionID, c.GCMandateID, c.IdempotencyKey, c.Attempts, c.ERPVersion, c.TraceParent,
+		).QueryRow(func(row pgx.Row) error {
+			locked, err := scanCollection(row)
+			res[i] = collectionStarted{c: locked, started: err == nil}
+			if errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		})
 	}
-	return locked, started, err
+	if err := tx.SendBatch(ctx, inserts).Close(); err != nil {
+		return nil, fmt.Errorf("start collections: %w", err)
+	}
+
+	existing := &pgx.Batch{}
+	var entries []audit.Entry
+	for _, i := range byAggregate(len(starts), func(i int) string { return starts[i].c.Key.aggregateID() }) {
+		c := starts[i].c
+		if res[i].started {
+			entries = append(entries, entry(starts[i].ctx, "collection", c.Key.aggregateID(), "collection.creating",
+				Change{After: collectionView(res[i].c), Cause: "invoice ready for collection"}))
+			continue
+		}
+		// Read, not locked: the caller decides from the last committed
+		// state, and a lock would stall the whole batch behind a
+		// reconciliation that holds the row while it posts to the ERP.
+		existing.Queue(`SELECT `+collectionColumns+` FROM collections
+			WHERE connection_id = $1 AND company = $2 AND invoice_id = $3`,
+			c.Key.ConnectionID, c.Key.Company, c.Key.InvoiceID).QueryRow(func(row pgx.Row) error {
+			var err error
+			res[i].c, err = scanCollection(row)
+			return err
+		})
+	}
+	if existing.Len() > 0 {
+		if err := tx.SendBatch(ctx, existing).Close(); err != nil {
+			return nil, fmt.Errorf("read existing collections: %w", err)
+		}
+	}
+	if len(entries) > 0 {
+		if _, err := audit.AppendAll(ctx, tx, entries); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// byAggregate returns the indexes 0..n-1 ordered by the aggregate id of
+// each: the order in which a batch takes its row locks.
+func byAggregate(n int, id func(int) string) []int {
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(id(a), id(b)) })
+	return order
 }
 
 // LockCollection locks and returns the collection of an invoice.
@@ -186,39 +261,80 @@ func (l *Ledger) CollectionByID(ctx context.Context, id int64) (Collection, erro
 
 // SaveCollection writes c (locked in tx) and audits the change.
 func SaveCollection(ctx context.Context, tx pgx.Tx, before, c Collection, action, cause string) error {
-	_, err := saveCollection(ctx, tx, before, c, action, cause, false)
+	_, err := saveCollections(ctx, tx, []collectionSave{{ctx: ctx, before: before, after: c, action: action, cause: cause}}, false)
 	return err
 }
 
-// CompleteCollection writes c over a collection still in state creating
-// and audits it, without a locking read first: the update takes the lock
-// and re-checks the state itself. It reports false, changing nothing, when
-// another delivery completed the collection first.
-func CompleteCollection(ctx context.Context, tx pgx.Tx, before, c Collection, action, cause string) (bool, error) {
-	return saveCollection(ctx, tx, before, c, action, cause, true)
+// StartCollection is StartCollection in a transaction of its own, whose
+// commit need not be flushed (see TxUnflushed), or shared with concurrent
+// calls.
+func (l *Ledger) StartCollection(ctx context.Context, c Collection) (_ Collection, started bool, err error) {
+	res, err := l.starts.do(ctx, collectionStart{ctx: ctx, c: c})
+	return res.c, res.started, err
 }
 
-func saveCollection(ctx context.Context, tx pgx.Tx, before, c Collection, action, cause string, onlyCreating bool) (bool, error) {
-	var lastEvent *time.Time
-	if c.LastEventAt.Year() > 1 {
-		lastEvent = &c.LastEventAt
+// CompleteCollection writes c over a collection still in state creating,
+// and audits it, in a durable transaction of its own or shared with
+// concurrent calls. The update takes the lock and re-checks the state
+// itself, without a locking read first; it reports false, changing
+// nothing, when another delivery completed the collection first.
+func (l *Ledger) CompleteCollection(ctx context.Context, before, c Collection, action, cause string) (bool, error) {
+	return l.completes.do(ctx, collectionSave{ctx: ctx, before: before, after: c, action: action, cause: cause})
+}
+
+// collectionSave is one change of a batch; ctx carries its trace.
+type collectionSave struct {
+	ctx           context.Context
+	before, after Collection
+	action, cause string
+}
+
+// saveCollections writes several changes in the round trips of one, in
+// the order of their aggregate ids (see startCollections); onlyCreating
+// skips, and reports false for, collections no longer in state creating.
+func saveCollections(ctx context.Context, tx pgx.Tx, saves []collectionSave, onlyCreating bool) ([]bool, error) {
+	saved := make([]bool, len(saves))
+	updates := &pgx.Batch{}
+	order := byAggregate(len(saves), func(i int) string { return saves[i].after.Key.aggregateID() })
+	for _, i := range order {
+		c := saves[i].after
+		var lastEvent *time.Time
+		if c.LastEventAt.Year() > 1 {
+			lastEvent = &c.LastEventAt
+		}
+		updates.Queue(`
+			UPDATE collections SET state = $2, state_rank = $3, gc_payment_id = nullif($4, ''),
+				gc_subscription_id = nullif($5, ''), gc_mandate_id = nullif($6, ''), charge_date = $7,
+				idempotency_key = $8, attempts = $9, failure_cause = nullif($10, ''), failure_reason_code = nullif($11, ''),
+				failure_description = nullif($12, ''), last_event_at = $13, reference = nullif($14, ''),
+				gc_connection_id = nullif($15, 0), posted_outcomes = $16
+			WHERE id = $1 AND (NOT $17 OR state = 'creating')`, c.ID, c.State, Rank(c.State), c.GCPaymentID, c.GCSubscription, c.GCMandateID,
+			dateOrNil(c.ChargeDate), c.IdempotencyKey, c.Attempts, c.FailureCause, c.FailureReasonCode,
+			c.FailureDescription, lastEvent, c.Reference, c.GCConnectionID, nonNil(c.PostedOutcomes), onlyCreating,
+		).Exec(func(tag pgconn.CommandTag) error {
+			saved[i] = tag.RowsAffected() > 0
+			return nil
+		})
 	}
-	tag, err := tx.Exec(ctx, `
-		UPDATE collections SET state = $2, state_rank = $3, gc_payment_id = nullif($4, ''),
-			gc_subscription_id = nullif($5, ''), gc_mandate_id = nullif($6, ''), charge_date = $7,
-			idempotency_key = $8, attempts = $9, failure_cause = nullif($10, ''), failure_reason_code = nullif($11, ''),
-			failure_description = nullif($12, ''), last_event_at = $13, reference = nullif($14, ''),
-			gc_connection_id = nullif($15, 0), posted_outcomes = $16
-		WHERE id = $1 AND (NOT $17 OR state = 'creating')`, c.ID, c.State, Rank(c.State), c.GCPaymentID, c.GCSubscription, c.GCMandateID,
-		dateOrNil(c.ChargeDate), c.IdempotencyKey, c.Attempts, c.FailureCause, c.FailureReasonCode,
-		c.FailureDescription, lastEvent, c.Reference, c.GCConnectionID, nonNil(c.PostedOutcomes), onlyCreating)
-	if err != nil {
-		return false, fmt.Errorf("save collection %s: %w", c.Key.aggregateID(), err)
+	if err := tx.SendBatch(ctx, updates).Close(); err != nil {
+		if len(saves) == 1 {
+			return nil, fmt.Errorf("save collection %s: %w", saves[0].after.Key.aggregateID(), err)
+		}
+		return nil, fmt.Errorf("save %d collections: %w", len(saves), err)
 	}
-	if tag.RowsAffected() == 0 {
-		return false, nil
+	var entries []audit.Entry
+	for _, i := range order {
+		if s := saves[i]; saved[i] {
+			entries = append(entries, entry(s.ctx, "collection", s.after.Key.aggregateID(), s.action,
+				Change{Before: collectionView(s.before), After: collectionView(s.after), Cause: s.cause}))
+		}
 	}
-	return true, record(ctx, tx, "collection", c.Key.aggregateID(), action, Change{Before: collectionView(before), After: collectionView(c), Cause: cause})
+	if len(entries) > 0 {
+		if _, err := audit.AppendAll(ctx, tx, entries); err != nil {
+			return nil, err
+		}
+	}
+	return saved, nil
 }
 
 func nonNil(s []string) []string {

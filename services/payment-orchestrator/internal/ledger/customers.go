@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // CustomerKey identifies an ERP customer.
@@ -86,10 +87,36 @@ func LockCustomer(ctx context.Context, tx pgx.Tx, k CustomerKey) (CustomerLink, 
 	return c, nil
 }
 
-// Customer reads a customer's link without locking it.
+// Customer reads a customer's link without locking it, in one round trip
+// with concurrent reads.
 func (l *Ledger) Customer(ctx context.Context, k CustomerKey) (CustomerLink, error) {
-	return scanCustomer(l.db.QueryRow(ctx, `SELECT `+customerColumns+` FROM customer_links
-		WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3`, k.ConnectionID, k.Company, k.CustomerID))
+	c, err := l.customers.do(ctx, k)
+	if err == nil && c.ID == 0 {
+		err = ErrNotFound
+	}
+	return c, err
+}
+
+// readCustomers reads links, pipelined; a link not found is returned with
+// ID 0.
+func readCustomers(ctx context.Context, db *pgxpool.Pool, keys []CustomerKey) ([]CustomerLink, error) {
+	links := make([]CustomerLink, len(keys))
+	reads := &pgx.Batch{}
+	for i, k := range keys {
+		reads.Queue(`SELECT `+customerColumns+` FROM customer_links
+			WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3`, k.ConnectionID, k.Company, k.CustomerID,
+		).QueryRow(func(row pgx.Row) error {
+			var err error
+			if links[i], err = scanCustomer(row); errors.Is(err, ErrNotFound) {
+				return nil
+			}
+			return err
+		})
+	}
+	if err := db.SendBatch(ctx, reads).Close(); err != nil {
+		return nil, fmt.Errorf("read customers: %w", err)
+	}
+	return links, nil
 }
 
 // LockCustomersByMandate locks every link using a mandate (two companies

@@ -25,11 +25,46 @@ const Actor = "payment-orchestrator"
 
 // Ledger reads and writes the orchestrator's tables.
 type Ledger struct {
-	db *pgxpool.Pool
+	db        *pgxpool.Pool
+	starts    *group[collectionStart, collectionStarted]
+	completes *group[collectionSave, bool]
+	customers *group[CustomerKey, CustomerLink]
 }
 
+// Batches of the hot path: up to batchSize calls share a transaction, and
+// up to batchesInFlight such transactions run at once, per kind. Fewer
+// lanes make bigger batches (each lane's round trips serve more calls);
+// two keep one batch waiting on a row lock from holding up all the rest.
+const (
+	batchSize       = 64
+	batchesInFlight = 2
+)
+
 // New returns a ledger over db.
-func New(db *pgxpool.Pool) *Ledger { return &Ledger{db: db} }
+func New(db *pgxpool.Pool) *Ledger {
+	l := &Ledger{db: db}
+	l.starts = &group[collectionStart, collectionStarted]{name: "start_collections", max: batchesInFlight, size: batchSize,
+		run: func(ctx context.Context, starts []collectionStart) (res []collectionStarted, err error) {
+			err = l.TxUnflushed(ctx, func(tx pgx.Tx) error {
+				res, err = startCollections(ctx, tx, starts)
+				return err
+			})
+			return res, err
+		}}
+	l.completes = &group[collectionSave, bool]{name: "complete_collections", max: batchesInFlight, size: batchSize,
+		run: func(ctx context.Context, saves []collectionSave) (res []bool, err error) {
+			err = l.Tx(ctx, func(tx pgx.Tx) error {
+				res, err = saveCollections(ctx, tx, saves, true)
+				return err
+			})
+			return res, err
+		}}
+	l.customers = &group[CustomerKey, CustomerLink]{name: "read_customers", max: batchesInFlight, size: batchSize,
+		run: func(ctx context.Context, keys []CustomerKey) ([]CustomerLink, error) {
+			return readCustomers(ctx, db, keys)
+		}}
+	return l
+}
 
 // DB is the pool, for callers composing their own transactions.
 func (l *Ledger) DB() *pgxpool.Pool { return l.db }
@@ -61,13 +96,16 @@ type Change struct {
 
 // record appends an audit entry for aggregate in tx.
 func record(ctx context.Context, tx pgx.Tx, aggregateType, aggregateID, action string, c Change) error {
+	_, err := audit.Append(ctx, tx, entry(ctx, aggregateType, aggregateID, action, c))
+	return err
+}
+
+// entry is the audit entry of a change made in ctx's trace.
+func entry(ctx context.Context, aggregateType, aggregateID, action string, c Change) audit.Entry {
 	if sc := trace.SpanContextFromContext(ctx); sc.HasTraceID() {
 		c.TraceID = sc.TraceID().String()
 	}
-	_, err := audit.Append(ctx, tx, audit.Entry{
-		AggregateType: aggregateType, AggregateID: aggregateID, Actor: Actor, Action: action, Payload: c,
-	})
-	return err
+	return audit.Entry{AggregateType: aggregateType, AggregateID: aggregateID, Actor: Actor, Action: action, Payload: c}
 }
 
 // MarkProcessed records that an event was applied. It reports false when

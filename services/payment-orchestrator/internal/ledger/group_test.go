@@ -1,0 +1,182 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// recorder is a group's run function that records its batches, can be
+// held at the gate, and fails any batch holding a poisoned item.
+type recorder struct {
+	gate     chan struct{}
+	poisoned int
+
+	mu       sync.Mutex
+	batches  [][]int
+	inFlight atomic.Int32
+	maxSeen  atomic.Int32
+}
+
+func (r *recorder) run(_ context.Context, items []int) ([]string, error) {
+	n := r.inFlight.Add(1)
+	defer r.inFlight.Add(-1)
+	for {
+		m := r.maxSeen.Load()
+		if n <= m || r.maxSeen.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	r.mu.Lock()
+	r.batches = append(r.batches, slices.Clone(items))
+	r.mu.Unlock()
+	if r.gate != nil {
+		<-r.gate
+	}
+	if r.poisoned != 0 && slices.Contains(items, r.poisoned) {
+		return nil, fmt.Errorf("batch with %d refused", r.poisoned)
+	}
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = fmt.Sprint("r", it)
+	}
+	return out, nil
+}
+
+func (r *recorder) sizes() []int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var s []int
+	for _, b := range r.batches {
+		s = append(s, len(b))
+	}
+	return s
+}
+
+func queued[T, R any](g *group[T, R]) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
+}
+
+// waitFor polls cond: the calls under test block inside the group, so
+// there is nothing to wait on but its state.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestGroupBatchesCallsQueuedBehindARunningBatch(t *testing.T) {
+	rec := &recorder{gate: make(chan struct{})}
+	g := &group[int, string]{name: "test", max: 1, size: 4, run: rec.run}
+
+	results := make([]string, 7)
+	errs := make([]error, 7)
+	var wg sync.WaitGroup
+	call := func(i int) {
+		wg.Go(func() { results[i], errs[i] = g.do(context.Background(), i) })
+	}
+	call(0)
+	waitFor(t, "the first batch to start", func() bool { return len(rec.sizes()) == 1 })
+	for i := 1; i < 7; i++ {
+		call(i)
+	}
+	waitFor(t, "six calls to queue", func() bool { return queued(g) == 6 })
+	close(rec.gate)
+	wg.Wait()
+
+	if got, want := rec.sizes(), []int{1, 4, 2}; !slices.Equal(got, want) {
+		t.Errorf("batch sizes = %v, want %v (one alone, then the queue in batches of at most 4)", got, want)
+	}
+	for i := range results {
+		if errs[i] != nil || results[i] != fmt.Sprint("r", i) {
+			t.Errorf("call %d = %q, %v; want its own result", i, results[i], errs[i])
+		}
+	}
+	if rec.maxSeen.Load() != 1 {
+		t.Errorf("%d batches ran at once, want at most 1", rec.maxSeen.Load())
+	}
+}
+
+func TestGroupRunsAtMostMaxBatchesAtOnce(t *testing.T) {
+	rec := &recorder{}
+	slow := func(ctx context.Context, items []int) ([]string, error) {
+		time.Sleep(time.Millisecond)
+		return rec.run(ctx, items)
+	}
+	g := &group[int, string]{name: "test", max: 2, size: 8, run: slow}
+	var wg sync.WaitGroup
+	var wrong atomic.Int32
+	for i := range 200 {
+		wg.Go(func() {
+			if r, err := g.do(context.Background(), i); err != nil || r != fmt.Sprint("r", i) {
+				wrong.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if wrong.Load() != 0 {
+		t.Errorf("%d calls got another's result or an error", wrong.Load())
+	}
+	if m := rec.maxSeen.Load(); m > 2 {
+		t.Errorf("%d batches ran at once, want at most 2", m)
+	}
+	total := 0
+	for _, n := range rec.sizes() {
+		total += n
+	}
+	if total != 200 {
+		t.Errorf("batches held %d calls, want each of the 200 once", total)
+	}
+	// The last leader hands back its lane just after its callers return.
+	waitFor(t, "the group to go idle", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.running == 0 && len(g.queue) == 0
+	})
+}
+
+// A batch that fails is retried call by call, so only the call that
+// cannot succeed sees an error.
+func TestGroupFailedBatchRetriesEachCallAlone(t *testing.T) {
+	rec := &recorder{gate: make(chan struct{}), poisoned: 13}
+	g := &group[int, string]{name: "test", max: 1, size: 8, run: rec.run}
+
+	got := map[int]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	call := func(i int) {
+		wg.Go(func() {
+			_, err := g.do(context.Background(), i)
+			mu.Lock()
+			got[i] = err
+			mu.Unlock()
+		})
+	}
+	call(0)
+	waitFor(t, "the first batch to start", func() bool { return len(rec.sizes()) == 1 })
+	for _, i := range []int{1, 13, 2} {
+		call(i)
+	}
+	waitFor(t, "three calls to queue", func() bool { return queued(g) == 3 })
+	close(rec.gate)
+	wg.Wait()
+
+	for i, err := range got {
+		if (i == 13) != (err != nil) {
+			t.Errorf("call %d: err = %v", i, err)
+		}
+	}
+	if got, want := rec.sizes(), []int{1, 3, 1, 1, 1}; !slices.Equal(got, want) {
+		t.Errorf("batch sizes = %v, want %v", got, want)
+	}
+}
