@@ -37,7 +37,7 @@ func run(ctx context.Context, args []string) error {
 	env := config.FromOS()
 	cfg := service.LoadConfig(env, "payment-orchestrator")
 	posterAddr := env.Addr(config.VarERPPosterAddr, config.DefaultERPPosterAddr, "Where erp-poster's gRPC service listens.")
-	erpWorkers := env.Int("ERP_WORKERS", 16, "ERP events handled concurrently by this replica.")
+	erpWorkers := env.Int("ERP_WORKERS", collect.DefaultWorkers, "ERP events handled concurrently by this replica.")
 	gcWorkers := env.Int("GC_WORKERS", 16, "GoCardless events handled concurrently by this replica.")
 	maxDeliver := env.Int("MAX_DELIVER", 20, "Deliveries of a message before it is dead-lettered as an exception.")
 	catchUp := env.Duration("CATCHUP_INTERVAL", time.Minute, "How often GoCardless GET /events is read for events whose webhook was lost.")

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/collect"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
 )
 
@@ -49,11 +50,11 @@ func benchInvoices(b *testing.B, r *rig.Rig, n int) (elapsed time.Duration) {
 
 // BenchmarkCollect: invoices for customers with active mandates, from
 // JetStream to a recorded GoCardless payment, against the unthrottled
-// simulator, with the service's default 16 workers; b.N is the number of
-// invoices (run with -benchtime=5000x).
+// simulator, with the service's default number of workers; b.N is the
+// number of invoices (run with -benchtime=5000x).
 func BenchmarkCollect(b *testing.B) {
 	r := rig.New(b, rig.Options{Sim: gcsim.Options{RateLimit: 1 << 30}})
-	r.Consumers("a", 16)
+	r.Consumers("a", collect.DefaultWorkers)
 	benchInvoices(b, r, b.N)
 }
 
