@@ -41,7 +41,7 @@ type groupCall[T, R any] struct {
 // may cancel.
 const batchTimeout = time.Minute
 
-var tracer = otel.Tracer("github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger")
+const tracerName = "github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
 
 func (g *group[T, R]) do(ctx context.Context, item T) (R, error) {
 	c := &groupCall[T, R]{ctx: ctx, item: item, done: make(chan struct{})}
@@ -99,7 +99,7 @@ func (g *group[T, R]) runBatch(calls []*groupCall[T, R]) {
 		return
 	}
 	// The batch belongs to every caller's trace: it is a span of the first
-	// caller's, linked from the others'.
+	// caller's, linked both ways with the others'.
 	links := make([]trace.Link, 0, len(calls)-1)
 	items := make([]T, len(calls))
 	for i, c := range calls {
@@ -110,9 +110,12 @@ func (g *group[T, R]) runBatch(calls []*groupCall[T, R]) {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(calls[0].ctx), batchTimeout)
 	defer cancel()
-	ctx, span := tracer.Start(ctx, "ledger."+g.name, trace.WithLinks(links...),
+	ctx, span := otel.Tracer(tracerName).Start(ctx, "ledger."+g.name, trace.WithLinks(links...),
 		trace.WithAttributes(attribute.Int("mlc.batch_size", len(calls))))
 	defer span.End()
+	for _, c := range calls[1:] {
+		trace.SpanFromContext(c.ctx).AddLink(trace.LinkFromContext(ctx))
+	}
 
 	res, err := g.run(ctx, items)
 	if err == nil {

@@ -8,6 +8,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // recorder is a group's run function that records its batches, can be
@@ -178,5 +183,66 @@ func TestGroupFailedBatchRetriesEachCallAlone(t *testing.T) {
 	}
 	if got, want := rec.sizes(), []int{1, 3, 1, 1, 1}; !slices.Equal(got, want) {
 		t.Errorf("batch sizes = %v, want %v", got, want)
+	}
+}
+
+// A shared batch is traced in the first caller's trace and linked both
+// ways with the other callers' spans, so every invoice's trace leads to
+// the transaction that wrote it.
+func TestGroupBatchIsLinkedToEveryCallersTrace(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+
+	gate := &recorder{gate: make(chan struct{})}
+	g := &group[int, string]{name: "test", max: 1, size: 8, run: gate.run}
+	var wg sync.WaitGroup
+	callers := make([]trace.Span, 4)
+	for i := range callers {
+		ctx, span := tp.Tracer("test").Start(context.Background(), fmt.Sprint("caller", i))
+		callers[i] = span
+		wg.Go(func() {
+			defer span.End()
+			g.do(ctx, i)
+		})
+		if i == 0 {
+			waitFor(t, "the first batch to start", func() bool { return len(gate.sizes()) == 1 })
+		}
+	}
+	waitFor(t, "three calls to queue", func() bool { return queued(g) == 3 })
+	close(gate.gate)
+	wg.Wait()
+
+	var batch sdktrace.ReadOnlySpan
+	ended := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+	for _, s := range rec.Ended() {
+		ended[s.SpanContext().SpanID()] = s
+		if s.Name() == "ledger.test" {
+			batch = s
+		}
+	}
+	if batch == nil {
+		t.Fatal("no span for the shared batch (a batch of one needs none)")
+	}
+	first := callers[slices.IndexFunc(callers, func(s trace.Span) bool {
+		return s.SpanContext().SpanID() == batch.Parent().SpanID()
+	})]
+	linked := map[trace.SpanID]bool{}
+	for _, l := range batch.Links() {
+		linked[l.SpanContext.SpanID()] = true
+	}
+	for _, c := range callers[1:] {
+		if c == first {
+			continue
+		}
+		if !linked[c.SpanContext().SpanID()] {
+			t.Errorf("batch span not linked to caller %s", ended[c.SpanContext().SpanID()].Name())
+		}
+		back := ended[c.SpanContext().SpanID()].Links()
+		if len(back) != 1 || back[0].SpanContext.SpanID() != batch.SpanContext().SpanID() {
+			t.Errorf("caller %s not linked to the batch span: %v", ended[c.SpanContext().SpanID()].Name(), back)
+		}
 	}
 }
