@@ -37,8 +37,7 @@ type groupCall[T, R any] struct {
 	done chan struct{}
 }
 
-// batchTimeout bounds a shared batch, which no single caller's context
-// may cancel.
+// batchTimeout bounds a shared batch whose callers set no deadline.
 const batchTimeout = time.Minute
 
 const tracerName = "github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
@@ -108,7 +107,16 @@ func (g *group[T, R]) runBatch(calls []*groupCall[T, R]) {
 			links = append(links, trace.LinkFromContext(c.ctx))
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(calls[0].ctx), batchTimeout)
+	// No one caller's cancellation may cancel the others' work, but the
+	// batch ends by the earliest deadline among them: past it, that
+	// caller's message is redelivered anyway, and the others try alone.
+	deadline := time.Now().Add(batchTimeout)
+	for _, c := range calls {
+		if d, ok := c.ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+	}
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(calls[0].ctx), deadline)
 	defer cancel()
 	ctx, span := otel.Tracer(tracerName).Start(ctx, "ledger."+g.name, trace.WithLinks(links...),
 		trace.WithAttributes(attribute.Int("mlc.batch_size", len(calls))))

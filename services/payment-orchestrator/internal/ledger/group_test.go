@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -243,6 +244,61 @@ func TestGroupBatchIsLinkedToEveryCallersTrace(t *testing.T) {
 		back := ended[c.SpanContext().SpanID()].Links()
 		if len(back) != 1 || back[0].SpanContext.SpanID() != batch.SpanContext().SpanID() {
 			t.Errorf("caller %s not linked to the batch span: %v", ended[c.SpanContext().SpanID()].Name(), back)
+		}
+	}
+}
+
+// A shared batch ends by its callers' earliest deadline: the caller out of
+// time gets its error, the others are served alone.
+func TestGroupBatchEndsByEarliestDeadline(t *testing.T) {
+	gate := make(chan struct{})
+	var batchDeadline time.Time
+	run := func(ctx context.Context, items []int) ([]string, error) {
+		if items[0] == 0 {
+			<-gate
+		}
+		if len(items) > 1 {
+			batchDeadline, _ = ctx.Deadline()
+			<-ctx.Done() // a batch stuck behind a lock
+			return nil, ctx.Err()
+		}
+		if d, ok := ctx.Deadline(); ok && !time.Now().Before(d) {
+			return nil, context.DeadlineExceeded
+		}
+		return []string{fmt.Sprint("r", items[0])}, nil
+	}
+	g := &group[int, string]{name: "test", max: 1, size: 8, run: run}
+
+	errs := make([]error, 4)
+	var wg sync.WaitGroup
+	wg.Go(func() { _, errs[0] = g.do(context.Background(), 0) })
+	waitFor(t, "the first batch to start", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.running == 1 && len(g.queue) == 0
+	})
+	short, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	for i := 1; i < 4; i++ {
+		ctx := context.Background()
+		if i == 1 {
+			ctx = short
+		}
+		wg.Go(func() { _, errs[i] = g.do(ctx, i) })
+	}
+	waitFor(t, "three calls to queue", func() bool { return queued(g) == 3 })
+	close(gate)
+	wg.Wait()
+
+	if d, _ := short.Deadline(); !batchDeadline.Equal(d) {
+		t.Errorf("shared batch deadline %v, want the earliest caller's, %v", batchDeadline, d)
+	}
+	if !errors.Is(errs[1], context.DeadlineExceeded) {
+		t.Errorf("caller out of time: err = %v, want its deadline", errs[1])
+	}
+	for _, i := range []int{0, 2, 3} {
+		if errs[i] != nil {
+			t.Errorf("caller %d: err = %v", i, errs[i])
 		}
 	}
 }
