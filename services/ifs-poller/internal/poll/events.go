@@ -28,21 +28,23 @@ type Rejected struct {
 // Subject is where events of a company and kind are published.
 func Subject(company, kind string) string { return "mlc.erp.ifs." + company + "." + kind }
 
-// MsgID is the Nats-Msg-Id of one version of a record.
-func MsgID(company, kind, key, version string) string {
-	return "ifs:" + company + ":" + kind + ":" + key + ":" + version
+// MsgID is the Nats-Msg-Id of one version of a record. It names the
+// connection: two IFS tenants may share company codes and keys, and
+// JetStream would drop the second tenant's record as a repeat.
+func MsgID(connection, company, kind, key, version string) string {
+	return "ifs:" + connection + ":" + company + ":" + kind + ":" + key + ":" + version
 }
 
 func erpRef(connection, company string) *mlcv1.ErpRef {
 	return &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_IFS, Connection: connection, Company: company}
 }
 
-func message(company, kind, key, version string, m proto.Message) (bus.Msg, error) {
+func message(connection, company, kind, key, version string, m proto.Message) (bus.Msg, error) {
 	data, err := proto.Marshal(m)
 	if err != nil {
 		return bus.Msg{}, fmt.Errorf("encode %s: %w", kind, err)
 	}
-	return bus.Msg{Subject: Subject(company, kind), ID: MsgID(company, kind, key, version), Data: data}, nil
+	return bus.Msg{Subject: Subject(company, kind), ID: MsgID(connection, company, kind, key, version), Data: data}, nil
 }
 
 func rejected(kind, company string, bad ifscloud.Invalid) Rejected {
@@ -119,7 +121,7 @@ func invoiceMessages(connection, company, kind string, pg ifscloud.InvoicePage) 
 		bad = append(bad, rejected(kind, company, inv))
 	}
 	for _, inv := range pg.Invoices {
-		m, err := message(inv.Company, kind, inv.InvoiceID, inv.ETag, InvoiceReady(connection, inv))
+		m, err := message(connection, inv.Company, kind, inv.InvoiceID, inv.ETag, InvoiceReady(connection, inv))
 		if err != nil {
 			bad = append(bad, Rejected{Kind: kind, Company: inv.Company, Key: inv.InvoiceID, Version: inv.ETag, Modified: inv.Modified, Reason: err.Error()})
 			continue
@@ -136,7 +138,7 @@ func customerMessages(connection, company, kind string, pg ifscloud.CustomerPage
 		bad = append(bad, rejected(kind, company, cu))
 	}
 	for _, cu := range pg.Customers {
-		m, err := message(cu.Company, kind, cu.CustomerID, cu.ETag, CustomerChanged(connection, cu))
+		m, err := message(connection, cu.Company, kind, cu.CustomerID, cu.ETag, CustomerChanged(connection, cu))
 		if err != nil {
 			bad = append(bad, Rejected{Kind: kind, Company: cu.Company, Key: cu.CustomerID, Version: cu.ETag, Modified: cu.Modified, Reason: err.Error()})
 			continue

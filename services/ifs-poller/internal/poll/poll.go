@@ -6,7 +6,7 @@
 // message of the page.
 //
 // A crash between publish and watermark re-publishes the page on the next
-// cycle; the message ids ifs:<company>:<kind>:<key>:<version>, with the
+// cycle; the message ids ifs:<connection>:<company>:<kind>:<key>:<version>, with the
 // entity's ETag as version, make JetStream drop the repeats. Rows that
 // cannot become an event are recorded as exceptions, in the same
 // transaction as the watermark that moves past them.

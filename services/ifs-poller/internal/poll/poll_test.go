@@ -85,7 +85,7 @@ func TestPublishesEveryEligibleInvoiceOnce(t *testing.T) {
 	// The event of invoice 1, as consumers see it.
 	first := f.messages("mlc.erp.ifs.10.invoice")[0]
 	stored, _ := f.sim.Invoice("10", 1)
-	if id := first.Headers().Get("Nats-Msg-Id"); id != "ifs:10:invoice:1:"+stored.ETag {
+	if id := first.Headers().Get("Nats-Msg-Id"); id != "ifs:"+connName+":10:invoice:1:"+stored.ETag {
 		t.Errorf("Nats-Msg-Id %q", id)
 	}
 	var ev mlcv1.InvoiceReady

@@ -89,7 +89,7 @@ func recordRejected(ctx context.Context, tx pgx.Tx, connection string, r Rejecte
 		ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
 		RETURNING id`,
 		ExceptionKind, "ifs_"+r.Kind, connection+"/"+r.Company+"/"+r.Key, r.Reason, detail,
-		"ifs:"+connection+":"+MsgID(r.Company, r.Kind, r.Key, r.Version)).Scan(&id)
+		MsgID(connection, r.Company, r.Kind, r.Key, r.Version)).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}

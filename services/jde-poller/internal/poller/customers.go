@@ -324,7 +324,7 @@ func (p *Poller) customerEvent(co string, master crow, rows map[string]map[strin
 			ev.ErpFields[field] = v
 		}
 	}
-	msg, err := message(co, kindCustomer, an8, version, ev)
+	msg, err := p.message(co, kindCustomer, an8, version, ev)
 	if err != nil {
 		return rejected(err)
 	}

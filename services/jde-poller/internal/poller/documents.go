@@ -147,7 +147,7 @@ func (p *Poller) documentEvent(co string, d document) (pending, *rejection) {
 			UpdatedAt:     updated,
 			ErpFields:     fields,
 		}
-		if it.msg, err = message(co, kindRefund, ev.RefundId, version, ev); err != nil {
+		if it.msg, err = p.message(co, kindRefund, ev.RefundId, version, ev); err != nil {
 			return rejected(err)
 		}
 		it.kind = kindRefund
@@ -181,7 +181,7 @@ func (p *Poller) documentEvent(co string, d document) (pending, *rejection) {
 	if rc, ok := p.cfg.Settings.TermsRecurrence[terms]; ok {
 		ev.Recurrence = recurrence(rc)
 	}
-	if it.msg, err = message(co, kindInvoice, d.key.String(), version, ev); err != nil {
+	if it.msg, err = p.message(co, kindInvoice, d.key.String(), version, ev); err != nil {
 		return rejected(err)
 	}
 	it.kind = kindInvoice

@@ -8,7 +8,7 @@
 // time and key kept in poll_state, which moves only after JetStream has
 // acknowledged every message up to it. A crash between publish and
 // watermark therefore re-publishes, and the message ids
-// (jde:<company>:<kind>:<key>:<version>) make JetStream drop the repeats.
+// (jde:<connection>:<company>:<kind>:<key>:<version>) make JetStream drop the repeats.
 package poller
 
 import (

@@ -55,11 +55,11 @@ func TestCycleMapsCustomersInvoicesAndRefunds(t *testing.T) {
 		bySubject[m.subject] = append(bySubject[m.subject], m)
 	}
 	wantIDs := map[string]int{
-		"jde:00001:customer:4001:" + version:       1,
-		"jde:00001:customer:4002:" + version:       1,
-		"jde:00001:invoice:1001/RI/001:" + version: 1,
-		"jde:00001:invoice:1002/RI/002:" + version: 1,
-		"jde:00001:refund:5001/RF/001:" + version:  1,
+		"jde:jde-test:00001:customer:4001:" + version:       1,
+		"jde:jde-test:00001:customer:4002:" + version:       1,
+		"jde:jde-test:00001:invoice:1001/RI/001:" + version: 1,
+		"jde:jde-test:00001:invoice:1002/RI/002:" + version: 1,
+		"jde:jde-test:00001:refund:5001/RF/001:" + version:  1,
 	}
 	if got := ids(msgs); fmt.Sprint(got) != fmt.Sprint(wantIDs) {
 		t.Fatalf("message ids = %v\nwant %v", got, wantIDs)
@@ -134,20 +134,20 @@ func TestChangesArePublishedAgain(t *testing.T) {
 	}{
 		{"partial payment", func() {
 			_ = h.sim.UpdateInvoice(jdesim.DocKey{DOC: 1002, DCT: "RI", KCO: "00001", SFX: "001"}, func(i *jdesim.Invoice) { i.AAP = 5000 })
-		}, []string{"jde:00001:invoice:1002/RI/001"}},
-		{"new e-mail", func() { h.sim.PutEmail(jdesim.Email{AN8: 4001, ETP: "E", EMAL: "new@acme.example"}) }, []string{"jde:00001:customer:4001"}},
+		}, []string{"jde:jde-test:00001:invoice:1002/RI/001"}},
+		{"new e-mail", func() { h.sim.PutEmail(jdesim.Email{AN8: 4001, ETP: "E", EMAL: "new@acme.example"}) }, []string{"jde:jde-test:00001:customer:4001"}},
 		{"new address", func() {
 			h.sim.PutAddress(jdesim.Address{AN8: 4003, EFTB: jdesim.Date(2020, 1, 1), ADD1: "2 Low St", CTR: "GB"})
-		}, []string{"jde:00001:customer:4003"}},
-		{"new bank account", func() { h.sim.PutBankAccount(jdesim.BankAccount{AN8: 4001, BKTP: "C", IBAN: "GB33BUKB20201555555555"}) }, []string{"jde:00001:customer:4001"}},
-		{"renamed", func() { h.sim.PutAddressBook(jdesim.AddressBook{AN8: 4003, ALPH: "Other Renamed", AT1: "C"}) }, []string{"jde:00001:customer:4003"}},
+		}, []string{"jde:jde-test:00001:customer:4003"}},
+		{"new bank account", func() { h.sim.PutBankAccount(jdesim.BankAccount{AN8: 4001, BKTP: "C", IBAN: "GB33BUKB20201555555555"}) }, []string{"jde:jde-test:00001:customer:4001"}},
+		{"renamed", func() { h.sim.PutAddressBook(jdesim.AddressBook{AN8: 4003, ALPH: "Other Renamed", AT1: "C"}) }, []string{"jde:jde-test:00001:customer:4003"}},
 		{"paid in full", func() {
 			_ = h.sim.UpdateInvoice(jdesim.DocKey{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001"}, func(i *jdesim.Invoice) { i.AAP, i.PST = 0, "P" })
-		}, []string{"jde:00001:invoice:1001/RI/001"}},
+		}, []string{"jde:jde-test:00001:invoice:1001/RI/001"}},
 		{"same second, next key", func() {
 			h.sim.AddInvoices(invoices("00001", 4001, 1000, 1)...)
 			h.sim.AddInvoices(invoices("00001", 4001, 1004, 1)...)
-		}, []string{"jde:00001:invoice:1000/RI/001", "jde:00001:invoice:1004/RI/001"}},
+		}, []string{"jde:jde-test:00001:invoice:1000/RI/001", "jde:jde-test:00001:invoice:1004/RI/001"}},
 	}
 	for _, st := range steps {
 		h.clock.Advance(90 * time.Second)
@@ -202,7 +202,7 @@ func TestRestartMidPollMissesAndDuplicatesNothing(t *testing.T) {
 				t.Fatalf("result %+v, %d messages, %d distinct", res, len(msgs), len(got))
 			}
 			for doc := 100000; doc < 103000; doc++ {
-				if got[fmt.Sprintf("jde:00001:invoice:%d/RI/001:126031090000", doc)] != 1 {
+				if got[fmt.Sprintf("jde:jde-test:00001:invoice:%d/RI/001:126031090000", doc)] != 1 {
 					t.Fatalf("invoice %d missing", doc)
 				}
 			}

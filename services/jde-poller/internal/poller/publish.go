@@ -26,15 +26,18 @@ type pending struct {
 	mark Mark
 }
 
-// message builds the bus message of an event.
-func message(co, kind, key, version string, event proto.Message) (*bus.Msg, error) {
+// message builds the bus message of an event. Its id names the
+// connection: two JD Edwards environments may well share company codes,
+// address numbers and update times, and JetStream would drop the second as
+// a repeat of the first.
+func (p *Poller) message(co, kind, key, version string, event proto.Message) (*bus.Msg, error) {
 	data, err := proto.Marshal(event)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s: %w", kind, key, err)
 	}
 	return &bus.Msg{
 		Subject: fmt.Sprintf("mlc.erp.jde.%s.%s", co, kind),
-		ID:      fmt.Sprintf("jde:%s:%s:%s:%s", co, kind, key, version),
+		ID:      fmt.Sprintf("jde:%s:%s:%s:%s:%s", p.cfg.ConnectionName, co, kind, key, version),
 		Data:    data,
 	}, nil
 }

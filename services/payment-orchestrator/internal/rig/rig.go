@@ -180,17 +180,17 @@ func (r *Rig) Publish(m proto.Message) {
 	switch m := m.(type) {
 	case *mlcv1.CustomerChanged:
 		subject = "mlc.erp.ifs." + m.GetErp().GetCompany() + ".customer"
-		id = fmt.Sprintf("ifs:%s:customer:%s:%s", m.GetErp().GetCompany(), m.GetCustomerId(), m.GetVersion())
+		id = fmt.Sprintf("ifs:%s:%s:customer:%s:%s", m.GetErp().GetConnection(), m.GetErp().GetCompany(), m.GetCustomerId(), m.GetVersion())
 	case *mlcv1.InvoiceReady:
 		subject = "mlc.erp.ifs." + m.GetErp().GetCompany() + ".invoice"
 		key := m.GetInvoice().GetInvoiceId()
 		if m.GetInvoice().GetDocType() != "" || m.GetInvoice().GetSuffix() != "" {
 			key += "/" + m.GetInvoice().GetDocType() + "/" + m.GetInvoice().GetSuffix()
 		}
-		id = fmt.Sprintf("ifs:%s:invoice:%s:%s", m.GetErp().GetCompany(), key, m.GetVersion())
+		id = fmt.Sprintf("ifs:%s:%s:invoice:%s:%s", m.GetErp().GetConnection(), m.GetErp().GetCompany(), key, m.GetVersion())
 	case *mlcv1.RefundRequested:
 		subject = "mlc.erp.ifs." + m.GetErp().GetCompany() + ".refund"
-		id = fmt.Sprintf("ifs:%s:refund:%s:%s", m.GetErp().GetCompany(), m.GetRefundId(), m.GetVersion())
+		id = fmt.Sprintf("ifs:%s:%s:refund:%s:%s", m.GetErp().GetConnection(), m.GetErp().GetCompany(), m.GetRefundId(), m.GetVersion())
 	default:
 		r.T.Fatalf("rig cannot publish %T", m)
 	}
