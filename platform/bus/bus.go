@@ -9,6 +9,7 @@ package bus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -18,6 +19,8 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ml-connector/ml-connector/platform/retry"
 )
 
 // Stream names and the subjects they capture (DESIGN.md, "JetStream").
@@ -169,15 +172,42 @@ func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 // Conn is the underlying NATS connection.
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 
+// ensureBackoff paces Ensure's retries while JetStream does not answer:
+// about a minute in all, long enough for a NATS restart.
+var ensureBackoff = retry.Backoff{Base: 250 * time.Millisecond, Max: 5 * time.Second, Attempts: 15}
+
 // Ensure creates or updates every stream, so starting a service twice, or
-// several replicas at once, converges on the same declarations.
+// several replicas at once, converges on the same declarations. A service
+// may start while NATS restarts (a rolling update, a rescheduled pod), so
+// requests that go unanswered are retried with backoff; a declaration
+// JetStream refuses fails at once.
 func (b *Bus) Ensure(ctx context.Context) error {
 	for _, sc := range b.cfg.Streams() {
-		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+		for n := 1; ; n++ {
+			_, err := b.js.CreateOrUpdateStream(ctx, sc)
+			if err == nil {
+				break
+			}
+			if !unanswered(ctx, err) || n >= ensureBackoff.Attempts {
+				return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+			}
+			b.log.WarnContext(ctx, "jetstream did not answer, retrying", "stream", sc.Name, "attempt", n, "error", err)
+			if err := retry.Sleep(ctx, ensureBackoff.Delay(n-1)); err != nil {
+				return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+			}
 		}
 	}
 	return nil
+}
+
+// unanswered reports whether a JetStream request failed for want of an
+// answer (the server restarting or unreachable) rather than a refusal.
+func unanswered(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
 }
 
 // Healthy reports whether the connection is up, for readiness checks.

@@ -382,6 +382,47 @@ func TestTraceContextSurvivesPublishConsume(t *testing.T) {
 	}
 }
 
+// A service starting while NATS restarts waits for it instead of exiting;
+// a declaration JetStream refuses still fails at once.
+func TestEnsureWaitsOutANATSRestart(t *testing.T) {
+	srv := testsupport.StartJetStream(t)
+	b, err := bus.New(srv.Connect(), bus.DefaultConfig(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Shutdown()
+	done := make(chan error, 1)
+	go func() { done <- b.Ensure(t.Context()) }()
+	time.Sleep(6 * time.Second) // longer than a JetStream request's 5 s timeout
+	srv.Resume()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Ensure across a restart: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Ensure did not return after NATS came back")
+	}
+	if _, err := b.JetStream().Stream(t.Context(), bus.StreamERP); err != nil {
+		t.Errorf("stream not created: %v", err)
+	}
+
+	// Three replicas on a single server: refused, not retried.
+	cfg := bus.DefaultConfig()
+	cfg.Replicas = 3
+	other, err := bus.New(srv.Connect(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := other.Ensure(t.Context()); err == nil {
+		t.Fatal("Ensure of three-replica streams on one server succeeded")
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("a refused declaration took %v: it was retried", d)
+	}
+}
+
 func TestConsumeSurvivesNATSRestart(t *testing.T) {
 	b, srv := newBus(t)
 	seen := make(chan string, 10)

@@ -53,6 +53,13 @@ func (j *JetStream) Shutdown() {
 	j.srv = nil
 }
 
+// Resume starts a server stopped by Shutdown again, on the same port and
+// storage: an outage of the length the test chooses.
+func (j *JetStream) Resume() {
+	j.t.Helper()
+	j.start()
+}
+
 // Restart stops the server and starts it again on the same port and storage,
 // as an operator restarting NATS would: persisted streams survive and clients
 // with reconnect enabled find it again.
