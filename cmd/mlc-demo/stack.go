@@ -117,7 +117,7 @@ func demo(ctx context.Context, opts options) error {
 		// Fast loops, so that the demo moves at a watchable pace.
 		"IFS_POLL_INTERVAL=1s", "IFS_POLL_JITTER=200ms", "IFS_RELIST_INTERVAL=2s", "IFS_LOCK_RETRY=500ms",
 		"JDE_POLL_INTERVAL=1s", "JDE_RELIST_INTERVAL=2s", "JDE_LOCK_RETRY=500ms",
-		"CATCHUP_INTERVAL=3s", "CATCHUP_LOOKBACK=720h", "CATCHUP_OVERLAP=1m", "MAX_DELIVER=5", "CUSTOMER_WAIT=1s",
+		"CATCHUP_INTERVAL=3s", "CATCHUP_LOOKBACK=720h", "CATCHUP_OVERLAP=1m", "MAX_DELIVER=5", "CUSTOMER_WAIT=3s",
 	)
 	env = append(env, opts.extraEnv...)
 	grpcAddr, err := freeAddr()

@@ -43,7 +43,7 @@ func run(ctx context.Context, args []string) error {
 	catchUp := env.Duration("CATCHUP_INTERVAL", time.Minute, "How often GoCardless GET /events is read for events whose webhook was lost.")
 	overlap := env.Duration("CATCHUP_OVERLAP", 5*time.Minute, "How far before its cursor each catch-up pass re-reads.")
 	lookback := env.Duration("CATCHUP_LOOKBACK", 24*time.Hour, "How far back catch-up starts for a GoCardless connection without a cursor.")
-	customerWait := env.Duration("CUSTOMER_WAIT", 30*time.Second, "How long an invoice that arrived before its customer's mandate waits before it is tried again.")
+	customerWait := env.Duration("CUSTOMER_WAIT", 30*time.Second, "How long an invoice that arrived before its customer's mandate first waits before it is tried again; each further wait doubles, up to 10 min.")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil

@@ -47,9 +47,10 @@ type Collector struct {
 	log    *slog.Logger
 	// Now is the clock charge dates are decided by (GoCardless's days).
 	Now func() time.Time
-	// CustomerWait is how long an invoice waits for its customer's mandate
-	// before asking again; with the consumer's MaxDeliver it bounds how long
-	// an invoice may precede its customer.
+	// CustomerWait is how long an invoice that came before its customer's
+	// mandate first waits before it is tried again; each further wait
+	// doubles, up to maxCustomerWait. With the consumer's MaxDeliver it
+	// bounds how long an invoice may precede its customer.
 	CustomerWait time.Duration
 }
 
@@ -73,6 +74,9 @@ func (c *Collector) Handle(ctx context.Context, d *bus.Delivery) error {
 		if err = decode(d, &m, m.GetSchemaVersion); err == nil {
 			err = c.Invoice(ctx, &m)
 		}
+		if errors.Is(err, errNoMandateYet) {
+			err = bus.RetryAfter(c.customerWait(d.Deliveries), err)
+		}
 	case "refund":
 		var m mlcv1.RefundRequested
 		if err = decode(d, &m, m.GetSchemaVersion); err == nil {
@@ -92,6 +96,33 @@ func decode(d *bus.Delivery, m proto.Message, version func() uint32) error {
 		return bus.Poison(fmt.Errorf("%s: schema version %d not understood (want %d)", d.Subject, v, SchemaVersion))
 	}
 	return nil
+}
+
+// errNoMandateYet: the invoice's customer, or its mandate, has not
+// arrived yet. The ERP publishes customers and invoices independently, and
+// a customer's alignment takes GoCardless calls, so an invoice often
+// overtakes its customer.
+var errNoMandateYet = errors.New("no mandate yet")
+
+// maxCustomerWait caps the doubling waits of an invoice for its customer.
+const maxCustomerWait = 10 * time.Minute
+
+// customerWait is the pause after delivery n of an invoice still waiting
+// for its customer's mandate: CustomerWait, doubled on each delivery up to
+// maxCustomerWait. Fixed pauses would let a stall of a few minutes (a
+// restart, GoCardless throttling a burst of new customers) use up all of
+// the consumer's deliveries and turn good invoices into exceptions; with
+// the defaults (30 s, MaxDeliver 20) an invoice may precede its customer
+// by more than two hours.
+func (c *Collector) customerWait(n uint64) time.Duration {
+	wait := c.CustomerWait
+	for i := uint64(1); i < n && wait < maxCustomerWait; i++ {
+		wait *= 2
+	}
+	if wait > maxCustomerWait && c.CustomerWait <= maxCustomerWait {
+		wait = maxCustomerWait
+	}
+	return wait
 }
 
 // erpName is the ledger's name for an ERP.

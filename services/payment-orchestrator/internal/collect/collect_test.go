@@ -237,12 +237,14 @@ func TestUnusableMandateAndChangedInvoice(t *testing.T) {
 	}
 }
 
-// An invoice that arrives before its customer waits for it.
+// An invoice that arrives before its customer waits for it, longer than
+// the consumer's ten deliveries at fixed 200 ms waits would last: the waits
+// double.
 func TestInvoiceBeforeCustomerWaits(t *testing.T) {
 	r := rig.New(t, rig.Options{})
 	r.Consumers("a", 2)
 	r.Publish(rig.Invoice("INV-E", "LATE", "30.00"))
-	time.Sleep(300 * time.Millisecond)
+	time.Sleep(3 * time.Second)
 	r.Publish(rig.Customer("LATE"))
 	r.Eventually(15*time.Second, "payment", func() bool { return len(r.Sim.Payments()) == 1 })
 	if n := r.Count(`SELECT count(*) FROM exceptions`); n != 0 {

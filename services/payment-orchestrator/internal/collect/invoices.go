@@ -12,7 +12,6 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/scheme"
-	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/platform/money"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
@@ -97,7 +96,7 @@ func (c *Collector) prepare(ctx context.Context, route accounts.Route, m *mlcv1.
 	switch {
 	case errors.Is(err, ledger.ErrNotFound) || (err == nil && customer.GCMandateID == ""):
 		// The customer (or its mandate) may simply not have arrived yet.
-		return ledger.Collection{}, bus.RetryAfter(c.CustomerWait, fmt.Errorf("customer %s has no mandate yet", m.GetCustomerId()))
+		return ledger.Collection{}, fmt.Errorf("customer %s: %w", m.GetCustomerId(), errNoMandateYet)
 	case err != nil:
 		return ledger.Collection{}, err
 	case !customer.MandateUsable():
