@@ -52,11 +52,34 @@ type Collector struct {
 	// doubles, up to maxCustomerWait. With the consumer's MaxDeliver it
 	// bounds how long an invoice may precede its customer.
 	CustomerWait time.Duration
+
+	// holding admits the handlers that keep a database connection, and a
+	// row lock, across GoCardless calls (see hold).
+	holding chan struct{}
 }
+
+// MaxHolding is how many customer alignments and refunds run at once,
+// each holding a pooled database connection while GoCardless answers:
+// however many workers wait on a throttled GoCardless, the rest of the
+// pool stays free for the invoices' shared transactions and for the
+// GoCardless events' consumer.
+const MaxHolding = 16
 
 // New returns a collector.
 func New(l *ledger.Ledger, dir *accounts.Directory, log *slog.Logger) *Collector {
-	return &Collector{ledger: l, dir: dir, log: log, Now: time.Now, CustomerWait: 30 * time.Second}
+	return &Collector{ledger: l, dir: dir, log: log, Now: time.Now, CustomerWait: 30 * time.Second,
+		holding: make(chan struct{}, MaxHolding)}
+}
+
+// hold waits for one of the MaxHolding places, until ctx ends; release
+// gives it back.
+func (c *Collector) hold(ctx context.Context) (release func(), err error) {
+	select {
+	case c.holding <- struct{}{}:
+		return func() { <-c.holding }, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("waiting for a database connection to hold: %w", ctx.Err())
+	}
 }
 
 // Handle is the bus handler for mlc.erp.<erp>.<company>.<kind>.

@@ -14,6 +14,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
 	"github.com/ml-connector/ml-connector/platform/audit"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/collect"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
 )
@@ -306,5 +307,27 @@ func TestPayItemsAreSeparateCollections(t *testing.T) {
 	r.Eventually(10*time.Second, "two payments", func() bool { return len(r.Sim.Payments()) == 2 })
 	if n := r.Count(`SELECT count(*) FROM collections WHERE invoice_id IN ('1001/RI/001', '1001/RI/002') AND doc_type = 'RI'`); n != 2 {
 		t.Errorf("%d collections for the two pay items", n)
+	}
+}
+
+// However many workers wait on a slow GoCardless, at most MaxHolding
+// customer alignments hold a database connection at once (without the
+// limit, all 32 of the pool's connections were held).
+func TestCustomerAlignmentsHoldFewConnections(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	if err := r.Sim.SetFaults(gcsim.Faults{Latency: 500 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	// Queued before the workers start, so that all of them have one.
+	customers := make([]string, collect.DefaultWorkers)
+	for i := range customers {
+		customers[i] = fmt.Sprintf("H%02d", i)
+		r.Publish(rig.Customer(customers[i]))
+	}
+	r.Consumers("a", collect.DefaultWorkers)
+	aligned(t, r, customers...)
+	got := r.GCRequests.MaxInFlight("POST /customers")
+	if got > collect.MaxHolding || got < 2 {
+		t.Errorf("%d customer creations in flight at once, want 2 to %d", got, collect.MaxHolding)
 	}
 }

@@ -38,6 +38,11 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 	}
 	key := ledger.CustomerKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, CustomerID: m.GetCustomerId()}
 	keyPrefix := fmt.Sprintf("mlc:%s:%d:%s:%s", erp, route.ERP.ID, route.Company, m.GetCustomerId())
+	release, err := c.hold(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		link, err := ledger.LockCustomer(ctx, tx, key)
 		if err != nil {

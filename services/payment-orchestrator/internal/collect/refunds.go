@@ -58,6 +58,11 @@ func (c *Collector) refund(ctx context.Context, route accounts.Route, erp string
 	// process die after GoCardless answered, the redelivery asks again with
 	// the same key and is given the refund already made.
 	var refusal error
+	release, err := c.hold(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	err = c.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		if _, err := ledger.LockCollection(ctx, tx, col.Key); err != nil {
 			return err

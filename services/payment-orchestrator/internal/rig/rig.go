@@ -256,29 +256,43 @@ func (r *Rig) Drain() {
 // Counter is an http.RoundTripper counting requests by method and path,
 // and responses by status.
 type Counter struct {
-	mu       sync.Mutex
-	calls    map[string]int
-	statuses map[int]int
+	mu          sync.Mutex
+	calls       map[string]int
+	statuses    map[int]int
+	inFlight    map[string]int
+	maxInFlight map[string]int
 }
 
 // RoundTrip implements http.RoundTripper.
 func (c *Counter) RoundTrip(req *http.Request) (*http.Response, error) {
+	key := req.Method + " " + pathKind(req.URL.Path)
 	c.mu.Lock()
 	if c.calls == nil {
-		c.calls = map[string]int{}
+		c.calls, c.inFlight, c.maxInFlight = map[string]int{}, map[string]int{}, map[string]int{}
 	}
-	c.calls[req.Method+" "+pathKind(req.URL.Path)]++
+	c.calls[key]++
+	c.inFlight[key]++
+	c.maxInFlight[key] = max(c.maxInFlight[key], c.inFlight[key])
 	c.mu.Unlock()
 	resp, err := http.DefaultTransport.RoundTrip(req)
+	c.mu.Lock()
+	c.inFlight[key]--
 	if err == nil {
-		c.mu.Lock()
 		if c.statuses == nil {
 			c.statuses = map[int]int{}
 		}
 		c.statuses[resp.StatusCode]++
-		c.mu.Unlock()
 	}
+	c.mu.Unlock()
 	return resp, err
+}
+
+// MaxInFlight is the most requests matching key (as in Calls) that were
+// awaiting their answers at once.
+func (c *Counter) MaxInFlight(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.maxInFlight[key]
 }
 
 // Status is how many responses had status code.
