@@ -152,14 +152,15 @@ type collectionStarted struct {
 // deadlocking.
 func startCollections(ctx context.Context, tx pgx.Tx, starts []collectionStart) ([]collectionStarted, error) {
 	res := make([]collectionStarted, len(starts))
+	order := byAggregate(len(starts), func(i int) string { return starts[i].c.Key.aggregateID() })
 	inserts := &pgx.Batch{}
-	for _, i := range byAggregate(len(starts), func(i int) string { return starts[i].c.Key.aggregateID() }) {
+	for _, i := range order {
 		c := &starts[i].c
 		c.State, c.Attempts = "creating", 1
 		c.IdempotencyKey = PaymentKey(c.Key, c.Attempts)
 		c.TraceParent = traceParent(starts[i].ctx)
-		// A new row comes back from the insert itself, already locked;
-		// only an existing one needs the extra locking read.
+		// A new row comes back from the insert itself; only an existing
+		// one needs reading after.
 		inserts.Queue(`
 			INSERT INTO collections (erp, connection_id, company, invoice_id, invoice_no, doc_type, suffix, customer_id,
 				business_unit, kind, amount_minor, currency, due_date, charge_date, reference, state, state_rank,
@@ -186,7 +187,7 @@ func startCollections(ctx context.Context, tx pgx.Tx, starts []collectionStart) 
 
 	existing := &pgx.Batch{}
 	var entries []audit.Entry
-	for _, i := range byAggregate(len(starts), func(i int) string { return starts[i].c.Key.aggregateID() }) {
+	for _, i := range order {
 		c := starts[i].c
 		if res[i].started {
 			entries = append(entries, entry(starts[i].ctx, "collection", c.Key.aggregateID(), "collection.creating",
