@@ -144,6 +144,9 @@ func Append(ctx context.Context, q Querier, e Entry) (Record, error) {
 // (type, then id), so that two transactions appending to overlapping sets
 // of aggregates queue behind each other instead of deadlocking.
 func AppendAll(ctx context.Context, tx pgx.Tx, entries []Entry) ([]Record, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
 	recs := make([]Record, len(entries))
 	now := time.Now()
 	for i, e := range entries {

@@ -210,10 +210,8 @@ func startCollections(ctx context.Context, tx pgx.Tx, starts []collectionStart) 
 			return nil, fmt.Errorf("read existing collections: %w", err)
 		}
 	}
-	if len(entries) > 0 {
-		if _, err := audit.AppendAll(ctx, tx, entries); err != nil {
-			return nil, err
-		}
+	if _, err := audit.AppendAll(ctx, tx, entries); err != nil {
+		return nil, err
 	}
 	return res, nil
 }
@@ -330,10 +328,8 @@ func saveCollections(ctx context.Context, tx pgx.Tx, saves []collectionSave, onl
 				Change{Before: collectionView(s.before), After: collectionView(s.after), Cause: s.cause}))
 		}
 	}
-	if len(entries) > 0 {
-		if _, err := audit.AppendAll(ctx, tx, entries); err != nil {
-			return nil, err
-		}
+	if _, err := audit.AppendAll(ctx, tx, entries); err != nil {
+		return nil, err
 	}
 	return saved, nil
 }
