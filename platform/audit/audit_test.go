@@ -354,6 +354,18 @@ func TestAppendAllChainsEachAggregate(t *testing.T) {
 		t.Errorf("VerifyAll = %+v, %v", rep, err)
 	}
 
+	// No entries, no writes (and no round trips).
+	err = database.WithTx(ctx, pool, func(tx pgx.Tx) error {
+		recs, err := audit.AppendAll(ctx, tx, nil)
+		if len(recs) != 0 {
+			t.Errorf("AppendAll(nil) = %d records", len(recs))
+		}
+		return err
+	})
+	if err != nil {
+		t.Errorf("AppendAll(nil): %v", err)
+	}
+
 	// A bad entry anywhere writes none of them.
 	err = database.WithTx(ctx, pool, func(tx pgx.Tx) error {
 		_, err := audit.AppendAll(ctx, tx, []audit.Entry{entry("A", 3), {AggregateType: "collection", AggregateID: "A"}})
