@@ -140,10 +140,7 @@ const maxCustomerWait = 10 * time.Minute
 func (c *Collector) customerWait(n uint64) time.Duration {
 	wait := c.CustomerWait
 	for i := uint64(1); i < n && wait < maxCustomerWait; i++ {
-		wait *= 2
-	}
-	if wait > maxCustomerWait && c.CustomerWait <= maxCustomerWait {
-		wait = maxCustomerWait
+		wait = min(2*wait, maxCustomerWait)
 	}
 	return wait
 }
