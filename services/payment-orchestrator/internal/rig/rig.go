@@ -328,10 +328,13 @@ func (c *Counter) Reset() {
 }
 
 // pathKind reduces /payments/PM123/actions/retry to /payments/:id/actions/retry.
+// GoCardless ids are a two-letter prefix and uppercase letters or digits,
+// resource names are lowercase; an id need not hold a digit (about one
+// simulator id in fifty has none).
 func pathKind(p string) string {
 	parts := strings.Split(p, "/")
 	for i, s := range parts {
-		if len(s) > 2 && strings.ToUpper(s[:2]) == s[:2] && s[:2] != "" && strings.ContainsAny(s[2:], "0123456789") {
+		if len(s) > 2 && strings.Trim(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") == "" {
 			parts[i] = ":id"
 		}
 	}
