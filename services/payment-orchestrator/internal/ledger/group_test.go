@@ -302,3 +302,131 @@ func TestGroupBatchEndsByEarliestDeadline(t *testing.T) {
 		}
 	}
 }
+
+// A panic in a batch fails that batch's calls, not the process: each is
+// retried alone, so only the call that panics alone sees an error, and
+// the lane is given back every time (with one lane, a lane lost to a
+// panic would leave every later call queued forever).
+func TestGroupPanicFailsOnlyItsCallAndFreesTheLane(t *testing.T) {
+	gate := make(chan struct{})
+	var gated atomic.Bool
+	run := func(_ context.Context, items []int) ([]string, error) {
+		if items[0] == 0 && gated.CompareAndSwap(false, true) {
+			<-gate
+		}
+		if slices.Contains(items, 13) {
+			panic("bad item")
+		}
+		out := make([]string, len(items))
+		for i, it := range items {
+			out[i] = fmt.Sprint("r", it)
+		}
+		return out, nil
+	}
+	g := &group[int, string]{name: "test", max: 1, size: 8, run: run}
+
+	for round := range 3 {
+		gated.Store(false)
+		gate = make(chan struct{})
+		errs := map[int]error{}
+		results := map[int]string{}
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		call := func(i int) {
+			wg.Go(func() {
+				r, err := g.do(context.Background(), i)
+				mu.Lock()
+				results[i], errs[i] = r, err
+				mu.Unlock()
+			})
+		}
+		call(0)
+		waitFor(t, "the first batch to start", func() bool { return gated.Load() })
+		for _, i := range []int{1, 13, 2} {
+			call(i)
+		}
+		waitFor(t, "three calls to queue", func() bool { return queued(g) == 3 })
+		close(gate)
+		wg.Wait()
+		for i, err := range errs {
+			if i == 13 {
+				if !errors.Is(err, errPanicked) || results[i] != "" {
+					t.Errorf("round %d: panicking call = %q, %v; want errPanicked", round, results[i], err)
+				}
+				continue
+			}
+			if err != nil || results[i] != fmt.Sprint("r", i) {
+				t.Errorf("round %d: call %d = %q, %v; want its result", round, i, results[i], err)
+			}
+		}
+	}
+	waitFor(t, "the lane to be given back", func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		return g.running == 0
+	})
+	// Alone, too.
+	if _, err := g.do(context.Background(), 13); !errors.Is(err, errPanicked) {
+		t.Errorf("lone panicking call: err = %v", err)
+	}
+	if r, err := g.do(context.Background(), 7); err != nil || r != "r7" {
+		t.Errorf("call after panics = %q, %v", r, err)
+	}
+}
+
+// A caller stops waiting when its context ends: in a running batch (the
+// batch goes on for the others) or still queued (then it never runs).
+func TestGroupWaitsHonourTheContext(t *testing.T) {
+	rec := &recorder{gate: make(chan struct{})}
+	g := &group[int, string]{name: "test", max: 1, size: 8, run: rec.run}
+
+	running, cancelRunning := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := g.do(running, 0); done <- err }()
+	waitFor(t, "the first batch to start", func() bool { return len(rec.sizes()) == 1 })
+
+	queuedCtx, cancelQueued := context.WithCancel(context.Background())
+	queuedDone := make(chan error, 1)
+	go func() { _, err := g.do(queuedCtx, 1); queuedDone <- err }()
+	var wg sync.WaitGroup
+	var other string
+	var otherErr error
+	wg.Go(func() { other, otherErr = g.do(context.Background(), 2) })
+	waitFor(t, "two calls to queue", func() bool { return queued(g) == 2 })
+
+	cancelQueued()
+	if err := <-queuedDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("queued caller: err = %v, want context.Canceled", err)
+	}
+	cancelRunning()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("caller in a running batch: err = %v, want context.Canceled", err)
+	}
+	close(rec.gate)
+	wg.Wait()
+	if otherErr != nil || other != "r2" {
+		t.Errorf("remaining caller = %q, %v", other, otherErr)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, b := range rec.batches {
+		if slices.Contains(b, 1) {
+			t.Errorf("the call cancelled in the queue ran in batch %v", b)
+		}
+	}
+	if _, err := g.do(running, 3); !errors.Is(err, context.Canceled) {
+		t.Errorf("call with an ended context: err = %v", err)
+	}
+}
+
+// A run that answers with the wrong number of results fails its calls
+// with an error rather than handing out zero results.
+func TestGroupChecksTheResultCount(t *testing.T) {
+	run := func(_ context.Context, items []int) ([]string, error) {
+		return make([]string, len(items)-1), nil
+	}
+	g := &group[int, string]{name: "test", max: 1, size: 8, run: run}
+	if r, err := g.do(context.Background(), 1); err == nil || r != "" {
+		t.Errorf("call = %q, %v; want an error", r, err)
+	}
+}
