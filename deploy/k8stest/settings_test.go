@@ -22,7 +22,10 @@ type setting struct {
 	Def    constant.Value // nil when the method takes none or it is not a constant
 	// Allowed are the values OneOf accepts.
 	Allowed []string
-	Pos     string // file:line of the read
+	// Min and Max bound an IntRange or DurationRange read (recorded as
+	// Int or Duration); nil otherwise.
+	Min, Max constant.Value
+	Pos      string // file:line of the read
 }
 
 // Required reports whether start-up fails without the variable.
@@ -49,6 +52,7 @@ func (s setting) DefString() string {
 // their second argument is the default.
 var envMethods = map[string]bool{
 	"String": true, "Int": true, "Duration": true, "Bool": true, "OneOf": true,
+	"IntRange": true, "DurationRange": true,
 	"List": true, "Addr": true, "URL": true, "URLList": true, "SecretURL": true,
 	"Required": false, "Secret": false, "RequiredSecret": false, "SecretList": false,
 }
@@ -325,6 +329,10 @@ func (t *sourceTree) envRead(p *goPackage, f *ast.File, method string, call *ast
 	s := setting{Name: constant.StringVal(name), Method: method, Pos: t.fset.Position(call.Pos()).String()}
 	if hasDef {
 		s.Def = t.eval(p, f, call.Args[1])
+	}
+	if base, ok := strings.CutSuffix(method, "Range"); ok && len(call.Args) >= 4 {
+		s.Method = base
+		s.Min, s.Max = t.eval(p, f, call.Args[2]), t.eval(p, f, call.Args[3])
 	}
 	if method == "OneOf" {
 		for _, a := range call.Args[min(3, len(call.Args)):] {

@@ -202,6 +202,30 @@ func (w *world) effective(svc, name string) (string, bool) {
 
 func fmtDuration(ns int64) string { return time.Duration(ns).String() }
 
+// inRange reports whether n lies within the bounds of an IntRange or
+// DurationRange read (always true for reads without bounds).
+func inRange(s setting, n int64) bool {
+	if s.Min != nil && s.Min.Kind() == constant.Int {
+		if lo, ok := constant.Int64Val(s.Min); ok && n < lo {
+			return false
+		}
+	}
+	if s.Max != nil && s.Max.Kind() == constant.Int {
+		if hi, ok := constant.Int64Val(s.Max); ok && n > hi {
+			return false
+		}
+	}
+	return true
+}
+
+func fmtBound(v constant.Value) string {
+	if v == nil || v.Kind() != constant.Int {
+		return "?"
+	}
+	n, _ := constant.Int64Val(v)
+	return fmtDuration(n)
+}
+
 // listeners are a service's listen addresses: settings read with Addr whose
 // default in the source has no host (":8080"), as opposed to addresses it
 // dials ("127.0.0.1:9090"). The result maps setting name to port.
@@ -343,13 +367,20 @@ func checkValue(s setting, v string) error {
 	}
 	switch s.Method {
 	case "Int":
-		if _, err := strconv.Atoi(v); err != nil {
+		n, err := strconv.Atoi(v)
+		if err != nil {
 			return fmt.Errorf("%q is not an integer", v)
+		}
+		if !inRange(s, int64(n)) {
+			return fmt.Errorf("%q is out of range (%s to %s)", v, s.Min, s.Max)
 		}
 	case "Duration":
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 {
 			return fmt.Errorf("%q is not a duration", v)
+		}
+		if !inRange(s, int64(d)) {
+			return fmt.Errorf("%q is out of range (%s to %s)", v, fmtBound(s.Min), fmtBound(s.Max))
 		}
 	case "Bool":
 		if !slices.Contains([]string{"1", "t", "true", "yes", "y", "on", "0", "f", "false", "no", "n", "off"}, strings.ToLower(v)) {

@@ -95,10 +95,34 @@ func advisorySubject(stream string) string {
 	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + stream + ".*"
 }
 
+// ConnectOption adds to what Connect sets up.
+type ConnectOption func(*connectOptions)
+
+type connectOptions struct{ onClosed func() }
+
+// OnClosed calls f when the connection is closed for good: by Close or
+// Drain, or by the client itself after a protocol error it does not
+// reconnect from (nats.go does that, for example, when the server rejects
+// a control line as too long). A service watches for the latter to fail
+// its liveness check rather than stay alive but useless.
+func OnClosed(f func()) ConnectOption { return func(o *connectOptions) { o.onClosed = f } }
+
 // Connect dials NATS and keeps reconnecting forever: a service must ride out a
 // NATS restart, not exit. url may be a comma-separated list of servers.
-func Connect(ctx context.Context, url, name string, log *slog.Logger) (*nats.Conn, error) {
+func Connect(ctx context.Context, url, name string, log *slog.Logger, opts ...ConnectOption) (*nats.Conn, error) {
+	var co connectOptions
+	for _, o := range opts {
+		o(&co)
+	}
 	nc, err := nats.Connect(url,
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if err := nc.LastError(); err != nil {
+				log.WarnContext(ctx, "nats connection closed", "error", err)
+			}
+			if co.onClosed != nil {
+				co.onClosed()
+			}
+		}),
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),

@@ -21,8 +21,45 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// DefaultMaxConns is the pool size when the connection string sets none.
+// DefaultMaxConns is the pool size when neither [Options.MaxConns] nor the
+// connection string sets one.
 const DefaultMaxConns = 32
+
+// Options tune a pool beyond what the connection string says.
+type Options struct {
+	// MaxConns caps the pool (DATABASE_POOL_SIZE). Every replica of every
+	// service opens its own pool, so the sum over pods must stay below the
+	// server's max_connections (see deploy/README.md, "Postgres connection
+	// budget"). 0 keeps the connection string's pool_max_conns, or
+	// DefaultMaxConns.
+	MaxConns int32
+	// ExecMode is how pgx sends queries (DATABASE_EXEC_MODE); see
+	// [ParseExecMode]. The zero value keeps pgx's default,
+	// cache_statement, which names prepared statements per connection:
+	// behind PgBouncer in transaction mode older than 1.21 (or with
+	// max_prepared_statements = 0) use exec or simple_protocol instead.
+	ExecMode pgx.QueryExecMode
+}
+
+// ExecModes are the names ParseExecMode accepts, in pgx's order.
+var ExecModes = []string{"cache_statement", "cache_describe", "describe_exec", "exec", "simple_protocol"}
+
+// ParseExecMode maps a DATABASE_EXEC_MODE name to pgx's query exec mode.
+func ParseExecMode(name string) (pgx.QueryExecMode, error) {
+	switch name {
+	case "cache_statement":
+		return pgx.QueryExecModeCacheStatement, nil
+	case "cache_describe":
+		return pgx.QueryExecModeCacheDescribe, nil
+	case "describe_exec":
+		return pgx.QueryExecModeDescribeExec, nil
+	case "exec":
+		return pgx.QueryExecModeExec, nil
+	case "simple_protocol":
+		return pgx.QueryExecModeSimpleProtocol, nil
+	}
+	return 0, fmt.Errorf("unknown exec mode %q (want one of %s)", name, strings.Join(ExecModes, ", "))
+}
 
 // Open creates a connection pool for the PostgreSQL database at connString
 // (a postgres:// URL or a key=value connection string, with pgx's pool_*
@@ -32,6 +69,11 @@ const DefaultMaxConns = 32
 //
 // Errors never contain the password from connString.
 func Open(ctx context.Context, connString string) (*pgxpool.Pool, error) {
+	return OpenWith(ctx, connString, Options{})
+}
+
+// OpenWith is [Open] with options.
+func OpenWith(ctx context.Context, connString string, opts Options) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
 		return nil, redact(fmt.Errorf("database: parse connection string: %w", err), connString, nil)
@@ -39,9 +81,18 @@ func Open(ctx context.Context, connString string) (*pgxpool.Pool, error) {
 	cfg.ConnConfig.Tracer = otelpgx.NewTracer()
 	// pgx defaults to max(4, CPUs) connections; consumers that hold a row
 	// lock across an outbound call need more than that to keep their
-	// workers busy. An explicit pool_max_conns still wins.
-	if !strings.Contains(connString, "pool_max_conns") {
+	// workers busy. An explicit pool_max_conns still wins over the default.
+	switch {
+	case opts.MaxConns > 0:
+		cfg.MaxConns = opts.MaxConns
+	case !strings.Contains(connString, "pool_max_conns"):
 		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.MinConns > cfg.MaxConns {
+		cfg.MinConns = cfg.MaxConns
+	}
+	if opts.ExecMode != 0 {
+		cfg.ConnConfig.DefaultQueryExecMode = opts.ExecMode
 	}
 	passwords := configPasswords(cfg)
 

@@ -1,5 +1,6 @@
 // Package health serves a service's internal endpoints: /healthz (the
-// process is alive), /readyz (named dependency checks pass and the service is
+// process is alive and not stuck in a state it cannot leave by itself, so
+// that failing it gets the process restarted), /readyz (named dependency checks pass and the service is
 // not draining) and /metrics.
 package health
 
@@ -21,12 +22,13 @@ type Checker struct {
 	timeout  time.Duration
 	mu       sync.RWMutex
 	checks   map[string]Check
+	live     map[string]Check
 	draining atomic.Bool
 }
 
 // New returns a Checker whose checks each get timeout to answer.
 func New(timeout time.Duration) *Checker {
-	return &Checker{timeout: timeout, checks: map[string]Check{}}
+	return &Checker{timeout: timeout, checks: map[string]Check{}, live: map[string]Check{}}
 }
 
 // Add registers a check under name, replacing any check of that name.
@@ -34,6 +36,16 @@ func (c *Checker) Add(name string, check Check) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.checks[name] = check
+}
+
+// AddLiveness registers a liveness check under name: /healthz fails while
+// it does. Only add conditions that a restart cures and waiting does not
+// (a connection closed for good); a dependency that is merely down belongs
+// in readiness, or every replica restarts during its outage.
+func (c *Checker) AddLiveness(name string, check Check) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.live[name] = check
 }
 
 // Drain makes /readyz fail from now on, so load balancers stop sending work
@@ -46,17 +58,29 @@ type Report struct {
 	Checks map[string]string `json:"checks"` // "ok" or the error
 }
 
-// Run runs every check concurrently and reports.
+// Run runs every readiness check concurrently and reports.
 func (c *Checker) Run(ctx context.Context) Report {
+	r := c.run(ctx, c.checks)
+	if c.draining.Load() {
+		r.Status = "draining"
+	}
+	return r
+}
+
+// Live runs every liveness check concurrently and reports; its status is
+// "ready" when all pass.
+func (c *Checker) Live(ctx context.Context) Report { return c.run(ctx, c.live) }
+
+func (c *Checker) run(ctx context.Context, set map[string]Check) Report {
 	c.mu.RLock()
-	names := make([]string, 0, len(c.checks))
-	for name := range c.checks {
+	names := make([]string, 0, len(set))
+	for name := range set {
 		names = append(names, name)
 	}
 	sort.Strings(names)
 	checks := make([]Check, len(names))
 	for i, name := range names {
-		checks[i] = c.checks[name]
+		checks[i] = set[name]
 	}
 	c.mu.RUnlock()
 
@@ -79,17 +103,29 @@ func (c *Checker) Run(ctx context.Context) Report {
 			r.Status = "not_ready"
 		}
 	}
-	if c.draining.Load() {
-		r.Status = "draining"
-	}
 	return r
 }
 
 // Handler serves /healthz, /readyz and, when metrics is not nil, /metrics.
 func (c *Checker) Handler(metrics http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		report := c.Live(r.Context())
+		if report.Status != "ready" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			names := make([]string, 0, len(report.Checks))
+			for name, res := range report.Checks {
+				if res != "ok" {
+					names = append(names, name+": "+res)
+				}
+			}
+			sort.Strings(names)
+			for _, n := range names {
+				_, _ = w.Write([]byte(n + "\n"))
+			}
+			return
+		}
 		_, _ = w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {

@@ -77,3 +77,22 @@ func TestHealthzAndMetrics(t *testing.T) {
 		t.Errorf("POST /healthz: %d", rec.Code)
 	}
 }
+
+func TestHealthzFailsOnLivenessCheck(t *testing.T) {
+	c := health.New(time.Second)
+	var dead error
+	c.AddLiveness("nats", func(context.Context) error { return dead })
+	c.Add("postgres", func(context.Context) error { return errors.New("down") }) // readiness only
+	get := func() (int, string) {
+		rec := httptest.NewRecorder()
+		c.Handler(nil).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		return rec.Code, rec.Body.String()
+	}
+	if code, body := get(); code != 200 || body != "ok\n" {
+		t.Errorf("healthz with a readiness failure only: %d %q, want 200", code, body)
+	}
+	dead = errors.New("nats connection closed")
+	if code, body := get(); code != 503 || body != "nats: nats connection closed\n" {
+		t.Errorf("healthz with a failed liveness check: %d %q, want 503 naming it", code, body)
+	}
+}

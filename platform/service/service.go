@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -25,6 +26,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/database"
 	"github.com/ml-connector/ml-connector/platform/health"
 	"github.com/ml-connector/ml-connector/platform/logging"
+	"github.com/ml-connector/ml-connector/platform/retry"
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	"github.com/ml-connector/ml-connector/platform/telemetry"
 )
@@ -35,28 +37,64 @@ type Config struct {
 	Common  config.Common
 	Keys    *secrets.Keyring
 	Streams bus.Config
+	// Database tunes the Postgres pool (DATABASE_POOL_SIZE, DATABASE_EXEC_MODE).
+	Database database.Options
 	// DrainTimeout bounds how long shutdown waits for work in flight.
 	DrainTimeout time.Duration
+	// StartupTimeout bounds how long Start waits for Postgres and NATS
+	// to answer before giving up (and the process exits to be restarted).
+	StartupTimeout time.Duration
 }
 
-// LoadConfig registers and reads the settings every service has.
+// Bounds of the settings every service has. A pool below 4 starves the
+// advisory-lock holders (each holds a connection of its own); 1,000 is far
+// above any max_connections budget.
+const (
+	MinPoolSize = 4
+	MaxPoolSize = 1000
+)
+
+// LoadConfig registers and reads the settings every service has, each
+// range-checked.
 func LoadConfig(env *config.Env, name string) Config {
 	defaults := bus.DefaultConfig()
-	return Config{
+	cfg := Config{
 		Name:   name,
 		Common: config.LoadCommon(env),
 		Keys:   config.LoadKeyring(env),
 		Streams: bus.Config{
-			Replicas: env.Int("NATS_STREAM_REPLICAS", defaults.Replicas,
+			// JetStream allows at most 5 replicas.
+			Replicas: env.IntRange("NATS_STREAM_REPLICAS", defaults.Replicas, 1, 5,
 				"Replicas of every JetStream stream (1 in development, 3 in production)."),
-			MaxAge: env.Duration("NATS_STREAM_MAX_AGE", defaults.MaxAge,
+			MaxAge: env.DurationRange("NATS_STREAM_MAX_AGE", defaults.MaxAge, time.Hour, 10*365*24*time.Hour,
 				"How long streams keep messages."),
-			DuplicateWindow: env.Duration("NATS_DUPLICATE_WINDOW", defaults.DuplicateWindow,
-				"Window in which JetStream drops a repeated Nats-Msg-Id."),
+			DuplicateWindow: env.DurationRange("NATS_DUPLICATE_WINDOW", defaults.DuplicateWindow, time.Second, 7*24*time.Hour,
+				"Window in which JetStream drops a repeated Nats-Msg-Id (at most NATS_STREAM_MAX_AGE)."),
 		},
-		DrainTimeout: env.Duration("SHUTDOWN_TIMEOUT", 25*time.Second,
+		Database: database.Options{
+			MaxConns: int32(env.IntRange("DATABASE_POOL_SIZE", database.DefaultMaxConns, MinPoolSize, MaxPoolSize,
+				"Most Postgres connections this process opens. Replicas x pool size, summed over services,\n"+
+					"must stay below the server's max_connections (deploy/README.md, connection budget).")),
+		},
+		DrainTimeout: env.DurationRange("SHUTDOWN_TIMEOUT", 25*time.Second, time.Second, 10*time.Minute,
 			"How long SIGTERM waits for work in flight before closing."),
+		StartupTimeout: env.DurationRange("STARTUP_TIMEOUT", 5*time.Minute, time.Second, time.Hour,
+			"How long start-up waits, retrying with backoff, for Postgres and NATS to answer before exiting."),
 	}
+	mode := env.OneOf("DATABASE_EXEC_MODE", "cache_statement",
+		"How queries are sent to Postgres. Behind PgBouncer in transaction mode without prepared-statement\n"+
+			"support (before 1.21, or max_prepared_statements = 0) use exec.", database.ExecModes...)
+	if mode != "" {
+		m, err := database.ParseExecMode(mode)
+		if err != nil {
+			env.Errorf("DATABASE_EXEC_MODE", "%v", err)
+		}
+		cfg.Database.ExecMode = m
+	}
+	if cfg.Streams.DuplicateWindow > cfg.Streams.MaxAge {
+		env.Errorf("NATS_DUPLICATE_WINDOW", "%s is longer than NATS_STREAM_MAX_AGE %s", cfg.Streams.DuplicateWindow, cfg.Streams.MaxAge)
+	}
+	return cfg
 }
 
 // Service holds the shared dependencies of a running service.
@@ -73,6 +111,9 @@ type Service struct {
 	telemetry *telemetry.Telemetry
 	nc        *nats.Conn
 	listener  net.Listener
+	closing   atomic.Bool // set when we close the connections ourselves
+	natsDown  sync.Once
+	natsDead  chan struct{} // closed when the NATS connection closed by itself
 }
 
 // Start connects everything a service needs. The values in redact (usually
@@ -84,7 +125,7 @@ func Start(ctx context.Context, cfg Config, redact ...secrets.Value) (_ *Service
 	}
 	log := logging.New(os.Stdout, cfg.Common.LogLevel, cfg.Name)
 	slog.SetDefault(log)
-	s := &Service{Name: cfg.Name, Log: log, Keys: cfg.Keys, cfg: cfg, Health: health.New(2 * time.Second)}
+	s := &Service{Name: cfg.Name, Log: log, Keys: cfg.Keys, cfg: cfg, Health: health.New(2 * time.Second), natsDead: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			s.close(context.WithoutCancel(ctx))
@@ -94,19 +135,34 @@ func Start(ctx context.Context, cfg Config, redact ...secrets.Value) (_ *Service
 	if s.telemetry, err = telemetry.Setup(ctx, cfg.Name, telemetry.Options{}); err != nil {
 		return nil, err
 	}
-	if s.DB, err = database.Open(ctx, cfg.Common.DatabaseURL.Reveal()); err != nil {
+	// A first deploy starts everything at once: Postgres and NATS may not
+	// answer yet (nor JetStream have the quorum for R3 streams), so each is
+	// waited for with backoff rather than exiting into a crash loop.
+	startCtx, cancelStart := context.WithTimeout(ctx, cfg.StartupTimeout)
+	defer cancelStart()
+	if err = waitFor(startCtx, log, "postgres", func(ctx context.Context) error {
+		var err error
+		s.DB, err = database.OpenWith(ctx, cfg.Common.DatabaseURL.Reveal(), cfg.Database)
+		return err
+	}); err != nil {
 		return nil, err
 	}
-	if err = database.Migrate(ctx, s.DB); err != nil {
+	if err = waitFor(startCtx, log, "postgres migrations", func(ctx context.Context) error {
+		return database.Migrate(ctx, s.DB)
+	}); err != nil {
 		return nil, err
 	}
-	if s.nc, err = bus.Connect(ctx, cfg.Common.NATSURL, cfg.Name, log); err != nil {
+	if err = waitFor(startCtx, log, "nats", func(ctx context.Context) error {
+		var err error
+		s.nc, err = bus.Connect(ctx, cfg.Common.NATSURL, cfg.Name, log, bus.OnClosed(s.natsClosed))
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	if s.Bus, err = bus.New(s.nc, cfg.Streams, log); err != nil {
 		return nil, err
 	}
-	if err = s.Bus.Ensure(ctx); err != nil {
+	if err = waitFor(startCtx, log, "jetstream streams", s.Bus.Ensure); err != nil {
 		return nil, err
 	}
 	if cfg.Keys != nil {
@@ -117,7 +173,56 @@ func Start(ctx context.Context, cfg Config, redact ...secrets.Value) (_ *Service
 	}
 	s.Health.Add("nats", s.Bus.Healthy)
 	s.Health.Add("postgres", s.DB.Ping)
+	// A closed NATS connection never comes back by itself (nats.go closes
+	// it for good on some protocol errors, such as a control line too
+	// long): liveness fails, and Run stops, so the process is restarted
+	// rather than staying alive but useless.
+	s.Health.AddLiveness("nats", s.natsAlive)
 	return s, nil
+}
+
+// startBackoff paces start-up retries: quick at first, then every 10 s.
+var startBackoff = retry.Backoff{Base: 250 * time.Millisecond, Max: 10 * time.Second}
+
+// waitFor calls try until it succeeds or ctx ends, logging each failure,
+// and returns the last error if ctx ended first.
+func waitFor(ctx context.Context, log *slog.Logger, what string, try func(context.Context) error) error {
+	for n := 0; ; n++ {
+		err := try(ctx)
+		if err == nil {
+			if n > 0 {
+				log.InfoContext(ctx, "dependency ready", "dependency", what, "attempts", n+1)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s not ready at start-up: %w", what, err)
+		}
+		delay := startBackoff.Delay(n)
+		log.WarnContext(ctx, "dependency not ready, retrying", "dependency", what, "attempt", n+1, "retry_in", delay.String(), "error", err)
+		if serr := retry.Sleep(ctx, delay); serr != nil {
+			return fmt.Errorf("%s not ready at start-up: %w", what, err)
+		}
+	}
+}
+
+// natsClosed is called by the NATS client when the connection is closed
+// for good.
+func (s *Service) natsClosed() {
+	if s.closing.Load() {
+		return
+	}
+	s.Log.Error("nats connection closed and will not reconnect; the process must restart")
+	s.natsDown.Do(func() { close(s.natsDead) })
+}
+
+func (s *Service) natsAlive(context.Context) error {
+	select {
+	case <-s.natsDead:
+		return errors.New("nats connection closed")
+	default:
+		return nil
+	}
 }
 
 // HTTPAddr is the address /healthz, /readyz and /metrics are served on.
@@ -166,6 +271,9 @@ func (s *Service) Run(ctx context.Context, workers ...Worker) error {
 		s.Log.InfoContext(ctx, "draining")
 	case runErr = <-failed:
 		s.Log.ErrorContext(ctx, "worker failed, stopping", "error", runErr)
+	case <-s.natsDead:
+		runErr = errors.New("nats connection closed")
+		s.Log.ErrorContext(ctx, "stopping: nats connection closed for good")
 	}
 	s.Health.Drain()
 	stopWorkers()
@@ -187,6 +295,7 @@ func (s *Service) Run(ctx context.Context, workers ...Worker) error {
 
 // close releases what Start opened, in reverse order.
 func (s *Service) close(ctx context.Context) {
+	s.closing.Store(true)
 	if s.listener != nil {
 		_ = s.listener.Close()
 	}

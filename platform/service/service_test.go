@@ -16,15 +16,19 @@ import (
 	"github.com/ml-connector/ml-connector/platform/testsupport"
 )
 
-func testConfig(t *testing.T, natsURL, dbURL string) service.Config {
+func testConfig(t *testing.T, natsURL, dbURL string, extra ...string) service.Config {
 	t.Helper()
-	env := config.FromMap(map[string]string{
+	vars := map[string]string{
 		"NATS_URL":       natsURL,
 		"DATABASE_URL":   dbURL,
 		"HTTP_ADDR":      "127.0.0.1:0",
 		"MLC_MASTER_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 		"LOG_LEVEL":      "warn",
-	})
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		vars[extra[i]] = extra[i+1]
+	}
+	env := config.FromMap(vars)
 	cfg := service.LoadConfig(env, "test-service")
 	if err := env.Err(); err != nil {
 		t.Fatal(err)
@@ -146,7 +150,7 @@ func TestStartFailsCleanly(t *testing.T) {
 			if tc.nats == "" {
 				tc.nats = testsupport.StartJetStream(t).URL()
 			}
-			_, err := service.Start(t.Context(), testConfig(t, tc.nats, tc.db))
+			_, err := service.Start(t.Context(), testConfig(t, tc.nats, tc.db, "STARTUP_TIMEOUT", "2s"))
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("start: %v, want an error mentioning %q", err, tc.wantErr)
 			}

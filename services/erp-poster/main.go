@@ -30,7 +30,7 @@ func run(ctx context.Context, args []string) error {
 	env := config.FromOS()
 	cfg := service.LoadConfig(env, "erp-poster")
 	grpcAddr := env.Addr(config.VarGRPCAddr, config.DefaultGRPCAddr, "gRPC listener of mlc.v1.ErpPoster and grpc.health.v1.")
-	refresh := env.Duration("CONNECTION_REFRESH", 30*time.Second, "How often a connection's settings are re-read from the registry.")
+	refresh := env.DurationRange("CONNECTION_REFRESH", 30*time.Second, time.Second, time.Hour, "How often a connection's settings are re-read from the registry.")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil

@@ -121,7 +121,7 @@ func TestRunRefusesBadSettings(t *testing.T) {
 	t.Setenv("IFS_POLL_INTERVAL", "0s")
 	t.Setenv("IFS_PUBLISH_BATCH", "0")
 	err := run(context.Background(), nil)
-	if err == nil || !strings.Contains(err.Error(), "IFS_POLL_INTERVAL: must be positive") || !strings.Contains(err.Error(), "IFS_PUBLISH_BATCH") {
+	if err == nil || !strings.Contains(err.Error(), "IFS_POLL_INTERVAL: 0s is out of range") || !strings.Contains(err.Error(), "IFS_PUBLISH_BATCH") {
 		t.Errorf("error %v", err)
 	}
 }

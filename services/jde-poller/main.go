@@ -23,16 +23,13 @@ func main() { command.Main("jde-poller", run) }
 func run(ctx context.Context, args []string) error {
 	env := config.FromOS()
 	cfg := service.LoadConfig(env, "jde-poller")
-	interval := env.Duration("JDE_POLL_INTERVAL", time.Minute, "Pause between two poll cycles of a JDE connection.")
-	relist := env.Duration("JDE_RELIST_INTERVAL", 30*time.Second, "How often JDE connections are listed for new, changed and removed ones.")
-	lockRetry := env.Duration("JDE_LOCK_RETRY", 5*time.Second, "How often a standby replica tries to take over a connection.")
-	batch := env.Int("JDE_PUBLISH_BATCH", 500, "Messages published and acknowledged before a watermark moves.")
+	interval := env.DurationRange("JDE_POLL_INTERVAL", time.Minute, 10*time.Millisecond, 24*time.Hour, "Pause between two poll cycles of a JDE connection.")
+	relist := env.DurationRange("JDE_RELIST_INTERVAL", 30*time.Second, 10*time.Millisecond, 24*time.Hour, "How often JDE connections are listed for new, changed and removed ones.")
+	lockRetry := env.DurationRange("JDE_LOCK_RETRY", 5*time.Second, 10*time.Millisecond, 10*time.Minute, "How often a standby replica tries to take over a connection.")
+	batch := env.IntRange("JDE_PUBLISH_BATCH", 500, 1, 10000, "Messages published and acknowledged before a watermark moves.")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
-	}
-	if batch < 1 {
-		env.Errorf("JDE_PUBLISH_BATCH", "must be at least 1")
 	}
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)

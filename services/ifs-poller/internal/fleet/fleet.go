@@ -52,26 +52,12 @@ type Config struct {
 // problems are recorded in env.
 func LoadConfig(env *config.Env) Config {
 	c := Config{
-		Interval:   env.Duration("IFS_POLL_INTERVAL", time.Minute, "Pause between two poll cycles of a connection."),
-		Jitter:     env.Duration("IFS_POLL_JITTER", 10*time.Second, "Random extra pause, up to this, added to each interval."),
-		Relist:     env.Duration("IFS_RELIST_INTERVAL", time.Minute, "How often the connection registry is read again for added, changed or removed IFS connections."),
-		LockRetry:  env.Duration("IFS_LOCK_RETRY", 5*time.Second, "How often a standing-by replica tries to take over a connection."),
-		StaleAfter: env.Duration("IFS_STALE_AFTER", 10*time.Minute, "Readiness fails when a connection this replica polls has had no successful cycle for this long."),
-		BatchSize:  env.Int("IFS_PUBLISH_BATCH", 1000, "Messages in flight to JetStream at once."),
-	}
-	for _, v := range []struct {
-		name string
-		d    time.Duration
-	}{{"IFS_POLL_INTERVAL", c.Interval}, {"IFS_RELIST_INTERVAL", c.Relist}, {"IFS_LOCK_RETRY", c.LockRetry}, {"IFS_STALE_AFTER", c.StaleAfter}} {
-		if v.d <= 0 {
-			env.Errorf(v.name, "must be positive, got %s", v.d)
-		}
-	}
-	if c.Jitter < 0 {
-		env.Errorf("IFS_POLL_JITTER", "must not be negative, got %s", c.Jitter)
-	}
-	if c.BatchSize < 1 {
-		env.Errorf("IFS_PUBLISH_BATCH", "must be at least 1, got %d", c.BatchSize)
+		Interval:   env.DurationRange("IFS_POLL_INTERVAL", time.Minute, 10*time.Millisecond, 24*time.Hour, "Pause between two poll cycles of a connection."),
+		Jitter:     env.DurationRange("IFS_POLL_JITTER", 10*time.Second, 0, time.Hour, "Random extra pause, up to this, added to each interval."),
+		Relist:     env.DurationRange("IFS_RELIST_INTERVAL", time.Minute, 10*time.Millisecond, 24*time.Hour, "How often the connection registry is read again for added, changed or removed IFS connections."),
+		LockRetry:  env.DurationRange("IFS_LOCK_RETRY", 5*time.Second, 10*time.Millisecond, 10*time.Minute, "How often a standing-by replica tries to take over a connection."),
+		StaleAfter: env.DurationRange("IFS_STALE_AFTER", 10*time.Minute, time.Minute, 7*24*time.Hour, "Readiness fails when a connection this replica polls has had no successful cycle for this long."),
+		BatchSize:  env.IntRange("IFS_PUBLISH_BATCH", 1000, 1, 10000, "Messages in flight to JetStream at once."),
 	}
 	return c
 }
