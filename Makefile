@@ -6,7 +6,7 @@ MODULES := proto platform cmd \
 	connectors/gocardless connectors/ifscloud connectors/jde \
 	services/ifs-poller services/jde-poller services/gc-webhook \
 	services/payment-orchestrator services/erp-poster \
-	deploy/k8stest
+	deploy/k8stest deploy/images
 SERVICES := ifs-poller jde-poller gc-webhook payment-orchestrator erp-poster
 COMMANDS := mlcctl mlc-demo
 # Simulators of the external systems: connectors/<system>/cmd/<name>.
@@ -26,11 +26,12 @@ BUF_VERSION                := v1.75.0
 PROTOC_GEN_GO_VERSION      := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 STATICCHECK_VERSION        := v0.8.2
+CRANE_VERSION              := v0.22.1
 TOOLS := $(CURDIR)/.tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOTOOLCHAIN := local
 
-.PHONY: all build test lint proto proto-check demo bench bench-webhook tools deps-check fmt-check clean
+.PHONY: all build test lint proto proto-check demo bench bench-webhook tools deps-check fmt-check clean images push pin
 
 all: build
 
@@ -38,6 +39,31 @@ all: build
 build:
 	@mkdir -p bin
 	go build -o bin/ $(foreach s,$(SERVICES),./services/$(s)) $(foreach c,$(COMMANDS),./cmd/$(c)) $(foreach s,$(SIMULATORS),./$(s))
+
+# Images: one per service in SERVICES (adding a service there adds its image).
+IMAGES_DIR      := bin/images
+IMAGE_PLATFORMS ?= linux/amd64
+REGISTRY        ?= ghcr.io/ml-connector
+TAG             ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+
+## images: an OCI image per service into bin/images (no Docker daemon), digests printed
+images:
+	go run ./deploy/images build -out $(IMAGES_DIR) -platforms $(IMAGE_PLATFORMS) $(SERVICES)
+
+## push: publish bin/images to REGISTRY as TAG and check the registry serves the same digests
+push: $(TOOLS)/.crane-$(CRANE_VERSION)
+	@test -f $(IMAGES_DIR)/digests.txt || { echo "run make images first"; exit 1; }
+	@grep -v '^#' $(IMAGES_DIR)/digests.txt | while read -r s d; do \
+		crane push $(IMAGES_DIR)/$$s $(REGISTRY)/$$s:$(TAG) >/dev/null; \
+		got=$$(crane digest $(REGISTRY)/$$s:$(TAG)); \
+		[ "$$got" = "$$d" ] || { echo "$$s: registry has $$got, built $$d"; exit 1; }; \
+		echo "$(REGISTRY)/$$s:$(TAG)@$$d"; \
+	done
+
+## pin: make the prod overlay deploy the images of bin/images by digest (from REGISTRY)
+pin:
+	go run ./deploy/images pin -digests $(IMAGES_DIR)/digests.txt -registry $(REGISTRY) \
+		-out deploy/k8s/overlays/prod/images/kustomization.yaml
 
 ## test: every module's tests against real Postgres and NATS JetStream, then brief fuzzing
 test:
@@ -92,6 +118,9 @@ $(TOOLS)/.pgg-%:
 	@touch $@
 $(TOOLS)/.pggg-%:
 	GOBIN=$(TOOLS)/bin go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$*
+	@touch $@
+$(TOOLS)/.crane-%:
+	GOBIN=$(TOOLS)/bin go install github.com/google/go-containerregistry/cmd/crane@$*
 	@touch $@
 $(TOOLS)/.sc-%:
 	GOBIN=$(TOOLS)/bin go install honnef.co/go/tools/cmd/staticcheck@$*

@@ -1,5 +1,5 @@
 // Package k8stest holds the tests of the Kubernetes manifests in deploy/k8s
-// and of the Dockerfile. They render every kustomize overlay, decode each
+// and of the images' user. They render every kustomize overlay, decode each
 // object strictly into the Kubernetes API types, and check the deployment
 // rules (probes, resources, security context, autoscaling, disruption
 // budgets, network flows, NATS and the OpenTelemetry Collector) against the

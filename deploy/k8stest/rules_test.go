@@ -133,7 +133,7 @@ func checkImages(w *world) (probs []string) {
 	for _, svc := range w.services {
 		if _, ctr, err := w.svc(svc); err == nil {
 			if repo, _, _ := splitImage(ctr.Image); repo != imageRepo+svc {
-				probs = append(probs, fmt.Sprintf("%s: image %q, want %s%s (built from the Dockerfile with SERVICE=%s)", svc, ctr.Image, imageRepo, svc, svc))
+				probs = append(probs, fmt.Sprintf("%s: image %q, want %s%s (built by make images)", svc, ctr.Image, imageRepo, svc))
 			}
 		}
 	}

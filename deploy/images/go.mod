@@ -1,0 +1,3 @@
+module github.com/ml-connector/ml-connector/deploy/images
+
+go 1.26.0
