@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
 )
@@ -59,12 +60,18 @@ func checkERPs(ctx context.Context, s *simulators) error {
 	for _, p := range s.gc.Payments() {
 		payments[p.Metadata["company"]+"/"+p.Metadata["invoice_id"]]++
 	}
+	// IFS: each outcome is one mixed payment (its reference is the outcome
+	// id); a collected invoice has an approved one matched to it.
 	ifsRefs := map[string]int{}
 	ifsByInvoice := map[string]int{}
-	for _, p := range s.ifs.Postings() {
-		ifsRefs[p.Reference]++
-		if p.PostingType != "" && !p.Reversed {
-			ifsByInvoice[fmt.Sprintf("%s/%d", p.Company, p.InvoiceID)]++
+	for _, mp := range s.ifs.MixedPayments() {
+		ifsRefs[mp.Company+"/"+mp.Description]++
+		for _, l := range mp.LumpSums {
+			for _, tr := range l.Transactions {
+				if mp.State == ifssim.MixedApproved && tr.InvoiceID != 0 {
+					ifsByInvoice[fmt.Sprintf("%s/%d", mp.Company, tr.InvoiceID)]++
+				}
+			}
 		}
 	}
 	jdeRefs := map[string]int{}
@@ -83,7 +90,7 @@ func checkERPs(ctx context.Context, s *simulators) error {
 	}
 	for ref, n := range ifsRefs {
 		if n > 1 {
-			problems = append(problems, fmt.Sprintf("IFS posting %s written %d times", ref, n))
+			problems = append(problems, fmt.Sprintf("IFS mixed payment of outcome %s written %d times", ref, n))
 		}
 	}
 	for ref, n := range jdeRefs {

@@ -310,8 +310,9 @@ func TestTraceTellsTheCollectionStory(t *testing.T) {
 	if len(calls) == 0 {
 		t.Fatalf("hop missing: orchestrator consume → erp-poster gRPC client span, under the webhook's payment events:\n%s", describeAll(tr, fromWebhook))
 	}
-	// The write itself: a POST to an action bound to the invoice's entity.
-	invoiceEntity := fmt.Sprintf("(Company='%s',InvoiceId=%s)/", inv.company, inv.id)
+	// The write itself: a POST to IFS's Mixed Payment projection (the
+	// customer payment matched to the invoice, or its approval).
+	invoiceEntity := "MixedPaymentHandling.svc/"
 	toIFS := func(s *span) bool {
 		return spanMatch("erp-poster", tracepb.Span_SPAN_KIND_CLIENT, "")(s) && s.attrs["http.request.method"] == "POST" &&
 			strings.HasPrefix(s.attrs["url.full"], ifsURL+"/") && strings.Contains(s.attrs["url.full"], invoiceEntity)

@@ -135,6 +135,12 @@ type request struct {
 	ifMatch string
 	body    []byte
 	what    string // short description for errors, e.g. "list CustomerInfoSet"
+	// once marks a request that must not be repeated once it may have
+	// reached IFS (a create, which no If-Match guards): after a network
+	// error or a 5xx it fails as ErrUnavailable, and the caller's look-up
+	// finds what it created, if anything, when it tries again. 401 and
+	// 429 are still retried: IFS did not act on them.
+	once bool
 }
 
 // response is a fully read answer.
@@ -189,6 +195,9 @@ func (c *Client) do(ctx context.Context, req request) (*response, error) {
 		case permanent(err):
 			// The token endpoint refused the credentials or the request.
 			return nil, fmt.Errorf("ifs %s: %w", req.what, err)
+		case err != nil && req.once && used != nil:
+			// The request left with a token, so it may have been acted on.
+			return nil, fmt.Errorf("ifs %s: %w: %w", req.what, ErrUnavailable, err)
 		case err != nil:
 			// Network error, 5xx (send returns them as errors so the
 			// breaker counts them), or a transient token failure.

@@ -46,12 +46,23 @@
 //	customer_fields        *object renaming logical fields
 //	customer_extra_fields  default []
 //
-//	posting_entity_set     *postings of the invoice projection (default "DirectDebitPostingSet")
-//	payment_action         *bound action booking a collected payment (default "CustomerOrderInvHead_RegisterDirectDebitPayment")
-//	failure_action         *bound action recording a failed, charged-back or cancelled collection
-//	                       (default "CustomerOrderInvHead_RegisterDirectDebitFailure")
-//	mandate_log_entity_set *mandate status log of the customer projection (default "DirectDebitMandateLogSet")
-//	mandate_action         *bound action recording a mandate status (default "CustomerInfo_RegisterDirectDebitMandate")
+//	writeback              how outcomes are written (see [Writer]): "mixed_payment" (default) or
+//	                       "camt054"
+//	mixed_payment_projection              *default "MixedPaymentHandling"
+//	mixed_payment_entity_set              *default "MixedPaymentSet"
+//	lump_sum_entity_set                   *default "MixedPaymentLumpSumSet"
+//	mixed_payment_transaction_entity_set  *default "MixedPaymentTransactionSet"
+//	approve_action, cancel_action         *bound actions of the mixed payment (default
+//	                       "MixedPayment_Approve", "MixedPayment_Cancel")
+//	mixed_payment_reference_field         *field holding the outcome id (default "Description")
+//	payment_institute, cash_account       the GoCardless cash account in IFS (default "GOCARDLESS")
+//	camt054_dir            writeback camt054: the absolute directory the site's IFS loads files from
+//	camt054_account_iban   the cash account's IBAN in the files; else camt054_account_id
+//	                       (default "GOCARDLESS")
+//	mandate_writeback      "none" (default: standard IFS has no GoCardless mandate status) or
+//	                       "legacy_mandate_log" (ml-connector's own action, which a site builds)
+//	mandate_log_entity_set legacy: default "DirectDebitMandateLogSet"
+//	mandate_action         legacy: default "CustomerInfo_RegisterDirectDebitMandate"
 //
 // Logical invoice fields and their default IFS names: company Company, key
 // InvoiceId, number InvoiceNo, customer Identity, open_amount *OpenAmount,
@@ -67,14 +78,15 @@
 // field; the required ones (company, key, modified, and for invoices
 // open_amount and currency, for customers name) cannot be empty.
 //
-// The Writer reads and writes these fields of the posting and mandate log
-// sets (names fixed): Company, InvoiceId, Reference, PostingType
-// ('Payment' and the failure types), PaymentId, Reversed, PostingId,
-// CustomerId, LogId and CreatedAt. The bound actions take the parameters
-// Reference (the outcome id), PaymentId, PayoutId, Amount, Currency,
-// PaymentDate (payment); FailureType, Cause, ReasonCode, Description,
-// EventDate (failure); Company, MandateId, Status, Scheme, EventTime,
-// Cause, ReasonCode, Description (mandate).
+// The mixed payment preset writes these fields (the names are the
+// simulator's and must be checked against the tenant, see docs/ifs.md):
+// the mixed payment's Company, InstituteId, ShortName, VoucherDate and the
+// reference field; the lump sum's Company, MixedPaymentId, LumpSumAmount,
+// Currency; the customer payment line's Company, MixedPaymentId,
+// LumpSumId, TransactionType ('CustomerPayment'), PartyType ('Customer'),
+// Identity, InvoiceId, CurrAmount, Currency, PaymentReference (the
+// GoCardless id) and Text; and it reads MixedPaymentId, LumpSumId,
+// TransactionId and Objstate (NotApproved, Approved, Cancelled).
 //
 // Amounts are never floats: the client asks for IEEE754Compatible=true, so
 // IFS sends decimals as strings, and keeps the exact text of a JSON number

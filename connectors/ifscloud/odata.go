@@ -231,3 +231,24 @@ func (c *Client) invoke(ctx context.Context, projection, set, predicate, action,
 	}
 	return r, nil
 }
+
+// create POSTs a new entity to a set (OData create) and returns it as IFS
+// answered, with its ETag.
+func (c *Client) create(ctx context.Context, projection, set string, props any) (row, error) {
+	body, err := json.Marshal(props)
+	if err != nil {
+		return nil, fmt.Errorf("ifs create %s: encode: %w", set, err)
+	}
+	resp, err := c.do(ctx, request{method: http.MethodPost, url: c.setURL(projection, set), body: body, what: "create " + set, once: true})
+	if err != nil {
+		return nil, err
+	}
+	r := row{}
+	if err := json.Unmarshal(resp.body, &r); err != nil {
+		return nil, fmt.Errorf("ifs create %s: decode answer: %w", set, err)
+	}
+	if r.etag() == "" && resp.header.Get("ETag") != "" {
+		r[etagField], _ = json.Marshal(resp.header.Get("ETag"))
+	}
+	return r, nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -35,11 +36,57 @@ type Settings struct {
 	Invoices  EntitySettings
 	Customers EntitySettings
 
-	PostingEntitySet    string
-	PaymentAction       string
-	FailureAction       string
+	// Writeback is how outcomes are written: WritebackMixedPayment or
+	// WritebackCamt054.
+	Writeback    string
+	MixedPayment MixedPaymentSettings
+	Camt054      Camt054Settings
+	// MandateWriteback is MandateNone (standard IFS has no place for a
+	// GoCardless mandate status) or MandateLegacyLog.
+	MandateWriteback    string
 	MandateLogEntitySet string
 	MandateAction       string
+}
+
+// Write-back presets.
+const (
+	// WritebackMixedPayment records each collected payment as an approved
+	// customer Mixed Payment matched to its invoice, and reverses it by
+	// cancelling that mixed payment.
+	WritebackMixedPayment = "mixed_payment"
+	// WritebackCamt054 writes each outcome as an ISO 20022 camt.054 file
+	// for IFS External Files (file type ExtMixedPayment, template MXP_CAMT).
+	WritebackCamt054 = "camt054"
+
+	MandateNone      = "none"
+	MandateLegacyLog = "legacy_mandate_log"
+)
+
+// Camt054Settings configure the camt054 preset.
+type Camt054Settings struct {
+	// Dir is where the files go: a volume the site's IFS reads.
+	Dir string
+	// AccountIBAN or AccountID identifies the cash account the entries
+	// are booked on, as the site's External Payment Parameters know it.
+	AccountIBAN string
+	AccountID   string
+}
+
+// MixedPaymentSettings name the Mixed Payment projection's parts. The
+// process is documented by IFS; these OData names are not, and must be
+// checked against the tenant (see docs/ifs.md).
+type MixedPaymentSettings struct {
+	Projection     string
+	EntitySet      string
+	LumpSumSet     string
+	TransactionSet string
+	ApproveAction  string
+	CancelAction   string
+	// ReferenceField is the mixed payment field that holds the outcome id,
+	// by which a repeated write finds what the first one created.
+	ReferenceField string
+	Institute      string
+	CashAccount    string
 }
 
 // EntitySettings says where an entity set lives and how its fields are named.
@@ -166,9 +213,24 @@ func ParseSettings(raw map[string]any) (Settings, error) {
 		RequestTimeout:    r.duration("request_timeout", 60*time.Second),
 		WriteAttempts:     r.integer("write_attempts", 5),
 
-		PostingEntitySet:    r.name("posting_entity_set", "DirectDebitPostingSet"),
-		PaymentAction:       r.name("payment_action", "CustomerOrderInvHead_RegisterDirectDebitPayment"),
-		FailureAction:       r.name("failure_action", "CustomerOrderInvHead_RegisterDirectDebitFailure"),
+		Writeback: r.str("writeback", WritebackMixedPayment),
+		MixedPayment: MixedPaymentSettings{
+			Projection:     r.name("mixed_payment_projection", "MixedPaymentHandling"),
+			EntitySet:      r.name("mixed_payment_entity_set", "MixedPaymentSet"),
+			LumpSumSet:     r.name("lump_sum_entity_set", "MixedPaymentLumpSumSet"),
+			TransactionSet: r.name("mixed_payment_transaction_entity_set", "MixedPaymentTransactionSet"),
+			ApproveAction:  r.name("approve_action", "MixedPayment_Approve"),
+			CancelAction:   r.name("cancel_action", "MixedPayment_Cancel"),
+			ReferenceField: r.name("mixed_payment_reference_field", "Description"),
+			Institute:      r.str("payment_institute", "GOCARDLESS"),
+			CashAccount:    r.str("cash_account", "GOCARDLESS"),
+		},
+		Camt054: Camt054Settings{
+			Dir:         r.str("camt054_dir", ""),
+			AccountIBAN: r.str("camt054_account_iban", ""),
+			AccountID:   r.str("camt054_account_id", "GOCARDLESS"),
+		},
+		MandateWriteback:    r.str("mandate_writeback", MandateNone),
 		MandateLogEntitySet: r.name("mandate_log_entity_set", "DirectDebitMandateLogSet"),
 		MandateAction:       r.name("mandate_action", "CustomerInfo_RegisterDirectDebitMandate"),
 	}
@@ -219,6 +281,18 @@ func ParseSettings(raw map[string]any) (Settings, error) {
 	}
 	if s.RequestTimeout <= 0 {
 		r.fail("request_timeout", "must be positive, got %s", s.RequestTimeout)
+	}
+	if s.Writeback != WritebackMixedPayment && s.Writeback != WritebackCamt054 {
+		r.fail("writeback", "must be %q or %q, got %q", WritebackMixedPayment, WritebackCamt054, s.Writeback)
+	}
+	if s.Writeback == WritebackCamt054 && !filepath.IsAbs(s.Camt054.Dir) {
+		r.fail("camt054_dir", "writeback camt054 needs an absolute directory, got %q", s.Camt054.Dir)
+	}
+	if s.MandateWriteback != MandateNone && s.MandateWriteback != MandateLegacyLog {
+		r.fail("mandate_writeback", "must be %q or %q, got %q", MandateNone, MandateLegacyLog, s.MandateWriteback)
+	}
+	if len(s.MixedPayment.Institute) > 20 || len(s.MixedPayment.CashAccount) > 20 {
+		r.fail("cash_account", "payment_institute and cash_account are IFS identifiers of at most 20 characters")
 	}
 	if s.WriteAttempts < 1 {
 		r.fail("write_attempts", "must be at least 1, got %d", s.WriteAttempts)

@@ -4,20 +4,37 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ml-connector/ml-connector/platform/retry"
 )
 
-// Writer posts collection outcomes and mandate statuses into IFS Cloud,
-// idempotently: the outcome id is the IFS posting's reference, and every
-// write first reads the entity's ETag and then the postings with that
-// reference, and sends the bound action with If-Match. A repeat finds its
-// posting and writes nothing; a concurrent writer changes the ETag, so the
-// loser of the race gets 412, re-reads, finds the posting or applies its
-// own, and tries again (write_attempts times at most).
+// Writer posts collection outcomes, refunds and mandate statuses into IFS
+// Cloud the way standard IFS records customer payments, chosen per
+// connection by the writeback setting:
+//
+//   - mixed_payment (default): a collected payment becomes a customer
+//     Mixed Payment on the GoCardless cash account, one lump sum, one
+//     customer payment line matched to the invoice, approved; a failure,
+//     charge-back or cancellation after collection cancels that mixed
+//     payment, which unpays the invoice. A paid refund is a mixed payment
+//     with a negative line (a repayment), matched to the ERP's refund
+//     document when it is an invoice of the company, else on account.
+//   - camt054: each outcome becomes an ISO 20022 camt.054 notification
+//     file for IFS External Files (file type ExtMixedPayment, template
+//     MXP_CAMT), which IFS loads and matches into mixed payments.
+//
+// Every write is idempotent by outcome id: the outcome id is the mixed
+// payment's reference (mixed_payment_reference_field), every step first
+// looks for what an earlier attempt created, and the approve and cancel
+// actions carry If-Match, so a concurrent change costs a 412, a re-read
+// and another attempt (write_attempts at most), never a second payment.
+// Creates are never repeated blindly (see request.once). erp-poster
+// serialises the writes of one outcome id.
 //
 // Inputs are plain structs rather than the mlc.v1 messages, so the
 // connector does not depend on the contracts: erp-poster maps
@@ -28,11 +45,26 @@ import (
 // (unknown invoice or customer, or a company the connection does not
 // have), ErrConflict (every attempt lost an ETag race) or ErrUnavailable.
 type Writer struct {
-	c *Client
+	c     *Client
+	files Outbox
+	// locks serialise, within the process, the writes about one
+	// GoCardless payment or refund (its confirmation and its payout may
+	// arrive at once); erp-poster's row lock serialises one outcome id
+	// across replicas.
+	locks *[64]sync.Mutex
 }
 
 // NewWriter returns a Writer over c.
-func NewWriter(c *Client) *Writer { return &Writer{c: c} }
+func NewWriter(c *Client) *Writer { return &Writer{c: c, locks: new([64]sync.Mutex)} }
+
+// lock takes the lock of one company's GoCardless id.
+func (w *Writer) lock(company, id string) func() {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(company + "\x00" + id))
+	m := &w.locks[h.Sum32()%uint32(len(w.locks))]
+	m.Lock()
+	return m.Unlock
+}
 
 // PaymentStatus is what happened to a collection, in IFS's terms.
 type PaymentStatus string
@@ -41,14 +73,13 @@ const (
 	// PaymentPaid books the collected amount against the invoice (reduces
 	// the open amount; the invoice closes when nothing is left).
 	PaymentPaid PaymentStatus = "Paid"
-	// PaymentFailed records the failure and its reason; the invoice stays
-	// (or becomes again) open, a payment booked for the same GoCardless
-	// payment is reversed.
+	// PaymentFailed: the invoice stays (or becomes again) open; a payment
+	// booked for the same GoCardless payment is reversed.
 	PaymentFailed PaymentStatus = "Failed"
 	// PaymentChargedBack is a failure after collection: the booked payment
 	// is reversed.
 	PaymentChargedBack PaymentStatus = "ChargedBack"
-	// PaymentCancelled records that the collection will not happen.
+	// PaymentCancelled: the collection will not happen; as PaymentFailed.
 	PaymentCancelled PaymentStatus = "Cancelled"
 )
 
@@ -60,7 +91,10 @@ type PaymentOutcome struct {
 	OutcomeID string
 	Company   string
 	InvoiceID string
-	Status    PaymentStatus
+	// CustomerID is the invoice's customer (Identity); empty means the
+	// writer takes it from the invoice.
+	CustomerID string
+	Status     PaymentStatus
 	// PaymentID is the GoCardless payment (PM…). A PaymentPaid for a
 	// payment already booked on the invoice and not reversed (confirmed,
 	// then paid out) books nothing more.
@@ -111,15 +145,56 @@ type MandateOutcome struct {
 	Description string
 }
 
+// RefundStatus is what happened to a refund.
+type RefundStatus string
+
+const (
+	// RefundPaid: the money reached the payer.
+	RefundPaid RefundStatus = "Paid"
+	// RefundFailed: it did not, or came back; a repayment booked for it is
+	// reversed.
+	RefundFailed RefundStatus = "Failed"
+	// RefundCancelled: it was never made; as RefundFailed.
+	RefundCancelled RefundStatus = "Cancelled"
+)
+
+// RefundOutcome is a refund result to post.
+type RefundOutcome struct {
+	OutcomeID string
+	Company   string
+	// InvoiceID is the invoice whose payment was refunded; its customer is
+	// the payee.
+	InvoiceID string
+	// RefundDoc is the ERP's refund id: a credit note's invoice id, when
+	// it is one, is what the repayment is matched to.
+	RefundDoc  string
+	CustomerID string
+	Status     RefundStatus
+	// RefundID is the GoCardless refund (RF…), the repayment's reference.
+	RefundID    string
+	PaymentID   string
+	Amount      string
+	Currency    string
+	Date        string
+	Cause       string
+	ReasonCode  string
+	Description string
+}
+
 // Posting identifies what IFS recorded.
 type Posting struct {
-	// Reference is IFS's id of the posting (PostingId) or mandate log
-	// entry (LogId).
+	// Reference is IFS's id of what was written: "MP <company>/<mixed
+	// payment id>" for a mixed payment, the file name for a camt.054 file,
+	// the LogId of a legacy mandate log entry.
 	Reference string
 	// AlreadyPosted is true when nothing was written now because the
 	// outcome (or, for PaymentPaid, the payment) had been posted before.
 	AlreadyPosted bool
-	// PostedAt is when IFS recorded it.
+	// NothingToPost is true when IFS needs no entry: a failure of a
+	// payment that was never booked leaves the invoice open as it is; a
+	// mandate status under mandate_writeback "none".
+	NothingToPost bool
+	// PostedAt is when it was written; zero when IFS did not say.
 	PostedAt time.Time
 }
 
@@ -128,40 +203,54 @@ func (w *Writer) PostPayment(ctx context.Context, o PaymentOutcome) (Posting, er
 	if err := w.checkPayment(o); err != nil {
 		return Posting{}, fmt.Errorf("ifs post payment outcome %q: %w", o.OutcomeID, err)
 	}
-	inv := w.c.s.Invoices
-	key := keyLit(o.InvoiceID, inv.KeyNumeric)
-	pred := "(" + inv.Fields[FieldCompany] + "=" + stringLit(o.Company) + "," + inv.Fields[FieldKey] + "=" + key + ")"
-
-	find := "Reference eq " + stringLit(o.OutcomeID)
-	action, params := w.c.s.FailureAction, any(failureParams{
-		Reference: o.OutcomeID, PaymentID: o.PaymentID, FailureType: string(o.Status),
-		Cause: o.Cause, ReasonCode: o.ReasonCode, Description: o.Description, EventDate: o.Date,
-	})
-	if o.Status == PaymentPaid {
-		action, params = w.c.s.PaymentAction, paymentParams{
-			Reference: o.OutcomeID, PaymentID: o.PaymentID, PayoutID: o.PayoutID,
-			Amount: o.Amount, Currency: o.Currency, PaymentDate: o.Date,
-		}
-		if o.PaymentID != "" {
-			find = "(" + find + " or (InvoiceId eq " + key + " and PaymentId eq " + stringLit(o.PaymentID) +
-				" and PostingType eq 'Payment' and Reversed eq false))"
-		}
+	key := o.PaymentID
+	if key == "" {
+		key = o.OutcomeID
 	}
-	lookup := func(ctx context.Context) (Posting, bool, error) {
-		return w.find(ctx, inv.Projection, w.c.s.PostingEntitySet,
-			"Company eq "+stringLit(o.Company)+" and "+find, "PostingId")
+	defer w.lock(o.Company, key)()
+	var p Posting
+	var err error
+	if w.c.s.Writeback == WritebackCamt054 {
+		p, err = w.camtPayment(ctx, o)
+	} else {
+		p, err = w.mixedPayment(ctx, o)
 	}
-	p, err := w.write(ctx, inv, pred, lookup, action, params, "PostingId")
 	if err != nil {
 		return Posting{}, fmt.Errorf("ifs post payment outcome %q on invoice %s/%s: %w", o.OutcomeID, o.Company, o.InvoiceID, err)
 	}
 	return p, nil
 }
 
-// PostMandateStatus records a mandate status on the customer.
+// PostRefund posts a refund outcome.
+func (w *Writer) PostRefund(ctx context.Context, o RefundOutcome) (Posting, error) {
+	if err := w.checkRefund(o); err != nil {
+		return Posting{}, fmt.Errorf("ifs post refund outcome %q: %w", o.OutcomeID, err)
+	}
+	defer w.lock(o.Company, o.RefundID)()
+	var p Posting
+	var err error
+	if w.c.s.Writeback == WritebackCamt054 {
+		p, err = w.camtRefund(ctx, o)
+	} else {
+		p, err = w.mixedRefund(ctx, o)
+	}
+	if err != nil {
+		return Posting{}, fmt.Errorf("ifs post refund outcome %q of invoice %s/%s: %w", o.OutcomeID, o.Company, o.InvoiceID, err)
+	}
+	return p, nil
+}
+
+// PostMandateStatus records a mandate status on the customer. Standard
+// IFS has no entity for a GoCardless mandate's status, so under
+// mandate_writeback "none" (the default) there is nothing to post; under
+// "legacy_mandate_log" it calls ml-connector's own mandate action, which a
+// site must have built.
 func (w *Writer) PostMandateStatus(ctx context.Context, o MandateOutcome) (Posting, error) {
 	if err := w.checkMandate(o); err != nil {
 		return Posting{}, fmt.Errorf("ifs post mandate outcome %q: %w", o.OutcomeID, err)
+	}
+	if w.c.s.MandateWriteback != MandateLegacyLog {
+		return Posting{NothingToPost: true}, nil
 	}
 	cu := w.c.s.Customers
 	pred := "(" + cu.Fields[FieldKey] + "=" + keyLit(o.CustomerID, cu.KeyNumeric) + ")"
@@ -179,25 +268,6 @@ func (w *Writer) PostMandateStatus(ctx context.Context, o MandateOutcome) (Posti
 		return Posting{}, fmt.Errorf("ifs post mandate outcome %q on customer %s: %w", o.OutcomeID, o.CustomerID, err)
 	}
 	return p, nil
-}
-
-type paymentParams struct {
-	Reference   string
-	PaymentID   string `json:"PaymentId"`
-	PayoutID    string `json:"PayoutId"`
-	Amount      string // a string, as IEEE754Compatible=true has IFS expect decimals
-	Currency    string
-	PaymentDate string `json:",omitempty"`
-}
-
-type failureParams struct {
-	Reference   string
-	PaymentID   string `json:"PaymentId"`
-	FailureType string
-	Cause       string
-	ReasonCode  string
-	Description string
-	EventDate   string `json:",omitempty"`
 }
 
 type mandateParams struct {
@@ -304,17 +374,54 @@ func (w *Writer) checkPayment(o PaymentOutcome) error {
 		bad("unknown payment status %q", o.Status)
 	}
 	if o.Status == PaymentPaid {
-		if !decimalText.MatchString(o.Amount) || strings.HasPrefix(o.Amount, "-") || strings.Trim(o.Amount, "0.") == "" {
+		if !positive(o.Amount) {
 			bad("amount %q is not a positive decimal", o.Amount)
 		}
 		if !currencyCode.MatchString(o.Currency) {
 			bad("currency %q is not an ISO 4217 code", o.Currency)
 		}
 	}
-	if o.Date != "" {
-		if _, err := time.Parse(time.DateOnly, o.Date); err != nil {
-			bad("date %q is not YYYY-MM-DD", o.Date)
-		}
+	if _, err := time.Parse(time.DateOnly, o.Date); err != nil {
+		bad("date %q is not YYYY-MM-DD", o.Date)
+	}
+	if len(o.PaymentID) > 50 || len(o.CustomerID) > 20 {
+		bad("payment id or customer id too long")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return w.checkCompany(o.Company)
+}
+
+func positive(amount string) bool {
+	return decimalText.MatchString(amount) && !strings.HasPrefix(amount, "-") && strings.Trim(amount, "0.") != ""
+}
+
+func (w *Writer) checkRefund(o RefundOutcome) error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if strings.TrimSpace(o.OutcomeID) == "" {
+		bad("outcome id is empty")
+	}
+	if o.InvoiceID == "" || (w.c.s.Invoices.KeyNumeric && !numericKey.MatchString(o.InvoiceID)) {
+		bad("invoice id %q is not an IFS invoice id", o.InvoiceID)
+	}
+	switch o.Status {
+	case RefundPaid, RefundFailed, RefundCancelled:
+	default:
+		bad("unknown refund status %q", o.Status)
+	}
+	if o.RefundID == "" || len(o.RefundID) > 50 {
+		bad("GoCardless refund id %q is empty or too long", o.RefundID)
+	}
+	if !positive(o.Amount) {
+		bad("amount %q is not a positive decimal", o.Amount)
+	}
+	if !currencyCode.MatchString(o.Currency) {
+		bad("currency %q is not an ISO 4217 code", o.Currency)
+	}
+	if _, err := time.Parse(time.DateOnly, o.Date); err != nil {
+		bad("date %q is not YYYY-MM-DD", o.Date)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))

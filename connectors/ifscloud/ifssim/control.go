@@ -76,7 +76,7 @@ type FaultSpec struct {
 //	GET  /_sim/invoices, /_sim/customers     the data
 //	PUT  /_sim/invoices, /_sim/customers     add or replace (JSON array), each a change
 //	POST /_sim/seed                          generate data (Seed)
-//	GET  /_sim/postings, /_sim/mandate-log   what the write side recorded
+//	GET  /_sim/mixed-payments, /_sim/mandate-log   what the write side recorded
 //	GET  /_sim/stats, /_sim/requests         counters and the request log
 //	POST /_sim/faults                        inject faults (FaultSpec)
 func (s *Sim) control(w http.ResponseWriter, r *http.Request) {
@@ -120,8 +120,8 @@ func (s *Sim) control(w http.ResponseWriter, r *http.Request) {
 			err = s.Seed(sd)
 		}
 		reply(map[string]string{"status": "seeded"}, err)
-	case "GET /_sim/postings":
-		reply(s.Postings(), nil)
+	case "GET /_sim/mixed-payments":
+		reply(s.MixedPayments(), nil)
 	case "GET /_sim/mandate-log":
 		reply(s.MandateLog(), nil)
 	case "GET /_sim/stats":

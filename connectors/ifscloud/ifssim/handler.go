@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"slices"
@@ -53,7 +54,7 @@ type Stats struct {
 	APIRequests        int `json:"api_requests"`
 	Queries            int `json:"queries"` // collection reads answered 200
 	Reads              int `json:"reads"`   // single-entity reads answered 200
-	Writes             int `json:"writes"`  // bound actions answered 200
+	Writes             int `json:"writes"`  // creates and bound actions that succeeded
 	Unauthorized       int `json:"unauthorized"`
 	Throttled          int `json:"throttled"`
 	PreconditionFailed int `json:"precondition_failed"`
@@ -258,6 +259,23 @@ func (s *Sim) serveAPI(r *http.Request, req *Request) (int, []byte, http.Header,
 	}
 	ieee := !s.cfg.IgnoreIEEE754 && strings.Contains(strings.ToLower(r.Header.Get("Accept")), "ieee754compatible=true")
 	switch {
+	case pred == "" && actionName == "" && r.Method == http.MethodPost && es.create != nil:
+		// OData create (OData 4.0 Protocol 11.4.2): 201 with the entity and
+		// its ETag. A create carries no If-Match: there is nothing to match.
+		d := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		d.UseNumber()
+		m := map[string]any{}
+		if err := d.Decode(&m); err != nil {
+			return 0, nil, nil, badRequest("ODP_INVALID_BODY", "the entity is not a JSON object: %v", err)
+		}
+		rw, aerr := es.create(m)
+		if aerr != nil {
+			return 0, nil, nil, aerr
+		}
+		var b bytes.Buffer
+		writeEntity(&b, rw, es.fields, ieee, s.context(r, es)+"/$entity")
+		s.stats.Writes++
+		return http.StatusCreated, b.Bytes(), http.Header{"Etag": {rw.etag}}, nil
 	case pred == "" && actionName == "":
 		if r.Method != http.MethodGet {
 			return 0, nil, nil, &apiError{status: http.StatusMethodNotAllowed, code: "ODP_METHOD_NOT_ALLOWED", msg: r.Method + " is not allowed on " + es.name}

@@ -15,6 +15,8 @@ type entitySet struct {
 	// touch records a change by someone else (an ETag race).
 	touch   func(key map[string]value)
 	actions map[string]action
+	// create serves POST on the set (OData create); nil: not allowed.
+	create func(body map[string]any) (*row, *apiError)
 }
 
 // action is a bound action; it runs after the If-Match check and returns
@@ -57,8 +59,6 @@ func (s *Sim) entitySets() map[string]*entitySet {
 		fieldDef{name: "Objstate", k: kEnum, enum: stateEnum},
 		fieldDef{name: "GrossAmount", k: kDecimal},
 		fieldDef{name: "OpenAmount", k: kDecimal},
-		fieldDef{name: "DirectDebitStatus", k: kString},
-		fieldDef{name: "DirectDebitReason", k: kString},
 		fieldDef{name: "Rowversion", k: kDateTime},
 		fieldDef{name: "Objversion", k: kString},
 		fieldDef{name: "Objkey", k: kString},
@@ -76,10 +76,6 @@ func (s *Sim) entitySets() map[string]*entitySet {
 		inv := rec.inv
 		inv.Modified = time.Time{}
 		s.storeInvoice(inv)
-	}
-	invoices.actions = map[string]action{
-		c.PaymentAction: s.registerPayment,
-		c.FailureAction: s.registerFailure,
 	}
 
 	customers := newSet(c.CustomerProjection, c.CustomerSet, []string{"CustomerId"},
@@ -125,38 +121,6 @@ func (s *Sim) entitySets() map[string]*entitySet {
 	}
 	customers.actions = map[string]action{c.MandateAction: s.registerMandate}
 
-	postings := newSet(c.InvoiceProjection, c.PostingSet, []string{"PostingId"},
-		fieldDef{name: "PostingId", k: kInt},
-		fieldDef{name: "Company", k: kString},
-		fieldDef{name: "InvoiceId", k: kInt},
-		fieldDef{name: "Reference", k: kString},
-		fieldDef{name: "PostingType", k: kString},
-		fieldDef{name: "PaymentId", k: kString},
-		fieldDef{name: "PayoutId", k: kString},
-		fieldDef{name: "Amount", k: kDecimal},
-		fieldDef{name: "Currency", k: kString},
-		fieldDef{name: "PaymentDate", k: kDate},
-		fieldDef{name: "Cause", k: kString},
-		fieldDef{name: "ReasonCode", k: kString},
-		fieldDef{name: "Description", k: kString},
-		fieldDef{name: "Reversed", k: kBool},
-		fieldDef{name: "CreatedAt", k: kDateTime},
-	)
-	postings.rows = func() []*row {
-		out := make([]*row, len(s.postings))
-		for i, rec := range s.postings {
-			out[i] = rec.row
-		}
-		return out
-	}
-	postings.lookup = func(key map[string]value) (*row, bool) {
-		id := key["PostingId"].n
-		if id < 1 || id > int64(len(s.postings)) {
-			return nil, false
-		}
-		return s.postings[id-1].row, true
-	}
-
 	mandates := newSet(c.CustomerProjection, c.MandateLogSet, []string{"LogId"},
 		fieldDef{name: "LogId", k: kInt},
 		fieldDef{name: "Company", k: kString},
@@ -188,8 +152,102 @@ func (s *Sim) entitySets() map[string]*entitySet {
 	}
 
 	sets := map[string]*entitySet{}
-	for _, es := range []*entitySet{invoices, customers, postings, mandates} {
+	for _, es := range append([]*entitySet{invoices, customers, mandates}, s.mixedSets()...) {
 		sets[es.projection+"/"+es.name] = es
 	}
 	return sets
+}
+
+// mixedSets are the Mixed Payment projection's sets (see mixed.go).
+func (s *Sim) mixedSets() []*entitySet {
+	c := s.cfg
+	stateEnum := "IfsApp." + c.MixedPaymentProjection + ".MixedPaymentState"
+	mixed := newSet(c.MixedPaymentProjection, c.MixedPaymentSet, []string{"Company", "MixedPaymentId"},
+		fieldDef{name: "Company", k: kString},
+		fieldDef{name: "MixedPaymentId", k: kInt},
+		fieldDef{name: "InstituteId", k: kString},
+		fieldDef{name: "ShortName", k: kString},
+		fieldDef{name: "VoucherDate", k: kDate},
+		fieldDef{name: "Description", k: kString},
+		fieldDef{name: "Objstate", k: kEnum, enum: stateEnum},
+		fieldDef{name: "Objversion", k: kString},
+		fieldDef{name: "Objkey", k: kString},
+	)
+	mixed.rows = func() []*row {
+		out := make([]*row, len(s.mixed))
+		for i, mp := range s.mixed {
+			out[i] = mp.row
+		}
+		return out
+	}
+	mixed.lookup = func(key map[string]value) (*row, bool) {
+		mp := s.mixedPayment(key["Company"].s, key["MixedPaymentId"].n)
+		if mp == nil {
+			return nil, false
+		}
+		return mp.row, true
+	}
+	mixed.touch = func(key map[string]value) { s.storeMixed(s.mixedPayment(key["Company"].s, key["MixedPaymentId"].n)) }
+	mixed.actions = map[string]action{c.ApproveAction: s.approveMixed, c.CancelAction: s.cancelMixed}
+	mixed.create = s.createMixedPayment
+
+	lumps := newSet(c.MixedPaymentProjection, c.LumpSumSet, []string{"Company", "MixedPaymentId", "LumpSumId"},
+		fieldDef{name: "Company", k: kString},
+		fieldDef{name: "MixedPaymentId", k: kInt},
+		fieldDef{name: "LumpSumId", k: kInt},
+		fieldDef{name: "LumpSumAmount", k: kDecimal},
+		fieldDef{name: "Currency", k: kString},
+	)
+	lumps.rows = func() []*row {
+		var out []*row
+		for _, mp := range s.mixed {
+			for _, l := range mp.lumpRows {
+				out = append(out, l.row)
+			}
+		}
+		return out
+	}
+	lumps.lookup = func(key map[string]value) (*row, bool) {
+		mp := s.mixedPayment(key["Company"].s, key["MixedPaymentId"].n)
+		if id := key["LumpSumId"].n; mp != nil && id >= 1 && id <= int64(len(mp.lumpRows)) {
+			return mp.lumpRows[id-1].row, true
+		}
+		return nil, false
+	}
+	lumps.create = s.createLumpSum
+
+	trans := newSet(c.MixedPaymentProjection, c.TransactionSet, []string{"Company", "MixedPaymentId", "LumpSumId", "TransactionId"},
+		fieldDef{name: "Company", k: kString},
+		fieldDef{name: "MixedPaymentId", k: kInt},
+		fieldDef{name: "LumpSumId", k: kInt},
+		fieldDef{name: "TransactionId", k: kInt},
+		fieldDef{name: "TransactionType", k: kString},
+		fieldDef{name: "PartyType", k: kString},
+		fieldDef{name: "Identity", k: kString},
+		fieldDef{name: "InvoiceId", k: kInt},
+		fieldDef{name: "CurrAmount", k: kDecimal},
+		fieldDef{name: "Currency", k: kString},
+		fieldDef{name: "PaymentReference", k: kString},
+		fieldDef{name: "Text", k: kString},
+	)
+	trans.rows = func() []*row {
+		var out []*row
+		for _, mp := range s.mixed {
+			for _, l := range mp.lumpRows {
+				out = append(out, l.trans...)
+			}
+		}
+		return out
+	}
+	trans.lookup = func(key map[string]value) (*row, bool) {
+		mp := s.mixedPayment(key["Company"].s, key["MixedPaymentId"].n)
+		if l := key["LumpSumId"].n; mp != nil && l >= 1 && l <= int64(len(mp.lumpRows)) {
+			if t := key["TransactionId"].n; t >= 1 && t <= int64(len(mp.lumpRows[l-1].trans)) {
+				return mp.lumpRows[l-1].trans[t-1], true
+			}
+		}
+		return nil, false
+	}
+	trans.create = s.createTransaction
+	return []*entitySet{mixed, lumps, trans}
 }

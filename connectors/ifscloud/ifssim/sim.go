@@ -10,14 +10,16 @@
 // with $skiptoken next links within the $top a query asks for (at most
 // 5000); the $filter subset ml-connector's queries use (anything else →
 // 400 ODP_UNSUPPORTED_URL); a per-window request budget answering 429 with
-// Retry-After; and the write side: bound actions that book a direct-debit
-// payment (reducing the open amount and closing the invoice), record a
-// failure (reversing a booked payment of the same GoCardless payment), and
-// record a mandate status on a customer, each with If-Match (stale → 412)
-// and each recorded in a postings set readable by reference.
+// Retry-After; and the write side as standard IFS has it, the Mixed
+// Payment (mixed.go, with the sources of each rule): creating a mixed
+// payment, its lump sum and its customer payment lines (OData create),
+// approving it (the matched invoices are paid) and cancelling it (they are
+// unpaid again), the actions with If-Match (missing → 428, stale → 412).
+// The legacy mandate log (not standard IFS, kept for sites that built it)
+// records mandate statuses on a customer.
 //
 // Tests steer it through Go methods, and the demo through the same
-// operations under /_sim/ (see [Sim.ServeHTTP]): data, postings, request
+// operations under /_sim/ (see [Sim.ServeHTTP]): data, mixed payments, request
 // statistics, and faults (latency, 5xx, 429, revoked tokens, and ETag races
 // that change the entity between a client's read and its write).
 package ifssim
@@ -54,13 +56,27 @@ type Config struct {
 	APIPath            string // ["/main/ifsapplications/projection/v1"]
 	InvoiceProjection  string // ["CustomerOrderInvoiceHandling"]
 	InvoiceSet         string // ["CustomerOrderInvHeadSet"]
-	PostingSet         string // in the invoice projection ["DirectDebitPostingSet"]
-	PaymentAction      string // ["CustomerOrderInvHead_RegisterDirectDebitPayment"]
-	FailureAction      string // ["CustomerOrderInvHead_RegisterDirectDebitFailure"]
 	CustomerProjection string // ["CustomerHandling"]
 	CustomerSet        string // ["CustomerInfoSet"]
-	MandateLogSet      string // in the customer projection ["DirectDebitMandateLogSet"]
-	MandateAction      string // ["CustomerInfo_RegisterDirectDebitMandate"]
+
+	// The Mixed Payment projection (see mixed.go for what is documented
+	// and what is inferred).
+	MixedPaymentProjection string // ["MixedPaymentHandling"]
+	MixedPaymentSet        string // ["MixedPaymentSet"]
+	LumpSumSet             string // ["MixedPaymentLumpSumSet"]
+	TransactionSet         string // ["MixedPaymentTransactionSet"]
+	ApproveAction          string // ["MixedPayment_Approve"]
+	CancelAction           string // ["MixedPayment_Cancel"]
+	// CashAccounts are the payment institutes' cash accounts mixed
+	// payments may use [institute GOCARDLESS, cash account GOCARDLESS, in
+	// every company].
+	CashAccounts []CashAccount
+
+	// The legacy mandate log: NOT standard IFS. It is ml-connector's own
+	// extension, kept for sites that built it (client preset
+	// mandate_writeback "legacy_mandate_log").
+	MandateLogSet string // in the customer projection ["DirectDebitMandateLogSet"]
+	MandateAction string // ["CustomerInfo_RegisterDirectDebitMandate"]
 
 	// Now is the simulator's clock [time.Now].
 	Now func() time.Time
@@ -78,9 +94,12 @@ func (c *Config) defaults() {
 	def(&c.APIPath, "/main/ifsapplications/projection/v1")
 	def(&c.InvoiceProjection, "CustomerOrderInvoiceHandling")
 	def(&c.InvoiceSet, "CustomerOrderInvHeadSet")
-	def(&c.PostingSet, "DirectDebitPostingSet")
-	def(&c.PaymentAction, "CustomerOrderInvHead_RegisterDirectDebitPayment")
-	def(&c.FailureAction, "CustomerOrderInvHead_RegisterDirectDebitFailure")
+	def(&c.MixedPaymentProjection, "MixedPaymentHandling")
+	def(&c.MixedPaymentSet, "MixedPaymentSet")
+	def(&c.LumpSumSet, "MixedPaymentLumpSumSet")
+	def(&c.TransactionSet, "MixedPaymentTransactionSet")
+	def(&c.ApproveAction, "MixedPayment_Approve")
+	def(&c.CancelAction, "MixedPayment_Cancel")
 	def(&c.CustomerProjection, "CustomerHandling")
 	def(&c.CustomerSet, "CustomerInfoSet")
 	def(&c.MandateLogSet, "DirectDebitMandateLogSet")
@@ -130,9 +149,6 @@ type Invoice struct {
 	State       string `json:"state"` // Objstate
 	GrossAmount string `json:"gross_amount"`
 	OpenAmount  string `json:"open_amount"`
-	// Set by the failure and payment actions.
-	DirectDebitStatus string `json:"direct_debit_status,omitempty"`
-	DirectDebitReason string `json:"direct_debit_reason,omitempty"`
 	// Modified is Rowversion; zero on a put means now.
 	Modified time.Time `json:"modified,omitzero"`
 	// ETag is set by the simulator; ignored on a put.
@@ -169,34 +185,6 @@ type Customer struct {
 	ETag              string    `json:"etag,omitempty"`
 }
 
-// Posting types.
-const (
-	PostingPayment     = "Payment"
-	PostingFailed      = "Failed"
-	PostingChargedBack = "ChargedBack"
-	PostingCancelled   = "Cancelled"
-)
-
-// Posting is an entry of DirectDebitPostingSet: a booked payment or a
-// recorded failure.
-type Posting struct {
-	PostingID   int64     `json:"posting_id"`
-	Company     string    `json:"company"`
-	InvoiceID   int64     `json:"invoice_id"`
-	Reference   string    `json:"reference"`
-	PostingType string    `json:"posting_type"`
-	PaymentID   string    `json:"payment_id,omitempty"`
-	PayoutID    string    `json:"payout_id,omitempty"`
-	Amount      string    `json:"amount,omitempty"`
-	Currency    string    `json:"currency,omitempty"`
-	PaymentDate string    `json:"payment_date,omitempty"`
-	Cause       string    `json:"cause,omitempty"`
-	ReasonCode  string    `json:"reason_code,omitempty"`
-	Description string    `json:"description,omitempty"`
-	Reversed    bool      `json:"reversed"`
-	Created     time.Time `json:"created"`
-}
-
 // MandateLogEntry is an entry of DirectDebitMandateLogSet.
 type MandateLogEntry struct {
 	LogID       int64     `json:"log_id"`
@@ -223,7 +211,8 @@ type Sim struct {
 	cfg  Config
 	sets map[string]*entitySet // "<Projection>/<Set>"
 
-	invoiceSet, customerSet, postingSet, mandateSet *entitySet
+	invoiceSet, customerSet, mandateSet *entitySet
+	mixedSet, lumpSet, transSet         *entitySet
 
 	mu          sync.Mutex
 	seq         int64
@@ -235,7 +224,7 @@ type Sim struct {
 	// far faster than a map.
 	invoiceRows  []*row
 	customerRows []*row
-	postings     []*postingRec
+	mixed        []*MixedPayment
 	mandateLog   []*mandateRec
 
 	windowStart time.Time
@@ -262,11 +251,6 @@ type customerRec struct {
 	cu  Customer
 	row *row
 	pos int // in customerRows
-}
-
-type postingRec struct {
-	p   Posting
-	row *row
 }
 
 type mandateRec struct {
@@ -298,7 +282,9 @@ func New(cfg Config) *Sim {
 	s.sets = s.entitySets()
 	s.invoiceSet = s.sets[cfg.InvoiceProjection+"/"+cfg.InvoiceSet]
 	s.customerSet = s.sets[cfg.CustomerProjection+"/"+cfg.CustomerSet]
-	s.postingSet = s.sets[cfg.InvoiceProjection+"/"+cfg.PostingSet]
+	s.mixedSet = s.sets[cfg.MixedPaymentProjection+"/"+cfg.MixedPaymentSet]
+	s.lumpSet = s.sets[cfg.MixedPaymentProjection+"/"+cfg.LumpSumSet]
+	s.transSet = s.sets[cfg.MixedPaymentProjection+"/"+cfg.TransactionSet]
 	s.mandateSet = s.sets[cfg.CustomerProjection+"/"+cfg.MandateLogSet]
 	return s
 }
@@ -419,23 +405,21 @@ func (s *Sim) storeInvoice(inv Invoice) {
 	inv.ETag = s.etag(key)
 	k := invoiceKey{inv.Company, inv.InvoiceID}
 	rec := &invoiceRec{inv: inv, pos: len(s.invoiceRows), row: s.invoiceSet.row(inv.ETag, map[string]value{
-		"Company":           str(inv.Company),
-		"InvoiceId":         integer(inv.InvoiceID),
-		"InvoiceNo":         str(inv.InvoiceNo),
-		"Identity":          str(inv.CustomerID),
-		"PartyType":         str("Customer"),
-		"InvoiceDate":       dateValue(inv.InvoiceDate),
-		"DueDate":           dateValue(inv.DueDate),
-		"Currency":          str(inv.Currency),
-		"PayTermId":         str(inv.PayTermID),
-		"Objstate":          enum(inv.State),
-		"GrossAmount":       decimal(inv.GrossAmount),
-		"OpenAmount":        decimal(inv.OpenAmount),
-		"DirectDebitStatus": str(inv.DirectDebitStatus),
-		"DirectDebitReason": str(inv.DirectDebitReason),
-		"Rowversion":        instant(inv.Modified),
-		"Objversion":        str(inv.Modified.Format("20060102150405")),
-		"Objkey":            str(key),
+		"Company":     str(inv.Company),
+		"InvoiceId":   integer(inv.InvoiceID),
+		"InvoiceNo":   str(inv.InvoiceNo),
+		"Identity":    str(inv.CustomerID),
+		"PartyType":   str("Customer"),
+		"InvoiceDate": dateValue(inv.InvoiceDate),
+		"DueDate":     dateValue(inv.DueDate),
+		"Currency":    str(inv.Currency),
+		"PayTermId":   str(inv.PayTermID),
+		"Objstate":    enum(inv.State),
+		"GrossAmount": decimal(inv.GrossAmount),
+		"OpenAmount":  decimal(inv.OpenAmount),
+		"Rowversion":  instant(inv.Modified),
+		"Objversion":  str(inv.Modified.Format("20060102150405")),
+		"Objkey":      str(key),
 	})}
 	if old, ok := s.invoices[k]; ok {
 		rec.pos = old.pos
@@ -542,50 +526,6 @@ func (s *Sim) storeCustomer(c Customer) {
 		s.customerRows = append(s.customerRows, rec.row)
 	}
 	s.customers[c.CustomerID] = rec
-}
-
-// Postings returns every posting in the order they were made.
-func (s *Sim) Postings() []Posting {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Posting, len(s.postings))
-	for i, p := range s.postings {
-		out[i] = p.p
-	}
-	return out
-}
-
-func (s *Sim) addPosting(p Posting) *postingRec {
-	p.PostingID = int64(len(s.postings) + 1)
-	p.Created = s.now()
-	amount := null
-	if p.Amount != "" {
-		amount = decimal(p.Amount)
-	}
-	rec := &postingRec{p: p, row: s.postingSet.row(s.etag(objkey("posting", fmt.Sprint(p.PostingID))), map[string]value{
-		"PostingId":   integer(p.PostingID),
-		"Company":     str(p.Company),
-		"InvoiceId":   integer(p.InvoiceID),
-		"Reference":   str(p.Reference),
-		"PostingType": str(p.PostingType),
-		"PaymentId":   str(p.PaymentID),
-		"PayoutId":    str(p.PayoutID),
-		"Amount":      amount,
-		"Currency":    str(p.Currency),
-		"PaymentDate": dateValue(p.PaymentDate),
-		"Cause":       str(p.Cause),
-		"ReasonCode":  str(p.ReasonCode),
-		"Description": str(p.Description),
-		"Reversed":    boolean(p.Reversed),
-		"CreatedAt":   instant(p.Created),
-	})}
-	s.postings = append(s.postings, rec)
-	return rec
-}
-
-func (s *Sim) reverse(rec *postingRec) {
-	rec.p.Reversed = true
-	rec.row.vals[s.postingSet.schema["Reversed"].idx] = boolean(true)
 }
 
 // MandateLog returns every mandate status recorded, in order.

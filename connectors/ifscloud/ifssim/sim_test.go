@@ -37,9 +37,8 @@ func (c *clock) Advance(d time.Duration) {
 
 const (
 	invoicesPath = "/main/ifsapplications/projection/v1/CustomerOrderInvoiceHandling.svc/CustomerOrderInvHeadSet"
-	postingsPath = "/main/ifsapplications/projection/v1/CustomerOrderInvoiceHandling.svc/DirectDebitPostingSet"
 	stateEnum    = "IfsApp.CustomerOrderInvoiceHandling.CustomerOrderInvState"
-	paymentPath  = "/IfsApp.CustomerOrderInvoiceHandling.CustomerOrderInvHead_RegisterDirectDebitPayment"
+	mixedPath    = "/main/ifsapplications/projection/v1/MixedPaymentHandling.svc/"
 )
 
 // harness is a simulator behind a real HTTP server.
@@ -243,7 +242,7 @@ func TestFilterSubset(t *testing.T) {
 		{"not (Company eq '10')", 1, ""},
 		{"OpenAmount gt 100.09 and OpenAmount le 100.10", 4, ""},
 		{"DueDate eq 2026-04-01", 4, ""},
-		{"DirectDebitStatus eq null", 4, ""},
+		{"InvoiceDate eq null", 4, ""},
 		{"InvoiceNo eq 'CI-''1'", 0, ""},
 		{"contains(InvoiceNo,'1')", 0, "ODP_UNSUPPORTED_URL"},
 		{"startswith(Company,'1')", 0, "ODP_UNSUPPORTED_URL"},
@@ -406,59 +405,93 @@ func TestInjectedFaults(t *testing.T) {
 	}
 }
 
-func TestWritesNeedTheCurrentETag(t *testing.T) {
+// TestMixedPaymentRules drives a mixed payment through the API: create,
+// lump sum, customer payment line, approve and cancel with If-Match, and
+// the rules each step enforces (see mixed.go for their sources).
+func TestMixedPaymentRules(t *testing.T) {
 	h := start(t, ifssim.Config{})
 	if err := h.sim.PutInvoices(invoice("10", 7, ifssim.StatePostedAuth, time.Time{})); err != nil {
 		t.Fatal(err)
 	}
-	tok := h.token()
-	entity := invoicesPath + "(Company='10',InvoiceId=7)"
-	read := h.get(entity, nil, tok)
-	etag := read.header.Get("ETag")
-	if read.status != 200 || etag == "" || read.body["@odata.etag"] != etag {
-		t.Fatalf("read: %d etag %q %s", read.status, etag, read.raw)
+	if err := h.sim.PutCustomers(ifssim.Customer{CustomerID: "C1", Company: "10", Name: "Acme"},
+		ifssim.Customer{CustomerID: "C2", Company: "10", Name: "Other"}); err != nil {
+		t.Fatal(err)
 	}
-	pay := func(ref, amount, ifMatch string) answer {
+	tok := h.token()
+	post := func(set, body string, header map[string]string) answer {
+		hdr := map[string]string{"Content-Type": "application/json"}
+		for k, v := range header {
+			hdr[k] = v
+		}
+		return h.do(http.MethodPost, mixedPath+set, tok, hdr, body)
+	}
+	refused := func(what string, a answer, status int, text string) {
+		t.Helper()
+		if a.status != status || !strings.Contains(a.raw, text) {
+			t.Fatalf("%s: %d %s, want %d mentioning %s", what, a.status, a.raw, status, text)
+		}
+	}
+	refused("no cash account", post("MixedPaymentSet", `{"Company":"10","VoucherDate":"2026-03-05"}`, nil), 400, "InstituteId is required")
+	refused("unknown cash account", post("MixedPaymentSet", `{"Company":"10","InstituteId":"BANK","ShortName":"X","VoucherDate":"2026-03-05"}`, nil), 400, "NOTEXIST")
+	refused("unknown property", post("MixedPaymentSet", `{"Company":"10","InstituteId":"GOCARDLESS","ShortName":"GOCARDLESS","VoucherDate":"2026-03-05","Objstate":"Approved"}`, nil), 400, "cannot be set")
+	created := post("MixedPaymentSet", `{"Company":"10","InstituteId":"GOCARDLESS","ShortName":"GOCARDLESS","VoucherDate":"2026-03-05","Description":"EV1"}`, nil)
+	if created.status != 201 || created.body["MixedPaymentId"] != json.Number("1") || created.body["Objstate"] != "NotApproved" || created.header.Get("ETag") == "" {
+		t.Fatalf("create: %d %s", created.status, created.raw)
+	}
+	if a := post("MixedPaymentLumpSumSet", `{"Company":"10","MixedPaymentId":1,"LumpSumAmount":"100.10","Currency":"EUR"}`, nil); a.status != 201 {
+		t.Fatalf("lump sum: %d %s", a.status, a.raw)
+	}
+	line := func(identity, amount string) string {
+		return `{"Company":"10","MixedPaymentId":1,"LumpSumId":1,"TransactionType":"CustomerPayment","PartyType":"Customer",` +
+			`"Identity":"` + identity + `","InvoiceId":7,"CurrAmount":"` + amount + `","Currency":"EUR","PaymentReference":"PM1"}`
+	}
+	refused("other customer's invoice", post("MixedPaymentTransactionSet", line("C2", "60"), nil), 400, "IDENTITY")
+	if a := post("MixedPaymentTransactionSet", line("C1", "60"), nil); a.status != 201 {
+		t.Fatalf("line: %d %s", a.status, a.raw)
+	}
+	entity := mixedPath + "MixedPaymentSet(Company='10',MixedPaymentId=1)"
+	approve := func(ifMatch string) answer {
 		hdr := map[string]string{"Content-Type": "application/json"}
 		if ifMatch != "" {
 			hdr["If-Match"] = ifMatch
 		}
-		return h.do(http.MethodPost, entity+paymentPath, tok, hdr,
-			`{"Reference":"`+ref+`","PaymentId":"PM1","Amount":"`+amount+`","Currency":"EUR"}`)
+		return h.do(http.MethodPost, entity+"/IfsApp.MixedPaymentHandling.MixedPayment_Approve", tok, hdr, `{}`)
 	}
-	if a := pay("EV0", "1", ""); a.status != 428 {
-		t.Fatalf("without If-Match: %d %s", a.status, a.raw)
-	}
-	if a := pay("EV1", "40.05", etag); a.status != 200 || a.body["Reference"] != "EV1" {
-		t.Fatalf("payment: %d %s", a.status, a.raw)
-	}
-	inv, _ := h.sim.Invoice("10", 7)
-	if inv.ETag == etag || inv.OpenAmount != "60.05" || inv.State != ifssim.StatePartlyPaidPosted {
-		t.Fatalf("after payment: %+v", inv)
-	}
-	if a := pay("EV2", "1", etag); a.status != 412 || a.code() != "ODP_PRECONDITION_FAILED" {
-		t.Fatalf("stale ETag: %d %s", a.status, a.raw)
-	}
-	if a := pay("EV1", "1", inv.ETag); a.status != 400 || !strings.Contains(a.raw, "DUPLICATE_REF") {
-		t.Fatalf("duplicate reference: %d %s", a.status, a.raw)
-	}
-	if a := pay("EV3", "60.06", inv.ETag); a.status != 400 || !strings.Contains(a.raw, "EXCEEDS_OPEN") {
-		t.Fatalf("more than open: %d %s", a.status, a.raw)
+	etag := func() string { return h.get(entity, nil, tok).header.Get("ETag") }
+	refused("approve without If-Match", approve(""), 428, "If-Match")
+	refused("stale ETag", approve(created.header.Get("ETag")), 412, "ODP_PRECONDITION_FAILED")
+	refused("lump sum not matched in full", approve(etag()), 400, "UNBALANCED")
+	if a := post("MixedPaymentTransactionSet", line("C1", "40.10"), nil); a.status != 201 {
+		t.Fatalf("second line: %d %s", a.status, a.raw)
 	}
 	h.sim.RaceNextWrites(1)
-	if a := pay("EV4", "60.05", inv.ETag); a.status != 412 {
-		t.Fatalf("raced write: %d %s", a.status, a.raw)
-	}
-	raced, _ := h.sim.Invoice("10", 7)
-	if a := pay("EV4", "60.05", raced.ETag); a.status != 200 {
-		t.Fatalf("payment after race: %d %s", a.status, a.raw)
+	refused("raced approval", approve(etag()), 412, "ODP_PRECONDITION_FAILED")
+	if a := approve(etag()); a.status != 200 || a.body["Objstate"] != "Approved" {
+		t.Fatalf("approve: %d %s", a.status, a.raw)
 	}
 	if inv, _ := h.sim.Invoice("10", 7); inv.OpenAmount != "0.00" || inv.State != ifssim.StatePaidPosted {
-		t.Errorf("closed invoice: %+v", inv)
+		t.Errorf("invoice after approval: %+v", inv)
 	}
-	postings := h.get(postingsPath, url.Values{"$filter": {"Company eq '10' and Reference eq 'EV4'"}}, tok)
-	if got := postings.values(); len(got) != 1 || got[0]["Amount"] != json.Number("60.05") {
-		t.Errorf("postings by reference: %s", postings.raw)
+	refused("line after approval", post("MixedPaymentTransactionSet", line("C1", "1"), nil), 400, "NOT_MODIFIABLE")
+	refused("approve twice", approve(etag()), 400, "NOT_APPROVABLE")
+	byRef := h.get(mixedPath+"MixedPaymentTransactionSet", url.Values{"$filter": {"Company eq '10' and PaymentReference eq 'PM1' and InvoiceId eq 7"}}, tok)
+	if got := byRef.values(); len(got) != 2 || got[0]["MixedPaymentId"] != json.Number("1") {
+		t.Errorf("lines by reference: %s", byRef.raw)
+	}
+
+	cancel := func() answer {
+		return h.do(http.MethodPost, entity+"/IfsApp.MixedPaymentHandling.MixedPayment_Cancel", tok,
+			map[string]string{"Content-Type": "application/json", "If-Match": etag()}, `{}`)
+	}
+	if a := cancel(); a.status != 200 || a.body["Objstate"] != "Cancelled" {
+		t.Fatalf("cancel: %d %s", a.status, a.raw)
+	}
+	if inv, _ := h.sim.Invoice("10", 7); inv.OpenAmount != "100.10" || inv.State != ifssim.StatePostedAuth {
+		t.Errorf("invoice after cancellation: %+v", inv)
+	}
+	refused("cancel twice", cancel(), 400, "NOT_CANCELLABLE")
+	if mp := h.sim.MixedPayments(); len(mp) != 1 || mp[0].State != ifssim.MixedCancelled || len(mp[0].LumpSums[0].Transactions) != 2 {
+		t.Errorf("mixed payments %+v", mp)
 	}
 }
 

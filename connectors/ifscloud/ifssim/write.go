@@ -3,7 +3,6 @@ package ifssim
 import (
 	"bytes"
 	"encoding/json"
-	"math/big"
 	"net/http"
 	"slices"
 	"strings"
@@ -53,12 +52,14 @@ func (s *Sim) invoke(r *http.Request, es *entitySet, pred, name string, ieee boo
 	return b.Bytes(), nil
 }
 
-// resultSet is the set whose entities an action on es returns.
+// resultSet is the set whose entities an action on es returns: the
+// legacy mandate action answers with its log entry, the mixed payment
+// actions with the mixed payment.
 func (s *Sim) resultSet(es *entitySet) *entitySet {
 	if es.name == s.cfg.CustomerSet {
 		return s.sets[s.cfg.CustomerProjection+"/"+s.cfg.MandateLogSet]
 	}
-	return s.sets[s.cfg.InvoiceProjection+"/"+s.cfg.PostingSet]
+	return es
 }
 
 // params reads action parameters.
@@ -90,119 +91,8 @@ func (p *params) fail(format string, args ...any) {
 	}
 }
 
-func (s *Sim) referenceUsed(company, ref string) bool {
-	return slices.ContainsFunc(s.postings, func(p *postingRec) bool { return p.p.Company == company && p.p.Reference == ref })
-}
-
 func (s *Sim) mandateReferenceUsed(company, ref string) bool {
 	return slices.ContainsFunc(s.mandateLog, func(m *mandateRec) bool { return m.m.Company == company && m.m.Reference == ref })
-}
-
-// registerPayment books a collected direct-debit payment against the
-// invoice: the open amount goes down by Amount, the invoice becomes
-// PartlyPaidPosted or, at zero, PaidPosted.
-func (s *Sim) registerPayment(key map[string]value, m map[string]any) (*row, *apiError) {
-	rec := s.invoices[invoiceKey{key["Company"].s, key["InvoiceId"].n}]
-	inv := rec.inv
-	p := &params{m: m}
-	ref := p.str("Reference", true)
-	amount := p.str("Amount", true)
-	currency := p.str("Currency", true)
-	date := p.str("PaymentDate", false)
-	paymentID, payoutID := p.str("PaymentId", false), p.str("PayoutId", false)
-	if p.err != nil {
-		return nil, p.err
-	}
-	switch {
-	case s.referenceUsed(inv.Company, ref):
-		return nil, dbError("ORA-20112: DirectDebitPosting.DUPLICATE_REF: Reference %s is already used in company %s.", ref, inv.Company)
-	case inv.State != StatePostedAuth && inv.State != StatePartlyPaidPosted:
-		return nil, dbError("ORA-20110: CustomerOrderInvHead.NOT_OPEN: Invoice %d is %s and cannot be paid.", inv.InvoiceID, inv.State)
-	case currency != inv.Currency:
-		return nil, dbError("ORA-20111: CustomerOrderInvHead.CURRENCY: Payment currency %s differs from invoice currency %s.", currency, inv.Currency)
-	case !decimalRE.MatchString(amount) || decimal(amount).r.Sign() <= 0:
-		return nil, dbError("ORA-20113: DirectDebitPosting.AMOUNT: Amount %s must be a positive number.", amount)
-	}
-	if _, err := time.Parse(time.DateOnly, date); date != "" && err != nil {
-		return nil, badRequest("ODP_INVALID_PARAMETER", "PaymentDate %q is not a date", date)
-	}
-	open := decimal(inv.OpenAmount).r
-	left := new(big.Rat).Sub(open, decimal(amount).r)
-	if left.Sign() < 0 {
-		return nil, dbError("ORA-20114: DirectDebitPosting.EXCEEDS_OPEN: Amount %s exceeds the open amount %s of invoice %d.", amount, inv.OpenAmount, inv.InvoiceID)
-	}
-	inv.OpenAmount = left.FloatString(max(scale(inv.OpenAmount), scale(amount)))
-	inv.State = StatePartlyPaidPosted
-	if left.Sign() == 0 {
-		inv.State = StatePaidPosted
-	}
-	inv.DirectDebitStatus, inv.DirectDebitReason = "Paid", ""
-	inv.Modified = time.Time{}
-	s.storeInvoice(inv)
-	return s.addPosting(Posting{
-		Company: inv.Company, InvoiceID: inv.InvoiceID, Reference: ref, PostingType: PostingPayment,
-		PaymentID: paymentID, PayoutID: payoutID, Amount: amount, Currency: currency, PaymentDate: date,
-	}).row, nil
-}
-
-// registerFailure records a failed, charged-back or cancelled collection
-// with its reason. Payments booked for the same GoCardless payment are
-// reversed, so the invoice is open again.
-func (s *Sim) registerFailure(key map[string]value, m map[string]any) (*row, *apiError) {
-	rec := s.invoices[invoiceKey{key["Company"].s, key["InvoiceId"].n}]
-	inv := rec.inv
-	p := &params{m: m}
-	ref := p.str("Reference", true)
-	kind := p.str("FailureType", true)
-	paymentID := p.str("PaymentId", false)
-	cause, reason, desc := p.str("Cause", false), p.str("ReasonCode", false), p.str("Description", false)
-	date := p.str("EventDate", false)
-	if p.err != nil {
-		return nil, p.err
-	}
-	switch {
-	case kind != PostingFailed && kind != PostingChargedBack && kind != PostingCancelled:
-		return nil, badRequest("ODP_INVALID_PARAMETER", "FailureType %q is not Failed, ChargedBack or Cancelled", kind)
-	case s.referenceUsed(inv.Company, ref):
-		return nil, dbError("ORA-20112: DirectDebitPosting.DUPLICATE_REF: Reference %s is already used in company %s.", ref, inv.Company)
-	case inv.State == StatePreliminary || inv.State == StateCancelled:
-		return nil, dbError("ORA-20115: CustomerOrderInvHead.NOT_POSTED: Invoice %d is %s.", inv.InvoiceID, inv.State)
-	}
-	if _, err := time.Parse(time.DateOnly, date); date != "" && err != nil {
-		return nil, badRequest("ODP_INVALID_PARAMETER", "EventDate %q is not a date", date)
-	}
-	open := decimal(inv.OpenAmount).r
-	sc := scale(inv.OpenAmount)
-	if paymentID != "" {
-		for _, pr := range s.postings {
-			if pr.p.Company == inv.Company && pr.p.InvoiceID == inv.InvoiceID && pr.p.PaymentID == paymentID &&
-				pr.p.PostingType == PostingPayment && !pr.p.Reversed {
-				s.reverse(pr)
-				open = new(big.Rat).Add(open, decimal(pr.p.Amount).r)
-				sc = max(sc, scale(pr.p.Amount))
-			}
-		}
-	}
-	inv.OpenAmount = open.FloatString(sc)
-	switch {
-	case open.Sign() == 0:
-		inv.State = StatePaidPosted
-	case open.Cmp(decimal(inv.GrossAmount).r) == 0:
-		inv.State = StatePostedAuth
-	default:
-		inv.State = StatePartlyPaidPosted
-	}
-	inv.DirectDebitStatus = kind
-	inv.DirectDebitReason = reason
-	if reason == "" {
-		inv.DirectDebitReason = cause
-	}
-	inv.Modified = time.Time{}
-	s.storeInvoice(inv)
-	return s.addPosting(Posting{
-		Company: inv.Company, InvoiceID: inv.InvoiceID, Reference: ref, PostingType: kind,
-		PaymentID: paymentID, PaymentDate: date, Cause: cause, ReasonCode: reason, Description: desc,
-	}).row, nil
 }
 
 // registerMandate records a mandate status on the customer. The customer

@@ -12,7 +12,8 @@ import (
 
 // BenchmarkPostIFS measures confirmed-payment postings over gRPC into the
 // IFS simulator, one invoice each, from 8 concurrent callers: the
-// erp_postings row, the audit entry, and the IFS read and If-Match write.
+// erp_postings row, the audit entry, and the IFS Mixed Payment (invoice
+// read, look-ups, three creates, the If-Match approval).
 func BenchmarkPostIFS(b *testing.B) {
 	e := start(b)
 	for i := range b.N {
@@ -28,8 +29,8 @@ func BenchmarkPostIFS(b *testing.B) {
 		_, err := e.client.PostPaymentOutcome(context.Background(), req)
 		return err
 	})
-	if n := len(e.ifs.Postings()); n != b.N {
-		b.Fatalf("%d postings for %d outcomes", n, b.N)
+	if n := len(e.ifs.MixedPayments()); n != b.N {
+		b.Fatalf("%d mixed payments for %d outcomes", n, b.N)
 	}
 }
 

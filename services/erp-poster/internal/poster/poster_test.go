@@ -125,8 +125,15 @@ func TestOutcomesLandInTheRightERPOnce(t *testing.T) {
 	if err != nil || !again.GetAlreadyPosted() || again.GetErpReference() != first.GetErpReference() || first.GetAlreadyPosted() {
 		t.Fatalf("repeat: %v %v (first %v)", again, err, first)
 	}
-	if ps := e.ifs.Postings(); len(ps) != 1 || ps[0].InvoiceID != 7 || ps[0].Company != "10" || ps[0].Amount != "100.10" {
-		t.Errorf("IFS postings %+v, want one of 100.10 on invoice 10/7", ps)
+	if mp := e.ifs.MixedPayments(); len(mp) != 1 || mp[0].State != ifssim.MixedApproved || mp[0].Company != "10" ||
+		mp[0].LumpSums[0].Transactions[0].InvoiceID != 7 || mp[0].LumpSums[0].Amount != "100.10" || first.GetErpReference() != "MP 10/1" {
+		t.Errorf("IFS mixed payments %+v (reference %q), want one approved of 100.10 on invoice 10/7", mp, first.GetErpReference())
+	}
+	// Its payout reports the same payment: posted, as the same mixed payment.
+	paidOut := ifsPayment("EV-IFS-1b", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT)
+	paidOut.Outcome.PayoutId = "PO1"
+	if r, err := e.client.PostPaymentOutcome(ctx, paidOut); err != nil || r.GetErpReference() != first.GetErpReference() {
+		t.Errorf("payout: %v %v", r, err)
 	}
 	if inv, _ := e.ifs.Invoice("10", 7); inv.OpenAmount != "0.00" && inv.OpenAmount != "0" {
 		t.Errorf("IFS invoice still open: %+v", inv)
@@ -166,8 +173,8 @@ func TestOutcomesLandInTheRightERPOnce(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	if log := e.ifs.MandateLog(); len(log) != 1 || log[0].MandateID != "MD1" || log[0].Status != "active" {
-		t.Errorf("IFS mandate log %+v", log)
+	if log := e.ifs.MandateLog(); len(log) != 0 {
+		t.Errorf("IFS mandate log %+v: standard IFS has none", log)
 	}
 	if _, err := e.client.PostMandateStatus(ctx, &mlcv1.PostMandateStatusRequest{Outcome: &mlcv1.MandateOutcome{
 		SchemaVersion: 1, OutcomeId: "EV-M-2", Erp: &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_JDE, Connection: "jde-corp", Company: "00001"},
@@ -178,8 +185,26 @@ func TestOutcomesLandInTheRightERPOnce(t *testing.T) {
 	if ms := e.jde.MandateStatuses(); len(ms) != 1 || ms[0].MDID != "MD2" || ms[0].MDST != "cancelled" {
 		t.Errorf("JDE mandate statuses %+v", ms)
 	}
-	if ps := e.ifs.Postings(); len(ps) != 2 {
-		t.Errorf("IFS postings after the failure: %+v", ps)
+	if mp := e.ifs.MixedPayments(); len(mp) != 1 || mp[0].State != ifssim.MixedCancelled {
+		t.Errorf("IFS mixed payments after the failure: %+v", mp)
+	}
+	if inv, _ := e.ifs.Invoice("10", 7); inv.OpenAmount != "100.10" {
+		t.Errorf("IFS invoice not open again after the failure: %+v", inv)
+	}
+
+	// An IFS refund is posted: a repayment to the customer.
+	rf, err := e.client.PostRefundOutcome(ctx, &mlcv1.PostRefundOutcomeRequest{Outcome: &mlcv1.RefundOutcome{
+		SchemaVersion: 1, OutcomeId: "EV-R-1", Erp: &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_IFS, Connection: "ifs-acme", Company: "10"},
+		RefundId: "CN-1", Invoice: &mlcv1.InvoiceKey{InvoiceId: "7"}, Kind: mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_PAID,
+		GocardlessRefundId: "RF1", PaymentId: "PM1", AmountMinor: 2500, Currency: "EUR", OccurredAt: occurred, CustomerId: "C10",
+	}})
+	if err != nil || rf.GetErpReference() == "none" || rf.GetErpReference() == "" {
+		t.Fatalf("IFS refund: %v %v", rf, err)
+	}
+	mp := e.ifs.MixedPayments()
+	if last := mp[len(mp)-1]; last.State != ifssim.MixedApproved || last.LumpSums[0].Amount != "-25.00" ||
+		last.LumpSums[0].Transactions[0].PaymentReference != "RF1" {
+		t.Errorf("IFS repayment %+v", last)
 	}
 }
 
@@ -213,7 +238,7 @@ func TestErrorsCarryActionableCodes(t *testing.T) {
 			t.Errorf("%s: %v, want %s", tc.name, err, tc.want)
 		}
 	}
-	if len(e.ifs.Postings()) != 0 || len(e.jde.Receipts()) != 0 {
+	if len(e.ifs.MixedPayments()) != 0 || len(e.jde.Receipts()) != 0 {
 		t.Errorf("refused outcomes were written")
 	}
 }
@@ -241,8 +266,8 @@ func TestOutagesAndRacesAreHandled(t *testing.T) {
 		}
 		time.Sleep(time.Second) // the breaker lets a probe through after its open period
 	}
-	if n := len(e.ifs.Postings()); n != 1 {
-		t.Errorf("%d postings after outage and retry, want 1", n)
+	if mp := e.ifs.MixedPayments(); len(mp) != 1 || mp[0].State != ifssim.MixedApproved {
+		t.Errorf("mixed payments after outage and retry: %+v, want 1 approved", mp)
 	}
 
 	// An ETag race on IFS is re-read and retried inside the call.
@@ -251,8 +276,15 @@ func TestOutagesAndRacesAreHandled(t *testing.T) {
 		t.Fatalf("after one 412: %v", err)
 	}
 	// A race that never ends is Aborted.
+	second := ifsPayment("EV-O2b", confirmed)
+	second.Outcome.PaymentId = "PM9"
+	if _, err := e.client.PostPaymentOutcome(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	chargeBack := ifsPayment("EV-O3", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK)
+	chargeBack.Outcome.PaymentId = "PM9"
 	e.ifs.RaceNextWrites(1000)
-	if _, err := e.client.PostPaymentOutcome(ctx, ifsPayment("EV-O3", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK)); status.Code(err) != codes.Aborted {
+	if _, err := e.client.PostPaymentOutcome(ctx, chargeBack); status.Code(err) != codes.Aborted {
 		t.Errorf("endless 412s: %v, want Aborted", err)
 	}
 	e.ifs.RaceNextWrites(0)

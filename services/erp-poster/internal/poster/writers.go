@@ -159,17 +159,17 @@ func (ws *Writers) Close() {
 	ws.writers = map[string]cachedWriter{}
 }
 
-// ifsWriter adapts outcomes to the IFS writer. IFS books a payment when it
-// is collected (confirmed); a payout needs no AR entry.
+// ifsWriter adapts outcomes to the IFS writer. A payment is booked when
+// it is collected (confirmed); its payout reports the same GoCardless
+// payment again, which the writer finds booked (or books, had the
+// confirmation been missed).
 type ifsWriter struct{ w *ifscloud.Writer }
 
 func (iw ifsWriter) payment(ctx context.Context, o *mlcv1.PaymentOutcome) (posting, error) {
 	var status ifscloud.PaymentStatus
 	switch o.GetKind() {
-	case mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED:
+	case mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT:
 		status = ifscloud.PaymentPaid
-	case mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT:
-		return posting{Nothing: true}, nil
 	case mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED:
 		status = ifscloud.PaymentFailed
 	case mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK:
@@ -185,18 +185,37 @@ func (iw ifsWriter) payment(ctx context.Context, o *mlcv1.PaymentOutcome) (posti
 	}
 	p, err := iw.w.PostPayment(ctx, ifscloud.PaymentOutcome{
 		OutcomeID: o.GetOutcomeId(), Company: o.GetErp().GetCompany(), InvoiceID: o.GetInvoice().GetInvoiceId(),
-		Status: status, PaymentID: o.GetPaymentId(), PayoutID: o.GetPayoutId(), Amount: amount, Currency: o.GetCurrency(),
+		CustomerID: o.GetCustomerId(), Status: status, PaymentID: o.GetPaymentId(), PayoutID: o.GetPayoutId(), Amount: amount,
+		Currency: o.GetCurrency(), Date: o.GetOccurredAt().AsTime().UTC().Format(time.DateOnly), Cause: o.GetCause(),
+		ReasonCode: o.GetReasonCode(), Description: o.GetDescription(),
+	})
+	return posting{Reference: p.Reference, PostedAt: p.PostedAt, Nothing: p.NothingToPost}, err
+}
+
+// refund: a paid refund is a repayment to the customer in IFS; a refund
+// that failed or came back reverses it.
+func (iw ifsWriter) refund(ctx context.Context, o *mlcv1.RefundOutcome) (posting, error) {
+	kinds := map[mlcv1.RefundOutcomeKind]ifscloud.RefundStatus{
+		mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_PAID:      ifscloud.RefundPaid,
+		mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_FAILED:    ifscloud.RefundFailed,
+		mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_CANCELLED: ifscloud.RefundCancelled,
+	}
+	status, ok := kinds[o.GetKind()]
+	if !ok {
+		return posting{}, fmt.Errorf("%w: refund outcome kind %v", errInvalid, o.GetKind())
+	}
+	amount, err := money.FromMinor(o.GetAmountMinor(), o.GetCurrency())
+	if err != nil {
+		return posting{}, fmt.Errorf("%w: %v", errInvalid, err)
+	}
+	p, err := iw.w.PostRefund(ctx, ifscloud.RefundOutcome{
+		OutcomeID: o.GetOutcomeId(), Company: o.GetErp().GetCompany(), InvoiceID: o.GetInvoice().GetInvoiceId(),
+		RefundDoc: o.GetRefundId(), CustomerID: o.GetCustomerId(), Status: status, RefundID: o.GetGocardlessRefundId(),
+		PaymentID: o.GetPaymentId(), Amount: amount, Currency: o.GetCurrency(),
 		Date: o.GetOccurredAt().AsTime().UTC().Format(time.DateOnly), Cause: o.GetCause(), ReasonCode: o.GetReasonCode(),
 		Description: o.GetDescription(),
 	})
-	return posting{Reference: p.Reference, PostedAt: p.PostedAt}, err
-}
-
-// refund: IFS Cloud refunds are issued from the ERP itself (credit notes);
-// the GoCardless refund's outcome has no entity of its own to land on in
-// the default projection, so it is recorded here and not written.
-func (iw ifsWriter) refund(context.Context, *mlcv1.RefundOutcome) (posting, error) {
-	return posting{Nothing: true}, nil
+	return posting{Reference: p.Reference, PostedAt: p.PostedAt, Nothing: p.NothingToPost}, err
 }
 
 func (iw ifsWriter) mandate(ctx context.Context, o *mlcv1.MandateOutcome) (posting, error) {
@@ -209,7 +228,7 @@ func (iw ifsWriter) mandate(ctx context.Context, o *mlcv1.MandateOutcome) (posti
 		MandateID: o.GetMandateId(), Status: ifscloud.MandateStatus(status), Scheme: o.GetScheme(),
 		OccurredAt: o.GetOccurredAt().AsTime(), Cause: o.GetCause(), ReasonCode: o.GetReasonCode(), Description: o.GetDescription(),
 	})
-	return posting{Reference: p.Reference, PostedAt: p.PostedAt}, err
+	return posting{Reference: p.Reference, PostedAt: p.PostedAt, Nothing: p.NothingToPost}, err
 }
 
 var mandateStatus = map[mlcv1.MandateStatus]string{
