@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sony/gobreaker/v2"
@@ -36,6 +38,9 @@ type Options struct {
 	Breaker breaker.Options
 	// Now replaces time.Now for token ages and Retry-After dates.
 	Now func() time.Time
+	// Log receives the client's one-time notices (a nextLink rebased, an
+	// Objstate filter IFS refused); nil means slog.Default().
+	Log *slog.Logger
 }
 
 // Client talks to one IFS Cloud connection. It is safe for concurrent use.
@@ -48,6 +53,13 @@ type Client struct {
 	breaker *gobreaker.CircuitBreaker[*response]
 	backoff retry.Backoff
 	now     func() time.Time
+	log     *slog.Logger
+
+	rebaseNotice sync.Once
+	// stateFilter is set once IFS refused a $filter on Objstate: from then
+	// on the ready states are checked on our side (see list).
+	stateFilter atomic.Bool
+	stateNotice sync.Once
 }
 
 // New returns a client for the connection named connection, with settings
@@ -61,6 +73,9 @@ func New(connection string, s Settings, clientSecret secrets.Value, o Options) (
 	}
 	if o.Backoff.Attempts < 1 {
 		o.Backoff = retry.DefaultBackoff
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
 	}
 	hc := &http.Client{Timeout: s.RequestTimeout}
 	if o.HTTPClient != nil {
@@ -100,6 +115,7 @@ func New(connection string, s Settings, clientSecret secrets.Value, o Options) (
 		breaker: breaker.New[*response]("ifs/"+connection, bo),
 		backoff: o.Backoff,
 		now:     o.Now,
+		log:     o.Log,
 	}, nil
 }
 
@@ -273,10 +289,14 @@ func (c *Client) send(ctx context.Context, req request, accessToken string) (*re
 }
 
 // resolve turns a nextLink, absolute or relative, into a URL on the
-// connection's host. A link to another host is refused: following it would
-// send the bearer token elsewhere.
+// connection's base URL. Behind a proxy IFS may name its own internal host
+// (and path root) in the link: the part from the projection API path on is
+// kept and rebased onto base_url, so the request, and the bearer token,
+// only ever go to the configured host. A link outside the projection API
+// is refused.
 func (c *Client) resolve(link string) (string, error) {
-	base, err := url.Parse(c.s.BaseURL + c.s.APIPath + "/")
+	api := c.s.BaseURL + c.s.APIPath + "/"
+	base, err := url.Parse(api)
 	if err != nil {
 		return "", err
 	}
@@ -284,8 +304,21 @@ func (c *Client) resolve(link string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("ifs: bad nextLink %q: %w", link, err)
 	}
-	if !strings.EqualFold(u.Host, base.Host) || u.Scheme != base.Scheme {
-		return "", fmt.Errorf("ifs: nextLink %q leaves %s", link, base.Host)
+	if strings.EqualFold(u.Host, base.Host) && u.Scheme == base.Scheme && strings.HasPrefix(u.EscapedPath(), base.EscapedPath()) {
+		return u.String(), nil
 	}
-	return u.String(), nil
+	_, rest, found := strings.Cut(u.EscapedPath(), c.s.APIPath+"/")
+	if !found || u.User != nil || strings.Contains(rest, "..") {
+		return "", fmt.Errorf("ifs: nextLink %q leaves %s%s: %w", link, base.Host, c.s.APIPath, ErrInvalid)
+	}
+	rebased, err := url.Parse(api + rest)
+	if err != nil {
+		return "", fmt.Errorf("ifs: bad nextLink %q: %w", link, err)
+	}
+	rebased.RawQuery = u.RawQuery
+	c.rebaseNotice.Do(func() {
+		c.log.Warn("ifs nextLink names another host; following it on the configured base URL",
+			"connection", c.name, "link_host", u.Host, "base_url", c.s.BaseURL)
+	})
+	return rebased.String(), nil
 }

@@ -2,6 +2,8 @@ package ifscloud
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -56,14 +58,20 @@ func TestParseErrorClasses(t *testing.T) {
 }
 
 func TestResolveStaysOnTheTenant(t *testing.T) {
-	c := &Client{s: Settings{BaseURL: "https://acme.ifs.cloud", APIPath: "/main/ifsapplications/projection/v1"}}
+	c := &Client{s: Settings{BaseURL: "https://acme.ifs.cloud/tenant", APIPath: "/main/ifsapplications/projection/v1"},
+		log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	tests := []struct {
 		link, want, err string
 	}{
-		{"https://acme.ifs.cloud/main/ifsapplications/projection/v1/P.svc/S?$skiptoken=x", "https://acme.ifs.cloud/main/ifsapplications/projection/v1/P.svc/S?$skiptoken=x", ""},
-		{"P.svc/S?$skiptoken=y", "https://acme.ifs.cloud/main/ifsapplications/projection/v1/P.svc/S?$skiptoken=y", ""},
+		{"https://acme.ifs.cloud/tenant/main/ifsapplications/projection/v1/P.svc/S?$skiptoken=x", "https://acme.ifs.cloud/tenant/main/ifsapplications/projection/v1/P.svc/S?$skiptoken=x", ""},
+		{"P.svc/S?$skiptoken=y", "https://acme.ifs.cloud/tenant/main/ifsapplications/projection/v1/P.svc/S?$skiptoken=y", ""},
+		// The tenant's internal host and path root behind the proxy: rebased.
+		{"http://ifs-node-3:8080/main/ifsapplications/projection/v1/P.svc/S?$skiptoken=z", "https://acme.ifs.cloud/tenant/main/ifsapplications/projection/v1/P.svc/S?$skiptoken=z", ""},
+		{"https://evil.example/main/ifsapplications/projection/v1/P.svc/S?$skiptoken=w", "https://acme.ifs.cloud/tenant/main/ifsapplications/projection/v1/P.svc/S?$skiptoken=w", ""},
 		{"https://evil.example/steal", "", "leaves acme.ifs.cloud"},
 		{"http://acme.ifs.cloud/downgrade", "", "leaves acme.ifs.cloud"},
+		{"https://user:pw@evil.example/main/ifsapplications/projection/v1/P.svc/S", "", "leaves acme.ifs.cloud"},
+		{"https://acme.ifs.cloud/tenant/auth/realms/ifs/protocol/openid-connect/token", "", "leaves acme.ifs.cloud"},
 	}
 	for _, tc := range tests {
 		got, err := c.resolve(tc.link)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -154,25 +155,49 @@ func (r record) invalid(err error) Invalid {
 // full window is followed by a new query from the watermark it reached.
 // That keeps every request a page and never trusts a server-side cursor
 // across more than one window.
+//
+// Some IFS releases refuse a $filter on Objstate (400). When the entity's
+// filter was built from its ready states, the client then asks once more
+// without it, reading Objstate instead, and from then on keeps only the
+// rows in a ready state itself (and says so once in the log); the
+// watermark still moves past the others, as the server's filter would
+// have skipped them.
 func (c *Client) list(ctx context.Context, es EntitySettings, company string, after Watermark, fn func([]record, Watermark) error) error {
 	modified, key := es.Fields[FieldModified], es.Fields[FieldKey]
 	for {
+		local := len(es.ReadyStates) > 0 && c.stateFilter.Load()
+		query := es
+		if local {
+			query.Filter = ""
+			query.Extra = append(slices.Clone(es.Extra), "Objstate")
+		}
 		u := withQuery(c.setURL(es.Projection, es.EntitySet),
-			[2]string{"$filter", changesFilter(es, company, after)},
-			[2]string{"$select", selectList(es)},
+			[2]string{"$filter", changesFilter(query, company, after)},
+			[2]string{"$select", selectList(query)},
 			[2]string{"$orderby", modified + " asc," + key + " asc"},
 			[2]string{"$top", fmt.Sprint(c.s.PageSize)},
 		)
 		start, got := after, 0
+		first := true
 		for u != "" {
 			var p page
 			if _, err := c.get(ctx, u, "list "+es.EntitySet, &p); err != nil {
+				if first && !local && len(es.ReadyStates) > 0 && errors.Is(err, ErrInvalid) && c.stateFilterRefused(ctx, es, company) {
+					break
+				}
 				return err
 			}
+			first = false
 			if len(p.Value) > 0 {
 				recs, last, err := position(es, p.Value, after)
 				if err != nil {
 					return fmt.Errorf("ifs list %s: %w", es.EntitySet, err)
+				}
+				if local {
+					recs = slices.DeleteFunc(recs, func(r record) bool {
+						st, _ := r.row.text("Objstate")
+						return !slices.Contains(es.ReadyStates, st)
+					})
 				}
 				if err := fn(recs, last); err != nil {
 					return err
@@ -189,6 +214,9 @@ func (c *Client) list(ctx context.Context, es EntitySettings, company string, af
 				u = next
 			}
 		}
+		if first && !local && c.stateFilter.Load() {
+			continue // the same window again, filtering on our side
+		}
 		if got < c.s.PageSize {
 			return nil
 		}
@@ -197,6 +225,29 @@ func (c *Client) list(ctx context.Context, es EntitySettings, company string, af
 				es.EntitySet, got, timeLit(after.Time), after.Key)
 		}
 	}
+}
+
+// stateFilterRefused tells whether the 400 a list met was IFS refusing
+// the Objstate filter: the same query without it must be accepted. If so,
+// the client filters on the ready states itself from now on.
+func (c *Client) stateFilterRefused(ctx context.Context, es EntitySettings, company string) bool {
+	probe := es
+	probe.Filter = ""
+	u := withQuery(c.setURL(es.Projection, es.EntitySet),
+		[2]string{"$filter", changesFilter(probe, company, Watermark{})},
+		[2]string{"$select", es.Fields[FieldKey] + ",Objstate"},
+		[2]string{"$top", "1"},
+	)
+	var p page
+	if _, err := c.get(ctx, u, "probe "+es.EntitySet, &p); err != nil {
+		return false
+	}
+	c.stateFilter.Store(true)
+	c.stateNotice.Do(func() {
+		c.log.Warn("ifs refused the $filter on Objstate; reading every state and keeping the ready ones on our side",
+			"connection", c.name, "entity_set", es.EntitySet, "ready_states", es.ReadyStates)
+	})
+	return true
 }
 
 // changesFilter selects one company's rows that meet the entity's filter

@@ -95,8 +95,12 @@ type EntitySettings struct {
 	EntitySet  string
 	// Filter is an OData condition every row read must meet (for invoices:
 	// ready for collection). Empty means none.
-	Filter     string
-	KeyNumeric bool
+	Filter string
+	// ReadyStates, when Filter was built from them, are the Objstate
+	// values Filter accepts: should IFS refuse a $filter on Objstate, the
+	// client filters on them itself.
+	ReadyStates []string
+	KeyNumeric  bool
 	// Fields maps logical names (see the package documentation) to IFS
 	// field names; an empty name means the tenant has no such field.
 	Fields map[string]string
@@ -182,11 +186,24 @@ func DefaultCustomerFields() map[string]string {
 	}
 }
 
+// DefaultReadyStates are the invoice states ready for collection: posted
+// and authorised, or partly paid.
+var DefaultReadyStates = []string{"PostedAuth", "PartlyPaidPosted"}
+
 // DefaultReadyFilter is the "ready for collection" condition for invoices
 // of the given projection: posted and authorised, or partly paid.
 func DefaultReadyFilter(projection string) string {
-	state := "IfsApp." + projection + ".CustomerOrderInvState"
-	return "Objstate eq " + state + "'PostedAuth' or Objstate eq " + state + "'PartlyPaidPosted'"
+	return ReadyFilter(projection, "CustomerOrderInvState", DefaultReadyStates)
+}
+
+// ReadyFilter is the condition "Objstate is one of states", with the
+// values qualified by the projection's state enumeration as IFS requires.
+func ReadyFilter(projection, enum string, states []string) string {
+	terms := make([]string, len(states))
+	for i, st := range states {
+		terms[i] = "Objstate eq IfsApp." + projection + "." + enum + "'" + st + "'"
+	}
+	return strings.Join(terms, " or ")
 }
 
 var (
@@ -235,13 +252,26 @@ func ParseSettings(raw map[string]any) (Settings, error) {
 		MandateAction:       r.name("mandate_action", "CustomerInfo_RegisterDirectDebitMandate"),
 	}
 	invProjection := r.name("invoice_projection", "CustomerOrderInvoiceHandling")
+	states := r.names("invoice_ready_states", DefaultReadyStates)
+	if len(states) == 0 {
+		r.fail("invoice_ready_states", "must name at least one state")
+	}
+	enum := r.name("invoice_state_enum", "CustomerOrderInvState")
+	filter := r.str("invoice_ready_filter", "")
+	if filter != "" {
+		// A filter of the site's own: it cannot be checked on our side.
+		states = nil
+	} else {
+		filter = ReadyFilter(invProjection, enum, states)
+	}
 	s.Invoices = EntitySettings{
-		Projection: invProjection,
-		EntitySet:  r.name("invoice_entity_set", "CustomerOrderInvHeadSet"),
-		Filter:     r.str("invoice_ready_filter", DefaultReadyFilter(invProjection)),
-		KeyNumeric: r.boolean("invoice_key_numeric", true),
-		Fields:     r.fields("invoice_fields", DefaultInvoiceFields(), requiredInvoiceFields),
-		Extra:      r.names("invoice_extra_fields", []string{"Objstate", "PartyType"}),
+		Projection:  invProjection,
+		EntitySet:   r.name("invoice_entity_set", "CustomerOrderInvHeadSet"),
+		Filter:      filter,
+		ReadyStates: states,
+		KeyNumeric:  r.boolean("invoice_key_numeric", true),
+		Fields:      r.fields("invoice_fields", DefaultInvoiceFields(), requiredInvoiceFields),
+		Extra:       r.names("invoice_extra_fields", []string{"Objstate", "PartyType"}),
 	}
 	s.Customers = EntitySettings{
 		Projection: r.name("customer_projection", "CustomerHandling"),

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,9 @@ func (s *Sim) query(r *http.Request, es *entitySet, ieee bool) ([]byte, *apiErro
 	}
 	var filter node
 	if f := q.Get("$filter"); f != "" {
+		if s.cfg.RefuseObjstateFilter && namesField(f, "Objstate") {
+			return nil, badRequest("ODP_UNSUPPORTED_URL", "$filter: filtering on Objstate is not supported by this projection")
+		}
 		var aerr *apiError
 		if filter, aerr = parseFilter(f, es.schema); aerr != nil {
 			return nil, aerr
@@ -142,6 +146,9 @@ func (s *Sim) query(r *http.Request, es *entitySet, ieee bool) ([]byte, *apiErro
 		raw, _ := json.Marshal(next)
 		u := *r.URL
 		u.Scheme, u.Host = scheme(r), r.Host
+		if b, err := url.Parse(s.cfg.NextLinkBase); s.cfg.NextLinkBase != "" && err == nil {
+			u.Scheme, u.Host, u.Path = b.Scheme, b.Host, strings.TrimRight(b.Path, "/")+u.Path
+		}
 		qv := u.Query()
 		qv.Set("$skiptoken", base64.RawURLEncoding.EncodeToString(raw))
 		u.RawQuery = qv.Encode()
@@ -186,6 +193,15 @@ func selectSmallest(rows []sortedRow, k int, cmp func(a, b sortedRow) int) {
 			hi = p - 1
 		}
 	}
+}
+
+// namesField reports whether a $filter mentions a field (outside quotes).
+func namesField(filter, field string) bool {
+	toks, err := lex(filter)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(toks, func(t token) bool { return t.k == tIdent && t.text == field })
 }
 
 func scheme(r *http.Request) string {

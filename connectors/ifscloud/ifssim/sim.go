@@ -52,6 +52,15 @@ type Config struct {
 	// IgnoreIEEE754 makes the server send decimals as JSON numbers even
 	// when the client asks for IEEE754Compatible=true, as some do.
 	IgnoreIEEE754 bool
+	// RefuseObjstateFilter answers a $filter that names Objstate with 400,
+	// as some IFS releases do (issue #16; /work/shared/reference/erp-apis.md
+	// "Some releases refuse $filter on Objstate (400)").
+	RefuseObjstateFilter bool
+	// NextLinkBase, when set (e.g. "http://ifs-internal:8080/ifs"), is the
+	// scheme, host and path root @odata.nextLink names instead of the
+	// request's: the tenant's internal address behind a proxy
+	// (erp-apis.md "@odata.nextLink may carry the tenant's internal host").
+	NextLinkBase string
 
 	APIPath            string // ["/main/ifsapplications/projection/v1"]
 	InvoiceProjection  string // ["CustomerOrderInvoiceHandling"]
