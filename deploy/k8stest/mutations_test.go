@@ -178,7 +178,7 @@ var mutations = []mutation{
 		rule: "autoscaling", want: "deployment/gc-webhook sets replicas 2 although HPA gc-webhook owns the count"},
 	{name: "poller autoscaled", edits: []edit{{base + "gc-webhook.yaml", "    kind: Deployment\n    name: gc-webhook", "    kind: Deployment\n    name: ifs-poller"}},
 		rule: "autoscaling", want: "HPA gc-webhook scales ifs-poller, which is not autoscaled by design"},
-	{name: "HPA that cannot scale", edits: []edit{{prod + "kustomization.yaml", "value: 12", "value: 3"}},
+	{name: "HPA that cannot scale", edits: []edit{{prod + "kustomization.yaml", "        value: 6\n", "        value: 3\n"}},
 		rule: "autoscaling", want: "want 1 <= minReplicas < maxReplicas"},
 	{name: "HPA on memory only", edits: []edit{{base + "payment-orchestrator.yaml", "name: cpu\n", "name: memory\n"}},
 		rule: "autoscaling", want: "HPA payment-orchestrator has no CPU utilization target"},
@@ -186,12 +186,28 @@ var mutations = []mutation{
 		rule: "replicas", want: "ifs-poller: replicas 3, want 2"},
 
 	// Disruption budgets.
-	{name: "PDB blocking drains", edits: []edit{{base + "nats.yaml", "  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: nats", "  minAvailable: 3\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: nats"}},
+	{name: "PDB blocking drains", edits: []edit{{base + "nats.yaml", "AlwaysAllow\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: nats", "AlwaysAllow\n  minAvailable: 3\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: nats"}, {base + "nats.yaml", "spec:\n  maxUnavailable: 1\n", "spec:\n"}},
 		rule: "disruption-budgets", want: "PDB nats keeps all 3 pods of statefulset/nats"},
-	{name: "PDB blocking drains in dev", edits: []edit{{base + "gc-webhook.yaml", "  maxUnavailable: 1\n  selector:", "  minAvailable: 1\n  selector:"}},
+	{name: "PDB blocking drains in dev", edits: []edit{{base + "gc-webhook.yaml", "  maxUnavailable: 1\n  # A pod", "  minAvailable: 1\n  # A pod"}},
 		overlay: "overlays/dev", rule: "disruption-budgets", want: "PDB gc-webhook keeps all 1 pods"},
-	{name: "PDB selecting nothing", edits: []edit{{base + "otel-collector.yaml", "  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: otel-collector", "  maxUnavailable: 1\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: otel"}},
+	{name: "PDB selecting nothing", edits: []edit{{base + "otel-collector.yaml", "AlwaysAllow\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: otel-collector", "AlwaysAllow\n  selector:\n    matchLabels:\n      app.kubernetes.io/name: otel"}},
 		rule: "disruption-budgets", want: "deployment/otel-collector: 0 PodDisruptionBudgets"},
+	{name: "PDB that blocks drains in an outage", edits: []edit{{base + "erp-poster.yaml", "unhealthyPodEvictionPolicy: AlwaysAllow", "unhealthyPodEvictionPolicy: IfHealthyBudget"}},
+		rule: "disruption-budgets", want: "PDB erp-poster: unhealthyPodEvictionPolicy IfHealthyBudget, want AlwaysAllow"},
+
+	// Capacity.
+	{name: "GOMEMLIMIT missing", edits: []edit{{base + "jde-poller.yaml", "- name: GOMEMLIMIT\n", "- name: GOMEMLIMIT_X\n"}},
+		rule: "memory-limit", want: "jde-poller: GOMEMLIMIT is not taken from the container's memory limit"},
+	{name: "GOMEMLIMIT in mebibytes", edits: []edit{{base + "gc-webhook.yaml", "resource: limits.memory\n", "resource: limits.memory\n                  divisor: 1Mi\n"}},
+		rule: "memory-limit", want: "gc-webhook: GOMEMLIMIT divisor 1Mi"},
+	{name: "dev orchestrator with prod's workers", edits: []edit{{dev + "kustomization.yaml", "      - ERP_WORKERS=16\n", ""}},
+		overlay: "overlays/dev", rule: "workers-fit", want: "payment-orchestrator: 68 workers in a 128Mi memory limit"},
+	{name: "pool larger than the workers", edits: []edit{{dev + "kustomization.yaml", "      - DATABASE_POOL_SIZE=8\n", "      - DATABASE_POOL_SIZE=40\n"}},
+		overlay: "overlays/dev", rule: "workers-fit", want: "DATABASE_POOL_SIZE 40 above its 20 workers"},
+	{name: "autoscaler past the connection budget", edits: []edit{{base + "erp-poster.yaml", "maxReplicas: 6", "maxReplicas: 30"}},
+		overlay: "base", rule: "connection-budget", want: "base: up to 260 Postgres connections"},
+	{name: "pool size left to the default", edits: []edit{{base + "kustomization.yaml", "      - DATABASE_POOL_SIZE=4\n", ""}},
+		rule: "connection-budget", want: "ifs-poller: DATABASE_POOL_SIZE is not set in the manifest"},
 
 	// Network policies.
 	{name: "webhook peers split (OR instead of AND)", edits: []edit{{base + "network-policies.yaml", "              kubernetes.io/metadata.name: ingress-nginx\n          podSelector:", "              kubernetes.io/metadata.name: ingress-nginx\n        - podSelector:"}},

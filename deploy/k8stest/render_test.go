@@ -43,6 +43,9 @@ type cluster struct {
 	PDBs            []*policyv1.PodDisruptionBudget
 	NetworkPolicies []*networkingv1.NetworkPolicy
 	Ingresses       []*networkingv1.Ingress
+	// ScaledObjects are KEDA's (components/keda-orchestrator), kept as
+	// plain maps: KEDA's API types are not a dependency here.
+	ScaledObjects []map[string]any
 }
 
 // add decodes one object strictly into the type its apiVersion and kind
@@ -76,6 +79,10 @@ func (c *cluster) add(doc []byte) error {
 		c.NetworkPolicies, err = decodeInto(doc, c.NetworkPolicies)
 	case "networking.k8s.io/v1/Ingress":
 		c.Ingresses, err = decodeInto(doc, c.Ingresses)
+	case "keda.sh/v1alpha1/ScaledObject":
+		var m map[string]any
+		err = yaml.Unmarshal(doc, &m)
+		c.ScaledObjects = append(c.ScaledObjects, m)
 	default:
 		return fmt.Errorf("unexpected object %s (not a kind these manifests should contain)", gvk)
 	}

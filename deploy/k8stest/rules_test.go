@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -43,6 +44,9 @@ var rules = []rule{
 	{"ingress", checkIngress},
 	{"nats", checkNATS},
 	{"otel-collector", checkCollector},
+	{"memory-limit", checkMemoryLimit},
+	{"workers-fit", checkWorkersFit},
+	{"connection-budget", checkConnectionBudget},
 }
 
 const (
@@ -68,10 +72,12 @@ var (
 	// grpcServices are ready when their gRPC health service says so.
 	grpcServices = map[string]string{"erp-poster": "GRPC_ADDR"}
 	// perOverlay are the numbers each overlay promises.
-	perOverlay = map[string]struct{ streamReplicas, natsNodes, pollerReplicas int }{
-		"base":          {3, 3, 2},
-		"overlays/dev":  {1, 1, 1},
-		"overlays/prod": {3, 3, 2},
+	// dbConnections is the overlay's budget of Postgres connections
+	// (deploy/README.md, "Postgres connection budget").
+	perOverlay = map[string]struct{ streamReplicas, natsNodes, pollerReplicas, dbConnections int }{
+		"base":          {3, 3, 2, 180},
+		"overlays/dev":  {1, 1, 1, 90},
+		"overlays/prod": {3, 3, 2, 180},
 	}
 	// secretSettings must come from Secrets in every service that reads them.
 	secretSettings = []string{"DATABASE_URL", "MLC_MASTER_KEY", "GC_WEBHOOK_SECRET"}
@@ -326,7 +332,7 @@ func checkEnv(w *world) (probs []string) {
 			v := env[name]
 			s, read := rd.Settings[name]
 			if !read {
-				if !rd.OTEL[name] && !slices.Contains(otelSDK, name) {
+				if !rd.OTEL[name] && !slices.Contains(otelSDK, name) && !slices.Contains(goRuntime, name) {
 					probs = append(probs, fmt.Sprintf("%s: sets %s (%s), which services/%s does not read", svc, name, v.From, svc))
 				}
 				continue
@@ -700,6 +706,9 @@ func checkDisruptionBudgets(w *world) (probs []string) {
 				continue
 			}
 			mine = append(mine, pdb.Name)
+			if p := pdb.Spec.UnhealthyPodEvictionPolicy; p == nil || *p != policyv1.AlwaysAllow {
+				probs = append(probs, fmt.Sprintf("PDB %s: unhealthyPodEvictionPolicy %v, want AlwaysAllow: pods a dependency outage made unready would block node drains", pdb.Name, ptrStr(p)))
+			}
 			n := w.minReplicas(wl)
 			switch {
 			case pdb.Spec.MaxUnavailable != nil:
