@@ -51,8 +51,10 @@ var mutations = []mutation{
 		rule: "service-manifests", want: "Service payment-orchestrator selects [], want only"},
 
 	// Images.
-	{name: "latest tag in prod", edits: []edit{{prod + "kustomization.yaml", "gc-webhook\n    newTag: 0.1.0", "gc-webhook\n    newTag: latest"}},
-		rule: "images", want: `image "ghcr.io/ml-connector/gc-webhook:latest" is not pinned`},
+	{name: "prod without its pinned digests", edits: []edit{{prod + "kustomization.yaml", "components:\n  - images\n", ""}},
+		rule: "images", want: `image "ghcr.io/ml-connector/gc-webhook" is not pinned by digest in prod`},
+	{name: "latest tag in dev", edits: []edit{{dev + "kustomization.yaml", "gc-webhook\n    newTag: dev", "gc-webhook\n    newTag: latest"}},
+		overlay: "overlays/dev", rule: "images", want: `image "ghcr.io/ml-connector/gc-webhook:latest" is not pinned`},
 	{name: "unpinned NATS image", edits: []edit{{base + "nats.yaml", "image: nats:2.15.2", "image: nats"}},
 		rule: "images", want: `image "nats" is not pinned`},
 	{name: "wrong image for a service", edits: []edit{{base + "jde-poller.yaml", "image: ghcr.io/ml-connector/jde-poller", "image: ghcr.io/ml-connector/ifs-poller"}},

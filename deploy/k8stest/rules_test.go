@@ -126,6 +126,8 @@ func checkServiceManifests(w *world) (probs []string) {
 	return probs
 }
 
+var imageDigest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
 // splitImage splits an image reference into repository, tag and digest.
 func splitImage(ref string) (repo, tag, digest string) {
 	repo, digest, _ = strings.Cut(ref, "@")
@@ -152,6 +154,11 @@ func checkImages(w *world) (probs []string) {
 			}
 			if (tag == "" && digest == "") || tag == "latest" {
 				probs = append(probs, fmt.Sprintf("%s: image %q is not pinned to a version", wl, ctr.Image))
+			}
+			// Production runs exactly what was built and tested: our own
+			// images by digest (make pin), never by a tag that can move.
+			if ours && w.overlay == "overlays/prod" && !imageDigest.MatchString(digest) {
+				probs = append(probs, fmt.Sprintf("%s: image %q is not pinned by digest in prod (make images, make push, make pin)", wl, ctr.Image))
 			}
 		}
 	}
