@@ -40,6 +40,7 @@ func startSimulators(ctx context.Context, dbURL string, key []byte, opts options
 	today := time.Now().UTC().Truncate(24 * time.Hour)
 	s.gc = gcsim.NewServer(noTB{}, gcsim.Options{
 		Tokens:    []string{gcToken},
+		Creditors: []gcsim.Creditor{gcsim.ApprovedCreditor()}, // the direct mandate path needs approval
 		Clock:     gcsim.NewManualClock(today.Add(8 * time.Hour)),
 		RateLimit: 1 << 30,
 		Scenarios: scenarios,

@@ -34,7 +34,8 @@ func BenchmarkCreatePayment(b *testing.B) {
 		benchCreate(b, e)
 	})
 	b.Run("in-memory", func(b *testing.B) {
-		sim := gcsim.New(gcsim.Options{Tokens: []string{token}, Seed: 7, RateLimit: 1 << 30})
+		sim := gcsim.New(gcsim.Options{Tokens: []string{token}, Seed: 7, RateLimit: 1 << 30,
+			Creditors: []gcsim.Creditor{gcsim.ApprovedCreditor()}})
 		b.Cleanup(sim.Close)
 		gc, err := gocardless.New("http://gcsim.invalid", secrets.NewValue(token), gocardless.WithTransport(inMemory{sim}))
 		if err != nil {

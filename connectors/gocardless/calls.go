@@ -99,6 +99,8 @@ const (
 	subscriptions        resource = "subscriptions"
 	events               resource = "events"
 	payouts              resource = "payouts"
+	billingRequests      resource = "billing_requests"
+	billingRequestFlows  resource = "billing_request_flows"
 )
 
 func (r resource) path(id string) string {

@@ -400,8 +400,8 @@ func TestCancelAndRetryPayment(t *testing.T) {
 	if p, err := e.gc.GetPayment(ctx, failing.ID); err != nil || p.Status != "paid_out" {
 		t.Fatalf("retried payment: %+v, %v; want paid_out", p, err)
 	}
-	if _, err := e.gc.RetryPayment(ctx, "retry:"+failing.ID+":2", failing.ID, gocardless.RetryParams{}); !gocardless.HasReason(err, "payment_not_failed") {
-		t.Errorf("retrying a paid payment: %v, want payment_not_failed", err)
+	if _, err := e.gc.RetryPayment(ctx, "retry:"+failing.ID+":2", failing.ID, gocardless.RetryParams{}); !gocardless.HasReason(err, gocardless.ReasonRetryFailed) {
+		t.Errorf("retrying a paid payment: %v, want retry_failed", err)
 	}
 }
 

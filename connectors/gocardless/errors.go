@@ -16,9 +16,47 @@ const (
 	TypeGoCardless       = "gocardless"
 )
 
-// ReasonIdempotentCreationConflict is the reason of a 409 answering a
-// create whose idempotency key was used before.
-const ReasonIdempotentCreationConflict = "idempotent_creation_conflict"
+// Reasons the client acts on.
+const (
+	// ReasonIdempotentCreationConflict is the reason of a 409 answering a
+	// create whose idempotency key was used before.
+	ReasonIdempotentCreationConflict = "idempotent_creation_conflict"
+	// ReasonBankAccountExists answers a customer bank account that
+	// GoCardless already holds: validation_failed, HTTP 409, with the
+	// existing account in links.customer_bank_account
+	// (gocardless-pro-python tests/fixtures/validation_failed_duplicate_bank_account_error.json).
+	ReasonBankAccountExists = "bank_account_exists"
+	// ReasonRetryFailed answers retrying a payment that has not failed
+	// (gocardless-pro-java PaymentService.java, retry).
+	ReasonRetryFailed = "retry_failed"
+	// ReasonMandateIsInactive answers a payment on a mandate that can no
+	// longer be charged (PaymentService.java, create).
+	ReasonMandateIsInactive = "mandate_is_inactive"
+)
+
+// ExistingBankAccount returns the bank account a bank_account_exists
+// refusal names, so that the caller can use it instead of a new one.
+func ExistingBankAccount(err error) (string, bool) {
+	var e *APIError
+	if !errors.As(err, &e) {
+		return "", false
+	}
+	d, ok := e.reason(ReasonBankAccountExists)
+	if !ok || d.Links["customer_bank_account"] == "" {
+		return "", false
+	}
+	return d.Links["customer_bank_account"], true
+}
+
+// IsForbidden reports whether err is a 403 answer: the access token may
+// not do this. Creating customer bank accounts or mandates directly meets
+// it on a creditor without custom payment pages
+// (Creditor.CustomPaymentPagesEnabled); GoCardless does not publish a
+// more specific reason, so only the status is relied on.
+func IsForbidden(err error) bool {
+	var e *APIError
+	return errors.As(err, &e) && e.Code == http.StatusForbidden
+}
 
 var (
 	// ErrUnavailable means the client refused a call without sending it

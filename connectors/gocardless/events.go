@@ -10,23 +10,26 @@ import (
 )
 
 // EventListParams filter ListEvents and Events. At most one resource id
-// (Payment, Mandate, ...) may be set; Include asks for the resources the
-// events are about to be returned alongside (in EventPage.Linked) and
-// needs ResourceType to match.
+// (Payment, Mandate, ...) may be set, and ResourceType "Cannot be used
+// together with" the billing_request, creditor, mandate, payment, payout,
+// refund or subscription filters (gocardless-pro-java EventService.java);
+// Include asks for the resources the events are about to be returned
+// alongside (in EventPage.Linked) and needs ResourceType to match.
 type EventListParams struct {
 	ListParams
 	Action       string
-	ResourceType string // payments, mandates, refunds, subscriptions, payouts, ...
-	Include      string // payment, mandate, refund, subscription, payout, customer, creditor
+	ResourceType string // payments, mandates, refunds, subscriptions, payouts, billing_requests, ...
+	Include      string // payment, mandate, refund, subscription, payout, billing_request, creditor
 
-	Creditor     string
-	Customer     string
-	Mandate      string
-	ParentEvent  string
-	Payment      string
-	Payout       string
-	Refund       string
-	Subscription string
+	BillingRequest string
+	Creditor       string
+	Customer       string
+	Mandate        string
+	ParentEvent    string
+	Payment        string
+	Payout         string
+	Refund         string
+	Subscription   string
 }
 
 func (p EventListParams) query() (url.Values, error) {
@@ -34,19 +37,31 @@ func (p EventListParams) query() (url.Values, error) {
 	if err := p.encode(q); err != nil {
 		return nil, err
 	}
-	ids := 0
-	for _, f := range []struct{ k, v string }{
-		{"creditor", p.Creditor}, {"customer", p.Customer}, {"mandate", p.Mandate},
-		{"parent_event", p.ParentEvent}, {"payment", p.Payment}, {"payout", p.Payout},
-		{"refund", p.Refund}, {"subscription", p.Subscription},
+	ids, typed := 0, ""
+	for _, f := range []struct {
+		k, v      string
+		untypable bool // cannot go with resource_type
+	}{
+		{"billing_request", p.BillingRequest, true}, {"creditor", p.Creditor, true}, {"customer", p.Customer, false},
+		{"mandate", p.Mandate, true}, {"parent_event", p.ParentEvent, false}, {"payment", p.Payment, true},
+		{"payout", p.Payout, true}, {"refund", p.Refund, true}, {"subscription", p.Subscription, true},
 	} {
 		if f.v != "" {
 			ids++
 			q.Set(f.k, f.v)
+			if f.untypable {
+				typed = f.k
+			}
 		}
 	}
 	if ids > 1 {
 		return nil, errors.New("at most one resource id filter")
+	}
+	if typed != "" && p.ResourceType != "" {
+		return nil, fmt.Errorf("resource_type cannot be used together with the %s filter", typed)
+	}
+	if p.Include != "" && p.Include+"s" != p.ResourceType {
+		return nil, fmt.Errorf("include %q needs resource_type %ss", p.Include, p.Include)
 	}
 	set(q, "action", p.Action)
 	set(q, "resource_type", p.ResourceType)
@@ -69,6 +84,8 @@ type Linked struct {
 	Payouts       []Payout       `json:"payouts"`
 	Refunds       []Refund       `json:"refunds"`
 	Subscriptions []Subscription `json:"subscriptions"`
+	// BillingRequests come with Include "billing_request".
+	BillingRequests []BillingRequest `json:"billing_requests"`
 }
 
 // ListEvents lists one page of events, newest first as GoCardless serves

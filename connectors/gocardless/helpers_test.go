@@ -100,6 +100,11 @@ func setup(t testing.TB, o gcsim.Options, opts ...gocardless.Option) *env {
 	if o.Seed == 0 {
 		o.Seed = 7
 	}
+	if o.Creditors == nil {
+		// Most tests here exercise the direct mandate path, which needs a
+		// creditor approved for custom payment pages.
+		o.Creditors = []gcsim.Creditor{gcsim.ApprovedCreditor()}
+	}
 	sim := gcsim.NewServer(t, o)
 	calls := newCounter()
 	name := strings.NewReplacer("/", "-", " ", "_").Replace(t.Name())

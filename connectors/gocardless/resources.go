@@ -2,6 +2,7 @@ package gocardless
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -30,7 +31,11 @@ type Creditor struct {
 	SchemeIdentifiers  []SchemeIdentifier `json:"scheme_identifiers"`
 	CanCreateRefunds   bool               `json:"can_create_refunds"`
 	VerificationStatus string             `json:"verification_status"`
-	Links              map[string]string  `json:"links"`
+	// CustomPaymentPagesEnabled: GoCardless approved the creditor for
+	// creating customer bank accounts and mandates directly. Without it,
+	// mandates are set up through billing requests.
+	CustomPaymentPagesEnabled bool              `json:"custom_payment_pages_enabled"`
+	Links                     map[string]string `json:"links"`
 }
 
 // SchemeIdentifier is a creditor's identity in one scheme.
@@ -161,9 +166,21 @@ type CustomerBankAccountParams struct {
 }
 
 // CreateCustomerBankAccount adds a bank account to a customer. existed
-// reports that key had already created one, which is returned instead.
+// reports that the account was there already and is returned instead:
+// either key had created it, or GoCardless refused a duplicate with
+// bank_account_exists naming the account it holds (which is then
+// fetched; its account_holder_name may differ from p's). A creditor
+// without custom payment pages is refused with a 403 (IsForbidden).
 func (c *Client) CreateCustomerBankAccount(ctx context.Context, key string, p CustomerBankAccountParams) (ba *CustomerBankAccount, existed bool, err error) {
-	return create[CustomerBankAccount](ctx, c, customerBankAccounts, key, p)
+	ba, existed, err = create[CustomerBankAccount](ctx, c, customerBankAccounts, key, p)
+	if id, ok := ExistingBankAccount(err); ok {
+		ba, gerr := c.GetCustomerBankAccount(ctx, id)
+		if gerr != nil {
+			return nil, false, fmt.Errorf("gocardless: fetch existing bank account %s: %w (after %w)", id, gerr, err)
+		}
+		return ba, true, nil
+	}
+	return ba, existed, err
 }
 
 // GetCustomerBankAccount fetches a bank account.
@@ -208,6 +225,7 @@ type Mandate struct {
 	Status                  string            `json:"status"`
 	NextPossibleChargeDate  string            `json:"next_possible_charge_date"`
 	PaymentsRequireApproval bool              `json:"payments_require_approval"`
+	AuthorisationSource     string            `json:"authorisation_source"`
 	Metadata                map[string]string `json:"metadata"`
 	Links                   struct {
 		Customer            string `json:"customer"`
@@ -217,12 +235,16 @@ type Mandate struct {
 	} `json:"links"`
 }
 
-// MandateParams create a mandate.
+// MandateParams create a mandate. An ACH mandate needs PayerIPAddress
+// unless AuthorisationSource is telephone or paper (gocardless-pro-java
+// MandateService.java).
 type MandateParams struct {
-	Scheme    string            `json:"scheme,omitempty"` // inferred from the bank account when empty
-	Reference string            `json:"reference,omitempty"`
-	Metadata  map[string]string `json:"metadata,omitempty"`
-	Links     struct {
+	Scheme              string            `json:"scheme,omitempty"` // inferred from the bank account when empty
+	Reference           string            `json:"reference,omitempty"`
+	AuthorisationSource string            `json:"authorisation_source,omitempty"` // ACH: web, telephone or paper
+	PayerIPAddress      string            `json:"payer_ip_address,omitempty"`
+	Metadata            map[string]string `json:"metadata,omitempty"`
+	Links               struct {
 		CustomerBankAccount string `json:"customer_bank_account"`
 		Creditor            string `json:"creditor,omitempty"` // needed with several creditors
 	} `json:"links"`
@@ -463,11 +485,13 @@ type UpcomingPayment struct {
 
 // SubscriptionParams create a subscription.
 type SubscriptionParams struct {
-	Amount           int64             `json:"amount"`
-	Currency         string            `json:"currency"`
-	IntervalUnit     string            `json:"interval_unit"` // weekly, monthly or yearly
-	Interval         int               `json:"interval,omitempty"`
-	DayOfMonth       int               `json:"day_of_month,omitempty"` // 1..28 or -1 (last day)
+	Amount       int64  `json:"amount"`
+	Currency     string `json:"currency"`
+	IntervalUnit string `json:"interval_unit"` // weekly, monthly or yearly
+	Interval     int    `json:"interval,omitempty"`
+	DayOfMonth   int    `json:"day_of_month,omitempty"` // 1..28 or -1 (last day)
+	// Month is lowercase ("january"; see MonthName) and only for yearly
+	// subscriptions, where it goes with DayOfMonth.
 	Month            string            `json:"month,omitempty"`
 	Count            int               `json:"count,omitempty"`
 	StartDate        string            `json:"start_date,omitempty"`
@@ -482,10 +506,34 @@ type SubscriptionParams struct {
 }
 
 // CreateSubscription creates a subscription. existed reports that key had
-// already created one, which is returned instead.
+// already created one, which is returned instead. The recurrence rules
+// GoCardless documents are checked first (gocardless-pro-java
+// SubscriptionService.java): month "Must be lowercase. Only applies when
+// the interval_unit is yearly"; for yearly, month and day_of_month are
+// given together or not at all; weekly takes neither.
 func (c *Client) CreateSubscription(ctx context.Context, key string, p SubscriptionParams) (s *Subscription, existed bool, err error) {
+	if err := p.checkRecurrence(); err != nil {
+		return nil, false, fmt.Errorf("gocardless: subscription: %w", err)
+	}
 	return create[Subscription](ctx, c, subscriptions, key, p)
 }
+
+func (p SubscriptionParams) checkRecurrence() error {
+	switch {
+	case p.Month != "" && p.Month != strings.ToLower(p.Month):
+		return fmt.Errorf("month %q must be lowercase", p.Month)
+	case p.Month != "" && p.IntervalUnit != "yearly":
+		return fmt.Errorf("month is only for yearly subscriptions, not %s", p.IntervalUnit)
+	case p.IntervalUnit == "yearly" && (p.Month == "") != (p.DayOfMonth == 0):
+		return errors.New("a yearly subscription takes month and day_of_month together, or neither")
+	case p.IntervalUnit == "weekly" && p.DayOfMonth != 0:
+		return errors.New("day_of_month is not for weekly subscriptions")
+	}
+	return nil
+}
+
+// MonthName is the name GoCardless takes for m ("january").
+func MonthName(m time.Month) string { return strings.ToLower(m.String()) }
 
 // GetSubscription fetches a subscription.
 func (c *Client) GetSubscription(ctx context.Context, id string) (*Subscription, error) {

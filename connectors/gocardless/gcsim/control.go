@@ -52,6 +52,9 @@ func (s *Sim) clockState() ClockState {
 
 func (s *Sim) control(method, path string, r *http.Request, body []byte) (int, any) {
 	route := method + " " + path
+	if id, act, ok := flowControl(method, path); ok {
+		return s.controlFlow(id, act, body)
+	}
 	switch route {
 	case "GET clock":
 		return 200, s.clockState()
@@ -157,9 +160,51 @@ func (s *Sim) State() State {
 			"payments": len(s.payments.list), "refunds": len(s.refunds.list),
 			"subscriptions": len(s.subs.list), "payouts": len(s.payouts.list),
 			"events": len(s.events.list), "webhook_deliveries": len(s.delivs),
+			"billing_requests": len(s.billingRequests.list), "billing_request_flows": len(s.flows.list),
 		},
 		QueuedEvents:  len(s.outbox),
 		PendingJobs:   len(s.jobs),
 		WebhookURLSet: s.hook.URL != "",
 	}
+}
+
+// flowControl recognises POST billing_request_flows/{id}/{complete|abandon|expire}.
+func flowControl(method, path string) (id, act string, ok bool) {
+	parts := strings.Split(path, "/")
+	if method != http.MethodPost || len(parts) != 3 || parts[0] != "billing_request_flows" {
+		return "", "", false
+	}
+	switch parts[2] {
+	case "complete", "abandon", "expire":
+		return parts[1], parts[2], true
+	}
+	return "", "", false
+}
+
+// controlFlow plays the payer of a flow: complete (optional body: a
+// Payer), abandon, or expire.
+func (s *Sim) controlFlow(id, act string, body []byte) (int, any) {
+	var err error
+	switch act {
+	case "complete":
+		var p Payer
+		if len(body) > 0 {
+			if err := json.Unmarshal(body, &p); err != nil {
+				return bad(fmt.Errorf("body must be a payer object: %w", err))
+			}
+		}
+		br, cerr := s.CompleteFlow(id, p)
+		if cerr == nil {
+			return 200, br
+		}
+		err = cerr
+	case "abandon":
+		err = s.AbandonFlow(id)
+	case "expire":
+		err = s.ExpireFlow(id)
+	}
+	if err != nil {
+		return http.StatusConflict, controlError{err.Error()}
+	}
+	return 200, struct{}{}
 }

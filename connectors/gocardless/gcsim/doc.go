@@ -44,6 +44,32 @@
 //	     POST /subscriptions/{id}/actions/cancel|pause|resume
 //	GET  /events (filters below), /events/{id}
 //	GET  /payouts, /payouts/{id}; PUT /payouts/{id} (metadata)
+//	POST /billing_requests (mandate_request only); GET (list, id);
+//	     POST /billing_requests/{id}/actions/notify|fulfil|cancel
+//	POST /billing_request_flows (not idempotent, not readable: as GoCardless)
+//
+// Mandate set-up. A creditor that GoCardless has not approved for custom
+// payment pages (Creditor.CustomPaymentPagesEnabled false: the default,
+// as for a new account) may not create customer bank accounts or mandates
+// through the API: 403 invalid_api_usage insufficient_permissions. It sets
+// mandates up with a billing request (a mandate_request by currency,
+// optionally scheme) and a flow: the flow's authorisation_url is the
+// payer's page, valid 7 days (expires_at). The simulator plays the payer:
+// CompleteFlow (or POST /_sim/billing_request_flows/{id}/complete) fills
+// in the customer, collects a bank account (an identical one the customer
+// already has is reused) and, the flow auto-fulfilling, fulfils the
+// request, creating the mandate; AbandonFlow visits and exits the page;
+// ExpireFlow ends the flow's life now. billing_requests scenario rules
+// play payers without a test driving them: authorised (after_days working
+// days), abandoned or ignored. Each step is an event of resource type
+// billing_requests (created, flow_created, flow_visited,
+// collect_customer_details, collect_bank_account, payer_details_confirmed,
+// fulfilled, flow_exited, cancelled), linking billing_request,
+// billing_request_flow, customer, customer_bank_account and
+// mandate_request_mandate, as developer.gocardless.com "Responding to
+// Billing Request events" lists them. notify is refused for mandate-only
+// requests (GoCardless documents it for Pay by Bank only) unless
+// Options.NotifyMandateRequests says otherwise.
 //
 // Bodies and responses use GoCardless's envelopes ({"payments": {...}});
 // actions take an optional {"data": {"metadata": ..., "charge_date": ...,
@@ -57,9 +83,11 @@
 // page and meta.cursors.before on the first. Lists take created_at[gt],
 // [gte], [lt], [lte] and the usual link/status filters. GET /events takes
 // action, resource_type, created_at[...], at most one of payment, mandate,
-// refund, subscription, payout, customer, creditor, parent_event (matching
-// the event's links), and include (the singular of resource_type; adds
-// "linked": {"payments": [...]}).
+// refund, subscription, payout, customer, creditor, parent_event,
+// billing_request (matching the event's links; resource_type cannot be
+// combined with one of them except customer and parent_event), and
+// include (the singular of resource_type; adds "linked": {"payments":
+// [...]}).
 //
 // Errors are {"error": {"message", "type", "code", "request_id",
 // "documentation_url", "errors": [...]}} with type invalid_api_usage,
@@ -80,7 +108,13 @@
 //     becs_nz 200–1000000, pad 200–500000, and for ach (GoCardless publishes
 //     none) 100–500000;
 //   - payment reference length: ach 10, autogiro 11, bacs 10, becs 30,
-//     becs_nz 12, betalingsservice 30, sepa_core 140, pad unlimited;
+//     becs_nz 12, betalingsservice 30, sepa_core 140; pad takes none; a
+//     bacs reference needs Creditor.CustomPaymentReferences (GoCardless
+//     Plus, Pro or Enterprise); becs references are unique per creditor;
+//   - ACH mandates need payer_ip_address unless authorisation_source is
+//     telephone or paper;
+//   - subscription month lowercase and yearly only, given with
+//     day_of_month;
 //   - metadata: at most 3 keys, keys up to 50 and values up to 500
 //     characters, values strings;
 //   - charge_date (rolled forward to a working day) on or after the
@@ -88,7 +122,8 @@
 //   - payments and subscriptions only on pending or active mandates (else
 //     422 invalid_state mandate_is_inactive); mandates only on enabled bank
 //     accounts (bank_account_disabled); duplicate bank accounts of a
-//     customer 409 bank_account_exists;
+//     customer 409 validation_failed bank_account_exists with
+//     links.customer_bank_account;
 //   - refunds only of confirmed or paid_out payments
 //     (refund_payment_invalid_state), with total_amount_confirmation equal
 //     to the payment's existing refunds plus this one
@@ -96,9 +131,12 @@
 //     (available_refund_amount_insufficient);
 //   - state changes: cancellation_failed, disable_failed,
 //     subscription_not_active, subscription_not_paused, and for retries
-//     payment_not_failed and retry_limit_reached (a payment is retried at
-//     most 3 times). These reason names are the simulator's where
-//     GoCardless's are not published.
+//     retry_failed (documented) and retry_limit_reached (a payment is
+//     retried at most 3 times). These reason names are the simulator's
+//     where GoCardless's are not published.
+//
+// Every attribute of a resource is in its JSON, unset ones as null, as in
+// GoCardless's recorded responses; links carry only what is set.
 //
 // Idempotency-Key (at most 128 characters) on a create: once a create with
 // a key has succeeded, any create of the same resource type with that key
@@ -226,6 +264,9 @@
 //	POST /_sim/webhooks/flush        deliver now; returns the deliveries
 //	PUT  /_sim/webhooks/endpoint     {"url", "secret"}
 //	POST /_sim/tokens                {"token", "active": bool} (add or revoke)
+//	POST /_sim/billing_request_flows/{id}/complete  [payer details] the payer completes the flow
+//	POST /_sim/billing_request_flows/{id}/abandon   the payer opens and leaves it
+//	POST /_sim/billing_request_flows/{id}/expire    the flow expires now
 //	POST /_sim/reset                 forget all resources, events, keys, deliveries
 //	GET  /_sim/state                 counts
 //

@@ -9,10 +9,10 @@ import (
 // eventResourceFilters are the query parameters that filter events by the
 // resource they link to; GoCardless allows one at a time.
 var eventResourceFilters = []string{"payment", "mandate", "refund", "subscription", "payout", "customer",
-	"creditor", "parent_event"}
+	"creditor", "parent_event", "billing_request"}
 
 // eventResourceTypes are the resource types events are recorded for.
-var eventResourceTypes = []string{"mandates", "payments", "payouts", "refunds", "subscriptions"}
+var eventResourceTypes = []string{"billing_requests", "mandates", "payments", "payouts", "refunds", "subscriptions"}
 
 func (s *Sim) listEvents(r *request) (int, any, *apiError) {
 	q := r.query
@@ -26,6 +26,14 @@ func (s *Sim) listEvents(r *request) (int, any, *apiError) {
 		}
 	}
 	resourceType := q.Get("resource_type")
+	if resourceType != "" && idParam != "" && idParam != "customer" && idParam != "parent_event" {
+		// gocardless-pro-java EventService.java, resource_type: "Cannot
+		// be used together with the billing_request, creditor, export,
+		// instalment_schedule, mandate, payer_authorisation, payment,
+		// payout, refund, scheme_identifier, subscription, outbound_payment
+		// or payment_account_transaction parameters."
+		return 0, nil, invalidFilters("resource_type cannot be used together with the " + idParam + " filter")
+	}
 	if resourceType != "" && !slices.Contains(eventResourceTypes, resourceType) {
 		return 0, nil, invalidFilters("resource_type must be one of " + strings.Join(eventResourceTypes, ", "))
 	}
@@ -82,6 +90,10 @@ func (s *Sim) linked(key string, events []Event, now time.Time) []any {
 		case "payout":
 			if po, ok := s.payouts.get(id); ok {
 				v = po.clone()
+			}
+		case "billing_request":
+			if br, ok := s.billingRequests.get(id); ok {
+				v = s.viewBillingRequest(br)
 			}
 		}
 		if v != nil {

@@ -38,8 +38,11 @@ func mandateIn(t testing.TB, a *api, country string) fixture {
 		details[k] = v
 	}
 	ba := a.do("POST", "/customer_bank_accounts", map[string]any{"customer_bank_accounts": details}).must(t, 201, "customer_bank_accounts")
-	md := a.do("POST", "/mandates", map[string]any{"mandates": map[string]any{
-		"links": map[string]any{"customer_bank_account": ba["id"]}}}).must(t, 201, "mandates")
+	mandate := map[string]any{"links": map[string]any{"customer_bank_account": ba["id"]}}
+	if country == "US" {
+		mandate["payer_ip_address"] = "192.0.2.10" // ACH needs it (MandateService.java, payer_ip_address)
+	}
+	md := a.do("POST", "/mandates", map[string]any{"mandates": mandate}).must(t, 201, "mandates")
 	return fixture{customer: str(cu, "id"), account: str(ba, "id"), mandate: str(md, "id")}
 }
 

@@ -16,10 +16,13 @@ import (
 const testToken = "sandbox_test_token"
 
 // start runs a simulator with a manual clock at gcsim.DefaultStart (a
-// Monday, 08:00 UTC), a fixed seed and testToken.
+// Monday, 08:00 UTC), a fixed seed and testToken. Its creditor is
+// approved for custom payment pages, so tests of the direct mandate path
+// can create bank accounts and mandates; tests of the default refuse
+// that with their own creditors.
 func start(t testing.TB, opts ...func(*gcsim.Options)) *gcsim.Server {
 	t.Helper()
-	o := gcsim.Options{Tokens: []string{testToken}, Seed: 42}
+	o := gcsim.Options{Tokens: []string{testToken}, Seed: 42, Creditors: []gcsim.Creditor{gcsim.ApprovedCreditor()}}
 	for _, f := range opts {
 		f(&o)
 	}

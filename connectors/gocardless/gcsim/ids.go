@@ -21,6 +21,11 @@ const (
 	prefixEvent        = "EV"
 	prefixPayout       = "PO"
 	prefixWebhook      = "WB"
+	// Billing requests, their flows and mandate requests have three-letter
+	// prefixes (billing_requests.json: BRQ123, MRQ123; billing_request_flows.json: BRF123).
+	prefixBillingRequest = "BRQ"
+	prefixFlow           = "BRF"
+	prefixMandateRequest = "MRQ"
 )
 
 // newRand returns a generator seeded with seed, or from crypto/rand when

@@ -25,10 +25,12 @@ const (
 var creatableMandateStatuses = []string{"pending_customer_approval", statusPendingSubmission, statusSubmitted, statusActive}
 
 type mandateParams struct {
-	Scheme    *string         `json:"scheme"`
-	Reference *string         `json:"reference"`
-	Metadata  json.RawMessage `json:"metadata"`
-	Links     struct {
+	Scheme              *string         `json:"scheme"`
+	Reference           *string         `json:"reference"`
+	AuthorisationSource *string         `json:"authorisation_source"`
+	PayerIPAddress      *string         `json:"payer_ip_address"`
+	Metadata            json.RawMessage `json:"metadata"`
+	Links               struct {
 		CustomerBankAccount *string `json:"customer_bank_account"`
 		Creditor            *string `json:"creditor"`
 	} `json:"links"`
@@ -80,6 +82,17 @@ func (s *Sim) createMandate(r *request) (int, any, *apiError) {
 	if p.Reference != nil {
 		checkMaxLen(*p.Reference, 35, "reference", &fe)
 	}
+	source := str(p.AuthorisationSource)
+	if source != "" && !slices.Contains(authorisationSources, source) {
+		fe.add("authorisation_source", "must be one of web, telephone, paper")
+	}
+	if sc != nil && sc.name == "ach" && source != "telephone" && source != "paper" && blank(p.PayerIPAddress) {
+		// gocardless-pro-java MandateService.java, payer_ip_address: "For
+		// ACH customers only. Required for ACH customers. ... Not required
+		// for creating offline mandates where authorisation_source is set
+		// to telephone or paper."
+		fe.add("payer_ip_address", "is required for ACH mandates unless authorisation_source is telephone or paper")
+	}
 	sortItems(&fe)
 	if aerr := fe.err(); aerr != nil {
 		return 0, nil, aerr
@@ -87,16 +100,38 @@ func (s *Sim) createMandate(r *request) (int, any, *apiError) {
 	if account == nil {
 		return 0, nil, linkNotFound("mandates", "links[customer_bank_account]")
 	}
+	if aerr := s.directSetupAllowed(creditor.ID); aerr != nil {
+		return 0, nil, aerr
+	}
 	if !account.Enabled {
 		return 0, nil, stateError("bank_account_disabled",
 			"The mandate could not be created because the customer bank account linked is disabled")
 	}
+	m := s.newMandate(r.now, creditor, account, sc, str(p.Reference), source, metadata)
+	s.rememberKey(r, "mandates", m.ID)
+	s.emit(r.now, "mandates", "created", map[string]string{"mandate": m.ID},
+		EventDetails{Origin: originAPI, Cause: "mandate_created", Description: "Mandate created via the API."},
+		nil, m.Metadata)
+	s.startMandate(m, r.now)
+	return http.StatusCreated, envelope("mandates", s.viewMandate(m, r.now)), nil
+}
+
+// authorisationSources are the ACH authorisation sources
+// (gocardless-pro-java MandateService.java, authorisation_source).
+var authorisationSources = []string{"web", "telephone", "paper"}
+
+// newMandate records a new pending_submission mandate; the caller emits
+// its created event and starts it.
+func (s *Sim) newMandate(now time.Time, creditor *Creditor, account *CustomerBankAccount, sc *scheme,
+	reference, source string, metadata map[string]string) *Mandate {
 	m := &Mandate{
-		ID:        s.newID(prefixMandate),
-		CreatedAt: formatTime(r.now),
-		Reference: str(p.Reference),
-		Scheme:    sc.name,
-		Status:    statusPendingSubmission,
+		ID:                  s.newID(prefixMandate),
+		CreatedAt:           formatTime(now),
+		Reference:           reference,
+		Scheme:              sc.name,
+		Status:              statusPendingSubmission,
+		AuthorisationSource: source,
+		FundsSettlement:     "managed",
 		Links: MandateLinks{
 			Creditor:            creditor.ID,
 			Customer:            account.Links.Customer,
@@ -104,18 +139,13 @@ func (s *Sim) createMandate(r *request) (int, any, *apiError) {
 		},
 		Metadata: nonNil(metadata),
 		seq:      s.nextSeq(),
-		created:  r.now,
+		created:  now,
 	}
 	if m.Reference == "" {
 		m.Reference = "SIM-" + m.ID[6:]
 	}
 	s.mandates.add(m.ID, m)
-	s.rememberKey(r, "mandates", m.ID)
-	s.emit(r.now, "mandates", "created", map[string]string{"mandate": m.ID},
-		EventDetails{Origin: originAPI, Cause: "mandate_created", Description: "Mandate created via the API."},
-		nil, m.Metadata)
-	s.startMandate(m, r.now)
-	return http.StatusCreated, envelope("mandates", s.viewMandate(m, r.now)), nil
+	return m
 }
 
 // startMandate schedules a new mandate's submission at the next run and

@@ -70,7 +70,13 @@ func (s *Sim) createPayment(r *request) (int, any, *apiError) {
 		if amountOK {
 			checkAmountLimits(amount, sc, "amount", &fe)
 		}
-		checkReference(str(p.Reference), sc, "reference", &fe)
+		creditor, _ := s.creditors.get(m.Links.Creditor)
+		checkPaymentReference(str(p.Reference), sc, creditor, "reference", &fe)
+		if sc.name == "becs" && s.referenceTaken(m.Links.Creditor, sc.name, str(p.Reference)) {
+			// PaymentService.java, reference: "this reference must be
+			// unique (for each merchant) for the BECS scheme".
+			fe.add("reference", "must be unique for becs payments; it has been used before")
+		}
 		if active && !chargeDate.IsZero() {
 			if earliest, _ := s.nextChargeDate(m, r.now); chargeDate.Before(earliest) {
 				fe.add("charge_date", "must be on or after the mandate's next_possible_charge_date ("+formatDate(earliest)+")")
@@ -370,7 +376,9 @@ func (s *Sim) retryPayment(r *request) (int, any, *apiError) {
 	m, _ := s.mandates.get(p.Links.Mandate)
 	switch {
 	case p.Status != statusFailed:
-		return 0, nil, stateError("payment_not_failed", "Only failed payments can be retried; this one is "+p.Status)
+		// gocardless-pro-java PaymentService.java, retry: "This will
+		// return a retry_failed error if the payment has not failed."
+		return 0, nil, stateError("retry_failed", "Only failed payments can be retried; this one is "+p.Status)
 	case m.Status != statusActive:
 		return 0, nil, stateError("mandate_is_inactive", "The mandate for this payment is "+m.Status+", so it cannot be retried")
 	case p.retries >= maxRetries:
@@ -391,4 +399,18 @@ func (s *Sim) retryPayment(r *request) (int, any, *apiError) {
 		metadata, p.Metadata)
 	s.scheduleSubmission(p, r.now)
 	return 200, envelope("payments", p.clone()), nil
+}
+
+// referenceTaken says whether creditor already has a payment of scheme
+// with the (non-empty) reference.
+func (s *Sim) referenceTaken(creditor, scheme, reference string) bool {
+	if reference == "" {
+		return false
+	}
+	for _, p := range s.payments.list {
+		if p.Links.Creditor == creditor && p.Scheme == scheme && p.Reference == reference {
+			return true
+		}
+	}
+	return false
 }

@@ -15,14 +15,38 @@ type Creditor struct {
 	ID                 string             `json:"id"`
 	CreatedAt          string             `json:"created_at"`
 	Name               string             `json:"name"`
-	AddressLine1       string             `json:"address_line1,omitempty"`
-	City               string             `json:"city,omitempty"`
-	PostalCode         string             `json:"postal_code,omitempty"`
+	AddressLine1       string             `json:"address_line1"`
+	AddressLine2       string             `json:"address_line2"`
+	AddressLine3       string             `json:"address_line3"`
+	City               string             `json:"city"`
+	Region             string             `json:"region"`
+	PostalCode         string             `json:"postal_code"`
 	CountryCode        string             `json:"country_code"`
 	CanCreateRefunds   bool               `json:"can_create_refunds"`
 	VerificationStatus string             `json:"verification_status"`
 	SchemeIdentifiers  []SchemeIdentifier `json:"scheme_identifiers"`
 	Links              map[string]string  `json:"links"`
+	// CustomPaymentPagesEnabled says GoCardless approved the creditor for
+	// custom payment pages: only then may it create customer bank accounts
+	// and mandates directly through the API. Everyone else sets mandates
+	// up through billing requests ("If you'd like to build your own custom
+	// payment pages using the Billing Requests API, please contact our
+	// sales team": developer.gocardless.com/getting-started/api/adding-your-first-customer).
+	// A real account starts without it, and so does a simulated creditor.
+	CustomPaymentPagesEnabled           bool   `json:"custom_payment_pages_enabled"`
+	MandateImportsEnabled               bool   `json:"mandate_imports_enabled"`
+	MerchantResponsibleForNotifications bool   `json:"merchant_responsible_for_notifications"`
+	BankReferencePrefix                 string `json:"bank_reference_prefix"`
+	CreditorType                        string `json:"creditor_type"`
+	FxPayoutCurrency                    string `json:"fx_payout_currency"`
+	LogoURL                             string `json:"logo_url"`
+	// CustomPaymentReferences says the creditor's GoCardless package
+	// (Plus, Pro or Enterprise) lets it set its own Bacs payment
+	// references (gocardless-pro-java PaymentService.java, reference:
+	// "You can only specify a payment reference for Bacs payments ... if
+	// you're on the GoCardless Plus, Pro or Enterprise packages"). It is
+	// not an API attribute, so it is not rendered.
+	CustomPaymentReferences bool `json:"-"`
 
 	seq uint64
 }
@@ -40,21 +64,21 @@ type SchemeIdentifier struct {
 type Customer struct {
 	ID                    string            `json:"id"`
 	CreatedAt             string            `json:"created_at"`
-	Email                 string            `json:"email,omitempty"`
-	GivenName             string            `json:"given_name,omitempty"`
-	FamilyName            string            `json:"family_name,omitempty"`
-	CompanyName           string            `json:"company_name,omitempty"`
-	AddressLine1          string            `json:"address_line1,omitempty"`
-	AddressLine2          string            `json:"address_line2,omitempty"`
-	AddressLine3          string            `json:"address_line3,omitempty"`
-	City                  string            `json:"city,omitempty"`
-	Region                string            `json:"region,omitempty"`
-	PostalCode            string            `json:"postal_code,omitempty"`
-	CountryCode           string            `json:"country_code,omitempty"`
+	Email                 string            `json:"email"`
+	GivenName             string            `json:"given_name"`
+	FamilyName            string            `json:"family_name"`
+	CompanyName           string            `json:"company_name"`
+	AddressLine1          string            `json:"address_line1"`
+	AddressLine2          string            `json:"address_line2"`
+	AddressLine3          string            `json:"address_line3"`
+	City                  string            `json:"city"`
+	Region                string            `json:"region"`
+	PostalCode            string            `json:"postal_code"`
+	CountryCode           string            `json:"country_code"`
 	Language              string            `json:"language"`
-	PhoneNumber           string            `json:"phone_number,omitempty"`
-	SwedishIdentityNumber string            `json:"swedish_identity_number,omitempty"`
-	DanishIdentityNumber  string            `json:"danish_identity_number,omitempty"`
+	PhoneNumber           string            `json:"phone_number"`
+	SwedishIdentityNumber string            `json:"swedish_identity_number"`
+	DanishIdentityNumber  string            `json:"danish_identity_number"`
 	Metadata              map[string]string `json:"metadata"`
 
 	seq     uint64
@@ -67,7 +91,7 @@ type CustomerBankAccount struct {
 	CreatedAt           string            `json:"created_at"`
 	AccountHolderName   string            `json:"account_holder_name"`
 	AccountNumberEnding string            `json:"account_number_ending"`
-	AccountType         string            `json:"account_type,omitempty"`
+	AccountType         string            `json:"account_type"`
 	BankName            string            `json:"bank_name"`
 	CountryCode         string            `json:"country_code"`
 	Currency            string            `json:"currency"`
@@ -96,6 +120,12 @@ type Mandate struct {
 	PaymentsRequireApproval bool              `json:"payments_require_approval"`
 	Links                   MandateLinks      `json:"links"`
 	Metadata                map[string]string `json:"metadata"`
+	// AuthorisationSource is ACH's SEC code source (web, telephone,
+	// paper); PayerIPAddress is kept but, as GoCardless does, not shown.
+	AuthorisationSource string `json:"authorisation_source"`
+	VerifiedAt          string `json:"verified_at"`
+	FundsSettlement     string `json:"funds_settlement"`
+	MandateType         string `json:"mandate_type"`
 
 	seq        uint64
 	created    time.Time
@@ -107,6 +137,7 @@ type MandateLinks struct {
 	Creditor            string `json:"creditor"`
 	Customer            string `json:"customer"`
 	CustomerBankAccount string `json:"customer_bank_account"`
+	NewMandate          string `json:"new_mandate,omitempty"`
 }
 
 // Payment is a one-off or subscription payment.
@@ -117,8 +148,8 @@ type Payment struct {
 	Amount          int64             `json:"amount"`
 	AmountRefunded  int64             `json:"amount_refunded"`
 	Currency        string            `json:"currency"`
-	Description     string            `json:"description,omitempty"`
-	Reference       string            `json:"reference,omitempty"`
+	Description     string            `json:"description"`
+	Reference       string            `json:"reference"`
 	Scheme          string            `json:"scheme"`
 	Status          string            `json:"status"`
 	RetryIfPossible bool              `json:"retry_if_possible"`
@@ -146,7 +177,7 @@ type Refund struct {
 	CreatedAt string            `json:"created_at"`
 	Amount    int64             `json:"amount"`
 	Currency  string            `json:"currency"`
-	Reference string            `json:"reference,omitempty"`
+	Reference string            `json:"reference"`
 	Status    string            `json:"status"`
 	Links     RefundLinks       `json:"links"`
 	Metadata  map[string]string `json:"metadata"`
@@ -168,15 +199,15 @@ type Subscription struct {
 	Amount           int64             `json:"amount"`
 	Currency         string            `json:"currency"`
 	Status           string            `json:"status"`
-	Name             string            `json:"name,omitempty"`
+	Name             string            `json:"name"`
 	StartDate        string            `json:"start_date"`
-	EndDate          string            `json:"end_date,omitempty"`
+	EndDate          string            `json:"end_date"`
 	IntervalUnit     string            `json:"interval_unit"`
 	Interval         int               `json:"interval"`
 	DayOfMonth       *int              `json:"day_of_month"`
-	Month            string            `json:"month,omitempty"`
+	Month            string            `json:"month"`
 	Count            *int              `json:"count"`
-	PaymentReference string            `json:"payment_reference,omitempty"`
+	PaymentReference string            `json:"payment_reference"`
 	RetryIfPossible  bool              `json:"retry_if_possible"`
 	UpcomingPayments []UpcomingPayment `json:"upcoming_payments"`
 	Links            SubscriptionLinks `json:"links"`

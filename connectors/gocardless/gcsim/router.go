@@ -98,6 +98,14 @@ func init() {
 	add("GET", "/events", (*Sim).listEvents)
 	add("GET", "/events/*", (*Sim).getEvent)
 
+	add("POST", "/billing_requests", (*Sim).createBillingRequest)
+	add("GET", "/billing_requests", (*Sim).listBillingRequests)
+	add("GET", "/billing_requests/*", (*Sim).getBillingRequest)
+	add("POST", "/billing_requests/*/actions/notify", (*Sim).notifyBillingRequest)
+	add("POST", "/billing_requests/*/actions/fulfil", (*Sim).fulfilBillingRequest)
+	add("POST", "/billing_requests/*/actions/cancel", (*Sim).cancelBillingRequest)
+	add("POST", "/billing_request_flows", (*Sim).createFlow)
+
 	add("GET", "/payouts", (*Sim).listPayouts)
 	add("GET", "/payouts/*", (*Sim).getPayout)
 	add("PUT", "/payouts/*", (*Sim).updatePayout)

@@ -60,6 +60,8 @@ var outcomes = map[string][]string{
 	"payments": {statusPaidOut, statusFailed, "late_failure", statusChargedBack},
 	"mandates": {statusActive, statusFailed, statusCancelled, statusExpired},
 	"refunds":  {"paid", "bounced", statusFailed, "funds_returned"},
+	// billing_requests rules play the payer of a new flow.
+	"billing_requests": {payerAuthorises, payerAbandons, payerIgnores},
 }
 
 // causesFor lists the causes a rule may name for an outcome.
@@ -89,7 +91,7 @@ func (r Rule) validate() error {
 	var errs []error
 	valid, ok := outcomes[r.Resource]
 	if !ok {
-		return fmt.Errorf("resource %q is not payments, mandates or refunds", r.Resource)
+		return fmt.Errorf("resource %q is not payments, mandates, refunds or billing_requests", r.Resource)
 	}
 	if !slices.Contains(valid, r.Outcome) {
 		errs = append(errs, fmt.Errorf("outcome %q is not one of %s", r.Outcome, strings.Join(valid, ", ")))
@@ -112,8 +114,8 @@ func (r Rule) validate() error {
 	if r.Amount < 0 || r.Attempts < 0 || r.AfterDays < 0 {
 		errs = append(errs, errors.New("amount, attempts and after_days must not be negative"))
 	}
-	if r.Resource == "mandates" && (r.Amount != 0 || r.AmountSuffix != "" || r.Reference != "") {
-		errs = append(errs, errors.New("mandate rules cannot match on amount or reference"))
+	if (r.Resource == "mandates" || r.Resource == "billing_requests") && (r.Amount != 0 || r.AmountSuffix != "" || r.Reference != "") {
+		errs = append(errs, errors.New("mandate and billing request rules cannot match on amount or reference"))
 	}
 	if r.Resource != "payments" && r.Attempts != 0 {
 		errs = append(errs, errors.New("attempts applies to payment rules only"))

@@ -36,8 +36,11 @@ const (
 type Options struct {
 	// Tokens are the accepted access tokens (Authorization: Bearer ...).
 	Tokens []string
-	// Creditors of the account. Only ID, Name and CountryCode are read;
-	// IDs must start with CR. Default: one GB creditor, DefaultCreditorID.
+	// Creditors of the account. Only ID, Name, CountryCode,
+	// CustomPaymentPagesEnabled and CustomPaymentReferences are read; IDs
+	// must start with CR. Default: one GB creditor, DefaultCreditorID, not
+	// approved for custom payment pages, as a new GoCardless account is
+	// (see ApprovedCreditor for one that is).
 	Creditors []Creditor
 	// Clock drives lifecycles. Default: a ManualClock at DefaultStart.
 	Clock Clock
@@ -58,6 +61,12 @@ type Options struct {
 	Faults Faults
 	// Logger receives the simulator's own diagnostics. Default: discarded.
 	Logger *slog.Logger
+	// NotifyMandateRequests makes the billing request notify action
+	// accept mandate-only requests. GoCardless's generated docs say notify
+	// is "currently supported only for Pay by Bank Billing Requests", so
+	// by default the simulator refuses it for mandate requests; set this
+	// to test the answer its guides describe (GoCardless emails the payer).
+	NotifyMandateRequests bool
 }
 
 // WebhookOptions configure webhook delivery.
@@ -116,16 +125,20 @@ type Sim struct {
 	subs      table[Subscription]
 	payouts   table[Payout]
 	events    table[Event]
-	idem      map[idemScope]string
-	jobs      jobQueue
-	openPay   map[string]*Payout // creditor/currency/date -> payout still collecting
-	scenarios []Rule
-	faults    Faults
-	limiter   *limiter
-	hook      WebhookOptions
-	outbox    []*Event
-	firstOut  time.Time // wall time the oldest outbox event was queued
-	delivs    []*Delivery
+
+	billingRequests table[BillingRequest]
+	flows           table[BillingRequestFlow]
+	notifyMandates  bool
+	idem            map[idemScope]string
+	jobs            jobQueue
+	openPay         map[string]*Payout // creditor/currency/date -> payout still collecting
+	scenarios       []Rule
+	faults          Faults
+	limiter         *limiter
+	hook            WebhookOptions
+	outbox          []*Event
+	firstOut        time.Time // wall time the oldest outbox event was queued
+	delivs          []*Delivery
 
 	client *http.Client
 	sendMu sync.Mutex // one sender at a time keeps deliveries in order
@@ -215,6 +228,7 @@ func New(opts Options) *Sim {
 	}
 	s.limiter = newLimiter(opts.RateLimit, opts.RateWindow)
 	s.scenarios = slices.Clone(opts.Scenarios)
+	s.notifyMandates = opts.NotifyMandateRequests
 	s.faults = opts.Faults
 	s.resetLocked()
 
@@ -305,6 +319,8 @@ func (s *Sim) resetLocked() {
 	s.subs = table[Subscription]{}
 	s.payouts = table[Payout]{}
 	s.events = table[Event]{}
+	s.billingRequests = table[BillingRequest]{}
+	s.flows = table[BillingRequestFlow]{}
 	s.idem = make(map[idemScope]string)
 	s.jobs = nil
 	s.openPay = make(map[string]*Payout)
@@ -395,7 +411,12 @@ func (s *Sim) addCreditor(c Creditor, now time.Time) {
 		CanCreateRefunds:   true,
 		VerificationStatus: "successful",
 		Links:              map[string]string{},
-		seq:                s.nextSeq(),
+		CreditorType:       "company",
+
+		CustomPaymentPagesEnabled: c.CustomPaymentPagesEnabled,
+		CustomPaymentReferences:   c.CustomPaymentReferences,
+
+		seq: s.nextSeq(),
 	}
 	for _, sc := range schemes {
 		cr.SchemeIdentifiers = append(cr.SchemeIdentifiers, SchemeIdentifier{
@@ -408,6 +429,15 @@ func (s *Sim) addCreditor(c Creditor, now time.Time) {
 		cr.Links["default_"+strings.ToLower(sc.currency)+"_payout_account"] = s.newID(prefixBankAccount)
 	}
 	s.creditors.add(cr.ID, &cr)
+}
+
+// ApprovedCreditor is the default creditor as GoCardless would have it
+// after approving it for custom payment pages (direct customer bank
+// account and mandate creation) on a package that allows its own Bacs
+// payment references: what integrations built for the direct path need.
+func ApprovedCreditor() Creditor {
+	return Creditor{ID: DefaultCreditorID, Name: "Simulated Creditor Ltd", CountryCode: "GB",
+		CustomPaymentPagesEnabled: true, CustomPaymentReferences: true}
 }
 
 // Accessors for in-process tests. Each returns copies in creation order.

@@ -81,16 +81,33 @@ func (s *Sim) createSubscription(r *request) (int, any, *apiError) {
 			fe.add("day_of_month", "must be between 1 and 28, or -1 for the last day of the month")
 		}
 	}
+	// month: "Name of the month on which to charge a customer. Must be
+	// lowercase. Only applies when the interval_unit is yearly."
+	// (gocardless-pro-java SubscriptionService.java). Its class doc's
+	// table says for yearly: month "optional (required if day_of_month
+	// provided)", day_of_month "optional (invalid if month not provided)",
+	// and its examples call yearly + march without day_of_month "invalid -
+	// missing day_of_month": so for yearly both are given or neither.
 	var month time.Month
 	if !blank(p.Month) {
-		i := slices.Index(monthNames, strings.ToLower(*p.Month))
+		i := slices.Index(monthNames, *p.Month)
 		switch {
 		case unit != "yearly":
 			fe.add("month", "may only be given for yearly subscriptions")
+		case i < 0 && slices.Contains(monthNames, strings.ToLower(*p.Month)):
+			fe.add("month", "must be lowercase, e.g. january")
 		case i < 0:
 			fe.add("month", "must be the name of a month, e.g. january")
 		default:
 			month = time.Month(i + 1)
+		}
+	}
+	if unit == "yearly" {
+		switch {
+		case p.DayOfMonth != nil && blank(p.Month):
+			fe.add("month", "is required for yearly subscriptions when day_of_month is given")
+		case p.DayOfMonth == nil && !blank(p.Month):
+			fe.add("day_of_month", "is required for yearly subscriptions when month is given")
 		}
 	}
 	if p.Count != nil && *p.Count < 1 {
@@ -130,7 +147,8 @@ func (s *Sim) createSubscription(r *request) (int, any, *apiError) {
 		if amountOK {
 			checkAmountLimits(amount, sc, "amount", &fe)
 		}
-		checkReference(str(p.PaymentReference), sc, "payment_reference", &fe)
+		creditor, _ := s.creditors.get(m.Links.Creditor)
+		checkPaymentReference(str(p.PaymentReference), sc, creditor, "payment_reference", &fe)
 		if active {
 			earliest, _ = s.nextChargeDate(m, r.now)
 			if !start.IsZero() && rollForward(start).Before(earliest) {

@@ -96,6 +96,28 @@ func checkReference(ref string, sc *scheme, field string, fe *fieldErrors) {
 	}
 }
 
+// checkPaymentReference enforces, besides the length, who may set a
+// payment reference at all (gocardless-pro-java PaymentService.java,
+// reference): PAD "doesn't offer references"; a Bacs reference needs the
+// GoCardless Plus, Pro or Enterprise package (SubscriptionService.java,
+// payment_reference, says "your own Service User Number" instead: both
+// are modelled by Creditor.CustomPaymentReferences). creditor may be nil
+// when the mandate is unknown (that error is reported on its own).
+func checkPaymentReference(ref string, sc *scheme, creditor *Creditor, field string, fe *fieldErrors) {
+	if ref == "" {
+		return
+	}
+	switch {
+	case sc.name == "pad":
+		fe.add(field, "cannot be set for pad payments (the scheme does not offer references)")
+		return
+	case sc.name == "bacs" && creditor != nil && !creditor.CustomPaymentReferences:
+		fe.add(field, "can only be set for bacs payments on the GoCardless Plus, Pro or Enterprise packages")
+		return
+	}
+	checkReference(ref, sc, field, fe)
+}
+
 func checkMaxLen(v string, n int, field string, fe *fieldErrors) {
 	if utf8.RuneCountInString(v) > n {
 		fe.add(field, fmt.Sprintf("is too long (maximum is %d characters)", n))

@@ -282,7 +282,8 @@ func TestBankAccountDuplicate(t *testing.T) {
 	body := map[string]any{"customer_bank_accounts": map[string]any{"account_holder_name": "Pat Payer",
 		"country_code": "GB", "account_number": "5577-9911", "branch_code": "20-00-00", "links": map[string]any{"customer": f.customer}}}
 	r := a.do("POST", "/customer_bank_accounts", body)
-	wantErr{status: 409, typ: "invalid_state", reason: "bank_account_exists"}.check(t, r)
+	// gocardless-pro-python tests/fixtures/validation_failed_duplicate_bank_account_error.json
+	wantErr{status: 409, typ: "validation_failed", reason: "bank_account_exists"}.check(t, r)
 	if got := r.err(t).Errors[0].Links["customer_bank_account"]; got != f.account {
 		t.Fatalf("links.customer_bank_account = %q, want %s", got, f.account)
 	}
@@ -290,7 +291,8 @@ func TestBankAccountDuplicate(t *testing.T) {
 
 func TestMandateNeedsCreditorWhenSeveral(t *testing.T) {
 	srv := start(t, func(o *gcsim.Options) {
-		o.Creditors = []gcsim.Creditor{{ID: "CR000000000UK1", Name: "UK"}, {ID: "CR000000000DE1", Name: "DE", CountryCode: "DE"}}
+		o.Creditors = []gcsim.Creditor{{ID: "CR000000000UK1", Name: "UK", CustomPaymentPagesEnabled: true},
+			{ID: "CR000000000DE1", Name: "DE", CountryCode: "DE", CustomPaymentPagesEnabled: true}}
 	})
 	a := newAPI(t, srv)
 	f := mandateInWithCreditor(t, a, "CR000000000DE1")
@@ -354,7 +356,8 @@ func TestSchemeRules(t *testing.T) {
 				a.do("POST", "/payments", body(lo, strings3(n, "R"))).must(t, 201, "payments")
 				invalid("reference", "/payments/reference").check(t, a.do("POST", "/payments", body(lo, strings3(n+1, "R"))))
 			} else {
-				a.do("POST", "/payments", body(lo, strings3(300, "R"))).must(t, 201, "payments")
+				// PAD "doesn't offer references" (PaymentService.java, reference).
+				invalid("reference", "/payments/reference").check(t, a.do("POST", "/payments", body(lo, "R")))
 			}
 			other := "GBP"
 			if scheme == "bacs" {
@@ -433,7 +436,7 @@ func TestStateRules(t *testing.T) {
 		want wantErr
 	}{
 		{"cancel a paid-out payment", "/payments/" + str(paidOut, "id") + "/actions/cancel", stateErr("cancellation_failed")},
-		{"retry a payment that did not fail", "/payments/" + str(paidOut, "id") + "/actions/retry", stateErr("payment_not_failed")},
+		{"retry a payment that did not fail", "/payments/" + str(paidOut, "id") + "/actions/retry", stateErr("retry_failed")}, // PaymentService.java, retry
 		{"cancel a cancelled mandate", "/mandates/" + other.mandate + "/actions/cancel", stateErr("cancellation_failed")},
 		{"disable a disabled account", "/customer_bank_accounts/" + other.account + "/actions/disable", stateErr("disable_failed")},
 		{"pause a paused subscription", "/subscriptions/" + str(subPaused, "id") + "/actions/pause", stateErr("subscription_not_active")},

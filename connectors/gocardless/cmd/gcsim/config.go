@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -35,6 +36,8 @@ type settings struct {
 	scenarios  string
 	seedFile   string
 	creditors  []string
+	approved   []string
+	notify     bool
 	logLevel   slog.Level
 }
 
@@ -85,6 +88,24 @@ func loadConfig(env *config.Env) settings {
 			env.Errorf("GCSIM_CREDITORS", "%q is not ID=Name with an ID starting with CR", c)
 		}
 	}
+	s.approved = env.List("GCSIM_APPROVED_CREDITORS", "",
+		"IDs of creditors GoCardless has approved for custom payment pages (direct bank account and mandate\n"+
+			"creation, own Bacs references); '*' approves all. Unset, none is: mandates go through billing requests.")
+	known := []string{gcsim.DefaultCreditorID}
+	if len(s.creditors) > 0 {
+		known = nil
+		for _, c := range s.creditors {
+			id, _, _ := strings.Cut(c, "=")
+			known = append(known, id)
+		}
+	}
+	for _, id := range s.approved {
+		if id != "*" && !slices.Contains(known, id) {
+			env.Errorf("GCSIM_APPROVED_CREDITORS", "%q is not one of the creditors (%s) or *", id, strings.Join(known, ", "))
+		}
+	}
+	s.notify = env.Bool("GCSIM_NOTIFY_MANDATE_REQUESTS", false,
+		"Accept the notify action for mandate-only billing requests (GoCardless documents it for Pay by Bank only).")
 	if lvl := env.OneOf(config.VarLogLevel, config.DefaultLogLevel, "Minimum log level.", "debug", "info", "warn", "error"); lvl != "" {
 		s.logLevel, _ = logging.ParseLevel(lvl)
 	}
@@ -125,6 +146,16 @@ func (s settings) build(log *slog.Logger) (gcsim.Options, gcsim.SeedData, error)
 		id, name, _ := strings.Cut(c, "=")
 		o.Creditors = append(o.Creditors, gcsim.Creditor{ID: id, Name: name})
 	}
+	if len(o.Creditors) == 0 && len(s.approved) > 0 {
+		o.Creditors = []gcsim.Creditor{{ID: gcsim.DefaultCreditorID, Name: "Simulated Creditor Ltd"}}
+	}
+	for i, c := range o.Creditors {
+		if slices.Contains(s.approved, "*") || slices.Contains(s.approved, c.ID) {
+			o.Creditors[i].CustomPaymentPagesEnabled = true
+			o.Creditors[i].CustomPaymentReferences = true
+		}
+	}
+	o.NotifyMandateRequests = s.notify
 	start := time.Now()
 	if s.start != "" {
 		t, err := time.Parse(time.RFC3339, s.start)

@@ -22,7 +22,8 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("--help: %v", err)
 	}
 	for _, v := range []string{"GCSIM_ADDR", "GCSIM_ACCESS_TOKENS", "GCSIM_WEBHOOK_URL", "GCSIM_WEBHOOK_SECRET",
-		"GCSIM_RATE_LIMIT", "GCSIM_RATE_WINDOW", "GCSIM_CLOCK", "GCSIM_SEED_FILE", "GCSIM_SCENARIOS", "GCSIM_WEBHOOK_BATCH_SIZE"} {
+		"GCSIM_RATE_LIMIT", "GCSIM_RATE_WINDOW", "GCSIM_CLOCK", "GCSIM_SEED_FILE", "GCSIM_SCENARIOS", "GCSIM_WEBHOOK_BATCH_SIZE",
+		"GCSIM_APPROVED_CREDITORS", "GCSIM_NOTIFY_MANDATE_REQUESTS"} {
 		if !strings.Contains(out.String(), v) {
 			t.Errorf("--help does not list %s", v)
 		}
@@ -45,6 +46,8 @@ func TestConfigErrors(t *testing.T) {
 			"GCSIM_WEBHOOK_SECRET"},
 		{"bad clock", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_CLOCK": "sundial"}, "GCSIM_CLOCK"},
 		{"bad creditor", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_CREDITORS": "XX1=Acme"}, "GCSIM_CREDITORS"},
+		{"approved creditor unknown", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_APPROVED_CREDITORS": "CR000000000XX1"},
+			"GCSIM_APPROVED_CREDITORS"},
 		{"bad batch size", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_WEBHOOK_BATCH_SIZE": "0"}, "GCSIM_WEBHOOK_BATCH_SIZE"},
 		{"bad start", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_CLOCK_START": "monday"}, "GCSIM_CLOCK_START"},
 		{"bad scenarios", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_SCENARIOS": `[{"resource": "payments", "outcome": "boom"}]`},

@@ -19,8 +19,9 @@ import (
 func TestSimulatorWebhooksAcceptedEndToEnd(t *testing.T) {
 	s := newStack(t, webhook.Config{Connection: "gc-main"})
 	sim := gcsim.NewServer(t, gcsim.Options{
-		Tokens:  []string{"sim-token"},
-		Webhook: gcsim.WebhookOptions{URL: s.srv.URL + "/webhooks/gocardless", Secret: string(secret), BatchSize: 7, Manual: true},
+		Tokens:    []string{"sim-token"},
+		Creditors: []gcsim.Creditor{gcsim.ApprovedCreditor()},
+		Webhook:   gcsim.WebhookOptions{URL: s.srv.URL + "/webhooks/gocardless", Secret: string(secret), BatchSize: 7, Manual: true},
 	})
 	client, err := gocardless.New(sim.URL, secrets.NewValue("sim-token"))
 	if err != nil {

@@ -165,7 +165,7 @@ func (c *Collector) create(ctx context.Context, route accounts.Route, col ledger
 			Name: col.InvoiceNo, PaymentReference: col.Reference, Metadata: metadata(route, col.Key.InvoiceID),
 		}
 		if rec.GetMonth() > 0 {
-			sp.Month = time.Month(rec.GetMonth()).String()
+			sp.Month = gocardless.MonthName(time.Month(rec.GetMonth())) // lowercase, as GoCardless requires
 		}
 		if col.ChargeDate.Year() > 1 {
 			sp.StartDate = col.ChargeDate.Format(time.DateOnly)

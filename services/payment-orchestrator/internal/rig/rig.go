@@ -96,6 +96,11 @@ func New(t testing.TB, o Options) *Rig {
 	if len(o.Sim.Tokens) == 0 {
 		o.Sim.Tokens = []string{Token}
 	}
+	if len(o.Sim.Creditors) == 0 {
+		// The orchestrator sets mandates up directly, which GoCardless
+		// allows only creditors approved for custom payment pages.
+		o.Sim.Creditors = []gcsim.Creditor{gcsim.ApprovedCreditor()}
+	}
 	r.Sim = gcsim.NewServer(t, o.Sim)
 	creditor := r.Sim.Creditors()[0].ID
 	add := func(n connections.New) {
