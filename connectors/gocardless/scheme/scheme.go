@@ -22,6 +22,10 @@ type Scheme struct {
 	// MaxReference is the longest payment reference banks carry; 0 means
 	// no scheme limit.
 	MaxReference int
+	// NoReference: the scheme "doesn't offer references" (PAD;
+	// gocardless-pro-java PaymentService.java, reference), so none may be
+	// sent.
+	NoReference bool
 }
 
 // sepaCountries are the countries of the Single Euro Payments Area whose
@@ -39,7 +43,7 @@ var schemes = []Scheme{
 	{Name: "betalingsservice", Currency: "DKK", Countries: []string{"DK"}, MinMinor: 1000, MaxMinor: 5000000, MaxReference: 30},
 	{Name: "becs", Currency: "AUD", Countries: []string{"AU"}, MinMinor: 200, MaxMinor: 1000000, MaxReference: 30},
 	{Name: "becs_nz", Currency: "NZD", Countries: []string{"NZ"}, MinMinor: 200, MaxMinor: 1000000, MaxReference: 12},
-	{Name: "pad", Currency: "CAD", Countries: []string{"CA"}, MinMinor: 200, MaxMinor: 500000, MaxReference: 0},
+	{Name: "pad", Currency: "CAD", Countries: []string{"CA"}, MinMinor: 200, MaxMinor: 500000, NoReference: true},
 	{Name: "ach", Currency: "USD", Countries: []string{"US"}, MaxReference: 10},
 }
 
@@ -75,6 +79,8 @@ func (s Scheme) Check(amountMinor int64, country, reference string) error {
 		return fmt.Errorf("amount %d is above the %s maximum of %d minor units", amountMinor, s.Name, s.MaxMinor)
 	case country != "" && !slices.Contains(s.Countries, country):
 		return fmt.Errorf("%s cannot debit a payer in %s", s.Name, country)
+	case s.NoReference && reference != "":
+		return fmt.Errorf("%s takes no payment reference", s.Name)
 	case s.MaxReference > 0 && len(reference) > s.MaxReference:
 		return fmt.Errorf("reference %q is longer than the %d characters %s allows", reference, s.MaxReference, s.Name)
 	}

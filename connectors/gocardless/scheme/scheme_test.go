@@ -22,7 +22,8 @@ func TestCheck(t *testing.T) {
 		{"EUR", "US", "R", 12345, "sepa_core cannot debit a payer in US"},
 		{"SEK", "SE", "12345678901", 500, "below the autogiro minimum"},
 		{"SEK", "SE", "123456789012", 100000, "longer than the 11"},
-		{"CAD", "CA", strings.Repeat("R", 500), 1000, ""},
+		{"CAD", "CA", "", 1000, ""},
+		{"CAD", "CA", "R", 1000, "pad takes no payment reference"}, // PaymentService.java: PAD "doesn't offer references"
 		{"USD", "US", "INV1", 100000000, ""},
 		{"EUR", "FR", "R", 0, "amount must be positive"},
 	}

@@ -42,6 +42,8 @@ type Route struct {
 	// Creditor is the GoCardless creditor of the company; "" lets GoCardless
 	// use the account's only creditor.
 	Creditor string
+	// GC are the GoCardless connection's optional settings.
+	GC GCSettings
 }
 
 // Directory resolves routes, caching what it read for ttl.
@@ -124,6 +126,9 @@ func (d *Directory) Route(ctx context.Context, erp, company string) (Route, erro
 		return Route{}, err
 	}
 	r := Route{ERP: conn, Company: company, GoCardless: gc, Client: client}
+	if r.GC, err = ParseGCSettings(gc.Settings); err != nil {
+		return Route{}, fmt.Errorf("%w: connection %q: %w", ErrNotRoutable, gcName, err)
+	}
 	if creditors, ok := conn.Settings["creditors"].(map[string]any); ok && len(creditors) > 0 {
 		r.Creditor, _ = creditors[company].(string)
 		if r.Creditor == "" {

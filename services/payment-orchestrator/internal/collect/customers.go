@@ -114,6 +114,9 @@ func (c *Collector) newMandate(ctx context.Context, route accounts.Route, keyPre
 	mp := gocardless.MandateParams{Metadata: map[string]string{"erp_customer": link.Key.CustomerID, "company": link.Key.Company}}
 	mp.Links.CustomerBankAccount = ba.ID
 	mp.Links.Creditor = route.Creditor
+	if ba.Currency == "USD" {
+		mp.AuthorisationSource = route.GC.ACHAuthorisationSource
+	}
 	md, _, err := route.Client.CreateMandate(ctx, keyPrefix+":mandate:"+ba.ID+":after:"+previous, mp)
 	if err != nil {
 		return classify("create mandate", err)

@@ -108,7 +108,8 @@ func (c *Collector) prepare(ctx context.Context, route accounts.Route, m *mlcv1.
 	// carry it; otherwise GoCardless assigns one and the ERP identity
 	// travels in the metadata alone.
 	reference := inv.GetInvoiceNo()
-	if sch.MaxReference > 0 && len(reference) > sch.MaxReference {
+	if sch.NoReference || (sch.MaxReference > 0 && len(reference) > sch.MaxReference) ||
+		(sch.Name == "bacs" && !route.GC.OwnBacsReferences) {
 		reference = ""
 	}
 	if err := sch.Check(amount, customer.Country, reference); err != nil {

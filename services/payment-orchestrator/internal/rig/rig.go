@@ -110,7 +110,7 @@ func New(t testing.TB, o Options) *Rig {
 		}
 	}
 	add(connections.New{Name: GCConnection, Kind: connections.KindGoCardless,
-		Settings: map[string]any{"base_url": r.Sim.URL},
+		Settings: map[string]any{"base_url": r.Sim.URL, "own_bacs_references": true, "ach_authorisation_source": "paper"},
 		Secrets:  map[string]secrets.Value{"access_token": secrets.NewValue(Token)}})
 	add(connections.New{Name: ERPConnection, Kind: connections.KindIFS,
 		Settings: map[string]any{"base_url": "https://acme.ifs.cloud", "client_id": "mlc", "company_codes": []any{"10", "20"},
