@@ -47,7 +47,7 @@ func mandateRank(status string) int {
 func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event) error {
 	mandateID := ev.GetLinks()["mandate"]
 	if mandateID == "" {
-		return nil
+		return r.ignore(ctx, tx, ev, "", "mandate event without links.mandate")
 	}
 	links, err := ledger.LockCustomersByMandate(ctx, tx, mandateID)
 	if err != nil {
@@ -60,23 +60,29 @@ func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event) error {
 		if ev.GetResourceMetadata()["erp_customer"] != "" {
 			return bus.RetryAfter(2*time.Second, fmt.Errorf("mandate %s not yet recorded", mandateID))
 		}
-		return nil
+		return r.ignore(ctx, tx, ev, mandateID, "not a mandate of a customer ml-connector links")
 	}
 	if ev.GetAction() == "replaced" {
 		return r.replaceMandate(ctx, tx, ev, links)
 	}
 	change, known := mandateStates[ev.GetAction()]
 	if !known {
-		return nil
+		reason, documented := ignoredMandateActions[ev.GetAction()]
+		if !documented {
+			reason = "mandate action " + ev.GetAction() + " is not one the orchestrator knows"
+		}
+		return r.ignore(ctx, tx, ev, mandateID, reason)
 	}
 	var next time.Time
 	if change.status == "active" || change.status == "submitted" {
 		next = r.nextChargeDate(ctx, links[0].GCConnectionID, mandateID)
 	}
+	applied := 0
 	for _, link := range links {
 		if !newer(ev.at, mandateRank(change.status), link.MandateEventAt, mandateRank(link.MandateStatus)) {
 			continue
 		}
+		applied++
 		ref, err := erpRef(ctx, tx, link.Key.ERP, link.Key.ConnectionID, link.Key.Company)
 		if err != nil {
 			return err
@@ -101,6 +107,9 @@ func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event) error {
 		if err := ledger.SaveCustomer(ctx, tx, link, after, "mandate."+change.status, "gocardless event "+ev.GetEventId()); err != nil {
 			return err
 		}
+	}
+	if applied == 0 {
+		return r.ignore(ctx, tx, ev, mandateID, "older than the mandate event already applied")
 	}
 	return nil
 }
@@ -154,7 +163,7 @@ func (r *Reconciler) clientFor(ctx context.Context, name string) (*gocardless.Cl
 func (r *Reconciler) replaceMandate(ctx context.Context, tx pgx.Tx, ev event, links []ledger.CustomerLink) error {
 	next := ev.GetLinks()["new_mandate"]
 	if next == "" {
-		return nil
+		return r.ignore(ctx, tx, ev, ev.GetLinks()["mandate"], "replaced event without links.new_mandate")
 	}
 	for _, link := range links {
 		after := link

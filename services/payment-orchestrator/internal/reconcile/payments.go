@@ -36,11 +36,11 @@ var paymentStates = map[string]struct {
 func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event) error {
 	paymentID := ev.GetLinks()["payment"]
 	if paymentID == "" {
-		return nil
+		return r.ignore(ctx, tx, ev, "", "payment event without links.payment")
 	}
 	col, instalment, err := r.placePayment(ctx, tx, ev, paymentID)
 	if errors.Is(err, errNotOurs) {
-		return nil
+		return r.ignore(ctx, tx, ev, paymentID, "not a payment ml-connector created")
 	}
 	if err != nil {
 		return err
@@ -48,14 +48,17 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event) error {
 	linkCollection(ctx, col)
 	change, known := paymentStates[ev.GetAction()]
 	if !known {
-		return nil
+		reason, documented := ignoredPaymentActions[ev.GetAction()]
+		if !documented {
+			reason = "payment action " + ev.GetAction() + " is not one the orchestrator knows"
+		}
+		return r.ignore(ctx, tx, ev, paymentID, reason)
 	}
 	// A subscription's payments are instalments of one invoice: each
 	// outcome is posted, while the collection keeps the subscription's state.
 	apply := instalment || newer(ev.at, ledger.Rank(change.state), col.LastEventAt, ledger.Rank(col.State))
 	if !apply {
-		r.log.InfoContext(ctx, "older payment event ignored", "event", ev.GetEventId(), "payment", paymentID, "state", col.State)
-		return nil
+		return r.ignore(ctx, tx, ev, paymentID, "older than the event already applied (payment is "+col.State+")")
 	}
 	// Every milestone the new state implies is posted once per attempt: an
 	// ERP that books on confirmation must hear of it even when paid_out

@@ -86,7 +86,7 @@ func (r *Reconciler) Handle(ctx context.Context, d *bus.Delivery) error {
 		case "subscriptions":
 			return r.subscription(ctx, tx, ev)
 		}
-		return nil // payouts, creditors, ...: nothing the ERP needs from us
+		return r.ignore(ctx, tx, ev, "", "resource type "+m.GetResourceType()+" carries nothing the ledger or the ERP needs")
 	})
 }
 

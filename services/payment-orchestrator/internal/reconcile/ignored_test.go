@@ -1,0 +1,60 @@
+package reconcile_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
+)
+
+// TestEventsNotAppliedAreRecorded: an event the orchestrator does not
+// apply (a documented action the ERP need not hear of, a payment that is
+// not ours, a resource type it does not follow) is recorded with its
+// reason in gc_ignored_events; none disappears without a trace.
+func TestEventsNotAppliedAreRecorded(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"OK": "100.00"})
+	settle(r, 10) // paid out: payouts events come too
+	var payment, mandate string
+	if err := r.DB.QueryRow(context.Background(), `SELECT gc_payment_id FROM collections`).Scan(&payment); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.DB.QueryRow(context.Background(), `SELECT gc_mandate_id FROM customer_links`).Scan(&mandate); err != nil {
+		t.Fatal(err)
+	}
+	now := r.Sim.Now().UTC()
+	publishEvents(t, r, []gocardless.Event{
+		{ID: "EVSYNSETTLED1", CreatedAt: now, ResourceType: "payments", Action: "chargeback_settled", Links: map[string]string{"payment": payment}},
+		{ID: "EVSYNFEE00001", CreatedAt: now, ResourceType: "payments", Action: "surcharge_fee_debited", Links: map[string]string{"payment": payment}},
+		{ID: "EVSYNOTOURS01", CreatedAt: now, ResourceType: "payments", Action: "confirmed", Links: map[string]string{"payment": "PM00000NOTOURS"}},
+		{ID: "EVSYNSKIPPED1", CreatedAt: now, ResourceType: "mandates", Action: "customer_approval_skipped", Links: map[string]string{"mandate": mandate}},
+		{ID: "EVSYNOLDSUB01", CreatedAt: now.Add(-30 * 24 * time.Hour), ResourceType: "payments", Action: "submitted", Links: map[string]string{"payment": payment}},
+	})
+	r.Drain()
+	want := map[string]string{
+		"EVSYNSETTLED1": "debited from a payout",
+		"EVSYNFEE00001": "GoCardless fee",
+		"EVSYNOTOURS01": "not a payment ml-connector created",
+		"EVSYNSKIPPED1": "no payer approval",
+		"EVSYNOLDSUB01": "older than the event already applied",
+	}
+	for id, reason := range want {
+		if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE event_id = $1 AND strpos(reason, $2) > 0`, id, reason); n != 1 {
+			t.Errorf("event %s: %d records with reason %q", id, n, reason)
+		}
+	}
+	if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE resource_type = 'payouts'`); n == 0 {
+		t.Error("payouts events were not recorded as ignored")
+	}
+	// Applied events are not recorded as ignored.
+	if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE resource_type = 'payments' AND action = 'paid_out'`); n != 0 {
+		t.Errorf("%d applied paid_out events recorded as ignored", n)
+	}
+	// The payment's state is untouched by what was ignored.
+	if got := states(t, r)["OK"]; got != "paid_out" {
+		t.Errorf("state %s after ignored events", got)
+	}
+}
