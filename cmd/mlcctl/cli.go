@@ -179,18 +179,17 @@ func readSettings(inline, path string) (map[string]any, error) {
 	}
 	raw := []byte(inline)
 	if path != "" {
-		var err error
-		if raw, err = os.ReadFile(path); err != nil {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("settings file: %w", err)
+		}
+		defer f.Close()
+		// One byte over the limit is enough to refuse it.
+		if raw, err = io.ReadAll(io.LimitReader(f, connections.MaxSettingsBytes+1)); err != nil {
 			return nil, fmt.Errorf("settings file: %w", err)
 		}
 	}
-	settings := map[string]any{}
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &settings); err != nil {
-			return nil, fmt.Errorf("settings must be a JSON object: %w", err)
-		}
-	}
-	return settings, nil
+	return connections.ParseSettings(raw)
 }
 
 // readSecrets resolves NAME=@PATH and NAME=- arguments. Inline values are

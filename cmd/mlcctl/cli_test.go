@@ -56,6 +56,13 @@ func TestConnectionsLifecycle(t *testing.T) {
 		{name: "missing secret", args: []string{"connections", "add", "--name", "jde", "--kind", "jde",
 			"--settings", `{"base_url":"https://jde","username":"u","company_codes":["00001"]}`}, want: `secret "password" is required`, wantErr: true},
 		{name: "unknown kind", args: []string{"connections", "add", "--name", "sap", "--kind", "sap"}, want: "unknown connection kind", wantErr: true},
+		// Issue #17: a secret in settings was stored in plaintext, audited and listed.
+		{name: "secret key in settings refused", stdin: gcToken + "\n", args: []string{"connections", "add", "--name", "gc-x", "--kind", "gocardless",
+			"--settings", `{"base_url":"https://x","client_secret":"plain-s3cret"}`, "--secret", "access_token=-"}, want: "secrets belong in --secret", wantErr: true},
+		{name: "url credentials in settings refused", stdin: gcToken + "\n", args: []string{"connections", "add", "--name", "gc-x", "--kind", "gocardless",
+			"--settings", `{"base_url":"https://user:plain-s3cret@x"}`, "--secret", "access_token=-"}, want: "URL with credentials", wantErr: true},
+		{name: "duplicate settings key refused", stdin: gcToken + "\n", args: []string{"connections", "add", "--name", "gc-x", "--kind", "gocardless",
+			"--settings", `{"base_url":"https://a","base_url":"https://b"}`, "--secret", "access_token=-"}, want: "appears twice", wantErr: true},
 		{name: "list", args: []string{"connections", "list"}, want: "ifs-acme  ifs"},
 		{name: "list json", args: []string{"connections", "list", "--json"}, want: `"Name": "gc-main"`},
 		{name: "remove", args: []string{"connections", "remove", "gc-main"}, want: "removed gc-main"},

@@ -50,6 +50,9 @@ const (
 	HeaderDLQSequence   = "Mlc-Dlq-Sequence"
 	HeaderDLQDeliveries = "Mlc-Dlq-Deliveries"
 	HeaderDLQOriginalID = "Mlc-Dlq-Original-Msg-Id"
+	// HeaderDLQTruncated is set on a dead letter whose data had to be cut
+	// to fit a message: the original size and SHA-256.
+	HeaderDLQTruncated = "Mlc-Dlq-Truncated"
 )
 
 // Config says how the streams are laid out.

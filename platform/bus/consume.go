@@ -327,7 +327,7 @@ func (b *Bus) deadLetter(ctx context.Context, dl deadLetter) error {
 		}
 		hdr[k] = append([]string(nil), v...)
 	}
-	hdr.Set(HeaderDLQReason, dl.reason)
+	hdr.Set(HeaderDLQReason, HeaderText(dl.reason, maxReasonLen))
 	hdr.Set(HeaderDLQStream, dl.stream)
 	hdr.Set(HeaderDLQConsumer, dl.consumer)
 	hdr.Set(HeaderDLQSubject, dl.subject)

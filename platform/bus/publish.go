@@ -74,13 +74,24 @@ func (b *Bus) PublishBatch(ctx context.Context, msgs []Msg) ([]Ack, error) {
 	carrier := nats.Header{}
 	otel.GetTextMapPropagator().Inject(ctx, telemetry.NATSCarrier(carrier))
 
+	// Every message is checked before any is sent: one the server would
+	// refuse, or answer by closing the connection, must cost the caller
+	// this batch, not the connection every later batch needs.
+	maxPayload := b.nc.MaxPayload()
+	for _, m := range msgs {
+		if m.ID == "" {
+			err := fmt.Errorf("publish %.80s: %w", m.Subject, ErrNoMsgID)
+			span.SetStatus(codes.Error, err.Error())
+			return nil, err
+		}
+		if err := CheckMsg(m, maxPayload); err != nil {
+			span.SetStatus(codes.Error, err.Error())
+			return nil, fmt.Errorf("publish %.80s: %w", m.Subject, err)
+		}
+	}
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	var firstErr error
 	for i, m := range msgs {
-		if m.ID == "" {
-			firstErr = fmt.Errorf("publish %s: %w", m.Subject, ErrNoMsgID)
-			break
-		}
 		f, err := b.js.PublishMsgAsync(natsMsg(m, carrier), jetstream.WithMsgID(m.ID))
 		if err != nil {
 			firstErr = fmt.Errorf("publish %s: %w", m.Subject, err)
@@ -139,7 +150,10 @@ func natsMsg(m Msg, carrier nats.Header) *nats.Msg {
 // injected into the headers, so the consumer's span continues the trace.
 func (b *Bus) prepare(ctx context.Context, m Msg) (*nats.Msg, trace.Span, error) {
 	if m.ID == "" {
-		return nil, nil, fmt.Errorf("publish %s: %w", m.Subject, ErrNoMsgID)
+		return nil, nil, fmt.Errorf("publish %.80s: %w", m.Subject, ErrNoMsgID)
+	}
+	if err := CheckMsg(m, b.nc.MaxPayload()); err != nil {
+		return nil, nil, fmt.Errorf("publish %.80s: %w", m.Subject, err)
 	}
 	ctx, span := b.tracer.Start(ctx, "publish "+m.Subject,
 		trace.WithSpanKind(trace.SpanKindProducer),

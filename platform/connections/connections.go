@@ -104,8 +104,11 @@ type New struct {
 
 func (n New) validate() error {
 	var errs []error
-	if n.Name == "" || strings.ContainsAny(n.Name, " \t\n/") {
-		errs = append(errs, fmt.Errorf("name %q must be non-empty without spaces or slashes", n.Name))
+	if !ValidName(n.Name) {
+		errs = append(errs, fmt.Errorf("name %.80q must be 1 to 63 letters, digits, '.', '_' or '-', starting with a letter or digit", n.Name))
+	}
+	if err := CheckSettings(n.Settings); err != nil {
+		errs = append(errs, err)
 	}
 	req, ok := requirements[n.Kind]
 	if !ok {

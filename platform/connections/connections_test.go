@@ -195,7 +195,7 @@ func TestAddValidation(t *testing.T) {
 		{"missing base url", func(n *connections.New) { delete(n.Settings, "base_url") }, `setting "base_url" is required`},
 		{"empty company codes", func(n *connections.New) { n.Settings["company_codes"] = []any{} }, `"company_codes" must be a non-empty list`},
 		{"missing secret", func(n *connections.New) { n.Secrets = nil }, `secret "client_secret" is required`},
-		{"bad name", func(n *connections.New) { n.Name = "ifs acme" }, "without spaces"},
+		{"bad name", func(n *connections.New) { n.Name = "ifs acme" }, "letters, digits"},
 		{"unknown kind", func(n *connections.New) { n.Kind = "sap" }, `unknown kind "sap"`},
 	}
 	for _, tc := range tests {

@@ -26,8 +26,14 @@ func run(ctx context.Context, args []string) error {
 	addr := env.Addr(config.VarWebhookAddr, config.DefaultWebhookAddr, "Public listener for GoCardless webhooks (POST /webhooks/gocardless[/{connection}]).")
 	secrets := env.SecretList(config.VarGCWebhookSecret, "Webhook endpoint secrets for POST /webhooks/gocardless, comma-separated (old and new during a rotation).")
 	connection := env.String("GC_WEBHOOK_CONNECTION", "", "GoCardless connection name recorded with events received on /webhooks/gocardless.")
-	maxBody := env.Int("WEBHOOK_MAX_BODY_BYTES", 2<<20, "Largest webhook body accepted; larger ones get 413.")
-	publishTimeout := env.Duration("WEBHOOK_PUBLISH_TIMEOUT", 8*time.Second, "How long to wait for JetStream before answering 503 (GoCardless gives up after 10s).")
+	maxBody := env.IntRange("WEBHOOK_MAX_BODY_BYTES", webhook.DefaultMaxBody, 64<<10, 16<<20, "Largest webhook body accepted; larger ones get 413.")
+	maxEvents := env.IntRange("WEBHOOK_MAX_EVENTS", webhook.DefaultMaxEvents, 1, 10000, "Most events accepted in one webhook request; more get 413 (GoCardless is said to send up to 250).")
+	maxConcurrent := env.IntRange("WEBHOOK_MAX_CONCURRENT", webhook.DefaultMaxConcurrent, 1, 256,
+		"Webhook requests read and published at once; with WEBHOOK_MAX_BODY_BYTES it bounds memory (docs/benchmarks.md).")
+	queueWait := env.DurationRange("WEBHOOK_QUEUE_WAIT", webhook.DefaultQueueWait, time.Millisecond, 9*time.Second,
+		"How long a request waits for a free slot before it is answered 503 with Retry-After.")
+	publishTimeout := env.DurationRange("WEBHOOK_PUBLISH_TIMEOUT", 8*time.Second, 100*time.Millisecond, 9*time.Second,
+		"How long to wait for JetStream before answering 503 (GoCardless gives up after 10s).")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
@@ -39,15 +45,23 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	registry := webhook.NewRegistrySecrets(svc.Connections, 30*time.Second)
 	whCfg := webhook.Config{
 		Connection:     connection,
-		Registry:       webhook.NewRegistrySecrets(svc.Connections, 30*time.Second),
+		Registry:       registry,
 		MaxBody:        int64(maxBody),
 		PublishTimeout: publishTimeout,
+		MaxEvents:      maxEvents,
+		MaxConcurrent:  maxConcurrent,
+		QueueWait:      queueWait,
+		MaxPayload:     svc.Bus.Conn().MaxPayload(),
 	}
 	for _, s := range secrets {
 		whCfg.Secrets = append(whCfg.Secrets, []byte(s.Reveal()))
 	}
+	// Without any secret every webhook would be refused: not ready, so a
+	// deploy that forgot GC_WEBHOOK_SECRET does not take traffic.
+	svc.Health.Add("webhook_secrets", webhook.SecretsCheck(len(secrets) > 0, registry))
 	handler, err := webhook.New(whCfg, svc.Bus, svc.Log)
 	if err != nil {
 		return err
