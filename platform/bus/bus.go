@@ -101,7 +101,20 @@ func advisorySubject(stream string) string {
 // ConnectOption adds to what Connect sets up.
 type ConnectOption func(*connectOptions)
 
-type connectOptions struct{ onClosed func() }
+type connectOptions struct {
+	onClosed func()
+	nats     []nats.Option
+}
+
+// UserPassword authenticates as user (its password is used only here).
+func UserPassword(user, password string) ConnectOption {
+	return func(o *connectOptions) { o.nats = append(o.nats, nats.UserInfo(user, password)) }
+}
+
+// RootCA requires TLS and a server certificate signed by the CA in file.
+func RootCA(file string) ConnectOption {
+	return func(o *connectOptions) { o.nats = append(o.nats, nats.RootCAs(file)) }
+}
 
 // OnClosed calls f when the connection is closed for good: by Close or
 // Drain, or by the client itself after a protocol error it does not
@@ -117,7 +130,7 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger, opts ...Co
 	for _, o := range opts {
 		o(&co)
 	}
-	nc, err := nats.Connect(url,
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.ClosedHandler(func(nc *nats.Conn) {
 			if err := nc.LastError(); err != nil {
 				log.WarnContext(ctx, "nats connection closed", "error", err)
@@ -128,7 +141,7 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger, opts ...Co
 		}),
 		nats.Name(name),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(250*time.Millisecond),
+		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
 		nats.RetryOnFailedConnect(false),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -140,7 +153,7 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger, opts ...Co
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 			log.WarnContext(ctx, "nats async error", "error", err)
 		}),
-	)
+	}, co.nats...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect nats: %w", err)
 	}

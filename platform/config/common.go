@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/ml-connector/ml-connector/platform/secrets"
@@ -13,6 +14,9 @@ import (
 // that needs them, with the defaults below.
 const (
 	VarNATSURL            = "NATS_URL"
+	VarNATSUser           = "NATS_USER"     // this service's NATS user (deploy/k8s/base/accounts.conf)
+	VarNATSPassword       = "NATS_PASSWORD" // its password; read with Env.Secret
+	VarNATSCAFile         = "NATS_CA_FILE"  // PEM CA that signed the NATS servers' certificates
 	VarDatabaseURL        = "DATABASE_URL"
 	VarMasterKey          = "MLC_MASTER_KEY"
 	VarPreviousMasterKeys = "MLC_PREVIOUS_MASTER_KEYS"
@@ -48,6 +52,13 @@ type Common struct {
 	// form nats.Connect accepts. It may carry credentials; log it through
 	// RedactURL.
 	NATSURL string
+	// NATSUser and NATSPassword authenticate to NATS; both empty when the
+	// server asks for no credentials (development).
+	NATSUser     string
+	NATSPassword secrets.Value
+	// NATSCAFile, when set, is the CA the servers' TLS certificates must
+	// chain to; the connection then requires TLS.
+	NATSCAFile string
 	// DatabaseURL is the Postgres connection URL. It usually carries the
 	// password, so it is a secrets.Value: Reveal it only to connect.
 	DatabaseURL secrets.Value
@@ -68,6 +79,17 @@ func LoadCommon(e *Env) Common {
 		urls = append(urls, u.String())
 	}
 	c.NATSURL = strings.Join(urls, ",")
+	c.NATSUser = e.String(VarNATSUser, "", "NATS user name of this service (empty: no authentication).")
+	c.NATSPassword = e.Secret(VarNATSPassword, "Password of NATS_USER.")
+	if c.NATSUser == "" && !c.NATSPassword.Empty() {
+		e.Errorf(VarNATSPassword, "set without %s", VarNATSUser)
+	}
+	c.NATSCAFile = e.String(VarNATSCAFile, "", "PEM file of the CA that signed the NATS servers' certificates; requires TLS.")
+	if c.NATSCAFile != "" {
+		if _, err := os.Stat(c.NATSCAFile); err != nil {
+			e.Errorf(VarNATSCAFile, "%v", err)
+		}
+	}
 	c.DatabaseURL = e.SecretURL(VarDatabaseURL, DefaultDatabaseURL,
 		"Postgres connection URL (may include the password).", postgresSchemes...)
 	c.HTTPAddr = e.Addr(VarHTTPAddr, DefaultHTTPAddr,

@@ -474,6 +474,12 @@ func TestUsage(t *testing.T) {
 	want := `Environment variables:
   NATS_URL  comma-separated URLs (nats, tls, ws, wss)  (default "nats://127.0.0.1:4222")
       NATS server URL; several may be given, comma-separated.
+  NATS_USER  string
+      NATS user name of this service (empty: no authentication).
+  NATS_PASSWORD  string  (secret)
+      Password of NATS_USER.
+  NATS_CA_FILE  string
+      PEM file of the CA that signed the NATS servers' certificates; requires TLS.
   DATABASE_URL  URL (postgres, postgresql)  (default "postgres://postgres@127.0.0.1:5432/mlc?sslmode=disable", secret)
       Postgres connection URL (may include the password).
   HTTP_ADDR  host:port  (default ":8080")

@@ -154,7 +154,7 @@ func Start(ctx context.Context, cfg Config, redact ...secrets.Value) (_ *Service
 	}
 	if err = waitFor(startCtx, log, "nats", func(ctx context.Context) error {
 		var err error
-		s.nc, err = bus.Connect(ctx, cfg.Common.NATSURL, cfg.Name, log, bus.OnClosed(s.natsClosed))
+		s.nc, err = bus.Connect(ctx, cfg.Common.NATSURL, cfg.Name, log, natsOptions(cfg.Common, s.natsClosed)...)
 		return err
 	}); err != nil {
 		return nil, err
@@ -317,4 +317,17 @@ func (s *Service) close(ctx context.Context) {
 			s.Log.WarnContext(ctx, "telemetry shutdown", "error", err)
 		}
 	}
+}
+
+// natsOptions are the connection options the settings ask for: credentials
+// and the CA of the servers' TLS certificates.
+func natsOptions(c config.Common, closed func()) []bus.ConnectOption {
+	opts := []bus.ConnectOption{bus.OnClosed(closed)}
+	if c.NATSUser != "" {
+		opts = append(opts, bus.UserPassword(c.NATSUser, c.NATSPassword.Reveal()))
+	}
+	if c.NATSCAFile != "" {
+		opts = append(opts, bus.RootCA(c.NATSCAFile))
+	}
+	return opts
 }
