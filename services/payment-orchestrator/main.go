@@ -4,6 +4,38 @@
 // the ERP must know. It also reads GoCardless's GET /events as catch-up for
 // webhooks that never arrived, and turns dead letters into exceptions.
 //
+// # Exactly once
+//
+// Every effect outside this process (a GoCardless customer, bank account,
+// mandate, payment, subscription, refund or payment retry; an outcome
+// written into the ERP) is made in three steps. First the intent is
+// committed: the ledger records what will be asked, under which
+// idempotency key (a collection or refund row in state creating; a lease
+// on the aggregate holding the plan, for customers, refunds and operator
+// retries; a pending_outcomes row, committed with the state change it
+// reports, for the ERP). Then the call is made with no transaction, row
+// lock or pooled connection held. Then the result is recorded by a
+// transaction that changes anything only if the intent is still current
+// (the row still creating, the lease still held by the same holder). The
+// keys are functions of the ERP identity and of what step one committed
+// alone (mlc:ERP:CONNECTION-ID:COMPANY:INVOICE:payment:ATTEMPT, ...:refund,
+// ...:customer, ...:bank:FINGERPRINT, ...:mandate:BANK-ACCOUNT:after:MANDATE;
+// GoCardless event ids for outcomes), so a crash anywhere, a redelivery,
+// or two replicas with the same message make the same call again, and
+// GoCardless (by idempotency key) or erp-poster (by outcome id) answers
+// with what it already made. The message is acknowledged only after step
+// three commits, so the redelivery after a crash resumes the recorded
+// intent rather than deciding afresh. Leases also serialize what must not
+// run side by side on one aggregate (two versions of one customer; two
+// refunds of one payment, whose running total GoCardless checks) and
+// expire, so that a dead holder's work is taken over. To check it against
+// the code: every GoCardless create, retry or ErpPoster call is preceded by
+// a committed ledger StartCollection, StartRefund, Claim and Intend, or
+// QueueOutcome, and none is inside a function given to Ledger.Tx. One
+// limit: GoCardless keeps idempotency keys for a bounded time, so an intent
+// must be resumed within days, not months; a message is dead-lettered
+// (and becomes an exception) long before that.
+//
 // Its settings are environment variables; run it with --help to list them.
 package main
 
@@ -55,6 +87,9 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := ledger.CheckPool(int(svc.DB.Config().MaxConns), erpWorkers, gcWorkers); err != nil {
+		return fmt.Errorf("configuration: %w", err) // the process exits, closing what Start opened
+	}
 
 	// erp-poster runs several replicas behind a headless Service: resolve
 	// them all and spread postings across them.
@@ -83,7 +118,7 @@ func run(ctx context.Context, args []string) error {
 		consume("gocardless-events", bus.ConsumerSpec{Stream: bus.StreamGC, Durable: "payment-orchestrator-gc", Workers: gcWorkers}, reconciler.Handle),
 		consume("dead-letters", bus.ConsumerSpec{Stream: bus.StreamDLQ, Durable: "payment-orchestrator-dlq"}, deadletter.Handler{Ledger: led}.Handle),
 		service.Worker{Name: "events-catch-up", Run: (&reconcile.CatchUp{
-			DB: svc.DB, Dir: dir, Bus: svc.Bus, Log: svc.Log, Interval: catchUp, Overlap: overlap, Lookback: lookback,
+			Ledger: led, Dir: dir, Bus: svc.Bus, Log: svc.Log, Interval: catchUp, Overlap: overlap, Lookback: lookback,
 		}).Run},
 	)
 }

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -20,20 +21,23 @@ import (
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/collect"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
 )
 
 // Desk carries out operator actions.
 type Desk struct {
-	ledger *ledger.Ledger
-	dir    *accounts.Directory
-	db     *pgxpool.Pool
+	ledger    *ledger.Ledger
+	dir       *accounts.Directory
+	collector *collect.Collector
+	db        *pgxpool.Pool
 }
 
 // NewDesk returns a desk over the database and connection registry;
 // clientOptions are given to GoCardless clients (nil for defaults).
 func NewDesk(db *pgxpool.Pool, reg *connections.Store, clientOptions func(name string) []gocardless.Option) *Desk {
-	return &Desk{ledger: ledger.New(db), dir: accounts.New(reg, time.Minute, clientOptions), db: db}
+	led, dir := ledger.New(db), accounts.New(reg, time.Minute, clientOptions)
+	return &Desk{ledger: led, dir: dir, collector: collect.New(led, dir, slog.New(slog.DiscardHandler)), db: db}
 }
 
 // Collection is a collection as an operator sees it.
@@ -129,6 +133,13 @@ var ErrNotReplayable = errors.New("collection cannot be replayed")
 // next attempt's key, so replaying twice by accident still makes one
 // payment per attempt. The collection's open exceptions are marked
 // replayed.
+//
+// Each step follows the orchestrator's pattern for outside calls: the
+// intent is committed (a lease holding the retry's key; or the collection
+// in state creating under the next attempt's key), GoCardless is called
+// with nothing held, and the result is recorded. A replay cut short
+// (crash, timeout) is finished by replaying again, which resumes the
+// recorded intent instead of starting another.
 func (d *Desk) Replay(ctx context.Context, erpConnection, company, invoiceID, actor string) (Replayed, error) {
 	conn, err := d.dir.Connection(ctx, erpConnection)
 	if err != nil {
@@ -139,64 +150,136 @@ func (d *Desk) Replay(ctx context.Context, erpConnection, company, invoiceID, ac
 		return Replayed{}, err
 	}
 	key := ledger.InvoiceKey{ERP: string(conn.Kind), ConnectionID: conn.ID, Company: company, InvoiceID: invoiceID}
+	col, err := d.ledger.Collection(ctx, key)
+	if err != nil {
+		return Replayed{}, fmt.Errorf("collection %s/%s/%s: %w", erpConnection, company, invoiceID, err)
+	}
 	var res Replayed
+	switch {
+	case col.Kind != "payment":
+		return res, fmt.Errorf("%w: it is a %s in state %s", ErrNotReplayable, col.Kind, col.State)
+	case col.State == "creating" && col.Attempts > 1:
+		// A replay's new payment, cut short: resume it.
+	case col.State == "failed" && col.GCPaymentID != "":
+		retried, err := d.retry(ctx, route, col, actor)
+		if err != nil || retried.How != "" {
+			if err == nil {
+				err = d.markReplayed(ctx, actor, retried, key, erpConnection+":"+company+":"+invoiceID)
+			}
+			return retried, err
+		}
+		// GoCardless will not retry it (limit reached, mandate changed):
+		// a new payment instead.
+		fallthrough
+	case col.State == "failed" || col.State == "cancelled" || col.State == "exception":
+		if col, err = d.startAttempt(ctx, key, actor); err != nil {
+			return res, err
+		}
+	default:
+		return res, fmt.Errorf("%w: it is a %s in state %s", ErrNotReplayable, col.Kind, col.State)
+	}
+	if err := d.collector.Resume(ctx, route, col); err != nil {
+		return res, fmt.Errorf("new payment: %w", err)
+	}
+	done, err := d.ledger.Collection(ctx, key)
+	if err != nil {
+		return res, err
+	}
+	if done.State == "exception" {
+		return res, fmt.Errorf("new payment refused by GoCardless: %s", done.FailureDescription)
+	}
+	res = Replayed{How: "new payment", PaymentID: done.GCPaymentID, Attempt: done.Attempts}
+	return res, d.markReplayed(ctx, actor, res, key, erpConnection+":"+company+":"+invoiceID)
+}
+
+// retryIntent is what a retry commits to before asking GoCardless.
+type retryIntent struct {
+	Payment string `json:"payment"`
+	Key     string `json:"idempotency_key"`
+	Attempt int    `json:"attempt"`
+}
+
+// retry asks GoCardless to retry a failed payment, under a lease holding
+// the retry's key. It returns How "" when GoCardless refuses for good, and
+// a new payment must be made instead.
+func (d *Desk) retry(ctx context.Context, route accounts.Route, col ledger.Collection, actor string) (Replayed, error) {
+	intent := retryIntent{Payment: col.GCPaymentID, Attempt: col.Attempts + 1}
+	intent.Key = fmt.Sprintf("%s:retry:%d", col.IdempotencyKey, intent.Attempt)
+	holder := fmt.Sprintf("replay:%d", intent.Attempt)
+	if _, _, err := d.ledger.Claim(ctx, "collection", col.AggregateID(), holder, intent, replayLease, "collection.replaying"); err != nil {
+		return Replayed{}, err
+	}
+	p, err := route.Client.RetryPayment(ctx, intent.Key, intent.Payment, gocardless.RetryParams{})
+	if err != nil && gocardless.Temporary(err) {
+		return Replayed{}, err // the lease stays; replaying again resumes it
+	}
 	err = d.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		if rerr := ledger.Release(ctx, tx, "collection", col.AggregateID(), holder); rerr != nil || err != nil {
+			return rerr
+		}
+		now, err := ledger.LockCollection(ctx, tx, col.Key)
+		if err != nil {
+			return err
+		}
+		if now.State != "failed" || now.GCPaymentID != intent.Payment {
+			return fmt.Errorf("%w: it changed to %s while being retried", ErrNotReplayable, now.State)
+		}
+		after := now
+		after.Attempts = intent.Attempt
+		after.FailureCause, after.FailureReasonCode, after.FailureDescription = "", "", ""
+		after.State, after.PostedOutcomes = "pending_submission", nil
+		return ledger.SaveCollection(ctx, tx, now, after, "collection.replayed", actor+": payment "+p.ID+" retried")
+	})
+	if err != nil {
+		return Replayed{}, err
+	}
+	if p == nil {
+		return Replayed{}, nil
+	}
+	return Replayed{How: "retry", PaymentID: p.ID, Attempt: intent.Attempt}, nil
+}
+
+// replayLease is how long an operator's retry keeps others off the
+// collection; past it, a replay again takes it over.
+const replayLease = 5 * time.Minute
+
+// startAttempt records the intent of a new payment: the collection in
+// state creating under the next attempt's idempotency key, on the
+// customer's current mandate, with no payment id, so that the failed
+// attempt's events cannot be taken for the new payment's.
+func (d *Desk) startAttempt(ctx context.Context, key ledger.InvoiceKey, actor string) (ledger.Collection, error) {
+	var after ledger.Collection
+	err := d.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		col, err := ledger.LockCollection(ctx, tx, key)
 		if err != nil {
-			return fmt.Errorf("collection %s/%s/%s: %w", erpConnection, company, invoiceID, err)
+			return err
 		}
-		if col.State != "failed" && col.State != "cancelled" && col.State != "exception" || col.Kind != "payment" {
+		if col.State != "failed" && col.State != "cancelled" && col.State != "exception" {
 			return fmt.Errorf("%w: it is a %s in state %s", ErrNotReplayable, col.Kind, col.State)
 		}
-		after := col
-		after.Attempts = col.Attempts + 1
-		after.FailureCause, after.FailureReasonCode, after.FailureDescription = "", "", ""
-		if col.State == "failed" && col.GCPaymentID != "" {
-			p, err := route.Client.RetryPayment(ctx, fmt.Sprintf("%s:retry:%d", col.IdempotencyKey, after.Attempts), col.GCPaymentID, gocardless.RetryParams{})
-			if err == nil {
-				after.State, after.PostedOutcomes = "pending_submission", nil
-				res = Replayed{How: "retry", PaymentID: p.ID, Attempt: after.Attempts}
-				return ledger.SaveCollection(ctx, tx, col, after, "collection.replayed", actor+": payment "+p.ID+" retried")
-			}
-			if gocardless.Temporary(err) {
-				return err
-			}
-			// GoCardless will not retry it (limit reached, mandate changed):
-			// a new payment instead.
-		}
-		customer, err := d.ledger.Customer(ctx, ledger.CustomerKey{ERP: key.ERP, ConnectionID: key.ConnectionID, Company: company, CustomerID: col.CustomerID})
+		customer, err := ledger.ReadCustomer(ctx, tx, ledger.CustomerKey{ERP: key.ERP, ConnectionID: key.ConnectionID, Company: key.Company, CustomerID: col.CustomerID})
 		if err != nil {
 			return fmt.Errorf("customer %s: %w", col.CustomerID, err)
 		}
 		if !customer.MandateUsable() {
 			return fmt.Errorf("%w: customer %s's mandate is %q", ErrNotReplayable, col.CustomerID, customer.MandateStatus)
 		}
+		after = col
+		after.Attempts = col.Attempts + 1
 		after.IdempotencyKey = ledger.PaymentKey(key, after.Attempts)
-		pp := gocardless.PaymentParams{Amount: col.AmountMinor, Currency: col.Currency, Reference: col.Reference,
-			Description: "Invoice " + col.InvoiceNo,
-			Metadata:    map[string]string{"erp_connection": erpConnection, "company": company, "invoice_id": invoiceID}}
-		pp.Links.Mandate = customer.GCMandateID
-		p, _, err := route.Client.CreatePayment(ctx, after.IdempotencyKey, pp)
-		if err != nil {
-			return fmt.Errorf("new payment: %w", err)
-		}
-		after.GCPaymentID, after.GCMandateID, after.State = p.ID, customer.GCMandateID, p.Status
+		after.FailureCause, after.FailureReasonCode, after.FailureDescription = "", "", ""
+		after.State, after.GCPaymentID, after.GCMandateID = "creating", "", customer.GCMandateID
+		after.ChargeDate = time.Time{}                             // GoCardless dates it
 		after.LastEventAt, after.PostedOutcomes = time.Time{}, nil // the new payment's story starts afresh
-		if d, err := time.Parse(time.DateOnly, p.ChargeDate); err == nil {
-			after.ChargeDate = d
-		}
-		res = Replayed{How: "new payment", PaymentID: p.ID, Attempt: after.Attempts}
-		return ledger.SaveCollection(ctx, tx, col, after, "collection.replayed", actor+": new payment "+p.ID)
+		return ledger.SaveCollection(ctx, tx, col, after, "collection.replaying", actor+": new payment, attempt "+fmt.Sprint(after.Attempts))
 	})
-	if err != nil {
-		return res, err
-	}
-	return res, d.markReplayed(ctx, actor, res, erpConnection+":"+company+":"+invoiceID, fmt.Sprintf("%s:%d:%s:%s", key.ERP, key.ConnectionID, company, invoiceID))
+	return after, err
 }
 
 // markReplayed closes the open exceptions of a collection, known under its
 // ERP name (invalid inputs) or its ledger id (refused postings).
-func (d *Desk) markReplayed(ctx context.Context, actor string, res Replayed, aggregateIDs ...string) error {
+func (d *Desk) markReplayed(ctx context.Context, actor string, res Replayed, key ledger.InvoiceKey, erpName string) error {
+	aggregateIDs := []string{erpName, key.String()}
 	open, err := d.ledger.Exceptions(ctx, "open")
 	if err != nil {
 		return err

@@ -5,9 +5,10 @@
 // for recurring payment terms); a refund request becomes a refund.
 //
 // Every GoCardless create carries an idempotency key derived from the ERP
-// identity, and the row that records it is written before the call and
-// completed after it, so a crash or redelivery at any point leads to the
-// same single object. Inputs that can never succeed become exceptions with
+// identity, committed as an intent before the call (no transaction is open
+// during it) and completed after it, so a crash or redelivery at any point
+// leads to the same single object; the orchestrator's package doc states
+// the invariant. Inputs that can never succeed become exceptions with
 // their reason; transient failures are retried.
 package collect
 
@@ -52,34 +53,11 @@ type Collector struct {
 	// doubles, up to maxCustomerWait. With the consumer's MaxDeliver it
 	// bounds how long an invoice may precede its customer.
 	CustomerWait time.Duration
-
-	// holding admits the handlers that keep a database connection, and a
-	// row lock, across GoCardless calls (see hold).
-	holding chan struct{}
 }
-
-// MaxHolding is how many customer alignments and refunds run at once,
-// each holding a pooled database connection while GoCardless answers:
-// however many workers wait on a throttled GoCardless, the rest of the
-// pool stays free for the invoices' shared transactions and for the
-// GoCardless events' consumer.
-const MaxHolding = 16
 
 // New returns a collector.
 func New(l *ledger.Ledger, dir *accounts.Directory, log *slog.Logger) *Collector {
-	return &Collector{ledger: l, dir: dir, log: log, Now: time.Now, CustomerWait: 30 * time.Second,
-		holding: make(chan struct{}, MaxHolding)}
-}
-
-// hold waits for one of the MaxHolding places, until ctx ends; release
-// gives it back.
-func (c *Collector) hold(ctx context.Context) (release func(), err error) {
-	select {
-	case c.holding <- struct{}{}:
-		return func() { <-c.holding }, nil
-	case <-ctx.Done():
-		return nil, fmt.Errorf("waiting for a database connection to hold: %w", ctx.Err())
-	}
+	return &Collector{ledger: l, dir: dir, log: log, Now: time.Now, CustomerWait: 30 * time.Second}
 }
 
 // Handle is the bus handler for mlc.erp.<erp>.<company>.<kind>.
@@ -108,7 +86,22 @@ func (c *Collector) Handle(ctx context.Context, d *bus.Delivery) error {
 	default:
 		err = bus.Poison(fmt.Errorf("unknown ERP event kind %q", kind))
 	}
+	if busy := (*ledger.BusyError)(nil); errors.As(err, &busy) {
+		err = bus.RetryAfter(busyWait(d.Deliveries, time.Until(busy.Until)), err)
+	}
 	return err
+}
+
+// busyWait is the pause after delivery n of a message whose aggregate is
+// busy with other work until left from now: short at first (work usually
+// records its result within a second), doubling, and never past the
+// moment the other work's lease expires and can be taken over.
+func busyWait(n uint64, left time.Duration) time.Duration {
+	wait := 250 * time.Millisecond
+	for i := uint64(1); i < n && wait < left; i++ {
+		wait *= 2
+	}
+	return max(min(wait, left), 50*time.Millisecond)
 }
 
 func decode(d *bus.Delivery, m proto.Message, version func() uint32) error {

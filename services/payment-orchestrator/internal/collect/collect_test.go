@@ -310,12 +310,13 @@ func TestPayItemsAreSeparateCollections(t *testing.T) {
 	}
 }
 
-// However many workers wait on a slow GoCardless, at most MaxHolding
-// customer alignments hold a database connection at once (without the
-// limit, all 32 of the pool's connections were held).
-func TestCustomerAlignmentsHoldFewConnections(t *testing.T) {
-	r := rig.New(t, rig.Options{})
-	if err := r.Sim.SetFaults(gcsim.Faults{Latency: 500 * time.Millisecond}); err != nil {
+// No connection is held while GoCardless answers: on the smallest pool
+// the orchestrator accepts, many more customer alignments and refunds
+// wait on a slow GoCardless at once than the pool has connections, and
+// all of them finish.
+func TestSlowGoCardlessHoldsNoConnections(t *testing.T) {
+	r := rig.New(t, rig.Options{PoolSize: ledger.MinPoolSize})
+	if err := r.Sim.SetFaults(gcsim.Faults{Latency: 300 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
 	// Queued before the workers start, so that all of them have one.
@@ -326,8 +327,40 @@ func TestCustomerAlignmentsHoldFewConnections(t *testing.T) {
 	}
 	r.Consumers("a", collect.DefaultWorkers)
 	aligned(t, r, customers...)
-	got := r.GCRequests.MaxInFlight("POST /customers")
-	if got > collect.MaxHolding || got < 2 {
-		t.Errorf("%d customer creations in flight at once, want 2 to %d", got, collect.MaxHolding)
+	if got := r.GCRequests.MaxInFlight("POST /customers"); got <= ledger.MinPoolSize {
+		t.Errorf("%d customer creations in flight at once, want more than the pool's %d connections", got, ledger.MinPoolSize)
+	}
+}
+
+// A crash after GoCardless created a customer, before anything was
+// recorded: the redelivery (or the next version) asks again under the
+// same key, is given that customer, and brings its details up to date,
+// so there is still exactly one GoCardless customer, with this version's
+// details.
+func TestCustomerCrashAfterGoCardlessResumes(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	id := connID(t, r)
+	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the dead process left at GoCardless: the customer of an earlier version.
+	dead, _, err := client.CreateCustomer(context.Background(), fmt.Sprintf("mlc:ifs:%d:10:C1:customer", id),
+		gocardless.CustomerParams{CompanyName: "Old name", Email: "old@example.com", CountryCode: "GB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Consumers("a", 2)
+	aligned(t, r, "C1")
+	cus := r.Sim.Customers()
+	if len(cus) != 1 || cus[0].ID != dead.ID || cus[0].Email != "c1@example.com" {
+		t.Fatalf("customers %+v, want the one created before the crash, with v1's email", cus)
+	}
+	link, err := r.Ledger.Customer(context.Background(), ledger.CustomerKey{ERP: "ifs", ConnectionID: id, Company: "10", CustomerID: "C1"})
+	if err != nil || link.GCCustomerID != dead.ID {
+		t.Errorf("link %+v, %v", link, err)
+	}
+	if n := r.Count(`SELECT count(*) FROM leases`); n != 0 {
+		t.Errorf("%d leases left after the alignment was recorded", n)
 	}
 }

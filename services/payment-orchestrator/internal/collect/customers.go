@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -20,8 +21,15 @@ import (
 // created or updated, and when the event carries bank details that differ
 // from those of the current mandate, or the current mandate can no longer
 // be used, a bank account and mandate are created under the company's
-// creditor. The customer's link stays locked throughout, so two events of
-// one customer never race.
+// creditor.
+//
+// The alignment follows the orchestrator's one pattern for outside calls
+// (see the package doc of the orchestrator): its intent is committed first
+// as a lease on the customer's link, held by this version of the customer
+// (so two versions never align at once, and a redelivery of this one
+// resumes it), the GoCardless calls are made with nothing held in the
+// database, and the results are recorded, and the lease released, in one
+// transaction after them.
 func (c *Collector) Customer(ctx context.Context, m *mlcv1.CustomerChanged) error {
 	aggID := m.GetErp().GetConnection() + ":" + m.GetErp().GetCompany() + ":" + m.GetCustomerId()
 	dedup := "customer:" + aggID + ":" + m.GetVersion()
@@ -32,71 +40,124 @@ func (c *Collector) Customer(ctx context.Context, m *mlcv1.CustomerChanged) erro
 	return c.settle(ctx, err, "customer", aggID, dedup, map[string]any{"version": m.GetVersion()})
 }
 
+// CustomerLease is how long a customer's alignment keeps other versions
+// of the customer waiting; past it, after a crash, another version takes
+// the alignment over. It outlasts the client's retries of three calls.
+const CustomerLease = 2 * time.Minute
+
+// customerIntent is what an alignment commits to before calling out.
+type customerIntent struct {
+	Version     string `json:"version"`
+	Fingerprint string `json:"bank_fingerprint,omitempty"`
+	Create      bool   `json:"create_customer,omitempty"`
+	Update      bool   `json:"update_customer,omitempty"`
+	Mandate     bool   `json:"new_mandate,omitempty"`
+	// Replaces is the mandate a new one replaces ("first" for none); it
+	// is part of the new mandate's idempotency key.
+	Replaces string `json:"replaces,omitempty"`
+}
+
 func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp string, m *mlcv1.CustomerChanged) error {
 	if m.GetCustomerId() == "" {
 		return invalidf("invalid_customer", "customer event without customer id")
 	}
 	key := ledger.CustomerKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, CustomerID: m.GetCustomerId()}
 	keyPrefix := fmt.Sprintf("mlc:%s:%d:%s:%s", erp, route.ERP.ID, route.Company, m.GetCustomerId())
-	release, err := c.hold(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
-	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
-		link, err := ledger.LockCustomer(ctx, tx, key)
+	fp := bankFingerprint(m.GetBankDetails())
+	holder := "version:" + m.GetVersion() + ":" + fp
+
+	// 1. The intent, committed.
+	var link ledger.CustomerLink
+	var plan customerIntent
+	err := c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		if link, err = ledger.LockCustomer(ctx, tx, key); err != nil {
+			return err
+		}
+		plan = customerIntent{Version: m.GetVersion(), Fingerprint: fp,
+			Create: link.GCCustomerID == "", Update: link.GCCustomerID != "" && link.ERPVersion != m.GetVersion(),
+			Mandate: fp != "" && (fp != link.BankFingerprint || !link.MandateUsable())}
+		if !plan.Create && !plan.Update && !plan.Mandate {
+			return nil // this version is already applied
+		}
+		plan.Replaces = link.GCMandateID
+		if plan.Replaces == "" {
+			plan.Replaces = "first"
+		}
+		// The link stays locked to the end of this transaction, and the
+		// lease's previous holder recorded its result on it, so the plan
+		// above is made from everything that holder did.
+		recorded, resumed, err := ledger.Claim(ctx, tx, "customer", link.AggregateID(), holder, CustomerLease)
 		if err != nil {
 			return err
 		}
-		before := link
-		fp := bankFingerprint(m.GetBankDetails())
-		if link.GCCustomerID != "" && link.ERPVersion == m.GetVersion() && (fp == "" || (fp == link.BankFingerprint && link.MandateUsable())) {
-			return nil // this version is already applied
+		if resumed {
+			return json.Unmarshal(recorded, &plan)
 		}
+		return ledger.Intend(ctx, tx, "customer", link.AggregateID(), holder, plan, "customer.aligning")
+	})
+	if err != nil || (!plan.Create && !plan.Update && !plan.Mandate) {
+		return err
+	}
+	before := link
 
-		params := customerParams(m)
-		var actions []string
-		switch {
-		case link.GCCustomerID == "":
-			cu, _, err := route.Client.CreateCustomer(ctx, keyPrefix+":customer", params)
-			if err != nil {
-				return classify("create customer", err)
-			}
-			link.GCCustomerID = cu.ID
-			actions = append(actions, "customer created")
-		case link.ERPVersion != m.GetVersion():
-			if _, err := route.Client.UpdateCustomer(ctx, link.GCCustomerID, params); err != nil {
-				return classify("update customer", err)
-			}
-			actions = append(actions, "customer updated")
+	// 2. The calls, with nothing held.
+	params := customerParams(m)
+	var actions []string
+	if plan.Create || link.GCCustomerID == "" {
+		cu, existed, err := route.Client.CreateCustomer(ctx, keyPrefix+":customer", params)
+		if err != nil {
+			return classify("create customer", err)
 		}
-		link.GCConnectionID = route.GoCardless.ID
-		link.Country, link.Language, link.ERPVersion = m.GetCountryCode(), m.GetLanguage(), m.GetVersion()
-
-		if fp != "" && (fp != link.BankFingerprint || !link.MandateUsable()) {
-			if err := c.newMandate(ctx, route, keyPrefix, fp, m.GetBankDetails(), &link); err != nil {
-				if _, refused := err.(*invalid); refused {
-					// Keep what was created, and say why the mandate was not.
-					if err := ledger.SaveCustomer(ctx, tx, before, link, "customer.aligned", strings.Join(actions, ", ")); err != nil {
-						return err
-					}
-					_, xerr := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "mandate_refused", AggregateType: "customer",
-						AggregateID: fmt.Sprintf("%s:%s:%s", route.ERP.Name, route.Company, m.GetCustomerId()), Reason: err.Error(),
-						DedupKey: "mandate:" + keyPrefix + ":" + fp})
-					return xerr
-				}
+		link.GCCustomerID = cu.ID
+		actions = append(actions, "customer created")
+		// Created by an earlier version whose alignment died before it was
+		// recorded: its details, not these, are at GoCardless.
+		plan.Update = plan.Update || existed
+	}
+	if plan.Update {
+		if _, err := route.Client.UpdateCustomer(ctx, link.GCCustomerID, params); err != nil {
+			return classify("update customer", err)
+		}
+		actions = append(actions, "customer updated")
+	}
+	link.GCConnectionID = route.GoCardless.ID
+	link.Country, link.Language, link.ERPVersion = m.GetCountryCode(), m.GetLanguage(), m.GetVersion()
+	var refusal error
+	if plan.Mandate {
+		if err := c.newMandate(ctx, route, keyPrefix, fp, plan.Replaces, m.GetBankDetails(), &link); err != nil {
+			if _, refused := err.(*invalid); !refused {
 				return err
 			}
+			refusal = err
+		} else {
 			actions = append(actions, "bank account and mandate created")
 		}
-		return ledger.SaveCustomer(ctx, tx, before, link, "customer.aligned", strings.Join(actions, ", "))
+	}
+
+	// 3. The results, recorded with the lease's release.
+	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		if err := ledger.Release(ctx, tx, "customer", link.AggregateID(), holder); err != nil {
+			return err
+		}
+		if err := ledger.SaveCustomer(ctx, tx, before, link, "customer.aligned", strings.Join(actions, ", ")); err != nil {
+			return err
+		}
+		if refusal == nil {
+			return nil
+		}
+		// Keep what was created, and say why the mandate was not.
+		_, err := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "mandate_refused", AggregateType: "customer",
+			AggregateID: fmt.Sprintf("%s:%s:%s", route.ERP.Name, route.Company, m.GetCustomerId()), Reason: refusal.Error(),
+			DedupKey: "mandate:" + keyPrefix + ":" + fp})
+		return err
 	})
 }
 
 // newMandate creates the bank account of details and a mandate on it. The
 // mandate's key names the mandate it replaces, so a second mandate on the
 // same account (after the first failed) is a different, single object.
-func (c *Collector) newMandate(ctx context.Context, route accounts.Route, keyPrefix, fp string, b *mlcv1.BankDetails, link *ledger.CustomerLink) error {
+func (c *Collector) newMandate(ctx context.Context, route accounts.Route, keyPrefix, fp, replaces string, b *mlcv1.BankDetails, link *ledger.CustomerLink) error {
 	bp := gocardless.CustomerBankAccountParams{
 		AccountHolderName: b.GetAccountHolderName(), AccountNumber: b.GetAccountNumber(), BranchCode: b.GetBranchCode(),
 		BankCode: b.GetBankCode(), IBAN: b.GetIban(), CountryCode: b.GetCountryCode(), Currency: b.GetCurrency(),
@@ -107,8 +168,8 @@ func (c *Collector) newMandate(ctx context.Context, route accounts.Route, keyPre
 	if err != nil {
 		return classify("create bank account", err)
 	}
-	previous := link.GCMandateID
-	if previous == "" || link.GCBankAccountID != ba.ID {
+	previous := replaces
+	if link.GCBankAccountID != ba.ID {
 		previous = "first"
 	}
 	mp := gocardless.MandateParams{Metadata: map[string]string{"erp_customer": link.Key.CustomerID, "company": link.Key.Company}}

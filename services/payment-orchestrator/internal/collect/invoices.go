@@ -157,6 +157,17 @@ func metadata(route accounts.Route, invoiceID string) map[string]string {
 	return map[string]string{"erp_connection": route.ERP.Name, "company": route.Company, "invoice_id": invoiceID}
 }
 
+// Resume creates the payment of a collection whose intent is recorded in
+// state creating (by an invoice or by an operator's replay), under its
+// stored idempotency key, and records it: the one way a payment is
+// created, so that every path sends GoCardless the same parameters.
+func (c *Collector) Resume(ctx context.Context, route accounts.Route, col ledger.Collection) error {
+	if col.State != "creating" || col.Kind != "payment" {
+		return fmt.Errorf("collection %s is a %s in state %s: nothing to resume", col.AggregateID(), col.Kind, col.State)
+	}
+	return c.create(ctx, route, col, nil)
+}
+
 func (c *Collector) create(ctx context.Context, route accounts.Route, col ledger.Collection, rec *mlcv1.Recurrence) error {
 	done := col
 	if col.Kind == "subscription" {

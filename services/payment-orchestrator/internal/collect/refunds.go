@@ -2,6 +2,7 @@ package collect
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -52,57 +53,93 @@ func (c *Collector) refund(ctx context.Context, route accounts.Route, erp string
 	}
 
 	key := ledger.RefundKey{ERP: erp, ConnectionID: route.ERP.ID, Company: route.Company, RefundID: m.GetRefundId()}
-	// The payment's collection stays locked from computing the refunded
-	// total to recording the refund: GoCardless checks that total, so two
-	// refunds of one payment must not be computed side by side. Should the
-	// process die after GoCardless answered, the redelivery asks again with
-	// the same key and is given the refund already made.
-	var refusal error
-	release, err := c.hold(ctx)
-	if err != nil {
-		return err
-	}
-	defer release()
+	// The intent: the refund row in state creating with its idempotency
+	// key, and a lease on the payment's refunds holding the total refunded
+	// so far, which GoCardless checks: two refunds of one payment are never
+	// computed side by side. Then the call, with nothing held; then the
+	// result, recorded with the lease's release. Should the process die
+	// after GoCardless answered, the redelivery resumes the lease and asks
+	// again with the same key and total, and is given the refund already
+	// made.
+	var rf ledger.Refund
+	var intent refundIntent
+	holder := "refund:" + key.String()
 	err = c.ledger.Tx(ctx, func(tx pgx.Tx) error {
-		if _, err := ledger.LockCollection(ctx, tx, col.Key); err != nil {
-			return err
-		}
-		rf, _, err := ledger.StartRefund(ctx, tx, ledger.Refund{Key: key, CollectionID: col.ID, AmountMinor: amount,
+		var err error
+		rf, _, err = ledger.StartRefund(ctx, tx, ledger.Refund{Key: key, CollectionID: col.ID, AmountMinor: amount,
 			Currency: m.GetCurrency(), GCPaymentID: col.GCPaymentID, ERPVersion: m.GetVersion()})
 		if err != nil || rf.State != "creating" {
 			return err
 		}
+		recorded, resumed, err := ledger.Claim(ctx, tx, "refunds", col.AggregateID(), holder, RefundLease)
+		if err != nil {
+			return err
+		}
+		if resumed {
+			return json.Unmarshal(recorded, &intent)
+		}
+		// Read after the claim: the previous holder's refund, recorded with
+		// its release, is counted.
 		before, err := ledger.RefundedBefore(ctx, tx, col.ID, rf.ID)
 		if err != nil {
 			return err
 		}
-		total := before + rf.AmountMinor
-		after := rf
-		if total > col.AmountMinor {
-			refusal = invalidf("invalid_refund", "refunds would total %d of a %d payment", total, col.AmountMinor)
-		} else {
-			p := gocardless.RefundParams{Amount: rf.AmountMinor, TotalAmountConfirmation: total,
-				Metadata: map[string]string{"erp_connection": route.ERP.Name, "company": route.Company, "erp_refund_id": m.GetRefundId()}}
-			p.Links.Payment = col.GCPaymentID
-			gr, _, err := route.Client.CreateRefund(ctx, rf.IdempotencyKey, p)
-			if err != nil {
-				if err = classify("create refund", err); !errors.As(err, new(*invalid)) {
-					return err
-				}
-				refusal = err
-			} else {
-				after.GCRefundID, after.State = gr.ID, gr.Status
-				if ledger.RefundRank(after.State) == 0 {
-					after.State = "created"
-				}
-				return ledger.SaveRefund(ctx, tx, rf, after, "refund.created", "created at GoCardless")
+		intent = refundIntent{Total: before + rf.AmountMinor}
+		return ledger.Intend(ctx, tx, "refunds", col.AggregateID(), holder, intent, "refunds.intent")
+	})
+	if err != nil || rf.State != "creating" {
+		return err
+	}
+
+	after := rf
+	var refusal error
+	if intent.Total > col.AmountMinor {
+		refusal = invalidf("invalid_refund", "refunds would total %d of a %d payment", intent.Total, col.AmountMinor)
+	} else {
+		p := gocardless.RefundParams{Amount: rf.AmountMinor, TotalAmountConfirmation: intent.Total,
+			Metadata: map[string]string{"erp_connection": route.ERP.Name, "company": route.Company, "erp_refund_id": m.GetRefundId()}}
+		p.Links.Payment = col.GCPaymentID
+		gr, _, err := route.Client.CreateRefund(ctx, rf.IdempotencyKey, p)
+		switch {
+		case err == nil:
+			after.GCRefundID, after.State = gr.ID, gr.Status
+			if ledger.RefundRank(after.State) == 0 {
+				after.State = "created"
 			}
+		case errors.As(classify("create refund", err), new(*invalid)):
+			refusal = classify("create refund", err)
+		default:
+			return classify("create refund", err) // the lease stays: the redelivery resumes it
 		}
+	}
+	action, cause := "refund.created", "created at GoCardless"
+	if refusal != nil {
 		after.State, after.FailureDescription = "exception", refusal.Error()
-		return ledger.SaveRefund(ctx, tx, rf, after, "refund.refused", refusal.Error())
+		action, cause = "refund.refused", refusal.Error()
+	}
+	err = c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		if err := ledger.Release(ctx, tx, "refunds", col.AggregateID(), holder); err != nil {
+			return err
+		}
+		now, err := ledger.LockRefund(ctx, tx, key)
+		if err != nil || now.State != "creating" {
+			return err // its first event recorded it first
+		}
+		return ledger.SaveRefund(ctx, tx, now, after, action, cause)
 	})
 	if err != nil {
 		return err
 	}
 	return refusal
+}
+
+// RefundLease is how long a refund keeps the other refunds of its payment
+// waiting; past it, after a crash, another refund takes over.
+const RefundLease = 2 * time.Minute
+
+// refundIntent is what a refund commits to before calling out.
+type refundIntent struct {
+	// Total is the total_amount_confirmation: this refund with those of
+	// the payment before it.
+	Total int64 `json:"total_amount_confirmation"`
 }

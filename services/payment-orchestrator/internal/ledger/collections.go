@@ -386,3 +386,17 @@ func collectionView(c Collection) map[string]any {
 func LockCollectionByInvoice(ctx context.Context, tx pgx.Tx, connectionID int64, company, invoiceID string) (Collection, error) {
 	return LockCollection(ctx, tx, InvoiceKey{ConnectionID: connectionID, Company: company, InvoiceID: invoiceID})
 }
+
+// CollectionByPayment reads, without locking, the collection a GoCardless
+// payment belongs to.
+func (l *Ledger) CollectionByPayment(ctx context.Context, paymentID string) (Collection, error) {
+	return scanCollection(l.db.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections WHERE gc_payment_id = $1`, paymentID))
+}
+
+// LockCollectionByID locks a collection by its id.
+func LockCollectionByID(ctx context.Context, tx pgx.Tx, id int64) (Collection, error) {
+	return scanCollection(tx.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections WHERE id = $1 FOR UPDATE`, id))
+}
+
+// String is the invoice's identity, as in the audit log.
+func (k InvoiceKey) String() string { return k.aggregateID() }

@@ -162,3 +162,21 @@ func customerView(c CustomerLink) map[string]any {
 		"mandate_status": c.MandateStatus, "scheme": c.MandateScheme, "creditor": c.CreditorID, "erp_version": c.ERPVersion,
 	}
 }
+
+// CustomersByMandate reads, without locking, the links using a mandate.
+func (l *Ledger) CustomersByMandate(ctx context.Context, mandateID string) ([]CustomerLink, error) {
+	rows, err := l.db.Query(ctx, `SELECT `+customerColumns+` FROM customer_links WHERE gc_mandate_id = $1 ORDER BY id`, mandateID)
+	if err != nil {
+		return nil, fmt.Errorf("customers of mandate %s: %w", mandateID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (CustomerLink, error) { return scanCustomer(r) })
+}
+
+// AggregateID is the audit-log id of a customer link.
+func (c CustomerLink) AggregateID() string { return c.Key.aggregateID() }
+
+// ReadCustomer reads a customer's link in tx without locking it.
+func ReadCustomer(ctx context.Context, tx pgx.Tx, k CustomerKey) (CustomerLink, error) {
+	return scanCustomer(tx.QueryRow(ctx, `SELECT `+customerColumns+` FROM customer_links
+		WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3`, k.ConnectionID, k.Company, k.CustomerID))
+}

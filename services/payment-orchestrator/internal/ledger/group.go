@@ -194,3 +194,29 @@ func (g *group[T, R]) safeRun(ctx context.Context, items []T) (res []R, err erro
 	}
 	return res, err
 }
+
+// BatchConnections is the most pooled connections the ledger's shared
+// batches hold at once: batchesInFlight lanes for each of its three kinds.
+const BatchConnections = 3 * batchesInFlight
+
+// MinPoolSize is the smallest pool the orchestrator runs on: every batch
+// lane busy, and still one connection each for the ERP and GoCardless
+// consumers' own transactions, the dead-letter consumer and the events
+// catch-up.
+const MinPoolSize = BatchConnections + 4
+
+// CheckPool checks a pool of maxConns connections against the
+// orchestrator's concurrency. No handler holds a connection across an
+// outside call or while it waits for another connection (see the
+// orchestrator's package doc), so workers beyond the pool only queue for
+// a connection for the few milliseconds of a transaction, and never
+// deadlock; what the pool must cover is the batch lanes and one
+// connection per consumer.
+func CheckPool(maxConns, erpWorkers, gcWorkers int) error {
+	if maxConns < MinPoolSize {
+		return fmt.Errorf("DATABASE_URL's pool_max_conns=%d is too small: the ledger's batch lanes hold up to %d connections and the "+
+			"ERP_WORKERS (%d) and GC_WORKERS (%d) consumers, the dead-letter consumer and the events catch-up need one more each; "+
+			"set pool_max_conns to at least %d", maxConns, BatchConnections, erpWorkers, gcWorkers, MinPoolSize)
+	}
+	return nil
+}

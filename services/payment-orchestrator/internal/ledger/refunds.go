@@ -17,6 +17,9 @@ type RefundKey struct {
 	RefundID     string
 }
 
+// String is the refund's identity, as in the audit log.
+func (k RefundKey) String() string { return k.aggregateID() }
+
 func (k RefundKey) aggregateID() string {
 	return fmt.Sprintf("%s:%d:%s:%s", k.ERP, k.ConnectionID, k.Company, k.RefundID)
 }

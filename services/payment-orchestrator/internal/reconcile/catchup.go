@@ -3,21 +3,21 @@ package reconcile
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcmsg"
 	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/platform/connections"
-	"github.com/ml-connector/ml-connector/platform/database"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
 )
 
 // Publisher makes messages durable; *bus.Bus is one.
@@ -33,7 +33,7 @@ type Publisher interface {
 // acknowledged; each pass re-reads an overlap before it, because events
 // created in the same instant may become visible in a different order.
 type CatchUp struct {
-	DB       *pgxpool.Pool
+	Ledger   *ledger.Ledger
 	Dir      *accounts.Directory
 	Bus      Publisher
 	Log      *slog.Logger
@@ -43,7 +43,8 @@ type CatchUp struct {
 }
 
 // Run makes a pass every Interval until ctx ends. One replica at a time
-// reads a connection (an advisory lock per connection); the others skip it.
+// reads a connection (a lease per connection, so that no database
+// connection is held while GoCardless answers); the others skip it.
 func (c *CatchUp) Run(ctx context.Context) error {
 	t := time.NewTicker(c.Interval)
 	defer t.Stop()
@@ -67,17 +68,18 @@ func (c *CatchUp) Pass(ctx context.Context) error {
 	}
 	var errs []error
 	for _, conn := range conns {
-		lock, held, err := database.TryLock(ctx, c.DB, "gc-catchup:"+conn.Name)
+		aggID := conn.Name
+		_, _, err := c.Ledger.Claim(ctx, catchUpLease, aggID, holder, nil, catchUpLeaseTime, "")
+		if errors.As(err, new(*ledger.BusyError)) {
+			continue // another replica is reading it
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if !held {
-			continue
-		}
 		n, err := c.connection(ctx, conn)
-		_ = lock.Release(context.WithoutCancel(ctx))
 		if err != nil {
+			_ = c.Ledger.Release(context.WithoutCancel(ctx), catchUpLease, aggID, holder)
 			errs = append(errs, fmt.Errorf("catch-up %s: %w", conn.Name, err))
 		} else if n > 0 {
 			c.Log.InfoContext(ctx, "events catch-up", "connection", conn.Name, "events", n)
@@ -104,7 +106,7 @@ func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (
 		events = append(events, ev)
 	}
 	if len(events) == 0 {
-		return 0, nil
+		return 0, c.Ledger.SaveEventCursor(ctx, catchUpLease, conn.Name, holder, conn.ID, time.Time{})
 	}
 	slices.SortFunc(events, func(a, b gocardless.Event) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
@@ -123,24 +125,33 @@ func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (
 			return 0, err
 		}
 	}
-	newest := events[len(events)-1].CreatedAt
-	if newest.After(cursor) {
-		if _, err := c.DB.Exec(ctx, `INSERT INTO event_cursors (connection_id, cursor) VALUES ($1, $2)
-			ON CONFLICT (connection_id) DO UPDATE SET cursor = excluded.cursor`, conn.ID, newest.UTC().Format(time.RFC3339Nano)); err != nil {
-			return 0, fmt.Errorf("store cursor: %w", err)
-		}
+	var newest time.Time
+	if last := events[len(events)-1].CreatedAt; last.After(cursor) {
+		newest = last
 	}
-	return len(events), nil
+	return len(events), c.Ledger.SaveEventCursor(ctx, catchUpLease, conn.Name, holder, conn.ID, newest)
 }
 
 func (c *CatchUp) cursor(ctx context.Context, connectionID int64) (time.Time, error) {
-	var text string
-	err := c.DB.QueryRow(ctx, `SELECT cursor FROM event_cursors WHERE connection_id = $1`, connectionID).Scan(&text)
-	if errors.Is(err, pgx.ErrNoRows) {
+	t, err := c.Ledger.EventCursor(ctx, connectionID)
+	if errors.Is(err, ledger.ErrNotFound) {
 		return time.Now().Add(-c.Lookback), nil
 	}
-	if err != nil {
-		return time.Time{}, err
-	}
-	return time.Parse(time.RFC3339Nano, text)
+	return t, err
 }
+
+// The catch-up lease of a GoCardless connection: held by one replica's
+// pass, given up with the cursor it stored, and taken over by another
+// replica if the pass dies.
+const (
+	catchUpLease     = "events-catch-up"
+	catchUpLeaseTime = 10 * time.Minute
+)
+
+// holder names this process's catch-up passes.
+var holder = func() string {
+	host, _ := os.Hostname()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
+}()

@@ -44,7 +44,23 @@ func mandateRank(status string) int {
 	return 4
 }
 
-func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event) error {
+// mandateFacts asks GoCardless, before the event's transaction, for the
+// next possible charge date of a mandate that became usable; without an
+// answer the stored date stays (payments then let GoCardless choose).
+func (r *Reconciler) mandateFacts(ctx context.Context, ev event) (facts, error) {
+	mandateID := ev.GetLinks()["mandate"]
+	change, known := mandateStates[ev.GetAction()]
+	if mandateID == "" || !known || (change.status != "active" && change.status != "submitted") {
+		return facts{}, nil
+	}
+	links, err := r.ledger.CustomersByMandate(ctx, mandateID)
+	if err != nil || len(links) == 0 {
+		return facts{}, err
+	}
+	return facts{nextChargeDate: r.nextChargeDate(ctx, links[0].GCConnectionID, mandateID)}, nil
+}
+
+func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event, f facts) error {
 	mandateID := ev.GetLinks()["mandate"]
 	if mandateID == "" {
 		return r.ignore(ctx, tx, ev, "", "mandate event without links.mandate")
@@ -73,10 +89,7 @@ func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event) error {
 		}
 		return r.ignore(ctx, tx, ev, mandateID, reason)
 	}
-	var next time.Time
-	if change.status == "active" || change.status == "submitted" {
-		next = r.nextChargeDate(ctx, links[0].GCConnectionID, mandateID)
-	}
+	next := f.nextChargeDate
 	applied := 0
 	for _, link := range links {
 		if !newer(ev.at, mandateRank(change.status), link.MandateEventAt, mandateRank(link.MandateStatus)) {
@@ -93,10 +106,7 @@ func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event) error {
 			Cause: ev.GetDetails().GetCause(), ReasonCode: ev.GetDetails().GetReasonCode(),
 			Description: ev.GetDetails().GetDescription(), Scheme: link.MandateScheme,
 		}
-		pctx, cancel := context.WithTimeout(ctx, r.PostTimeout)
-		_, perr := r.poster.PostMandateStatus(pctx, &mlcv1.PostMandateStatusRequest{Outcome: out})
-		cancel()
-		if err := r.posted(ctx, tx, out.GetOutcomeId(), "customer", link.Key.CustomerID, perr); err != nil {
+		if err := queue(ctx, tx, ev, "customer", link.AggregateID(), "mandate", out.GetOutcomeId(), out); err != nil {
 			return err
 		}
 		after := link

@@ -33,12 +33,38 @@ var paymentStates = map[string]struct {
 	"customer_approval_denied": {"cancelled", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
 }
 
-func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event) error {
+// paymentFacts fetches, before the event's transaction, what only
+// GoCardless can say about its payment: when the payment is not recorded
+// here and the event alone cannot place it (a subscription's payment says
+// so only in its first event), the payment itself.
+func (r *Reconciler) paymentFacts(ctx context.Context, ev event) (facts, error) {
+	paymentID, meta := ev.GetLinks()["payment"], ev.GetResourceMetadata()
+	if paymentID == "" || ev.GetLinks()["subscription"] != "" || (meta["erp_connection"] != "" && meta["invoice_id"] != "") {
+		return facts{}, nil
+	}
+	if _, err := r.ledger.CollectionByPayment(ctx, paymentID); !errors.Is(err, ledger.ErrNotFound) {
+		return facts{}, err // known here (or the read failed)
+	}
+	client, err := r.clientFor(ctx, ev.GetConnection())
+	if err != nil {
+		return facts{}, err
+	}
+	p, err := client.GetPayment(ctx, paymentID)
+	if gocardless.IsNotFound(err) {
+		return facts{notOurs: true}, nil
+	}
+	if err != nil {
+		return facts{}, fmt.Errorf("fetch payment %s: %w", paymentID, err)
+	}
+	return facts{payment: p}, nil
+}
+
+func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event, f facts) error {
 	paymentID := ev.GetLinks()["payment"]
 	if paymentID == "" {
 		return r.ignore(ctx, tx, ev, "", "payment event without links.payment")
 	}
-	col, instalment, err := r.placePayment(ctx, tx, ev, paymentID)
+	col, instalment, err := r.placePayment(ctx, tx, ev, paymentID, f)
 	if errors.Is(err, errNotOurs) {
 		return r.ignore(ctx, tx, ev, paymentID, "not a payment ml-connector created")
 	}
@@ -83,7 +109,7 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event) error {
 		if kind != change.outcome {
 			outcomeID += ":" + name
 		}
-		if err := r.postPayment(ctx, tx, ev, col, kind, paymentID, outcomeID); err != nil {
+		if err := r.queuePayment(ctx, tx, ev, col, kind, paymentID, outcomeID); err != nil {
 			return err
 		}
 		posted = append(posted, name)
@@ -123,8 +149,8 @@ var milestones = map[string][]mlcv1.PaymentOutcomeKind{
 	"cancelled":    {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
 }
 
-// postPayment sends one payment outcome to erp-poster.
-func (r *Reconciler) postPayment(ctx context.Context, tx pgx.Tx, ev event, col ledger.Collection, kind mlcv1.PaymentOutcomeKind, paymentID, outcomeID string) error {
+// queuePayment queues one payment outcome for erp-poster.
+func (r *Reconciler) queuePayment(ctx context.Context, tx pgx.Tx, ev event, col ledger.Collection, kind mlcv1.PaymentOutcomeKind, paymentID, outcomeID string) error {
 	ref, err := erpRef(ctx, tx, col.Key.ERP, col.Key.ConnectionID, col.Key.Company)
 	if err != nil {
 		return err
@@ -143,37 +169,28 @@ func (r *Reconciler) postPayment(ctx context.Context, tx pgx.Tx, ev event, col l
 	if col.ChargeDate.Year() > 1 {
 		out.ChargeDate = col.ChargeDate.Format(time.DateOnly)
 	}
-	pctx, cancel := context.WithTimeout(ctx, r.PostTimeout)
-	_, perr := r.poster.PostPaymentOutcome(pctx, &mlcv1.PostPaymentOutcomeRequest{Outcome: out})
-	cancel()
-	return r.posted(ctx, tx, outcomeID, "collection", col.AggregateID(), perr)
+	return queue(ctx, tx, ev, "collection", col.AggregateID(), "payment", outcomeID, out)
 }
 
 // placePayment finds the collection of a payment: by its id, or — when
 // the event overtook the row that records the id — by the ERP identity in
 // the payment's metadata, completing the row; a payment of a subscription
 // belongs to the subscription's collection (instalment true).
-func (r *Reconciler) placePayment(ctx context.Context, tx pgx.Tx, ev event, paymentID string) (col ledger.Collection, instalment bool, err error) {
+func (r *Reconciler) placePayment(ctx context.Context, tx pgx.Tx, ev event, paymentID string, f facts) (col ledger.Collection, instalment bool, err error) {
 	col, err = ledger.LockCollectionByPayment(ctx, tx, paymentID)
 	if !errors.Is(err, ledger.ErrNotFound) {
 		return col, false, err
 	}
 	sub, meta := ev.GetLinks()["subscription"], ev.GetResourceMetadata()
-	if sub == "" && (meta["erp_connection"] == "" || meta["invoice_id"] == "") {
-		// The event alone cannot place it (a subscription's payment says
-		// so only in its first event): ask GoCardless about the payment.
-		client, err := r.clientFor(ctx, ev.GetConnection())
-		if err != nil {
-			return col, false, err
-		}
-		p, err := client.GetPayment(ctx, paymentID)
-		if gocardless.IsNotFound(err) {
-			return col, false, errNotOurs
-		}
-		if err != nil {
-			return col, false, fmt.Errorf("fetch payment %s: %w", paymentID, err)
-		}
-		sub, meta = p.Links.Subscription, p.Metadata
+	switch {
+	case f.notOurs:
+		return col, false, errNotOurs
+	case f.payment != nil:
+		sub, meta = f.payment.Links.Subscription, f.payment.Metadata
+	case sub == "" && (meta["erp_connection"] == "" || meta["invoice_id"] == ""):
+		// Recorded between paymentFacts and now, and then found above; or
+		// the facts could not be had: try again.
+		return col, false, fmt.Errorf("payment %s cannot be placed yet", paymentID)
 	}
 	if sub != "" {
 		col, err = ledger.LockCollectionBySubscription(ctx, tx, sub)
@@ -198,6 +215,12 @@ func (r *Reconciler) placePayment(ctx context.Context, tx pgx.Tx, ev event, paym
 	}
 	if col.GCPaymentID != "" && col.GCPaymentID != paymentID {
 		return col, false, errNotOurs // an earlier attempt's payment
+	}
+	if col.State == "creating" && col.Attempts > 1 {
+		// An operator's replay is creating the next attempt's payment, and
+		// this may be the failed attempt's: wait for the replay to record
+		// its payment, after which this one is placed by its id or not ours.
+		return col, false, fmt.Errorf("payment %s: collection %s is being replayed", paymentID, col.AggregateID())
 	}
 	if col.State == "creating" {
 		// The creator has not recorded the answer yet; it will find the row

@@ -3,10 +3,17 @@
 // (webhooks are retried, the /events catch-up re-reads them), so each is
 // applied at most once (processed_events, in the same transaction as its
 // effect) and only if it is newer than the last event applied to its
-// payment, refund or mandate; an older one changes nothing. The aggregate's
-// row stays locked while erp-poster writes the outcome, and the message is
-// acknowledged only after the transaction commits: an outcome is never
-// lost, and erp-poster's idempotency by outcome id makes a repeat harmless.
+// payment, refund or mandate; an older one changes nothing.
+//
+// Outside calls never run inside that transaction. What an event needs
+// from GoCardless (a payment the event alone cannot place, a mandate's
+// next charge date) is fetched before it; the outcomes for the ERP are
+// queued in it, with deterministic outcome ids, and posted to erp-poster
+// after it commits. The message is acknowledged only once its outcomes
+// are posted: a crash in between redelivers it, and the redelivery, which
+// finds the event already applied, posts what is still queued. An outcome
+// is never lost, erp-poster's idempotency by outcome id makes a repeat
+// harmless, and each aggregate's outcomes are posted in the order queued.
 package reconcile
 
 import (
@@ -23,6 +30,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcmsg"
 	"github.com/ml-connector/ml-connector/platform/bus"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
@@ -71,23 +79,128 @@ func (r *Reconciler) Handle(ctx context.Context, d *bus.Delivery) error {
 		return bus.Poison(fmt.Errorf("%s: event without id", d.Subject))
 	}
 	ev := event{GoCardlessEvent: &m, at: m.GetCreatedAt().AsTime()}
-	return r.ledger.Tx(ctx, func(tx pgx.Tx) error {
+	// What GoCardless must tell first, asked before the transaction.
+	var f facts
+	var err error
+	switch m.GetResourceType() {
+	case "payments":
+		f, err = r.paymentFacts(ctx, ev)
+	case "mandates":
+		f, err = r.mandateFacts(ctx, ev)
+	}
+	if err != nil {
+		return err
+	}
+	err = r.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		fresh, err := ledger.MarkProcessed(ctx, tx, "gocardless", m.GetEventId())
 		if err != nil || !fresh {
 			return err
 		}
 		switch m.GetResourceType() {
 		case "payments":
-			return r.payment(ctx, tx, ev)
+			return r.payment(ctx, tx, ev, f)
 		case "refunds":
 			return r.refund(ctx, tx, ev)
 		case "mandates":
-			return r.mandate(ctx, tx, ev)
+			return r.mandate(ctx, tx, ev, f)
 		case "subscriptions":
 			return r.subscription(ctx, tx, ev)
 		}
 		return r.ignore(ctx, tx, ev, "", "resource type "+m.GetResourceType()+" carries nothing the ledger or the ERP needs")
 	})
+	if err != nil {
+		return err
+	}
+	return r.flush(ctx, m.GetEventId())
+}
+
+// facts are what GoCardless said about an event's object before the
+// event was applied.
+type facts struct {
+	payment        *gocardless.Payment // when the event alone cannot place its payment
+	notOurs        bool
+	nextChargeDate time.Time
+}
+
+// queue queues an outcome for the ERP in tx; flush posts it.
+func queue(ctx context.Context, tx pgx.Tx, ev event, aggType, aggID, kind, outcomeID string, m proto.Message) error {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("outcome %s: %w", outcomeID, err)
+	}
+	return ledger.QueueOutcome(ctx, tx, ledger.PendingOutcome{AggregateType: aggType, AggregateID: aggID,
+		EventID: ev.GetEventId(), OutcomeID: outcomeID, Kind: kind, Outcome: data})
+}
+
+// flush posts the outcomes an event queued, with those queued before them
+// for the same aggregates, in order, with no transaction open.
+func (r *Reconciler) flush(ctx context.Context, eventID string) error {
+	aggs, err := r.ledger.OutcomeAggregates(ctx, eventID)
+	if err != nil {
+		return err
+	}
+	for _, a := range aggs {
+		pending, err := r.ledger.PendingOutcomes(ctx, a[0], a[1])
+		if err != nil {
+			return err
+		}
+		for _, o := range pending {
+			// Stop at the first failure: a later outcome must not reach
+			// the ERP before an earlier one.
+			if err := r.post(ctx, o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// post sends one queued outcome to erp-poster and records the answer.
+func (r *Reconciler) post(ctx context.Context, o ledger.PendingOutcome) error {
+	pctx, cancel := context.WithTimeout(ctx, r.PostTimeout)
+	defer cancel()
+	var ref string
+	var err error
+	switch o.Kind {
+	case "payment":
+		var m mlcv1.PaymentOutcome
+		if err = proto.Unmarshal(o.Outcome, &m); err == nil {
+			var res *mlcv1.PostPaymentOutcomeResponse
+			res, err = r.poster.PostPaymentOutcome(pctx, &mlcv1.PostPaymentOutcomeRequest{Outcome: &m})
+			ref = res.GetErpReference()
+		}
+	case "refund":
+		var m mlcv1.RefundOutcome
+		if err = proto.Unmarshal(o.Outcome, &m); err == nil {
+			var res *mlcv1.PostRefundOutcomeResponse
+			res, err = r.poster.PostRefundOutcome(pctx, &mlcv1.PostRefundOutcomeRequest{Outcome: &m})
+			ref = res.GetErpReference()
+		}
+	case "mandate":
+		var m mlcv1.MandateOutcome
+		if err = proto.Unmarshal(o.Outcome, &m); err == nil {
+			var res *mlcv1.PostMandateStatusResponse
+			res, err = r.poster.PostMandateStatus(pctx, &mlcv1.PostMandateStatusRequest{Outcome: &m})
+			ref = res.GetErpReference()
+		}
+	default:
+		err = fmt.Errorf("outcome %s of unknown kind %q", o.OutcomeID, o.Kind)
+	}
+	if err == nil {
+		return r.ledger.OutcomePosted(ctx, o, ref, nil)
+	}
+	switch status.Code(err) {
+	case codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition:
+		// Refused for good: an exception, so that the event is not
+		// retried forever.
+		r.log.ErrorContext(ctx, "erp refused outcome", "outcome", o.OutcomeID, "error", err)
+		return r.ledger.OutcomePosted(ctx, o, "", &ledger.Exception{
+			Kind: "erp_posting_refused", AggregateType: o.AggregateType, AggregateID: o.AggregateID,
+			Reason: status.Convert(err).Message(), Detail: map[string]any{"outcome_id": o.OutcomeID, "code": status.Code(err).String()},
+			DedupKey: "posting:" + o.OutcomeID,
+		})
+	}
+	return fmt.Errorf("post outcome %s: %w", o.OutcomeID, err)
 }
 
 // newer reports whether an event at `at` moving to a state of rank `rank`
@@ -107,27 +220,6 @@ func erpRef(ctx context.Context, tx pgx.Tx, erp string, connectionID int64, comp
 		e = mlcv1.Erp_ERP_JDE
 	}
 	return &mlcv1.ErpRef{Erp: e, Connection: name, Company: company}, nil
-}
-
-// posted turns erp-poster's answer into the handler's: nil when written
-// (or written before), a retryable error when erp-poster or the ERP is
-// unavailable, and an exception (recorded in tx) when the ERP refuses the
-// outcome for good, so the event is applied without being retried forever.
-func (r *Reconciler) posted(ctx context.Context, tx pgx.Tx, outcomeID, aggType, aggID string, err error) error {
-	if err == nil {
-		return nil
-	}
-	switch status.Code(err) {
-	case codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition:
-		r.log.ErrorContext(ctx, "erp refused outcome", "outcome", outcomeID, "error", err)
-		_, xerr := ledger.RaiseException(ctx, tx, ledger.Exception{
-			Kind: "erp_posting_refused", AggregateType: aggType, AggregateID: aggID,
-			Reason: status.Convert(err).Message(), Detail: map[string]any{"outcome_id": outcomeID, "code": status.Code(err).String()},
-			DedupKey: "posting:" + outcomeID,
-		})
-		return xerr
-	}
-	return fmt.Errorf("post outcome %s: %w", outcomeID, err)
 }
 
 func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }

@@ -39,7 +39,7 @@ func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event) error {
 	if err != nil {
 		return err
 	}
-	col, err := r.ledger.CollectionByID(ctx, rf.CollectionID)
+	col, err := ledger.LockCollectionByID(ctx, tx, rf.CollectionID)
 	if err != nil {
 		return fmt.Errorf("collection of refund %s: %w", rf.AggregateID(), err)
 	}
@@ -59,10 +59,7 @@ func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event) error {
 			Currency: rf.Currency, OccurredAt: ts(ev.at), Cause: ev.GetDetails().GetCause(),
 			ReasonCode: ev.GetDetails().GetReasonCode(), Description: ev.GetDetails().GetDescription(), CustomerId: col.CustomerID,
 		}
-		pctx, cancel := context.WithTimeout(ctx, r.PostTimeout)
-		_, perr := r.poster.PostRefundOutcome(pctx, &mlcv1.PostRefundOutcomeRequest{Outcome: out})
-		cancel()
-		if err := r.posted(ctx, tx, ev.GetEventId(), "refund", rf.AggregateID(), perr); err != nil {
+		if err := queue(ctx, tx, ev, "refund", rf.AggregateID(), "refund", ev.GetEventId(), out); err != nil {
 			return err
 		}
 	}

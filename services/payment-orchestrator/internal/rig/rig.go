@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -30,6 +31,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
 	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/platform/connections"
+	"github.com/ml-connector/ml-connector/platform/database"
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
@@ -70,6 +72,8 @@ type Rig struct {
 // Options tune New.
 type Options struct {
 	Sim gcsim.Options
+	// PoolSize, when set, is the database pool's pool_max_conns.
+	PoolSize int
 }
 
 // New builds a rig; everything stops when the test ends.
@@ -84,7 +88,24 @@ func New(t testing.TB, o Options) *Rig {
 	if err := r.Bus.Ensure(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	r.DB = testsupport.Pool(t)
+	if o.PoolSize == 0 {
+		r.DB = testsupport.Pool(t)
+	} else {
+		u, err := url.Parse(testsupport.PostgresURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		q := u.Query()
+		q.Set("pool_max_conns", fmt.Sprint(o.PoolSize))
+		u.RawQuery = q.Encode()
+		if r.DB, err = database.Open(context.Background(), u.String()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.DB.Close)
+		if err := database.Migrate(context.Background(), r.DB); err != nil {
+			t.Fatal(err)
+		}
+	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	keys, err := secrets.NewKeyring(key)
@@ -126,7 +147,7 @@ func New(t testing.TB, o Options) *Rig {
 	r.Collector.CustomerWait = 200 * time.Millisecond
 	r.Poster = startPoster(t)
 	r.Reconciler = reconcile.New(r.Ledger, r.Dir, r.Poster.Client, r.Log)
-	r.CatchUp = &reconcile.CatchUp{DB: r.DB, Dir: r.Dir, Bus: r.Bus, Log: r.Log, Interval: time.Hour, Overlap: time.Minute, Lookback: 100 * 365 * 24 * time.Hour}
+	r.CatchUp = &reconcile.CatchUp{Ledger: r.Ledger, Dir: r.Dir, Bus: r.Bus, Log: r.Log, Interval: time.Hour, Overlap: time.Minute, Lookback: 100 * 365 * 24 * time.Hour}
 	return r
 }
 
