@@ -57,6 +57,9 @@ var groups = []group{
 	{erp: "ifs", company: "30", currency: "SEK", country: "SE"},
 	{erp: "jde", company: jdeCompany, currency: "USD", country: "US", businessUnit: "M30"},
 	{erp: "jde", company: jdeCompany, currency: "CAD", country: "CA", businessUnit: "M40"},
+	// EUR invoices in the USD company: foreign mode, collected in EUR for
+	// their EUR amounts (FAP), receipts posted in mode F.
+	{erp: "jde", company: jdeCompany, currency: "EUR", country: "DE", businessUnit: "M50"},
 }
 
 // scenarios make GoCardless fail payments whose minor units end in 01 and
@@ -66,7 +69,7 @@ var scenarios = []gcsim.Rule{
 	{Name: "disputed", Resource: "payments", AmountSuffix: "02", Outcome: "charged_back", Cause: "authorisation_disputed"},
 }
 
-// seed writes n invoices over the five groups into the simulators, with
+// seed writes n invoices over the groups into the simulators, with
 // customers that have mandates and one per group that has no bank details.
 func seed(ifs *ifssim.Sim, jde *jdesim.Server, n int, today time.Time) (book, error) {
 	var b book
@@ -110,7 +113,7 @@ func seed(ifs *ifssim.Sim, jde *jdesim.Server, n int, today time.Time) (book, er
 			inv.customer, inv.want = customerID(g, gi, 8), wantException
 		case i%50 == 41 && g.erp == "ifs":
 			inv.amount, inv.want = fmt.Sprintf("%d.005", major), wantException // more decimals than the currency has
-		case i%50 == 43 && g.erp == "jde":
+		case i%50 >= 43 && i%50 <= 48 && g.erp == "jde": // one in each JDE group
 			inv.want = wantRefunded
 		}
 		doc := int64(100000 + i)
@@ -128,9 +131,12 @@ func seed(ifs *ifssim.Sim, jde *jdesim.Server, n int, today time.Time) (book, er
 			if inv.want == wantException {
 				an8 = int64(5000 + gi*100 + 8)
 			}
-			jde.AddInvoices(jdesim.Invoice{DOC: doc, DCT: "RI", KCO: jdeCompany, SFX: "001", AN8: an8, CO: jdeCompany, AG: minor, AAP: minor,
+			err := jde.AddInvoices(jdesim.Invoice{DOC: doc, DCT: "RI", KCO: jdeCompany, SFX: "001", AN8: an8, CO: jdeCompany, AG: minor, AAP: minor,
 				CRCD: g.currency, DDJ: jdesim.Date(due.Year(), due.Month(), due.Day()), DIVJ: jdesim.Date(today.Year(), today.Month(), today.Day()),
 				MCU: g.businessUnit, PTC: "N30", PST: "A"})
+			if err != nil {
+				return b, err
+			}
 			inv.id = fmt.Sprintf("%d/RI/001", doc)
 			if inv.want == wantRefunded {
 				inv.refundDoc = 900000 + doc
@@ -174,15 +180,21 @@ func addCustomer(ifs *ifssim.Sim, jde *jdesim.Server, g group, gi, i int, withBa
 	jde.PutEmail(jdesim.Email{AN8: an8, ETP: "E", EMAL: fmt.Sprintf("billing%d@%s.example", i, g.currency)})
 	addr := jdesim.Address{AN8: an8, ADD1: fmt.Sprintf("%d Main St", 100+i), CTY1: "Springfield", ADDS: "IL", ADDZ: "62701", CTR: g.country,
 		EFTB: jdesim.Date(today.Year()-1, today.Month(), 1)}
-	if g.country == "CA" {
+	switch g.country {
+	case "CA":
 		addr.CTY1, addr.ADDS, addr.ADDZ = "Toronto", "ON", "M5H 2N2"
+	case "DE":
+		addr.CTY1, addr.ADDS, addr.ADDZ = "Berlin", "", "10115"
 	}
 	jde.PutAddress(addr)
 	if withBank {
 		b := jdesim.BankAccount{AN8: an8, BKTP: "C", CTR: g.country, BKAT: "C"}
-		if g.country == "US" {
+		switch g.country {
+		case "US":
 			b.TNST, b.CBNK = "026073150", fmt.Sprintf("27155%05d", i)
-		} else {
+		case "DE":
+			b.IBAN = germanIBAN(fmt.Sprintf("%010d", 771100000+i))
+		default:
 			b.TNST, b.CBNK = "00312345", fmt.Sprintf("98765%03d", i)
 		}
 		jde.PutBankAccount(b)
@@ -215,7 +227,10 @@ func register(ctx context.Context, store *connections.Store, gcURL, ifsURL, jdeU
 		{Name: jdeConnection, Kind: connections.KindJDE, Settings: map[string]any{
 			"base_url": jdeURL, "username": "JDE", "company_codes": []any{jdeCompany}, "gocardless": gcConnection,
 			"creditors":   map[string]any{jdeCompany: creditor},
-			"gl_accounts": map[string]any{"M30": "M30.1110.GC", "M40": "M40.1110.GC"}},
+			"gl_accounts": map[string]any{"M30": "M30.1110.GC", "M40": "M40.1110.GC", "M50": "M50.1110.GC"},
+			// Refund documents raised in AR carry no business unit: their
+			// outcomes are booked to the company's bank account.
+			"default_gl_account": "HQ.1110.GC"},
 			Secrets: map[string]secrets.Value{"password": secrets.NewValue("JDE")}},
 	} {
 		n.Actor = "mlc-demo"

@@ -87,6 +87,14 @@ func checkERPs(ctx context.Context, s *simulators) error {
 		jdeRefs[ref]++
 		jdeRows[ref] = append(jdeRows[ref], fmt.Sprintf("%+v", r))
 		jdeByInvoice[fmt.Sprintf("%s/%d/%s/%s", r.RUKCO, r.RUDOC, r.RUDCT, r.RUSFX)]++
+		// Company 00001 keeps USD: a receipt in any other currency is foreign.
+		if (r.RUCRCD != "USD") != (r.RUCRRM == "F") {
+			problems = append(problems, fmt.Sprintf("JDE receipt %s in %s entered in currency mode %q", ref, r.RUCRCD, r.RUCRRM))
+		}
+	}
+	jdeRefunds := map[int64]bool{}
+	for _, r := range s.jde.RefundOutcomes() {
+		jdeRefunds[r.DOC] = jdeRefunds[r.DOC] || r.RFST == "paid"
 	}
 	for ref, n := range ifsRefs {
 		if n > 1 {
@@ -114,6 +122,9 @@ func checkERPs(ctx context.Context, s *simulators) error {
 		}
 		if inv.erp == "jde" && jdeByInvoice[inv.company+"/"+inv.id] == 0 {
 			problems = append(problems, fmt.Sprintf("JDE %s collected but no receipt on it", key))
+		}
+		if inv.erp == "jde" && inv.want == wantRefunded && !jdeRefunds[inv.refundDoc] {
+			problems = append(problems, fmt.Sprintf("JDE %s refunded but refund document %d not posted as paid", key, inv.refundDoc))
 		}
 	}
 	if _, err := audit.VerifyAll(ctx, s.db); err != nil {

@@ -28,7 +28,7 @@ func run(ctx context.Context, args []string) error {
 		"Postgres URL used to create the demo's own database")
 	fs.StringVar(&opts.database, "database", "mlc_demo", "name of the demo database (dropped and created anew)")
 	fs.BoolVar(&opts.check, "check", false, "start, wait until every service is ready, stop gracefully and exit: 0 only if all of it worked")
-	fs.IntVar(&opts.invoices, "invoices", 200, "invoices in the seeded book, spread over IFS companies 10 (GBP), 20 (EUR), 30 (SEK) and JDE business units M30 (USD), M40 (CAD)")
+	fs.IntVar(&opts.invoices, "invoices", 200, "invoices in the seeded book, spread over IFS companies 10 (GBP), 20 (EUR), 30 (SEK) and JDE company 00001 (USD), business units M30 (USD), M40 (CAD), M50 (EUR)")
 	fs.BoolVar(&opts.untilSettled, "until-settled", false, "run until every invoice reached its expected end state, then stop; exit 0 only if it did, with nothing lost or duplicated")
 	fs.DurationVar(&opts.timeout, "timeout", 15*time.Minute, "with --until-settled, give up after this long")
 	fs.DurationVar(&opts.day, "day", time.Second, "wall-clock time per simulated GoCardless day (smaller runs the book faster)")

@@ -69,7 +69,7 @@ func startSimulators(ctx context.Context, dbURL string, key []byte, opts options
 	if s.book, err = seed(s.ifs, s.jde, opts.invoices, today); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
-	fmt.Fprintf(opts.out, "Book                       %d invoices over IFS companies 10, 20, 30 and JDE business units M30, M40\n", len(s.book.invoices))
+	fmt.Fprintf(opts.out, "Book                       %d invoices over IFS companies 10, 20, 30 and JDE business units M30, M40, M50\n", len(s.book.invoices))
 	return s, nil
 }
 
@@ -170,9 +170,12 @@ func (s *simulators) raiseRefunds(ctx context.Context) error {
 		var orig int64
 		fmt.Sscan(doc, &orig)
 		today := time.Now().UTC()
-		s.jde.AddInvoices(jdesim.Invoice{DOC: inv.refundDoc, DCT: "RF", KCO: jdeCompany, SFX: "001", CO: jdeCompany,
+		err = s.jde.AddInvoices(jdesim.Invoice{DOC: inv.refundDoc, DCT: "RF", KCO: jdeCompany, SFX: "001", CO: jdeCompany,
 			AN8: anOf(s.jde, orig), AG: -1000, AAP: -1000, CRCD: inv.currency, DGJ: jdesim.Date(today.Year(), today.Month(), today.Day()),
 			PST: "A", RMK: "Goodwill refund", ODOC: orig, ODCT: "RI", OKCO: jdeCompany, OSFX: "001"})
+		if err != nil {
+			return err
+		}
 		s.refunded[inv.id] = true
 	}
 	return nil

@@ -285,7 +285,8 @@ func TestBrowseStopsOnCallbackError(t *testing.T) {
 }
 
 func TestConditions(t *testing.T) {
-	e := newEnv(t, jdesim.Options{}, nil)
+	// No company constants: multi-currency off, every amount in CRCD.
+	e := newEnv(t, jdesim.Options{Companies: map[string]string{}}, nil)
 	e.sim.AddInvoices(
 		jdesim.Invoice{DOC: 1, DCT: "RI", KCO: "00001", SFX: "001", AAP: 1000, CRCD: "USD", DDJ: jdesim.Date(2026, 1, 1)},
 		jdesim.Invoice{DOC: 2, DCT: "RI", KCO: "00002", SFX: "001", AAP: 0, CRCD: "USD", DDJ: jdesim.Date(2026, 2, 1)},

@@ -169,6 +169,10 @@ func (o postingOutput) result(op string) (Result, error) {
 // document is the part of an F03B11 row the writer checks against.
 type document struct {
 	customer, currency, businessUnit string
+	// mode is the document's currency mode (CRRM): F when its currency is
+	// not its company's, so that a receipt in it is foreign too; D
+	// otherwise, and when multi-currency is off (CRRM blank).
+	mode string
 }
 
 // readDocument reads one F03B11 pay item, or ErrNotFound.
@@ -177,7 +181,7 @@ func (w *Writer) readDocument(ctx context.Context, k DocumentKey) (document, err
 	found := false
 	err := w.c.Browse(ctx, Query{
 		Table:   "F03B11",
-		Columns: []string{"DOC", "DCT", "KCO", "SFX", "AN8", "CRCD", "MCU"},
+		Columns: []string{"DOC", "DCT", "KCO", "SFX", "AN8", "CRCD", "CRRM", "MCU"},
 		Conditions: []Condition{
 			{Column: "DOC", Op: Equal, Value: k.Document},
 			{Column: "DCT", Op: Equal, Value: k.DocType},
@@ -188,7 +192,10 @@ func (w *Writer) readDocument(ctx context.Context, k DocumentKey) (document, err
 	}, func(rows []Row) error {
 		for _, r := range rows {
 			found = true
-			doc = document{customer: r.Text("F03B11", "AN8"), currency: r.Text("F03B11", "CRCD"), businessUnit: r.Text("F03B11", "MCU")}
+			doc = document{customer: r.Text("F03B11", "AN8"), currency: r.Text("F03B11", "CRCD"), businessUnit: r.Text("F03B11", "MCU"), mode: ModeDomestic}
+			if r.Text("F03B11", "CRRM") == ModeForeign {
+				doc.mode = ModeForeign
+			}
 		}
 		return nil
 	})
@@ -201,13 +208,25 @@ func (w *Writer) readDocument(ctx context.Context, k DocumentKey) (document, err
 	return doc, nil
 }
 
+// Currency modes (CRRM) of JDE documents and receipts: D domestic, in
+// the company's currency; F foreign, in another (Oracle, "Multicurrency
+// Fields Required in the F03B13Z1 Table").
+const (
+	ModeDomestic = "D"
+	ModeForeign  = "F"
+)
+
 // glAccount picks the GL bank account of a business unit.
-func (w *Writer) glAccount(bu string) (string, error) {
-	if acct, ok := w.cfg.GLAccounts[bu]; ok {
+func (w *Writer) glAccount(bu string) (string, error) { return w.cfg.GLAccount(bu) }
+
+// GLAccount picks the GL bank account receipts and refunds of a business
+// unit (F03B11 MCU, trimmed) are booked to, or says why there is none.
+func (c WriterConfig) GLAccount(bu string) (string, error) {
+	if acct, ok := c.GLAccounts[bu]; ok {
 		return acct, nil
 	}
-	if bu == "" && w.cfg.DefaultGLAccount != "" {
-		return w.cfg.DefaultGLAccount, nil
+	if bu == "" && c.DefaultGLAccount != "" {
+		return c.DefaultGLAccount, nil
 	}
 	if bu == "" {
 		return "", fmt.Errorf("%w: document has no business unit and the connection has no default_gl_account", ErrInvalid)
@@ -217,23 +236,23 @@ func (w *Writer) glAccount(bu string) (string, error) {
 
 // checkDocument reads the document, checks currency and customer against
 // it and fills the customer and business unit when the caller had none.
-func (w *Writer) checkDocument(ctx context.Context, k DocumentKey, currency string, customer, bu *string) error {
+func (w *Writer) checkDocument(ctx context.Context, k DocumentKey, currency string, customer, bu *string) (document, error) {
 	doc, err := w.readDocument(ctx, k)
 	if err != nil {
-		return err
+		return doc, err
 	}
 	if doc.currency != currency {
-		return fmt.Errorf("%w: document %s is in %s, the outcome in %s", ErrInvalid, k, doc.currency, currency)
+		return doc, fmt.Errorf("%w: document %s is in %s, the outcome in %s", ErrInvalid, k, doc.currency, currency)
 	}
 	if *customer == "" {
 		*customer = doc.customer
 	} else if *customer != doc.customer {
-		return fmt.Errorf("%w: document %s belongs to customer %s, not %s", ErrInvalid, k, doc.customer, *customer)
+		return doc, fmt.Errorf("%w: document %s belongs to customer %s, not %s", ErrInvalid, k, doc.customer, *customer)
 	}
 	if *bu == "" {
 		*bu = doc.businessUnit
 	}
-	return nil
+	return doc, nil
 }
 
 func checkOutcome(id string, amountMinor int64, currency string) (string, error) {
@@ -282,7 +301,8 @@ func (w *Writer) PostPayment(ctx context.Context, p Payment) (Result, error) {
 }
 
 func (w *Writer) postReceipt(ctx context.Context, p Payment, amount string) (Result, error) {
-	if err := w.checkDocument(ctx, p.Invoice, p.Currency, &p.Customer, &p.BusinessUnit); err != nil {
+	doc, err := w.checkDocument(ctx, p.Invoice, p.Currency, &p.Customer, &p.BusinessUnit)
+	if err != nil {
 		return Result{}, err
 	}
 	acct, err := w.glAccount(p.BusinessUnit)
@@ -298,6 +318,7 @@ func (w *Writer) postReceipt(ctx context.Context, p Payment, amount string) (Res
 		"Customer":          p.Customer,
 		"Amount":            amount,
 		"Currency":          p.Currency,
+		"CurrencyMode":      doc.mode,
 		"ReceiptDate":       isoDate(p.OccurredAt),
 		"GLBankAccount":     acct,
 		"BusinessUnit":      p.BusinessUnit,
@@ -308,7 +329,7 @@ func (w *Writer) postReceipt(ctx context.Context, p Payment, amount string) (Res
 }
 
 func (w *Writer) postFailure(ctx context.Context, p Payment, amount string) (Result, error) {
-	if err := w.checkDocument(ctx, p.Invoice, p.Currency, &p.Customer, &p.BusinessUnit); err != nil {
+	if _, err := w.checkDocument(ctx, p.Invoice, p.Currency, &p.Customer, &p.BusinessUnit); err != nil {
 		return Result{}, err
 	}
 	in := map[string]string{
@@ -373,7 +394,7 @@ func (w *Writer) PostRefund(ctx context.Context, r Refund) (Result, error) {
 		return Result{}, fmt.Errorf("%w: unknown refund outcome kind %q", ErrInvalid, r.Kind)
 	}
 	var bu string
-	if err := w.checkDocument(ctx, r.Refund, r.Currency, &r.Customer, &bu); err != nil {
+	if _, err := w.checkDocument(ctx, r.Refund, r.Currency, &r.Customer, &bu); err != nil {
 		return Result{}, err
 	}
 	acct := ""

@@ -53,7 +53,7 @@ func TestReceiptLandsOnceWhenPostedTwice(t *testing.T) {
 	}
 	r := receipts[0]
 	if r.RUCKAM != 12550 || r.RUDOC != 1001 || r.RUDCT != "RI" || r.RUKCO != "00001" || r.RUSFX != "001" ||
-		r.RUCRCD != "USD" || r.RUAN8 != 4242 || r.RUGLBA != "M30.1110.GC" || r.RUCKNU != "PM001" ||
+		r.RUCRCD != "USD" || r.RUCRRM != "D" || r.RUAN8 != 4242 || r.RUGLBA != "M30.1110.GC" || r.RUCKNU != "PM001" ||
 		r.RUVR01 != "EV001" || r.RUEDUS != "JDE" || r.RUEDBT == "" || r.RUEDTN == "" || r.RUEDLN == 0 ||
 		!r.RUDMTJ.Equal(jdesim.Date(2026, 2, 3)) {
 		t.Fatalf("receipt row = %+v", r)
@@ -93,8 +93,12 @@ func TestReceiptAmountsInCurrencyDecimals(t *testing.T) {
 				t.Fatalf("receipts = %+v, want RUCKAM %d", r, tt.minor)
 			}
 			var open string
-			err := e.client.Browse(context.Background(), jde.Query{Table: "F03B11", Columns: []string{"AAP", "CRCD"}}, func(rows []jde.Row) error {
-				open, _ = jde.ParseAmount(rows[0].Text("F03B11", "AAP"), tt.currency, jde.AmountFormat{Decimals: jde.CurrencyDecimals})
+			err := e.client.Browse(context.Background(), jde.Query{Table: "F03B11", Columns: []string{"AAP", "FAP", "CRRM", "CRCD"}}, func(rows []jde.Row) error {
+				col := "AAP" // the USD company's own currency
+				if rows[0].Text("F03B11", "CRRM") == "F" {
+					col = "FAP"
+				}
+				open, _ = jde.ParseAmount(rows[0].Text("F03B11", col), tt.currency, jde.AmountFormat{Decimals: jde.CurrencyDecimals})
 				return nil
 			})
 			if err != nil || open != tt.want {
@@ -221,11 +225,12 @@ func TestLateFailureReversesTheReceipt(t *testing.T) {
 				t.Fatalf("repeat = %+v, %v", again, err)
 			}
 			inv, _ := e.sim.Invoice(jdesim.DocKey{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001"})
-			if inv.AAP != 5000 || inv.PST != "A" {
+			if inv.FAP != 5000 || inv.AAP != 6350 || inv.PST != "A" {
 				t.Fatalf("invoice not reopened: %+v", inv)
 			}
 			receipts := e.sim.Receipts()
-			if len(receipts) != 2 || receipts[1].RUCKAM != -5000 {
+			// GBP in the USD company: foreign mode, in GBP.
+			if len(receipts) != 2 || receipts[1].RUCKAM != -5000 || receipts[0].RUCRRM != "F" || receipts[0].RUCRCD != "GBP" {
 				t.Fatalf("receipts = %+v, want the receipt and its reversal", receipts)
 			}
 			net := int64(0)
@@ -292,7 +297,7 @@ func TestRefundOutcomes(t *testing.T) {
 			if len(out) != 1 || out[0].RFST != string(tt.kind) || out[0].GCRF != "RF123" || out[0].AMT != 2500 {
 				t.Fatalf("refund outcomes = %+v", out)
 			}
-			if gl := e.sim.GLEntries(); len(gl) != tt.glBooked || (tt.glBooked > 0 && gl[0].GLAA != -2500) {
+			if gl := e.sim.GLEntries(); len(gl) != tt.glBooked || (tt.glBooked > 0 && (gl[0].GLACR != -2500 || gl[0].GLCRRM != "F")) {
 				t.Fatalf("GL = %+v", gl)
 			}
 		})

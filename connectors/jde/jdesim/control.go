@@ -9,11 +9,20 @@ import (
 )
 
 // AddInvoices adds F03B11 rows, replacing rows with the same key, stamped
-// with the current time as JDE stamps every write.
-func (s *Server) AddInvoices(invs ...Invoice) {
+// with the current time as JDE stamps every write. A row with a blank
+// currency mode is completed as batch invoice entry would complete it
+// (currency.go): an invoice in another currency than its company's gets
+// mode F, its amounts as ACR/FAP and their domestic equivalents as AG/AAP.
+// It fails, adding none, when a rate is missing.
+func (s *Server) AddInvoices(invs ...Invoice) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := stampOf(s.now())
+	for i := range invs {
+		if err := s.completeCurrency(&invs[i]); err != nil {
+			return err
+		}
+	}
 	for _, inv := range invs {
 		inv.Stamp = st
 		if cur := s.findInvoice(inv.Key()); cur != nil {
@@ -22,6 +31,7 @@ func (s *Server) AddInvoices(invs ...Invoice) {
 		}
 		s.addInvoice(&inv)
 	}
+	return nil
 }
 
 // UpdateInvoice changes one F03B11 row and stamps it.
@@ -191,7 +201,12 @@ func (s *Server) handlePutRows(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch r.PathValue("table") {
 	case "F03B11":
-		err = decodeRows(r, func(inv Invoice) { s.AddInvoices(inv) })
+		var invs []Invoice
+		if err = decodeRows(r, func(inv Invoice) { invs = append(invs, inv) }); err == nil {
+			err = s.AddInvoices(invs...)
+		}
+	case "F0010":
+		err = decodeRows(r, s.PutCompany)
 	case "F03012":
 		err = decodeRows(r, s.PutCustomerMaster)
 	case "F0101":
@@ -203,7 +218,7 @@ func (s *Server) handlePutRows(w http.ResponseWriter, r *http.Request) {
 	case "F0030":
 		err = decodeRows(r, s.PutBankAccount)
 	default:
-		http.Error(w, "rows can be added to F03B11, F03012, F0101, F01151, F0116 and F0030", http.StatusNotFound)
+		http.Error(w, "rows can be added to F0010, F03B11, F03012, F0101, F01151, F0116 and F0030", http.StatusNotFound)
 		return
 	}
 	if err != nil {
@@ -218,6 +233,8 @@ func (s *Server) handleGetRows(w http.ResponseWriter, r *http.Request) {
 	switch r.PathValue("table") {
 	case "F03B11":
 		rows = s.Invoices()
+	case "F0010":
+		rows = copies(s, func(d *data) []*Company { return d.companies })
 	case "F03012":
 		rows = copies(s, func(d *data) []*CustomerMaster { return d.customers })
 	case "F0101":

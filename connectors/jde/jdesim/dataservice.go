@@ -185,7 +185,7 @@ func (s *Server) match(t *table, conds []condition, matchAny bool) ([]record, er
 	for _, rec := range s.tableRows(t.name) {
 		ok := !matchAny
 		for _, c := range conds {
-			hit, err := compare(t, rec, c, amounts)
+			hit, err := compare(rec, c, amounts, func() any { return s.currencyOf(t, rec, c.col.name) })
 			if err != nil {
 				return nil, err
 			}
@@ -205,13 +205,13 @@ func (s *Server) match(t *table, conds []condition, matchAny bool) ([]record, er
 	return out, nil
 }
 
-func compare(t *table, rec record, c condition, amounts map[string]int64) (bool, error) {
+func compare(rec record, c condition, amounts map[string]int64, currency func() any) (bool, error) {
 	var cmp int
 	switch v := rec.value(c.col.name).(type) {
 	case int64:
 		lit := c.num
 		if c.col.kind == kAmount {
-			cur := decimalsOf(rec.value(t.currency))
+			cur := decimalsOf(currency())
 			key := cur + " " + c.value
 			var ok bool
 			if lit, ok = amounts[key]; !ok {
@@ -371,6 +371,14 @@ func (s *Server) render(t *table, cols []column, rec record) map[string]any {
 		key := t.name + "_" + c.name
 		switch v := rec.value(c.name).(type) {
 		case string:
+			if c.kind == kRate {
+				// A rate is a number with up to seven decimals; blank is 0.
+				if v == "" {
+					v = "0"
+				}
+				row[key] = json.Number(v)
+				continue
+			}
 			if c.name == "MCU" || strings.HasSuffix(c.name, "MCU") {
 				v = fmt.Sprintf("%12s", v) // JDE keeps business units right-justified
 			}
@@ -380,7 +388,7 @@ func (s *Server) render(t *table, cols []column, rec record) map[string]any {
 			case kDate:
 				row[key] = s.renderDate(v)
 			case kAmount:
-				row[key] = s.renderAmount(v, decimalsOf(rec.value(t.currency)))
+				row[key] = s.renderAmount(v, decimalsOf(s.currencyOf(t, rec, c.name)))
 			default:
 				row[key] = json.Number(strconv.FormatInt(v, 10))
 			}
@@ -452,6 +460,8 @@ func (s *Server) tableRows(name string) []record {
 	switch name {
 	case "F03B11":
 		add(len(d.invoices), func(i int) record { return record{d.invoices[i]} })
+	case "F0010":
+		add(len(d.companies), func(i int) record { return record{d.companies[i]} })
 	case "F03012":
 		add(len(d.customers), func(i int) record { return record{d.customers[i]} })
 	case "F0101":

@@ -204,7 +204,10 @@ func (s *Server) postReceipt(sess *session, in inputs) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := in.required("GLBankAccount"); err != nil {
+	if err := in.required("GLBankAccount", "CurrencyMode"); err != nil {
+		return nil, err
+	}
+	if err := s.checkMode(inv, in["CurrencyMode"]); err != nil {
 		return nil, err
 	}
 	amount, err := in.amount(inv.CRCD)
@@ -225,23 +228,15 @@ func (s *Server) postReceipt(sess *session, in inputs) (map[string]any, error) {
 	s.data.receipts = append(s.data.receipts, &ReceiptInput{
 		RUEDUS: sess.user, RUEDBT: batch, RUEDTN: "1", RUEDLN: 1,
 		RUCKAM: amount, RUDOC: inv.DOC, RUDCT: inv.DCT, RUKCO: inv.KCO, RUSFX: inv.SFX,
-		RUCRCD: inv.CRCD, RUAN8: inv.AN8, RUDMTJ: date, RUGLBA: in["GLBankAccount"],
+		RUCRCD: inv.CRCD, RUCRRM: in["CurrencyMode"], RUCRR: inv.CRR, RUAN8: inv.AN8, RUDMTJ: date, RUGLBA: in["GLBankAccount"],
 		RUCKNU: in["PaymentReference"], RUMCU: bu, RUVR01: in["ExternalReference"], RUEDSP: "1",
 		RURMK: in["Remark"],
 	})
-	applied := min(amount, max(inv.AAP, 0))
-	inv.AAP -= applied
-	if inv.AAP == 0 {
-		inv.PST = "P"
-	}
-	s.touch(&inv.Stamp)
-	unapplied := amount - applied
+	unapplied := s.apply(inv, amount)
 	if unapplied > 0 {
-		ru := &Invoice{DOC: receiptNo, DCT: "RU", KCO: inv.KCO, SFX: "001", AN8: inv.AN8, CO: inv.CO,
-			AG: -unapplied, AAP: -unapplied, CRCD: inv.CRCD, DGJ: date, MCU: bu, PST: "A",
-			RMK: "Unapplied receipt " + in["PaymentReference"]}
-		s.touch(&ru.Stamp)
-		s.addInvoice(ru)
+		if err := s.unappliedReceipt(inv, receiptNo, unapplied, date, bu, in["PaymentReference"]); err != nil {
+			return nil, err
+		}
 	}
 	s.journal(receiptNo, inv, date, in["GLBankAccount"], bu, amount, "Receipt "+in["PaymentReference"])
 	unappliedText, _ := money.FromMinor(unapplied, inv.CRCD)
@@ -253,17 +248,68 @@ func (s *Server) postReceipt(sess *session, in inputs) (map[string]any, error) {
 	}, nil
 }
 
+// checkMode refuses a receipt entered in another currency mode than the
+// one its currency calls for against inv (currency.go, receiptMode).
+func (s *Server) checkMode(inv *Invoice, mode string) error {
+	if mode != ModeDomestic && mode != ModeForeign {
+		return refuse("currency mode %q must be D or F", mode)
+	}
+	if want := s.receiptMode(inv); mode != want {
+		return refuse("receipt in %s against document %s of a %s company must be in currency mode %s, not %s",
+			inv.CRCD, inv.Key(), s.companyCurrency(inv.KCO), want, mode)
+	}
+	return nil
+}
+
+// apply takes amount (in CRCD) off the open amount of inv, as far as it
+// goes, and returns what is left over.
+func (s *Server) apply(inv *Invoice, amount int64) int64 {
+	applied := min(amount, max(inv.open(), 0))
+	s.applyOpen(inv, -applied)
+	if inv.open() == 0 {
+		inv.PST = "P"
+	}
+	s.touch(&inv.Stamp)
+	return amount - applied
+}
+
+// unappliedReceipt books what a receipt could not apply as an RU document
+// in the invoice's currency and mode.
+func (s *Server) unappliedReceipt(inv *Invoice, doc, amount int64, date time.Time, bu, paymentRef string) error {
+	ru := &Invoice{DOC: doc, DCT: "RU", KCO: inv.KCO, SFX: "001", AN8: inv.AN8, CO: inv.CO,
+		AG: -amount, AAP: -amount, CRCD: inv.CRCD, CRRM: inv.CRRM, CRR: inv.CRR, DGJ: date, MCU: bu, PST: "A",
+		RMK: "Unapplied receipt " + paymentRef}
+	if inv.CRRM == ModeForeign {
+		d, err := toDomestic(-amount, inv.CRCD, s.companyCurrency(inv.KCO), inv.CRR)
+		if err != nil {
+			return err
+		}
+		ru.ACR, ru.FAP, ru.AG, ru.AAP = -amount, -amount, d, d
+	}
+	s.touch(&ru.Stamp)
+	s.addInvoice(ru)
+	return nil
+}
+
 // journal writes the two F0911 lines of a receipt (amount > 0) or its
 // reversal (amount < 0): bank account against AR trade of the business
 // unit.
 func (s *Server) journal(doc int64, inv *Invoice, date time.Time, bank, bu string, amount int64, text string) {
+	// GLAA is domestic; a foreign entry also keeps the amount in CRCD.
+	domestic, foreign, mode := amount, int64(0), ModeDomestic
+	if inv.CRRM == ModeForeign {
+		if d, err := toDomestic(amount, inv.CRCD, s.companyCurrency(inv.KCO), inv.CRR); err == nil {
+			domestic, foreign, mode = d, amount, ModeForeign
+		}
+	}
 	for i, line := range []struct {
 		account string
 		amount  int64
-	}{{bank, amount}, {bu + "." + s.opts.ARObject, -amount}} {
+		foreign int64
+	}{{bank, domestic, foreign}, {bu + "." + s.opts.ARObject, -domestic, -foreign}} {
 		s.data.gl = append(s.data.gl, &GLEntry{
 			GLDOC: doc, GLDCT: "RC", GLKCO: inv.KCO, GLJELN: int64(i + 1), GLDGJ: date,
-			GLANI: line.account, GLMCU: bu, GLLT: "AA", GLAA: line.amount, GLCRCD: inv.CRCD,
+			GLANI: line.account, GLMCU: bu, GLLT: "AA", GLAA: line.amount, GLCRCD: inv.CRCD, GLCRRM: mode, GLACR: line.foreign,
 			GLAN8: inv.AN8, GLEXA: text, GLVINV: strconv.FormatInt(inv.DOC, 10),
 		})
 	}
@@ -332,20 +378,20 @@ func (s *Server) reverseReceipt(inv *Invoice, paymentRef string, date time.Time)
 	s.data.receipts = append(s.data.receipts, &ReceiptInput{
 		RUEDUS: orig.RUEDUS, RUEDBT: strconv.FormatInt(s.next.batch, 10), RUEDTN: "1", RUEDLN: 1,
 		RUCKAM: -orig.RUCKAM, RUDOC: orig.RUDOC, RUDCT: orig.RUDCT, RUKCO: orig.RUKCO, RUSFX: orig.RUSFX,
-		RUCRCD: orig.RUCRCD, RUAN8: orig.RUAN8, RUDMTJ: date, RUGLBA: orig.RUGLBA, RUCKNU: orig.RUCKNU,
+		RUCRCD: orig.RUCRCD, RUCRRM: orig.RUCRRM, RUCRR: orig.RUCRR, RUAN8: orig.RUAN8, RUDMTJ: date, RUGLBA: orig.RUGLBA, RUCKNU: orig.RUCKNU,
 		RUMCU: orig.RUMCU, RUVR01: orig.RUVR01, RUEDSP: "1", RURMK: "Reversal " + paymentRef,
 	})
 	// Whatever went to unapplied cash comes back from there first.
 	back := orig.RUCKAM
 	for _, ru := range s.data.invoices {
-		if ru.DCT == "RU" && ru.KCO == inv.KCO && ru.AN8 == inv.AN8 && ru.AAP < 0 && ru.RMK == "Unapplied receipt "+paymentRef {
-			take := min(back, -ru.AAP)
-			ru.AAP += take
+		if ru.DCT == "RU" && ru.KCO == inv.KCO && ru.AN8 == inv.AN8 && ru.open() < 0 && ru.RMK == "Unapplied receipt "+paymentRef {
+			take := min(back, -ru.open())
+			s.applyOpen(ru, take)
 			back -= take
 			s.touch(&ru.Stamp)
 		}
 	}
-	inv.AAP += back
+	s.applyOpen(inv, back)
 	inv.PST = "A"
 	s.touch(&inv.Stamp)
 	s.next.receipt++
@@ -374,7 +420,7 @@ func (s *Server) recordRefund(_ *session, in inputs) (map[string]any, error) {
 		if err := in.required("GLBankAccount"); err != nil {
 			return nil, err
 		}
-		doc.AAP = 0
+		s.applyOpen(doc, -doc.open())
 		doc.PST = "P"
 		s.touch(&doc.Stamp)
 		s.next.receipt++

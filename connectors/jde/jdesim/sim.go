@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -75,6 +76,13 @@ type Options struct {
 	FailureOrchestration string
 	RefundOrchestration  string
 	MandateOrchestration string
+	// Companies are the F0010 rows: company code -> its currency. Nil
+	// means {"00001": "USD", "00002": "USD"}; a company without a row has
+	// multi-currency off and all its amounts in CRCD.
+	Companies map[string]string
+	// Rates add to or override the exchange rates (F0015) the simulator
+	// converts with, as "FROM/TO" -> multiplier, e.g. "EUR/USD": "1.08".
+	Rates map[string]string
 	// ARObject is the object account of AR trade in every business unit,
 	// the other side of a receipt's GL entry (default "1210").
 	ARObject string
@@ -108,6 +116,9 @@ func (o *Options) defaults() {
 	}
 	if o.Clock == nil {
 		o.Clock = &Clock{}
+	}
+	if o.Companies == nil {
+		o.Companies = map[string]string{"00001": "USD", "00002": "USD"}
 	}
 }
 
@@ -210,6 +221,7 @@ type Server struct {
 
 // data holds the tables.
 type data struct {
+	companies    []*Company
 	invoices     []*Invoice
 	invoiceIndex map[DocKey]*Invoice
 	customers    []*CustomerMaster
@@ -240,6 +252,10 @@ func New(opts Options) *Server {
 		data:       data{invoiceIndex: map[DocKey]*Invoice{}},
 		next:       nextNumbers{batch: 9000, receipt: 700000, event: 1, refund: 1},
 	}
+	for co, cur := range opts.Companies {
+		s.data.companies = append(s.data.companies, &Company{CO: co, NAME: "Company " + co, CRCD: cur})
+	}
+	slices.SortFunc(s.data.companies, func(a, b *Company) int { return strings.Compare(a.CO, b.CO) })
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc("POST /jderest/v2/tokenrequest", s.handleLogin)
 	s.mux.HandleFunc("POST /jderest/v2/tokenrequest/logout", s.handleLogout)

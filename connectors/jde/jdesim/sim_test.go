@@ -3,6 +3,7 @@ package jdesim
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -245,7 +246,7 @@ func TestOrchestrationReferenceIsPerOrchestration(t *testing.T) {
 	e.sim.AddInvoices(Invoice{DOC: 1, DCT: "RI", KCO: "00001", SFX: "001", AN8: 7, AG: 100, AAP: 100, CRCD: "USD", MCU: "M30"})
 	tok := e.login()
 	in := map[string]string{"ExternalReference": "EV1", "DocumentNumber": "1", "DocumentType": "RI", "DocumentCompany": "00001",
-		"PayItem": "001", "Currency": "USD", "Amount": "1.00", "GLBankAccount": "M30.1110", "Event": "failed"}
+		"PayItem": "001", "Currency": "USD", "CurrencyMode": "D", "Amount": "1.00", "GLBankAccount": "M30.1110", "Event": "failed"}
 	if status, body, _ := e.do("POST", "/jderest/v3/orchestrator/MLC_PostReceipt", tok, in); status != 200 || body["AlreadyPosted"] != false {
 		t.Fatalf("receipt: %d %v", status, body)
 	}
@@ -275,7 +276,10 @@ func TestControlAPI(t *testing.T) {
 	if err != nil || resp.StatusCode != 204 {
 		t.Fatalf("put rows: %v %v", resp, err)
 	}
-	if inv, ok := e.sim.Invoice(DocKey{DOC: 7, DCT: "RI", KCO: "00001", SFX: "001"}); !ok || inv.AAP != 500 || inv.UPMJ != 126031 || inv.UPMT != 90000 {
+	// EUR in the USD company 00001: the amounts given are the transaction
+	// amounts; AG/AAP become their USD equivalents at 1.085.
+	if inv, ok := e.sim.Invoice(DocKey{DOC: 7, DCT: "RI", KCO: "00001", SFX: "001"}); !ok || inv.CRRM != "F" || inv.FAP != 500 || inv.ACR != 500 ||
+		inv.AAP != 543 || inv.UPMJ != 126031 || inv.UPMT != 90000 {
 		t.Fatalf("row = %+v", inv)
 	}
 	for path, status := range map[string]int{"/_sim/tables/F0911": 200, "/_sim/tables/F9999": 404, "/_sim/stats": 200} {
@@ -361,5 +365,70 @@ func TestSeedDemo(t *testing.T) {
 	_, body, _ := e.do("POST", "/jderest/v2/dataservice", tok, browse("F03012", "F03012.AN8|F03012.CO", 10, cond("F03012.CO", "EQUAL", "00100")))
 	if rows := rowset(body, "F03012"); len(rows) != 3 {
 		t.Fatalf("demo customers = %v", rows)
+	}
+}
+
+func TestForeignInvoiceAndReceiptMode(t *testing.T) {
+	e := newRaw(t, Options{})
+	if err := e.sim.AddInvoices(
+		Invoice{DOC: 1, DCT: "RI", KCO: "00001", SFX: "001", AN8: 7, AG: 100000, AAP: 100000, CRCD: "EUR", MCU: "M30"},
+		Invoice{DOC: 2, DCT: "RI", KCO: "00001", SFX: "001", AN8: 7, AG: 1000, AAP: 1000, CRCD: "JPY", MCU: "M30"},
+		Invoice{DOC: 3, DCT: "RI", KCO: "00001", SFX: "001", AN8: 7, AG: 2500, AAP: 2500, CRCD: "USD", MCU: "M30"},
+	); err != nil {
+		t.Fatal(err)
+	}
+	tok := e.login()
+	_, body, _ := e.do("POST", "/jderest/v2/dataservice", tok, browse("F03B11", "F03B11.DOC|F03B11.CRCD|F03B11.CRRM|F03B11.CRR|F03B11.AG|F03B11.AAP|F03B11.ACR|F03B11.FAP", 10))
+	want := map[string][]any{
+		"1": {"EUR", "F", json.Number("1.0850000"), json.Number("1085.00"), json.Number("1085.00"), json.Number("1000.00"), json.Number("1000.00")},
+		"2": {"JPY", "F", json.Number("0.0067000"), json.Number("6.70"), json.Number("6.70"), json.Number("1000"), json.Number("1000")},
+		"3": {"USD", "D", json.Number("0"), json.Number("25.00"), json.Number("25.00"), json.Number("0.00"), json.Number("0.00")},
+	}
+	for _, r := range rowset(body, "F03B11") {
+		row := r.(map[string]any)
+		w := want[string(row["F03B11_DOC"].(json.Number))]
+		got := []any{row["F03B11_CRCD"], row["F03B11_CRRM"], row["F03B11_CRR"], row["F03B11_AG"], row["F03B11_AAP"], row["F03B11_ACR"], row["F03B11_FAP"]}
+		if fmt.Sprint(got) != fmt.Sprint(w) {
+			t.Errorf("row %v: got %v, want %v", row["F03B11_DOC"], got, w)
+		}
+	}
+	receipt := func(ref, doc, cur, mode, amount string) (int, map[string]any) {
+		status, body, _ := e.do("POST", "/jderest/v3/orchestrator/MLC_PostReceipt", tok, map[string]string{"ExternalReference": ref,
+			"DocumentNumber": doc, "DocumentType": "RI", "DocumentCompany": "00001", "PayItem": "001", "Currency": cur,
+			"CurrencyMode": mode, "Amount": amount, "GLBankAccount": "M30.1110"})
+		return status, body
+	}
+	// A EUR receipt against a EUR invoice of a USD company is foreign; a
+	// USD one against a USD invoice domestic. The wrong mode writes nothing.
+	if status, body := receipt("R1", "1", "EUR", "D", "1000.00"); status != 400 || !strings.Contains(body["message"].(string), "currency mode F") {
+		t.Fatalf("EUR receipt in mode D: %d %v", status, body)
+	}
+	if status, _ := receipt("R2", "3", "USD", "F", "25.00"); status != 400 {
+		t.Fatalf("USD receipt in mode F: %d", status)
+	}
+	if n := len(e.sim.Receipts()); n != 0 {
+		t.Fatalf("refused receipts wrote %d rows", n)
+	}
+	if status, body := receipt("R3", "1", "EUR", "F", "400.00"); status != 200 {
+		t.Fatalf("EUR receipt in mode F: %d %v", status, body)
+	}
+	inv, _ := e.sim.Invoice(DocKey{DOC: 1, DCT: "RI", KCO: "00001", SFX: "001"})
+	if inv.FAP != 60000 || inv.AAP != 65100 || inv.PST == "P" {
+		t.Fatalf("after EUR 400.00: FAP %d AAP %d PST %s, want 60000 65100 open", inv.FAP, inv.AAP, inv.PST)
+	}
+	if status, _ := receipt("R4", "1", "EUR", "F", "600.00"); status != 200 {
+		t.Fatal("second receipt refused")
+	}
+	inv, _ = e.sim.Invoice(DocKey{DOC: 1, DCT: "RI", KCO: "00001", SFX: "001"})
+	if inv.FAP != 0 || inv.AAP != 0 || inv.PST != "P" {
+		t.Fatalf("paid in full: FAP %d AAP %d PST %s", inv.FAP, inv.AAP, inv.PST)
+	}
+	r := e.sim.Receipts()
+	if len(r) != 2 || r[0].RUCRRM != "F" || r[0].RUCRCD != "EUR" || r[0].RUCKAM != 40000 || r[0].RUCRR != "1.0850000" {
+		t.Fatalf("receipt rows = %+v", r)
+	}
+	gl := e.sim.GLEntries()
+	if len(gl) != 4 || gl[0].GLAA != 43400 || gl[0].GLACR != 40000 || gl[0].GLCRRM != "F" || gl[1].GLAA != -43400 {
+		t.Fatalf("GL = %+v", gl)
 	}
 }

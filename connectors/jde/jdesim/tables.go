@@ -13,6 +13,7 @@ const (
 	kStr                // character, padded by JDE
 	kDate               // Julian CYYDDD
 	kAmount             // integer with the currency's implied decimals
+	kRate               // exchange rate, a decimal kept as its text
 )
 
 // column describes one column of a table.
@@ -28,6 +29,11 @@ type table struct {
 	title    string
 	columns  []column
 	currency string // column holding the currency of kAmount columns
+	// domestic lists the kAmount columns held in the company's own
+	// currency (F0010) rather than in the currency column, and company
+	// names the column holding the company (see currency.go).
+	domestic map[string]bool
+	company  string
 }
 
 func (t *table) column(name string) (column, bool) {
@@ -40,10 +46,12 @@ func (t *table) column(name string) (column, bool) {
 }
 
 var schemas = map[string]*table{
-	"F03B11": {name: "F03B11", title: "Customer Ledger", currency: "CRCD", columns: []column{
+	"F03B11": {name: "F03B11", title: "Customer Ledger", currency: "CRCD", domestic: map[string]bool{"AG": true, "AAP": true}, company: "KCO", columns: []column{
 		{"DOC", kNum, "Document Number"}, {"DCT", kStr, "Document Type"}, {"KCO", kStr, "Document Company"},
 		{"SFX", kStr, "Pay Item"}, {"AN8", kNum, "Address Number"}, {"CO", kStr, "Company"},
 		{"AG", kAmount, "Gross Amount"}, {"AAP", kAmount, "Open Amount"}, {"CRCD", kStr, "Currency Code"},
+		{"CRRM", kStr, "Currency Mode"}, {"CRR", kRate, "Exchange Rate"},
+		{"ACR", kAmount, "Amount - Currency"}, {"FAP", kAmount, "Amount - Foreign Open"},
 		{"DDJ", kDate, "Due Date"}, {"DIVJ", kDate, "Invoice Date"}, {"DGJ", kDate, "G/L Date"},
 		{"MCU", kStr, "Business Unit"}, {"PTC", kStr, "Payment Terms"}, {"PST", kStr, "Pay Status"},
 		{"RMK", kStr, "Remark"}, {"VINV", kStr, "Customer Invoice Number"},
@@ -84,15 +92,20 @@ var schemas = map[string]*table{
 		{"RUEDTN", kStr, "EDI - Transaction Number"}, {"RUEDLN", kNum, "EDI - Line Number"},
 		{"RUCKAM", kAmount, "Receipt Amount"}, {"RUDOC", kNum, "Document Number"}, {"RUDCT", kStr, "Document Type"},
 		{"RUKCO", kStr, "Document Company"}, {"RUSFX", kStr, "Pay Item"}, {"RUCRCD", kStr, "Currency Code"},
+		{"RUCRRM", kStr, "Currency Mode"}, {"RUCRR", kRate, "Exchange Rate"},
 		{"RUAN8", kNum, "Address Number"}, {"RUDMTJ", kDate, "Receipt Date"}, {"RUGLBA", kStr, "G/L Bank Account"},
 		{"RUCKNU", kStr, "Receipt Number"}, {"RUMCU", kStr, "Business Unit"}, {"RUVR01", kStr, "Reference"},
 		{"RUEDSP", kStr, "EDI - Successfully Processed"}, {"RURMK", kStr, "Remark"},
 	}},
-	"F0911": {name: "F0911", title: "Account Ledger", currency: "GLCRCD", columns: []column{
+	"F0010": {name: "F0010", title: "Company Constants", columns: []column{
+		{"CO", kStr, "Company"}, {"NAME", kStr, "Name"}, {"CRCD", kStr, "Currency Code"},
+	}},
+	"F0911": {name: "F0911", title: "Account Ledger", currency: "GLCRCD", domestic: map[string]bool{"GLAA": true}, company: "GLKCO", columns: []column{
 		{"GLDOC", kNum, "Document Number"}, {"GLDCT", kStr, "Document Type"}, {"GLKCO", kStr, "Document Company"},
 		{"GLJELN", kNum, "Journal Entry Line"}, {"GLDGJ", kDate, "G/L Date"}, {"GLANI", kStr, "Account Number"},
 		{"GLMCU", kStr, "Business Unit"}, {"GLLT", kStr, "Ledger Type"}, {"GLAA", kAmount, "Amount"},
-		{"GLCRCD", kStr, "Currency Code"}, {"GLAN8", kNum, "Address Number"}, {"GLEXA", kStr, "Explanation"},
+		{"GLCRCD", kStr, "Currency Code"}, {"GLCRRM", kStr, "Currency Mode"}, {"GLACR", kAmount, "Amount - Currency"},
+		{"GLAN8", kNum, "Address Number"}, {"GLEXA", kStr, "Explanation"},
 		{"GLVINV", kStr, "Invoice Number"},
 	}},
 	// Site-specific tables (F55…) written by ml-connector's orchestrations.
@@ -156,9 +169,15 @@ type Invoice struct {
 	SFX  string `json:"SFX"`
 	AN8  int64  `json:"AN8"`
 	CO   string `json:"CO"`
+	// AG and AAP are in the company's currency; with CRRM F, ACR and FAP
+	// are the same amounts in CRCD (currency.go).
 	AG   int64  `json:"AG"`
 	AAP  int64  `json:"AAP"`
 	CRCD string `json:"CRCD"`
+	CRRM string `json:"CRRM"`
+	CRR  string `json:"CRR"`
+	ACR  int64  `json:"ACR"`
+	FAP  int64  `json:"FAP"`
 	// Dates; the zero time is JDE's blank date.
 	DDJ  time.Time `json:"DDJ"`
 	DIVJ time.Time `json:"DIVJ"`
@@ -262,6 +281,8 @@ type ReceiptInput struct {
 	RUKCO  string    `json:"RUKCO"`
 	RUSFX  string    `json:"RUSFX"`
 	RUCRCD string    `json:"RUCRCD"`
+	RUCRRM string    `json:"RUCRRM"`
+	RUCRR  string    `json:"RUCRR"`
 	RUAN8  int64     `json:"RUAN8"`
 	RUDMTJ time.Time `json:"RUDMTJ"`
 	RUGLBA string    `json:"RUGLBA"`
@@ -272,7 +293,8 @@ type ReceiptInput struct {
 	RURMK  string    `json:"RURMK"`
 }
 
-// GLEntry is an F0911 row. GLAA is positive for a debit.
+// GLEntry is an F0911 row. GLAA is positive for a debit, in the
+// company's currency; in foreign mode GLACR is the amount in GLCRCD.
 type GLEntry struct {
 	GLDOC  int64     `json:"GLDOC"`
 	GLDCT  string    `json:"GLDCT"`
@@ -284,6 +306,8 @@ type GLEntry struct {
 	GLLT   string    `json:"GLLT"`
 	GLAA   int64     `json:"GLAA"`
 	GLCRCD string    `json:"GLCRCD"`
+	GLCRRM string    `json:"GLCRRM"`
+	GLACR  int64     `json:"GLACR"`
 	GLAN8  int64     `json:"GLAN8"`
 	GLEXA  string    `json:"GLEXA"`
 	GLVINV string    `json:"GLVINV"`

@@ -13,7 +13,7 @@ import (
 )
 
 var documentColumns = []string{
-	"DOC", "DCT", "KCO", "SFX", "AN8", "CO", "AG", "AAP", "CRCD", "DDJ", "DIVJ", "MCU", "PTC", "PST",
+	"DOC", "DCT", "KCO", "SFX", "AN8", "CO", "AG", "AAP", "CRCD", "CRRM", "CRR", "ACR", "FAP", "DDJ", "DIVJ", "MCU", "PTC", "PST",
 	"RMK", "VINV", "ODOC", "ODCT", "OKCO", "OSFX", "UPMJ", "UPMT",
 }
 
@@ -44,6 +44,10 @@ func (p *Poller) documents(ctx context.Context, co string, res *Result) error {
 	} else {
 		q.Conditions = append(q.Conditions, p.since(wm))
 	}
+	domestic, err := p.companyCurrency(ctx, co)
+	if err != nil {
+		return err
+	}
 	var docs []document
 	err = p.read(ctx, q, func() { docs = docs[:0] }, func(r jde.Row) error {
 		d := document{row: r, key: jde.DocumentKey{
@@ -68,7 +72,7 @@ func (p *Poller) documents(ctx context.Context, co string, res *Result) error {
 	slices.SortFunc(docs, func(a, b document) int { return a.mark.compare(b.mark) })
 	items := make([]pending, 0, len(docs))
 	for _, d := range docs {
-		it, rj := p.documentEvent(co, d)
+		it, rj := p.documentEvent(co, domestic, d)
 		if rj != nil {
 			if err := p.reject(ctx, *rj, res); err != nil {
 				return err
@@ -79,10 +83,65 @@ func (p *Poller) documents(ctx context.Context, co string, res *Result) error {
 	return p.publish(ctx, entity, items, res)
 }
 
+// companyCurrency reads the domestic currency of company co from the
+// Company Constants (F0010). Every JDE company has that row; a company
+// code without one is a wrong setting, and nothing of it is read.
+func (p *Poller) companyCurrency(ctx context.Context, co string) (string, error) {
+	cur := ""
+	q := jde.Query{Table: "F0010", Columns: []string{"CO", "CRCD"}, Conditions: []jde.Condition{{Column: "CO", Op: jde.Equal, Value: co}}, PageSize: 2}
+	err := p.read(ctx, q, func() { cur = "" }, func(r jde.Row) error {
+		if r.Text("F0010", "CO") == co {
+			cur = r.Text("F0010", "CRCD")
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("connection %s: read F0010 of %s: %w", p.cfg.ConnectionName, co, err)
+	}
+	if cur == "" {
+		return "", fmt.Errorf("connection %s: company %s has no currency in the company constants (F0010); check company_codes", p.cfg.ConnectionName, co)
+	}
+	return cur, nil
+}
+
+// transactionAmounts picks the open and gross amounts of a pay item in its
+// transaction currency CRCD. In foreign mode (CRRM F) AG and AAP are the
+// company's domestic amounts and ACR and FAP the transaction's; in
+// domestic mode (D, or blank where multi-currency is off) CRCD is the
+// company's currency and AG and AAP are the amounts (Oracle,
+// "Multicurrency Fields Required in the F03B11Z1 Table",
+// https://docs.oracle.com/en/applications/jd-edwards/financials/9.2/eoamp/multicurrency-fields-required-in-the-f03b11z1-table.html).
+// A mode that contradicts the currencies is refused rather than guessed.
+func (p *Poller) transactionAmounts(d document, domestic string) (open, gross string, err error) {
+	cur := d.text("CRCD")
+	openCol, grossCol := "AAP", "AG"
+	switch mode := d.text("CRRM"); mode {
+	case jde.ModeForeign:
+		if cur == domestic {
+			return "", "", fmt.Errorf("F03B11.CRRM is F (foreign) but CRCD %s is the company's own currency", cur)
+		}
+		openCol, grossCol = "FAP", "ACR"
+	case jde.ModeDomestic, "":
+		if cur != domestic {
+			return "", "", fmt.Errorf("F03B11.CRCD %s is not the company's currency %s, but CRRM is %q, not F (foreign)", cur, domestic, mode)
+		}
+	default:
+		return "", "", fmt.Errorf("F03B11.CRRM %q is not D or F", mode)
+	}
+	if open, err = jde.ParseAmount(d.text(openCol), cur, p.cfg.Settings.Amounts); err != nil {
+		return "", "", fmt.Errorf("F03B11.%s: %w", openCol, err)
+	}
+	if gross, err = jde.ParseAmount(d.text(grossCol), cur, p.cfg.Settings.Amounts); err != nil {
+		return "", "", fmt.Errorf("F03B11.%s: %w", grossCol, err)
+	}
+	return open, gross, nil
+}
+
 // documentEvent maps a pay item to its event: InvoiceReady for invoice
 // document types, RefundRequested for open refund documents, nothing for
-// other types (receipts, credit memos, ...) or a rejection.
-func (p *Poller) documentEvent(co string, d document) (pending, *rejection) {
+// other types (receipts, credit memos, ...) or a rejection. domestic is
+// the company's currency.
+func (p *Poller) documentEvent(co, domestic string, d document) (pending, *rejection) {
 	it := pending{co: co, mark: d.mark}
 	dct := d.key.DocType
 	kind := ""
@@ -104,19 +163,15 @@ func (p *Poller) documentEvent(co string, d document) (pending, *rejection) {
 		return rejected(fmt.Errorf("F03B11 row without document number, pay item or customer"))
 	}
 	cur := d.text("CRCD")
-	open, err := jde.ParseAmount(d.text("AAP"), cur, p.cfg.Settings.Amounts)
+	open, gross, err := p.transactionAmounts(d, domestic)
 	if err != nil {
-		return rejected(fmt.Errorf("F03B11.AAP: %w", err))
-	}
-	gross, err := jde.ParseAmount(d.text("AG"), cur, p.cfg.Settings.Amounts)
-	if err != nil {
-		return rejected(fmt.Errorf("F03B11.AG: %w", err))
+		return rejected(err)
 	}
 	erp := &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_JDE, Connection: p.cfg.ConnectionName, Company: co}
 	updated := timestamppb.New(p.at(d.stamp))
 	version := d.stamp.version()
 	fields := map[string]string{}
-	for _, col := range []string{"CO", "PST", "RMK", "VINV"} {
+	for _, col := range []string{"CO", "PST", "RMK", "VINV", "CRRM", "CRR"} {
 		if v := d.text(col); v != "" {
 			fields[col] = v
 		}
@@ -132,6 +187,12 @@ func (p *Poller) documentEvent(co string, d document) (pending, *rejection) {
 		}
 		if orig.Company != "" && orig.Company != co {
 			return rejected(fmt.Errorf("refund's original invoice is in company %s, not %s", orig.Company, co))
+		}
+		// The refund's outcome is booked to the GL bank account of its
+		// business unit; a refund whose outcome could not be posted back
+		// is an exception now, before any money moves.
+		if _, err := p.cfg.Settings.Writer.GLAccount(d.text("MCU")); err != nil {
+			return rejected(fmt.Errorf("refund could not be posted back to JDE: %w", err))
 		}
 		fields["AG"] = gross
 		ev := &mlcv1.RefundRequested{

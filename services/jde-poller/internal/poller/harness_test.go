@@ -50,6 +50,7 @@ func newHarness(t testing.TB, opts jdesim.Options, extra map[string]any) *harnes
 	raw := map[string]any{
 		"base_url": srv.URL, "username": "JDE", "company_codes": []any{"00001"}, "page_size": 100.0,
 		"terms_recurrence": map[string]any{"M01": map[string]any{"interval_unit": "monthly", "day_of_month": 1.0}},
+		"gl_accounts":      map[string]any{"M30": "M30.1110", "M40": "M40.1110"},
 	}
 	for k, v := range extra {
 		raw[k] = v
@@ -179,6 +180,14 @@ func invoices(co string, an8, first int64, n int) []jdesim.Invoice {
 			DIVJ: jdesim.Date(2026, 1, 30), MCU: "M30", PTC: "N30", PST: "A"}
 	}
 	return out
+}
+
+// storedAsGiven makes inv a foreign-mode row in currency cur whose amounts
+// the simulator stores as they are, with no rate lookup: how a row with a
+// currency JDE would never have let in is set up.
+func storedAsGiven(inv jdesim.Invoice, cur string) jdesim.Invoice {
+	inv.CRCD, inv.CRRM, inv.CRR, inv.ACR, inv.FAP = cur, "F", "1", inv.AG, inv.AAP
+	return inv
 }
 
 func ids(msgs []published) map[string]int {

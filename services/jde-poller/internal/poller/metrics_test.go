@@ -26,7 +26,7 @@ func TestMetrics(t *testing.T) {
 	h := newHarness(t, jdesim.Options{}, nil)
 	customer(h.sim, 4001, "Acme", "GBP", "00001")
 	bad := invoices("00001", 4001, 9, 1)[0]
-	bad.CRCD = "XXX"
+	bad = storedAsGiven(bad, "XXX")
 	h.sim.AddInvoices(append(invoices("00001", 4001, 1, 3), bad)...)
 	p := h.poller(func(c *poller.Config) { c.Metrics = metrics })
 	h.cycle(p)

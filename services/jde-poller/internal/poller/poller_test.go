@@ -142,7 +142,7 @@ func TestChangesArePublishedAgain(t *testing.T) {
 		{"new bank account", func() { h.sim.PutBankAccount(jdesim.BankAccount{AN8: 4001, BKTP: "C", IBAN: "GB33BUKB20201555555555"}) }, []string{"jde:jde-test:00001:customer:4001"}},
 		{"renamed", func() { h.sim.PutAddressBook(jdesim.AddressBook{AN8: 4003, ALPH: "Other Renamed", AT1: "C"}) }, []string{"jde:jde-test:00001:customer:4003"}},
 		{"paid in full", func() {
-			_ = h.sim.UpdateInvoice(jdesim.DocKey{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001"}, func(i *jdesim.Invoice) { i.AAP, i.PST = 0, "P" })
+			_ = h.sim.UpdateInvoice(jdesim.DocKey{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001"}, func(i *jdesim.Invoice) { i.AAP, i.FAP, i.PST = 0, 0, "P" })
 		}, []string{"jde:jde-test:00001:invoice:1001/RI/001"}},
 		{"same second, next key", func() {
 			h.sim.AddInvoices(invoices("00001", 4001, 1000, 1)...)
@@ -274,7 +274,8 @@ func TestWatermarkMovesOnlyAfterAcks(t *testing.T) {
 }
 
 func TestOnlyConfiguredCompanies(t *testing.T) {
-	h := newHarness(t, jdesim.Options{}, map[string]any{"company_codes": []any{"00001", "00003"}})
+	h := newHarness(t, jdesim.Options{Companies: map[string]string{"00001": "USD", "00002": "USD", "00003": "GBP"}},
+		map[string]any{"company_codes": []any{"00001", "00003"}})
 	for _, co := range []string{"00001", "00002", "00003"} {
 		customer(h.sim, 4001, "Acme", "GBP", co)
 	}
@@ -351,14 +352,18 @@ func TestAmountsInCurrencyDecimals(t *testing.T) {
 		{"KWD", 1234567, "1234.567"},
 		{"BHD", 1, "0.001"},
 	}
+	// The first poll selects open items by their domestic open amount
+	// (AAP); a rate that keeps 0.001 BHD above a cent in USD keeps that
+	// row open on both sides.
+	rates := map[string]string{"BHD/USD": "100"}
 	tests := []struct {
 		name     string
 		opts     jdesim.Options
 		settings map[string]any
 	}{
-		{"decimal numbers", jdesim.Options{AmountOutput: jdesim.AmountsDecimal}, nil},
-		{"decimal strings", jdesim.Options{AmountOutput: jdesim.AmountsString}, nil},
-		{"implied decimals", jdesim.Options{AmountOutput: jdesim.AmountsImplied}, map[string]any{"amount_format": "implied"}},
+		{"decimal numbers", jdesim.Options{AmountOutput: jdesim.AmountsDecimal, Rates: rates}, nil},
+		{"decimal strings", jdesim.Options{AmountOutput: jdesim.AmountsString, Rates: rates}, nil},
+		{"implied decimals", jdesim.Options{AmountOutput: jdesim.AmountsImplied, Rates: rates}, map[string]any{"amount_format": "implied"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -393,7 +398,7 @@ func TestBadRowsBecomeExceptions(t *testing.T) {
 	yen := invoices("00001", 4001, 2, 1)[0]
 	yen.CRCD, yen.AAP, yen.AG = "JPY", 150, 150
 	unknown := invoices("00001", 4001, 3, 1)[0]
-	unknown.CRCD = "XXX"
+	unknown = storedAsGiven(unknown, "XXX")
 	orphan := jdesim.Invoice{DOC: 4, DCT: "RF", KCO: "00001", SFX: "001", AN8: 4001, AG: -100, AAP: -100, CRCD: "GBP"}
 	h.sim.AddInvoices(good, yen, unknown, orphan)
 	p := h.poller(nil)
@@ -432,7 +437,7 @@ func TestBadRowsBecomeExceptions(t *testing.T) {
 		t.Fatalf("watermark = %+v", wm)
 	}
 	h.clock.Advance(time.Minute)
-	_ = h.sim.UpdateInvoice(jdesim.DocKey{DOC: 2, DCT: "RI", KCO: "00001", SFX: "001"}, func(i *jdesim.Invoice) { i.AAP, i.AG = 100, 100 })
+	_ = h.sim.UpdateInvoice(jdesim.DocKey{DOC: 2, DCT: "RI", KCO: "00001", SFX: "001"}, func(i *jdesim.Invoice) { i.FAP, i.ACR = 100, 100 })
 	if res := h.cycle(p); res.Invoices != 1 || res.Rejected != 0 {
 		t.Fatalf("after the fix: %+v", res)
 	}
@@ -460,8 +465,9 @@ func TestManyCustomersReadTableByTable(t *testing.T) {
 				}
 			}
 			// 5 delta reads, then the five tables whole (1 query each) or
-			// customer by customer (5 tables x 8 customers), plus F03B11.
-			want := map[int]int{1: 5 + 5 + 1, 50: 5 + 40 + 1}[threshold]
+			// customer by customer (5 tables x 8 customers), plus F0010
+			// and F03B11.
+			want := map[int]int{1: 5 + 5 + 2, 50: 5 + 40 + 2}[threshold]
 			if st := h.sim.Stats(); st.DataRequests != want {
 				t.Fatalf("data requests = %d, want %d", st.DataRequests, want)
 			}
