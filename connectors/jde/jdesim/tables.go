@@ -163,12 +163,12 @@ func Date(year int, month time.Month, day int) time.Time {
 // JDE stores them: integers with the currency's implied decimals (12345
 // USD is 123.45).
 type Invoice struct {
-	DOC  int64  `json:"DOC"`
-	DCT  string `json:"DCT"`
-	KCO  string `json:"KCO"`
-	SFX  string `json:"SFX"`
-	AN8  int64  `json:"AN8"`
-	CO   string `json:"CO"`
+	DOC int64  `json:"DOC"`
+	DCT string `json:"DCT"`
+	KCO string `json:"KCO"`
+	SFX string `json:"SFX"`
+	AN8 int64  `json:"AN8"`
+	CO  string `json:"CO"`
 	// AG and AAP are in the company's currency; with CRRM F, ACR and FAP
 	// are the same amounts in CRCD (currency.go).
 	AG   int64  `json:"AG"`
