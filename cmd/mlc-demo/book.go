@@ -215,7 +215,11 @@ func germanIBAN(account string) string {
 }
 
 // register adds the demo's connections to the registry.
-func register(ctx context.Context, store *connections.Store, gcURL, ifsURL, jdeURL, creditor string) error {
+func register(ctx context.Context, store *connections.Store, gcURL, ifsURL string, jde *jdesim.Deployment, creditor string) error {
+	nodes := make([]any, len(jde.Nodes))
+	for i, n := range jde.Nodes {
+		nodes[i] = n
+	}
 	for _, n := range []connections.New{
 		{Name: gcConnection, Kind: connections.KindGoCardless,
 			Settings: map[string]any{"base_url": gcURL, "own_bacs_references": true, "ach_authorisation_source": "paper"},
@@ -225,7 +229,7 @@ func register(ctx context.Context, store *connections.Store, gcURL, ifsURL, jdeU
 			"creditors": map[string]any{"10": creditor, "20": creditor, "30": creditor}, "requests_per_minute": float64(600000)},
 			Secrets: map[string]secrets.Value{"client_secret": secrets.NewValue("secret")}},
 		{Name: jdeConnection, Kind: connections.KindJDE, Settings: map[string]any{
-			"base_url": jdeURL, "username": "JDE", "company_codes": []any{jdeCompany}, "gocardless": gcConnection,
+			"base_url": jde.URL, "ais_nodes": nodes, "username": "JDE", "company_codes": []any{jdeCompany}, "gocardless": gcConnection,
 			"creditors":   map[string]any{jdeCompany: creditor},
 			"gl_accounts": map[string]any{"M30": "M30.1110.GC", "M40": "M40.1110.GC", "M50": "M50.1110.GC"},
 			// Refund documents raised in AR carry no business unit: their

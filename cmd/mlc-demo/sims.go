@@ -24,6 +24,7 @@ type simulators struct {
 	gc          *gcsim.Server
 	ifs         *ifssim.Sim
 	jde         *jdesim.Server
+	jdeNodes    *jdesim.Deployment // two AIS nodes behind a cookie-affinity balancer
 	servers     []*httptest.Server
 	webhookAddr string
 	db          *pgxpool.Pool
@@ -49,9 +50,13 @@ func startSimulators(ctx context.Context, dbURL string, key []byte, opts options
 	})
 	s.ifs = ifssim.New(ifssim.Config{Budget: -1})
 	s.jde = jdesim.New(jdesim.Options{})
-	ifsSrv, jdeSrv := httptest.NewServer(s.ifs), httptest.NewServer(s.jde)
-	s.servers = []*httptest.Server{ifsSrv, jdeSrv}
-	fmt.Fprintf(opts.out, "GoCardless simulator       %s\nIFS Cloud simulator        %s\nJD Edwards simulator       %s\n", s.gc.URL, ifsSrv.URL, jdeSrv.URL)
+	ifsSrv := httptest.NewServer(s.ifs)
+	s.servers = []*httptest.Server{ifsSrv}
+	if s.jdeNodes, err = s.jde.ServeDeployment(2); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(opts.out, "GoCardless simulator       %s\nIFS Cloud simulator        %s\nJD Edwards simulator       %s (balancer of AIS nodes %s)\n",
+		s.gc.URL, ifsSrv.URL, s.jdeNodes.URL, strings.Join(s.jdeNodes.Nodes, ", "))
 
 	if s.db, err = database.Open(ctx, dbURL); err != nil {
 		return nil, err
@@ -63,7 +68,7 @@ func startSimulators(ctx context.Context, dbURL string, key []byte, opts options
 	if err != nil {
 		return nil, err
 	}
-	if err := register(ctx, connections.NewStore(s.db, keys), s.gc.URL, ifsSrv.URL, jdeSrv.URL, s.gc.Creditors()[0].ID); err != nil {
+	if err := register(ctx, connections.NewStore(s.db, keys), s.gc.URL, ifsSrv.URL, s.jdeNodes, s.gc.Creditors()[0].ID); err != nil {
 		return nil, fmt.Errorf("register connections: %w", err)
 	}
 	if s.book, err = seed(s.ifs, s.jde, opts.invoices, today); err != nil {
@@ -82,6 +87,9 @@ func (noTB) Cleanup(func()) {}
 func (s *simulators) close() {
 	for _, srv := range s.servers {
 		srv.Close()
+	}
+	if s.jdeNodes != nil {
+		s.jdeNodes.Close()
 	}
 	s.gc.Close()
 	if s.db != nil {

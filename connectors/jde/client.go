@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"sync"
@@ -47,7 +48,12 @@ type Config struct {
 	Name string
 	// BaseURL is the AIS server's root, e.g. https://ais.example.com:9300;
 	// the client appends /jderest/....
-	BaseURL     string
+	BaseURL string
+	// Nodes are the base URLs of the AIS servers of the same deployment
+	// behind BaseURL's load balancer. A data-service next link names the
+	// node that holds the result set; it is followed only to BaseURL's
+	// host or to one of these, so the session token goes nowhere else.
+	Nodes       []string
 	Username    string
 	Password    secrets.Value
 	DeviceName  string // default "ml-connector"; also sent as jde-AIS-Auth-Device
@@ -73,8 +79,9 @@ type Config struct {
 // Client talks to one AIS server with one session at a time. It is safe
 // for concurrent use.
 type Client struct {
-	cfg  Config
-	base *url.URL
+	cfg   Config
+	base  *url.URL
+	nodes map[string]bool // scheme://host of Nodes
 	http *http.Client
 	cb   *gobreaker.CircuitBreaker[*response]
 
@@ -102,6 +109,15 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Password.Empty() {
 		errs = append(errs, errors.New("password is required"))
+	}
+	nodes := map[string]bool{}
+	for _, n := range cfg.Nodes {
+		u, err := url.Parse(strings.TrimRight(n, "/"))
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil {
+			errs = append(errs, errors.New("every AIS node must be an absolute http(s) URL without credentials"))
+			continue
+		}
+		nodes[u.Scheme+"://"+u.Host] = true
 	}
 	if cfg.RefreshEvery < 0 || cfg.PageSize < 0 || cfg.Timeout < 0 {
 		errs = append(errs, errors.New("refresh interval, page size and timeout must not be negative"))
@@ -142,12 +158,23 @@ func New(cfg Config) (*Client, error) {
 		// request proves it is up.
 		bo.IsSuccessful = func(err error) bool { return err == nil || !errors.Is(err, ErrUnavailable) }
 	}
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		return nil, fmt.Errorf("jde client %q: cookie jar: %w", cfg.Name, err)
+	}
 	c := &Client{
-		cfg:  cfg,
-		base: base,
+		cfg:   cfg,
+		base:  base,
+		nodes: nodes,
 		http: &http.Client{
 			Transport: otelhttp.NewTransport(cfg.Transport),
 			Timeout:   cfg.Timeout,
+			// A load balancer in front of AIS keeps a session on the node
+			// that issued it by cookie (Oracle, "Using Stateless Load
+			// Balancing": without stateless mode a token is valid only on
+			// its node); without the cookie every call may land elsewhere
+			// and answer 444. The jar keeps cookies of the base URL only.
+			Jar: boundJar{jar: jar, scheme: base.Scheme, host: base.Host},
 			// A redirect would replay the auth headers somewhere else.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
@@ -335,6 +362,28 @@ func decodeOK(op string, resp *response, out any) error {
 	dec.UseNumber()
 	if err := dec.Decode(out); err != nil {
 		return fmt.Errorf("jde: %s: %w: unreadable response: %w", op, ErrUnavailable, err)
+	}
+	return nil
+}
+
+// boundJar is a cookie jar that takes and gives cookies only for one
+// scheme and host: the AIS base URL (its load balancer).
+type boundJar struct {
+	jar          http.CookieJar
+	scheme, host string
+}
+
+func (j boundJar) bound(u *url.URL) bool { return u.Scheme == j.scheme && u.Host == j.host }
+
+func (j boundJar) SetCookies(u *url.URL, cookies []*http.Cookie) {
+	if j.bound(u) {
+		j.jar.SetCookies(u, cookies)
+	}
+}
+
+func (j boundJar) Cookies(u *url.URL) []*http.Cookie {
+	if j.bound(u) {
+		return j.jar.Cookies(u)
 	}
 	return nil
 }

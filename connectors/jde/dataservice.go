@@ -241,9 +241,19 @@ func readPage(op, table string, raw map[string]json.RawMessage) (gridPage, strin
 // token never lands in URLs, traces or proxies' logs.
 func (c *Client) nextPage(ctx context.Context, s *session, op, href string) (map[string]json.RawMessage, error) {
 	u, err := c.base.Parse(href)
-	if err != nil || u.Host != c.base.Host || u.Scheme != c.base.Scheme {
-		// Following a link elsewhere would hand our token to another host.
-		return nil, fmt.Errorf("jde: %s: %w: next link does not point at the AIS server", op, ErrResultSetLost)
+	if err != nil {
+		return nil, fmt.Errorf("jde: %s: %w: unreadable next link", op, ErrResultSetLost)
+	}
+	// AIS names the node holding the result set, which behind a load
+	// balancer is that node's own host and port. Following a link to any
+	// host but the base URL's or a configured node of the same deployment
+	// would hand the token to another host.
+	if home := u.Scheme == c.base.Scheme && u.Host == c.base.Host; !home && !c.nodes[u.Scheme+"://"+u.Host] {
+		return nil, fmt.Errorf("jde: %s: %w: next link points at %s://%s, which is neither the AIS base URL nor one of the connection's ais_nodes",
+			op, ErrResultSetLost, u.Scheme, u.Host)
+	}
+	if u.User != nil {
+		return nil, fmt.Errorf("jde: %s: %w: next link carries credentials", op, ErrResultSetLost)
 	}
 	qv := u.Query()
 	qv.Del("token")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +18,9 @@ import (
 // connection registry) say to the client and the writer. Keys:
 //
 //	base_url, username         required
+//	ais_nodes                  base URLs of the AIS nodes behind base_url's
+//	                           load balancer whose next-page links may be
+//	                           followed (e.g. ["https://ais1:9300"])
 //	environment, role          AIS login; role defaults to *ALL
 //	device_name                default "ml-connector"
 //	refresh_every, timeout     durations ("50m", "60s")
@@ -35,6 +39,7 @@ import (
 //	                           {"M01": {"interval_unit": "monthly", "day_of_month": 1}}
 type Settings struct {
 	BaseURL      string
+	Nodes        []string
 	Username     string
 	Environment  string
 	Role         string
@@ -83,6 +88,7 @@ func ParseSettings(m map[string]any) (Settings, error) {
 	r := settingsReader{m: m}
 	s := Settings{
 		BaseURL:      r.str("base_url", ""),
+		Nodes:        r.strList("ais_nodes", nil),
 		Username:     r.str("username", ""),
 		Environment:  r.str("environment", ""),
 		Role:         r.str("role", DefaultRole),
@@ -105,6 +111,17 @@ func ParseSettings(m map[string]any) (Settings, error) {
 	}
 	if s.BaseURL == "" || s.Username == "" {
 		r.fail("base_url and username are required")
+	}
+	if len(s.Nodes) > 64 {
+		r.fail("ais_nodes must list at most 64 nodes")
+	}
+	for _, n := range s.Nodes {
+		switch u, err := url.Parse(n); {
+		case err == nil && u.User != nil:
+			r.fail("ais_nodes: an entry carries credentials; list plain base URLs")
+		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+			r.fail(fmt.Sprintf("ais_nodes: %q must be an absolute http(s) URL", n))
+		}
 	}
 	if len(s.Companies) == 0 {
 		r.fail("company_codes must list at least one company")
@@ -200,6 +217,7 @@ func (s Settings) ClientConfig(name string, password secrets.Value) Config {
 	return Config{
 		Name:         name,
 		BaseURL:      s.BaseURL,
+		Nodes:        s.Nodes,
 		Username:     s.Username,
 		Password:     password,
 		DeviceName:   s.DeviceName,

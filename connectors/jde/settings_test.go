@@ -82,6 +82,8 @@ func TestParseSettingsErrors(t *testing.T) {
 		{`{` + base + `,"terms_recurrence":{"M01":{"interval_unit":"monthly","day_of_month":31}}}`, "terms_recurrence.M01"},
 		{`{` + base + `,"terms_recurrence":{"M01":{"interval_unit":"monthly","every":2}}}`, "terms_recurrence.M01"},
 		{`{` + base + `,"terms_recurrence":[]}`, "terms_recurrence"},
+		{`{` + base + `,"ais_nodes":["ais2:9300"]}`, "ais_nodes"},
+		{`{` + base + `,"ais_nodes":["https://u:p@ais2"]}`, "ais_nodes"},
 	}
 	for _, tt := range tests {
 		_, err := ParseSettings(settingsFrom(t, tt.js))

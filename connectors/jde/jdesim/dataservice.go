@@ -319,6 +319,10 @@ func (s *Server) writePage(w http.ResponseWriter, r *http.Request, rs *resultSet
 		if r.TLS != nil {
 			scheme = "https"
 		}
+		base := scheme + "://" + r.Host
+		if n := nodeOf(r); n.self != "" {
+			base = n.self // a node names itself, not the balancer
+		}
 		q := url.Values{}
 		q.Set("stackId", "1")
 		q.Set("stateId", strconv.Itoa(rs.state))
@@ -330,7 +334,7 @@ func (s *Server) writePage(w http.ResponseWriter, r *http.Request, rs *resultSet
 		body["rid"] = rs.rid
 		body["links"] = []map[string]any{{
 			"rel":     "next",
-			"href":    scheme + "://" + r.Host + "/jderest/v2/dataservice/next?" + q.Encode(),
+			"href":    base + "/jderest/v2/dataservice/next?" + q.Encode(),
 			"context": "1",
 		}}
 	} else if rs.rid != "" {

@@ -175,6 +175,9 @@ type Stats struct {
 	NextPages      int `json:"next_pages"`
 	Orchestrations int `json:"orchestrations"`
 	InvalidTokens  int `json:"invalid_tokens"` // 444 answers
+	// WrongNode counts tokens used on another node than the one that
+	// issued them (each also answered 444).
+	WrongNode int `json:"wrong_node"`
 	Restarts       int `json:"restarts"`
 	// TokensInURL counts requests that carried a session token in the
 	// URL, where proxies and traces would keep it.
@@ -185,6 +188,7 @@ type Stats struct {
 
 // session is a logged-in token.
 type session struct {
+	node       string // the AIS server that issued it (balancer.go)
 	token      string
 	user       string
 	device     string
@@ -422,7 +426,7 @@ func (s *Server) handleLogin(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusForbidden, "Authorization Failure: invalid user name, password or environment", "com.oracle.e1.jdemf.JDERestServiceException")
 		return
 	}
-	sess := &session{token: newToken(), user: req.Username, device: req.DeviceName, loggedInAt: s.now()}
+	sess := &session{node: nodeOf(r).name, token: newToken(), user: req.Username, device: req.DeviceName, loggedInAt: s.now()}
 	s.sessions[sess.token] = sess
 	s.stats.Logins++
 	role := req.Role
@@ -466,7 +470,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.sessions[req.Token]; !ok {
+	if sess, ok := s.sessions[req.Token]; !ok || sess.node != nodeOf(r).name {
 		s.stats.InvalidTokens++
 		writeError(w, 444, "Invalid token", "com.oracle.e1.jdemf.JDERestServiceException")
 		return
@@ -497,6 +501,11 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *session {
 		ok = false
 	}
 	if ok && sess.device != "" && r.Header.Get("jde-AIS-Auth-Device") != sess.device {
+		ok = false
+	}
+	if ok && sess.node != nodeOf(r).name {
+		// Another server of the deployment never issued this token.
+		s.stats.WrongNode++
 		ok = false
 	}
 	if !ok {

@@ -66,7 +66,12 @@ func (e *rawEnv) do(method, path, token string, body any, header ...string) (int
 
 func (e *rawEnv) login() string {
 	e.t.Helper()
-	status, body, _ := e.do("POST", "/jderest/v2/tokenrequest", "", map[string]string{"username": "JDE", "password": "JDE", "deviceName": "dev"})
+	return e.loginAt("")
+}
+
+func (e *rawEnv) loginAt(base string) string {
+	e.t.Helper()
+	status, body, _ := e.do("POST", base+"/jderest/v2/tokenrequest", "", map[string]string{"username": "JDE", "password": "JDE", "deviceName": "dev"})
 	if status != 200 {
 		e.t.Fatalf("login: %d %v", status, body)
 	}
@@ -430,5 +435,47 @@ func TestForeignInvoiceAndReceiptMode(t *testing.T) {
 	gl := e.sim.GLEntries()
 	if len(gl) != 4 || gl[0].GLAA != 43400 || gl[0].GLACR != 40000 || gl[0].GLCRRM != "F" || gl[1].GLAA != -43400 {
 		t.Fatalf("GL = %+v", gl)
+	}
+}
+
+func TestNodesBehindBalancer(t *testing.T) {
+	sim := New(Options{Clock: NewClock(time.Date(2026, 1, 31, 9, 0, 0, 0, time.UTC))})
+	fiveInvoices(sim)
+	d, err := sim.ServeDeployment(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	e := &rawEnv{t: t, sim: sim}
+	// Without cookies each call may land on the other node, where the
+	// token is unknown: 444.
+	tok := e.loginAt(d.URL)
+	if status, _, _ := e.do("POST", d.URL+"/jderest/v2/dataservice", tok, browse("F03B11", "F03B11.DOC", 2)); status != 444 {
+		t.Fatalf("token on the other node: %d, want 444", status)
+	}
+	if st := sim.Stats(); st.WrongNode != 1 {
+		t.Fatalf("wrong-node uses = %d", st.WrongNode)
+	}
+	// With the balancer's affinity cookie the session stays on its node,
+	// whose next links name the node itself.
+	status, body, hdr := e.do("POST", d.URL+"/jderest/v2/tokenrequest", "", map[string]string{"username": "JDE", "password": "JDE", "deviceName": "dev"})
+	cookie := hdr.Get("Set-Cookie")
+	if status != 200 || !strings.HasPrefix(cookie, AffinityCookie+"=") {
+		t.Fatalf("login through the balancer: %d, cookie %q", status, cookie)
+	}
+	tok = body["userInfo"].(map[string]any)["token"].(string)
+	route := strings.SplitN(cookie, ";", 2)[0]
+	for range 3 {
+		status, body, _ = e.do("POST", d.URL+"/jderest/v2/dataservice", tok, browse("F03B11", "F03B11.DOC", 2), "Cookie", route)
+		if status != 200 {
+			t.Fatalf("with affinity: %d %v", status, body)
+		}
+	}
+	next := nextHref(body)
+	if !strings.HasPrefix(next, d.Nodes[0]+"/") && !strings.HasPrefix(next, d.Nodes[1]+"/") {
+		t.Fatalf("next link %q does not name a node (%v)", next, d.Nodes)
+	}
+	if status, _, _ := e.do("POST", next, tok, map[string]any{}); status != 200 {
+		t.Fatalf("next link on its node: %d", status)
 	}
 }
