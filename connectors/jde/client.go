@@ -82,8 +82,8 @@ type Client struct {
 	cfg   Config
 	base  *url.URL
 	nodes map[string]bool // scheme://host of Nodes
-	http *http.Client
-	cb   *gobreaker.CircuitBreaker[*response]
+	http  *http.Client
+	cb    *gobreaker.CircuitBreaker[*response]
 
 	mu   sync.Mutex
 	sess *session

@@ -178,7 +178,7 @@ type Stats struct {
 	// WrongNode counts tokens used on another node than the one that
 	// issued them (each also answered 444).
 	WrongNode int `json:"wrong_node"`
-	Restarts       int `json:"restarts"`
+	Restarts  int `json:"restarts"`
 	// TokensInURL counts requests that carried a session token in the
 	// URL, where proxies and traces would keep it.
 	TokensInURL int `json:"tokens_in_url"`
