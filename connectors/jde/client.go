@@ -276,7 +276,7 @@ func (c *Client) attempt(ctx context.Context, x exchange) (*response, error) {
 		return nil, fmt.Errorf("jde: %s: %w: read response: %w", x.op, ErrUnavailable, err)
 	}
 	resp := &response{status: hr.StatusCode, header: hr.Header, body: body}
-	if retry.Status(hr.StatusCode) && !resultSetExpired(resp) {
+	if retry.Status(hr.StatusCode) && !resultSetExpired(resp) && decodeError(x.op, resp).StepError == "" {
 		e := decodeError(x.op, resp)
 		after, _ := retry.After(hr.Header, c.cfg.Now())
 		return nil, &retryAfterError{err: e, after: after}
@@ -285,8 +285,11 @@ func (c *Client) attempt(ctx context.Context, x exchange) (*response, error) {
 }
 
 // decodeError reads an AIS error body: {"message","exception","timeStamp",
-// "status"}, or the {"sysErrors":[{"TITLE","DESC"}]} form of form and data
-// service failures.
+// "status"} with, from a failed orchestration step, "userDefinedErrorText"
+// (the ServiceErrorResponse of "Execute an Orchestration v2",
+// https://docs.oracle.com/en/applications/jd-edwards/cross-product/9.2/rest-api/op-v2-orchestrator-orchestration-post.html),
+// or the {"sysErrors":[{"TITLE","DESC"}]} form of form and data service
+// failures. A step's own error is a refusal, never retried.
 func decodeError(op string, r *response) *Error {
 	e := &Error{Op: op, HTTPStatus: r.status}
 	var body struct {
@@ -294,6 +297,7 @@ func decodeError(op string, r *response) *Error {
 		Exception string `json:"exception"`
 		TimeStamp string `json:"timeStamp"`
 		Status    string `json:"status"`
+		StepError string `json:"userDefinedErrorText"`
 		SysErrors []struct {
 			Title string `json:"TITLE"`
 			Desc  string `json:"DESC"`
@@ -301,6 +305,7 @@ func decodeError(op string, r *response) *Error {
 	}
 	if json.Unmarshal(r.body, &body) == nil {
 		e.Message, e.Exception, e.TimeStamp, e.Status = body.Message, body.Exception, body.TimeStamp, body.Status
+		e.StepError = strings.TrimSpace(body.StepError)
 		if e.Message == "" && len(body.SysErrors) > 0 {
 			e.Message = body.SysErrors[0].Title
 		}

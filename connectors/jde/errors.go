@@ -46,10 +46,16 @@ type Error struct {
 	Exception  string
 	TimeStamp  string
 	Status     string
+	// StepError is the userDefinedErrorText of an orchestration step that
+	// failed: the orchestration refused the request, whatever the status.
+	StepError string
 }
 
 func (e *Error) Error() string {
 	msg := e.Message
+	if e.StepError != "" {
+		msg = e.StepError
+	}
 	if msg == "" {
 		msg = http.StatusText(e.HTTPStatus)
 	}
@@ -63,11 +69,11 @@ func (e *Error) Error() string {
 func (e *Error) Is(target error) bool {
 	switch target {
 	case ErrUnavailable:
-		return e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500
+		return e.StepError == "" && (e.HTTPStatus == http.StatusTooManyRequests || e.HTTPStatus >= 500)
 	case ErrNotFound:
 		return e.HTTPStatus == http.StatusNotFound
 	case ErrInvalid:
-		return e.HTTPStatus == http.StatusBadRequest || e.HTTPStatus == http.StatusUnprocessableEntity ||
+		return e.StepError != "" || e.HTTPStatus == http.StatusBadRequest || e.HTTPStatus == http.StatusUnprocessableEntity ||
 			e.HTTPStatus == http.StatusConflict || e.HTTPStatus == http.StatusRequestEntityTooLarge ||
 			e.HTTPStatus == http.StatusUnsupportedMediaType
 	case ErrUnauthorized:

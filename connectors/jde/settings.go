@@ -32,7 +32,11 @@ import (
 //	gl_accounts                business unit -> GL bank account for receipts
 //	default_gl_account         for documents without a business unit
 //	receipt_on                 "confirmed" (default) or "paid_out"
-//	orchestrations             {"receipt","failure","refund","mandate"} names
+//	write_preset               "standard" (default): receipts as F03B13Z1
+//	                           rows processed by R03B551; "orchestrations":
+//	                           ml-connector's receipt orchestration
+//	orchestrations             {"receipts_input","receipt","failure",
+//	                           "refund","mandate"} names
 //	invoice_doc_types          F03B11 document types collected (default ["RI"])
 //	refund_doc_types           F03B11 document types that are refunds (default ["RF"])
 //	terms_recurrence           payment terms code -> subscription schedule, e.g.
@@ -103,6 +107,7 @@ func ParseSettings(m map[string]any) (Settings, error) {
 			GLAccounts:       map[string]string{},
 			DefaultGLAccount: r.str("default_gl_account", ""),
 			ReceiptOn:        ReceiptOn(r.str("receipt_on", string(ReceiptOnConfirmed))),
+			Preset:           Preset(r.str("write_preset", string(PresetStandard))),
 			Orchestrations:   DefaultOrchestrations,
 		},
 		InvoiceDocTypes: r.strList("invoice_doc_types", []string{"RI"}),
@@ -159,6 +164,16 @@ func ParseSettings(m map[string]any) (Settings, error) {
 	for bu, acct := range r.strMap("gl_accounts") {
 		s.Writer.GLAccounts[strings.TrimSpace(bu)] = acct
 	}
+	switch s.Writer.Preset {
+	case PresetStandard:
+		// F03B13Z1 EDUS, the user running the process, is alpha 10.
+		if s.Writer.ReceiptsUser = s.Username; len(s.Username) > 10 {
+			r.fail(`username must be at most 10 characters for write_preset "standard" (F03B13Z1 EDUS)`)
+		}
+	case PresetOrchestrations:
+	default:
+		r.fail(fmt.Sprintf(`write_preset %q must be "standard" or "orchestrations"`, s.Writer.Preset))
+	}
 	if s.Writer.ReceiptOn != ReceiptOnConfirmed && s.Writer.ReceiptOn != ReceiptOnPaidOut {
 		r.fail(fmt.Sprintf(`receipt_on %q must be "confirmed" or "paid_out"`, s.Writer.ReceiptOn))
 	}
@@ -168,6 +183,8 @@ func ParseSettings(m map[string]any) (Settings, error) {
 			continue
 		}
 		switch key {
+		case "receipts_input":
+			s.Writer.Orchestrations.ReceiptsInput = name
 		case "receipt":
 			s.Writer.Orchestrations.Receipt = name
 		case "failure":
@@ -177,7 +194,7 @@ func ParseSettings(m map[string]any) (Settings, error) {
 		case "mandate":
 			s.Writer.Orchestrations.Mandate = name
 		default:
-			r.fail(fmt.Sprintf("orchestrations.%s is unknown (want receipt, failure, refund, mandate)", key))
+			r.fail(fmt.Sprintf("orchestrations.%s is unknown (want receipts_input, receipt, failure, refund, mandate)", key))
 		}
 	}
 	for _, t := range s.InvoiceDocTypes {

@@ -26,7 +26,8 @@ func TestParseSettingsDefaults(t *testing.T) {
 	}
 	if s.Role != "*ALL" || s.DeviceName != "ml-connector" || s.RefreshEvery != 50*time.Minute || s.PageSize != 500 ||
 		s.Amounts.Implied || s.Location != time.UTC || s.Writer.ReceiptOn != ReceiptOnConfirmed ||
-		s.Writer.Orchestrations != DefaultOrchestrations || strings.Join(s.InvoiceDocTypes, ",") != "RI" ||
+		s.Writer.Orchestrations != DefaultOrchestrations || s.Writer.Preset != PresetStandard || s.Writer.ReceiptsUser != "MLC" ||
+		len(s.Nodes) != 0 || strings.Join(s.InvoiceDocTypes, ",") != "RI" ||
 		strings.Join(s.RefundDocTypes, ",") != "RF" || len(s.TermsRecurrence) != 0 {
 		t.Fatalf("defaults = %+v", s)
 	}
@@ -38,7 +39,8 @@ func TestParseSettingsFull(t *testing.T) {
 		"environment":"JPD920","role":"AR","refresh_every":"25m","page_size":1000,
 		"amount_format":"implied","implied_decimals":2,"timezone":"Europe/London",
 		"gl_accounts":{" M30":"M30.1110","M40":"M40.1110"},"default_gl_account":"1.1110","receipt_on":"paid_out",
-		"orchestrations":{"receipt":"ACME_Receipt","mandate":"ACME_Mandate"},
+		"orchestrations":{"receipt":"ACME_Receipt","mandate":"ACME_Mandate"},"write_preset":"orchestrations",
+		"ais_nodes":["https://ais1:9300","https://ais2:9300"],
 		"invoice_doc_types":["RI","RN"],"refund_doc_types":["RF","R1"],
 		"terms_recurrence":{"M01":{"interval_unit":"monthly","day_of_month":1},"Y01":{"interval_unit":"yearly","month":4,"count":3}}}`))
 	if err != nil {
@@ -46,7 +48,8 @@ func TestParseSettingsFull(t *testing.T) {
 	}
 	if s.Environment != "JPD920" || s.RefreshEvery != 25*time.Minute || s.PageSize != 1000 || !s.Amounts.Implied ||
 		s.Amounts.Decimals != 2 || s.Location.String() != "Europe/London" || s.Writer.GLAccounts["M30"] != "M30.1110" ||
-		s.Writer.ReceiptOn != ReceiptOnPaidOut || s.Writer.Orchestrations.Receipt != "ACME_Receipt" ||
+		s.Writer.ReceiptOn != ReceiptOnPaidOut || s.Writer.Orchestrations.Receipt != "ACME_Receipt" || s.Writer.Preset != PresetOrchestrations ||
+		strings.Join(s.Nodes, ",") != "https://ais1:9300,https://ais2:9300" ||
 		s.Writer.Orchestrations.Failure != "MLC_PaymentFailure" || s.Writer.Orchestrations.Mandate != "ACME_Mandate" ||
 		s.TermsRecurrence["M01"] != (Recurrence{IntervalUnit: "monthly", DayOfMonth: 1}) ||
 		s.TermsRecurrence["Y01"] != (Recurrence{IntervalUnit: "yearly", Month: 4, Count: 3}) {
@@ -83,6 +86,8 @@ func TestParseSettingsErrors(t *testing.T) {
 		{`{` + base + `,"terms_recurrence":{"M01":{"interval_unit":"monthly","every":2}}}`, "terms_recurrence.M01"},
 		{`{` + base + `,"terms_recurrence":[]}`, "terms_recurrence"},
 		{`{` + base + `,"ais_nodes":["ais2:9300"]}`, "ais_nodes"},
+		{`{` + base + `,"write_preset":"bapi"}`, "write_preset"},
+		{`{"base_url":"https://ais","username":"AVERYLONGUSER","company_codes":["00001"]}`, "EDUS"},
 		{`{` + base + `,"ais_nodes":["https://u:p@ais2"]}`, "ais_nodes"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,8 @@ package jde
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"time"
@@ -9,13 +11,19 @@ import (
 	"github.com/ml-connector/ml-connector/platform/money"
 )
 
-// Orchestrations names the AIS orchestrations the Writer runs. They are
-// site-specific; the defaults are what jdesim implements. Each takes an
-// ExternalReference and must write nothing when it has seen it before,
-// answering with the original result and AlreadyPosted true. Each answers
-// 400 for input it refuses and 404 for a document or customer it does not
-// know.
+// Orchestrations names the AIS orchestrations the Writer runs. Their
+// definitions ship in docs/jde/ for a site to import; the names are
+// configurable. ReceiptsInput is keyed by its F03B13Z1 row; the others
+// take an ExternalReference. Each must write nothing when it has seen the
+// key before, answering with the original result and AlreadyPosted true.
+// A refusal is read from the answer's body: jde__status ERROR with
+// jde__simpleMessage, a failed step's userDefinedErrorText, or AIS's
+// error body with 400 or 404 (see Writer.orchestrate).
 type Orchestrations struct {
+	// ReceiptsInput, of the standard preset, adds an F03B13Z1
+	// (Electronic Receipts Input) row matched to the invoice and runs
+	// R03B551 (Update Receipts Header) over it.
+	ReceiptsInput string
 	// Receipt writes an F03B13Z1 electronic receipt matched to the invoice
 	// (RUDOC/RUDCT/RUKCO/RUSFX) with the GL bank account, for R03B551 to
 	// turn into a receipt and F0911 entries.
@@ -32,10 +40,11 @@ type Orchestrations struct {
 
 // DefaultOrchestrations are jdesim's names.
 var DefaultOrchestrations = Orchestrations{
-	Receipt: "MLC_PostReceipt",
-	Failure: "MLC_PaymentFailure",
-	Refund:  "MLC_RefundOutcome",
-	Mandate: "MLC_MandateStatus",
+	ReceiptsInput: "MLC_ReceiptsInput",
+	Receipt:       "MLC_PostReceipt",
+	Failure:       "MLC_PaymentFailure",
+	Refund:        "MLC_RefundOutcome",
+	Mandate:       "MLC_MandateStatus",
 }
 
 // ReceiptOn says which payment outcome books the cash receipt.
@@ -48,8 +57,26 @@ const (
 	ReceiptOnPaidOut ReceiptOn = "paid_out"
 )
 
+// Preset is how receipts are written into JDE.
+type Preset string
+
+const (
+	// PresetStandard writes a receipt as JDE takes bank receipts in: an
+	// F03B13Z1 row processed by R03B551, through the ReceiptsInput
+	// orchestration. The default.
+	PresetStandard Preset = "standard"
+	// PresetOrchestrations writes it through ml-connector's own Receipt
+	// orchestration, for sites that built it before the standard preset.
+	PresetOrchestrations Preset = "orchestrations"
+)
+
 // WriterConfig is the posting part of a connection's settings.
 type WriterConfig struct {
+	Preset Preset
+	// ReceiptsUser is the F03B13Z1 EDUS of the standard preset: the JDE
+	// user running the process (the connection's AIS user, at most 10
+	// characters).
+	ReceiptsUser   string
 	Orchestrations Orchestrations
 	// GLAccounts maps a business unit (F03B11 MCU, trimmed) to the GL bank
 	// account receipts are posted to.
@@ -74,6 +101,12 @@ func NewWriter(c *Client, cfg WriterConfig) *Writer {
 	}
 	if cfg.ReceiptOn == "" {
 		cfg.ReceiptOn = ReceiptOnConfirmed
+	}
+	if cfg.Preset == "" {
+		cfg.Preset = PresetStandard
+	}
+	if cfg.ReceiptsUser == "" {
+		cfg.ReceiptsUser = c.cfg.Username
 	}
 	return &Writer{c: c, cfg: cfg}
 }
@@ -153,9 +186,28 @@ type Result struct {
 }
 
 type postingOutput struct {
-	Reference     string `json:"Reference"`
-	AlreadyPosted bool   `json:"AlreadyPosted"`
-	PostedAt      string `json:"PostedAt"`
+	Reference     string   `json:"Reference"`
+	AlreadyPosted flexBool `json:"AlreadyPosted"`
+	PostedAt      string   `json:"PostedAt"`
+	Status        string   `json:"jde__status"`
+	Message       string   `json:"jde__simpleMessage"`
+	EndTimestamp  string   `json:"jde__endTimestamp"`
+}
+
+// flexBool reads a boolean output as JSON true/false or, as orchestration
+// outputs usually are, the strings "true"/"false".
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(data []byte) error {
+	switch strings.Trim(string(data), `"`) {
+	case "true", "1", "Y":
+		*b = true
+	case "false", "0", "N", "", "null":
+		*b = false
+	default:
+		return fmt.Errorf("not a boolean: %s", data)
+	}
+	return nil
 }
 
 func (o postingOutput) result(op string) (Result, error) {
@@ -163,7 +215,7 @@ func (o postingOutput) result(op string) (Result, error) {
 	if err != nil || o.Reference == "" {
 		return Result{}, fmt.Errorf("jde: %s: %w: orchestration answered without Reference or PostedAt", op, ErrUnavailable)
 	}
-	return Result{Reference: o.Reference, AlreadyPosted: o.AlreadyPosted, PostedAt: at}, nil
+	return Result{Reference: o.Reference, AlreadyPosted: bool(o.AlreadyPosted), PostedAt: at}, nil
 }
 
 // document is the part of an F03B11 row the writer checks against.
@@ -308,6 +360,9 @@ func (w *Writer) postReceipt(ctx context.Context, p Payment, amount string) (Res
 	acct, err := w.glAccount(p.BusinessUnit)
 	if err != nil {
 		return Result{}, err
+	}
+	if w.cfg.Preset == PresetStandard {
+		return w.postReceiptsInput(ctx, p, doc.mode, acct, amount)
 	}
 	in := map[string]string{
 		"ExternalReference": p.OutcomeID,
@@ -483,10 +538,83 @@ func (w *Writer) PostMandateStatus(ctx context.Context, m Mandate) (Result, erro
 	return w.orchestrate(ctx, w.cfg.Orchestrations.Mandate, in)
 }
 
+// orchestrate runs an orchestration and reads its outcome from the body:
+// an orchestration reports a refusal in its response (jde__status ERROR
+// and jde__simpleMessage, Oracle "Defining Orchestration Response
+// Messages", Tools 9.2.5.4), not by an HTTP status of its own choosing.
 func (w *Writer) orchestrate(ctx context.Context, name string, in map[string]string) (Result, error) {
 	var out postingOutput
 	if err := w.c.Orchestrate(ctx, name, in, &out); err != nil {
 		return Result{}, err
 	}
+	if out.Status == "ERROR" {
+		msg := strings.TrimSpace(out.Message)
+		if msg == "" {
+			msg = "the orchestration reported an error without a message"
+		}
+		return Result{}, fmt.Errorf("%w: jde: orchestrator %s: %s", ErrInvalid, name, msg)
+	}
 	return out.result("orchestrator " + name)
+}
+
+// receiptsInputKey derives the F03B13Z1 key of a payment's receipt from
+// its outcome id, so a repeat names the same row: EDBT (15) groups a
+// day's receipts, EDTN (22) is a digest of the outcome id, EDLN is 1.
+func receiptsInputKey(outcomeID string, at time.Time) (batch, txn string) {
+	sum := sha256.Sum256([]byte(outcomeID))
+	return "GC" + at.UTC().Format("060102"), hex.EncodeToString(sum[:11])
+}
+
+// postReceiptsInput is the standard preset's receipt: one F03B13Z1 row
+// with the fields Oracle lists as required for automatic receipts
+// ("Mapping Fields for Automatic Receipts Processing") and the
+// multicurrency ones: the amount in CKAM (and AG, for Known Invoice Match
+// With Amount) in the invoice's currency, CRRM the invoice's mode.
+func (w *Writer) postReceiptsInput(ctx context.Context, p Payment, mode, acct, amount string) (Result, error) {
+	user := w.cfg.ReceiptsUser
+	if len(user) > 10 {
+		return Result{}, fmt.Errorf("%w: F03B13Z1 EDUS %q is longer than 10 characters", ErrInvalid, user)
+	}
+	batch, txn := receiptsInputKey(p.OutcomeID, p.OccurredAt)
+	ref := p.PaymentID
+	if len(ref) > 25 {
+		ref = ref[:25]
+	}
+	in := map[string]string{
+		"EDUS": user,
+		"EDBT": batch,
+		"EDTN": txn,
+		"EDLN": "1",
+		"CKNU": txn, // Oracle: the same value as EDTN
+		"ICUT": "9B",
+		"DMTJ": isoDate(p.OccurredAt),
+		"DGJ":  isoDate(p.OccurredAt),
+		"CKAM": amount,
+		"AG":   amount,
+		"CRCD": p.Currency,
+		"CRRM": mode,
+		"AN8":  p.Customer,
+		"PYR":  p.Customer,
+		"DOC":  p.Invoice.Document,
+		"DCT":  p.Invoice.DocType,
+		"KCO":  p.Invoice.Company,
+		"SFX":  p.Invoice.Suffix,
+		"GLBA": acct,
+		"VR01": ref,
+		"RMK":  strings.TrimSpace("GoCardless " + p.PaymentID + " " + p.PayoutID),
+	}
+	var out postingOutput
+	if err := w.c.Orchestrate(ctx, w.cfg.Orchestrations.ReceiptsInput, in, &out); err != nil {
+		return Result{}, err
+	}
+	op := "orchestrator " + w.cfg.Orchestrations.ReceiptsInput
+	if out.Status == "ERROR" {
+		return Result{}, fmt.Errorf("%w: jde: %s: %s", ErrInvalid, op, strings.TrimSpace(out.Message))
+	}
+	out.Reference = fmt.Sprintf("F03B13Z1 %s/%s/%s/1", user, batch, txn)
+	if _, err := time.Parse(time.RFC3339, out.PostedAt); err != nil {
+		// A site's orchestration need not say when; the answer is then.
+		out.PostedAt = w.c.cfg.Now().UTC().Format(time.RFC3339)
+	}
+	return out.result(op)
 }

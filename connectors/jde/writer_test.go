@@ -3,6 +3,8 @@ package jde_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -32,39 +34,84 @@ func confirmed(id string, minor int64, currency string) jde.Payment {
 }
 
 func TestReceiptLandsOnceWhenPostedTwice(t *testing.T) {
-	e, w := writerEnv(t, jde.WriterConfig{})
-	e.sim.AddInvoices(jdesim.Invoice{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001", AN8: 4242, CO: "00001",
-		AG: 12550, AAP: 12550, CRCD: "USD", MCU: "M30", PST: "A"})
-	ctx := context.Background()
-	first, err := w.PostPayment(ctx, confirmed("EV001", 12550, "USD"))
-	if err != nil {
-		t.Fatal(err)
+	for _, preset := range []jde.Preset{jde.PresetStandard, jde.PresetOrchestrations} {
+		t.Run(string(preset), func(t *testing.T) {
+			e, w := writerEnv(t, jde.WriterConfig{Preset: preset})
+			e.sim.AddInvoices(jdesim.Invoice{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001", AN8: 4242, CO: "00001",
+				AG: 12550, AAP: 12550, CRCD: "USD", MCU: "M30", PST: "A"})
+			ctx := context.Background()
+			first, err := w.PostPayment(ctx, confirmed("EV001", 12550, "USD"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := w.PostPayment(ctx, confirmed("EV001", 12550, "USD"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if first.AlreadyPosted || !second.AlreadyPosted || second.Reference != first.Reference || !second.PostedAt.Equal(first.PostedAt) {
+				t.Fatalf("first = %+v, second = %+v", first, second)
+			}
+			receipts := e.sim.Receipts()
+			if len(receipts) != 1 {
+				t.Fatalf("receipts = %+v, want exactly one", receipts)
+			}
+			r := receipts[0]
+			if r.RUCKAM != 12550 || r.RUDOC != 1001 || r.RUDCT != "RI" || r.RUKCO != "00001" || r.RUSFX != "001" ||
+				r.RUCRCD != "USD" || r.RUCRRM != "D" || r.RUAN8 != 4242 || r.RUGLBA != "M30.1110.GC" ||
+				r.RUEDUS != "JDE" || r.RUEDBT == "" || r.RUEDTN == "" || r.RUEDLN == 0 ||
+				!r.RUDMTJ.Equal(jdesim.Date(2026, 2, 3)) {
+				t.Fatalf("receipt row = %+v", r)
+			}
+			switch preset {
+			case jde.PresetStandard:
+				// The F03B13Z1 key comes from the outcome id; the receipt
+				// number is the transaction number, the payment the reference.
+				if r.RUCKNU != r.RUEDTN || len(r.RUEDTN) != 22 || r.RUEDBT != "GC260203" || r.RUVR01 != "PM001" ||
+					first.Reference != "F03B13Z1 JDE/GC260203/"+r.RUEDTN+"/1" {
+					t.Fatalf("standard receipt row = %+v, reference %q", r, first.Reference)
+				}
+			case jde.PresetOrchestrations:
+				if r.RUCKNU != "PM001" || r.RUVR01 != "EV001" {
+					t.Fatalf("receipt row = %+v", r)
+				}
+			}
+			gl := e.sim.GLEntries()
+			if len(gl) != 2 || gl[0].GLANI != "M30.1110.GC" || gl[0].GLAA != 12550 || gl[1].GLANI != "M30.1210" || gl[1].GLAA != -12550 || gl[0].GLMCU != "M30" {
+				t.Fatalf("GL = %+v", gl)
+			}
+			inv, _ := e.sim.Invoice(jdesim.DocKey{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001"})
+			if inv.AAP != 0 || inv.PST != "P" {
+				t.Fatalf("invoice after receipt = %+v", inv)
+			}
+		})
 	}
-	second, err := w.PostPayment(ctx, confirmed("EV001", 12550, "USD"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if first.AlreadyPosted || !second.AlreadyPosted || second.Reference != first.Reference || !second.PostedAt.Equal(first.PostedAt) {
-		t.Fatalf("first = %+v, second = %+v", first, second)
-	}
-	receipts := e.sim.Receipts()
-	if len(receipts) != 1 {
-		t.Fatalf("receipts = %+v, want exactly one", receipts)
-	}
-	r := receipts[0]
-	if r.RUCKAM != 12550 || r.RUDOC != 1001 || r.RUDCT != "RI" || r.RUKCO != "00001" || r.RUSFX != "001" ||
-		r.RUCRCD != "USD" || r.RUCRRM != "D" || r.RUAN8 != 4242 || r.RUGLBA != "M30.1110.GC" || r.RUCKNU != "PM001" ||
-		r.RUVR01 != "EV001" || r.RUEDUS != "JDE" || r.RUEDBT == "" || r.RUEDTN == "" || r.RUEDLN == 0 ||
-		!r.RUDMTJ.Equal(jdesim.Date(2026, 2, 3)) {
-		t.Fatalf("receipt row = %+v", r)
-	}
-	gl := e.sim.GLEntries()
-	if len(gl) != 2 || gl[0].GLANI != "M30.1110.GC" || gl[0].GLAA != 12550 || gl[1].GLANI != "M30.1210" || gl[1].GLAA != -12550 || gl[0].GLMCU != "M30" {
-		t.Fatalf("GL = %+v", gl)
-	}
-	inv, _ := e.sim.Invoice(jdesim.DocKey{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001"})
-	if inv.AAP != 0 || inv.PST != "P" {
-		t.Fatalf("invoice after receipt = %+v", inv)
+}
+
+// Orchestrations report a refusal in their answer, not by an HTTP status
+// of their own: jde__status ERROR in a 200, or a failed step's
+// userDefinedErrorText in a 500. Either is a refusal (never retried),
+// and nothing is written.
+func TestOrchestrationRefusalsReadFromTheBody(t *testing.T) {
+	for _, asErrors := range []bool{false, true} {
+		t.Run(fmt.Sprintf("step errors %v", asErrors), func(t *testing.T) {
+			e := newEnv(t, jdesim.Options{RefusalsAsErrors: asErrors}, nil)
+			w := jde.NewWriter(e.client, jde.WriterConfig{GLAccounts: map[string]string{"M30": "M30.1110.GC"}, ReceiptsUser: "JDE"})
+			// A EUR invoice stored in domestic mode in the USD company: the
+			// receipt's mode (D, the document's) is wrong for its currency.
+			e.sim.AddInvoices(jdesim.Invoice{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001", AN8: 4242, AG: 500, AAP: 500,
+				CRCD: "EUR", CRRM: "D", MCU: "M30"})
+			e.sim.ResetStats()
+			_, err := w.PostPayment(context.Background(), confirmed("EV1", 500, "EUR"))
+			if !errors.Is(err, jde.ErrInvalid) || errors.Is(err, jde.ErrUnavailable) || !strings.Contains(err.Error(), "currency mode F") {
+				t.Fatalf("err = %v", err)
+			}
+			if st := e.sim.Stats(); st.Orchestrations != 1 {
+				t.Fatalf("orchestration called %d times, want once (a refusal is not retried)", st.Orchestrations)
+			}
+			if n := len(e.sim.Receipts()); n != 0 {
+				t.Fatalf("refused receipt wrote %d rows", n)
+			}
+		})
 	}
 }
 

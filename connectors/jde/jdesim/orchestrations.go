@@ -100,7 +100,10 @@ func (s *Server) handleOrchestration(w http.ResponseWriter, r *http.Request) {
 	s.stats.Orchestrations++
 	name := r.PathValue("name")
 	var run func(*session, inputs) (map[string]any, error)
+	standard := false
 	switch name {
+	case s.opts.ReceiptsInputOrchestration:
+		standard = true
 	case s.opts.ReceiptOrchestration:
 		run = s.postReceipt
 	case s.opts.FailureOrchestration:
@@ -125,6 +128,10 @@ func (s *Server) handleOrchestration(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, fmt.Sprintf("input %s must be a string or a number", k), "")
 			return
 		}
+	}
+	if standard {
+		s.receiptsInput(w, sess, in)
+		return
 	}
 	ref := strings.TrimSpace(in["ExternalReference"])
 	if ref == "" {
@@ -364,7 +371,9 @@ func (s *Server) reverseReceipt(inv *Invoice, paymentRef string, date time.Time)
 	var orig *ReceiptInput
 	net := int64(0)
 	for _, r := range s.data.receipts {
-		if r.RUCKNU == paymentRef && r.RUDOC == inv.DOC && r.RUDCT == inv.DCT && r.RUKCO == inv.KCO && r.RUSFX == inv.SFX {
+		// The payment is the receipt number of the ml-connector preset and
+		// the reference (VR01) of the standard F03B13Z1 one.
+		if (r.RUCKNU == paymentRef || r.RUVR01 == paymentRef) && r.RUDOC == inv.DOC && r.RUDCT == inv.DCT && r.RUKCO == inv.KCO && r.RUSFX == inv.SFX {
 			net += r.RUCKAM
 			if r.RUCKAM > 0 {
 				orig = r

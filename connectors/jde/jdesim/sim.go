@@ -76,6 +76,13 @@ type Options struct {
 	FailureOrchestration string
 	RefundOrchestration  string
 	MandateOrchestration string
+	// ReceiptsInputOrchestration is the standard receipt orchestration,
+	// an F03B13Z1 row processed by R03B551 (default MLC_ReceiptsInput).
+	ReceiptsInputOrchestration string
+	// RefusalsAsErrors makes the standard orchestration report a refusal
+	// as a failed step (HTTP 500, userDefinedErrorText) rather than as
+	// jde__status ERROR in a 200 answer (receiptsinput.go).
+	RefusalsAsErrors bool
 	// Companies are the F0010 rows: company code -> its currency. Nil
 	// means {"00001": "USD", "00002": "USD"}; a company without a row has
 	// multi-currency off and all its amounts in CRCD.
@@ -107,6 +114,7 @@ func (o *Options) defaults() {
 	def(&o.FailureOrchestration, "MLC_PaymentFailure")
 	def(&o.RefundOrchestration, "MLC_RefundOutcome")
 	def(&o.MandateOrchestration, "MLC_MandateStatus")
+	def(&o.ReceiptsInputOrchestration, "MLC_ReceiptsInput")
 	def(&o.ARObject, "1210")
 	if o.SessionLifetime == 0 {
 		o.SessionLifetime = 60 * time.Minute
@@ -220,7 +228,10 @@ type Server struct {
 	resultSets map[string]*resultSet
 	data       data
 	postings   map[string]posting // by external reference
-	next       nextNumbers
+	// receiptsByKey are the answers of the standard receipt
+	// orchestration by F03B13Z1 key.
+	receiptsByKey map[receiptsInputKey]map[string]any
+	next          nextNumbers
 }
 
 // data holds the tables.
@@ -249,12 +260,13 @@ type nextNumbers struct {
 func New(opts Options) *Server {
 	opts.defaults()
 	s := &Server{
-		opts:       opts,
-		sessions:   map[string]*session{},
-		resultSets: map[string]*resultSet{},
-		postings:   map[string]posting{},
-		data:       data{invoiceIndex: map[DocKey]*Invoice{}},
-		next:       nextNumbers{batch: 9000, receipt: 700000, event: 1, refund: 1},
+		opts:          opts,
+		sessions:      map[string]*session{},
+		resultSets:    map[string]*resultSet{},
+		postings:      map[string]posting{},
+		receiptsByKey: map[receiptsInputKey]map[string]any{},
+		data:          data{invoiceIndex: map[DocKey]*Invoice{}},
+		next:          nextNumbers{batch: 9000, receipt: 700000, event: 1, refund: 1},
 	}
 	for co, cur := range opts.Companies {
 		s.data.companies = append(s.data.companies, &Company{CO: co, NAME: "Company " + co, CRCD: cur})

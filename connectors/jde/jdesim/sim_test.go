@@ -479,3 +479,49 @@ func TestNodesBehindBalancer(t *testing.T) {
 		t.Fatalf("next link on its node: %d", status)
 	}
 }
+
+func TestReceiptsInputFieldsAndKey(t *testing.T) {
+	e := newRaw(t, Options{})
+	e.sim.AddInvoices(Invoice{DOC: 1, DCT: "RI", KCO: "00001", SFX: "001", AN8: 7, AG: 10000, AAP: 10000, CRCD: "EUR", MCU: "M30"})
+	tok := e.login()
+	good := func() map[string]string {
+		return map[string]string{"EDUS": "JDE", "EDBT": "GC260131", "EDTN": "T1", "EDLN": "1", "CKNU": "T1", "ICUT": "9B",
+			"DMTJ": "2026-01-31", "CKAM": "100.00", "AG": "100.00", "CRCD": "EUR", "CRRM": "F", "AN8": "7", "DOC": "1", "DCT": "RI",
+			"KCO": "00001", "SFX": "001", "GLBA": "M30.1110", "VR01": "PM1"}
+	}
+	run := func(in map[string]string) (int, map[string]any) {
+		status, body, _ := e.do("POST", "/jderest/v3/orchestrator/MLC_ReceiptsInput", tok, in)
+		return status, body
+	}
+	for name, change := range map[string]func(map[string]string){
+		"no EDTN":         func(m map[string]string) { delete(m, "EDTN") },
+		"batch type":      func(m map[string]string) { m["ICUT"] = "IB" },
+		"CKNU not EDTN":   func(m map[string]string) { m["CKNU"] = "other" },
+		"EDBT too long":   func(m map[string]string) { m["EDBT"] = strings.Repeat("9", 16) },
+		"other user":      func(m map[string]string) { m["EDUS"] = "SOMEONE" },
+		"domestic mode":   func(m map[string]string) { m["CRRM"] = "D" },
+		"FAP filled":      func(m map[string]string) { m["FAP"] = "100.00" },
+		"AG not CKAM":     func(m map[string]string) { m["AG"] = "99.00" },
+		"unknown invoice": func(m map[string]string) { m["DOC"] = "2" },
+	} {
+		in := good()
+		change(in)
+		if status, body := run(in); status != 200 || body["jde__status"] != "ERROR" || body["jde__simpleMessage"] == "" {
+			t.Errorf("%s: %d %v", name, status, body)
+		}
+	}
+	if n := len(e.sim.Receipts()); n != 0 {
+		t.Fatalf("refusals wrote %d rows", n)
+	}
+	status, first := run(good())
+	if status != 200 || first["jde__status"] != "SUCCESS" || first["AlreadyPosted"] != false {
+		t.Fatalf("good receipt: %d %v", status, first)
+	}
+	status, again := run(good())
+	if status != 200 || again["AlreadyPosted"] != true || again["ReceiptNumber"] != first["ReceiptNumber"] {
+		t.Fatalf("same key again: %d %v", status, again)
+	}
+	if r := e.sim.Receipts(); len(r) != 1 || r[0].RUEDSP != "1" || r[0].RUCRRM != "F" {
+		t.Fatalf("rows = %+v", r)
+	}
+}

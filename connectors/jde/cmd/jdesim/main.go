@@ -42,6 +42,8 @@ func run(ctx context.Context, args []string) error {
 		FailureOrchestration: env.String("JDESIM_FAILURE_ORCHESTRATION", "MLC_PaymentFailure", "Name of the payment failure orchestration."),
 		RefundOrchestration:  env.String("JDESIM_REFUND_ORCHESTRATION", "MLC_RefundOutcome", "Name of the refund outcome orchestration."),
 		MandateOrchestration: env.String("JDESIM_MANDATE_ORCHESTRATION", "MLC_MandateStatus", "Name of the mandate status orchestration."),
+		ReceiptsInputOrchestration: env.String("JDESIM_RECEIPTS_INPUT_ORCHESTRATION", "MLC_ReceiptsInput",
+			"Name of the standard receipt orchestration (an F03B13Z1 row processed by R03B551)."),
 	}
 	seed := env.String("JDESIM_SEED_COMPANY", "", "When set, seed demo customers and invoices in this company (e.g. 00001).")
 	if config.HelpRequested(args) {
