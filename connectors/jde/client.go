@@ -1,8 +1,10 @@
 // Package jde is ml-connector's client of the JD Edwards EnterpriseOne AIS
 // server: session tokens (login, proactive re-login, re-login on HTTP 444,
-// logout), the data service BROWSE with next-page links, AIS orchestrations,
-// and the Writer that posts GoCardless outcomes (cash receipts, failures,
-// refunds, mandate status) through them. It also reads what JDE stores in
+// logout), the data service BROWSE with next-page links (also across the
+// nodes of a load-balanced deployment, with the balancer's affinity
+// cookie), AIS orchestrations, and the Writer that posts GoCardless
+// outcomes (cash receipts, by default as F03B13Z1 electronic receipts for
+// R03B551; failures, refunds, mandate status) through them. It also reads what JDE stores in
 // its own way: Julian CYYDDD dates and amounts with implied decimals.
 //
 // Transient failures (network, 429, 5xx) are retried with exponential

@@ -4,9 +4,14 @@
 // that is expired, logged out or lost to a restart, the jde-AIS-Auth and
 // jde-AIS-Auth-Device headers, the data service BROWSE with conditions,
 // maxPageSize and next-page links over a result set that belongs to its
-// session and expires, and ml-connector's receipt, failure, refund and
+// session and expires, multi-currency ledgers (F0010 company currencies,
+// F03B11 domestic and foreign amounts, currency.go), the standard receipt
+// orchestration (F03B13Z1 rows processed as R03B551 would,
+// receiptsinput.go), ml-connector's own receipt, failure, refund and
 // mandate orchestrations, which write F03B13Z1 receipt rows, F0911 GL
-// entries and site tables idempotently per external reference.
+// entries and site tables idempotently per external reference, and AIS
+// nodes with node-bound sessions behind a cookie-affinity balancer
+// (balancer.go).
 //
 // It serves in-process (Server is an http.Handler) and as the jdesim
 // binary. Tests drive it through Go methods; the same controls are served
