@@ -1,10 +1,14 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ml-connector/ml-connector/platform/secrets"
 )
@@ -90,8 +94,8 @@ func LoadCommon(e *Env) Common {
 			e.Errorf(VarNATSCAFile, "%v", err)
 		}
 	}
-	c.DatabaseURL = e.SecretURL(VarDatabaseURL, DefaultDatabaseURL,
-		"Postgres connection URL (may include the password).", postgresSchemes...)
+	c.DatabaseURL = e.postgres(VarDatabaseURL, DefaultDatabaseURL,
+		"Postgres connection URL, or keyword=value connection string (may include the password).")
 	c.HTTPAddr = e.Addr(VarHTTPAddr, DefaultHTTPAddr,
 		"Listen address for /healthz, /readyz and /metrics.")
 	lvl := e.OneOf(VarLogLevel, DefaultLogLevel, "Minimum log level.", "debug", "info", "warn", "error")
@@ -155,4 +159,40 @@ func LoadKeyring(e *Env) *secrets.Keyring {
 		return nil
 	}
 	return kr
+}
+
+// postgres reads a Postgres connection string in either form libpq and pgx
+// accept: a postgres:// URL, checked like [Env.SecretURL], or keyword=value
+// settings ("host=db user=app password=…"). The password pgx would send
+// (from the string, PGPASSWORD or a passfile) is registered as a secret.
+// Errors never quote a keyword=value string, since any part of one may be
+// the password.
+func (e *Env) postgres(name, def, help string) secrets.Value {
+	e.register(setting{name: name, kind: "Postgres URL or keyword=value", def: RedactURL(def), help: help, secret: true})
+	v, ok := e.get(name)
+	if !ok {
+		v = def
+	}
+	if strings.Contains(v, "://") {
+		u, err := parseURL(v, postgresSchemes)
+		if err != nil {
+			e.fail(name, defaultPrefix(!ok, err))
+			return secrets.Value{}
+		}
+		if pw, ok := u.User.Password(); ok {
+			e.addSecret(pw)
+		}
+	}
+	cfg, err := pgconn.ParseConfig(v)
+	if err != nil {
+		// pgx's message quotes the string, redacted only as well as it
+		// can parse it: say what is wrong without it.
+		e.fail(name, defaultPrefix(!ok, errors.New("not a valid Postgres connection string "+
+			"(want postgres://user:password@host:port/db?sslmode=… or host=… port=… dbname=… keyword=value pairs; value not shown)")))
+		return secrets.Value{}
+	}
+	if cfg.Password != "" && !slices.ContainsFunc(e.secrets, func(s secrets.Value) bool { return s.Reveal() == cfg.Password }) {
+		e.addSecret(cfg.Password)
+	}
+	return secrets.NewValue(v)
 }

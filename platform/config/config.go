@@ -36,6 +36,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -399,9 +400,9 @@ func urlKind(what string, schemes []string) string {
 }
 
 // parseURL checks raw is an absolute URL with a host and an allowed scheme.
-// Errors show the URL with any password redacted.
+// Errors show the URL with any password redacted (see showURL).
 func parseURL(raw string, schemes []string) (*url.URL, error) {
-	shown := RedactURL(raw)
+	shown := showURL(raw)
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Parse quotes the offending fragment, which may be part of a
@@ -427,6 +428,31 @@ func parseURL(raw string, schemes []string) (*url.URL, error) {
 		}
 	}
 	return u, nil
+}
+
+// queryPassword finds password parameters in a URL's query.
+var queryPassword = regexp.MustCompile(`(?i)([?&](?:ssl)?(?:password|passwd|pwd)=)[^&#]*`)
+
+// showURL is raw as an error may quote it: the whole value is one URL, so
+// its password runs from the first ':' of the userinfo to the last '@' of
+// the value, whatever it holds (a space, a '/', an unescaped '@'), and is
+// replaced; so is a password=… query parameter. A value that is not a URL
+// but could hold a credential (user@host, key=value) is not shown at all.
+func showURL(raw string) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		if strings.ContainsAny(raw, "@=") {
+			return "(value not shown)"
+		}
+		return raw
+	}
+	s := raw
+	if at := strings.LastIndexByte(raw, '@'); at > i {
+		if c := strings.IndexByte(raw[i+3:at], ':'); c >= 0 {
+			s = raw[:i+3+c+1] + secrets.Redacted + raw[at:]
+		}
+	}
+	return queryPassword.ReplaceAllString(s, "${1}"+secrets.Redacted)
 }
 
 // RedactURL returns s with the password of every URL in it replaced by

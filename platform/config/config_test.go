@@ -480,8 +480,8 @@ func TestUsage(t *testing.T) {
       Password of NATS_USER.
   NATS_CA_FILE  string
       PEM file of the CA that signed the NATS servers' certificates; requires TLS.
-  DATABASE_URL  URL (postgres, postgresql)  (default "postgres://postgres@127.0.0.1:5432/mlc?sslmode=disable", secret)
-      Postgres connection URL (may include the password).
+  DATABASE_URL  Postgres URL or keyword=value  (default "postgres://postgres@127.0.0.1:5432/mlc?sslmode=disable", secret)
+      Postgres connection URL, or keyword=value connection string (may include the password).
   HTTP_ADDR  host:port  (default ":8080")
       Listen address for /healthz, /readyz and /metrics.
   LOG_LEVEL  one of debug|info|warn|error  (default "info")
@@ -544,5 +544,72 @@ func TestFromOS(t *testing.T) {
 	t.Setenv("MLC_TEST_SETTING", "from-os")
 	if got := FromOS().String("MLC_TEST_SETTING", "", "h"); got != "from-os" {
 		t.Errorf("FromOS = %q", got)
+	}
+}
+
+// Issue #17: a keyword/value DATABASE_URL, or a URL with a space in it, was
+// echoed with its password. Every form is now either accepted (with its
+// password registered for scrubbing) or refused without the password.
+func TestConnectionStringsNeverEchoThePassword(t *testing.T) {
+	const pw = "Zq9-secret-pw"
+	tests := []struct {
+		name, db, nats string
+		ok             bool
+	}{
+		{name: "keyword value", db: "host=db port=5432 user=app password=" + pw + " dbname=mlc sslmode=disable", ok: true},
+		{name: "keyword value quoted", db: "host=db user=app password='" + pw + " x' dbname=mlc", ok: true},
+		{name: "keyword value malformed", db: "host=db password=" + pw + " dbname='mlc"},
+		{name: "keyword value unknown key", db: "host=db password=" + pw + " nonsense"},
+		{name: "url with a space", db: "postgres://app:" + pw + " x@db/mlc"},
+		{name: "url with a slash and space", db: "postgres://app:" + pw + "/ x@db:5432/mlc"},
+		{name: "url password in query", db: "postgres://db/mlc?password=" + pw + "&sslmode=nope"},
+		{name: "url percent escapes", db: "postgres://app:" + pw + "%zz@db/mlc"},
+		{name: "nats with a space", nats: "nats://app:" + pw + " x@nats:4222"},
+		{name: "nats with a slash", nats: "nats://app:" + pw + "/x@nats:4222"},
+		{name: "nats list, second bad", nats: "nats://n1:4222,nats://app:" + pw + " x@n2:4222"},
+		{name: "nats without scheme", nats: "app:" + pw + "@nats:4222"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			vars := map[string]string{}
+			if tc.db != "" {
+				vars[VarDatabaseURL] = tc.db
+			}
+			if tc.nats != "" {
+				vars[VarNATSURL] = tc.nats
+			}
+			e := FromMap(vars)
+			c := LoadCommon(e)
+			err := e.Err()
+			if tc.ok {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if c.DatabaseURL.Reveal() != tc.db {
+					t.Errorf("DatabaseURL = %q", c.DatabaseURL.Reveal())
+				}
+				found := false
+				for _, s := range e.Secrets() {
+					found = found || strings.HasPrefix(s.Reveal(), pw)
+				}
+				if !found {
+					t.Error("the password is not registered for scrubbing")
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			want := VarDatabaseURL + ": "
+			if tc.nats != "" {
+				want = VarNATSURL + ": "
+			}
+			if !strings.HasPrefix(err.Error(), want) {
+				t.Errorf("error does not name the variable: %v", err)
+			}
+			if strings.Contains(err.Error(), "Zq9") || strings.Contains(err.Error(), "secret-pw") {
+				t.Errorf("error echoes the password: %v", err)
+			}
+		})
 	}
 }
