@@ -34,6 +34,10 @@ func run(ctx context.Context, args []string) error {
 		PageSize:     env.Int("IFSSIM_PAGE_SIZE", 5000, "Server page size: rows per answer before a $skiptoken next link."),
 		Budget:       env.Int("IFSSIM_BUDGET", 1000, "API requests served per budget window before 429 (-1: unlimited)."),
 		BudgetWindow: env.Duration("IFSSIM_BUDGET_WINDOW", time.Minute, "Length of the request budget window."),
+		RefuseObjstateFilter: env.Bool("IFSSIM_REFUSE_OBJSTATE_FILTER", false,
+			"Answer 400 to a $filter on Objstate, as some IFS releases do."),
+		NextLinkBase: env.String("IFSSIM_NEXTLINK_BASE", "",
+			"Scheme, host and path root @odata.nextLink names instead of the request's (an internal host behind a proxy)."),
 	}
 	seed := ifssim.Seed{
 		Companies: env.List("IFSSIM_SEED_COMPANIES", "10,20,30", "Companies to generate data for (empty: none)."),
