@@ -45,6 +45,11 @@
 //	customer_key_numeric   default false
 //	customer_fields        *object renaming logical fields
 //	customer_extra_fields  default []
+//	customer_company_entity_set  *company-specific customer data (default "IdentityInvoiceInfoSet")
+//	customer_address_entity_set  *addresses (default "CustomerInfoAddressSet")
+//	customer_contact_entity_set  *contact methods (default "CustomerInfoCommMethodSet")
+//	customer_bank_entity_set     *payment addresses (default "PaymentAddressSet")
+//	customer_bank_fields   *object renaming the payment address's logical fields
 //
 //	writeback              how outcomes are written (see [Writer]): "mixed_payment" (default) or
 //	                       "camt054"
@@ -68,15 +73,25 @@
 // InvoiceId, number InvoiceNo, customer Identity, open_amount *OpenAmount,
 // gross_amount *GrossAmount, currency Currency, invoice_date InvoiceDate,
 // due_date DueDate, payment_terms PayTermId, business_unit (none), modified
-// *Rowversion. Customer fields: company *Company, key CustomerId, name Name,
-// email *EmailAddress, phone *PhoneNo, address1 *Address1, address2 *Address2,
-// city *City, region *County, postal_code *ZipCode, country Country, language
-// DefaultLanguage, identity_number AssociationNo, account_holder
-// *AccountHolder, iban *Iban, account_number *AccountNo, branch_code
-// *BranchCode, bank_code *BankCode, bank_country *BankCountry, currency
-// *Currency, modified *Rowversion. An empty name means the tenant has no such
-// field; the required ones (company, key, modified, and for invoices
-// open_amount and currency, for customers name) cannot be empty.
+// *Rowversion. Customer fields (of CustomerInfoSet, which is keyed by
+// CustomerId and has no company): key CustomerId, name Name, country
+// Country, language DefaultLanguage, identity_number AssociationNo,
+// modified *Rowversion. Payment address fields: account_holder
+// *AccountHolder, iban *Iban, account_number *Account, branch_code
+// *ClearingNumber, bank_code *BankCode, bank_country *BankCountry. An empty
+// name means the tenant has no such field; the required ones (company, key,
+// modified, and for invoices open_amount and currency, for customers name)
+// cannot be empty.
+//
+// A customer is one of a company's when the company-specific set has a row
+// (Company, Identity, PartyType 'Customer'; DefCurrency is the customer's
+// currency there); its address is the one with the lowest AddressId in the
+// address set (Address1, Address2, City, County, ZipCode, Country), its
+// e-mail and phone the default E_MAIL and PHONE of the contact set
+// (CustomerId, MethodId, Value, MethodDefault), its bank account the
+// default payment address of the company (Identity, AddressId,
+// DefaultAddress). The customer's version (the event's) folds in the ETags
+// of all these rows. Changes are detected on CustomerInfo's modified time.
 //
 // The mixed payment preset writes these fields (the names are the
 // simulator's and must be checked against the tenant, see docs/ifs.md):

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -121,13 +122,31 @@ func (c *Client) Invoices(ctx context.Context, company string, after Watermark, 
 }
 
 // Customers reads, for one company, the customers changed after the
-// watermark, calling fn once per page.
+// watermark, calling fn once per page. The changes are those of the
+// enterprise-wide customer (CustomerInfoSet, no company); a customer is
+// one of the company's when the company-specific set has it, and its
+// contact, address and bank details are read from their own sets, a
+// chunk of customers per request (see readParts).
 func (c *Client) Customers(ctx context.Context, company string, after Watermark, fn func(CustomerPage) error) error {
 	es := c.s.Customers
 	return c.list(ctx, es, company, after, func(recs []record, last Watermark) error {
 		p := CustomerPage{Last: last}
+		var ids []string
 		for _, rec := range recs {
-			cu, err := readCustomer(es, company, rec)
+			if rec.err == nil {
+				ids = append(ids, rec.key)
+			}
+		}
+		parts, err := c.readParts(ctx, company, ids)
+		if err != nil {
+			return err
+		}
+		for _, rec := range recs {
+			part := parts[rec.key]
+			if rec.err == nil && part == nil {
+				continue // not a customer of this company
+			}
+			cu, err := readCustomer(es, c.s.CustomerParts, company, rec, part)
 			if err != nil {
 				p.Invalid = append(p.Invalid, rec.invalid(err))
 				continue
@@ -253,13 +272,21 @@ func (c *Client) stateFilterRefused(ctx context.Context, es EntitySettings, comp
 // changesFilter selects one company's rows that meet the entity's filter
 // and come after the watermark in (modified, key) order.
 func changesFilter(es EntitySettings, company string, after Watermark) string {
-	f := es.Fields[FieldCompany] + " eq " + stringLit(company)
-	if es.Filter != "" {
-		f += " and (" + es.Filter + ")"
+	var terms []string
+	if cf := es.Fields[FieldCompany]; cf != "" {
+		terms = append(terms, cf+" eq "+stringLit(company))
 	}
+	if es.Filter != "" {
+		terms = append(terms, "("+es.Filter+")")
+	}
+	f := strings.Join(terms, " and ")
 	if !after.IsZero() {
 		m, k, t := es.Fields[FieldModified], es.Fields[FieldKey], timeLit(after.Time)
-		f += " and (" + m + " gt " + t + " or (" + m + " eq " + t + " and " + k + " gt " + keyLit(after.Key, es.KeyNumeric) + "))"
+		cond := "(" + m + " gt " + t + " or (" + m + " eq " + t + " and " + k + " gt " + keyLit(after.Key, es.KeyNumeric) + "))"
+		if f != "" {
+			f += " and "
+		}
+		f += cond
 	}
 	return f
 }
@@ -405,43 +432,30 @@ func readInvoice(es EntitySettings, company string, rec record) (Invoice, error)
 	return inv, nil
 }
 
-func readCustomer(es EntitySettings, company string, rec record) (Customer, error) {
+func readCustomer(es EntitySettings, cp CustomerParts, company string, rec record, part *customerPart) (Customer, error) {
 	if rec.err != nil {
 		return Customer{}, rec.err
 	}
 	fr := &fieldReader{r: rec.row, f: es.Fields}
 	cu := Customer{
-		Company:        fr.company(company),
+		Company:        company,
 		CustomerID:     rec.key,
 		Name:           fr.required(FieldName),
-		Email:          fr.text(FieldEmail),
-		Phone:          fr.text(FieldPhone),
-		Address1:       fr.text(FieldAddress1),
-		Address2:       fr.text(FieldAddress2),
-		City:           fr.text(FieldCity),
-		Region:         fr.text(FieldRegion),
-		PostalCode:     fr.text(FieldPostalCode),
 		Country:        fr.text(FieldCountry),
 		Language:       fr.text(FieldLanguage),
 		IdentityNumber: fr.text(FieldIdentityNumber),
-		Bank: BankAccount{
-			Holder:        fr.text(FieldAccountHolder),
-			IBAN:          fr.text(FieldIBAN),
-			AccountNumber: fr.text(FieldAccountNumber),
-			BranchCode:    fr.text(FieldBranchCode),
-			BankCode:      fr.text(FieldBankCode),
-			Country:       fr.text(FieldBankCountry),
-			Currency:      fr.currency(FieldCurrency, false),
-		},
-		Modified: rec.modified,
-		ETag:     rec.row.etag(),
-		Fields:   fr.extra(es.Extra),
+		Modified:       rec.modified,
+		ETag:           rec.row.etag(),
+		Fields:         fr.extra(es.Extra),
 	}
 	if cu.ETag == "" {
 		fr.keep(errors.New("the row has no @odata.etag"))
 	}
 	if fr.err != nil {
 		return Customer{}, fr.err
+	}
+	if err := part.fill(&cu, cp); err != nil {
+		return Customer{}, err
 	}
 	return cu, nil
 }

@@ -257,32 +257,49 @@ func TestMisbehavingServer(t *testing.T) {
 	})
 }
 
+// TestCustomers reads customers as standard IFS keeps them: the
+// enterprise-wide CustomerInfo (no company), the company-specific row that
+// makes it a customer of the company, and its address, contact methods and
+// payment address from their own sets, in a few requests per page.
 func TestCustomers(t *testing.T) {
 	e := startSim(t, ifssim.Config{})
 	if err := e.sim.Seed(ifssim.Seed{Companies: []string{"10", "20"}, Customers: 4, Invoices: 0, Start: base}); err != nil {
 		t.Fatal(err)
 	}
 	c := e.client(t, nil, ifscloud.Options{})
-	var got []ifscloud.Customer
-	err := c.Customers(context.Background(), "10", ifscloud.Watermark{}, func(p ifscloud.CustomerPage) error {
-		if len(p.Invalid) > 0 {
-			t.Errorf("invalid customers %+v", p.Invalid)
+	read := func() []ifscloud.Customer {
+		var got []ifscloud.Customer
+		err := c.Customers(context.Background(), "10", ifscloud.Watermark{}, func(p ifscloud.CustomerPage) error {
+			if len(p.Invalid) > 0 {
+				t.Errorf("invalid customers %+v", p.Invalid)
+			}
+			got = append(got, p.Customers...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		got = append(got, p.Customers...)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
+		return got
 	}
+	e.sim.ResetStats()
+	got := read()
 	if len(got) != 4 {
-		t.Fatalf("%d customers of company 10, want 4", len(got))
+		t.Fatalf("%d customers of company 10, want 4 (of 8 in CustomerInfoSet)", len(got))
+	}
+	if st := e.sim.Stats(); st.Queries != 5 {
+		t.Errorf("%d queries, want 5: customers, then company rows, addresses, contacts and bank accounts for the page", st.Queries)
+	}
+	for _, r := range e.sim.Requests() {
+		if strings.Contains(r.Path, "CustomerInfoSet") && strings.Contains(r.Query, "Company") {
+			t.Errorf("CustomerInfoSet has no company, yet it was filtered on one: %s", r.Query)
+		}
 	}
 	want, _ := e.sim.Customer("C10-00001")
 	g := got[0]
 	if g.CustomerID != want.CustomerID || g.Company != "10" || g.Name != want.Name || g.Email != want.Email ||
-		g.City != want.City || g.PostalCode != want.ZipCode || g.Country != "DE" || g.Language != "de" ||
-		g.Bank.IBAN != want.IBAN || g.Bank.Holder != want.AccountHolder || g.Bank.Currency != "EUR" ||
-		g.ETag != want.ETag || !g.Modified.Equal(base) {
+		g.Address1 != want.Address1 || g.City != want.City || g.PostalCode != want.ZipCode || g.Country != "DE" || g.Language != "de" ||
+		g.Bank.IBAN != want.IBAN || g.Bank.Holder != want.AccountHolder || g.Bank.Country != "DE" || g.Bank.Currency != "EUR" ||
+		!strings.HasPrefix(g.ETag, want.ETag+"+") || !g.Modified.Equal(base) {
 		t.Errorf("customer\n got %+v\nfrom %+v", g, want)
 	}
 	ids := make([]string, len(got))
@@ -291,5 +308,17 @@ func TestCustomers(t *testing.T) {
 	}
 	if !slices.IsSorted(ids) {
 		t.Errorf("customers not in key order: %v", ids)
+	}
+	if again := read(); again[0].ETag != g.ETag {
+		t.Errorf("version changed without a change: %s, then %s", g.ETag, again[0].ETag)
+	}
+	// A new bank account is a new version of the customer.
+	if err := e.sim.UpdateCustomer("C10-00001", func(cu *ifssim.Customer) { cu.IBAN = "DE89370400440532013000" }); err != nil {
+		t.Fatal(err)
+	}
+	for _, cu := range read() {
+		if cu.CustomerID == "C10-00001" && (cu.Bank.IBAN != "DE89370400440532013000" || cu.ETag == g.ETag) {
+			t.Errorf("after a bank change: %+v", cu)
+		}
 	}
 }

@@ -33,8 +33,9 @@ type Settings struct {
 	RequestTimeout    time.Duration
 	WriteAttempts     int
 
-	Invoices  EntitySettings
-	Customers EntitySettings
+	Invoices      EntitySettings
+	Customers     EntitySettings
+	CustomerParts CustomerParts
 
 	// Writeback is how outcomes are written: WritebackMixedPayment or
 	// WritebackCamt054.
@@ -159,31 +160,50 @@ func DefaultInvoiceFields() map[string]string {
 	}
 }
 
-// DefaultCustomerFields are the IFS names of the logical customer fields.
+// DefaultCustomerFields are the IFS names of the logical fields read from
+// the customer set itself (CustomerInfoSet: enterprise-wide, keyed by
+// CustomerId, no company). The company, contact, address and bank details
+// come from the customer's other entities, see CustomerParts.
 func DefaultCustomerFields() map[string]string {
 	return map[string]string{
-		FieldCompany:        "Company",
 		FieldKey:            "CustomerId",
 		FieldName:           "Name",
-		FieldEmail:          "EmailAddress",
-		FieldPhone:          "PhoneNo",
-		FieldAddress1:       "Address1",
-		FieldAddress2:       "Address2",
-		FieldCity:           "City",
-		FieldRegion:         "County",
-		FieldPostalCode:     "ZipCode",
 		FieldCountry:        "Country",
 		FieldLanguage:       "DefaultLanguage",
 		FieldIdentityNumber: "AssociationNo",
-		FieldAccountHolder:  "AccountHolder",
-		FieldIBAN:           "Iban",
-		FieldAccountNumber:  "AccountNo",
-		FieldBranchCode:     "BranchCode",
-		FieldBankCode:       "BankCode",
-		FieldBankCountry:    "BankCountry",
-		FieldCurrency:       "Currency",
 		FieldModified:       "Rowversion",
 	}
+}
+
+// DefaultBankFields are the IFS names of the logical fields of a
+// customer's payment address (inferred; see docs/ifs.md).
+func DefaultBankFields() map[string]string {
+	return map[string]string{
+		FieldAccountHolder: "AccountHolder",
+		FieldIBAN:          "Iban",
+		FieldAccountNumber: "Account",
+		FieldBranchCode:    "ClearingNumber",
+		FieldBankCode:      "BankCode",
+		FieldBankCountry:   "BankCountry",
+	}
+}
+
+// CustomerParts name the entity sets, in the customer projection, that
+// hold what standard IFS keeps apart from CustomerInfo.
+type CustomerParts struct {
+	// CompanySet (IdentityInvoiceInfo: Company, Identity, PartyType,
+	// DefCurrency): a customer belongs to a company when it has a row.
+	CompanySet string
+	// AddressSet (CustomerInfoAddress: CustomerId, AddressId, Address1,
+	// Address2, City, County, ZipCode, Country); the lowest AddressId is used.
+	AddressSet string
+	// CommMethodSet (CustomerInfoCommMethod: CustomerId, CommId, MethodId,
+	// Value, MethodDefault); the default E_MAIL and PHONE are used.
+	CommMethodSet string
+	// BankSet (payment addresses: Company, Identity, AddressId,
+	// DefaultAddress and BankFields); the default one is used.
+	BankSet    string
+	BankFields map[string]string
 }
 
 // DefaultReadyStates are the invoice states ready for collection: posted
@@ -208,7 +228,7 @@ func ReadyFilter(projection, enum string, states []string) string {
 
 var (
 	requiredInvoiceFields  = []string{FieldCompany, FieldKey, FieldModified, FieldOpenAmount, FieldCurrency}
-	requiredCustomerFields = []string{FieldCompany, FieldKey, FieldModified, FieldName}
+	requiredCustomerFields = []string{FieldKey, FieldModified, FieldName}
 	identifier             = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
@@ -280,6 +300,13 @@ func ParseSettings(raw map[string]any) (Settings, error) {
 		KeyNumeric: r.boolean("customer_key_numeric", false),
 		Fields:     r.fields("customer_fields", DefaultCustomerFields(), requiredCustomerFields),
 		Extra:      r.names("customer_extra_fields", nil),
+	}
+	s.CustomerParts = CustomerParts{
+		CompanySet:    r.name("customer_company_entity_set", "IdentityInvoiceInfoSet"),
+		AddressSet:    r.name("customer_address_entity_set", "CustomerInfoAddressSet"),
+		CommMethodSet: r.name("customer_contact_entity_set", "CustomerInfoCommMethodSet"),
+		BankSet:       r.name("customer_bank_entity_set", "PaymentAddressSet"),
+		BankFields:    r.fields("customer_bank_fields", DefaultBankFields(), nil),
 	}
 	s.TokenURL = r.str("token_url", s.BaseURL+"/auth/realms/"+url.PathEscape(s.Realm)+"/protocol/openid-connect/token")
 

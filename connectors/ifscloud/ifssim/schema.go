@@ -80,28 +80,11 @@ func (s *Sim) entitySets() map[string]*entitySet {
 
 	customers := newSet(c.CustomerProjection, c.CustomerSet, []string{"CustomerId"},
 		fieldDef{name: "CustomerId", k: kString},
-		fieldDef{name: "Company", k: kString},
 		fieldDef{name: "Name", k: kString},
-		fieldDef{name: "EmailAddress", k: kString},
-		fieldDef{name: "PhoneNo", k: kString},
-		fieldDef{name: "Address1", k: kString},
-		fieldDef{name: "Address2", k: kString},
-		fieldDef{name: "City", k: kString},
-		fieldDef{name: "County", k: kString},
-		fieldDef{name: "ZipCode", k: kString},
 		fieldDef{name: "Country", k: kString},
 		fieldDef{name: "DefaultLanguage", k: kString},
 		fieldDef{name: "AssociationNo", k: kString},
-		fieldDef{name: "AccountHolder", k: kString},
-		fieldDef{name: "Iban", k: kString},
-		fieldDef{name: "AccountNo", k: kString},
-		fieldDef{name: "BranchCode", k: kString},
-		fieldDef{name: "BankCode", k: kString},
-		fieldDef{name: "BankCountry", k: kString},
-		fieldDef{name: "Currency", k: kString},
-		fieldDef{name: "MandateId", k: kString},
-		fieldDef{name: "MandateStatus", k: kString},
-		fieldDef{name: "MandateStatusTime", k: kDateTime},
+		fieldDef{name: "PartyType", k: kString},
 		fieldDef{name: "Rowversion", k: kDateTime},
 		fieldDef{name: "Objversion", k: kString},
 		fieldDef{name: "Objkey", k: kString},
@@ -152,7 +135,8 @@ func (s *Sim) entitySets() map[string]*entitySet {
 	}
 
 	sets := map[string]*entitySet{}
-	for _, es := range append([]*entitySet{invoices, customers, mandates}, s.mixedSets()...) {
+	all := append([]*entitySet{invoices, customers, mandates}, s.customerSets()...)
+	for _, es := range append(all, s.mixedSets()...) {
 		sets[es.projection+"/"+es.name] = es
 	}
 	return sets

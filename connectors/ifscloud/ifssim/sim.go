@@ -67,6 +67,12 @@ type Config struct {
 	InvoiceSet         string // ["CustomerOrderInvHeadSet"]
 	CustomerProjection string // ["CustomerHandling"]
 	CustomerSet        string // ["CustomerInfoSet"]
+	// The customer's other entities, in the customer projection (see
+	// customer.go).
+	CompanySet        string // ["IdentityInvoiceInfoSet"]
+	AddressSet        string // ["CustomerInfoAddressSet"]
+	CommMethodSet     string // ["CustomerInfoCommMethodSet"]
+	PaymentAddressSet string // ["PaymentAddressSet"]
 
 	// The Mixed Payment projection (see mixed.go for what is documented
 	// and what is inferred).
@@ -111,6 +117,10 @@ func (c *Config) defaults() {
 	def(&c.CancelAction, "MixedPayment_Cancel")
 	def(&c.CustomerProjection, "CustomerHandling")
 	def(&c.CustomerSet, "CustomerInfoSet")
+	def(&c.CompanySet, "IdentityInvoiceInfoSet")
+	def(&c.AddressSet, "CustomerInfoAddressSet")
+	def(&c.CommMethodSet, "CustomerInfoCommMethodSet")
+	def(&c.PaymentAddressSet, "PaymentAddressSet")
 	def(&c.MandateLogSet, "DirectDebitMandateLogSet")
 	def(&c.MandateAction, "CustomerInfo_RegisterDirectDebitMandate")
 	c.APIPath = "/" + strings.Trim(c.APIPath, "/")
@@ -220,8 +230,9 @@ type Sim struct {
 	cfg  Config
 	sets map[string]*entitySet // "<Projection>/<Set>"
 
-	invoiceSet, customerSet, mandateSet *entitySet
-	mixedSet, lumpSet, transSet         *entitySet
+	invoiceSet, customerSet, mandateSet      *entitySet
+	companySet, addressSet, commSet, bankSet *entitySet
+	mixedSet, lumpSet, transSet              *entitySet
 
 	mu          sync.Mutex
 	seq         int64
@@ -257,9 +268,10 @@ type invoiceRec struct {
 }
 
 type customerRec struct {
-	cu  Customer
-	row *row
-	pos int // in customerRows
+	cu    Customer
+	row   *row
+	pos   int // in customerRows
+	parts customerParts
 }
 
 type mandateRec struct {
@@ -291,6 +303,10 @@ func New(cfg Config) *Sim {
 	s.sets = s.entitySets()
 	s.invoiceSet = s.sets[cfg.InvoiceProjection+"/"+cfg.InvoiceSet]
 	s.customerSet = s.sets[cfg.CustomerProjection+"/"+cfg.CustomerSet]
+	s.companySet = s.sets[cfg.CustomerProjection+"/"+cfg.CompanySet]
+	s.addressSet = s.sets[cfg.CustomerProjection+"/"+cfg.AddressSet]
+	s.commSet = s.sets[cfg.CustomerProjection+"/"+cfg.CommMethodSet]
+	s.bankSet = s.sets[cfg.CustomerProjection+"/"+cfg.PaymentAddressSet]
 	s.mixedSet = s.sets[cfg.MixedPaymentProjection+"/"+cfg.MixedPaymentSet]
 	s.lumpSet = s.sets[cfg.MixedPaymentProjection+"/"+cfg.LumpSumSet]
 	s.transSet = s.sets[cfg.MixedPaymentProjection+"/"+cfg.TransactionSet]
@@ -501,33 +517,17 @@ func (s *Sim) storeCustomer(c Customer) {
 	key := objkey("customer", c.CustomerID)
 	c.ETag = s.etag(key)
 	rec := &customerRec{cu: c, pos: len(s.customerRows), row: s.customerSet.row(c.ETag, map[string]value{
-		"CustomerId":        str(c.CustomerID),
-		"Company":           str(c.Company),
-		"Name":              str(c.Name),
-		"EmailAddress":      str(c.Email),
-		"PhoneNo":           str(c.Phone),
-		"Address1":          str(c.Address1),
-		"Address2":          str(c.Address2),
-		"City":              str(c.City),
-		"County":            str(c.County),
-		"ZipCode":           str(c.ZipCode),
-		"Country":           str(c.Country),
-		"DefaultLanguage":   str(c.Language),
-		"AssociationNo":     str(c.AssociationNo),
-		"AccountHolder":     str(c.AccountHolder),
-		"Iban":              str(c.IBAN),
-		"AccountNo":         str(c.AccountNo),
-		"BranchCode":        str(c.BranchCode),
-		"BankCode":          str(c.BankCode),
-		"BankCountry":       str(c.BankCountry),
-		"Currency":          str(c.Currency),
-		"MandateId":         str(c.MandateID),
-		"MandateStatus":     str(c.MandateStatus),
-		"MandateStatusTime": instant(c.MandateStatusTime),
-		"Rowversion":        instant(c.Modified),
-		"Objversion":        str(c.Modified.Format("20060102150405")),
-		"Objkey":            str(key),
+		"CustomerId":      str(c.CustomerID),
+		"Name":            str(c.Name),
+		"Country":         str(c.Country),
+		"DefaultLanguage": str(c.Language),
+		"AssociationNo":   str(c.AssociationNo),
+		"PartyType":       str("Customer"),
+		"Rowversion":      instant(c.Modified),
+		"Objversion":      str(c.Modified.Format("20060102150405")),
+		"Objkey":          str(key),
 	})}
+	rec.parts = s.customerParts(c)
 	if old, ok := s.customers[c.CustomerID]; ok {
 		rec.pos = old.pos
 		s.customerRows[rec.pos] = rec.row

@@ -570,3 +570,35 @@ func TestSeed(t *testing.T) {
 		}
 	}
 }
+
+// TestCustomerEntities: the customer is served as IFS keeps it, the
+// enterprise-wide CustomerInfo without a company and the company-specific,
+// address, contact and payment address rows in their own sets.
+func TestCustomerEntities(t *testing.T) {
+	h := start(t, ifssim.Config{})
+	if err := h.sim.PutCustomers(ifssim.Customer{CustomerID: "C1", Company: "10", Name: "Acme", Email: "ap@acme.example",
+		City: "Berlin", Country: "DE", Currency: "EUR", IBAN: "DE89370400440532013000"}); err != nil {
+		t.Fatal(err)
+	}
+	tok := h.token()
+	const svc = "/main/ifsapplications/projection/v1/CustomerHandling.svc/"
+	if a := h.get(svc+"CustomerInfoSet(CustomerId='C1')", nil, tok); a.status != 200 || a.body["Name"] != "Acme" || a.body["Company"] != nil {
+		t.Errorf("CustomerInfoSet(CustomerId='C1'): %d %s", a.status, a.raw)
+	}
+	if a := h.get(svc+"CustomerInfoSet", url.Values{"$filter": {"Company eq '10'"}}, tok); a.status != 400 {
+		t.Errorf("CustomerInfoSet filtered on a company it does not have: %d %s", a.status, a.raw)
+	}
+	for set, filter := range map[string]string{
+		"IdentityInvoiceInfoSet":    "Company eq '10' and Identity eq 'C1'",
+		"CustomerInfoAddressSet":    "CustomerId eq 'C1'",
+		"CustomerInfoCommMethodSet": "CustomerId eq 'C1' and MethodId eq 'E_MAIL'",
+		"PaymentAddressSet":         "Company eq '10' and Identity eq 'C1'",
+	} {
+		if a := h.get(svc+set, url.Values{"$filter": {filter}}, tok); a.status != 200 || len(a.values()) != 1 {
+			t.Errorf("%s: %d %s", set, a.status, a.raw)
+		}
+	}
+	if a := h.get(svc+"IdentityInvoiceInfoSet", url.Values{"$filter": {"Company eq '20'"}}, tok); len(a.values()) != 0 {
+		t.Errorf("customer of company 10 found in 20: %s", a.raw)
+	}
+}

@@ -37,7 +37,16 @@ func TestOnlyConfiguredCompaniesAreRead(t *testing.T) {
 	if st.Published != 70 || st.Duplicates != 0 || st.Rejected != 0 {
 		t.Errorf("stats %+v", st)
 	}
-	for _, q := range append(f.queries("CustomerOrderInvHeadSet"), f.queries("CustomerInfoSet")...) {
+	// CustomerInfo has no company: a customer is the company's when the
+	// company-specific set has it, and that read is limited to the company.
+	var scoped []string
+	for _, set := range []string{"CustomerOrderInvHeadSet", "IdentityInvoiceInfoSet", "PaymentAddressSet"} {
+		scoped = append(scoped, f.queries(set)...)
+	}
+	if len(scoped) < 6 {
+		t.Errorf("only %d company-scoped queries", len(scoped))
+	}
+	for _, q := range scoped {
 		if !strings.HasPrefix(q, "Company eq '10'") && !strings.HasPrefix(q, "Company eq '20'") {
 			t.Errorf("query outside the configured companies: %s", q)
 		}
