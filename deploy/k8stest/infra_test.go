@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ml-connector/ml-connector/platform/testsupport"
 	"github.com/nats-io/nats-server/v2/server"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +23,16 @@ import (
 // configFile finds the file a container reads its configuration from: the
 // flag's argument, mounted from a ConfigMap. It returns the file's content.
 func (c *cluster) configFile(wl workload, ctr *corev1.Container, flag string) (string, error) {
+	file, data, err := c.mountedConfig(wl, ctr, flag)
+	if err != nil {
+		return "", err
+	}
+	return data[path.Base(file)], nil
+}
+
+// mountedConfig is configFile's file path and every key of the ConfigMap
+// it is mounted from (files the configuration may include).
+func (c *cluster) mountedConfig(wl workload, ctr *corev1.Container, flag string) (string, map[string]string, error) {
 	file := ""
 	for i, a := range ctr.Args {
 		if v, ok := strings.CutPrefix(a, flag+"="); ok {
@@ -31,7 +42,7 @@ func (c *cluster) configFile(wl workload, ctr *corev1.Container, flag string) (s
 		}
 	}
 	if file == "" {
-		return "", fmt.Errorf("%s: container %s has no %s argument", wl, ctr.Name, flag)
+		return "", nil, fmt.Errorf("%s: container %s has no %s argument", wl, ctr.Name, flag)
 	}
 	for _, m := range ctr.VolumeMounts {
 		if path.Dir(file) != path.Clean(m.MountPath) {
@@ -43,16 +54,15 @@ func (c *cluster) configFile(wl workload, ctr *corev1.Container, flag string) (s
 			}
 			cm := c.configMap(v.ConfigMap.Name)
 			if cm == nil {
-				return "", fmt.Errorf("%s: ConfigMap %s does not exist", wl, v.ConfigMap.Name)
+				return "", nil, fmt.Errorf("%s: ConfigMap %s does not exist", wl, v.ConfigMap.Name)
 			}
-			data, ok := cm.Data[path.Base(file)]
-			if !ok {
-				return "", fmt.Errorf("%s: ConfigMap %s has no key %s", wl, cm.Name, path.Base(file))
+			if _, ok := cm.Data[path.Base(file)]; !ok {
+				return "", nil, fmt.Errorf("%s: ConfigMap %s has no key %s", wl, cm.Name, path.Base(file))
 			}
-			return data, nil
+			return file, cm.Data, nil
 		}
 	}
-	return "", fmt.Errorf("%s: %s is not in a volume mounted from a ConfigMap", wl, file)
+	return "", nil, fmt.Errorf("%s: %s is not in a volume mounted from a ConfigMap", wl, file)
 }
 
 // natsEnvMu serialises parsing NATS configurations: the parser resolves
@@ -62,26 +72,71 @@ var natsEnvMu sync.Mutex
 // natsOptions parses the NATS configuration of pod ordinal 0 with the real
 // nats-server parser and validates it the way the server does at start.
 func (c *cluster) natsOptions(wl workload, ctr *corev1.Container) (*server.Options, error) {
-	conf, err := c.configFile(wl, ctr, "--config")
-	if err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "nats-conf")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	file := filepath.Join(dir, "nats.conf")
-	if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+	return c.natsOptionsIn(wl, ctr, dir, testPassword)
+}
+
+// testPassword is what a secretKeyRef of the NATS container resolves to
+// in these checks.
+func testPassword(ref *corev1.SecretKeySelector) string { return "test-" + ref.Name + "-" + ref.Key }
+
+// natsOptionsIn is natsOptions with the pod's files laid out under dir:
+// the ConfigMap's keys in dir/config, each Secret volume in dir/<volume>
+// (a fresh CA and certificate, as cert-manager would write them), the
+// configuration's paths moved there. Secret variables get secret(ref).
+func (c *cluster) natsOptionsIn(wl workload, ctr *corev1.Container, dir string, secret func(*corev1.SecretKeySelector) string) (*server.Options, error) {
+	file, data, err := c.mountedConfig(wl, ctr, "--config")
+	if err != nil {
 		return nil, err
+	}
+	moves := map[string]string{}
+	for _, m := range ctr.VolumeMounts {
+		for _, v := range wl.Template.Spec.Volumes {
+			if v.Name == m.Name && v.Secret != nil {
+				d := filepath.Join(dir, v.Name)
+				if err := testsupport.WriteTLSFiles(d, "nats", "*.nats-headless", "localhost", "127.0.0.1"); err != nil {
+					return nil, err
+				}
+				moves[path.Clean(m.MountPath)] = d
+			}
+		}
+	}
+	cdir := filepath.Join(dir, "config")
+	if err := os.MkdirAll(cdir, 0o700); err != nil {
+		return nil, err
+	}
+	for k, v := range data {
+		for from, to := range moves {
+			v = strings.ReplaceAll(v, from+"/", to+"/")
+		}
+		if err := os.WriteFile(filepath.Join(cdir, k), []byte(v), 0o600); err != nil {
+			return nil, err
+		}
 	}
 	natsEnvMu.Lock()
 	defer natsEnvMu.Unlock()
+	env := map[string]string{}
 	for _, e := range ctr.Env {
 		v := e.Value
-		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name" {
+		switch {
+		case e.ValueFrom == nil:
+			// $(VAR) refers to a variable defined before, as the kubelet
+			// expands it.
+			for k, val := range env {
+				v = strings.ReplaceAll(v, "$("+k+")", val)
+			}
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
 			v = wl.Name + "-0"
+		case e.ValueFrom.SecretKeyRef != nil:
+			v = secret(e.ValueFrom.SecretKeyRef)
+		case e.ValueFrom.ResourceFieldRef != nil:
+			v = "1073741824"
 		}
+		env[e.Name] = v
 		old, had := os.LookupEnv(e.Name)
 		os.Setenv(e.Name, v)
 		defer func() {
@@ -92,7 +147,7 @@ func (c *cluster) natsOptions(wl workload, ctr *corev1.Container) (*server.Optio
 			}
 		}()
 	}
-	opts, err := server.ProcessConfigFile(file)
+	opts, err := server.ProcessConfigFile(filepath.Join(cdir, path.Base(file)))
 	if err != nil {
 		return nil, fmt.Errorf("nats configuration: %w", err)
 	}
@@ -415,6 +470,9 @@ var designFlows = []flow{
 	{"service", "kube-dns", "53", "UDP", true},
 	{"service", "kube-dns", "53", "TCP", true},
 	{"nats", "nats", "cluster", "TCP", true},
+	{"prometheus", "nats", "metrics", "TCP", true},
+	{"prometheus", "nats", "monitor", "TCP", false},
+	{"prometheus", "nats", "client", "TCP", false},
 	{"nats", "kube-dns", "53", "UDP", true},
 	{"otel-collector", "kube-dns", "53", "UDP", true},
 	{"ifs-poller", "ifs/jde", "443", "TCP", true},

@@ -43,6 +43,7 @@ var rules = []rule{
 	{"network-policies", checkNetworkPolicies},
 	{"ingress", checkIngress},
 	{"nats", checkNATS},
+	{"nats-security", checkNATSSecurity},
 	{"otel-collector", checkCollector},
 	{"memory-limit", checkMemoryLimit},
 	{"workers-fit", checkWorkersFit},
@@ -446,7 +447,7 @@ var dialTargets = []struct {
 	schemes  []string
 	wantPort func(w *world) (int32, error)
 }{
-	{"NATS_URL", nil, "nats", []string{"nats"}, natsClientPort},
+	{"NATS_URL", nil, "nats", []string{"nats", "tls"}, natsClientPort},
 	{"OTEL_EXPORTER_OTLP_ENDPOINT", nil, "otel-collector", []string{"http"}, collectorGRPCPort},
 	{"ERP_POSTER_ADDR", []string{"payment-orchestrator"}, "erp-poster", nil, erpPosterGRPCPort},
 }

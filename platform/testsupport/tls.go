@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"os"
@@ -21,10 +22,20 @@ import (
 // and client authentication, as NATS route TLS with verify needs.
 func TLSFiles(t testing.TB, dir string, hosts ...string) {
 	t.Helper()
+	if err := WriteTLSFiles(dir, hosts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// WriteTLSFiles is TLSFiles for code that reports errors itself.
+func WriteTLSFiles(dir string, hosts ...string) error {
+	if len(hosts) == 0 {
+		return errors.New("tls files: no host names")
+	}
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	caTmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(1),
@@ -37,11 +48,11 @@ func TLSFiles(t testing.TB, dir string, hosts ...string) {
 	}
 	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(2),
@@ -60,14 +71,14 @@ func TLSFiles(t testing.TB, dir string, hosts ...string) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, caTmpl, &key.PublicKey, caKey)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
+		return err
 	}
 	for name, block := range map[string]*pem.Block{
 		"ca.crt":  {Type: "CERTIFICATE", Bytes: caDER},
@@ -75,7 +86,8 @@ func TLSFiles(t testing.TB, dir string, hosts ...string) {
 		"tls.key": {Type: "PRIVATE KEY", Bytes: keyDER},
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
+			return err
 		}
 	}
+	return nil
 }

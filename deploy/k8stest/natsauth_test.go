@@ -1,0 +1,323 @@
+package k8stest
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/ml-connector/ml-connector/platform/bus"
+)
+
+// natsAccount is the account of the services' users (base/accounts.conf).
+const natsAccount = "MLC"
+
+// natsProduces are the subjects each service publishes (DESIGN.md; the
+// pollers' and gc-webhook's publishers, the orchestrator's catch-up), each
+// besides the dead letters every service's mover writes.
+var natsProduces = map[string][]string{
+	"ifs-poller":           {"mlc.erp.ifs.>"},
+	"jde-poller":           {"mlc.erp.jde.>"},
+	"gc-webhook":           {"mlc.gc.>"},
+	"payment-orchestrator": {"mlc.gc.>"},
+	"erp-poster":           nil,
+}
+
+// natsDestructive are JetStream API calls no service needs and none may make.
+var natsDestructive = []string{"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.CONSUMER.DELETE.>"}
+
+// natsUserOf is the NATS user and password Secret key of a service.
+func (w *world) natsUserOf(svc string) (string, *corev1.SecretKeySelector, error) {
+	_, ctr, err := w.svc(svc)
+	if err != nil {
+		return "", nil, err
+	}
+	env, _ := w.c.containerEnv(ctr)
+	u, p := env["NATS_USER"], env["NATS_PASSWORD"]
+	if !u.Known || u.Value == "" || p.Secret == nil {
+		return "", nil, fmt.Errorf("%s: NATS_USER and NATS_PASSWORD (from a Secret) must be set", svc)
+	}
+	return u.Value, p.Secret, nil
+}
+
+// checkNATSSecurity: TLS on the client and route ports, a user per service
+// with the password the service presents and only its own subjects,
+// placement that keeps a quorum, and metrics.
+func checkNATSSecurity(w *world) (probs []string) {
+	wl, ctr, err := w.c.nats()
+	if err != nil {
+		return []string{err.Error()}
+	}
+	opts, err := w.c.natsOptions(wl, ctr)
+	if err != nil {
+		return []string{err.Error()}
+	}
+	nodes := int(w.minReplicas(wl))
+	if opts.TLSConfig == nil || opts.AllowNonTLS {
+		probs = append(probs, "nats: clients may connect without TLS")
+	}
+	if nodes > 1 && (opts.Cluster.TLSConfig == nil || opts.Cluster.TLSConfig.ClientAuth != tls.RequireAndVerifyClientCert) {
+		probs = append(probs, "nats: routes are not mutual TLS (cluster tls with verify: true)")
+	}
+	if opts.NoAuthUser != "" {
+		probs = append(probs, fmt.Sprintf("nats: no_auth_user %s lets clients in without credentials", opts.NoAuthUser))
+	}
+	users := map[string]*server.User{}
+	for _, u := range opts.Users {
+		users[u.Username] = u
+	}
+	if len(opts.Nkeys) > 0 {
+		probs = append(probs, "nats: nkey users are not checked here")
+	}
+	for _, svc := range w.services {
+		name, pw, err := w.natsUserOf(svc)
+		if err != nil {
+			probs = append(probs, err.Error())
+			continue
+		}
+		u := users[name]
+		switch {
+		case u == nil:
+			probs = append(probs, fmt.Sprintf("%s: NATS user %q is not defined in the NATS configuration", svc, name))
+			continue
+		case u.Password != testPassword(pw):
+			probs = append(probs, fmt.Sprintf("%s: NATS's password for %s is not the service's (Secret %s key %s)", svc, name, pw.Name, pw.Key))
+		case u.Account == nil || u.Account.Name != natsAccount:
+			probs = append(probs, fmt.Sprintf("%s: NATS user %s is not in account %s", svc, name, natsAccount))
+		}
+		if u.Permissions == nil || u.Permissions.Publish == nil || u.Permissions.Subscribe == nil {
+			probs = append(probs, fmt.Sprintf("%s: NATS user %s may publish and subscribe to anything", svc, name))
+			continue
+		}
+		var data []string
+		for _, s := range u.Permissions.Publish.Allow {
+			if strings.HasPrefix(s, "mlc.") && s != bus.SubjectsDLQ {
+				data = append(data, s)
+			}
+		}
+		if want := natsProduces[svc]; !slices.Equal(data, want) {
+			probs = append(probs, fmt.Sprintf("%s: NATS user %s may publish %v, want exactly %v (and %s)", svc, name, data, want, bus.SubjectsDLQ))
+		}
+		for _, d := range natsDestructive {
+			if !slices.Contains(u.Permissions.Publish.Deny, d) {
+				probs = append(probs, fmt.Sprintf("%s: NATS user %s is not denied %s", svc, name, d))
+			}
+		}
+		if slices.ContainsFunc(u.Permissions.Subscribe.Allow, func(s string) bool { return s == ">" || strings.HasPrefix(s, "mlc.") }) {
+			probs = append(probs, fmt.Sprintf("%s: NATS user %s may subscribe to the bus's subjects directly", svc, name))
+		}
+	}
+
+	// Placement: never two nodes on one machine, spread over zones, one
+	// node at a time disrupted.
+	spec := &wl.Template.Spec
+	anti := false
+	if spec.Affinity != nil && spec.Affinity.PodAntiAffinity != nil {
+		for _, t := range spec.Affinity.PodAntiAffinity.RequiredDuringSchedulingIgnoredDuringExecution {
+			sel, err := metav1.LabelSelectorAsSelector(t.LabelSelector)
+			anti = anti || (err == nil && t.TopologyKey == "kubernetes.io/hostname" && sel.Matches(labels.Set(wl.Template.Labels)))
+		}
+	}
+	if !anti {
+		probs = append(probs, "nats: no required pod anti-affinity on kubernetes.io/hostname; two nodes on one machine lose the quorum together")
+	}
+	zone := slices.IndexFunc(spec.TopologySpreadConstraints, func(c corev1.TopologySpreadConstraint) bool {
+		return c.TopologyKey == "topology.kubernetes.io/zone"
+	})
+	switch {
+	case zone < 0:
+		probs = append(probs, "nats: no topology spread over topology.kubernetes.io/zone")
+	case w.overlay == "overlays/prod":
+		c := spec.TopologySpreadConstraints[zone]
+		if c.WhenUnsatisfiable != corev1.DoNotSchedule || c.MinDomains == nil || int(*c.MinDomains) < nodes || c.MaxSkew != 1 {
+			probs = append(probs, fmt.Sprintf("nats: prod must spread its %d nodes over %d zones (maxSkew 1, DoNotSchedule, minDomains %d)", nodes, nodes, nodes))
+		}
+	}
+	for _, pdb := range w.c.PDBs {
+		if pdb.Spec.Selector == nil || pdb.Spec.Selector.MatchLabels[labelName] != "nats" || nodes < 2 {
+			continue
+		}
+		down := 0
+		if pdb.Spec.MaxUnavailable != nil {
+			down, _ = intstr.GetScaledValueFromIntOrPercent(pdb.Spec.MaxUnavailable, nodes, true)
+		} else if pdb.Spec.MinAvailable != nil {
+			up, _ := intstr.GetScaledValueFromIntOrPercent(pdb.Spec.MinAvailable, nodes, true)
+			down = nodes - up
+		}
+		if nodes-down < nodes/2+1 {
+			probs = append(probs, fmt.Sprintf("PDB %s lets %d of %d NATS nodes go; the quorum needs %d", pdb.Name, down, nodes, nodes/2+1))
+		}
+	}
+
+	// Metrics: the scrape annotation names a port of the pod that serves
+	// Prometheus metrics, fed from the monitoring port.
+	port := wl.Template.Annotations["prometheus.io/port"]
+	var exporter *corev1.Container
+	for i := range spec.Containers {
+		for _, p := range spec.Containers[i].Ports {
+			if fmt.Sprint(p.ContainerPort) == port && p.Name == "metrics" {
+				exporter = &spec.Containers[i]
+			}
+		}
+	}
+	monitor := fmt.Sprintf("http://localhost:%d", opts.HTTPPort)
+	if wl.Template.Annotations["prometheus.io/scrape"] != "true" || exporter == nil || !slices.Contains(exporter.Args, monitor) {
+		probs = append(probs, fmt.Sprintf("nats: no Prometheus metrics: want prometheus.io annotations naming a container port metrics whose exporter reads %s", monitor))
+	}
+	return probs
+}
+
+// TestNATSAuthorization runs the dev overlay's NATS configuration (its
+// accounts, users, permissions and TLS) in a real server and connects as
+// each service the way platform/bus does: each can declare the streams and
+// its consumers and publish what it produces, and is refused another
+// service's subjects and destroying data.
+func TestNATSAuthorization(t *testing.T) {
+	w := realWorld(t, "overlays/dev")
+	wl, ctr, err := w.c.nats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	opts, err := w.c.natsOptionsIn(wl, ctr, dir, testPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Host, opts.Port, opts.HTTPPort, opts.ClientAdvertise = "127.0.0.1", -1, 0, ""
+	opts.StoreDir, opts.PidFile = t.TempDir(), ""
+	opts.NoLog, opts.NoSigs = true, true
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats did not start")
+	}
+	url := strings.Replace(srv.ClientURL(), "nats://", "tls://", 1)
+	var ca string
+	for _, v := range wl.Template.Spec.Volumes {
+		if v.Secret != nil {
+			ca = filepath.Join(dir, v.Name, "ca.crt")
+		}
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	consumers := map[string][]bus.ConsumerSpec{
+		"payment-orchestrator": {
+			{Stream: bus.StreamERP, Durable: "payment-orchestrator-erp"},
+			{Stream: bus.StreamGC, Durable: "payment-orchestrator-gc"},
+			{Stream: bus.StreamDLQ, Durable: "payment-orchestrator-dlq"},
+		},
+	}
+	for _, svc := range w.services {
+		t.Run(svc, func(t *testing.T) {
+			user, pw, err := w.natsUserOf(svc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if nc, err := bus.Connect(ctx, url, svc, log, bus.UserPassword(user, "wrong"), bus.RootCA(ca)); err == nil {
+				nc.Close()
+				t.Fatal("a wrong password was accepted")
+			}
+			nc, err := bus.Connect(ctx, url, svc, log, bus.UserPassword(user, testPassword(pw)), bus.RootCA(ca))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer nc.Close()
+			b, err := bus.New(nc, bus.DefaultConfig(), log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Ensure(ctx); err != nil {
+				t.Fatalf("declaring the streams: %v", err)
+			}
+			// Every service runs the dead-letter mover.
+			specs := append([]bus.ConsumerSpec{{Stream: bus.StreamAdvisories, Durable: "mlc-dead-letter-mover"}}, consumers[svc]...)
+			for _, spec := range specs {
+				c, err := b.EnsureConsumer(ctx, spec)
+				if err != nil {
+					t.Fatalf("consumer %s/%s: %v", spec.Stream, spec.Durable, err)
+				}
+				if _, err := c.Info(ctx); err != nil {
+					t.Fatalf("consumer %s/%s info: %v", spec.Stream, spec.Durable, err)
+				}
+			}
+			publish := func(subject string) error {
+				pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+				defer cancel()
+				_, err := b.Publish(pctx, bus.Msg{Subject: subject, ID: svc + "-" + subject, Data: []byte("{}")})
+				return err
+			}
+			for _, s := range append(slices.Clone(natsProduces[svc]), bus.SubjectsDLQ) {
+				if err := publish(strings.Replace(s, ">", "acme.test", 1)); err != nil {
+					t.Errorf("publish to %s: %v", s, err)
+				}
+			}
+			for _, other := range []string{"mlc.erp.ifs.acme.invoice", "mlc.erp.jde.acme.invoice", "mlc.gc.payments.confirmed"} {
+				if slices.ContainsFunc(natsProduces[svc], func(s string) bool { return strings.HasPrefix(other, strings.TrimSuffix(s, ">")) }) {
+					continue
+				}
+				if err := publish(other); err == nil {
+					t.Errorf("%s may publish %s", svc, other)
+				}
+			}
+			// A refused request is never answered: wait briefly.
+			dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+			defer dcancel()
+			if err := b.JetStream().DeleteStream(dctx, bus.StreamERP); err == nil {
+				t.Fatalf("%s deleted stream %s", svc, bus.StreamERP)
+			}
+			if err := b.JetStream().DeleteConsumer(dctx, bus.StreamAdvisories, "mlc-dead-letter-mover"); err == nil {
+				t.Errorf("%s deleted a consumer", svc)
+			}
+		})
+	}
+	// The orchestrator reads and acknowledges what the pollers published.
+	user, pw, err := w.natsUserOf("payment-orchestrator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := bus.Connect(t.Context(), url, "orchestrator", log, bus.UserPassword(user, testPassword(pw)), bus.RootCA(ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	b, err := bus.New(nc, bus.DefaultConfig(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := b.EnsureConsumer(t.Context(), consumers["payment-orchestrator"][0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for m := range batch.Messages() {
+		if err := m.DoubleAck(t.Context()); err != nil {
+			t.Errorf("ack %s: %v", m.Subject(), err)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Errorf("the orchestrator fetched %d of the pollers' 2 messages (%v)", n, batch.Error())
+	}
+}
