@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -63,6 +62,8 @@ type Collection struct {
 	AuditTrail    []audit.Record
 	OpenProblems  []ledger.Exception
 	AuditVerified bool
+
+	key ledger.InvoiceKey
 }
 
 // ErrNotFound is returned for an unknown collection or exception.
@@ -82,9 +83,9 @@ func (d *Desk) Show(ctx context.Context, erpConnection, company, invoiceID strin
 	}
 	out := Collection{
 		ID: col.ID, ERP: erp, Connection: erpConnection, Company: company, InvoiceID: invoiceID, InvoiceNo: col.InvoiceNo,
-		CustomerID: col.CustomerID, Kind: col.Kind, AmountMinor: col.AmountMinor, Currency: col.Currency, State: col.State,
+		CustomerID: col.CustomerID, Kind: col.Kind, AmountMinor: col.AmountMinor, Currency: col.Currency, State: string(col.State),
 		Attempts: col.Attempts, PaymentID: col.GCPaymentID, Subscription: col.GCSubscription, FailureCause: col.FailureCause,
-		ReasonCode: col.FailureReasonCode, Description: col.FailureDescription,
+		ReasonCode: col.FailureReasonCode, Description: col.FailureDescription, key: col.Key,
 	}
 	if col.ChargeDate.Year() > 1 {
 		out.ChargeDate = col.ChargeDate.Format(time.DateOnly)
@@ -93,16 +94,8 @@ func (d *Desk) Show(ctx context.Context, erpConnection, company, invoiceID strin
 		return out, err
 	}
 	out.AuditVerified = audit.Verify(ctx, d.db, "collection", col.AggregateID()) == nil
-	all, err := d.ledger.Exceptions(ctx, "open")
-	if err != nil {
-		return out, err
-	}
-	for _, e := range all {
-		if e.AggregateID == erpConnection+":"+company+":"+invoiceID || e.AggregateID == col.AggregateID() {
-			out.OpenProblems = append(out.OpenProblems, e)
-		}
-	}
-	return out, nil
+	out.OpenProblems, err = d.ledger.ExceptionsOf(ctx, "collection", col.AggregateID(), "open")
+	return out, err
 }
 
 // Exceptions lists exceptions; status "" lists all.
@@ -158,20 +151,20 @@ func (d *Desk) Replay(ctx context.Context, erpConnection, company, invoiceID, ac
 	switch {
 	case col.Kind != "payment":
 		return res, fmt.Errorf("%w: it is a %s in state %s", ErrNotReplayable, col.Kind, col.State)
-	case col.State == "creating" && col.Attempts > 1:
+	case col.State == ledger.CollectionCreating && col.Attempts > 1:
 		// A replay's new payment, cut short: resume it.
-	case col.State == "failed" && col.GCPaymentID != "":
+	case col.State == ledger.CollectionFailed && col.GCPaymentID != "":
 		retried, err := d.retry(ctx, route, col, actor)
 		if err != nil || retried.How != "" {
 			if err == nil {
-				err = d.markReplayed(ctx, actor, retried, key, erpConnection+":"+company+":"+invoiceID)
+				err = d.markReplayed(ctx, actor, retried, key)
 			}
 			return retried, err
 		}
 		// GoCardless will not retry it (limit reached, mandate changed):
 		// a new payment instead.
 		fallthrough
-	case col.State == "failed" || col.State == "cancelled" || col.State == "exception":
+	case col.State.Replayable():
 		if col, err = d.startAttempt(ctx, key, actor); err != nil {
 			return res, err
 		}
@@ -185,11 +178,11 @@ func (d *Desk) Replay(ctx context.Context, erpConnection, company, invoiceID, ac
 	if err != nil {
 		return res, err
 	}
-	if done.State == "exception" {
+	if done.State == ledger.CollectionException {
 		return res, fmt.Errorf("new payment refused by GoCardless: %s", done.FailureDescription)
 	}
 	res = Replayed{How: "new payment", PaymentID: done.GCPaymentID, Attempt: done.Attempts}
-	return res, d.markReplayed(ctx, actor, res, key, erpConnection+":"+company+":"+invoiceID)
+	return res, d.markReplayed(ctx, actor, res, key)
 }
 
 // retryIntent is what a retry commits to before asking GoCardless.
@@ -221,13 +214,13 @@ func (d *Desk) retry(ctx context.Context, route accounts.Route, col ledger.Colle
 		if err != nil {
 			return err
 		}
-		if now.State != "failed" || now.GCPaymentID != intent.Payment {
+		if now.State != ledger.CollectionFailed || now.GCPaymentID != intent.Payment {
 			return fmt.Errorf("%w: it changed to %s while being retried", ErrNotReplayable, now.State)
 		}
 		after := now
 		after.Attempts = intent.Attempt
 		after.FailureCause, after.FailureReasonCode, after.FailureDescription = "", "", ""
-		after.State, after.PostedOutcomes = "pending_submission", nil
+		after.State, after.PostedOutcomes = ledger.CollectionPendingSubmission, nil
 		return ledger.SaveCollection(ctx, tx, now, after, "collection.replayed", actor+": payment "+p.ID+" retried")
 	})
 	if err != nil {
@@ -254,7 +247,7 @@ func (d *Desk) startAttempt(ctx context.Context, key ledger.InvoiceKey, actor st
 		if err != nil {
 			return err
 		}
-		if col.State != "failed" && col.State != "cancelled" && col.State != "exception" {
+		if !col.State.Replayable() {
 			return fmt.Errorf("%w: it is a %s in state %s", ErrNotReplayable, col.Kind, col.State)
 		}
 		customer, err := ledger.ReadCustomer(ctx, tx, ledger.CustomerKey{ERP: key.ERP, ConnectionID: key.ConnectionID, Company: key.Company, CustomerID: col.CustomerID})
@@ -268,7 +261,7 @@ func (d *Desk) startAttempt(ctx context.Context, key ledger.InvoiceKey, actor st
 		after.Attempts = col.Attempts + 1
 		after.IdempotencyKey = ledger.PaymentKey(key, after.Attempts)
 		after.FailureCause, after.FailureReasonCode, after.FailureDescription = "", "", ""
-		after.State, after.GCPaymentID, after.GCMandateID = "creating", "", customer.GCMandateID
+		after.State, after.GCPaymentID, after.GCMandateID = ledger.CollectionCreating, "", customer.GCMandateID
 		after.ChargeDate = time.Time{}                             // GoCardless dates it
 		after.LastEventAt, after.PostedOutcomes = time.Time{}, nil // the new payment's story starts afresh
 		return ledger.SaveCollection(ctx, tx, col, after, "collection.replaying", actor+": new payment, attempt "+fmt.Sprint(after.Attempts))
@@ -276,20 +269,16 @@ func (d *Desk) startAttempt(ctx context.Context, key ledger.InvoiceKey, actor st
 	return after, err
 }
 
-// markReplayed closes the open exceptions of a collection, known under its
-// ERP name (invalid inputs) or its ledger id (refused postings).
-func (d *Desk) markReplayed(ctx context.Context, actor string, res Replayed, key ledger.InvoiceKey, erpName string) error {
-	aggregateIDs := []string{erpName, key.String()}
-	open, err := d.ledger.Exceptions(ctx, "open")
+// markReplayed closes the open exceptions of a collection.
+func (d *Desk) markReplayed(ctx context.Context, actor string, res Replayed, key ledger.InvoiceKey) error {
+	open, err := d.ledger.ExceptionsOf(ctx, "collection", key.String(), "open")
 	if err != nil {
 		return err
 	}
 	return d.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		for _, e := range open {
-			if slices.Contains(aggregateIDs, e.AggregateID) {
-				if err := ledger.SetExceptionStatus(ctx, tx, e.ID, "replayed", actor, fmt.Sprintf("%s, payment %s", res.How, res.PaymentID)); err != nil {
-					return err
-				}
+			if err := ledger.SetExceptionStatus(ctx, tx, e.ID, "replayed", actor, fmt.Sprintf("%s, payment %s", res.How, res.PaymentID)); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -310,10 +299,9 @@ func (d *Desk) EscalateCollection(ctx context.Context, erpConnection, company, i
 			ids = append(ids, e.ID)
 		}
 		if len(ids) == 0 {
-			var id int64
-			if err := tx.QueryRow(ctx, `INSERT INTO exceptions (kind, aggregate_type, aggregate_id, reason, detail)
-				VALUES ('operator_escalation', 'invoice', $1, $2, '{}') RETURNING id`,
-				erpConnection+":"+company+":"+invoiceID, note).Scan(&id); err != nil {
+			id, err := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "operator_escalation", AggregateType: "collection",
+				AggregateID: shown.key.String(), Reason: note})
+			if err != nil {
 				return err
 			}
 			ids = append(ids, id)

@@ -176,11 +176,24 @@ func classify(what string, err error) error {
 
 // settle turns a handler's error into the bus's answer: an invalid input
 // is recorded as an exception (once, by dedup key) and acknowledged.
-func (c *Collector) settle(ctx context.Context, err error, aggType, aggID, dedup string, detail map[string]any) error {
+//
+// The exception names its aggregate as the ledger does (aggType and the
+// key's String, with connection id 0 when the ERP connection is not
+// registered), so that the ledger, exceptions, postings and the operator
+// know an invoice, refund or customer by one identity; dedup is prefixed
+// with it.
+func (c *Collector) settle(ctx context.Context, err error, aggType string, key func(erp string, connectionID int64) fmt.Stringer, ref *mlcv1.ErpRef, dedup string, detail map[string]any) error {
 	var inv *invalid
 	if !errors.As(err, &inv) {
 		return err
 	}
+	erp, _ := erpName(ref.GetErp())
+	var connID int64
+	if conn, err := c.dir.Connection(ctx, ref.GetConnection()); err == nil {
+		connID = conn.ID
+	}
+	aggID := key(erp, connID).String()
+	dedup = aggType + ":" + aggID + ":" + dedup
 	if errors.Is(err, accounts.ErrNotRoutable) {
 		inv.kind = "unroutable"
 	}

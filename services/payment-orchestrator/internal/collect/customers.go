@@ -31,13 +31,14 @@ import (
 // database, and the results are recorded, and the lease released, in one
 // transaction after them.
 func (c *Collector) Customer(ctx context.Context, m *mlcv1.CustomerChanged) error {
-	aggID := m.GetErp().GetConnection() + ":" + m.GetErp().GetCompany() + ":" + m.GetCustomerId()
-	dedup := "customer:" + aggID + ":" + m.GetVersion()
 	route, erp, err := c.route(ctx, m.GetErp())
 	if err == nil {
 		err = c.alignCustomer(ctx, route, erp, m)
 	}
-	return c.settle(ctx, err, "customer", aggID, dedup, map[string]any{"version": m.GetVersion()})
+	key := func(erp string, connID int64) fmt.Stringer {
+		return ledger.CustomerKey{ERP: erp, ConnectionID: connID, Company: m.GetErp().GetCompany(), CustomerID: m.GetCustomerId()}
+	}
+	return c.settle(ctx, err, "customer", key, m.GetErp(), m.GetVersion(), map[string]any{"version": m.GetVersion()})
 }
 
 // CustomerLease is how long a customer's alignment keeps other versions
@@ -148,7 +149,7 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 		}
 		// Keep what was created, and say why the mandate was not.
 		_, err := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "mandate_refused", AggregateType: "customer",
-			AggregateID: fmt.Sprintf("%s:%s:%s", route.ERP.Name, route.Company, m.GetCustomerId()), Reason: refusal.Error(),
+			AggregateID: link.AggregateID(), Reason: refusal.Error(),
 			DedupKey: "mandate:" + keyPrefix + ":" + fp})
 		return err
 	})
@@ -183,7 +184,7 @@ func (c *Collector) newMandate(ctx context.Context, route accounts.Route, keyPre
 		return classify("create mandate", err)
 	}
 	link.GCBankAccountID, link.GCMandateID, link.CreditorID = ba.ID, md.ID, route.Creditor
-	link.MandateStatus, link.MandateScheme, link.BankFingerprint = md.Status, md.Scheme, fp
+	link.MandateStatus, link.MandateScheme, link.BankFingerprint = ledger.MandateStatus(md.Status), md.Scheme, fp
 	link.MandateEventAt = time.Time{}
 	if d, err := time.Parse(time.DateOnly, md.NextPossibleChargeDate); err == nil {
 		link.NextChargeDate = d

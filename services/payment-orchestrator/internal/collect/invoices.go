@@ -21,14 +21,16 @@ import (
 // Invoice collects an invoice ready for collection: validated, recorded
 // with its idempotency key, created at GoCardless, and completed.
 func (c *Collector) Invoice(ctx context.Context, m *mlcv1.InvoiceReady) error {
-	aggID := m.GetErp().GetConnection() + ":" + m.GetErp().GetCompany() + ":" + invoiceID(m.GetInvoice())
 	trace.SpanFromContext(ctx).SetAttributes(attribute.String("mlc.company", m.GetErp().GetCompany()),
 		attribute.String("mlc.invoice_id", invoiceID(m.GetInvoice())))
 	route, erp, err := c.route(ctx, m.GetErp())
 	if err == nil {
 		err = c.collect(ctx, route, erp, m)
 	}
-	return c.settle(ctx, err, "invoice", aggID, "invoice:"+aggID+":"+m.GetVersion(),
+	key := func(erp string, connID int64) fmt.Stringer {
+		return ledger.InvoiceKey{ERP: erp, ConnectionID: connID, Company: m.GetErp().GetCompany(), InvoiceID: invoiceID(m.GetInvoice())}
+	}
+	return c.settle(ctx, err, "collection", key, m.GetErp(), m.GetVersion(),
 		map[string]any{"version": m.GetVersion(), "amount": m.GetAmount(), "currency": m.GetCurrency(), "customer": m.GetCustomerId()})
 }
 
@@ -51,7 +53,7 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 		// our own posting reduced its open amount or closed it: judge such
 		// an invoice against its collection, if it has one, before calling
 		// it nothing to do or invalid. (New work skips this lookup.)
-		if existing, lerr := c.ledger.Collection(ctx, key); lerr == nil && existing.State != "creating" {
+		if existing, lerr := c.ledger.Collection(ctx, key); lerr == nil && existing.State != ledger.CollectionCreating {
 			return c.repolled(existing, amount, m)
 		} else if lerr != nil && !errors.Is(lerr, ledger.ErrNotFound) {
 			return lerr
@@ -69,7 +71,7 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 	if err != nil {
 		return err
 	}
-	if !started && existing.State != "creating" {
+	if !started && existing.State != ledger.CollectionCreating {
 		return c.repolled(existing, amount, m) // a concurrent delivery got there first
 	}
 	// A collection left in creating (by a crash, or a redelivery racing
@@ -140,7 +142,7 @@ func (c *Collector) prepare(ctx context.Context, route accounts.Route, m *mlcv1.
 // JD Edwards reduce the open amount). Anything else changed the invoice
 // under a collection in flight or finished: an operator must look.
 func (c *Collector) repolled(existing ledger.Collection, amount int64, m *mlcv1.InvoiceReady) error {
-	collected := existing.State == "confirmed" || existing.State == "paid_out"
+	collected := existing.State.Collected()
 	switch {
 	case existing.Currency == m.GetCurrency() && amount == existing.AmountMinor:
 		return nil
@@ -162,7 +164,7 @@ func metadata(route accounts.Route, invoiceID string) map[string]string {
 // stored idempotency key, and records it: the one way a payment is
 // created, so that every path sends GoCardless the same parameters.
 func (c *Collector) Resume(ctx context.Context, route accounts.Route, col ledger.Collection) error {
-	if col.State != "creating" || col.Kind != "payment" {
+	if col.State != ledger.CollectionCreating || col.Kind != "payment" {
 		return fmt.Errorf("collection %s is a %s in state %s: nothing to resume", col.AggregateID(), col.Kind, col.State)
 	}
 	return c.create(ctx, route, col, nil)
@@ -187,7 +189,7 @@ func (c *Collector) create(ctx context.Context, route accounts.Route, col ledger
 		if err != nil {
 			return c.refused(ctx, col, classify("create subscription", err))
 		}
-		done.GCSubscription, done.State = sub.ID, "created"
+		done.GCSubscription, done.State = sub.ID, ledger.CollectionCreated
 	} else {
 		pp := gocardless.PaymentParams{
 			Amount: col.AmountMinor, Currency: col.Currency, Reference: col.Reference,
@@ -207,12 +209,12 @@ func (c *Collector) create(ctx context.Context, route accounts.Route, col ledger
 		if err != nil {
 			return c.refused(ctx, col, classify("create payment", err))
 		}
-		done.GCPaymentID, done.State = pm.ID, pm.Status
+		done.GCPaymentID, done.State = pm.ID, ledger.CollectionState(pm.Status)
 		if d, err := time.Parse(time.DateOnly, pm.ChargeDate); err == nil {
 			done.ChargeDate = d
 		}
-		if ledger.Rank(done.State) == 0 {
-			done.State = "created"
+		if done.State.Rank() == 0 {
+			done.State = ledger.CollectionCreated
 		}
 	}
 	// Completed only if still creating: another delivery, or the
@@ -230,11 +232,11 @@ func (c *Collector) refused(ctx context.Context, col ledger.Collection, err erro
 	}
 	if terr := c.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		now, err := ledger.LockCollection(ctx, tx, col.Key)
-		if err != nil || now.State != "creating" {
+		if err != nil || now.State != ledger.CollectionCreating {
 			return err
 		}
 		after := now
-		after.State, after.FailureDescription = "exception", inv.reason
+		after.State, after.FailureDescription = ledger.CollectionException, inv.reason
 		return ledger.SaveCollection(ctx, tx, now, after, "collection.refused", inv.reason)
 	}); terr != nil {
 		return terr

@@ -21,12 +21,14 @@ import (
 // invoice's collected payment, confirming the total refunded so far as
 // GoCardless requires.
 func (c *Collector) Refund(ctx context.Context, m *mlcv1.RefundRequested) error {
-	aggID := m.GetErp().GetConnection() + ":" + m.GetErp().GetCompany() + ":" + m.GetRefundId()
 	route, erp, err := c.route(ctx, m.GetErp())
 	if err == nil {
 		err = c.refund(ctx, route, erp, m)
 	}
-	return c.settle(ctx, err, "refund", aggID, "refund:"+aggID+":"+m.GetVersion(),
+	key := func(erp string, connID int64) fmt.Stringer {
+		return ledger.RefundKey{ERP: erp, ConnectionID: connID, Company: m.GetErp().GetCompany(), RefundID: m.GetRefundId()}
+	}
+	return c.settle(ctx, err, "refund", key, m.GetErp(), m.GetVersion(),
 		map[string]any{"invoice": m.GetInvoice().GetInvoiceId(), "amount": m.GetAmount(), "currency": m.GetCurrency()})
 }
 
@@ -46,9 +48,9 @@ func (c *Collector) refund(ctx context.Context, route accounts.Route, erp string
 		return err
 	case col.Currency != m.GetCurrency():
 		return invalidf("invalid_refund", "refund in %s of a payment in %s", m.GetCurrency(), col.Currency)
-	case col.State == "failed" || col.State == "cancelled" || col.State == "charged_back" || col.State == "exception":
+	case col.State == ledger.CollectionFailed || col.State == ledger.CollectionCancelled || col.State == ledger.CollectionChargedBack || col.State == ledger.CollectionException:
 		return invalidf("invalid_refund", "invoice %s's payment is %s: nothing to refund", col.Key.InvoiceID, col.State)
-	case col.State != "confirmed" && col.State != "paid_out":
+	case !col.State.Collected():
 		return bus.RetryAfter(time.Minute, fmt.Errorf("payment of invoice %s is %s, not yet collected", col.Key.InvoiceID, col.State))
 	}
 
@@ -68,7 +70,7 @@ func (c *Collector) refund(ctx context.Context, route accounts.Route, erp string
 		var err error
 		rf, _, err = ledger.StartRefund(ctx, tx, ledger.Refund{Key: key, CollectionID: col.ID, AmountMinor: amount,
 			Currency: m.GetCurrency(), GCPaymentID: col.GCPaymentID, ERPVersion: m.GetVersion()})
-		if err != nil || rf.State != "creating" {
+		if err != nil || rf.State != ledger.RefundCreating {
 			return err
 		}
 		recorded, resumed, err := ledger.Claim(ctx, tx, "refunds", col.AggregateID(), holder, RefundLease)
@@ -87,7 +89,7 @@ func (c *Collector) refund(ctx context.Context, route accounts.Route, erp string
 		intent = refundIntent{Total: before + rf.AmountMinor}
 		return ledger.Intend(ctx, tx, "refunds", col.AggregateID(), holder, intent, "refunds.intent")
 	})
-	if err != nil || rf.State != "creating" {
+	if err != nil || rf.State != ledger.RefundCreating {
 		return err
 	}
 
@@ -102,9 +104,9 @@ func (c *Collector) refund(ctx context.Context, route accounts.Route, erp string
 		gr, _, err := route.Client.CreateRefund(ctx, rf.IdempotencyKey, p)
 		switch {
 		case err == nil:
-			after.GCRefundID, after.State = gr.ID, gr.Status
-			if ledger.RefundRank(after.State) == 0 {
-				after.State = "created"
+			after.GCRefundID, after.State = gr.ID, ledger.RefundState(gr.Status)
+			if after.State.Rank() == 0 {
+				after.State = ledger.RefundCreated
 			}
 		case errors.As(classify("create refund", err), new(*invalid)):
 			refusal = classify("create refund", err)
@@ -114,7 +116,7 @@ func (c *Collector) refund(ctx context.Context, route accounts.Route, erp string
 	}
 	action, cause := "refund.created", "created at GoCardless"
 	if refusal != nil {
-		after.State, after.FailureDescription = "exception", refusal.Error()
+		after.State, after.FailureDescription = ledger.RefundException, refusal.Error()
 		action, cause = "refund.refused", refusal.Error()
 	}
 	err = c.ledger.Tx(ctx, func(tx pgx.Tx) error {
@@ -122,7 +124,7 @@ func (c *Collector) refund(ctx context.Context, route accounts.Route, erp string
 			return err
 		}
 		now, err := ledger.LockRefund(ctx, tx, key)
-		if err != nil || now.State != "creating" {
+		if err != nil || now.State != ledger.RefundCreating {
 			return err // its first event recorded it first
 		}
 		return ledger.SaveRefund(ctx, tx, now, after, action, cause)

@@ -43,7 +43,7 @@ type Collection struct {
 	DueDate        time.Time
 	ChargeDate     time.Time
 	Reference      string
-	State          string
+	State          CollectionState
 	GCConnectionID int64
 	GCPaymentID    string
 	GCSubscription string
@@ -70,30 +70,6 @@ type Collection struct {
 // PaymentKey is the idempotency key of attempt n of collecting invoice k.
 func PaymentKey(k InvoiceKey, attempt int) string {
 	return fmt.Sprintf("mlc:%s:%d:%s:%s:payment:%d", k.ERP, k.ConnectionID, k.Company, k.InvoiceID, attempt)
-}
-
-// Rank orders collection states along the payment lifecycle; it breaks ties
-// between GoCardless events with the same timestamp.
-func Rank(state string) int {
-	switch state {
-	case "creating":
-		return 0
-	case "created":
-		return 1
-	case "pending_submission":
-		return 2
-	case "submitted":
-		return 3
-	case "confirmed":
-		return 4
-	case "paid_out":
-		return 5
-	case "cancelled", "failed":
-		return 6
-	case "charged_back":
-		return 7
-	}
-	return 0
 }
 
 const collectionColumns = `id, erp, connection_id, company, invoice_id, invoice_no, doc_type, suffix, customer_id,
@@ -156,7 +132,7 @@ func startCollections(ctx context.Context, tx pgx.Tx, starts []collectionStart) 
 	inserts := &pgx.Batch{}
 	for _, i := range order {
 		c := &starts[i].c
-		c.State, c.Attempts = "creating", 1
+		c.State, c.Attempts = CollectionCreating, 1
 		c.IdempotencyKey = PaymentKey(c.Key, c.Attempts)
 		c.TraceParent = traceParent(starts[i].ctx)
 		// A new row comes back from the insert itself; only an existing
@@ -293,6 +269,11 @@ type collectionSave struct {
 // skips, and reports false for, collections no longer in state creating.
 func saveCollections(ctx context.Context, tx pgx.Tx, saves []collectionSave, onlyCreating bool) ([]bool, error) {
 	saved := make([]bool, len(saves))
+	for _, s := range saves {
+		if err := CheckCollection(s.before.State, s.after.State); err != nil {
+			return nil, fmt.Errorf("save collection %s: %w", s.after.Key.aggregateID(), err)
+		}
+	}
 	updates := &pgx.Batch{}
 	order := byAggregate(len(saves), func(i int) string { return saves[i].after.Key.aggregateID() })
 	for _, i := range order {
@@ -307,7 +288,7 @@ func saveCollections(ctx context.Context, tx pgx.Tx, saves []collectionSave, onl
 				idempotency_key = $8, attempts = $9, failure_cause = nullif($10, ''), failure_reason_code = nullif($11, ''),
 				failure_description = nullif($12, ''), last_event_at = $13, reference = nullif($14, ''),
 				gc_connection_id = nullif($15, 0), posted_outcomes = $16
-			WHERE id = $1 AND (NOT $17 OR state = 'creating')`, c.ID, c.State, Rank(c.State), c.GCPaymentID, c.GCSubscription, c.GCMandateID,
+			WHERE id = $1 AND (NOT $17 OR state = 'creating')`, c.ID, c.State, c.State.Rank(), c.GCPaymentID, c.GCSubscription, c.GCMandateID,
 			dateOrNil(c.ChargeDate), c.IdempotencyKey, c.Attempts, c.FailureCause, c.FailureReasonCode,
 			c.FailureDescription, lastEvent, c.Reference, c.GCConnectionID, nonNil(c.PostedOutcomes), onlyCreating,
 		).Exec(func(tag pgconn.CommandTag) error {

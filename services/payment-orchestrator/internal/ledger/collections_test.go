@@ -74,7 +74,7 @@ func TestStartCollectionsBatch(t *testing.T) {
 	}
 	want := []struct {
 		started bool
-		state   string
+		state   CollectionState
 	}{{true, "creating"}, {true, "creating"}, {false, "creating"}, {false, "created"}}
 	for i, w := range want {
 		got := res[i]

@@ -18,6 +18,9 @@ type CustomerKey struct {
 	CustomerID   string
 }
 
+// String is the customer's identity, as in the audit log and exceptions.
+func (k CustomerKey) String() string { return k.aggregateID() }
+
 func (k CustomerKey) aggregateID() string {
 	return fmt.Sprintf("%s:%d:%s:%s", k.ERP, k.ConnectionID, k.Company, k.CustomerID)
 }
@@ -32,7 +35,7 @@ type CustomerLink struct {
 	GCBankAccountID string
 	GCMandateID     string
 	CreditorID      string
-	MandateStatus   string
+	MandateStatus   MandateStatus
 	MandateScheme   string
 	BankFingerprint string
 	// NextChargeDate is the mandate's next_possible_charge_date as last seen.
@@ -47,11 +50,7 @@ type CustomerLink struct {
 // MandateUsable reports whether payments can be created on the mandate:
 // GoCardless accepts them from submission onwards, before activation.
 func (c CustomerLink) MandateUsable() bool {
-	switch c.MandateStatus {
-	case "pending_customer_approval", "pending_submission", "submitted", "active":
-		return c.GCMandateID != ""
-	}
-	return false
+	return c.GCMandateID != "" && c.MandateStatus.Usable()
 }
 
 const customerColumns = `id, erp, connection_id, company, erp_customer_id, coalesce(gc_connection_id, 0),
@@ -132,6 +131,11 @@ func LockCustomersByMandate(ctx context.Context, tx pgx.Tx, mandateID string) ([
 // SaveCustomer writes c (locked by LockCustomer in tx) and audits the
 // change from before with action and cause.
 func SaveCustomer(ctx context.Context, tx pgx.Tx, before, c CustomerLink, action, cause string) error {
+	if before.GCMandateID == c.GCMandateID {
+		if err := CheckMandate(before.MandateStatus, c.MandateStatus); err != nil {
+			return fmt.Errorf("save customer %s: %w", c.Key.aggregateID(), err)
+		}
+	}
 	var next *time.Time
 	if !c.NextChargeDate.IsZero() && c.NextChargeDate.Year() > 1 {
 		next = &c.NextChargeDate

@@ -137,8 +137,9 @@ type Exception struct {
 }
 
 // RaiseException opens an exception unless one with the same dedup key
-// exists, and audits it. It reports whether a new one was opened.
-func RaiseException(ctx context.Context, tx pgx.Tx, e Exception) (bool, error) {
+// exists, and audits it: the one way an exception is opened. It returns
+// the new exception's id, or 0 when one with the dedup key was open.
+func RaiseException(ctx context.Context, tx pgx.Tx, e Exception) (int64, error) {
 	if e.Detail == nil {
 		e.Detail = map[string]any{}
 	}
@@ -153,20 +154,30 @@ func RaiseException(ctx context.Context, tx pgx.Tx, e Exception) (bool, error) {
 		ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
 		RETURNING id`, e.Kind, e.AggregateType, e.AggregateID, e.Reason, e.Detail, dedup).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
+		return 0, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("raise exception: %w", err)
+		return 0, fmt.Errorf("raise exception: %w", err)
 	}
-	return true, record(ctx, tx, e.AggregateType, e.AggregateID, "exception.raised",
+	return id, record(ctx, tx, e.AggregateType, e.AggregateID, "exception.raised",
 		Change{After: map[string]any{"exception": id, "kind": e.Kind, "reason": e.Reason}, Cause: e.Reason})
+}
+
+// ExceptionsOf lists the exceptions of one aggregate, newest first;
+// status "" means all.
+func (l *Ledger) ExceptionsOf(ctx context.Context, aggType, aggID, status string) ([]Exception, error) {
+	return l.exceptions(ctx, `WHERE ($1 = '' OR status = $1) AND aggregate_type = $2 AND aggregate_id = $3`, status, aggType, aggID)
 }
 
 // Exceptions lists exceptions, newest first; status "" means all.
 func (l *Ledger) Exceptions(ctx context.Context, status string) ([]Exception, error) {
+	return l.exceptions(ctx, `WHERE $1 = '' OR status = $1`, status)
+}
+
+func (l *Ledger) exceptions(ctx context.Context, where string, args ...any) ([]Exception, error) {
 	rows, err := l.db.Query(ctx, `
 		SELECT id, kind, aggregate_type, aggregate_id, reason, detail, status, coalesce(dedup_key, ''), created_at, updated_at
-		FROM exceptions WHERE $1 = '' OR status = $1 ORDER BY id DESC`, status)
+		FROM exceptions `+where+` ORDER BY id DESC`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list exceptions: %w", err)
 	}

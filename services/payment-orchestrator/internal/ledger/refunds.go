@@ -31,7 +31,7 @@ type Refund struct {
 	CollectionID       int64
 	AmountMinor        int64
 	Currency           string
-	State              string
+	State              RefundState
 	GCRefundID         string
 	GCPaymentID        string
 	IdempotencyKey     string
@@ -45,27 +45,6 @@ type Refund struct {
 // RefundKeyFor is the idempotency key of refund k.
 func RefundKeyFor(k RefundKey) string {
 	return fmt.Sprintf("mlc:%s:%d:%s:%s:refund", k.ERP, k.ConnectionID, k.Company, k.RefundID)
-}
-
-// RefundRank orders refund states; see Rank.
-func RefundRank(state string) int {
-	switch state {
-	case "creating":
-		return 0
-	case "created":
-		return 1
-	case "pending_submission":
-		return 2
-	case "submitted":
-		return 3
-	case "paid":
-		return 4
-	case "cancelled", "failed", "bounced":
-		return 5
-	case "funds_returned":
-		return 6
-	}
-	return 0
 }
 
 const refundColumns = `id, erp, connection_id, company, erp_refund_id, collection_id, amount_minor, currency, state,
@@ -87,7 +66,7 @@ func scanRefund(row pgx.Row) (Refund, error) {
 // StartRefund records r in state creating before GoCardless is asked, or
 // returns the existing refund of the same request; the row is locked.
 func StartRefund(ctx context.Context, tx pgx.Tx, r Refund) (_ Refund, started bool, err error) {
-	r.State, r.IdempotencyKey = "creating", RefundKeyFor(r.Key)
+	r.State, r.IdempotencyKey = RefundCreating, RefundKeyFor(r.Key)
 	tag, err := tx.Exec(ctx, `
 		INSERT INTO refunds (collection_id, erp, connection_id, company, erp_refund_id, amount_minor, currency, state,
 			gc_payment_id, idempotency_key, erp_version)
@@ -134,6 +113,9 @@ func LockRefund(ctx context.Context, tx pgx.Tx, k RefundKey) (Refund, error) {
 
 // SaveRefund writes r (locked in tx) and audits the change.
 func SaveRefund(ctx context.Context, tx pgx.Tx, before, r Refund, action, cause string) error {
+	if err := CheckRefund(before.State, r.State); err != nil {
+		return fmt.Errorf("save refund %s: %w", r.Key.aggregateID(), err)
+	}
 	var lastEvent *time.Time
 	if r.LastEventAt.Year() > 1 {
 		lastEvent = &r.LastEventAt
@@ -141,7 +123,7 @@ func SaveRefund(ctx context.Context, tx pgx.Tx, before, r Refund, action, cause 
 	_, err := tx.Exec(ctx, `
 		UPDATE refunds SET state = $2, state_rank = $3, gc_refund_id = nullif($4, ''), failure_cause = nullif($5, ''),
 			failure_reason_code = nullif($6, ''), failure_description = nullif($7, ''), last_event_at = $8
-		WHERE id = $1`, r.ID, r.State, RefundRank(r.State), r.GCRefundID, r.FailureCause, r.FailureReasonCode,
+		WHERE id = $1`, r.ID, r.State, r.State.Rank(), r.GCRefundID, r.FailureCause, r.FailureReasonCode,
 		r.FailureDescription, lastEvent)
 	if err != nil {
 		return fmt.Errorf("save refund %s: %w", r.Key.aggregateID(), err)

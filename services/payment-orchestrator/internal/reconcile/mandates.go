@@ -14,34 +14,21 @@ import (
 )
 
 var mandateStates = map[string]struct {
-	status  string
+	status  ledger.MandateStatus
 	outcome mlcv1.MandateStatus
 }{
-	"created":                   {"pending_submission", mlcv1.MandateStatus_MANDATE_STATUS_PENDING},
-	"customer_approval_granted": {"pending_submission", mlcv1.MandateStatus_MANDATE_STATUS_PENDING},
-	"submitted":                 {"submitted", mlcv1.MandateStatus_MANDATE_STATUS_PENDING},
-	"active":                    {"active", mlcv1.MandateStatus_MANDATE_STATUS_ACTIVE},
-	"reinstated":                {"active", mlcv1.MandateStatus_MANDATE_STATUS_ACTIVE},
-	"transferred":               {"active", mlcv1.MandateStatus_MANDATE_STATUS_ACTIVE},
-	"suspended_by_payer":        {"suspended_by_payer", mlcv1.MandateStatus_MANDATE_STATUS_SUSPENDED_BY_PAYER},
-	"failed":                    {"failed", mlcv1.MandateStatus_MANDATE_STATUS_FAILED},
-	"cancelled":                 {"cancelled", mlcv1.MandateStatus_MANDATE_STATUS_CANCELLED},
-	"expired":                   {"expired", mlcv1.MandateStatus_MANDATE_STATUS_EXPIRED},
-	"consumed":                  {"consumed", mlcv1.MandateStatus_MANDATE_STATUS_CONSUMED},
-	"blocked":                   {"blocked", mlcv1.MandateStatus_MANDATE_STATUS_BLOCKED},
-}
-
-// mandateRank breaks ties between mandate events of the same instant.
-func mandateRank(status string) int {
-	switch status {
-	case "pending_submission":
-		return 1
-	case "submitted":
-		return 2
-	case "active":
-		return 3
-	}
-	return 4
+	"created":                   {ledger.MandatePendingSubmission, mlcv1.MandateStatus_MANDATE_STATUS_PENDING},
+	"customer_approval_granted": {ledger.MandatePendingSubmission, mlcv1.MandateStatus_MANDATE_STATUS_PENDING},
+	"submitted":                 {ledger.MandateSubmitted, mlcv1.MandateStatus_MANDATE_STATUS_PENDING},
+	"active":                    {ledger.MandateActive, mlcv1.MandateStatus_MANDATE_STATUS_ACTIVE},
+	"reinstated":                {ledger.MandateActive, mlcv1.MandateStatus_MANDATE_STATUS_ACTIVE},
+	"transferred":               {ledger.MandateActive, mlcv1.MandateStatus_MANDATE_STATUS_ACTIVE},
+	"suspended_by_payer":        {ledger.MandateSuspendedByPayer, mlcv1.MandateStatus_MANDATE_STATUS_SUSPENDED_BY_PAYER},
+	"failed":                    {ledger.MandateFailed, mlcv1.MandateStatus_MANDATE_STATUS_FAILED},
+	"cancelled":                 {ledger.MandateCancelled, mlcv1.MandateStatus_MANDATE_STATUS_CANCELLED},
+	"expired":                   {ledger.MandateExpired, mlcv1.MandateStatus_MANDATE_STATUS_EXPIRED},
+	"consumed":                  {ledger.MandateConsumed, mlcv1.MandateStatus_MANDATE_STATUS_CONSUMED},
+	"blocked":                   {ledger.MandateBlocked, mlcv1.MandateStatus_MANDATE_STATUS_BLOCKED},
 }
 
 // mandateFacts asks GoCardless, before the event's transaction, for the
@@ -50,7 +37,7 @@ func mandateRank(status string) int {
 func (r *Reconciler) mandateFacts(ctx context.Context, ev event) (facts, error) {
 	mandateID := ev.GetLinks()["mandate"]
 	change, known := mandateStates[ev.GetAction()]
-	if mandateID == "" || !known || (change.status != "active" && change.status != "submitted") {
+	if mandateID == "" || !known || (change.status != ledger.MandateActive && change.status != ledger.MandateSubmitted) {
 		return facts{}, nil
 	}
 	links, err := r.ledger.CustomersByMandate(ctx, mandateID)
@@ -92,7 +79,7 @@ func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 	next := f.nextChargeDate
 	applied := 0
 	for _, link := range links {
-		if !newer(ev.at, mandateRank(change.status), link.MandateEventAt, mandateRank(link.MandateStatus)) {
+		if !newer(ev.at, change.status.Rank(), link.MandateEventAt, link.MandateStatus.Rank()) {
 			continue
 		}
 		applied++
@@ -114,7 +101,7 @@ func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 		if !next.IsZero() {
 			after.NextChargeDate = next
 		}
-		if err := ledger.SaveCustomer(ctx, tx, link, after, "mandate."+change.status, "gocardless event "+ev.GetEventId()); err != nil {
+		if err := ledger.SaveCustomer(ctx, tx, link, after, "mandate."+string(change.status), "gocardless event "+ev.GetEventId()); err != nil {
 			return err
 		}
 	}
@@ -201,8 +188,8 @@ func (r *Reconciler) subscription(ctx context.Context, tx pgx.Tx, ev event) erro
 	if ev.GetAction() != "cancelled" {
 		return nil
 	}
-	const state = "cancelled"
-	if !newer(ev.at, ledger.Rank(state), col.LastEventAt, ledger.Rank(col.State)) {
+	const state = ledger.CollectionCancelled
+	if !newer(ev.at, state.Rank(), col.LastEventAt, col.State.Rank()) || ledger.CheckCollection(col.State, state) != nil {
 		return nil
 	}
 	after := col

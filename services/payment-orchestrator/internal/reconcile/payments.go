@@ -19,18 +19,18 @@ import (
 // paymentStates maps payment event actions to the collection state they
 // leave the payment in, and the outcome the ERP is told of, if any.
 var paymentStates = map[string]struct {
-	state   string
+	state   ledger.CollectionState
 	outcome mlcv1.PaymentOutcomeKind
 }{
-	"created":                  {"pending_submission", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED},
-	"resubmission_requested":   {"pending_submission", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED},
-	"submitted":                {"submitted", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED},
-	"confirmed":                {"confirmed", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED},
-	"paid_out":                 {"paid_out", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT},
-	"failed":                   {"failed", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED},
-	"charged_back":             {"charged_back", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK},
-	"cancelled":                {"cancelled", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
-	"customer_approval_denied": {"cancelled", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
+	"created":                  {ledger.CollectionPendingSubmission, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED},
+	"resubmission_requested":   {ledger.CollectionPendingSubmission, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED},
+	"submitted":                {ledger.CollectionSubmitted, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_UNSPECIFIED},
+	"confirmed":                {ledger.CollectionConfirmed, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED},
+	"paid_out":                 {ledger.CollectionPaidOut, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT},
+	"failed":                   {ledger.CollectionFailed, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED},
+	"charged_back":             {ledger.CollectionChargedBack, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK},
+	"cancelled":                {ledger.CollectionCancelled, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
+	"customer_approval_denied": {ledger.CollectionCancelled, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
 }
 
 // paymentFacts fetches, before the event's transaction, what only
@@ -82,9 +82,12 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 	}
 	// A subscription's payments are instalments of one invoice: each
 	// outcome is posted, while the collection keeps the subscription's state.
-	apply := instalment || newer(ev.at, ledger.Rank(change.state), col.LastEventAt, ledger.Rank(col.State))
+	apply := instalment || newer(ev.at, change.state.Rank(), col.LastEventAt, col.State.Rank())
 	if !apply {
-		return r.ignore(ctx, tx, ev, paymentID, "older than the event already applied (payment is "+col.State+")")
+		return r.ignore(ctx, tx, ev, paymentID, "older than the event already applied (payment is "+string(col.State)+")")
+	}
+	if err := ledger.CheckCollection(col.State, change.state); err != nil && !instalment {
+		return r.ignore(ctx, tx, ev, paymentID, err.Error())
 	}
 	// Every milestone the new state implies is posted once per attempt: an
 	// ERP that books on confirmation must hear of it even when paid_out
@@ -97,7 +100,7 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 		}
 	}
 	posted := col.PostedOutcomes
-	if change.state == "pending_submission" || change.state == "submitted" {
+	if change.state == ledger.CollectionPendingSubmission || change.state == ledger.CollectionSubmitted {
 		posted = nil // a resubmission starts the ERP's story again
 	}
 	for _, kind := range kinds {
@@ -119,11 +122,11 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 	}
 	after := col
 	after.State, after.LastEventAt, after.PostedOutcomes = change.state, ev.at, posted
-	if change.state == "failed" || change.state == "charged_back" || change.state == "cancelled" {
+	if change.state == ledger.CollectionFailed || change.state == ledger.CollectionChargedBack || change.state == ledger.CollectionCancelled {
 		after.FailureCause, after.FailureReasonCode = ev.GetDetails().GetCause(), ev.GetDetails().GetReasonCode()
 		after.FailureDescription = ev.GetDetails().GetDescription()
 	}
-	return ledger.SaveCollection(ctx, tx, col, after, "collection."+change.state,
+	return ledger.SaveCollection(ctx, tx, col, after, "collection."+string(change.state),
 		fmt.Sprintf("gocardless event %s (%s)", ev.GetEventId(), ev.GetDetails().GetCause()))
 }
 
@@ -141,12 +144,12 @@ func linkCollection(ctx context.Context, col ledger.Collection) {
 
 // milestones are the outcomes the ERP must have heard of once a payment
 // is in a state, in lifecycle order.
-var milestones = map[string][]mlcv1.PaymentOutcomeKind{
-	"confirmed":    {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED},
-	"paid_out":     {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT},
-	"charged_back": {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK},
-	"failed":       {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED},
-	"cancelled":    {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
+var milestones = map[ledger.CollectionState][]mlcv1.PaymentOutcomeKind{
+	ledger.CollectionConfirmed:   {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED},
+	ledger.CollectionPaidOut:     {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT},
+	ledger.CollectionChargedBack: {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK},
+	ledger.CollectionFailed:      {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED},
+	ledger.CollectionCancelled:   {mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
 }
 
 // queuePayment queues one payment outcome for erp-poster.
@@ -216,17 +219,17 @@ func (r *Reconciler) placePayment(ctx context.Context, tx pgx.Tx, ev event, paym
 	if col.GCPaymentID != "" && col.GCPaymentID != paymentID {
 		return col, false, errNotOurs // an earlier attempt's payment
 	}
-	if col.State == "creating" && col.Attempts > 1 {
+	if col.State == ledger.CollectionCreating && col.Attempts > 1 {
 		// An operator's replay is creating the next attempt's payment, and
 		// this may be the failed attempt's: wait for the replay to record
 		// its payment, after which this one is placed by its id or not ours.
 		return col, false, fmt.Errorf("payment %s: collection %s is being replayed", paymentID, col.AggregateID())
 	}
-	if col.State == "creating" {
+	if col.State == ledger.CollectionCreating {
 		// The creator has not recorded the answer yet; it will find the row
 		// already completed and leave it.
 		after := col
-		after.GCPaymentID, after.State = paymentID, "created"
+		after.GCPaymentID, after.State = paymentID, ledger.CollectionCreated
 		if err := ledger.SaveCollection(ctx, tx, col, after, "collection.created", "payment known from GoCardless event "+ev.GetEventId()); err != nil {
 			return col, false, err
 		}

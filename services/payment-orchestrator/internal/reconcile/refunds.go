@@ -12,15 +12,15 @@ import (
 )
 
 var refundStates = map[string]struct {
-	state   string
+	state   ledger.RefundState
 	outcome mlcv1.RefundOutcomeKind
 }{
-	"created":        {"created", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_UNSPECIFIED},
-	"paid":           {"paid", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_PAID},
-	"failed":         {"failed", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_FAILED},
-	"bounced":        {"bounced", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_FAILED},
-	"funds_returned": {"funds_returned", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_FAILED},
-	"cancelled":      {"cancelled", mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_CANCELLED},
+	"created":        {ledger.RefundCreated, mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_UNSPECIFIED},
+	"paid":           {ledger.RefundPaid, mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_PAID},
+	"failed":         {ledger.RefundFailed, mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_FAILED},
+	"bounced":        {ledger.RefundBounced, mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_FAILED},
+	"funds_returned": {ledger.RefundFundsReturned, mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_FAILED},
+	"cancelled":      {ledger.RefundCancelled, mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_CANCELLED},
 }
 
 func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event) error {
@@ -44,8 +44,11 @@ func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event) error {
 		return fmt.Errorf("collection of refund %s: %w", rf.AggregateID(), err)
 	}
 	linkCollection(ctx, col) // a refund's events continue the story of its payment's collection
-	if !newer(ev.at, ledger.RefundRank(change.state), rf.LastEventAt, ledger.RefundRank(rf.State)) {
+	if !newer(ev.at, change.state.Rank(), rf.LastEventAt, rf.State.Rank()) {
 		return nil
+	}
+	if err := ledger.CheckRefund(rf.State, change.state); err != nil {
+		return r.ignore(ctx, tx, ev, gcID, err.Error())
 	}
 	if change.outcome != mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_UNSPECIFIED {
 		ref, err := erpRef(ctx, tx, rf.Key.ERP, rf.Key.ConnectionID, rf.Key.Company)
@@ -69,7 +72,7 @@ func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event) error {
 		after.FailureCause, after.FailureReasonCode = ev.GetDetails().GetCause(), ev.GetDetails().GetReasonCode()
 		after.FailureDescription = ev.GetDetails().GetDescription()
 	}
-	return ledger.SaveRefund(ctx, tx, rf, after, "refund."+change.state, "gocardless event "+ev.GetEventId())
+	return ledger.SaveRefund(ctx, tx, rf, after, "refund."+string(change.state), "gocardless event "+ev.GetEventId())
 }
 
 // placeRefund finds a refund whose id is not recorded yet by the ERP
@@ -92,8 +95,8 @@ func (r *Reconciler) placeRefund(ctx context.Context, tx pgx.Tx, ev event, gcID 
 	}
 	after := rf
 	after.GCRefundID = gcID
-	if after.State == "creating" {
-		after.State = "created"
+	if after.State == ledger.RefundCreating {
+		after.State = ledger.RefundCreated
 	}
 	return after, ledger.SaveRefund(ctx, tx, rf, after, "refund.created", "refund known from GoCardless event "+ev.GetEventId())
 }
