@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +50,12 @@ func runBook(t *testing.T, opts options) string {
 		t.Fatalf("did not reconcile:\n%s", last)
 	}
 	return last
+}
+
+func ifsInvoice(s *simulators, inv invoice) ifssim.Invoice {
+	id, _ := strconv.ParseInt(inv.id, 10, 64)
+	got, _ := s.ifs.Invoice(inv.company, id)
+	return got
 }
 
 // checkERPs verifies what landed in the ERPs: each outcome once, on the
@@ -114,11 +121,23 @@ func checkERPs(ctx context.Context, s *simulators) error {
 		case inv.want != wantException && payments[key] != 1:
 			problems = append(problems, fmt.Sprintf("%s: %d GoCardless payments, want 1", key, payments[key]))
 		}
+		if inv.erp == "ifs" && (inv.want == wantFailed || inv.want == wantChargedBack) {
+			// Failed before collection: never paid; charged back: paid, then
+			// the mixed payment cancelled. Either way the invoice is open.
+			if got := ifsInvoice(s, inv); got.State != ifssim.StatePostedAuth || got.OpenAmount != got.GrossAmount {
+				problems = append(problems, fmt.Sprintf("IFS %s %s but the invoice is %s with %s of %s open", key, inv.want, got.State, got.OpenAmount, got.GrossAmount))
+			}
+		}
 		if inv.want != wantCollected && inv.want != wantRefunded {
 			continue
 		}
 		if inv.erp == "ifs" && ifsByInvoice[key] == 0 {
 			problems = append(problems, fmt.Sprintf("IFS %s collected but nothing posted on it", key))
+		}
+		if inv.erp == "ifs" && inv.want == wantCollected {
+			if got := ifsInvoice(s, inv); got.State != ifssim.StatePaidPosted || strings.Trim(got.OpenAmount, "0.") != "" {
+				problems = append(problems, fmt.Sprintf("IFS %s collected but the invoice is %s with %s open", key, got.State, got.OpenAmount))
+			}
 		}
 		if inv.erp == "jde" && jdeByInvoice[inv.company+"/"+inv.id] == 0 {
 			problems = append(problems, fmt.Sprintf("JDE %s collected but no receipt on it", key))
