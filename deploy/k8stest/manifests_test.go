@@ -116,7 +116,7 @@ func TestSourcesRead(t *testing.T) {
 			required     bool
 		}{
 			{"NATS_URL", "URLList", false},
-			{"DATABASE_URL", "SecretURL", false},
+			{"DATABASE_URL", "postgres", false},
 			{"HTTP_ADDR", "Addr", false},
 			{"MLC_MASTER_KEY", "RequiredSecret", true},
 			{"NATS_STREAM_REPLICAS", "Int", false},

@@ -34,7 +34,7 @@ func (s setting) Required() bool { return s.Method == "Required" || s.Method == 
 // Secret reports whether the value is a secret (never shown, never logged).
 func (s setting) Secret() bool {
 	switch s.Method {
-	case "Secret", "RequiredSecret", "SecretList", "SecretURL":
+	case "Secret", "RequiredSecret", "SecretList", "SecretURL", "postgres":
 		return true
 	}
 	return false
@@ -54,6 +54,9 @@ var envMethods = map[string]bool{
 	"String": true, "Int": true, "Duration": true, "Bool": true, "OneOf": true,
 	"IntRange": true, "DurationRange": true,
 	"List": true, "Addr": true, "URL": true, "URLList": true, "SecretURL": true,
+	// platform/config's own reader of DATABASE_URL: a postgres:// URL or a
+	// keyword=value string, secret either way.
+	"postgres": true,
 	"Required": false, "Secret": false, "RequiredSecret": false, "SecretList": false,
 }
 

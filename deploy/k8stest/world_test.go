@@ -396,6 +396,10 @@ func checkValue(s setting, v string) error {
 		}
 	case "URL", "SecretURL":
 		return checkURL(v)
+	case "postgres":
+		if strings.Contains(v, "://") {
+			return checkURL(v)
+		}
 	case "URLList":
 		for item := range strings.SplitSeq(v, ",") {
 			if err := checkURL(strings.TrimSpace(item)); err != nil {
