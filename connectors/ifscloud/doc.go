@@ -1,7 +1,9 @@
 // Package ifscloud is ml-connector's client for IFS Cloud: it reads customers
 // and invoices ready for collection through the OData v4 projections, page by
-// page after a (modified time, key) watermark, and writes payment outcomes and
-// mandate statuses back with ETag concurrency ([Writer]).
+// page after a (modified time, key) watermark, and writes payment and refund
+// outcomes back the way standard IFS records customer payments (a Mixed
+// Payment, or a camt.054 file for External Files), with ETag concurrency
+// ([Writer]; docs/ifs.md has the sources).
 //
 // Every request goes through the same discipline: an OAuth2 client-credentials
 // token (cached; refreshed before it expires and at least every token_max_age,

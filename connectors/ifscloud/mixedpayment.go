@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/ml-connector/ml-connector/platform/retry"
@@ -229,8 +230,8 @@ func (w *Writer) bookedFor(ctx context.Context, company, reference, invoiceID st
 	if err != nil {
 		return Posting{}, false, err
 	}
-	for id, state := range ids {
-		if state == mixedApproved {
+	for _, id := range sortedIDs(ids) {
+		if ids[id] == mixedApproved {
 			return Posting{Reference: mixedRef(company, id), AlreadyPosted: true}, true, nil
 		}
 	}
@@ -282,7 +283,8 @@ func (w *Writer) reverseMixed(ctx context.Context, company, reference, invoiceID
 	}
 	var refs []string
 	already := true
-	for id, state := range ids {
+	for _, id := range sortedIDs(ids) {
+		state := ids[id]
 		if state == mixedNotApproved {
 			// Never approved: it paid nothing, and a repeat of its own
 			// outcome must not approve it after the reversal. IFS keeps it
@@ -339,4 +341,20 @@ func (w *Writer) act(ctx context.Context, pred, action, want string) (already bo
 		}
 	}
 	return false, fmt.Errorf("lost the ETag race %d times: %w", w.c.s.WriteAttempts, lost)
+}
+
+// sortedIDs orders mixed payment ids numerically, so references and
+// choices do not depend on map order.
+func sortedIDs(ids map[string]string) []string {
+	out := make([]string, 0, len(ids))
+	for id := range ids {
+		out = append(out, id)
+	}
+	slices.SortFunc(out, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(a) - len(b)
+		}
+		return strings.Compare(a, b)
+	})
+	return out
 }
