@@ -207,14 +207,9 @@ func (w *Writer) PostPayment(ctx context.Context, o PaymentOutcome) (Posting, er
 	if key == "" {
 		key = o.OutcomeID
 	}
-	defer w.lock(o.Company, key)()
-	var p Posting
-	var err error
-	if w.c.s.Writeback == WritebackCamt054 {
-		p, err = w.camtPayment(ctx, o)
-	} else {
-		p, err = w.mixedPayment(ctx, o)
-	}
+	p, err := w.dispatch(o.Company, key,
+		func() (Posting, error) { return w.mixedPayment(ctx, o) },
+		func() (Posting, error) { return w.camtPayment(ctx, o) })
 	if err != nil {
 		return Posting{}, fmt.Errorf("ifs post payment outcome %q on invoice %s/%s: %w", o.OutcomeID, o.Company, o.InvoiceID, err)
 	}
@@ -226,18 +221,23 @@ func (w *Writer) PostRefund(ctx context.Context, o RefundOutcome) (Posting, erro
 	if err := w.checkRefund(o); err != nil {
 		return Posting{}, fmt.Errorf("ifs post refund outcome %q: %w", o.OutcomeID, err)
 	}
-	defer w.lock(o.Company, o.RefundID)()
-	var p Posting
-	var err error
-	if w.c.s.Writeback == WritebackCamt054 {
-		p, err = w.camtRefund(ctx, o)
-	} else {
-		p, err = w.mixedRefund(ctx, o)
-	}
+	p, err := w.dispatch(o.Company, o.RefundID,
+		func() (Posting, error) { return w.mixedRefund(ctx, o) },
+		func() (Posting, error) { return w.camtRefund(ctx, o) })
 	if err != nil {
 		return Posting{}, fmt.Errorf("ifs post refund outcome %q of invoice %s/%s: %w", o.OutcomeID, o.Company, o.InvoiceID, err)
 	}
 	return p, nil
+}
+
+// dispatch runs the connection's write-back preset under the lock of one
+// company's GoCardless id.
+func (w *Writer) dispatch(company, id string, mixed, camt func() (Posting, error)) (Posting, error) {
+	defer w.lock(company, id)()
+	if w.c.s.Writeback == WritebackCamt054 {
+		return camt()
+	}
+	return mixed()
 }
 
 // PostMandateStatus records a mandate status on the customer. Standard
