@@ -222,8 +222,9 @@ func register(ctx context.Context, store *connections.Store, gcURL, ifsURL strin
 	}
 	for _, n := range []connections.New{
 		{Name: gcConnection, Kind: connections.KindGoCardless,
-			Settings: map[string]any{"base_url": gcURL, "own_bacs_references": true, "ach_authorisation_source": "paper"},
-			Secrets:  map[string]secrets.Value{"access_token": secrets.NewValue(gcToken), "webhook_secret": secrets.NewValue(webhookSecret)}},
+			Settings: map[string]any{"base_url": gcURL, "own_bacs_references": true, "ach_authorisation_source": "paper",
+				"mandate_setup": "direct"},
+			Secrets: map[string]secrets.Value{"access_token": secrets.NewValue(gcToken), "webhook_secret": secrets.NewValue(webhookSecret)}},
 		{Name: ifsConnection, Kind: connections.KindIFS, Settings: map[string]any{
 			"base_url": ifsURL, "client_id": "mlc", "company_codes": []any{"10", "20", "30"}, "gocardless": gcConnection,
 			"creditors": map[string]any{"10": creditor, "20": creditor, "30": creditor}, "requests_per_minute": float64(600000)},

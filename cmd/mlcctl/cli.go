@@ -41,6 +41,9 @@ Commands:
   collections show ERP-CONNECTION COMPANY INVOICE [--json]   state and audit trail
   collections replay ERP-CONNECTION COMPANY INVOICE          retry or re-collect a failed collection
   collections escalate ERP-CONNECTION COMPANY INVOICE --note TEXT
+  mandates list [--state awaiting_payer|requesting|fulfilled|cancelled|expired|all] [--json]
+                                  customers asked to authorise a mandate, with their link
+  mandates resend ID              a new link for a customer whose link expired or was cancelled
 
 `
 
@@ -108,6 +111,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.exceptionsEscalate(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[2:])
 	case args[0] == "collections" && len(args) >= 2:
 		return c.collections(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[1], args[2:])
+	case cmd == "mandates list" || cmd == "mandates resend":
+		return c.mandates(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[1], args[2:])
 	default:
 		return fmt.Errorf("unknown command %q; run mlcctl --help", strings.Join(args, " "))
 	}
@@ -115,7 +120,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 
 func needsKeys(args []string) bool {
 	return len(args) >= 2 && (args[0] == "connections" && (args[1] == "add" || args[1] == "rotate-keys" || args[1] == "ping") ||
-		args[0] == "collections" && args[1] == "replay")
+		args[0] == "collections" && args[1] == "replay" || args[0] == "mandates" && args[1] == "resend")
 }
 
 func (c *cli) migrate(ctx context.Context, db *pgxpool.Pool) error {

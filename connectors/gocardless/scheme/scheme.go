@@ -57,6 +57,27 @@ func ForCurrency(currency string) (Scheme, error) {
 	return Scheme{}, fmt.Errorf("no bank-debit scheme collects %q", currency)
 }
 
+// ForCountry returns the scheme that debits payers in country in its own
+// currency (bacs for GB, autogiro for SE, sepa_core for FR, ...).
+func ForCountry(country string) (Scheme, error) {
+	for _, s := range schemes {
+		if slices.Contains(s.Countries, country) && (s.Name != "sepa_core" || !domestic(country)) {
+			return s, nil
+		}
+	}
+	return Scheme{}, fmt.Errorf("no bank-debit scheme debits payers in %q", country)
+}
+
+// domestic reports whether country has a scheme of its own besides SEPA.
+func domestic(country string) bool {
+	for _, s := range schemes {
+		if s.Name != "sepa_core" && slices.Contains(s.Countries, country) {
+			return true
+		}
+	}
+	return false
+}
+
 // ByName returns a scheme by its GoCardless name.
 func ByName(name string) (Scheme, error) {
 	for _, s := range schemes {

@@ -37,6 +37,15 @@ func TestCheck(t *testing.T) {
 			t.Errorf("%s %s %q %d: %v, want %q", tc.currency, tc.country, tc.reference, tc.amount, err, tc.wantErr)
 		}
 	}
+	for country, want := range map[string]string{"GB": "bacs", "SE": "autogiro", "DK": "betalingsservice", "FR": "sepa_core",
+		"US": "ach", "CA": "pad"} {
+		if s, err := scheme.ForCountry(country); err != nil || s.Name != want {
+			t.Errorf("ForCountry(%s) = %s, %v, want %s", country, s.Name, err, want)
+		}
+	}
+	if _, err := scheme.ForCountry("JP"); err == nil {
+		t.Error("JP has a scheme")
+	}
 	if _, err := scheme.ForCurrency("JPY"); err == nil {
 		t.Error("JPY has a scheme")
 	}

@@ -66,6 +66,7 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 	keyPrefix := fmt.Sprintf("mlc:%s:%d:%s:%s", erp, route.ERP.ID, route.Company, m.GetCustomerId())
 	fp := bankFingerprint(m.GetBankDetails())
 	holder := "version:" + m.GetVersion() + ":" + fp
+	direct := route.GC.MandateSetup == accounts.SetupDirect
 
 	// 1. The intent, committed.
 	var link ledger.CustomerLink
@@ -77,7 +78,7 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 		}
 		plan = customerIntent{Version: m.GetVersion(), Fingerprint: fp,
 			Create: link.GCCustomerID == "", Update: link.GCCustomerID != "" && link.ERPVersion != m.GetVersion(),
-			Mandate: fp != "" && (fp != link.BankFingerprint || !link.MandateUsable())}
+			Mandate: direct && fp != "" && (fp != link.BankFingerprint || !link.MandateUsable())}
 		if !plan.Create && !plan.Update && !plan.Mandate {
 			return nil // this version is already applied
 		}
@@ -97,8 +98,11 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 		}
 		return ledger.Intend(ctx, tx, "customer", link.AggregateID(), holder, plan, "customer.aligning")
 	})
-	if err != nil || (!plan.Create && !plan.Update && !plan.Mandate) {
+	if err != nil {
 		return err
+	}
+	if !plan.Create && !plan.Update && !plan.Mandate {
+		return c.mandateRequested(ctx, route, key, m, direct)
 	}
 	before := link
 
@@ -137,7 +141,7 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 	}
 
 	// 3. The results, recorded with the lease's release.
-	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+	err = c.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		if err := ledger.Release(ctx, tx, "customer", link.AggregateID(), holder); err != nil {
 			return err
 		}
@@ -153,6 +157,10 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 			DedupKey: "mandate:" + keyPrefix + ":" + fp})
 		return err
 	})
+	if err != nil {
+		return err
+	}
+	return c.mandateRequested(ctx, route, key, m, direct)
 }
 
 // newMandate creates the bank account of details and a mandate on it. The
@@ -218,4 +226,14 @@ func bankFingerprint(b *mlcv1.BankDetails) string {
 		b.GetBankCode(), b.GetCountryCode(), b.GetCurrency(), b.GetAccountHolderName(),
 	}, "\x00")))
 	return hex.EncodeToString(h[:12])
+}
+
+// mandateRequested, in billing_request mode, makes sure a customer without
+// a usable mandate has been asked for one (collect/billingrequests.go);
+// the direct path has done its work already.
+func (c *Collector) mandateRequested(ctx context.Context, route accounts.Route, key ledger.CustomerKey, m *mlcv1.CustomerChanged, direct bool) error {
+	if direct {
+		return nil
+	}
+	return c.requestMandate(ctx, route, key, m)
 }

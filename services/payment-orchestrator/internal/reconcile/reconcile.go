@@ -79,6 +79,9 @@ func (r *Reconciler) Handle(ctx context.Context, d *bus.Delivery) error {
 		return bus.Poison(fmt.Errorf("%s: event without id", d.Subject))
 	}
 	ev := event{GoCardlessEvent: &m, at: m.GetCreatedAt().AsTime()}
+	if m.GetResourceType() == "billing_requests" {
+		return r.billingRequest(ctx, ev) // reads GoCardless before its transaction
+	}
 	// What GoCardless must tell first, asked before the transaction.
 	var f facts
 	var err error

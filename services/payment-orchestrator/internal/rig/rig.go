@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -74,6 +75,10 @@ type Options struct {
 	Sim gcsim.Options
 	// PoolSize, when set, is the database pool's pool_max_conns.
 	PoolSize int
+	// GC adds to (or overrides) the GoCardless connection's settings,
+	// e.g. {"mandate_setup": "billing_request"}. By default the rig sets
+	// mandates up directly, on a creditor approved for that.
+	GC map[string]any
 }
 
 // New builds a rig; everything stops when the test ends.
@@ -130,8 +135,11 @@ func New(t testing.TB, o Options) *Rig {
 			t.Fatal(err)
 		}
 	}
+	gcSettings := map[string]any{"base_url": r.Sim.URL, "own_bacs_references": true, "ach_authorisation_source": "paper",
+		"mandate_setup": "direct"}
+	maps.Copy(gcSettings, o.GC)
 	add(connections.New{Name: GCConnection, Kind: connections.KindGoCardless,
-		Settings: map[string]any{"base_url": r.Sim.URL, "own_bacs_references": true, "ach_authorisation_source": "paper"},
+		Settings: gcSettings,
 		Secrets:  map[string]secrets.Value{"access_token": secrets.NewValue(Token)}})
 	add(connections.New{Name: ERPConnection, Kind: connections.KindIFS,
 		Settings: map[string]any{"base_url": "https://acme.ifs.cloud", "client_id": "mlc", "company_codes": []any{"10", "20"},

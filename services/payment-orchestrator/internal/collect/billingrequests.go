@@ -1,0 +1,259 @@
+package collect
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/connectors/gocardless/scheme"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+)
+
+// Mandates through billing requests (mandate_setup billing_request, the
+// default). An ordinary GoCardless account cannot create bank accounts and
+// mandates from ERP bank details; the payer authorises a billing request
+// flow instead (docs/gocardless.md). For an ERP customer without a usable
+// mandate the orchestrator:
+//
+//  1. records its intent in mandate_requests (state requesting, with the
+//     billing request's idempotency key) and commits;
+//  2. creates the billing request with that key and records its id;
+//  3. creates a flow (GoCardless does not make that call idempotent; a
+//     second flow after a lost answer is harmless) and records its
+//     authorisation_url and expiry (state awaiting_payer);
+//  4. when the connection says notify_payer, asks GoCardless to email it
+//     and records the answer, a refusal included.
+//
+// No transaction is open during a GoCardless call, and every step re-reads
+// what is recorded, so a crash or a second worker at any point resumes
+// the same request rather than making another. Invoices of the customer
+// wait (visibly: mlcctl mandates) until the billing_requests "fulfilled"
+// event links the mandate, and become exceptions after the connection's
+// mandate_wait.
+
+// MandateRequest is a row of mandate_requests.
+type MandateRequest struct {
+	ID               int64
+	Key              ledger.CustomerKey
+	GCConnectionID   int64
+	GCCustomerID     string
+	Attempt          int
+	IdempotencyKey   string
+	Currency         string
+	State            string
+	BillingRequestID string
+	FlowID           string
+	AuthorisationURL string
+	FlowExpiresAt    time.Time
+	Notified         string
+	MandateID        string
+	CreatedAt        time.Time
+}
+
+const mandateRequestColumns = `id, erp, connection_id, company, erp_customer_id, gc_connection_id, gc_customer_id, attempt,
+	idempotency_key, currency, state, coalesce(billing_request_id, ''), coalesce(flow_id, ''), coalesce(authorisation_url, ''),
+	coalesce(flow_expires_at, '0001-01-01'::timestamptz), coalesce(notified, ''), coalesce(mandate_id, ''), created_at`
+
+func scanMandateRequest(row pgx.Row) (MandateRequest, error) {
+	var m MandateRequest
+	err := row.Scan(&m.ID, &m.Key.ERP, &m.Key.ConnectionID, &m.Key.Company, &m.Key.CustomerID, &m.GCConnectionID,
+		&m.GCCustomerID, &m.Attempt, &m.IdempotencyKey, &m.Currency, &m.State, &m.BillingRequestID, &m.FlowID,
+		&m.AuthorisationURL, &m.FlowExpiresAt, &m.Notified, &m.MandateID, &m.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return m, ledger.ErrNotFound
+	}
+	return m, err
+}
+
+// MandateRequestByID returns request id.
+func MandateRequestByID(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, id int64) (MandateRequest, error) {
+	return scanMandateRequest(q.QueryRow(ctx, `SELECT `+mandateRequestColumns+` FROM mandate_requests WHERE id = $1`, id))
+}
+
+// OpenMandateRequest returns the customer's request that is still
+// requesting or awaiting the payer.
+func OpenMandateRequest(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, k ledger.CustomerKey) (MandateRequest, error) {
+	return scanMandateRequest(q.QueryRow(ctx, `SELECT `+mandateRequestColumns+` FROM mandate_requests
+		WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3 AND state IN ('requesting', 'awaiting_payer')`,
+		k.ConnectionID, k.Company, k.CustomerID))
+}
+
+// requestCurrency is the currency of the mandate asked for: the ERP bank
+// details' currency, else that of the scheme of the customer's country.
+func requestCurrency(m *mlcv1.CustomerChanged) (string, error) {
+	if c := m.GetBankDetails().GetCurrency(); c != "" {
+		if _, err := scheme.ForCurrency(c); err != nil {
+			return "", err
+		}
+		return c, nil
+	}
+	s, err := scheme.ForCountry(m.GetCountryCode())
+	if err != nil {
+		return "", fmt.Errorf("customer %s: %w", m.GetCustomerId(), err)
+	}
+	return s.Currency, nil
+}
+
+// requestMandate makes sure the customer has an open billing request
+// with a flow, resuming whatever an earlier attempt left undone.
+func (c *Collector) requestMandate(ctx context.Context, route accounts.Route, key ledger.CustomerKey, m *mlcv1.CustomerChanged) error {
+	link, err := c.ledger.Customer(ctx, key)
+	if err != nil {
+		return err
+	}
+	if link.MandateUsable() || link.GCCustomerID == "" {
+		return nil
+	}
+	currency, err := requestCurrency(m)
+	if err != nil {
+		return invalidf("mandate_refused", "no mandate can be requested: %v", err)
+	}
+	// 1. Intent.
+	var mr MandateRequest
+	err = c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		var err error
+		mr, err = OpenMandateRequest(ctx, tx, key)
+		if !errors.Is(err, ledger.ErrNotFound) {
+			return err
+		}
+		var attempt int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(max(attempt), 0) + 1 FROM mandate_requests
+			WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3`, key.ConnectionID, key.Company, key.CustomerID).Scan(&attempt); err != nil {
+			return fmt.Errorf("next mandate request attempt: %w", err)
+		}
+		idem := fmt.Sprintf("mlc:%s:%d:%s:%s:mandate-request:%d", key.ERP, key.ConnectionID, key.Company, key.CustomerID, attempt)
+		mr, err = scanMandateRequest(tx.QueryRow(ctx, `
+			INSERT INTO mandate_requests (erp, connection_id, company, erp_customer_id, gc_connection_id, gc_customer_id,
+				attempt, idempotency_key, currency, state, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'requesting', $10)
+			ON CONFLICT DO NOTHING RETURNING `+mandateRequestColumns,
+			key.ERP, key.ConnectionID, key.Company, key.CustomerID, route.GoCardless.ID, link.GCCustomerID, attempt, idem, currency, c.Now()))
+		if errors.Is(err, ledger.ErrNotFound) {
+			mr, err = OpenMandateRequest(ctx, tx, key) // another worker's intent won
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	return c.resumeMandateRequest(ctx, route, mr, m)
+}
+
+// resumeMandateRequest does the GoCardless calls mr still needs, each
+// followed by recording its answer.
+func (c *Collector) resumeMandateRequest(ctx context.Context, route accounts.Route, mr MandateRequest, m *mlcv1.CustomerChanged) error {
+	meta := map[string]string{"erp_customer": mr.Key.CustomerID, "company": mr.Key.Company}
+	if mr.BillingRequestID == "" {
+		p := gocardless.BillingRequestParams{Metadata: meta,
+			MandateRequest: gocardless.MandateRequestParams{Currency: mr.Currency, Metadata: meta}}
+		p.Links.Customer, p.Links.Creditor = mr.GCCustomerID, route.Creditor
+		br, _, err := route.Client.CreateBillingRequest(ctx, mr.IdempotencyKey, p)
+		if err != nil {
+			return classify("create billing request", err)
+		}
+		if err := c.recordMandateRequest(ctx, mr.ID, `billing_request_id = $2`, br.ID); err != nil {
+			return err
+		}
+		mr.BillingRequestID = br.ID
+	}
+	if mr.FlowID == "" {
+		fp := gocardless.BillingRequestFlowParams{LockCurrency: true, Language: m.GetLanguage(),
+			PrefilledCustomer: &gocardless.PrefilledCustomer{
+				Email: m.GetEmail(), GivenName: m.GetGivenName(), FamilyName: m.GetFamilyName(), CompanyName: m.GetCompanyName(),
+				AddressLine1: m.GetAddressLine1(), AddressLine2: m.GetAddressLine2(), AddressLine3: m.GetAddressLine3(),
+				City: m.GetCity(), Region: m.GetRegion(), PostalCode: m.GetPostalCode(), CountryCode: m.GetCountryCode(),
+				SwedishIdentityNumber: m.GetSwedishIdentityNumber(), DanishIdentityNumber: m.GetDanishIdentityNumber(),
+			}}
+		if fp.PrefilledCustomer.CompanyName == "" && fp.PrefilledCustomer.GivenName == "" {
+			fp.PrefilledCustomer.CompanyName = m.GetName()
+		}
+		if t := m.GetBankDetails().GetAccountType(); t != "" {
+			fp.PrefilledBankAccount = &struct {
+				AccountType string `json:"account_type,omitempty"`
+			}{t}
+		}
+		fp.Links.BillingRequest = mr.BillingRequestID
+		flow, err := route.Client.CreateBillingRequestFlow(ctx, fp)
+		if err != nil {
+			return classify("create billing request flow", err)
+		}
+		if err := c.recordMandateRequest(ctx, mr.ID, `flow_id = $2, authorisation_url = $3, flow_expires_at = $4, state = 'awaiting_payer'`,
+			flow.ID, flow.AuthorisationURL, flow.ExpiresAt); err != nil {
+			return err
+		}
+	}
+	if route.GC.NotifyPayer && mr.Notified == "" {
+		note := "sent"
+		if _, err := route.Client.NotifyBillingRequest(ctx, mr.IdempotencyKey+":notify", mr.BillingRequestID, gocardless.NotifyParams{}); err != nil {
+			if classified := classify("notify payer", err); !isInvalid(classified) {
+				return classified
+			}
+			// GoCardless documents notify for Pay by Bank requests only: a
+			// refusal leaves AR to send the link, which mlcctl shows.
+			note = "refused: " + err.Error()
+		}
+		if err := c.recordMandateRequest(ctx, mr.ID, `notified = $2`, truncate(note, 500)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func isInvalid(err error) bool {
+	var inv *invalid
+	return errors.As(err, &inv)
+}
+
+func truncate(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n])
+	}
+	return s
+}
+
+// recordMandateRequest sets columns of request id in a transaction of its
+// own, after the GoCardless call whose answer they hold.
+func (c *Collector) recordMandateRequest(ctx context.Context, id int64, set string, args ...any) error {
+	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE mandate_requests SET `+set+`, updated_at = now() WHERE id = $1`,
+			append([]any{id}, args...)...); err != nil {
+			return fmt.Errorf("record mandate request %d: %w", id, err)
+		}
+		return nil
+	})
+}
+
+// awaitingMandate decides what an invoice of a customer without a usable
+// mandate does in billing-request mode: wait (errNoMandateYet) while the
+// customer's request is open and younger than the connection's
+// mandate_wait and its flow has not expired, else become an exception
+// that says why.
+func (c *Collector) awaitingMandate(ctx context.Context, route accounts.Route, key ledger.CustomerKey) error {
+	mr, err := OpenMandateRequest(ctx, c.ledger.DB(), key)
+	switch {
+	case errors.Is(err, ledger.ErrNotFound):
+		return fmt.Errorf("customer %s: %w", key.CustomerID, errNoMandateYet)
+	case err != nil:
+		return err
+	}
+	now := c.Now() // GoCardless's clock: flows expire by it
+	switch {
+	case mr.State == "awaiting_payer" && !mr.FlowExpiresAt.IsZero() && now.After(mr.FlowExpiresAt):
+		return invalidf("mandate_request_expired", "customer %s did not authorise billing request %s before its link expired at %s; resend it (mlcctl mandates resend %d)",
+			key.CustomerID, mr.BillingRequestID, mr.FlowExpiresAt.UTC().Format(time.RFC3339), mr.ID)
+	case now.Sub(mr.CreatedAt) > route.GC.MandateWait:
+		return invalidf("mandate_not_authorised", "customer %s has not authorised billing request %s in %s (link %s)",
+			key.CustomerID, mr.BillingRequestID, route.GC.MandateWait, mr.AuthorisationURL)
+	}
+	return fmt.Errorf("customer %s awaits authorisation of %s: %w", key.CustomerID, mr.BillingRequestID, errNoMandateYet)
+}

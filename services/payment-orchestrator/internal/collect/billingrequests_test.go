@@ -1,0 +1,133 @@
+package collect_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
+)
+
+// standardRig is a rig whose GoCardless creditor is not approved for
+// custom payment pages, with the connection in billing_request mode.
+func standardRig(t *testing.T, gc map[string]any, sim gcsim.Options) *rig.Rig {
+	t.Helper()
+	sim.Creditors = []gcsim.Creditor{{ID: gcsim.DefaultCreditorID, CustomPaymentReferences: true}}
+	settings := map[string]any{"mandate_setup": "billing_request"}
+	for k, v := range gc {
+		settings[k] = v
+	}
+	return rig.New(t, rig.Options{Sim: sim, GC: settings})
+}
+
+// awaitingPayer publishes customer and waits for its billing request's
+// link; it returns the flow id.
+func awaitingPayer(t *testing.T, r *rig.Rig, customer string) string {
+	t.Helper()
+	r.Publish(rig.Customer(customer))
+	var flow string
+	r.Eventually(20*time.Second, "billing request flow", func() bool {
+		err := r.DB.QueryRow(context.Background(), `SELECT flow_id FROM mandate_requests
+			WHERE erp_customer_id = $1 AND state = 'awaiting_payer' AND authorisation_url LIKE 'https://%'`, customer).Scan(&flow)
+		return err == nil
+	})
+	return flow
+}
+
+// TestMandateThroughBillingRequest: on an ordinary account the customer
+// gets a billing request and a link, its invoice waits, and once the payer
+// authorises it the mandate is linked and the invoice collected once.
+func TestMandateThroughBillingRequest(t *testing.T) {
+	r := standardRig(t, nil, gcsim.Options{})
+	r.Consumers("a", 2)
+	flow := awaitingPayer(t, r, "C1")
+	r.Publish(rig.Invoice("INV1", "C1", "120.00"))
+	if n := r.Count(`SELECT count(*) FROM collections WHERE gc_payment_id IS NOT NULL`); n != 0 {
+		t.Fatalf("%d payments before the payer authorised", n)
+	}
+	if n := len(r.Sim.BankAccounts()); n != 0 {
+		t.Fatalf("%d bank accounts before the payer acted", n)
+	}
+	br, err := r.Sim.CompleteFlow(flow, gcsim.Payer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(time.Hour) // catch-up reads the fulfilled event
+	r.Eventually(30*time.Second, "invoice collected", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE invoice_id = 'INV1' AND gc_payment_id IS NOT NULL`) == 1
+	})
+	if n := r.Count(`SELECT count(*) FROM customer_links WHERE erp_customer_id = 'C1' AND gc_mandate_id = $1`, br.Links.MandateRequestMandate); n != 1 {
+		t.Errorf("customer not linked to mandate %s", br.Links.MandateRequestMandate)
+	}
+	if n := r.Count(`SELECT count(*) FROM mandate_requests WHERE state = 'fulfilled' AND mandate_id = $1`, br.Links.MandateRequestMandate); n != 1 {
+		t.Errorf("mandate request not fulfilled")
+	}
+	if n := len(r.Sim.Payments()); n != 1 {
+		t.Errorf("%d payments, want 1", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM exceptions`); n != 0 {
+		t.Errorf("%d exceptions", n)
+	}
+	// A second customer event changes nothing: the request is not repeated.
+	c := rig.Customer("C1")
+	c.Version = "v2"
+	r.Publish(c)
+	r.Eventually(20*time.Second, "customer v2", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v2'`) == 1
+	})
+	if n := len(r.Sim.BillingRequests()); n != 1 {
+		t.Errorf("%d billing requests, want 1", n)
+	}
+}
+
+// TestMandateWaitIsBounded: invoices of a customer who does not authorise
+// become exceptions: when the link expired, and after mandate_wait.
+func TestMandateWaitIsBounded(t *testing.T) {
+	r := standardRig(t, map[string]any{"mandate_wait": "48h"}, gcsim.Options{})
+	r.Consumers("a", 2)
+	awaitingPayer(t, r, "C1")
+	r.Sim.Advance(72 * time.Hour)
+	r.Publish(rig.Invoice("LATE", "C1", "10.00"))
+	r.Eventually(20*time.Second, "mandate_not_authorised", func() bool {
+		return r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'mandate_not_authorised' AND aggregate_id LIKE '%LATE%'`) == 1
+	})
+	r.Sim.Advance(5 * 24 * time.Hour) // past the flow's 7 days
+	r.Publish(rig.Invoice("EXPIRED", "C1", "10.00"))
+	r.Eventually(20*time.Second, "mandate_request_expired", func() bool {
+		return r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'mandate_request_expired' AND aggregate_id LIKE '%EXPIRED%'`) == 1
+	})
+	if n := r.Count(`SELECT count(*) FROM collections WHERE gc_payment_id IS NOT NULL`); n != 0 {
+		t.Errorf("%d payments without a mandate", n)
+	}
+}
+
+// TestCancelledBillingRequestIsAnException: a billing request cancelled
+// at GoCardless closes the customer's request and raises an exception
+// saying how to resend it.
+func TestCancelledBillingRequestIsAnException(t *testing.T) {
+	r := standardRig(t, map[string]any{"notify_payer": true}, gcsim.Options{})
+	r.Consumers("a", 2)
+	awaitingPayer(t, r, "C1")
+	var brID string
+	if err := r.DB.QueryRow(context.Background(), `SELECT billing_request_id FROM mandate_requests`).Scan(&brID); err != nil {
+		t.Fatal(err)
+	}
+	// GoCardless documents notify for Pay by Bank only: the refusal is recorded.
+	r.Eventually(10*time.Second, "notify answer recorded", func() bool {
+		return r.Count(`SELECT count(*) FROM mandate_requests WHERE notified LIKE 'refused:%'`) == 1
+	})
+	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CancelBillingRequest(context.Background(), "test-cancel", brID, gocardless.ActionParams{}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(time.Hour)
+	r.Eventually(20*time.Second, "cancelled exception", func() bool {
+		return r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'mandate_request_cancelled'`) == 1 &&
+			r.Count(`SELECT count(*) FROM mandate_requests WHERE state = 'cancelled'`) == 1
+	})
+}

@@ -1,0 +1,116 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/platform/bus"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+)
+
+// billingRequestActions that only report the payer's progress, with the
+// reason they change nothing here (developer.gocardless.com
+// "Responding to Billing Request events").
+var billingRequestProgress = map[string]string{
+	"created":                       "the billing request was created (by the orchestrator, which recorded it)",
+	"flow_created":                  "a flow was created (by the orchestrator, which recorded its link)",
+	"flow_visited":                  "the payer opened the link; the request stays open",
+	"flow_exited":                   "the payer left the page without authorising; the request stays open until its link expires",
+	"collect_customer_details":      "the payer's details were collected; the mandate follows on fulfilment",
+	"collect_bank_account":          "the payer's bank account was collected; the mandate follows on fulfilment",
+	"payer_details_confirmed":       "the payer confirmed their details; the mandate follows on fulfilment",
+	"bank_authorisation_visited":    "open-banking progress; the mandate follows on fulfilment",
+	"bank_authorisation_authorised": "open-banking progress; the mandate follows on fulfilment",
+}
+
+// billingRequest applies a billing_requests event: fulfilled links the
+// new mandate to the ERP customer (so the customer's invoices are
+// collected), cancelled and failed close the request and raise an
+// exception AR can resend from. The mandate is read from GoCardless before
+// the transaction opens, never inside it.
+func (r *Reconciler) billingRequest(ctx context.Context, ev event) error {
+	var md *gocardless.Mandate
+	if ev.GetAction() == "fulfilled" {
+		if id := ev.GetLinks()["mandate_request_mandate"]; id != "" {
+			client, err := r.clientFor(ctx, ev.GetConnection())
+			if err != nil {
+				return err
+			}
+			if md, err = client.GetMandate(ctx, id); err != nil {
+				return fmt.Errorf("fetch mandate %s of billing request %s: %w", id, ev.GetLinks()["billing_request"], err)
+			}
+		}
+	}
+	return r.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		fresh, err := ledger.MarkProcessed(ctx, tx, "gocardless", ev.GetEventId())
+		if err != nil || !fresh {
+			return err
+		}
+		brID := ev.GetLinks()["billing_request"]
+		var reqID int64
+		var key ledger.CustomerKey
+		var state string
+		err = tx.QueryRow(ctx, `SELECT id, erp, connection_id, company, erp_customer_id, state FROM mandate_requests
+			WHERE billing_request_id = $1 FOR UPDATE`, brID).Scan(&reqID, &key.ERP, &key.ConnectionID, &key.Company, &key.CustomerID, &state)
+		if errors.Is(err, pgx.ErrNoRows) {
+			if ev.GetResourceMetadata()["erp_customer"] != "" && ev.GetAction() == "fulfilled" {
+				// Ours, but the billing request's id is not recorded yet.
+				return bus.RetryAfter(2*time.Second, fmt.Errorf("billing request %s not yet recorded", brID))
+			}
+			return r.ignore(ctx, tx, ev, brID, "not a billing request ml-connector created")
+		}
+		if err != nil {
+			return fmt.Errorf("mandate request of billing request %s: %w", brID, err)
+		}
+		switch ev.GetAction() {
+		case "fulfilled":
+			return r.fulfilled(ctx, tx, ev, reqID, key, md)
+		case "cancelled", "failed":
+			if _, err := tx.Exec(ctx, `UPDATE mandate_requests SET state = 'cancelled', updated_at = now() WHERE id = $1`, reqID); err != nil {
+				return fmt.Errorf("close mandate request %d: %w", reqID, err)
+			}
+			_, err := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "mandate_request_" + ev.GetAction(), AggregateType: "customer",
+				AggregateID: fmt.Sprintf("%s:%d:%s:%s", key.ERP, key.ConnectionID, key.Company, key.CustomerID),
+				Reason: fmt.Sprintf("billing request %s was %s (%s); resend it with mlcctl mandates resend %d",
+					brID, ev.GetAction(), ev.GetDetails().GetCause(), reqID),
+				DedupKey: "mandate-request:" + brID + ":" + ev.GetAction()})
+			return err
+		}
+		reason, known := billingRequestProgress[ev.GetAction()]
+		if !known {
+			reason = "billing request action " + ev.GetAction() + " changes nothing a mandate request follows"
+		}
+		return r.ignore(ctx, tx, ev, brID, reason)
+	})
+}
+
+// fulfilled links the billing request's mandate to the ERP customer.
+func (r *Reconciler) fulfilled(ctx context.Context, tx pgx.Tx, ev event, reqID int64, key ledger.CustomerKey, md *gocardless.Mandate) error {
+	if md == nil {
+		return r.ignore(ctx, tx, ev, ev.GetLinks()["billing_request"], "fulfilled without links.mandate_request_mandate")
+	}
+	if _, err := tx.Exec(ctx, `UPDATE mandate_requests SET state = 'fulfilled', mandate_id = $2, updated_at = now() WHERE id = $1`,
+		reqID, md.ID); err != nil {
+		return fmt.Errorf("record fulfilled mandate request %d: %w", reqID, err)
+	}
+	link, err := ledger.LockCustomer(ctx, tx, key)
+	if err != nil {
+		return err
+	}
+	if link.MandateUsable() && link.GCMandateID != md.ID {
+		return r.ignore(ctx, tx, ev, md.ID, "the customer already has usable mandate "+link.GCMandateID)
+	}
+	after := link
+	after.GCMandateID, after.GCBankAccountID, after.CreditorID = md.ID, md.Links.CustomerBankAccount, md.Links.Creditor
+	after.MandateStatus, after.MandateScheme, after.MandateEventAt = ledger.MandateStatus(md.Status), md.Scheme, ev.at
+	if d, err := time.Parse(time.DateOnly, md.NextPossibleChargeDate); err == nil {
+		after.NextChargeDate = d
+	}
+	return ledger.SaveCustomer(ctx, tx, link, after, "mandate.authorised",
+		"billing request "+ev.GetLinks()["billing_request"]+" fulfilled (gocardless event "+ev.GetEventId()+")")
+}
