@@ -75,6 +75,7 @@ func run(ctx context.Context, args []string) error {
 	catchUp := env.DurationRange("CATCHUP_INTERVAL", time.Minute, time.Second, 24*time.Hour, "How often GoCardless GET /events is read for events whose webhook was lost.")
 	overlap := env.DurationRange("CATCHUP_OVERLAP", 5*time.Minute, 0, 24*time.Hour, "How far before its cursor each catch-up pass re-reads.")
 	lookback := env.DurationRange("CATCHUP_LOOKBACK", 24*time.Hour, time.Minute, 90*24*time.Hour, "How far back catch-up starts for a GoCardless connection without a cursor.")
+	sweepEvery := env.DurationRange("AWAITING_SWEEP_INTERVAL", time.Minute, 5*time.Second, time.Hour, "How often invoices parked for their customer's mandate authorisation are tried again.")
 	customerWait := env.DurationRange("CUSTOMER_WAIT", 30*time.Second, time.Second, 10*time.Minute, "How long an invoice that arrived before its customer's mandate first waits before it is tried again; each further wait doubles, up to 10 min.")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
@@ -117,6 +118,7 @@ func run(ctx context.Context, args []string) error {
 		consume("erp-events", bus.ConsumerSpec{Stream: bus.StreamERP, Durable: "payment-orchestrator-erp", Workers: erpWorkers}, collector.Handle),
 		consume("gocardless-events", bus.ConsumerSpec{Stream: bus.StreamGC, Durable: "payment-orchestrator-gc", Workers: gcWorkers}, reconciler.Handle),
 		consume("dead-letters", bus.ConsumerSpec{Stream: bus.StreamDLQ, Durable: "payment-orchestrator-dlq"}, deadletter.Handler{Ledger: led}.Handle),
+		service.Worker{Name: "awaiting-invoices", Run: func(ctx context.Context) error { return collector.RunSweeps(ctx, sweepEvery) }},
 		service.Worker{Name: "events-catch-up", Run: (&reconcile.CatchUp{
 			Ledger: led, Dir: dir, Bus: svc.Bus, Log: svc.Log, Interval: catchUp, Overlap: overlap, Lookback: lookback,
 		}).Run},

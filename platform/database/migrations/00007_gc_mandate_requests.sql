@@ -34,5 +34,23 @@ CREATE UNIQUE INDEX mandate_requests_one_open_idx ON mandate_requests (connectio
     WHERE state IN ('requesting', 'awaiting_payer');
 CREATE INDEX mandate_requests_state_idx ON mandate_requests (state, created_at);
 
+-- Invoices of customers who have yet to authorise their mandate, parked
+-- (acknowledged on the bus) instead of redelivered for days; the
+-- orchestrator's sweep collects each once the mandate exists, or turns it
+-- into an exception when the link expired or mandate_wait passed.
+CREATE TABLE awaiting_invoices (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    aggregate_id text        NOT NULL CHECK (aggregate_id <> ''),
+    version      text        NOT NULL,
+    message      bytea       NOT NULL,
+    parked_at    timestamptz NOT NULL DEFAULT now(),
+    released_at  timestamptz,
+    UNIQUE (aggregate_id, version)
+);
+COMMENT ON TABLE awaiting_invoices IS
+    'InvoiceReady messages waiting for their customer to authorise a mandate; released_at is set once collected or refused.';
+CREATE INDEX awaiting_invoices_open_idx ON awaiting_invoices (id) WHERE released_at IS NULL;
+
 -- +goose Down
+DROP TABLE awaiting_invoices;
 DROP TABLE mandate_requests;

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/scheme"
@@ -255,5 +256,91 @@ func (c *Collector) awaitingMandate(ctx context.Context, route accounts.Route, k
 		return invalidf("mandate_not_authorised", "customer %s has not authorised billing request %s in %s (link %s)",
 			key.CustomerID, mr.BillingRequestID, route.GC.MandateWait, mr.AuthorisationURL)
 	}
-	return fmt.Errorf("customer %s awaits authorisation of %s: %w", key.CustomerID, mr.BillingRequestID, errNoMandateYet)
+	return fmt.Errorf("customer %s awaits authorisation of %s: %w", key.CustomerID, mr.BillingRequestID, errAwaitingPayer)
+}
+
+// errAwaitingPayer: the invoice's customer has been asked for a mandate
+// and has not authorised it yet. Payers take days, far longer than the
+// bus should redeliver a message, so the invoice is parked.
+var errAwaitingPayer = errors.New("awaiting the payer's authorisation")
+
+// park keeps an invoice whose customer has yet to authorise a mandate in
+// awaiting_invoices; the message is then acknowledged.
+func (c *Collector) park(ctx context.Context, m *mlcv1.InvoiceReady) error {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("park invoice: %w", err)
+	}
+	aggID := m.GetErp().GetConnection() + ":" + m.GetErp().GetCompany() + ":" + invoiceID(m.GetInvoice())
+	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO awaiting_invoices (aggregate_id, version, message) VALUES ($1, $2, $3)
+			ON CONFLICT (aggregate_id, version) DO NOTHING`, aggID, m.GetVersion(), data)
+		if err != nil {
+			return fmt.Errorf("park invoice %s: %w", aggID, err)
+		}
+		return nil
+	})
+}
+
+// RunSweeps runs SweepAwaiting every interval until ctx ends.
+func (c *Collector) RunSweeps(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if n, err := c.SweepAwaiting(ctx); err != nil {
+				c.log.WarnContext(ctx, "sweep of parked invoices", "error", err)
+			} else if n > 0 {
+				c.log.InfoContext(ctx, "parked invoices released", "count", n)
+			}
+		}
+	}
+}
+
+// sweepBatch bounds the parked invoices one sweep looks at.
+const sweepBatch = 500
+
+// SweepAwaiting tries the parked invoices again: each is collected once
+// its customer's mandate exists, or becomes an exception once the link
+// expired or mandate_wait passed, and is then released; the others stay.
+// It returns how many were released. Run it periodically.
+func (c *Collector) SweepAwaiting(ctx context.Context) (int, error) {
+	rows, err := c.ledger.DB().Query(ctx, `SELECT id, message FROM awaiting_invoices WHERE released_at IS NULL ORDER BY id LIMIT $1`, sweepBatch)
+	if err != nil {
+		return 0, fmt.Errorf("read parked invoices: %w", err)
+	}
+	type parked struct {
+		id   int64
+		data []byte
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (parked, error) {
+		var p parked
+		return p, r.Scan(&p.id, &p.data)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read parked invoices: %w", err)
+	}
+	released := 0
+	for _, p := range list {
+		var m mlcv1.InvoiceReady
+		if err := proto.Unmarshal(p.data, &m); err != nil {
+			return released, fmt.Errorf("parked invoice %d: %w", p.id, err)
+		}
+		err := c.Invoice(ctx, &m)
+		switch {
+		case errors.Is(err, errAwaitingPayer):
+			continue
+		case err != nil:
+			c.log.WarnContext(ctx, "parked invoice not collected yet", "parked", p.id, "error", err)
+			continue
+		}
+		if _, err := c.ledger.DB().Exec(ctx, `UPDATE awaiting_invoices SET released_at = now() WHERE id = $1`, p.id); err != nil {
+			return released, fmt.Errorf("release parked invoice %d: %w", p.id, err)
+		}
+		released++
+	}
+	return released, nil
 }

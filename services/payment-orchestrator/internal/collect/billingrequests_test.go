@@ -44,6 +44,10 @@ func TestMandateThroughBillingRequest(t *testing.T) {
 	r.Consumers("a", 2)
 	flow := awaitingPayer(t, r, "C1")
 	r.Publish(rig.Invoice("INV1", "C1", "120.00"))
+	// The invoice is parked, not redelivered for the days a payer takes.
+	r.Eventually(20*time.Second, "invoice parked", func() bool {
+		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE aggregate_id LIKE '%INV1' AND released_at IS NULL`) == 1
+	})
 	if n := r.Count(`SELECT count(*) FROM collections WHERE gc_payment_id IS NOT NULL`); n != 0 {
 		t.Fatalf("%d payments before the payer authorised", n)
 	}
@@ -58,6 +62,9 @@ func TestMandateThroughBillingRequest(t *testing.T) {
 	r.Eventually(30*time.Second, "invoice collected", func() bool {
 		return r.Count(`SELECT count(*) FROM collections WHERE invoice_id = 'INV1' AND gc_payment_id IS NOT NULL`) == 1
 	})
+	if n := r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NOT NULL`); n != 1 {
+		t.Errorf("%d parked invoices released, want 1", n)
+	}
 	if n := r.Count(`SELECT count(*) FROM customer_links WHERE erp_customer_id = 'C1' AND gc_mandate_id = $1`, br.Links.MandateRequestMandate); n != 1 {
 		t.Errorf("customer not linked to mandate %s", br.Links.MandateRequestMandate)
 	}
@@ -88,7 +95,17 @@ func TestMandateWaitIsBounded(t *testing.T) {
 	r := standardRig(t, map[string]any{"mandate_wait": "48h"}, gcsim.Options{})
 	r.Consumers("a", 2)
 	awaitingPayer(t, r, "C1")
-	r.Sim.Advance(72 * time.Hour)
+	r.Publish(rig.Invoice("PARKED", "C1", "10.00"))
+	r.Eventually(20*time.Second, "invoice parked", func() bool {
+		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`) == 1
+	})
+	r.Advance(72 * time.Hour) // the sweep finds the wait over
+	if n := r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'mandate_not_authorised' AND aggregate_id LIKE '%PARKED%'`); n != 1 {
+		t.Fatalf("parked invoice past mandate_wait: %d exceptions", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`); n != 0 {
+		t.Fatalf("%d invoices still parked after their exception", n)
+	}
 	r.Publish(rig.Invoice("LATE", "C1", "10.00"))
 	r.Eventually(20*time.Second, "mandate_not_authorised", func() bool {
 		return r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'mandate_not_authorised' AND aggregate_id LIKE '%LATE%'`) == 1

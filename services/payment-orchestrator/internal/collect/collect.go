@@ -75,6 +75,9 @@ func (c *Collector) Handle(ctx context.Context, d *bus.Delivery) error {
 		if err = decode(d, &m, m.GetSchemaVersion); err == nil {
 			err = c.Invoice(ctx, &m)
 		}
+		if errors.Is(err, errAwaitingPayer) {
+			err = c.park(ctx, &m) // SweepAwaiting collects it once the payer authorised
+		}
 		if errors.Is(err, errNoMandateYet) {
 			err = bus.RetryAfter(c.customerWait(d.Deliveries), err)
 		}

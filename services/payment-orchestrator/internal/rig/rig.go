@@ -271,6 +271,11 @@ func (r *Rig) Advance(d time.Duration) {
 	if r.consuming {
 		r.Drain()
 	}
+	// Invoices parked for a mandate authorisation are tried again, as the
+	// orchestrator's sweep does, once the day's events are applied.
+	if _, err := r.Collector.SweepAwaiting(context.Background()); err != nil {
+		r.T.Fatal(err)
+	}
 }
 
 // Drain waits until the orchestrator's GoCardless-event consumer has
