@@ -52,7 +52,7 @@ func (s setting) DefString() string {
 // their second argument is the default.
 var envMethods = map[string]bool{
 	"String": true, "Int": true, "Duration": true, "Bool": true, "OneOf": true,
-	"IntRange": true, "DurationRange": true,
+	"IntRange": true, "DurationRange": true, "PostgresURL": true,
 	"List": true, "Addr": true, "URL": true, "URLList": true, "SecretURL": true,
 	// platform/config's own reader of DATABASE_URL: a postgres:// URL or a
 	// keyword=value string, secret either way.
@@ -332,6 +332,9 @@ func (t *sourceTree) envRead(p *goPackage, f *ast.File, method string, call *ast
 	s := setting{Name: constant.StringVal(name), Method: method, Pos: t.fset.Position(call.Pos()).String()}
 	if hasDef {
 		s.Def = t.eval(p, f, call.Args[1])
+	}
+	if method == "PostgresURL" { // a secret URL (or keyword=value string); manifests give URLs
+		s.Method = "SecretURL"
 	}
 	if base, ok := strings.CutSuffix(method, "Range"); ok && len(call.Args) >= 4 {
 		s.Method = base

@@ -94,7 +94,7 @@ func LoadCommon(e *Env) Common {
 			e.Errorf(VarNATSCAFile, "%v", err)
 		}
 	}
-	c.DatabaseURL = e.postgres(VarDatabaseURL, DefaultDatabaseURL,
+	c.DatabaseURL = e.PostgresURL(VarDatabaseURL, DefaultDatabaseURL,
 		"Postgres connection URL, or keyword=value connection string (may include the password).")
 	c.HTTPAddr = e.Addr(VarHTTPAddr, DefaultHTTPAddr,
 		"Listen address for /healthz, /readyz and /metrics.")
@@ -161,16 +161,21 @@ func LoadKeyring(e *Env) *secrets.Keyring {
 	return kr
 }
 
-// postgres reads a Postgres connection string in either form libpq and pgx
+// PostgresURL reads a Postgres connection string in either form libpq and pgx
 // accept: a postgres:// URL, checked like [Env.SecretURL], or keyword=value
 // settings ("host=db user=app password=…"). The password pgx would send
 // (from the string, PGPASSWORD or a passfile) is registered as a secret.
 // Errors never quote a keyword=value string, since any part of one may be
 // the password.
-func (e *Env) postgres(name, def, help string) secrets.Value {
+// An empty def makes the setting optional: unset, it returns an empty
+// value.
+func (e *Env) PostgresURL(name, def, help string) secrets.Value {
 	e.register(setting{name: name, kind: "Postgres URL or keyword=value", def: RedactURL(def), help: help, secret: true})
 	v, ok := e.get(name)
 	if !ok {
+		if def == "" {
+			return secrets.Value{}
+		}
 		v = def
 	}
 	if strings.Contains(v, "://") {

@@ -15,10 +15,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ml-connector/ml-connector/platform/secrets"
 )
 
 // DefaultMaxConns is the pool size when neither [Options.MaxConns] nor the
@@ -39,6 +42,37 @@ type Options struct {
 	// behind PgBouncer in transaction mode older than 1.21 (or with
 	// max_prepared_statements = 0) use exec or simple_protocol instead.
 	ExecMode pgx.QueryExecMode
+	// SessionURL, when set (DATABASE_SESSION_URL), is where the work that
+	// needs a session of its own connects: advisory locks ([TryLock],
+	// [RunExclusive]) and migrations. Behind PgBouncer in transaction mode a
+	// session lock taken through the pooler would stay on a server
+	// connection other clients then use, so point this at Postgres itself
+	// (or a session-mode pool). Empty: the pool's own connections are used.
+	SessionURL secrets.Value
+	// SessionMaxConns caps the connections to SessionURL
+	// (DATABASE_SESSION_POOL_SIZE): one per advisory lock held at once.
+	SessionMaxConns int32
+}
+
+// sessionPools maps a pool opened with a SessionURL to the pool of session
+// connections beside it, so TryLock and Migrate find it without every
+// caller having to carry two pools.
+var sessionPools sync.Map // *pgxpool.Pool -> *pgxpool.Pool
+
+// sessionPool is the pool that session-scoped work on pool uses.
+func sessionPool(pool *pgxpool.Pool) *pgxpool.Pool {
+	if sp, ok := sessionPools.Load(pool); ok {
+		return sp.(*pgxpool.Pool)
+	}
+	return pool
+}
+
+// Close closes pool and the session pool opened beside it, if any.
+func Close(pool *pgxpool.Pool) {
+	if sp, ok := sessionPools.LoadAndDelete(pool); ok {
+		sp.(*pgxpool.Pool).Close()
+	}
+	pool.Close()
 }
 
 // ExecModes are the names ParseExecMode accepts, in pgx's order.
@@ -103,6 +137,16 @@ func OpenWith(ctx context.Context, connString string, opts Options) (*pgxpool.Po
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, redact(fmt.Errorf("database: ping: %w", err), connString, passwords)
+	}
+	if !opts.SessionURL.Empty() {
+		// The session pool speaks to Postgres directly: the default
+		// statement cache is right there whatever ExecMode says.
+		sp, err := OpenWith(ctx, opts.SessionURL.Reveal(), Options{MaxConns: max(opts.SessionMaxConns, 1)})
+		if err != nil {
+			pool.Close()
+			return nil, fmt.Errorf("database: session pool: %w", err)
+		}
+		sessionPools.Store(pool, sp)
 	}
 	return pool, nil
 }

@@ -73,7 +73,7 @@ type Lock struct {
 // held lock must be given back with [Lock.Release].
 func TryLock(ctx context.Context, pool *pgxpool.Pool, name string) (*Lock, bool, error) {
 	key := LockKey(name)
-	pc, err := pool.Acquire(ctx)
+	pc, err := sessionPool(pool).Acquire(ctx)
 	if err != nil {
 		return nil, false, fmt.Errorf("database: lock %q: acquire connection: %w", name, err)
 	}

@@ -27,7 +27,9 @@ const migrationLockName = "mlc:schema-migrations"
 // that the database has not seen yet. It is safe to call on every start-up
 // and from several replicas at once: a session advisory lock lets one
 // replica migrate while the others wait (polling every second, for up to ten
-// minutes) and then find nothing left to do. Each migration applied is
+// minutes) and then find nothing left to do. The lock and the migrations
+// use the session pool when the pool was opened with a SessionURL. Each
+// migration applied is
 // logged with the default slog logger.
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	fsys, err := fs.Sub(migrationFiles, "migrations")
@@ -44,7 +46,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	}
 	// The *sql.DB borrows connections from pool; closing it hands them back
 	// and leaves the pool open.
-	db := stdlib.OpenDBFromPool(pool)
+	db := stdlib.OpenDBFromPool(sessionPool(pool))
 	defer db.Close()
 	p, err := goose.NewProvider(goose.DialectPostgres, db, fsys,
 		goose.WithSessionLocker(locker),

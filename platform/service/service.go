@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +83,11 @@ func LoadConfig(env *config.Env, name string) Config {
 		StartupTimeout: env.DurationRange("STARTUP_TIMEOUT", 5*time.Minute, time.Second, time.Hour,
 			"How long start-up waits, retrying with backoff, for Postgres and NATS to answer before exiting."),
 	}
+	cfg.Database.SessionURL = env.PostgresURL("DATABASE_SESSION_URL", "",
+		"Where advisory locks and migrations connect when DATABASE_URL points at PgBouncer in transaction\n"+
+			"mode: Postgres itself, or a session-mode pool. Unset: DATABASE_URL's pool is used.")
+	cfg.Database.SessionMaxConns = int32(env.IntRange("DATABASE_SESSION_POOL_SIZE", 4, 1, MaxPoolSize,
+		"Pooled connections to DATABASE_SESSION_URL (each advisory lock held takes one of its own)."))
 	mode := env.OneOf("DATABASE_EXEC_MODE", "cache_statement",
 		"How queries are sent to Postgres. Behind PgBouncer in transaction mode without prepared-statement\n"+
 			"support (before 1.21, or max_prepared_statements = 0) use exec.", database.ExecModes...)
@@ -263,7 +270,14 @@ func (s *Service) Run(ctx context.Context, workers ...Worker) error {
 			}
 		})
 	}
-	s.Log.InfoContext(ctx, "service started", "http_addr", s.HTTPAddr(), "workers", len(workers))
+	// The runtime reads GOMEMLIMIT itself (and refuses to start on a
+	// malformed one); logging what it took shows whether the deployment
+	// set it from the container's limit.
+	memLimit := "none"
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		memLimit = fmt.Sprintf("%d MiB", l>>20)
+	}
+	s.Log.InfoContext(ctx, "service started", "http_addr", s.HTTPAddr(), "workers", len(workers), "memory_limit", memLimit)
 
 	var runErr error
 	select {
@@ -310,7 +324,7 @@ func (s *Service) close(ctx context.Context) {
 		s.nc.Close()
 	}
 	if s.DB != nil {
-		s.DB.Close()
+		database.Close(s.DB)
 	}
 	if s.telemetry != nil {
 		if err := s.telemetry.Shutdown(ctx); err != nil {

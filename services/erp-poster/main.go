@@ -31,6 +31,13 @@ func run(ctx context.Context, args []string) error {
 	cfg := service.LoadConfig(env, "erp-poster")
 	grpcAddr := env.Addr(config.VarGRPCAddr, config.DefaultGRPCAddr, "gRPC listener of mlc.v1.ErpPoster and grpc.health.v1.")
 	refresh := env.DurationRange("CONNECTION_REFRESH", 30*time.Second, time.Second, time.Hour, "How often a connection's settings are re-read from the registry.")
+	rebalance := poster.Rebalance{
+		MaxAge: env.DurationRange("GRPC_MAX_CONNECTION_AGE", 5*time.Minute, 10*time.Second, 24*time.Hour,
+			"How long a client connection lives before the server asks it to reconnect, so that clients\n"+
+				"re-resolve the headless Service and spread calls onto pods added since."),
+		Grace: env.DurationRange("GRPC_MAX_CONNECTION_AGE_GRACE", 30*time.Second, time.Second, 10*time.Minute,
+			"How long calls in flight on a connection past GRPC_MAX_CONNECTION_AGE get to finish."),
+	}
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
@@ -49,7 +56,7 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", grpcAddr, err)
 	}
-	srv := grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler()))
+	srv := grpc.NewServer(append(rebalance.ServerOptions(), grpc.StatsHandler(otelgrpc.NewServerHandler()))...)
 	mlcv1.RegisterErpPosterServer(srv, poster.New(svc.DB, writers, svc.Log))
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(srv, hs)
