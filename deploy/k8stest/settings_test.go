@@ -333,8 +333,8 @@ func (t *sourceTree) envRead(p *goPackage, f *ast.File, method string, call *ast
 	if hasDef {
 		s.Def = t.eval(p, f, call.Args[1])
 	}
-	if method == "PostgresURL" { // a secret URL (or keyword=value string); manifests give URLs
-		s.Method = "SecretURL"
+	if method == "PostgresURL" { // config's exported name for the same reader
+		s.Method = "postgres"
 	}
 	if base, ok := strings.CutSuffix(method, "Range"); ok && len(call.Args) >= 4 {
 		s.Method = base
