@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -299,5 +302,40 @@ func TestOutagesAndRacesAreHandled(t *testing.T) {
 	}
 	if n := len(e.jde.Receipts()); n < 2 {
 		t.Errorf("JDE receipts %d: the failure's reversal was not written", n)
+	}
+}
+
+// TestIFSCamt054Preset: a connection with writeback camt054 posts each
+// outcome as a camt.054 file in its directory, once.
+func TestIFSCamt054Preset(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	acme, err := e.store.Get(ctx, "ifs-acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if _, err := e.store.Add(ctx, connections.New{Name: "ifs-camt", Kind: connections.KindIFS, Actor: "test",
+		Settings: map[string]any{"base_url": acme.Settings["base_url"], "client_id": "mlc", "company_codes": []any{"10"},
+			"requests_per_minute": float64(100000), "writeback": "camt054", "camt054_dir": dir},
+		Secrets: map[string]secrets.Value{"client_secret": secrets.NewValue("secret")}}); err != nil {
+		t.Fatal(err)
+	}
+	req := ifsPayment("EV-C-1", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED)
+	req.Outcome.Erp.Connection = "ifs-camt"
+	r, err := e.client.PostPaymentOutcome(ctx, req)
+	if err != nil || r.GetErpReference() != "mlc-10-PM1-CRDT.xml" {
+		t.Fatalf("camt054 posting: %v %v", r, err)
+	}
+	if data, err := os.ReadFile(filepath.Join(dir, r.GetErpReference())); err != nil || !strings.Contains(string(data), "<Amt Ccy=\"EUR\">100.10</Amt>") {
+		t.Errorf("camt.054 file: %v\n%s", err, data)
+	}
+	paidOut := ifsPayment("EV-C-2", mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT)
+	paidOut.Outcome.Erp.Connection = "ifs-camt"
+	if again, err := e.client.PostPaymentOutcome(ctx, paidOut); err != nil || again.GetErpReference() != r.GetErpReference() {
+		t.Errorf("payout of the same payment: %v %v", again, err)
+	}
+	if mp := e.ifs.MixedPayments(); len(mp) != 0 {
+		t.Errorf("the camt054 preset created mixed payments: %+v", mp)
 	}
 }
