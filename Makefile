@@ -31,7 +31,7 @@ TOOLS := $(CURDIR)/.tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOTOOLCHAIN := local
 
-.PHONY: all build test lint proto proto-check demo bench bench-webhook tools deps-check fmt-check clean images push pin
+.PHONY: all build test lint proto proto-check demo bench bench-webhook tools deps-check fmt-check clean images push pin k8s-check
 
 all: build
 
@@ -64,6 +64,11 @@ push: $(TOOLS)/.crane-$(CRANE_VERSION)
 pin:
 	go run ./deploy/images pin -digests $(IMAGES_DIR)/digests.txt -registry $(REGISTRY) \
 		-out deploy/k8s/overlays/prod/images/kustomization.yaml
+
+## k8s-check: both overlays applied to a real kube-apiserver (built once, cached) with etcd
+k8s-check:
+	@command -v etcd >/dev/null || { echo "k8s-check needs etcd (apt-get install etcd-server)"; exit 1; }
+	MLC_KUBE_APISERVER=$$(deploy/apiserver/build.sh) go test -count=1 -run '^TestAPIServer$$' -v ./deploy/k8stest
 
 ## test: every module's tests against real Postgres and NATS JetStream, then brief fuzzing
 test:
