@@ -210,6 +210,20 @@ func (s *Store) Get(ctx context.Context, name string) (Connection, error) {
 	return found[0], nil
 }
 
+// Version changes whenever a connection or one of its secrets is added,
+// changed or removed: a caller that caches the registry compares it with
+// the version it read to know when to drop its copies.
+func (s *Store) Version(ctx context.Context) (string, error) {
+	var v string
+	err := s.db.QueryRow(ctx, `
+		SELECT (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM connections) || ' ' ||
+		       (SELECT count(*) || '/' || coalesce(max(updated_at)::text, '') FROM connection_secrets)`).Scan(&v)
+	if err != nil {
+		return "", fmt.Errorf("registry version: %w", err)
+	}
+	return v, nil
+}
+
 // query lists connections, optionally only of one kind or one name.
 func (s *Store) query(ctx context.Context, kind Kind, name string) ([]Connection, error) {
 	rows, err := s.db.Query(ctx, `

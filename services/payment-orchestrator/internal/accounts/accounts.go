@@ -31,6 +31,8 @@ type Registry interface {
 	Get(ctx context.Context, name string) (connections.Connection, error)
 	ListKind(ctx context.Context, kind connections.Kind) ([]connections.Connection, error)
 	Secrets(ctx context.Context, name string) (map[string]secrets.Value, error)
+	// Version changes whenever the registry does.
+	Version(ctx context.Context) (string, error)
 }
 
 // Route is who collects for one ERP company.
@@ -55,6 +57,24 @@ type Directory struct {
 	mu      sync.Mutex
 	conns   map[string]cachedConn
 	clients map[string]cachedClient
+	kinds   map[connections.Kind]cachedList
+	byID    map[int64]connections.Connection
+	snap    *Snapshot
+	// version is the registry's version the caches were read at, checked
+	// at most every VersionCheck: a change drops them all.
+	version    string
+	checked    time.Time
+	checkEvery time.Duration
+}
+
+// VersionCheck is how often, at most, a directory asks the registry
+// whether it changed: a connection added, edited or removed is seen within
+// it, and the registry is asked nothing per message.
+const VersionCheck = time.Second
+
+type cachedList struct {
+	conns []connections.Connection
+	until time.Time
 }
 
 type cachedConn struct {
@@ -74,11 +94,68 @@ func New(reg Registry, ttl time.Duration, opts func(name string) []gocardless.Op
 	if opts == nil {
 		opts = func(string) []gocardless.Option { return nil }
 	}
-	return &Directory{reg: reg, ttl: ttl, opts: opts, conns: map[string]cachedConn{}, clients: map[string]cachedClient{}}
+	return &Directory{reg: reg, ttl: ttl, opts: opts, conns: map[string]cachedConn{}, clients: map[string]cachedClient{},
+		kinds: map[connections.Kind]cachedList{}, byID: map[int64]connections.Connection{}, checkEvery: VersionCheck}
+}
+
+// fresh drops what the directory cached when the registry changed since
+// it was read; it asks at most every VersionCheck. Should the registry
+// not answer, the caches stay (each entry still expires after ttl).
+func (d *Directory) fresh(ctx context.Context) {
+	d.mu.Lock()
+	due := time.Since(d.checked) >= d.checkEvery
+	if due {
+		d.checked = time.Now()
+	}
+	d.mu.Unlock()
+	if !due {
+		return
+	}
+	v, err := d.reg.Version(ctx)
+	if err != nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if v == d.version {
+		return
+	}
+	d.version = v
+	clear(d.conns)
+	clear(d.kinds)
+	clear(d.byID)
+	d.snap = nil
+	for name, c := range d.clients {
+		c.until = time.Time{} // secrets re-read; the client is kept if they did not change
+		d.clients[name] = c
+	}
+}
+
+// listKind returns the connections of a kind, cached.
+func (d *Directory) listKind(ctx context.Context, kind connections.Kind) ([]connections.Connection, error) {
+	d.fresh(ctx)
+	d.mu.Lock()
+	l, ok := d.kinds[kind]
+	d.mu.Unlock()
+	if ok && time.Now().Before(l.until) {
+		return l.conns, nil
+	}
+	all, err := d.reg.ListKind(ctx, kind)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.kinds[kind] = cachedList{conns: all, until: time.Now().Add(d.ttl)}
+	for _, c := range all {
+		d.byID[c.ID] = c
+	}
+	d.mu.Unlock()
+	return all, nil
 }
 
 // Connection returns a registered connection by name.
 func (d *Directory) Connection(ctx context.Context, name string) (connections.Connection, error) {
+	d.fresh(ctx)
 	d.mu.Lock()
 	c, ok := d.conns[name]
 	d.mu.Unlock()
@@ -94,6 +171,7 @@ func (d *Directory) Connection(ctx context.Context, name string) (connections.Co
 	}
 	d.mu.Lock()
 	d.conns[name] = cachedConn{conn: conn, until: time.Now().Add(d.ttl)}
+	d.byID[conn.ID] = conn
 	d.mu.Unlock()
 	return conn, nil
 }
@@ -112,7 +190,7 @@ func (d *Directory) Route(ctx context.Context, erp, company string) (Route, erro
 	}
 	gcName, _ := conn.Settings["gocardless"].(string)
 	if gcName == "" {
-		all, err := d.reg.ListKind(ctx, connections.KindGoCardless)
+		all, err := d.listKind(ctx, connections.KindGoCardless)
 		if err != nil {
 			return Route{}, err
 		}
@@ -179,22 +257,80 @@ func (d *Directory) GoCardless(ctx context.Context, name string) (connections.Co
 	return conn, client, nil
 }
 
-// GoCardlessConnections lists the GoCardless connections, for the
-// /events catch-up.
+// GoCardlessConnections lists the GoCardless connections.
 func (d *Directory) GoCardlessConnections(ctx context.Context) ([]connections.Connection, error) {
-	return d.reg.ListKind(ctx, connections.KindGoCardless)
+	return d.listKind(ctx, connections.KindGoCardless)
 }
 
-// ByID finds a connection by id among those of kind.
+// ByID finds a connection of kind by its id (kind "" for any), cached.
 func (d *Directory) ByID(ctx context.Context, kind connections.Kind, id int64) (connections.Connection, error) {
-	all, err := d.reg.ListKind(ctx, kind)
-	if err != nil {
-		return connections.Connection{}, err
+	d.fresh(ctx)
+	d.mu.Lock()
+	c, ok := d.byID[id]
+	d.mu.Unlock()
+	if !ok {
+		kinds := []connections.Kind{kind}
+		if kind == "" {
+			kinds = []connections.Kind{connections.KindIFS, connections.KindJDE, connections.KindGoCardless}
+		}
+		for _, k := range kinds {
+			if _, err := d.listKind(ctx, k); err != nil {
+				return connections.Connection{}, err
+			}
+		}
+		d.mu.Lock()
+		c, ok = d.byID[id]
+		d.mu.Unlock()
 	}
-	for _, c := range all {
-		if c.ID == id {
-			return c, nil
+	if !ok || (kind != "" && c.Kind != kind) {
+		return connections.Connection{}, fmt.Errorf("%w: no %s connection with id %d", ErrNotRoutable, kind, id)
+	}
+	return c, nil
+}
+
+// A Snapshot is the registry's connections as read at one moment, for
+// lookups inside a database transaction: they never touch the database,
+// so a transaction never waits for a second pooled connection.
+type Snapshot struct {
+	byID   map[int64]connections.Connection
+	byName map[string]connections.Connection
+	until  time.Time
+}
+
+// ByID returns the connection with id.
+func (s *Snapshot) ByID(id int64) (connections.Connection, bool) {
+	c, ok := s.byID[id]
+	return c, ok
+}
+
+// ByName returns the connection named name.
+func (s *Snapshot) ByName(name string) (connections.Connection, bool) {
+	c, ok := s.byName[name]
+	return c, ok
+}
+
+// Snapshot returns the registry's connections, cached until the registry
+// changes (or ttl passes).
+func (d *Directory) Snapshot(ctx context.Context) (*Snapshot, error) {
+	d.fresh(ctx)
+	d.mu.Lock()
+	s := d.snap
+	d.mu.Unlock()
+	if s != nil && time.Now().Before(s.until) {
+		return s, nil
+	}
+	s = &Snapshot{byID: map[int64]connections.Connection{}, byName: map[string]connections.Connection{}, until: time.Now().Add(d.ttl)}
+	for _, k := range []connections.Kind{connections.KindIFS, connections.KindJDE, connections.KindGoCardless} {
+		all, err := d.listKind(ctx, k)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range all {
+			s.byID[c.ID], s.byName[c.Name] = c, c
 		}
 	}
-	return connections.Connection{}, fmt.Errorf("%w: no %s connection with id %d", ErrNotRoutable, kind, id)
+	d.mu.Lock()
+	d.snap = s
+	d.mu.Unlock()
+	return s, nil
 }

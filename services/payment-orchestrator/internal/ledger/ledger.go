@@ -207,19 +207,18 @@ func SetExceptionStatus(ctx context.Context, tx pgx.Tx, id int64, status, actor,
 	return err
 }
 
-// ConnectionName is the registry name of connection id.
-func ConnectionName(ctx context.Context, tx pgx.Tx, id int64) (string, error) {
-	var name string
-	err := tx.QueryRow(ctx, `SELECT name FROM connections WHERE id = $1`, id).Scan(&name)
-	return name, err
-}
-
-// ConnectionID is the id of the named connection.
-func ConnectionID(ctx context.Context, tx pgx.Tx, name string) (int64, error) {
-	var id int64
-	err := tx.QueryRow(ctx, `SELECT id FROM connections WHERE name = $1`, name).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, fmt.Errorf("connection %q: %w", name, ErrNotFound)
+// IgnoreEvent records, in the transaction that marks it processed, that a
+// GoCardless event was received and deliberately not applied, and why.
+func IgnoreEvent(ctx context.Context, tx pgx.Tx, eventID, resourceType, action, resourceID, reason string) error {
+	var id any
+	if resourceID != "" {
+		id = resourceID
 	}
-	return id, err
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO gc_ignored_events (event_id, resource_type, action, resource_id, reason)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING`,
+		eventID, resourceType, action, id, reason); err != nil {
+		return fmt.Errorf("record ignored event %s: %w", eventID, err)
+	}
+	return nil
 }

@@ -2,10 +2,11 @@ package reconcile
 
 import (
 	"context"
-	"fmt"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
 )
 
 // maxIgnoreReason bounds a recorded reason.
@@ -19,15 +20,8 @@ func (r *Reconciler) ignore(ctx context.Context, tx pgx.Tx, ev event, resourceID
 	if utf8.RuneCountInString(reason) > maxIgnoreReason {
 		reason = string([]rune(reason)[:maxIgnoreReason])
 	}
-	var id any
-	if resourceID != "" {
-		id = resourceID
-	}
-	if _, err := tx.Exec(ctx, `
-		INSERT INTO gc_ignored_events (event_id, resource_type, action, resource_id, reason)
-		VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING`,
-		ev.GetEventId(), nonEmpty(ev.GetResourceType()), nonEmpty(ev.GetAction()), id, reason); err != nil {
-		return fmt.Errorf("record ignored event %s: %w", ev.GetEventId(), err)
+	if err := ledger.IgnoreEvent(ctx, tx, ev.GetEventId(), nonEmpty(ev.GetResourceType()), nonEmpty(ev.GetAction()), resourceID, reason); err != nil {
+		return err
 	}
 	r.log.DebugContext(ctx, "gocardless event ignored", "event", ev.GetEventId(), "resource_type", ev.GetResourceType(),
 		"action", ev.GetAction(), "reason", reason)

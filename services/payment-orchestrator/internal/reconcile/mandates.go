@@ -83,7 +83,7 @@ func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 			continue
 		}
 		applied++
-		ref, err := erpRef(ctx, tx, link.Key.ERP, link.Key.ConnectionID, link.Key.Company)
+		ref, err := erpRef(f.reg, link.Key.ERP, link.Key.ConnectionID, link.Key.Company)
 		if err != nil {
 			return err
 		}

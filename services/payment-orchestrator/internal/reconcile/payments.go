@@ -13,6 +13,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
 )
 
@@ -112,7 +113,7 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 		if kind != change.outcome {
 			outcomeID += ":" + name
 		}
-		if err := r.queuePayment(ctx, tx, ev, col, kind, paymentID, outcomeID); err != nil {
+		if err := r.queuePayment(ctx, tx, ev, f.reg, col, kind, paymentID, outcomeID); err != nil {
 			return err
 		}
 		posted = append(posted, name)
@@ -153,8 +154,8 @@ var milestones = map[ledger.CollectionState][]mlcv1.PaymentOutcomeKind{
 }
 
 // queuePayment queues one payment outcome for erp-poster.
-func (r *Reconciler) queuePayment(ctx context.Context, tx pgx.Tx, ev event, col ledger.Collection, kind mlcv1.PaymentOutcomeKind, paymentID, outcomeID string) error {
-	ref, err := erpRef(ctx, tx, col.Key.ERP, col.Key.ConnectionID, col.Key.Company)
+func (r *Reconciler) queuePayment(ctx context.Context, tx pgx.Tx, ev event, reg *accounts.Snapshot, col ledger.Collection, kind mlcv1.PaymentOutcomeKind, paymentID, outcomeID string) error {
+	ref, err := erpRef(reg, col.Key.ERP, col.Key.ConnectionID, col.Key.Company)
 	if err != nil {
 		return err
 	}
@@ -205,10 +206,11 @@ func (r *Reconciler) placePayment(ctx context.Context, tx pgx.Tx, ev event, paym
 	if meta["erp_connection"] == "" || meta["invoice_id"] == "" {
 		return col, false, errNotOurs
 	}
-	connID, err := ledger.ConnectionID(ctx, tx, meta["erp_connection"])
-	if err != nil {
-		return col, false, err
+	conn, ok := f.reg.ByName(meta["erp_connection"])
+	if !ok {
+		return col, false, errNotOurs // no such connection here
 	}
+	connID := conn.ID
 	col, err = ledger.LockCollectionByInvoice(ctx, tx, connID, meta["company"], meta["invoice_id"])
 	if errors.Is(err, ledger.ErrNotFound) {
 		return col, false, errNotOurs

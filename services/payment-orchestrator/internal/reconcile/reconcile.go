@@ -33,6 +33,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcmsg"
 	"github.com/ml-connector/ml-connector/platform/bus"
+	"github.com/ml-connector/ml-connector/platform/connections"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
@@ -94,6 +95,11 @@ func (r *Reconciler) Handle(ctx context.Context, d *bus.Delivery) error {
 	if err != nil {
 		return err
 	}
+	// The registry, read before the transaction: looked up inside it, a
+	// cache miss would wait for a second pooled connection.
+	if f.reg, err = r.dir.Snapshot(ctx); err != nil {
+		return err
+	}
 	err = r.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		fresh, err := ledger.MarkProcessed(ctx, tx, "gocardless", m.GetEventId())
 		if err != nil || !fresh {
@@ -103,7 +109,7 @@ func (r *Reconciler) Handle(ctx context.Context, d *bus.Delivery) error {
 		case "payments":
 			return r.payment(ctx, tx, ev, f)
 		case "refunds":
-			return r.refund(ctx, tx, ev)
+			return r.refund(ctx, tx, ev, f)
 		case "mandates":
 			return r.mandate(ctx, tx, ev, f)
 		case "subscriptions":
@@ -123,6 +129,7 @@ type facts struct {
 	payment        *gocardless.Payment // when the event alone cannot place its payment
 	notOurs        bool
 	nextChargeDate time.Time
+	reg            *accounts.Snapshot
 }
 
 // queue queues an outcome for the ERP in tx; flush posts it.
@@ -213,11 +220,12 @@ func newer(at time.Time, rank int, last time.Time, lastRank int) bool {
 }
 
 // erpRef builds the ERP reference of a ledger row.
-func erpRef(ctx context.Context, tx pgx.Tx, erp string, connectionID int64, company string) (*mlcv1.ErpRef, error) {
-	name, err := ledger.ConnectionName(ctx, tx, connectionID)
-	if err != nil {
-		return nil, fmt.Errorf("erp connection %d: %w", connectionID, err)
+func erpRef(reg *accounts.Snapshot, erp string, connectionID int64, company string) (*mlcv1.ErpRef, error) {
+	conn, ok := reg.ByID(connectionID)
+	if !ok || conn.Kind != connections.Kind(erp) {
+		return nil, fmt.Errorf("%s connection %d is not registered", erp, connectionID)
 	}
+	name := conn.Name
 	e := mlcv1.Erp_ERP_IFS
 	if erp == "jde" {
 		e = mlcv1.Erp_ERP_JDE

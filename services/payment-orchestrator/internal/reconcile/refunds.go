@@ -23,7 +23,7 @@ var refundStates = map[string]struct {
 	"cancelled":      {ledger.RefundCancelled, mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_CANCELLED},
 }
 
-func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event) error {
+func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event, f facts) error {
 	gcID := ev.GetLinks()["refund"]
 	change, known := refundStates[ev.GetAction()]
 	if gcID == "" || !known {
@@ -31,7 +31,7 @@ func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event) error {
 	}
 	rf, err := ledger.LockRefundByGC(ctx, tx, gcID)
 	if errors.Is(err, ledger.ErrNotFound) {
-		rf, err = r.placeRefund(ctx, tx, ev, gcID)
+		rf, err = r.placeRefund(ctx, tx, ev, gcID, f)
 	}
 	if errors.Is(err, errNotOurs) {
 		return nil
@@ -51,7 +51,7 @@ func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event) error {
 		return r.ignore(ctx, tx, ev, gcID, err.Error())
 	}
 	if change.outcome != mlcv1.RefundOutcomeKind_REFUND_OUTCOME_KIND_UNSPECIFIED {
-		ref, err := erpRef(ctx, tx, rf.Key.ERP, rf.Key.ConnectionID, rf.Key.Company)
+		ref, err := erpRef(f.reg, rf.Key.ERP, rf.Key.ConnectionID, rf.Key.Company)
 		if err != nil {
 			return err
 		}
@@ -77,15 +77,16 @@ func (r *Reconciler) refund(ctx context.Context, tx pgx.Tx, ev event) error {
 
 // placeRefund finds a refund whose id is not recorded yet by the ERP
 // identity in its metadata, and records the id.
-func (r *Reconciler) placeRefund(ctx context.Context, tx pgx.Tx, ev event, gcID string) (ledger.Refund, error) {
+func (r *Reconciler) placeRefund(ctx context.Context, tx pgx.Tx, ev event, gcID string, f facts) (ledger.Refund, error) {
 	meta := ev.GetResourceMetadata()
 	if meta["erp_connection"] == "" || meta["erp_refund_id"] == "" {
 		return ledger.Refund{}, errNotOurs
 	}
-	connID, err := ledger.ConnectionID(ctx, tx, meta["erp_connection"])
-	if err != nil {
-		return ledger.Refund{}, err
+	conn, ok := f.reg.ByName(meta["erp_connection"])
+	if !ok {
+		return ledger.Refund{}, errNotOurs // no such connection here
 	}
+	connID := conn.ID
 	rf, err := ledger.LockRefund(ctx, tx, ledger.RefundKey{ConnectionID: connID, Company: meta["company"], RefundID: meta["erp_refund_id"]})
 	if errors.Is(err, ledger.ErrNotFound) || (err == nil && rf.GCRefundID != "" && rf.GCRefundID != gcID) {
 		return rf, errNotOurs
