@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/jde/jdesim"
@@ -45,6 +46,9 @@ func run(ctx context.Context, args []string) error {
 		ReceiptsInputOrchestration: env.String("JDESIM_RECEIPTS_INPUT_ORCHESTRATION", "MLC_ReceiptsInput",
 			"Name of the standard receipt orchestration (an F03B13Z1 row processed by R03B551)."),
 	}
+	nodeAddrs := env.String("JDESIM_NODE_ADDRS", "",
+		"When set (e.g. 127.0.0.1:8094,127.0.0.1:8095), serve one AIS node per address, sessions bound to their node, "+
+			"and on JDESIM_ADDR a cookie-affinity load balancer in front of them (at most 8 nodes).")
 	seed := env.String("JDESIM_SEED_COMPANY", "", "When set, seed demo customers and invoices in this company (e.g. 00001).")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
@@ -60,18 +64,50 @@ func run(ctx context.Context, args []string) error {
 	if seed != "" {
 		sim.SeedDemo(seed)
 	}
+	var handler http.Handler = sim
+	if nodeAddrs != "" {
+		addrs := strings.Split(nodeAddrs, ",")
+		if len(addrs) > 8 {
+			return errors.New("configuration: JDESIM_NODE_ADDRS lists more than 8 nodes")
+		}
+		urls := map[string]string{}
+		for i, a := range addrs {
+			l, err := net.Listen("tcp", strings.TrimSpace(a))
+			if err != nil {
+				return fmt.Errorf("JDESIM_NODE_ADDRS: listen %s: %w", a, err)
+			}
+			name, self := fmt.Sprintf("n%d", i+1), "http://"+l.Addr().String()
+			urls[name] = self
+			go func() {
+				if err := serve(ctx, l, sim.Node(name, self), "jdesim node "+name); err != nil {
+					slog.Error("jdesim node stopped", "node", name, "error", err)
+				}
+			}()
+		}
+		b, err := jdesim.NewBalancer(urls)
+		if err != nil {
+			return err
+		}
+		handler = b
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	slog.Info("jdesim environment", "environment", opts.Environment)
+	return serve(ctx, l, handler, "jdesim")
+}
+
+// serve serves h on l until ctx ends.
+func serve(ctx context.Context, l net.Listener, h http.Handler, what string) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(shutdown)
 	}()
-	slog.Info("jdesim listening", "addr", l.Addr().String(), "environment", opts.Environment)
+	slog.Info(what+" listening", "addr", l.Addr().String())
 	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
