@@ -130,6 +130,10 @@ func demo(ctx context.Context, opts options) error {
 	}
 	if sims != nil {
 		serviceEnv["gc-webhook"] = []string{"WEBHOOK_ADDR=" + sims.webhookAddr}
+	} else {
+		// Without the simulators no connection holds a webhook secret, and
+		// gc-webhook is not ready until it could verify a webhook.
+		serviceEnv["gc-webhook"] = []string{"GC_WEBHOOK_SECRET=" + rand.Text()}
 	}
 
 	var procs []*process
