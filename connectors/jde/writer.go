@@ -571,6 +571,9 @@ func receiptsInputKey(outcomeID string, at time.Time) (batch, txn string) {
 // multicurrency ones: the amount in CKAM (and AG, for Known Invoice Match
 // With Amount) in the invoice's currency, CRRM the invoice's mode.
 func (w *Writer) postReceiptsInput(ctx context.Context, p Payment, mode, acct, amount string) (Result, error) {
+	if p.OccurredAt.IsZero() {
+		return Result{}, fmt.Errorf("%w: a receipt needs its date (F03B13Z1 DMTJ, and the batch EDBT)", ErrInvalid)
+	}
 	user := w.cfg.ReceiptsUser
 	if len(user) > 10 {
 		return Result{}, fmt.Errorf("%w: F03B13Z1 EDUS %q is longer than 10 characters", ErrInvalid, user)

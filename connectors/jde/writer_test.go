@@ -201,6 +201,7 @@ func TestWriterRefusesBadOutcomes(t *testing.T) {
 		{"business unit without GL account", with(func(p *jde.Payment) { p.Invoice.Document = "1002" }), jde.ErrInvalid},
 		{"no business unit and no default", with(func(p *jde.Payment) { p.Invoice.Document = "1003" }), jde.ErrInvalid},
 		{"unknown invoice", with(func(p *jde.Payment) { p.Invoice.Document = "999" }), jde.ErrNotFound},
+		{"no receipt date", with(func(p *jde.Payment) { p.OccurredAt = time.Time{} }), jde.ErrInvalid},
 	}
 	for _, tt := range tests {
 		if _, err := w.PostPayment(ctx, tt.p); !errors.Is(err, tt.want) {
