@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -66,8 +67,9 @@ type Rig struct {
 	Poster     *Poster
 	Log        *slog.Logger
 	// GCRequests counts requests the orchestrator's GoCardless client sent.
-	GCRequests *Counter
-	consuming  bool
+	GCRequests  *Counter
+	consuming   bool
+	erpDurables []string
 }
 
 // Options tune New.
@@ -163,6 +165,22 @@ func New(t testing.TB, o Options) *Rig {
 // delays, as replica; they stop when the test ends.
 func (r *Rig) Consumers(replica string, workers int) {
 	r.T.Helper()
+	r.consumers(replica, workers, "payment-orchestrator-erp")
+}
+
+// RacingConsumers starts a replica whose ERP events come from a durable
+// consumer of its own: it receives every ERP event the replicas started
+// by Consumers receive, and handles it at the same time as they do.
+func (r *Rig) RacingConsumers(replica string, workers int) {
+	r.T.Helper()
+	r.consumers(replica, workers, "payment-orchestrator-erp-"+replica)
+}
+
+func (r *Rig) consumers(replica string, workers int, erpDurable string) {
+	r.T.Helper()
+	if !slices.Contains(r.erpDurables, erpDurable) {
+		r.erpDurables = append(r.erpDurables, erpDurable)
+	}
 	r.consuming = true
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -171,7 +189,7 @@ func (r *Rig) Consumers(replica string, workers int) {
 		spec bus.ConsumerSpec
 		h    bus.Handler
 	}{
-		{bus.ConsumerSpec{Stream: bus.StreamERP, Durable: "payment-orchestrator-erp", Workers: workers, MaxDeliver: 10, BackOff: fast, AckWait: 10 * time.Second}, r.Collector.Handle},
+		{bus.ConsumerSpec{Stream: bus.StreamERP, Durable: erpDurable, Workers: workers, MaxDeliver: 10, BackOff: fast, AckWait: 10 * time.Second}, r.Collector.Handle},
 		{bus.ConsumerSpec{Stream: bus.StreamGC, Durable: "payment-orchestrator-gc", Workers: workers, MaxDeliver: 10, BackOff: fast, AckWait: 10 * time.Second}, r.Reconciler.Handle},
 		{bus.ConsumerSpec{Stream: bus.StreamDLQ, Durable: "payment-orchestrator-dlq", BackOff: fast}, deadletter.Handler{Ledger: r.Ledger}.Handle},
 	} {
@@ -210,6 +228,21 @@ func Invoice(id, customer, amount string) *mlcv1.InvoiceReady {
 // Publish puts an ERP event on the bus as a poller would.
 func (r *Rig) Publish(m proto.Message) {
 	r.T.Helper()
+	r.publish(m, "")
+}
+
+// PublishAgain puts an ERP event on the bus again under a fresh message
+// id, as a poller re-reading it after JetStream's duplicate window would:
+// the broker cannot drop it, so only the handlers' own dedup can.
+func (r *Rig) PublishAgain(m proto.Message) {
+	r.T.Helper()
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	r.publish(m, fmt.Sprintf(":again:%x", b))
+}
+
+func (r *Rig) publish(m proto.Message, idSuffix string) {
+	r.T.Helper()
 	var subject, id string
 	switch m := m.(type) {
 	case *mlcv1.CustomerChanged:
@@ -232,7 +265,7 @@ func (r *Rig) Publish(m proto.Message) {
 	if err != nil {
 		r.T.Fatal(err)
 	}
-	if _, err := r.Bus.Publish(context.Background(), bus.Msg{Subject: subject, ID: id, Data: data}); err != nil {
+	if _, err := r.Bus.Publish(context.Background(), bus.Msg{Subject: subject, ID: id + idSuffix, Data: data}); err != nil {
 		r.T.Fatal(err)
 	}
 }
@@ -282,8 +315,23 @@ func (r *Rig) Advance(d time.Duration) {
 // handled everything published so far, so a test's days happen in order.
 func (r *Rig) Drain() {
 	r.T.Helper()
-	r.Eventually(30*time.Second, "gocardless events handled", func() bool {
-		c, err := r.Bus.JetStream().Consumer(context.Background(), bus.StreamGC, "payment-orchestrator-gc")
+	r.drain(bus.StreamGC, "payment-orchestrator-gc")
+}
+
+// DrainERP waits until the ERP-event consumer has handled, and
+// acknowledged, everything published so far: after it, what has not
+// happened will not (the known point a test asserts absence at).
+func (r *Rig) DrainERP() {
+	r.T.Helper()
+	for _, durable := range r.erpDurables {
+		r.drain(bus.StreamERP, durable)
+	}
+}
+
+func (r *Rig) drain(stream, durable string) {
+	r.T.Helper()
+	r.Eventually(30*time.Second, durable+" drained", func() bool {
+		c, err := r.Bus.JetStream().Consumer(context.Background(), stream, durable)
 		if err != nil {
 			return false
 		}
