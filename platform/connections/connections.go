@@ -382,3 +382,49 @@ func (s *Store) Rotate(ctx context.Context, actor string) (int, error) {
 	}
 	return n, nil
 }
+
+// SetSecrets replaces or adds secrets of the named connection (a rotated
+// client secret, a new GoCardless token), sealed under the primary key.
+// The audit entry names the secrets, never their values.
+func (s *Store) SetSecrets(ctx context.Context, name string, vals map[string]secrets.Value, actor string) error {
+	if len(vals) == 0 {
+		return errors.New("set secrets: none given")
+	}
+	names := make([]string, 0, len(vals))
+	for n, v := range vals {
+		if n == "" || v.Empty() {
+			return fmt.Errorf("set secrets: secret %q is empty", n)
+		}
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	err := database.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+		var id int64
+		err := tx.QueryRow(ctx, `SELECT id FROM connections WHERE name = $1 FOR UPDATE`, name).Scan(&id)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%q: %w", name, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			sealed, err := s.keys.SealValue(vals[n], aad(id, n))
+			if err != nil {
+				return fmt.Errorf("seal %s: %w", n, err)
+			}
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO connection_secrets (connection_id, name, key_id, ciphertext) VALUES ($1, $2, $3, $4)
+				ON CONFLICT (connection_id, name) DO UPDATE SET key_id = excluded.key_id, ciphertext = excluded.ciphertext`,
+				id, n, sealed.KeyID, sealed.Ciphertext); err != nil {
+				return fmt.Errorf("store secret %s: %w", n, err)
+			}
+		}
+		_, err = audit.Append(ctx, tx, audit.Entry{AggregateType: "connection", AggregateID: name, Actor: actor,
+			Action: "connection.secrets_replaced", Payload: map[string]any{"secrets": names, "key_id": s.keys.PrimaryID()}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("set secrets: %w", err)
+	}
+	return nil
+}

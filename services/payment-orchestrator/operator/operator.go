@@ -289,6 +289,12 @@ func (d *Desk) markReplayed(ctx context.Context, actor string, res Replayed, key
 // none open, it opens one on the operator's word and escalates it, so the
 // hand-over is recorded either way. It returns the exceptions escalated.
 func (d *Desk) EscalateCollection(ctx context.Context, erpConnection, company, invoiceID, actor, note string) ([]int64, error) {
+	return d.closeCollection(ctx, erpConnection, company, invoiceID, "escalated", actor, note)
+}
+
+// closeCollection moves the open exceptions of a collection to status,
+// opening one on the operator's word when there is none.
+func (d *Desk) closeCollection(ctx context.Context, erpConnection, company, invoiceID, status, actor, note string) ([]int64, error) {
 	shown, err := d.Show(ctx, erpConnection, company, invoiceID)
 	if err != nil {
 		return nil, err
@@ -299,7 +305,7 @@ func (d *Desk) EscalateCollection(ctx context.Context, erpConnection, company, i
 			ids = append(ids, e.ID)
 		}
 		if len(ids) == 0 {
-			id, err := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "operator_escalation", AggregateType: "collection",
+			id, err := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: map[string]string{"escalated": "operator_escalation", "resolved": "operator_resolution"}[status], AggregateType: "collection",
 				AggregateID: shown.key.String(), Reason: note})
 			if err != nil {
 				return err
@@ -307,11 +313,69 @@ func (d *Desk) EscalateCollection(ctx context.Context, erpConnection, company, i
 			ids = append(ids, id)
 		}
 		for _, id := range ids {
-			if err := ledger.SetExceptionStatus(ctx, tx, id, "escalated", actor, note); err != nil {
+			if err := ledger.SetExceptionStatus(ctx, tx, id, status, actor, note); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
 	return ids, err
+}
+
+// Resolve marks an exception resolved, with the operator's note on what
+// was done about it outside the system.
+func (d *Desk) Resolve(ctx context.Context, exceptionID int64, actor, note string) error {
+	return d.ledger.Tx(ctx, func(tx pgx.Tx) error {
+		return ledger.SetExceptionStatus(ctx, tx, exceptionID, "resolved", actor, note)
+	})
+}
+
+// ResolveCollection resolves the open exceptions of a collection; with
+// none open (a failed payment the operator settled by other means), it
+// opens one on the operator's word and resolves it, so the decision is
+// recorded either way. It returns the exceptions resolved.
+func (d *Desk) ResolveCollection(ctx context.Context, erpConnection, company, invoiceID, actor, note string) ([]int64, error) {
+	return d.closeCollection(ctx, erpConnection, company, invoiceID, "resolved", actor, note)
+}
+
+// Note is what an operator wrote when changing an exception's status.
+type Note struct {
+	Exception int64     `json:"exception_id"`
+	Status    string    `json:"status"`
+	Author    string    `json:"author"`
+	Text      string    `json:"text"`
+	At        time.Time `json:"at"`
+}
+
+// Notes returns the notes on the given exceptions, oldest first, read
+// from the audit log (where every status change is recorded with its
+// note). Entries written before the exception id was recorded belong to
+// every exception of their aggregate.
+func (d *Desk) Notes(ctx context.Context, exceptionIDs []int64) (map[int64][]Note, error) {
+	out := map[int64][]Note{}
+	if len(exceptionIDs) == 0 {
+		return out, nil
+	}
+	rows, err := d.db.Query(ctx, `
+		SELECT e.id, substr(a.action, 11), a.actor, coalesce(a.payload->>'cause', ''), a.occurred_at
+		FROM exceptions e
+		JOIN audit_log a ON a.aggregate_type = e.aggregate_type AND a.aggregate_id = e.aggregate_id
+		WHERE e.id = ANY($1) AND a.action IN ('exception.escalated', 'exception.resolved', 'exception.replayed')
+		  AND coalesce(a.payload->>'exception', e.id::text) = e.id::text
+		ORDER BY a.occurred_at, a.id`, exceptionIDs)
+	if err != nil {
+		return nil, fmt.Errorf("exception notes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n Note
+		if err := rows.Scan(&n.Exception, &n.Status, &n.Author, &n.Text, &n.At); err != nil {
+			return nil, fmt.Errorf("exception notes: %w", err)
+		}
+		out[n.Exception] = append(out[n.Exception], n)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("exception notes: %w", err)
+	}
+	return out, nil
 }

@@ -202,8 +202,13 @@ func SetExceptionStatus(ctx context.Context, tx pgx.Tx, id int64, status, actor,
 	if _, err := tx.Exec(ctx, `UPDATE exceptions SET status = $2 WHERE id = $1`, id, status); err != nil {
 		return err
 	}
+	// The exception's id is in the payload: an aggregate may have several
+	// exceptions, and each one's notes are listed with it.
 	_, err = audit.Append(ctx, tx, audit.Entry{AggregateType: aggType, AggregateID: aggID, Actor: actor, Action: "exception." + status,
-		Payload: Change{Before: before, After: status, Cause: note}})
+		Payload: struct {
+			Change
+			Exception int64 `json:"exception"`
+		}{Change{Before: before, After: status, Cause: note}, id}})
 	return err
 }
 
