@@ -5,9 +5,9 @@ SHELL := /bin/bash
 MODULES := proto platform cmd \
 	connectors/gocardless connectors/ifscloud connectors/jde \
 	services/ifs-poller services/jde-poller services/gc-webhook \
-	services/payment-orchestrator services/erp-poster \
+	services/payment-orchestrator services/erp-poster services/console \
 	deploy/k8stest deploy/images
-SERVICES := ifs-poller jde-poller gc-webhook payment-orchestrator erp-poster
+SERVICES := ifs-poller jde-poller gc-webhook payment-orchestrator erp-poster console
 COMMANDS := mlcctl mlc-demo
 # Simulators of the external systems: connectors/<system>/cmd/<name>.
 SIMULATORS := $(wildcard connectors/*/cmd/*)

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/ml-connector/ml-connector/platform v0.0.0
+	github.com/ml-connector/ml-connector/services/console v0.0.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	go.opentelemetry.io/proto/otlp v1.11.0
 	golang.org/x/term v0.47.0
@@ -71,3 +72,5 @@ replace github.com/ml-connector/ml-connector/connectors/gocardless => ../connect
 replace github.com/ml-connector/ml-connector/connectors/ifscloud => ../connectors/ifscloud
 
 replace github.com/ml-connector/ml-connector/connectors/jde => ../connectors/jde
+
+replace github.com/ml-connector/ml-connector/services/console => ../services/console

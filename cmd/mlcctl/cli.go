@@ -21,6 +21,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/database"
 	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/services/console/users"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/operator"
 )
 
@@ -44,6 +45,8 @@ Commands:
   mandates list [--state awaiting_payer|requesting|fulfilled|cancelled|expired|all] [--json]
                                   customers asked to authorise a mandate, with their link
   mandates resend ID              a new link for a customer whose link expired or was cancelled
+  users add --name N --role viewer|operator|admin [--oidc]   console account (password from stdin)
+  users list [--json]             console accounts (never their passwords)
 
 `
 
@@ -103,6 +106,10 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return nil
 	case cmd == "connections ping":
 		return c.connectionsPing(ctx, connections.NewStore(db, keys), args[2:])
+	case cmd == "users add":
+		return c.usersAdd(ctx, users.NewStore(db), args[2:])
+	case cmd == "users list":
+		return c.usersList(ctx, users.NewStore(db), args[2:])
 	case cmd == "audit verify":
 		return c.auditVerify(ctx, db)
 	case cmd == "exceptions list":

@@ -72,3 +72,26 @@ func TestExceptionsAndCollections(t *testing.T) {
 		}
 	}
 }
+
+func TestUsersAdd(t *testing.T) {
+	dbURL := testsupport.PostgresURL(t)
+	if _, err := mlcctl(t, dbURL, "", "migrate"); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := mlcctl(t, dbURL, "a-long-enough-password\n", "users", "add", "--name", "ann", "--role", "operator"); err != nil || !strings.Contains(out, "added operator ann (signs in with password)") {
+		t.Fatalf("users add: %v %s", err, out)
+	}
+	if _, err := mlcctl(t, dbURL, "short\n", "users", "add", "--name", "bob", "--role", "viewer"); err == nil || !strings.Contains(err.Error(), "password must be") {
+		t.Errorf("short password: %v", err)
+	}
+	if _, err := mlcctl(t, dbURL, "", "users", "add", "--name", "carl", "--role", "root", "--oidc"); err == nil || !strings.Contains(err.Error(), "unknown role") {
+		t.Errorf("unknown role: %v", err)
+	}
+	if _, err := mlcctl(t, dbURL, "", "users", "add", "--name", "sso@example.com", "--role", "admin", "--oidc"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := mlcctl(t, dbURL, "", "users", "list")
+	if err != nil || !strings.Contains(out, "ann              operator  password") || !strings.Contains(out, "OpenID provider") || strings.Contains(out, "a-long-enough") {
+		t.Errorf("users list: %v\n%s", err, out)
+	}
+}

@@ -1,0 +1,306 @@
+// Package views reads what the console's pages show from the database the
+// services write: the exceptions queue, the overview per connection and
+// company, and a collection's surroundings. It only reads; every action goes
+// through the orchestrator's operator package. Amounts stay in minor units
+// (int64) and are formatted with the currency's exact decimals; a float
+// never holds money here.
+package views
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/operator"
+)
+
+// Views reads the console's pages.
+type Views struct {
+	db   *pgxpool.Pool
+	desk *operator.Desk
+}
+
+// New returns the views of db; desk lists the notes operators wrote.
+func New(db *pgxpool.Pool, desk *operator.Desk) *Views { return &Views{db: db, desk: desk} }
+
+// Item is one thing in the exceptions queue: a row of the exceptions table,
+// or a failed, cancelled or charged-back collection nobody has acted on
+// yet (GoCardless's failure is itself the exception).
+type Item struct {
+	// Ref names the item in forms and URLs: "exception:ID" or "collection:ID".
+	Ref          string    `json:"ref"`
+	ExceptionID  int64     `json:"exception_id,omitempty"`
+	CollectionID int64     `json:"collection_id,omitempty"`
+	Kind         string    `json:"kind"`
+	Status       string    `json:"status"`
+	Connection   string    `json:"connection,omitempty"`
+	Company      string    `json:"company,omitempty"`
+	Document     string    `json:"document,omitempty"`
+	Subject      string    `json:"subject"` // what it is about: aggregate type and id
+	Reason       string    `json:"reason"`
+	Amount       *Amount   `json:"amount,omitempty"`
+	State        string    `json:"collection_state,omitempty"`
+	Replayable   bool      `json:"replayable"`
+	Since        time.Time `json:"since"`
+	Explanation  string    `json:"explanation"`
+	WhatToDo     string    `json:"what_to_do"`
+	Notes        []Note    `json:"notes"`
+}
+
+// Note is an operator's note on an item.
+type Note = operator.Note
+
+// Filter narrows the queue. Zero values match everything.
+type Filter struct {
+	Connection string
+	Company    string
+	// Reason matches the kind (invalid_invoice, payment_failed, ...) or
+	// the failure cause GoCardless gave (insufficient_funds, ...).
+	Reason string
+	// Document keeps the items about one ERP document.
+	Document string
+	// OlderThan keeps items at least this old.
+	OlderThan time.Duration
+	// Status is open (the default), escalated, replayed, resolved or all.
+	Status string
+	Limit  int
+	Offset int
+}
+
+// Bounds of a filter, checked before any query runs.
+const (
+	MaxPageSize  = 200
+	maxFilterLen = 500
+)
+
+// Statuses an item can be filtered by.
+var Statuses = []string{"open", "escalated", "replayed", "resolved", "all"}
+
+// Check normalises f and says what is wrong with it.
+func (f *Filter) Check() error {
+	if f.Status == "" {
+		f.Status = "open"
+	}
+	valid := false
+	for _, s := range Statuses {
+		valid = valid || s == f.Status
+	}
+	if !valid {
+		return fmt.Errorf("status %q: want one of %s", f.Status, strings.Join(Statuses, ", "))
+	}
+	for name, v := range map[string]string{"connection": f.Connection, "company": f.Company, "reason": f.Reason, "document": f.Document} {
+		if len(v) > maxFilterLen {
+			return fmt.Errorf("%s: longer than %d characters", name, maxFilterLen)
+		}
+	}
+	if f.OlderThan < 0 || f.OlderThan > 10*365*24*time.Hour {
+		return errors.New("age: between 0 and 10 years")
+	}
+	if f.Limit <= 0 || f.Limit > MaxPageSize {
+		f.Limit = 50
+	}
+	if f.Offset < 0 || f.Offset > 1_000_000 {
+		return errors.New("offset: between 0 and 1000000")
+	}
+	return nil
+}
+
+// Page is one page of the queue and what the whole filtered queue holds.
+type Page struct {
+	Items  []Item   `json:"items"`
+	Total  int      `json:"total"`
+	Totals []Amount `json:"totals"` // by currency, over every matching item with an amount
+	Filter struct {
+		Connection string `json:"connection"`
+		Company    string `json:"company"`
+		Reason     string `json:"reason"`
+		Status     string `json:"status"`
+		OlderThan  string `json:"older_than"`
+		Limit      int    `json:"limit"`
+		Offset     int    `json:"offset"`
+	} `json:"filter"`
+}
+
+// queueSQL is the queue: exceptions (whose aggregate id names the
+// connection either by name, "conn:company:doc", or by ledger id,
+// "erp:connID:company:doc") with the collection they are about, if any,
+// and the failed collections no exception row speaks for yet. $1 status
+// (” for all), $2 connection, $3 company, $4 reason, $5 created before,
+// $6 document.
+const queueSQL = `
+WITH items AS (
+	SELECT 'exception:' || e.id AS ref, e.id AS exception_id, col.id AS collection_id, e.kind, e.status,
+	       coalesce(cn.name, '') AS connection, coalesce(k.company, '') AS company, coalesce(k.doc, '') AS document,
+	       e.aggregate_type || ' ' || e.aggregate_id AS subject, e.reason, coalesce(col.failure_cause, '') AS cause,
+	       col.amount_minor, col.currency, coalesce(col.state, '') AS state, coalesce(col.kind, '') AS col_kind, e.created_at AS since
+	FROM exceptions e
+	CROSS JOIN LATERAL (SELECT
+		CASE WHEN e.aggregate_id ~ '^(ifs|jde):[0-9]+:' THEN split_part(e.aggregate_id, ':', 2) END AS conn_id,
+		CASE WHEN e.aggregate_id ~ '^(ifs|jde):[0-9]+:' THEN NULL
+		     WHEN e.aggregate_type IN ('invoice', 'customer', 'refund') THEN split_part(e.aggregate_id, ':', 1) END AS conn_name,
+		CASE WHEN e.aggregate_id ~ '^(ifs|jde):[0-9]+:' THEN split_part(e.aggregate_id, ':', 3)
+		     WHEN e.aggregate_type IN ('invoice', 'customer', 'refund') THEN split_part(e.aggregate_id, ':', 2) END AS company,
+		CASE WHEN e.aggregate_id ~ '^(ifs|jde):[0-9]+:' THEN substring(e.aggregate_id FROM '^[a-z]+:[0-9]+:[^:]*:(.*)$')
+		     WHEN e.aggregate_type IN ('invoice', 'customer', 'refund') THEN substring(e.aggregate_id FROM '^[^:]*:[^:]*:(.*)$') END AS doc
+	) k
+	LEFT JOIN connections cn ON cn.id::text = k.conn_id OR cn.name = k.conn_name
+	LEFT JOIN collections col ON e.aggregate_type IN ('invoice', 'collection')
+	     AND col.connection_id = cn.id AND col.company = k.company AND col.invoice_id = k.doc
+	WHERE ($1 = '' OR e.status = $1)
+	UNION ALL
+	SELECT 'collection:' || col.id, NULL, col.id, 'payment_' || col.state, 'open',
+	       cn.name, col.company, col.invoice_id,
+	       'collection ' || cn.name || ':' || col.company || ':' || col.invoice_id,
+	       concat_ws(': ', nullif(col.failure_reason_code, ''), nullif(col.failure_description, '')), coalesce(col.failure_cause, ''),
+	       col.amount_minor, col.currency, col.state, col.kind, col.updated_at
+	FROM collections col JOIN connections cn ON cn.id = col.connection_id
+	WHERE col.state IN ('failed', 'cancelled', 'charged_back', 'exception') AND ($1 = '' OR $1 = 'open')
+	  AND NOT EXISTS (SELECT 1 FROM exceptions x WHERE
+	        (x.aggregate_type = 'invoice' AND x.aggregate_id = cn.name || ':' || col.company || ':' || col.invoice_id)
+	     OR (x.aggregate_type = 'collection' AND x.aggregate_id = col.erp || ':' || col.connection_id || ':' || col.company || ':' || col.invoice_id))
+)
+SELECT * FROM items
+WHERE ($2 = '' OR connection = $2) AND ($3 = '' OR company = $3) AND ($4 = '' OR kind = $4 OR cause = $4)
+  AND since <= $5 AND ($6 = '' OR document = $6)`
+
+// Queue returns one page of the filtered queue, newest first, with the
+// notes of the items on it and the totals of all matching items.
+func (v *Views) Queue(ctx context.Context, f Filter) (Page, error) {
+	if err := f.Check(); err != nil {
+		return Page{}, err
+	}
+	var p Page
+	p.Filter.Connection, p.Filter.Company, p.Filter.Reason, p.Filter.Status = f.Connection, f.Company, f.Reason, f.Status
+	p.Filter.Limit, p.Filter.Offset = f.Limit, f.Offset
+	if f.OlderThan > 0 {
+		p.Filter.OlderThan = f.OlderThan.String()
+	}
+	status := f.Status
+	if status == "all" {
+		status = ""
+	}
+	before := time.Now().Add(-f.OlderThan)
+	args := []any{status, f.Connection, f.Company, f.Reason, before, f.Document}
+
+	rows, err := v.db.Query(ctx, `SELECT count(*), currency, coalesce(sum(amount_minor), 0)::text FROM (`+queueSQL+`) q GROUP BY currency ORDER BY currency NULLS LAST`, args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("queue totals: %w", err)
+	}
+	for rows.Next() {
+		var n int
+		var currency *string
+		var sum string
+		if err := rows.Scan(&n, &currency, &sum); err != nil {
+			rows.Close()
+			return Page{}, fmt.Errorf("queue totals: %w", err)
+		}
+		p.Total += n
+		if currency != nil {
+			minor, err := strconv.ParseInt(sum, 10, 64)
+			if err != nil {
+				rows.Close()
+				return Page{}, fmt.Errorf("queue totals: %s %s does not fit in 64 bits", sum, *currency)
+			}
+			p.Totals = append(p.Totals, NewAmount(minor, *currency))
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return Page{}, fmt.Errorf("queue totals: %w", err)
+	}
+
+	rows, err = v.db.Query(ctx, queueSQL+` ORDER BY since DESC, ref LIMIT $7 OFFSET $8`, append(args, f.Limit, f.Offset)...)
+	if err != nil {
+		return Page{}, fmt.Errorf("queue: %w", err)
+	}
+	p.Items, err = pgx.CollectRows(rows, scanItem)
+	if err != nil {
+		return Page{}, fmt.Errorf("queue: %w", err)
+	}
+	if err := v.attachNotes(ctx, p.Items); err != nil {
+		return Page{}, err
+	}
+	return p, nil
+}
+
+// Items returns the queue items with the given refs (for bulk actions),
+// in the order given; unknown refs are an error.
+func (v *Views) Items(ctx context.Context, refs []string) ([]Item, error) {
+	if len(refs) > MaxPageSize {
+		return nil, fmt.Errorf("at most %d items at once", MaxPageSize)
+	}
+	rows, err := v.db.Query(ctx, `SELECT * FROM (`+queueSQL+`) q WHERE ref = ANY($7)`, "", "", "", "", time.Now().Add(time.Hour), "", refs)
+	if err != nil {
+		return nil, fmt.Errorf("queue items: %w", err)
+	}
+	found, err := pgx.CollectRows(rows, scanItem)
+	if err != nil {
+		return nil, fmt.Errorf("queue items: %w", err)
+	}
+	byRef := map[string]Item{}
+	for _, it := range found {
+		byRef[it.Ref] = it
+	}
+	out := make([]Item, 0, len(refs))
+	for _, ref := range refs {
+		it, ok := byRef[ref]
+		if !ok {
+			return nil, fmt.Errorf("item %q: not in the queue", ref)
+		}
+		out = append(out, it)
+	}
+	return out, v.attachNotes(ctx, out)
+}
+
+func scanItem(r pgx.CollectableRow) (Item, error) {
+	var it Item
+	var exID, colID, minor *int64
+	var currency *string
+	var cause, colKind string
+	err := r.Scan(&it.Ref, &exID, &colID, &it.Kind, &it.Status, &it.Connection, &it.Company, &it.Document,
+		&it.Subject, &it.Reason, &cause, &minor, &currency, &it.State, &colKind, &it.Since)
+	if err != nil {
+		return it, err
+	}
+	if exID != nil {
+		it.ExceptionID = *exID
+	}
+	if colID != nil {
+		it.CollectionID = *colID
+	}
+	if minor != nil && currency != nil {
+		a := NewAmount(*minor, *currency)
+		it.Amount = &a
+	}
+	it.Replayable = colKind == "payment" && (it.State == "failed" || it.State == "cancelled" || it.State == "exception") &&
+		(it.Status == "open" || it.Status == "escalated")
+	it.Explanation, it.WhatToDo = explain(it, cause)
+	it.Notes = []Note{}
+	return it, nil
+}
+
+// attachNotes reads the notes of the items' exceptions in one query.
+func (v *Views) attachNotes(ctx context.Context, items []Item) error {
+	var ids []int64
+	for _, it := range items {
+		if it.ExceptionID != 0 {
+			ids = append(ids, it.ExceptionID)
+		}
+	}
+	notes, err := v.desk.Notes(ctx, ids)
+	if err != nil {
+		return err
+	}
+	for i := range items {
+		if n := notes[items[i].ExceptionID]; n != nil {
+			items[i].Notes = n
+		}
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package web
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/services/console/internal/session"
+	"github.com/ml-connector/ml-connector/services/console/users"
+)
+
+type loginData struct {
+	Next       string
+	Error      string
+	LoginToken string
+	Name       string
+	OIDC       bool
+}
+
+// loginPage shows the sign-in form. The form carries a token also set as
+// a cookie, so a sign-in cannot be forged from another site (login CSRF).
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	s.showLogin(w, r, http.StatusOK, "", "")
+}
+
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, status int, name, msg string) {
+	token := randomToken()
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: token, Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, MaxAge: 900})
+	s.render(w, r, status, "login", "Sign in", loginData{
+		Next: localPath(r.FormValue("next"), "/"), Error: msg, LoginToken: token, Name: name, OIDC: s.cfg.OIDC != nil})
+}
+
+func randomToken() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// login checks a local account's name and password, rate limited per
+// name and per client address, and starts a session.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
+	if err := r.ParseForm(); err != nil {
+		s.problem(w, r, http.StatusBadRequest, "the sign-in form could not be read")
+		return
+	}
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	c, err := r.Cookie(loginCookie)
+	if err != nil || subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostFormValue("login_token"))) != 1 {
+		s.showLogin(w, r, http.StatusForbidden, name, "The sign-in form expired. Please try again.")
+		return
+	}
+	client := clientAddr(r)
+	if !s.limiter.allow("name:"+strings.ToLower(name)) || !s.limiter.allow("addr:"+client) {
+		s.log.WarnContext(r.Context(), "sign-in rate limited", "user", truncate(name, 64), "client", client)
+		w.Header().Set("Retry-After", "60")
+		s.showLogin(w, r, http.StatusTooManyRequests, name, "Too many failed sign-ins. Wait a few minutes and try again.")
+		return
+	}
+	u, err := s.users.Authenticate(r.Context(), name, secrets.NewValue(r.PostFormValue("password")))
+	if errors.Is(err, users.ErrBadCredentials) {
+		s.limiter.fail("name:" + strings.ToLower(name))
+		s.limiter.fail("addr:" + client)
+		s.log.InfoContext(r.Context(), "sign-in refused", "user", truncate(name, 64), "client", client)
+		s.showLogin(w, r, http.StatusUnauthorized, name, "Unknown user or wrong password.")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	s.startSession(w, r, u, "password", localPath(r.PostFormValue("next"), "/"))
+}
+
+// startSession signs u in, audits it, and sends the browser to next.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u users.User, method, next string) {
+	token, err := s.sessions.Create(r.Context(), u.ID)
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	if _, err := audit.Append(r.Context(), s.db, audit.Entry{AggregateType: "console_user", AggregateID: u.Name,
+		Actor: "console:" + u.Name, Action: "user.signed_in", Payload: map[string]any{"method": method, "client": clientAddr(r)}}); err != nil {
+		s.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: token, Path: "/", Secure: true, HttpOnly: true,
+		SameSite: http.SameSiteLaxMode, MaxAge: int(s.sessions.TTL().Seconds())})
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	s.log.InfoContext(r.Context(), "signed in", "user", u.Name, "method", method)
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	p := who(r)
+	if err := s.sessions.Delete(r.Context(), p.token); err != nil {
+		s.fail(w, r, http.StatusInternalServerError, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Path: "/", Secure: true, HttpOnly: true, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+// sessionInfo tells a script who it is signed in as and the CSRF token
+// its state-changing requests must carry in X-CSRF-Token.
+func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request) {
+	p := who(r)
+	writeJSON(w, http.StatusOK, map[string]any{"user": p.user, "csrf_token": session.CSRF(p.token)})
+}
+
+// clientAddr is the client's IP address as this server sees it (behind
+// an ingress, the ingress's: the per-name limit still holds).
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// limiter counts failed sign-ins per key in a fixed window. It holds at
+// most max keys; when full, it refuses new keys rather than forgetting old
+// ones, so flooding it with names cannot reset a victim's count.
+type limiter struct {
+	mu     sync.Mutex
+	limit  int
+	window time.Duration
+	max    int
+	now    func() time.Time
+	seen   map[string]*window
+}
+
+type window struct {
+	start    time.Time
+	failures int
+}
+
+func newLimiter(limit int, w time.Duration, max int) *limiter {
+	return &limiter{limit: limit, window: w, max: max, now: time.Now, seen: map[string]*window{}}
+}
+
+// allow reports whether key may try again.
+func (l *limiter) allow(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	w := l.current(key)
+	if w == nil {
+		return false
+	}
+	return w.failures < l.limit
+}
+
+// fail counts a failed attempt of key.
+func (l *limiter) fail(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if w := l.current(key); w != nil {
+		w.failures++
+	}
+}
+
+// current returns key's window, started afresh when the old one ended, or
+// nil when the table is full.
+func (l *limiter) current(key string) *window {
+	now := l.now()
+	w, ok := l.seen[key]
+	if ok && now.Sub(w.start) < l.window {
+		return w
+	}
+	if !ok && len(l.seen) >= l.max {
+		for k, old := range l.seen {
+			if now.Sub(old.start) >= l.window {
+				delete(l.seen, k)
+			}
+		}
+		if len(l.seen) >= l.max {
+			return nil
+		}
+	}
+	w = &window{start: now}
+	l.seen[key] = w
+	return w
+}
