@@ -223,7 +223,7 @@ var mutations = []mutation{
 	{name: "pool larger than the workers", edits: []edit{{dev + "kustomization.yaml", "      - DATABASE_POOL_SIZE=8\n", "      - DATABASE_POOL_SIZE=40\n"}},
 		overlay: "overlays/dev", rule: "workers-fit", want: "DATABASE_POOL_SIZE 40 above its 20 workers"},
 	{name: "autoscaler past the connection budget", edits: []edit{{base + "erp-poster.yaml", "maxReplicas: 6", "maxReplicas: 30"}},
-		overlay: "base", rule: "connection-budget", want: "base: up to 260 Postgres connections"},
+		overlay: "base", rule: "connection-budget", want: "base: up to 272 Postgres connections"},
 	{name: "pool size left to the default", edits: []edit{{base + "kustomization.yaml", "      - DATABASE_POOL_SIZE=4\n", ""}},
 		rule: "connection-budget", want: "ifs-poller: DATABASE_POOL_SIZE is not set in the manifest"},
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -69,6 +70,7 @@ var (
 	designListeners = map[string][]string{
 		"gc-webhook": {"WEBHOOK_ADDR"},
 		"erp-poster": {"GRPC_ADDR"},
+		"console":    {"CONSOLE_ADDR"},
 	}
 	// grpcServices are ready when their gRPC health service says so.
 	grpcServices = map[string]string{"erp-poster": "GRPC_ADDR"}
@@ -747,10 +749,20 @@ func checkDisruptionBudgets(w *world) (probs []string) {
 }
 
 func checkIngress(w *world) (probs []string) {
-	if len(w.c.Ingresses) != 1 {
-		return []string{fmt.Sprintf("%d Ingresses, want exactly 1 (the public webhook)", len(w.c.Ingresses))}
+	// The console has an Ingress of its own (checked below); every other
+	// one is the public webhook's.
+	var webhooks []*networkingv1.Ingress
+	for _, ing := range w.c.Ingresses {
+		if ing.Name == "console" {
+			probs = append(probs, checkConsoleIngress(w, ing)...)
+			continue
+		}
+		webhooks = append(webhooks, ing)
 	}
-	ing := w.c.Ingresses[0]
+	if len(webhooks) != 1 {
+		return append(probs, fmt.Sprintf("%d Ingresses, want exactly 1 (the public webhook)", len(webhooks)))
+	}
+	ing := webhooks[0]
 	ls, _ := w.listeners("gc-webhook")
 	webhookPort, ok := ls["WEBHOOK_ADDR"]
 	if !ok {
@@ -820,6 +832,50 @@ func checkIngress(w *world) (probs []string) {
 		}
 		if limit < max {
 			probs = append(probs, fmt.Sprintf("Ingress %s: the controller refuses bodies over %d bytes, gc-webhook accepts %d (WEBHOOK_MAX_BODY_BYTES)", ing.Name, limit, max))
+		}
+	}
+	return probs
+}
+
+// checkConsoleIngress holds the console's Ingress to TLS on every host and
+// to the console's own listener (CONSOLE_ADDR), nothing else.
+func checkConsoleIngress(w *world, ing *networkingv1.Ingress) (probs []string) {
+	ls, _ := w.listeners("console")
+	port, ok := ls["CONSOLE_ADDR"]
+	if !ok {
+		return []string{"console does not read CONSOLE_ADDR"}
+	}
+	hosts := map[string]bool{}
+	for _, tls := range ing.Spec.TLS {
+		for _, h := range tls.Hosts {
+			hosts[h] = true
+		}
+	}
+	wl, okWL := w.c.workload("console")
+	s := w.c.service("console")
+	for _, r := range ing.Spec.Rules {
+		if !hosts[r.Host] {
+			probs = append(probs, fmt.Sprintf("Ingress %s: host %q is not covered by TLS", ing.Name, r.Host))
+		}
+		if r.HTTP == nil {
+			continue
+		}
+		for _, p := range r.HTTP.Paths {
+			b := p.Backend.Service
+			if b == nil || b.Name != "console" || s == nil || !okWL {
+				probs = append(probs, fmt.Sprintf("Ingress %s: path %s goes to %v, want Service console", ing.Name, p.Path, b))
+				continue
+			}
+			reached := false
+			for _, sp := range s.Spec.Ports {
+				if (b.Port.Name != "" && sp.Name == b.Port.Name) || (b.Port.Number != 0 && sp.Port == b.Port.Number) {
+					n, ok := podPort(&wl.Template.Spec, sp.TargetPort)
+					reached = ok && n == port
+				}
+			}
+			if !reached {
+				probs = append(probs, fmt.Sprintf("Ingress %s: backend port %v does not reach CONSOLE_ADDR's port %d", ing.Name, b.Port, port))
+			}
 		}
 	}
 	return probs
