@@ -37,25 +37,12 @@ type settings struct {
 }
 
 func loadSettings(env *config.Env) settings {
-	s := settings{
+	return settings{
 		addr:          env.Addr("CONSOLE_ADDR", ":8090", "Listener for the console's pages and JSON API (put TLS in front: its cookies are Secure)."),
-		sessionTTL:    env.Duration("CONSOLE_SESSION_TTL", 8*time.Hour, "How long a sign-in lasts (5m to 24h)."),
-		loginAttempts: env.Int("CONSOLE_LOGIN_ATTEMPTS", 10, "Failed sign-ins allowed per user name and per client address in CONSOLE_LOGIN_WINDOW (1 to 1000)."),
-		loginWindow:   env.Duration("CONSOLE_LOGIN_WINDOW", 15*time.Minute, "Window of CONSOLE_LOGIN_ATTEMPTS (1m to 24h)."),
-		refresh:       env.Duration("CONSOLE_OVERVIEW_REFRESH", 15*time.Second, "How often the overview's figures are recounted (1s to 10m)."),
-	}
-	checkDuration(env, "CONSOLE_SESSION_TTL", s.sessionTTL, 5*time.Minute, 24*time.Hour)
-	checkDuration(env, "CONSOLE_LOGIN_WINDOW", s.loginWindow, time.Minute, 24*time.Hour)
-	checkDuration(env, "CONSOLE_OVERVIEW_REFRESH", s.refresh, time.Second, 10*time.Minute)
-	if s.loginAttempts < 1 || s.loginAttempts > 1000 {
-		env.Errorf("CONSOLE_LOGIN_ATTEMPTS", "%d is out of range (1 to 1000)", s.loginAttempts)
-	}
-	return s
-}
-
-func checkDuration(env *config.Env, name string, d, lo, hi time.Duration) {
-	if d < lo || d > hi {
-		env.Errorf(name, "%s is out of range (%s to %s)", d, lo, hi)
+		sessionTTL:    env.DurationRange("CONSOLE_SESSION_TTL", 8*time.Hour, 5*time.Minute, 24*time.Hour, "How long a sign-in lasts."),
+		loginAttempts: env.IntRange("CONSOLE_LOGIN_ATTEMPTS", 10, 1, 1000, "Failed sign-ins allowed per user name and per client address in CONSOLE_LOGIN_WINDOW."),
+		loginWindow:   env.DurationRange("CONSOLE_LOGIN_WINDOW", 15*time.Minute, time.Minute, 24*time.Hour, "Window of CONSOLE_LOGIN_ATTEMPTS."),
+		refresh:       env.DurationRange("CONSOLE_OVERVIEW_REFRESH", 15*time.Second, time.Second, 10*time.Minute, "How often the overview's figures are recounted."),
 	}
 }
 
