@@ -60,7 +60,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Sim = gcsim.NewServer(t, gcsim.Options{Tokens: []string{gcToken}})
+	w.Sim = gcsim.NewServer(t, gcsim.Options{Tokens: []string{gcToken}, Creditors: []gcsim.Creditor{gcsim.ApprovedCreditor()}})
 	w.Conns = connections.NewStore(w.DB, keys)
 	if _, err := w.Conns.Add(ctx, connections.New{Name: "gc", Kind: connections.KindGoCardless, Actor: "test",
 		Settings: map[string]any{"base_url": w.Sim.URL}, Secrets: map[string]secrets.Value{"access_token": secrets.NewValue(gcToken)}}); err != nil {
