@@ -22,7 +22,7 @@ func TestCollectionPage(t *testing.T) {
 		t.Fatalf("replay: %d\n%s", status, body)
 	}
 	for _, want := range []string{
-		"Replayed INV-4000", "GBP 4,000.00", "Collection replayed", "state: failed → ", "attempts: 1 → 2",
+		"Replayed INV-4000", "GBP 4,000.00", "Why: console:oscar: new payment, attempt 2", "state: failed → ", "attempts: 1 → 2",
 		"Audit trail verified", "<code>" + w.mandate(t) + "</code>",
 	} {
 		if !strings.Contains(body, want) {
@@ -56,7 +56,7 @@ func TestCollectionPage(t *testing.T) {
 	}
 	// A tampered audit row is reported, not hidden.
 	w.exec(`ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only`)
-	w.exec(`UPDATE audit_log SET actor = 'someone-else' WHERE aggregate_type = 'collection' AND action = 'collection.replayed'`)
+	w.exec(`UPDATE audit_log SET actor = 'someone-else' WHERE aggregate_type = 'collection' AND seq = 1`)
 	w.exec(`ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only`)
 	if body := op.get("/collections/ifs-acme/10/INV-4000", 200); !strings.Contains(body, "Audit trail does NOT verify") {
 		t.Errorf("a tampered trail is shown as verified")
