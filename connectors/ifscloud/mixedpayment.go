@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 
@@ -37,12 +38,12 @@ func (w *Writer) invoiceFacts(ctx context.Context, company, invoiceID string) (c
 	return f.customer, f.currency, err
 }
 
-type invoiceInfo struct{ customer, currency, number string }
+type invoiceInfo struct{ customer, currency, number, open string }
 
 func (w *Writer) invoice(ctx context.Context, company, invoiceID string) (invoiceInfo, error) {
 	inv := w.c.s.Invoices
 	pred := "(" + inv.Fields[FieldCompany] + "=" + stringLit(company) + "," + inv.Fields[FieldKey] + "=" + keyLit(invoiceID, inv.KeyNumeric) + ")"
-	sel := inv.Fields[FieldCustomer] + "," + inv.Fields[FieldCurrency]
+	sel := inv.Fields[FieldCustomer] + "," + inv.Fields[FieldCurrency] + "," + inv.Fields[FieldOpenAmount]
 	if inv.Fields[FieldNumber] != "" {
 		sel += "," + inv.Fields[FieldNumber]
 	}
@@ -51,80 +52,115 @@ func (w *Writer) invoice(ctx context.Context, company, invoiceID string) (invoic
 		return invoiceInfo{}, err
 	}
 	fr := &fieldReader{r: r, f: inv.Fields}
-	f := invoiceInfo{customer: fr.required(FieldCustomer), currency: fr.required(FieldCurrency), number: fr.text(FieldNumber)}
+	f := invoiceInfo{customer: fr.required(FieldCustomer), currency: fr.required(FieldCurrency), number: fr.text(FieldNumber),
+		open: fr.decimal(FieldOpenAmount, true)}
 	if f.number == "" {
 		f.number = invoiceID
 	}
 	return f, fr.err
 }
 
-// mixedLine is the one customer payment line of a mixed payment we write.
+// mixedLine is the mixed payment we write for one outcome: one lump sum
+// of amount, matched by one or two customer payment lines.
 type mixedLine struct {
 	outcomeID string
 	company   string
 	date      string
 	identity  string
-	invoiceID string // "" for a payment on account
-	amount    string // negative for a repayment
+	amount    string // the lump sum; negative for a repayment
 	currency  string
 	reference string // the GoCardless payment or refund id
 	text      string
+	lines     []payLine
+}
+
+// payLine is one customer payment transaction.
+type payLine struct {
+	invoiceID string // "" for a payment on account
+	amount    string
+}
+
+// split matches amount to an invoice with open still open: what exceeds
+// it (a payment the ERP meanwhile partly received otherwise) becomes a
+// payment on account rather than a refusal, as IFS itself does with an
+// unmatched remainder; the collected money is never left unrecorded.
+// Amounts of opposite sign to open (a credit note for a payment) are
+// wholly on account.
+func split(invoiceID, amount, open string) []payLine {
+	a, okA := new(big.Rat).SetString(amount)
+	o, okO := new(big.Rat).SetString(open)
+	if !okA || !okO || a.Sign()*o.Sign() <= 0 {
+		return []payLine{{amount: amount}}
+	}
+	if new(big.Rat).Abs(a).Cmp(new(big.Rat).Abs(o)) <= 0 {
+		return []payLine{{invoiceID: invoiceID, amount: amount}}
+	}
+	places := max(scale(amount), scale(open))
+	return []payLine{{invoiceID: invoiceID, amount: o.FloatString(places)}, {amount: new(big.Rat).Sub(a, o).FloatString(places)}}
+}
+
+func scale(d string) int {
+	if _, frac, ok := strings.Cut(d, "."); ok {
+		return len(frac)
+	}
+	return 0
 }
 
 func (w *Writer) mixedPayment(ctx context.Context, o PaymentOutcome) (Posting, error) {
 	if o.Status != PaymentPaid {
-		return w.reverseMixed(ctx, o.Company, o.PaymentID, o.InvoiceID)
+		return w.reverseMixed(ctx, o.Company, o.PaymentID)
 	}
-	customer, currency, err := w.invoiceFacts(ctx, o.Company, o.InvoiceID)
+	inv, err := w.invoice(ctx, o.Company, o.InvoiceID)
 	if err != nil {
 		return Posting{}, err
 	}
-	if o.CustomerID != "" && o.CustomerID != customer {
-		return Posting{}, fmt.Errorf("%w: invoice %s belongs to customer %s, the outcome names %s", ErrInvalid, o.InvoiceID, customer, o.CustomerID)
+	if o.CustomerID != "" && o.CustomerID != inv.customer {
+		return Posting{}, fmt.Errorf("%w: invoice %s belongs to customer %s, the outcome names %s", ErrInvalid, o.InvoiceID, inv.customer, o.CustomerID)
 	}
-	if currency != o.Currency {
-		return Posting{}, fmt.Errorf("%w: payment in %s of an invoice in %s", ErrInvalid, o.Currency, currency)
+	if inv.currency != o.Currency {
+		return Posting{}, fmt.Errorf("%w: payment in %s of an invoice in %s", ErrInvalid, o.Currency, inv.currency)
 	}
 	// The same GoCardless payment reported again under another outcome id
 	// (confirmed, then paid out) is booked already.
-	if p, found, err := w.bookedFor(ctx, o.Company, o.PaymentID, o.InvoiceID); err != nil || found {
+	if p, found, err := w.bookedFor(ctx, o.Company, o.PaymentID); err != nil || found {
 		return p, err
 	}
 	text := "GoCardless " + o.PaymentID
 	if o.PayoutID != "" {
 		text += " payout " + o.PayoutID
 	}
-	return w.postMixed(ctx, mixedLine{outcomeID: o.OutcomeID, company: o.Company, date: o.Date, identity: customer,
-		invoiceID: o.InvoiceID, amount: o.Amount, currency: o.Currency, reference: o.PaymentID, text: text})
+	return w.postMixed(ctx, mixedLine{outcomeID: o.OutcomeID, company: o.Company, date: o.Date, identity: inv.customer,
+		amount: o.Amount, currency: o.Currency, reference: o.PaymentID, text: text, lines: split(o.InvoiceID, o.Amount, inv.open)})
 }
 
 func (w *Writer) mixedRefund(ctx context.Context, o RefundOutcome) (Posting, error) {
 	if o.Status != RefundPaid {
-		return w.reverseMixed(ctx, o.Company, o.RefundID, "")
+		return w.reverseMixed(ctx, o.Company, o.RefundID)
 	}
 	customer, _, err := w.invoiceFacts(ctx, o.Company, o.InvoiceID)
 	if err != nil {
 		return Posting{}, err
 	}
+	if p, found, err := w.bookedFor(ctx, o.Company, o.RefundID); err != nil || found {
+		return p, err
+	}
 	// The repayment is matched to the refund document when IFS has it as
-	// an invoice (a credit note) of the customer; otherwise it stays on
-	// the customer's account for AR to match.
-	matchTo := ""
+	// an invoice (a credit note) of the customer with that much still
+	// open; otherwise it stays on the customer's account for AR to match.
+	amount := "-" + o.Amount
+	lines := []payLine{{amount: amount}}
 	if o.RefundDoc != "" && (!w.c.s.Invoices.KeyNumeric || numericKey.MatchString(o.RefundDoc)) {
-		owner, cur, err := w.invoiceFacts(ctx, o.Company, o.RefundDoc)
+		doc, err := w.invoice(ctx, o.Company, o.RefundDoc)
 		switch {
-		case err == nil && owner == customer && cur == o.Currency:
-			matchTo = o.RefundDoc
+		case err == nil && doc.customer == customer && doc.currency == o.Currency:
+			lines = split(o.RefundDoc, amount, doc.open)
 		case err != nil && !errors.Is(err, ErrNotFound):
 			return Posting{}, err
 		}
 	}
-	if p, found, err := w.bookedFor(ctx, o.Company, o.RefundID, matchTo); err != nil || found {
-		return p, err
-	}
 	return w.postMixed(ctx, mixedLine{outcomeID: o.OutcomeID, company: o.Company, date: o.Date, identity: customer,
-		invoiceID: matchTo, amount: "-" + o.Amount, currency: o.Currency, reference: o.RefundID,
-		text: "GoCardless refund " + o.RefundID + " of " + o.PaymentID})
+		amount: amount, currency: o.Currency, reference: o.RefundID,
+		text: "GoCardless refund " + o.RefundID + " of " + o.PaymentID, lines: lines})
 }
 
 // postMixed creates, completes and approves the mixed payment of one
@@ -186,18 +222,26 @@ func (w *Writer) postMixed(ctx context.Context, l mixedLine) (Posting, error) {
 	if !numericKey.MatchString(lump) {
 		return Posting{}, fmt.Errorf("lump sum id %q is not a number: %w", lump, ErrInvalid)
 	}
-	lines, err := w.c.query(ctx, mp.Projection, mp.TransactionSet, of+" and LumpSumId eq "+lump, "TransactionId")
+	existing, err := w.c.query(ctx, mp.Projection, mp.TransactionSet, of+" and LumpSumId eq "+lump, "TransactionId,InvoiceId")
 	if err != nil {
 		return Posting{}, err
 	}
-	if len(lines) == 0 {
+	have := map[string]bool{}
+	for _, r := range existing {
+		inv, _ := r.text("InvoiceId")
+		have[inv] = true
+	}
+	for _, pl := range l.lines {
+		if have[pl.invoiceID] {
+			continue // made by an earlier attempt
+		}
 		line := map[string]any{
 			"Company": l.company, "MixedPaymentId": jsonInt(id), "LumpSumId": jsonInt(lump),
 			"TransactionType": "CustomerPayment", "PartyType": "Customer", "Identity": l.identity,
-			"CurrAmount": l.amount, "Currency": l.currency, "PaymentReference": l.reference, "Text": l.text,
+			"CurrAmount": pl.amount, "Currency": l.currency, "PaymentReference": l.reference, "Text": l.text,
 		}
-		if l.invoiceID != "" {
-			line["InvoiceId"] = jsonInt(l.invoiceID)
+		if pl.invoiceID != "" {
+			line["InvoiceId"] = jsonInt(pl.invoiceID)
 		}
 		if _, err := w.c.create(ctx, mp.Projection, mp.TransactionSet, line); err != nil {
 			return Posting{}, err
@@ -206,7 +250,7 @@ func (w *Writer) postMixed(ctx context.Context, l mixedLine) (Posting, error) {
 	// Another outcome of the same GoCardless payment may have been booked
 	// meanwhile by another erp-poster replica: approving this one too
 	// would pay twice. It stays Not Approved, paying nothing.
-	if p, found, err := w.bookedFor(ctx, l.company, l.reference, l.invoiceID); err != nil || found {
+	if p, found, err := w.bookedFor(ctx, l.company, l.reference); err != nil || found {
 		return p, err
 	}
 	pred := "(Company=" + stringLit(l.company) + ",MixedPaymentId=" + id + ")"
@@ -224,9 +268,9 @@ type jsonInt string
 func (j jsonInt) MarshalJSON() ([]byte, error) { return []byte(j), nil }
 
 // bookedFor finds an approved mixed payment with a line of the given
-// GoCardless reference (on the invoice, when one is named).
-func (w *Writer) bookedFor(ctx context.Context, company, reference, invoiceID string) (Posting, bool, error) {
-	ids, err := w.mixedWith(ctx, company, reference, invoiceID)
+// GoCardless reference (a payment or refund id, unique in the company).
+func (w *Writer) bookedFor(ctx context.Context, company, reference string) (Posting, bool, error) {
+	ids, err := w.mixedWith(ctx, company, reference)
 	if err != nil {
 		return Posting{}, false, err
 	}
@@ -240,12 +284,9 @@ func (w *Writer) bookedFor(ctx context.Context, company, reference, invoiceID st
 
 // mixedWith returns the mixed payments (id → Objstate) with a line of the
 // given GoCardless reference.
-func (w *Writer) mixedWith(ctx context.Context, company, reference, invoiceID string) (map[string]string, error) {
+func (w *Writer) mixedWith(ctx context.Context, company, reference string) (map[string]string, error) {
 	mp := w.c.s.MixedPayment
 	filter := "Company eq " + stringLit(company) + " and PaymentReference eq " + stringLit(reference)
-	if invoiceID != "" {
-		filter += " and InvoiceId eq " + invoiceID
-	}
 	lines, err := w.c.query(ctx, mp.Projection, mp.TransactionSet, filter, "MixedPaymentId")
 	if err != nil {
 		return nil, err
@@ -273,11 +314,11 @@ func (w *Writer) mixedWith(ctx context.Context, company, reference, invoiceID st
 // reverseMixed cancels the approved mixed payments booked for a
 // GoCardless payment or refund. With none booked there is nothing to post:
 // the invoice is open as it was.
-func (w *Writer) reverseMixed(ctx context.Context, company, reference, invoiceID string) (Posting, error) {
+func (w *Writer) reverseMixed(ctx context.Context, company, reference string) (Posting, error) {
 	if reference == "" {
 		return Posting{NothingToPost: true}, nil
 	}
-	ids, err := w.mixedWith(ctx, company, reference, invoiceID)
+	ids, err := w.mixedWith(ctx, company, reference)
 	if err != nil {
 		return Posting{}, err
 	}

@@ -153,6 +153,39 @@ func TestFailuresCancelTheMixedPayment(t *testing.T) {
 	}
 }
 
+// TestPaymentBeyondOpenGoesOnAccount: a collection larger than what is
+// still open (the customer also paid part by other means) is matched up to
+// the open amount and the rest is a payment on account; a charge-back
+// takes back both.
+func TestPaymentBeyondOpenGoesOnAccount(t *testing.T) {
+	e, w := writerEnv(t)
+	ctx := context.Background()
+	if _, err := w.PostPayment(ctx, paid("EV1", "PM1", "40")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.PostPayment(ctx, paid("EV2", "PM2", "100.10")); err != nil {
+		t.Fatalf("payment beyond the open amount: %v", err)
+	}
+	mp := e.sim.MixedPayments()
+	lines := mp[len(mp)-1].LumpSums[0].Transactions
+	if len(lines) != 2 || lines[0].InvoiceID != 7 || lines[0].Amount != "60.10" || lines[1].InvoiceID != 0 || lines[1].Amount != "40.00" {
+		t.Fatalf("lines %+v, want 60.10 on the invoice and 40.00 on account", lines)
+	}
+	if got, _ := e.sim.Invoice("10", 7); got.State != ifssim.StatePaidPosted {
+		t.Errorf("invoice %+v", got)
+	}
+	if _, err := w.PostPayment(ctx, failed("EV3", "PM2", ifscloud.PaymentChargedBack)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := e.sim.Invoice("10", 7); got.OpenAmount != "60.10" || got.State != ifssim.StatePartlyPaidPosted {
+		t.Errorf("after the charge-back: %+v", got)
+	}
+	// Paid out after its confirmation: found by the payment, on account or not.
+	if p, err := w.PostPayment(ctx, paid("EV4", "PM1", "40")); err != nil || !p.AlreadyPosted {
+		t.Errorf("payout of PM1: %+v, %v", p, err)
+	}
+}
+
 // TestLostAnswerOfACreate: IFS creates the payment line but its answer is
 // lost; the create is not repeated blindly, and the next attempt finds the
 // line and approves: one payment.
@@ -286,7 +319,6 @@ func TestWriterErrors(t *testing.T) {
 			nil, ifscloud.ErrInvalid, "unknown payment status", false},
 		{"bad date", func() ifscloud.PaymentOutcome { o := paid("E7", "P", "1"); o.Date = "05/03/2026"; return o }(),
 			nil, ifscloud.ErrInvalid, "not YYYY-MM-DD", false},
-		{"more than open", paid("E8", "P", "100.11"), nil, ifscloud.ErrInvalid, "EXCEEDS_OPEN", true},
 		{"other currency", func() ifscloud.PaymentOutcome { o := paid("E9", "P", "1"); o.Currency = "GBP"; return o }(),
 			nil, ifscloud.ErrInvalid, "payment in GBP of an invoice in EUR", true},
 		{"other customer", func() ifscloud.PaymentOutcome { o := paid("E12", "P", "1"); o.CustomerID = "C20"; return o }(),
