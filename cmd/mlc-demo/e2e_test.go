@@ -13,6 +13,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
 	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
 	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/platform/money"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
 )
 
@@ -64,8 +65,19 @@ func ifsInvoice(s *simulators, inv invoice) ifssim.Invoice {
 func checkERPs(ctx context.Context, s *simulators) error {
 	var problems []string
 	payments := map[string]int{}
+	charged := map[string]string{} // what GoCardless was asked to collect
 	for _, p := range s.gc.Payments() {
 		payments[p.Metadata["company"]+"/"+p.Metadata["invoice_id"]]++
+		charged[p.Metadata["company"]+"/"+p.Metadata["invoice_id"]] = fmt.Sprintf("%d %s", p.Amount, p.Currency)
+	}
+	// JDE invoices in EUR or CAD are foreign in the USD company: each is
+	// collected in its own currency for its own amount, not its USD figure.
+	for _, inv := range s.book.invoices {
+		key := inv.company + "/" + inv.id
+		minor, err := money.ToMinor(inv.amount, inv.currency)
+		if inv.erp == "jde" && payments[key] == 1 && (err != nil || charged[key] != fmt.Sprintf("%d %s", minor, inv.currency)) {
+			problems = append(problems, fmt.Sprintf("JDE %s of %s %s collected as %s", key, inv.amount, inv.currency, charged[key]))
+		}
 	}
 	// IFS: each outcome is one mixed payment (its reference is the outcome
 	// id); a collected invoice has an approved one matched to it.
