@@ -2,6 +2,7 @@ package service_test
 
 import (
 	"context"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +162,25 @@ func TestPostgresPoolRecoversFromLostConnections(t *testing.T) {
 	}
 	if err := svc.Health.Run(ctx).Checks["postgres"]; err != "ok" {
 		t.Errorf("readiness postgres %q after recovery", err)
+	}
+}
+
+// Waiting cures an unreachable server, not a wrong database name or
+// password: those fail start-up at once, whatever STARTUP_TIMEOUT says.
+func TestStartFailsAtOnceOnRefusal(t *testing.T) {
+	js := testsupport.StartJetStream(t)
+	db := testsupport.PostgresURL(t)
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/no_such_database_" + strings.ReplaceAll(t.Name(), "/", "_")
+	start := time.Now()
+	_, err = service.Start(t.Context(), testConfig(t, js.URL(), u.String(), "STARTUP_TIMEOUT", "1m"))
+	if err == nil || !strings.Contains(err.Error(), "will not retry") {
+		t.Fatalf("start: %v, want a refusal not retried", err)
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Errorf("start took %s to give up on a database that does not exist", took)
 	}
 }

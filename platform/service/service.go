@@ -15,10 +15,12 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 
@@ -150,7 +152,7 @@ func Start(ctx context.Context, cfg Config, redact ...secrets.Value) (_ *Service
 	if err = waitFor(startCtx, log, "postgres", func(ctx context.Context) error {
 		var err error
 		s.DB, err = database.OpenWith(ctx, cfg.Common.DatabaseURL.Reveal(), cfg.Database)
-		return err
+		return permanentIfRefused(err)
 	}); err != nil {
 		return nil, err
 	}
@@ -191,8 +193,21 @@ func Start(ctx context.Context, cfg Config, redact ...secrets.Value) (_ *Service
 // startBackoff paces start-up retries: quick at first, then every 10 s.
 var startBackoff = retry.Backoff{Base: 250 * time.Millisecond, Max: 10 * time.Second}
 
-// waitFor calls try until it succeeds or ctx ends, logging each failure,
-// and returns the last error if ctx ended first.
+// errPermanent marks a start-up failure that waiting cannot cure.
+var errPermanent = errors.New("will not retry")
+
+// permanentIfRefused marks Postgres's refusals that no wait cures: the
+// credentials (SQLSTATE class 28) or the database name (3D000) are wrong.
+func permanentIfRefused(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000") {
+		return fmt.Errorf("%w (%w)", err, errPermanent)
+	}
+	return err
+}
+
+// waitFor calls try until it succeeds, fails with errPermanent, or ctx
+// ends, logging each failure, and returns the last error if it gave up.
 func waitFor(ctx context.Context, log *slog.Logger, what string, try func(context.Context) error) error {
 	for n := 0; ; n++ {
 		err := try(ctx)
@@ -201,6 +216,9 @@ func waitFor(ctx context.Context, log *slog.Logger, what string, try func(contex
 				log.InfoContext(ctx, "dependency ready", "dependency", what, "attempts", n+1)
 			}
 			return nil
+		}
+		if errors.Is(err, errPermanent) {
+			return fmt.Errorf("%s at start-up: %w", what, err)
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("%s not ready at start-up: %w", what, err)
