@@ -14,6 +14,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/platform/command"
 	"github.com/ml-connector/ml-connector/platform/config"
+	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/service"
 	"github.com/ml-connector/ml-connector/services/gc-webhook/internal/webhook"
 )
@@ -34,6 +35,9 @@ func run(ctx context.Context, args []string) error {
 		"How long a request waits for a free slot before it is answered 503 with Retry-After.")
 	publishTimeout := env.DurationRange("WEBHOOK_PUBLISH_TIMEOUT", 8*time.Second, 100*time.Millisecond, 9*time.Second,
 		"How long to wait for JetStream before answering 503 (GoCardless gives up after 10s).")
+	if connection != "" && !connections.ValidName(connection) {
+		env.Errorf("GC_WEBHOOK_CONNECTION", "must be a connection name: 1 to 63 letters, digits, '.', '_' or '-'")
+	}
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil

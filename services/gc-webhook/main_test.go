@@ -160,7 +160,7 @@ func TestRunRefusesOutOfRangeSettings(t *testing.T) {
 	t.Setenv("MLC_MASTER_KEY", base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")))
 	for name, value := range map[string]string{
 		"WEBHOOK_MAX_EVENTS": "0", "WEBHOOK_MAX_CONCURRENT": "100000", "WEBHOOK_MAX_BODY_BYTES": "-1",
-		"WEBHOOK_PUBLISH_TIMEOUT": "30s", "WEBHOOK_QUEUE_WAIT": "0s",
+		"WEBHOOK_PUBLISH_TIMEOUT": "30s", "WEBHOOK_QUEUE_WAIT": "0s", "GC_WEBHOOK_CONNECTION": "gc main/x",
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Setenv(name, value)
