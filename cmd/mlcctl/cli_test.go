@@ -64,7 +64,7 @@ func TestConnectionsLifecycle(t *testing.T) {
 		{name: "duplicate settings key refused", stdin: gcToken + "\n", args: []string{"connections", "add", "--name", "gc-x", "--kind", "gocardless",
 			"--settings", `{"base_url":"https://a","base_url":"https://b"}`, "--secret", "access_token=-"}, want: "appears twice", wantErr: true},
 		{name: "list", args: []string{"connections", "list"}, want: "ifs-acme  ifs"},
-		{name: "list json", args: []string{"connections", "list", "--json"}, want: `"Name": "gc-main"`},
+		{name: "list json", args: []string{"connections", "list", "--json"}, want: `"name": "gc-main"`},
 		{name: "remove", args: []string{"connections", "remove", "gc-main"}, want: "removed gc-main"},
 		{name: "remove unknown", args: []string{"connections", "remove", "gc-main"}, want: "not found", wantErr: true},
 		{name: "audit verify", args: []string{"audit", "verify"}, want: "audit log verified: 2 chains, 3 records"},

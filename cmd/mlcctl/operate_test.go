@@ -48,9 +48,12 @@ func TestExceptionsAndCollections(t *testing.T) {
 		wantErr bool
 	}{
 		{args: []string{"exceptions", "list"}, want: "invalid_invoice  invoice ifs-acme:10:INV-8"},
-		{args: []string{"exceptions", "list", "--json"}, want: `"Reason": "amount: more decimals than the currency allows"`},
+		{args: []string{"exceptions", "list", "--json"}, want: `"reason": "amount: more decimals than the currency allows"`},
 		{args: []string{"collections", "show", "ifs-acme", "10", "INV-7"}, want: "123.45 GBP"},
 		{args: []string{"collections", "show", "ifs-acme", "10", "INV-7"}, want: "insufficient_funds ARUDD-0"},
+		// --json uses the console's JSON names (snake_case), not Go's.
+		{args: []string{"collections", "show", "ifs-acme", "10", "INV-7", "--json"}, want: `"amount_minor": 12345`},
+		{args: []string{"collections", "show", "ifs-acme", "10", "INV-7", "--json"}, want: `"gc_payment_id": "PM123"`},
 		{args: []string{"collections", "show", "ifs-acme", "10", "NOPE"}, want: "not found", wantErr: true},
 		{args: []string{"exceptions", "escalate", "1", "--note", "asked AR to fix the amount"}, want: "exception 1 escalated"},
 		{args: []string{"exceptions", "list"}, want: "ID  STATUS  KIND  WHAT  REASON  SINCE"},

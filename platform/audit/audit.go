@@ -81,16 +81,16 @@ type Entry struct {
 
 // A Record is a stored audit_log row.
 type Record struct {
-	ID            int64
-	AggregateType string
-	AggregateID   string
-	Seq           int64 // 1, 2, 3, … within the aggregate
-	OccurredAt    time.Time
-	Actor         string
-	Action        string
-	Payload       json.RawMessage
-	PrevHash      []byte
-	Hash          []byte
+	ID            int64           `json:"id"`
+	AggregateType string          `json:"aggregate_type"`
+	AggregateID   string          `json:"aggregate_id"`
+	Seq           int64           `json:"seq"` // 1, 2, 3, … within the aggregate
+	OccurredAt    time.Time       `json:"occurred_at"`
+	Actor         string          `json:"actor"`
+	Action        string          `json:"action"`
+	Payload       json.RawMessage `json:"payload"`
+	PrevHash      []byte          `json:"prev_hash"`
+	Hash          []byte          `json:"hash"`
 }
 
 const (

@@ -52,15 +52,15 @@ func ParseKind(s string) (Kind, error) {
 
 // Connection is a registry entry without its secrets.
 type Connection struct {
-	ID       int64
-	Name     string
-	Kind     Kind
-	Settings map[string]any
+	ID       int64          `json:"id"`
+	Name     string         `json:"name"`
+	Kind     Kind           `json:"kind"`
+	Settings map[string]any `json:"settings"`
 	// Secrets names each stored secret and the id of the key that sealed it;
 	// never a value.
-	Secrets   map[string]string
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	Secrets   map[string]string `json:"secrets"`
+	CreatedAt time.Time         `json:"created_at"`
+	UpdatedAt time.Time         `json:"updated_at"`
 }
 
 // CompanyCodes returns the "company_codes" setting as strings.

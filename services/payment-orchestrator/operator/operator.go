@@ -41,27 +41,27 @@ func NewDesk(db *pgxpool.Pool, reg *connections.Store, clientOptions func(name s
 
 // Collection is a collection as an operator sees it.
 type Collection struct {
-	ID            int64
-	ERP           string
-	Connection    string
-	Company       string
-	InvoiceID     string
-	InvoiceNo     string
-	CustomerID    string
-	Kind          string
-	AmountMinor   int64
-	Currency      string
-	State         string
-	Attempts      int
-	PaymentID     string
-	Subscription  string
-	FailureCause  string
-	ReasonCode    string
-	Description   string
-	ChargeDate    string
-	AuditTrail    []audit.Record
-	OpenProblems  []ledger.Exception
-	AuditVerified bool
+	ID            int64              `json:"id"`
+	ERP           string             `json:"erp"`
+	Connection    string             `json:"connection"`
+	Company       string             `json:"company"`
+	InvoiceID     string             `json:"invoice_id"`
+	InvoiceNo     string             `json:"invoice_no"`
+	CustomerID    string             `json:"customer_id"`
+	Kind          string             `json:"kind"`
+	AmountMinor   int64              `json:"amount_minor"`
+	Currency      string             `json:"currency"`
+	State         string             `json:"state"`
+	Attempts      int                `json:"attempts"`
+	PaymentID     string             `json:"gc_payment_id,omitempty"`
+	Subscription  string             `json:"gc_subscription_id,omitempty"`
+	FailureCause  string             `json:"failure_cause,omitempty"`
+	ReasonCode    string             `json:"failure_reason_code,omitempty"`
+	Description   string             `json:"failure_description,omitempty"`
+	ChargeDate    string             `json:"charge_date,omitempty"`
+	AuditTrail    []audit.Record     `json:"audit_trail"`
+	OpenProblems  []ledger.Exception `json:"open_exceptions"`
+	AuditVerified bool               `json:"audit_verified"`
 
 	key ledger.InvoiceKey
 }
@@ -112,9 +112,9 @@ func (d *Desk) Escalate(ctx context.Context, exceptionID int64, actor, note stri
 
 // Replayed says what a replay did.
 type Replayed struct {
-	How       string // "retry" (the failed payment resubmitted) or "new payment"
-	PaymentID string
-	Attempt   int
+	How       string `json:"how"` // "retry" (the failed payment resubmitted) or "new payment"
+	PaymentID string `json:"gc_payment_id"`
+	Attempt   int    `json:"attempt"`
 }
 
 // ErrNotReplayable is returned for a collection that has not failed.

@@ -124,16 +124,16 @@ func MarkProcessed(ctx context.Context, tx pgx.Tx, source, id string) (bool, err
 
 // Exception is work for an operator.
 type Exception struct {
-	ID            int64
-	Kind          string // e.g. invalid_invoice, mandate_unusable, gocardless_refused, erp_posting_refused, dead_letter
-	AggregateType string
-	AggregateID   string
-	Reason        string
-	Detail        map[string]any
-	Status        string
-	DedupKey      string
-	CreatedAt     time.Time
-	UpdatedAt     time.Time
+	ID            int64          `json:"id"`
+	Kind          string         `json:"kind"` // e.g. invalid_invoice, mandate_unusable, gocardless_refused, erp_posting_refused, dead_letter
+	AggregateType string         `json:"aggregate_type"`
+	AggregateID   string         `json:"aggregate_id"`
+	Reason        string         `json:"reason"`
+	Detail        map[string]any `json:"detail"`
+	Status        string         `json:"status"`
+	DedupKey      string         `json:"dedup_key,omitempty"`
+	CreatedAt     time.Time      `json:"created_at"`
+	UpdatedAt     time.Time      `json:"updated_at"`
 }
 
 // RaiseException opens an exception unless one with the same dedup key
