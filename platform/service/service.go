@@ -302,6 +302,11 @@ func (s *Service) Run(ctx context.Context, workers ...Worker) error {
 	case <-ctx.Done():
 		s.Log.InfoContext(ctx, "draining")
 	case runErr = <-failed:
+		// A worker that saw the connection close can report it before
+		// the closed handler fires; name the root cause either way.
+		if s.nc != nil && s.nc.IsClosed() {
+			runErr = fmt.Errorf("nats connection closed: %w", runErr)
+		}
 		s.Log.ErrorContext(ctx, "worker failed, stopping", "error", runErr)
 	case <-s.natsDead:
 		runErr = errors.New("nats connection closed")
