@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
@@ -29,7 +30,32 @@ const (
 	wantChargedBack = "charged_back" // collected, then disputed by the payer
 	wantRefunded    = "refunded"     // collected, then partly refunded from the ERP
 	wantException   = "exception"    // never reaches GoCardless: an operator must look
+	// wantAwaiting: the customer was asked for a mandate and never
+	// authorised it; the invoice waits, visibly (mlcctl mandates list).
+	wantAwaiting = "awaiting_mandate"
 )
+
+// payers play the customers in billing_request mode: customer 7 of each
+// group authorises three working days late, customer 8 (the one without
+// bank details in the ERP) never does, the others at GoCardless's next
+// daily run.
+var payers = []gcsim.Rule{
+	{Name: "late payer", Resource: "billing_requests", CompanyName: "Customer * 7", Outcome: "authorised", AfterDays: 3},
+	{Name: "silent payer", Resource: "billing_requests", CompanyName: "Customer * 8", Outcome: "ignored"},
+	{Name: "payers", Resource: "billing_requests", CompanyName: "*", Outcome: "authorised"},
+}
+
+// awaitNoBankCustomers: with billing requests, a customer without bank
+// details in the ERP is asked for a mandate like any other, so its
+// invoices wait for its authorisation (which the silent payer never
+// gives) instead of being refused.
+func (b *book) awaitNoBankCustomers() {
+	for i, inv := range b.invoices {
+		if inv.want == wantException && strings.HasSuffix(inv.customer, "08") {
+			b.invoices[i].want = wantAwaiting
+		}
+	}
+}
 
 // invoice is one invoice of the book and what must become of it.
 type invoice struct {
@@ -215,7 +241,7 @@ func germanIBAN(account string) string {
 }
 
 // register adds the demo's connections to the registry.
-func register(ctx context.Context, store *connections.Store, gcURL, ifsURL string, jde *jdesim.Deployment, creditor string) error {
+func register(ctx context.Context, store *connections.Store, gcURL, ifsURL string, jde *jdesim.Deployment, creditor, mandateSetup string) error {
 	nodes := make([]any, len(jde.Nodes))
 	for i, n := range jde.Nodes {
 		nodes[i] = n
@@ -223,7 +249,7 @@ func register(ctx context.Context, store *connections.Store, gcURL, ifsURL strin
 	for _, n := range []connections.New{
 		{Name: gcConnection, Kind: connections.KindGoCardless,
 			Settings: map[string]any{"base_url": gcURL, "own_bacs_references": true, "ach_authorisation_source": "paper",
-				"mandate_setup": "direct"},
+				"mandate_setup": mandateSetup},
 			Secrets: map[string]secrets.Value{"access_token": secrets.NewValue(gcToken), "webhook_secret": secrets.NewValue(webhookSecret)}},
 		{Name: ifsConnection, Kind: connections.KindIFS, Settings: map[string]any{
 			"base_url": ifsURL, "client_id": "mlc", "company_codes": []any{"10", "20", "30"}, "gocardless": gcConnection,

@@ -35,7 +35,7 @@ func runBook(t *testing.T, opts options) string {
 	err = demo(ctx, options{
 		binDir: binDir, adminURL: testsupport.PostgresAdminURL(), database: strings.TrimPrefix(dbURL.Path, "/"),
 		readyTimeout: 60 * time.Second, out: &out, invoices: n, untilSettled: true, timeout: 4 * time.Minute,
-		chaos: opts.chaos, extraEnv: opts.extraEnv,
+		chaos: opts.chaos, extraEnv: opts.extraEnv, mandateSetup: opts.mandateSetup,
 		settled: func(ctx context.Context, s *simulators) error {
 			if err := checkERPs(ctx, s); err != nil || opts.settled == nil {
 				return err
@@ -128,9 +128,9 @@ func checkERPs(ctx context.Context, s *simulators) error {
 	for _, inv := range s.book.invoices {
 		key := inv.company + "/" + inv.id
 		switch {
-		case inv.want == wantException && payments[key] != 0:
-			problems = append(problems, fmt.Sprintf("%s: invalid invoice reached GoCardless", key))
-		case inv.want != wantException && payments[key] != 1:
+		case (inv.want == wantException || inv.want == wantAwaiting) && payments[key] != 0:
+			problems = append(problems, fmt.Sprintf("%s: invoice without a mandate reached GoCardless", key))
+		case inv.want != wantException && inv.want != wantAwaiting && payments[key] != 1:
 			problems = append(problems, fmt.Sprintf("%s: %d GoCardless payments, want 1", key, payments[key]))
 		}
 		if inv.erp == "ifs" && (inv.want == wantFailed || inv.want == wantChargedBack) {
@@ -167,8 +167,43 @@ func checkERPs(ctx context.Context, s *simulators) error {
 	return nil
 }
 
+// TestEndToEnd runs the book with mandates through billing requests, the
+// default: the simulator's payers authorise at once, late, or never.
 func TestEndToEnd(t *testing.T) {
-	runBook(t, options{invoices: 50})
+	runBook(t, options{invoices: 50, settled: func(ctx context.Context, s *simulators) error {
+		brs, awaiting := s.gc.BillingRequests(), 0
+		fulfilled := 0
+		for _, br := range brs {
+			if br.Status == "fulfilled" {
+				fulfilled++
+			}
+		}
+		for _, inv := range s.book.invoices {
+			if inv.want == wantAwaiting {
+				awaiting++
+			}
+		}
+		var open int
+		if err := s.db.QueryRow(ctx, `SELECT count(*) FROM mandate_requests WHERE state = 'awaiting_payer'`).Scan(&open); err != nil {
+			return err
+		}
+		// 6 groups of 9 customers; customer 8 of each never authorises.
+		if len(brs) == 0 || fulfilled == 0 || awaiting == 0 || open == 0 || fulfilled+open != len(brs) {
+			return fmt.Errorf("billing requests: %d, fulfilled %d, open %d, invoices awaiting %d", len(brs), fulfilled, open, awaiting)
+		}
+		return nil
+	}})
+}
+
+// TestEndToEndDirect runs it with mandates created from the ERPs' bank
+// details, on a creditor approved for that.
+func TestEndToEndDirect(t *testing.T) {
+	runBook(t, options{invoices: 50, mandateSetup: "direct", settled: func(ctx context.Context, s *simulators) error {
+		if n := len(s.gc.BillingRequests()); n != 0 {
+			return fmt.Errorf("%d billing requests in direct mode", n)
+		}
+		return nil
+	}})
 }
 
 // The same book under faults in one run: webhooks duplicated, dropped and

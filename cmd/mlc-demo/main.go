@@ -10,6 +10,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -28,6 +29,8 @@ func run(ctx context.Context, args []string) error {
 		"Postgres URL used to create the demo's own database")
 	fs.StringVar(&opts.database, "database", "mlc_demo", "name of the demo database (dropped and created anew)")
 	fs.BoolVar(&opts.check, "check", false, "start, wait until every service is ready, stop gracefully and exit: 0 only if all of it worked")
+	fs.StringVar(&opts.mandateSetup, "mandate-setup", "billing_request",
+		"how customers get mandates: billing_request (the simulator plays the payers: most authorise at once, some late, those without bank details never) or direct")
 	fs.IntVar(&opts.invoices, "invoices", 200, "invoices in the seeded book, spread over IFS companies 10 (GBP), 20 (EUR), 30 (SEK) and JDE company 00001 (USD), business units M30 (USD), M40 (CAD), M50 (EUR)")
 	fs.BoolVar(&opts.untilSettled, "until-settled", false, "run until every invoice reached its expected end state, then stop; exit 0 only if it did, with nothing lost or duplicated")
 	fs.DurationVar(&opts.timeout, "timeout", 15*time.Minute, "with --until-settled, give up after this long")
@@ -35,6 +38,9 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&opts.readyTimeout, "ready-timeout", 60*time.Second, "how long services may take to become ready")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if opts.mandateSetup != "billing_request" && opts.mandateSetup != "direct" {
+		return fmt.Errorf("--mandate-setup %q: want billing_request or direct", opts.mandateSetup)
 	}
 	return demo(ctx, opts)
 }

@@ -56,6 +56,21 @@ func measure(ctx context.Context, db *pgxpool.Pool, sim *gcsim.Server, b book) (
 	if err := rows.Err(); err != nil {
 		return t, err
 	}
+	awaiting := map[string]bool{}
+	arows, err := db.Query(ctx, `SELECT aggregate_id FROM awaiting_invoices WHERE released_at IS NULL`)
+	if err != nil {
+		return t, err
+	}
+	for arows.Next() {
+		var id string
+		if err := arows.Scan(&id); err != nil {
+			return t, err
+		}
+		awaiting[id] = true
+	}
+	if err := arows.Err(); err != nil {
+		return t, err
+	}
 	var exceptionText string
 	if err := db.QueryRow(ctx, `SELECT coalesce(string_agg(aggregate_id || ' ' || reason, E'\n'), '') FROM exceptions`).Scan(&exceptionText); err != nil {
 		return t, err
@@ -95,6 +110,8 @@ func measure(ctx context.Context, db *pgxpool.Pool, sim *gcsim.Server, b book) (
 		case wantException:
 			docNo := strings.SplitN(inv.id, "/", 2)[0]
 			ok = t.payments[key] == 0 && strings.Contains(exceptionText, docNo)
+		case wantAwaiting:
+			ok = t.payments[key] == 0 && awaitingInvoice(awaiting, inv)
 		}
 		switch c.state {
 		case "paid_out":
@@ -138,4 +155,16 @@ func (t tally) print(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t\n", k, g.invoices, g.inLedger, g.paidOut, g.failed, g.exceptions)
 	}
 	_ = tw.Flush()
+}
+
+// awaitingInvoice reports whether inv is parked, waiting for its
+// customer's mandate (its ledger id is connection:company:invoice, with
+// JD Edwards' document type and suffix after the number).
+func awaitingInvoice(awaiting map[string]bool, inv invoice) bool {
+	for id := range awaiting {
+		if strings.Contains(id, ":"+inv.company+":"+inv.id) {
+			return true
+		}
+	}
+	return false
 }

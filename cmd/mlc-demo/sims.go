@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,12 +40,21 @@ func startSimulators(ctx context.Context, dbURL string, key []byte, opts options
 		return nil, err
 	}
 	today := time.Now().UTC().Truncate(24 * time.Hour)
+	direct := opts.mandateSetup == "direct"
+	// An ordinary GoCardless account (on a package allowing its own Bacs
+	// references) sets mandates up through billing requests; the direct
+	// path needs GoCardless's approval for custom payment pages.
+	creditor := gcsim.Creditor{ID: gcsim.DefaultCreditorID, Name: "Simulated Creditor Ltd", CountryCode: "GB", CustomPaymentReferences: true}
+	rules := append(slices.Clone(scenarios), payers...)
+	if direct {
+		creditor, rules = gcsim.ApprovedCreditor(), scenarios
+	}
 	s.gc = gcsim.NewServer(noTB{}, gcsim.Options{
 		Tokens:    []string{gcToken},
-		Creditors: []gcsim.Creditor{gcsim.ApprovedCreditor()}, // the direct mandate path needs approval
+		Creditors: []gcsim.Creditor{creditor},
 		Clock:     gcsim.NewManualClock(today.Add(8 * time.Hour)),
 		RateLimit: 1 << 30,
-		Scenarios: scenarios,
+		Scenarios: rules,
 		Webhook: gcsim.WebhookOptions{URL: "http://" + s.webhookAddr + "/webhooks/gocardless/" + gcConnection, Secret: webhookSecret,
 			Linger: 200 * time.Millisecond, RetryBase: time.Second, RetryMax: 5 * time.Second, MaxAttempts: 20},
 	})
@@ -68,11 +78,18 @@ func startSimulators(ctx context.Context, dbURL string, key []byte, opts options
 	if err != nil {
 		return nil, err
 	}
-	if err := register(ctx, connections.NewStore(s.db, keys), s.gc.URL, ifsSrv.URL, s.jdeNodes, s.gc.Creditors()[0].ID); err != nil {
+	setup := "billing_request"
+	if direct {
+		setup = "direct"
+	}
+	if err := register(ctx, connections.NewStore(s.db, keys), s.gc.URL, ifsSrv.URL, s.jdeNodes, s.gc.Creditors()[0].ID, setup); err != nil {
 		return nil, fmt.Errorf("register connections: %w", err)
 	}
 	if s.book, err = seed(s.ifs, s.jde, opts.invoices, today); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
+	}
+	if !direct {
+		s.book.awaitNoBankCustomers()
 	}
 	fmt.Fprintf(opts.out, "Book                       %d invoices over IFS companies 10, 20, 30 and JDE business units M30, M40, M50\n", len(s.book.invoices))
 	return s, nil

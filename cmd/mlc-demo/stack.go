@@ -42,6 +42,10 @@ type options struct {
 	day          time.Duration
 	// extraEnv adds settings to every service (tests use it).
 	extraEnv []string
+	// mandateSetup is the GoCardless connection's mandate_setup:
+	// billing_request (payers authorise flows, played by the simulator)
+	// or direct; empty means billing_request.
+	mandateSetup string
 	// chaos, when set, is called on every tick of the run, to inject
 	// faults (the end-to-end tests use it).
 	chaos func(tick int, c *chaosControls) error
@@ -126,7 +130,7 @@ func demo(ctx context.Context, opts options) error {
 	}
 	serviceEnv := map[string][]string{
 		"erp-poster":           {"GRPC_ADDR=" + grpcAddr},
-		"payment-orchestrator": {"ERP_POSTER_ADDR=" + grpcAddr},
+		"payment-orchestrator": {"ERP_POSTER_ADDR=" + grpcAddr, "AWAITING_SWEEP_INTERVAL=5s"},
 	}
 	if sims != nil {
 		serviceEnv["gc-webhook"] = []string{"WEBHOOK_ADDR=" + sims.webhookAddr}

@@ -236,10 +236,10 @@ type PrefilledCustomer struct {
 // CreateBillingRequestFlow creates a flow for a billing request. Unlike
 // other creates, the endpoint is not idempotent (gocardless-pro-java
 // BillingRequestFlowService.java builds it as a plain PostRequest, not an
-// IdempotentPostRequest) and flows cannot be fetched, so the call is made
-// once, never retried here: a failed or lost call is repeated by the
-// caller, and the worst outcome, a second flow for the same request, is
-// harmless (either link works until it expires).
+// IdempotentPostRequest) and flows cannot be fetched. It is retried like
+// the other calls all the same, since the worst outcome of a repeat, a
+// second flow for the same request, is harmless: either link works until
+// it expires, and the billing request is fulfilled once.
 func (c *Client) CreateBillingRequestFlow(ctx context.Context, p BillingRequestFlowParams) (*BillingRequestFlow, error) {
 	if p.Links.BillingRequest == "" {
 		return nil, fmt.Errorf("gocardless: billing request flow: links.billing_request is required")
@@ -249,7 +249,7 @@ func (c *Client) CreateBillingRequestFlow(ctx context.Context, p BillingRequestF
 		return nil, err
 	}
 	r := billingRequestFlows.path("")
-	body, err := c.do(ctx, request{method: http.MethodPost, path: r, route: r, body: b})
+	body, err := c.do(ctx, request{method: http.MethodPost, path: r, route: r, body: b, repeatable: true})
 	if err != nil {
 		return nil, err
 	}

@@ -177,3 +177,27 @@ func TestSubscriptionRecurrenceChecked(t *testing.T) {
 		t.Fatal("resource_type with a payment filter was sent")
 	}
 }
+
+// TestFlowCreateRetried: a flow create that meets a 500 is sent again
+// (a second flow would be harmless) and returns the flow.
+func TestFlowCreateRetried(t *testing.T) {
+	e := standardAccount(t, gcsim.Options{})
+	ctx := context.Background()
+	br, _, err := e.gc.CreateBillingRequest(ctx, "br-1", mandateRequest("GBP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.SetFaults(gcsim.Faults{ServerErrorNext: 1}); err != nil {
+		t.Fatal(err)
+	}
+	fp := gocardless.BillingRequestFlowParams{}
+	fp.Links.BillingRequest = br.ID
+	before := e.calls.requests()
+	flow, err := e.gc.CreateBillingRequestFlow(ctx, fp)
+	if err != nil || flow.AuthorisationURL == "" {
+		t.Fatalf("flow after a 500: %+v, %v", flow, err)
+	}
+	if n := e.calls.requests() - before; n != 2 {
+		t.Fatalf("%d requests, want 2 (the 500, then the flow)", n)
+	}
+}

@@ -222,6 +222,9 @@ type request struct {
 	query  url.Values
 	key    string // Idempotency-Key
 	body   []byte
+	// repeatable marks a POST without a key that may still be sent again:
+	// doing it twice is harmless (a second billing request flow).
+	repeatable bool
 }
 
 // answer is a response read in full.
@@ -237,7 +240,7 @@ func (r request) retryable() bool {
 	case http.MethodGet, http.MethodPut:
 		return true
 	case http.MethodPost:
-		return r.key != ""
+		return r.key != "" || r.repeatable
 	}
 	return false
 }
