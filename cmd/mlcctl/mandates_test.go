@@ -43,7 +43,7 @@ func TestMandatesList(t *testing.T) {
 	if out, err := mlcctl(t, dbURL, "", "mandates", "list", "--state", "fulfilled"); err != nil || strings.Contains(out, "BRQ1") {
 		t.Fatalf("fulfilled list shows an open request: %v\n%s", err, out)
 	}
-	if out, err := mlcctl(t, dbURL, "", "mandates", "list", "--json"); err != nil || !strings.Contains(out, `"AuthorisationURL"`) {
+	if out, err := mlcctl(t, dbURL, "", "mandates", "list", "--json"); err != nil || !strings.Contains(out, `"authorisation_url": "https://pay.gocardless.com`) {
 		t.Fatalf("json: %v\n%s", err, out)
 	}
 	if _, err := mlcctl(t, dbURL, "", "mandates", "resend", "x"); err == nil {

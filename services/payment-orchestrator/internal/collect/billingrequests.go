@@ -39,22 +39,23 @@ import (
 // mandate_wait.
 
 // MandateRequest is a row of mandate_requests.
+// Its JSON names are snake_case, as mlcctl --json and the console speak.
 type MandateRequest struct {
-	ID               int64
-	Key              ledger.CustomerKey
-	GCConnectionID   int64
-	GCCustomerID     string
-	Attempt          int
-	IdempotencyKey   string
-	Currency         string
-	State            string
-	BillingRequestID string
-	FlowID           string
-	AuthorisationURL string
-	FlowExpiresAt    time.Time
-	Notified         string
-	MandateID        string
-	CreatedAt        time.Time
+	ID               int64              `json:"id"`
+	Key              ledger.CustomerKey `json:"customer"`
+	GCConnectionID   int64              `json:"gc_connection_id"`
+	GCCustomerID     string             `json:"gc_customer_id"`
+	Attempt          int                `json:"attempt"`
+	IdempotencyKey   string             `json:"idempotency_key"`
+	Currency         string             `json:"currency"`
+	State            string             `json:"state"`
+	BillingRequestID string             `json:"billing_request_id"`
+	FlowID           string             `json:"flow_id"`
+	AuthorisationURL string             `json:"authorisation_url"`
+	FlowExpiresAt    time.Time          `json:"flow_expires_at"`
+	Notified         string             `json:"notified"`
+	MandateID        string             `json:"mandate_id"`
+	CreatedAt        time.Time          `json:"created_at"`
 }
 
 const mandateRequestColumns = `id, erp, connection_id, company, erp_customer_id, gc_connection_id, gc_customer_id, attempt,

@@ -12,10 +12,10 @@ import (
 
 // CustomerKey identifies an ERP customer.
 type CustomerKey struct {
-	ERP          string // ifs or jde
-	ConnectionID int64
-	Company      string
-	CustomerID   string
+	ERP          string `json:"erp"` // ifs or jde
+	ConnectionID int64  `json:"connection_id"`
+	Company      string `json:"company"`
+	CustomerID   string `json:"customer_id"`
 }
 
 // String is the customer's identity, as in the audit log and exceptions.
