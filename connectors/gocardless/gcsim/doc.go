@@ -47,6 +47,9 @@
 //	POST /billing_requests (mandate_request only); GET (list, id);
 //	     POST /billing_requests/{id}/actions/notify|fulfil|cancel
 //	POST /billing_request_flows (not idempotent, not readable: as GoCardless)
+//	POST /scenario_simulators/{identity}/actions/run (payment_chargeback_settled,
+//	     payment_late_failure_settled, mandate_transferred, mandate_suspended_by_payer;
+//	     see simulators.go)
 //
 // Mandate set-up. A creditor that GoCardless has not approved for custom
 // payment pages (Creditor.CustomPaymentPagesEnabled false: the default,

@@ -106,6 +106,8 @@ func init() {
 	add("POST", "/billing_requests/*/actions/cancel", (*Sim).cancelBillingRequest)
 	add("POST", "/billing_request_flows", (*Sim).createFlow)
 
+	add("POST", "/scenario_simulators/*/actions/run", (*Sim).runScenarioSimulator)
+
 	add("GET", "/payouts", (*Sim).listPayouts)
 	add("GET", "/payouts/*", (*Sim).getPayout)
 	add("PUT", "/payouts/*", (*Sim).updatePayout)

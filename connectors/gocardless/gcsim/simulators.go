@@ -1,0 +1,114 @@
+package gcsim
+
+import (
+	"slices"
+)
+
+// Scenario simulators are GoCardless's own way to drive a resource down a
+// path in the sandbox: POST /scenario_simulators/{identity}/actions/run with
+// {"data": {"links": {"resource": ID}}} (gocardless-pro-java
+// ScenarioSimulatorService.java; the identities and their preconditions
+// are listed in resources/ScenarioSimulator.java). The simulator runs the
+// ones that produce event actions its lifecycles do not:
+//
+//   - payment_chargeback_settled: a paid-out payment is charged back
+//     (charged_back) and the charge-back debited from a payout
+//     (chargeback_settled);
+//   - payment_late_failure_settled: a paid-out payment fails late
+//     (failed) and the failure is debited from a payout
+//     (late_failure_settled);
+//   - mandate_transferred: a pending_submission mandate is submitted, set
+//     up and moved to a new bank account (transferred); "Only compatible
+//     with Bacs and SEPA mandates";
+//   - mandate_suspended_by_payer: "Only compatible with PAY_TO mandates",
+//     which the simulator does not hold, so it is always refused.
+//
+// The documented payment_* simulators also accept pending_submission
+// payments, running their whole lifecycle; the simulator asks for paid_out
+// ones (advance the clock first). Refusals use the simulator's own reason,
+// scenario_simulator_not_applicable: GoCardless publishes none.
+var scenarioSimulators = []string{"payment_chargeback_settled", "payment_late_failure_settled", "mandate_transferred",
+	"mandate_suspended_by_payer"}
+
+func (s *Sim) runScenarioSimulator(r *request) (int, any, *apiError) {
+	name := r.id()
+	if !slices.Contains(scenarioSimulators, name) {
+		return 0, nil, notFound()
+	}
+	var body struct {
+		Links struct {
+			Resource *string `json:"resource"`
+		} `json:"links"`
+	}
+	raw, aerr := envelopeMember(r.body, "data", true)
+	if aerr != nil {
+		return 0, nil, aerr
+	}
+	if aerr := decodeInto(raw, "data", &body); aerr != nil {
+		return 0, nil, aerr
+	}
+	if blank(body.Links.Resource) {
+		fe := fieldErrors{resource: "data"}
+		fe.add("links[resource]", "is required")
+		return 0, nil, fe.err()
+	}
+	id := *body.Links.Resource
+	refuse := func(msg string) (int, any, *apiError) {
+		return 0, nil, stateError("scenario_simulator_not_applicable", msg)
+	}
+	switch name {
+	case "payment_chargeback_settled", "payment_late_failure_settled":
+		p, ok := s.payments.get(id)
+		if !ok {
+			return 0, nil, linkNotFound("data", "links[resource]")
+		}
+		if p.Status != statusPaidOut {
+			return refuse("The payment is " + p.Status + "; this simulator needs a paid_out payment")
+		}
+		links := map[string]string{"payment": p.ID}
+		if name == "payment_chargeback_settled" {
+			p.Status = statusChargedBack
+			s.emit(r.now, "payments", "charged_back", links, EventDetails{Origin: originBank, Cause: "authorisation_disputed",
+				Description: "The customer disputed having authorised you to take this payment.", Scheme: p.Scheme}, nil, p.Metadata)
+			s.emit(r.now, "payments", "chargeback_settled", links, EventDetails{Origin: originGoCardless, Cause: "chargeback_settled",
+				Description: "This charged back payment has been settled against a payout."}, nil, p.Metadata)
+		} else {
+			p.Status = statusFailed
+			s.emit(r.now, "payments", "failed", links, EventDetails{Origin: originBank, Cause: "insufficient_funds",
+				Description: "The customer's account had insufficient funds to make this payment.", Scheme: p.Scheme,
+				WillAttemptRetry: boolPtr(false)}, nil, p.Metadata)
+			s.emit(r.now, "payments", "late_failure_settled", links, EventDetails{Origin: originGoCardless, Cause: "late_failure_settled",
+				Description: "This late failed payment has been settled against a payout."}, nil, p.Metadata)
+		}
+		return 200, envelope("scenario_simulators", map[string]string{"id": name}), nil
+	case "mandate_transferred":
+		m, ok := s.mandates.get(id)
+		if !ok {
+			return 0, nil, linkNotFound("data", "links[resource]")
+		}
+		switch {
+		case m.Scheme != "bacs" && m.Scheme != "sepa_core":
+			return refuse("Only compatible with Bacs and SEPA mandates")
+		case m.Status != statusPendingSubmission:
+			return refuse("The mandate is " + m.Status + "; this simulator needs a pending_submission mandate")
+		}
+		links := map[string]string{"mandate": m.ID}
+		m.Status = statusSubmitted
+		s.emit(r.now, "mandates", "submitted", links, EventDetails{Origin: originGoCardless, Cause: "mandate_submitted",
+			Description: "The mandate has been submitted to the banks."}, nil, m.Metadata)
+		s.activateMandate(m, r.now)
+		previous := m.Links.CustomerBankAccount
+		account, _ := s.accounts.get(previous)
+		moved := account.clone()
+		moved.ID, moved.seq, moved.created, moved.CreatedAt = s.newID(prefixBankAccount), s.nextSeq(), r.now, formatTime(r.now)
+		moved.fingerprint = account.fingerprint + ":transferred:" + moved.ID
+		s.accounts.add(moved.ID, &moved)
+		m.Links.CustomerBankAccount = moved.ID
+		s.emit(r.now, "mandates", "transferred", map[string]string{"mandate": m.ID, "new_customer_bank_account": moved.ID,
+			"previous_customer_bank_account": previous}, EventDetails{Origin: originBank, Cause: "bank_account_transferred",
+			Description: "The customer's bank account was transferred to a different bank or building society.", Scheme: m.Scheme},
+			nil, m.Metadata)
+		return 200, envelope("scenario_simulators", map[string]string{"id": name}), nil
+	}
+	return refuse("Only compatible with PAY_TO mandates")
+}

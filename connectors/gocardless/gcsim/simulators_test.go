@@ -1,0 +1,54 @@
+package gcsim_test
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+func runSimulator(a *api, name, resource string) reply {
+	return a.do("POST", "/scenario_simulators/"+name+"/actions/run",
+		map[string]any{"data": map[string]any{"links": map[string]any{"resource": resource}}})
+}
+
+// TestScenarioSimulators: GoCardless's scenario simulators
+// (gocardless-pro-java resources/ScenarioSimulator.java) produce the
+// documented event actions the lifecycles do not: chargeback_settled,
+// late_failure_settled and mandate transferred.
+func TestScenarioSimulators(t *testing.T) {
+	srv := start(t)
+	a := newAPI(t, srv)
+	f := activeGB(t, srv, a, "sims@example.com", "Sims")
+	p1 := a.do("POST", "/payments", payment(1000, f.mandate, nil)).must(t, 201, "payments")
+	p2 := a.do("POST", "/payments", payment(2000, f.mandate, nil)).must(t, 201, "payments")
+	stateErr("scenario_simulator_not_applicable").check(t, runSimulator(a, "payment_chargeback_settled", str(p1, "id")))
+	srv.Advance(10 * 24 * time.Hour)
+	runSimulator(a, "payment_chargeback_settled", str(p1, "id")).must(t, 200, "scenario_simulators")
+	runSimulator(a, "payment_late_failure_settled", str(p2, "id")).must(t, 200, "scenario_simulators")
+	if got := eventsOf(srv, "payment", str(p1, "id"), false); !slices.Equal(got[len(got)-2:], []string{"charged_back", "chargeback_settled"}) {
+		t.Errorf("charge-back events %v", got)
+	}
+	if got := eventsOf(srv, "payment", str(p2, "id"), false); !slices.Equal(got[len(got)-2:], []string{"failed", "late_failure_settled"}) {
+		t.Errorf("late failure events %v", got)
+	}
+	if st := str(a.do("GET", "/payments/"+str(p2, "id"), nil).must(t, 200, "payments"), "status"); st != "failed" {
+		t.Errorf("late failed payment is %s", st)
+	}
+
+	g := gbCustomer(t, a, "moved@example.com", "Moved")
+	runSimulator(a, "mandate_transferred", g.mandate).must(t, 200, "scenario_simulators")
+	if got := eventsOf(srv, "mandate", g.mandate, false); !slices.Equal(got, []string{"created", "submitted", "active", "transferred"}) {
+		t.Errorf("mandate events %v", got)
+	}
+	md := a.do("GET", "/mandates/"+g.mandate, nil).must(t, 200, "mandates")
+	if str(md, "status") != "active" || link(md, "customer_bank_account") == g.account {
+		t.Errorf("transferred mandate %v", md)
+	}
+	stateErr("scenario_simulator_not_applicable").check(t, runSimulator(a, "mandate_transferred", g.mandate))
+	stateErr("scenario_simulator_not_applicable").check(t, runSimulator(a, "mandate_suspended_by_payer", f.mandate))
+	au := mandateIn(t, a, "AU")
+	stateErr("scenario_simulator_not_applicable").check(t, runSimulator(a, "mandate_transferred", au.mandate))
+	wantErr{status: 404, typ: "invalid_api_usage", reason: "resource_not_found"}.check(t, runSimulator(a, "payment_exploded", str(p1, "id")))
+	invalid("links[resource]", "/data/links/resource").check(t,
+		a.do("POST", "/scenario_simulators/mandate_transferred/actions/run", map[string]any{"data": map[string]any{}}))
+}
