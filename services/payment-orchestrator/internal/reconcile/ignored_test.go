@@ -2,6 +2,9 @@ package reconcile_test
 
 import (
 	"context"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,5 +59,44 @@ func TestEventsNotAppliedAreRecorded(t *testing.T) {
 	// The payment's state is untouched by what was ignored.
 	if got := states(t, r)["OK"]; got != "paid_out" {
 		t.Errorf("state %s after ignored events", got)
+	}
+}
+
+// TestLateFailureSettled: a paid-out payment that fails late (GoCardless's
+// payment_late_failure_settled scenario simulator) is posted to the ERP as
+// failed; the settlement that follows is recorded as ignored, with why.
+func TestLateFailureSettled(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"LATE": "100.00"})
+	settle(r, 10)
+	var payment string
+	if err := r.DB.QueryRow(context.Background(), `SELECT gc_payment_id FROM collections`).Scan(&payment); err != nil {
+		t.Fatal(err)
+	}
+	body := strings.NewReader(`{"data": {"links": {"resource": "` + payment + `"}}}`)
+	req, err := http.NewRequest("POST", r.Sim.URL+"/scenario_simulators/payment_late_failure_settled/actions/run", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+rig.Token)
+	req.Header.Set("GoCardless-Version", "2015-07-06")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("scenario simulator: %s", resp.Status)
+	}
+	r.Advance(time.Hour)
+	r.Eventually(20*time.Second, "late failure applied", func() bool { return states(t, r)["LATE"] == "failed" })
+	r.Drain()
+	if kinds := outcomeKinds(r)["LATE"]; !slices.Contains(kinds, "failed") {
+		t.Errorf("outcomes posted %v, want failed among them", kinds)
+	}
+	if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE action = 'late_failure_settled' AND strpos(reason, 'debited from a payout') > 0`); n != 1 {
+		t.Errorf("late_failure_settled recorded %d times", n)
 	}
 }
