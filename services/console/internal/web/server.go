@@ -152,6 +152,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /connections", s.need(users.Admin, s.connectionAdd))
 	mux.Handle("POST /connections/{name}/secrets", s.need(users.Admin, s.connectionRotate))
 	mux.Handle("POST /connections/{name}/ping", s.need(users.Admin, s.connectionPing))
+	mux.Handle("GET /users", s.need(users.Admin, s.usersPage))
 
 	// Refuses a state-changing request another site's page makes the
 	// browser send (Sec-Fetch-Site / Origin), before the CSRF token check.
