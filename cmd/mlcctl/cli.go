@@ -36,7 +36,8 @@ Commands:
   connections remove NAME         remove a connection without collection history
   connections rotate-keys         re-seal secrets under the current MLC_MASTER_KEY
   connections ping [NAME...]      authenticate and read one page from each connection
-  audit verify                    recompute every audit chain; fails on tampering
+  audit verify                    recompute every audit chain and check every row's MAC
+                                  (keys from MLC_MASTER_KEY); names each tampered row
   exceptions list [--status open|replayed|escalated|resolved|all] [--json]
   exceptions escalate ID --note TEXT
   collections show ERP-CONNECTION COMPANY INVOICE [--json]   state and audit trail
@@ -68,12 +69,17 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return nil
 	}
 	// Only the commands that seal or open secrets need the master key.
+	// The audit log is signed and verified under keys derived from it:
+	// whenever it is given, entries mlcctl writes are signed.
 	var keys *secrets.Keyring
-	if needsKeys(args) {
+	if _, given := c.lookup(config.VarMasterKey); needsKeys(args) || given {
 		keys = config.LoadKeyring(env)
 	}
 	if err := env.Err(); err != nil {
 		return fmt.Errorf("configuration:\n%w", err)
+	}
+	if keys != nil {
+		audit.SignWith(audit.KeysFrom(keys))
 	}
 	db, err := database.Open(ctx, common.DatabaseURL.Reveal())
 	if err != nil {
@@ -111,7 +117,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	case cmd == "users list":
 		return c.usersList(ctx, users.NewStore(db), args[2:])
 	case cmd == "audit verify":
-		return c.auditVerify(ctx, db)
+		return c.auditVerify(ctx, db, audit.KeysFrom(keys))
 	case cmd == "exceptions list":
 		return c.exceptionsList(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[2:])
 	case cmd == "exceptions escalate":
@@ -127,6 +133,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 
 func needsKeys(args []string) bool {
 	return len(args) >= 2 && (args[0] == "connections" && (args[1] == "add" || args[1] == "rotate-keys" || args[1] == "ping") ||
+		args[0] == "audit" && args[1] == "verify" ||
 		args[0] == "collections" && args[1] == "replay" || args[0] == "mandates" && args[1] == "resend")
 }
 
@@ -291,8 +298,10 @@ func (c *cli) connectionsList(ctx context.Context, store *connections.Store, arg
 	return w.Flush()
 }
 
-func (c *cli) auditVerify(ctx context.Context, db *pgxpool.Pool) error {
-	rep, err := audit.VerifyAll(ctx, db)
+// auditVerify recomputes every chain and checks every row's MAC under the
+// audit keys, naming each broken chain and its first bad row.
+func (c *cli) auditVerify(ctx context.Context, db *pgxpool.Pool, keys *audit.Keys) error {
+	rep, err := audit.VerifyAllWith(ctx, db, audit.VerifyOptions{Keys: keys})
 	for _, broken := range rep.Broken {
 		fmt.Fprintln(c.stdout, broken)
 	}

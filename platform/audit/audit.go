@@ -31,13 +31,24 @@
 //  9. prev_hash: the hash of the previous row of the aggregate, or 32 zero
 //     bytes for seq 1
 //
-// The chain proves that history was not rewritten; it does not prove who
-// wrote it. Anyone allowed to INSERT into audit_log and UPDATE audit_heads
-// can append well-formed entries, and someone who can bypass triggers on
-// both tables can cut a chain short undetected. Grant the application role
-// only INSERT and SELECT on audit_log (and the access Append needs on
-// audit_heads), keep ownership elsewhere, and export heads if the trail must
-// also survive a hostile owner.
+// The chain alone proves that history was not rewritten by someone who
+// could not also recompute the hashes. Against someone who can write the
+// tables (the owner, a superuser, a restored backup), two keyed defences:
+//
+//   - Each row's MAC: HMAC-SHA256 of its hash under an audit key the
+//     database never holds ([Keys], derived from the master keyring, so it
+//     rotates with it: rows signed under a previous master key still
+//     verify). Services sign every row ([SignWith], at start-up); a chain
+//     rewritten with recomputed hashes fails [VerifyAllWith] with
+//     ProblemBadMAC, naming the row.
+//   - Signed checkpoints of every chain's head ([TakeCheckpoint]), kept
+//     outside Postgres: verified against one, a chain cut short, or
+//     deleted whole with its head, is reported (ProblemBehindCheckpoint),
+//     which nothing left in the database could show.
+//
+// Grant the application role only INSERT and SELECT on audit_log (and the
+// access Append needs on audit_heads) and keep ownership elsewhere all the
+// same.
 package audit
 
 import (
@@ -91,6 +102,10 @@ type Record struct {
 	Payload       json.RawMessage `json:"payload"`
 	PrevHash      []byte          `json:"prev_hash"`
 	Hash          []byte          `json:"hash"`
+	// MACKeyID and MAC sign Hash under an audit key (see [Keys]); empty
+	// for rows written without one.
+	MACKeyID string `json:"mac_key_id,omitempty"`
+	MAC      []byte `json:"mac,omitempty"`
 }
 
 const (
@@ -240,19 +255,26 @@ func appendTx(ctx context.Context, tx pgx.Tx, recs []Record) error {
 
 	stored := make([]string, len(recs))
 	write := &pgx.Batch{}
+	keys := signing.Load()
 	for i := range recs {
 		rec := &recs[i]
 		h := heads[aggregateKey{rec.AggregateType, rec.AggregateID}]
 		rec.Seq, rec.PrevHash = h.seq+1, h.hash
 		rec.Hash = chainHash(rec)
 		h.seq, h.hash = rec.Seq, rec.Hash
+		var keyID *string
+		if keys != nil {
+			var id string
+			id, rec.MAC = keys.sign(rowMACDomain, rec.Hash)
+			rec.MACKeyID, keyID = id, &id
+		}
 		write.Queue(`
 			INSERT INTO audit_log
-				(aggregate_type, aggregate_id, seq, occurred_at, actor, action, payload, prev_hash, hash)
-			VALUES ($1, $2, $3, $4, $5, $6, $7::text::json, $8, $9)
+				(aggregate_type, aggregate_id, seq, occurred_at, actor, action, payload, prev_hash, hash, mac_key_id, mac)
+			VALUES ($1, $2, $3, $4, $5, $6, $7::text::json, $8, $9, $10, $11)
 			RETURNING id, payload::text`,
 			rec.AggregateType, rec.AggregateID, rec.Seq, rec.OccurredAt, rec.Actor, rec.Action,
-			string(rec.Payload), rec.PrevHash, rec.Hash).QueryRow(func(row pgx.Row) error {
+			string(rec.Payload), rec.PrevHash, rec.Hash, keyID, rec.MAC).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&rec.ID, &stored[i])
 		})
 		// The head advances one entry at a time: its trigger refuses
@@ -343,6 +365,17 @@ const (
 	ProblemHeadMismatch Problem = "chain does not end at its head"
 	// ProblemHeadMissing: rows exist but their head does not.
 	ProblemHeadMissing Problem = "head missing"
+	// ProblemUnsigned: verified with keys, the row carries no MAC.
+	ProblemUnsigned Problem = "row not signed"
+	// ProblemBadMAC: the row's MAC does not verify: it was written or
+	// rewritten by someone without the audit key.
+	ProblemBadMAC Problem = "MAC does not verify"
+	// ProblemUnknownKey: the row is signed with a key the verifier lacks.
+	ProblemUnknownKey Problem = "signed with an unknown key"
+	// ProblemBehindCheckpoint: a signed checkpoint vouches for a row of
+	// the chain that is no longer there as it was: the chain was cut,
+	// rewritten or deleted whole.
+	ProblemBehindCheckpoint Problem = "chain does not contain the row its checkpoint vouches for"
 )
 
 // A ChainError reports the first problem found in the chain of one
@@ -353,11 +386,18 @@ type ChainError struct {
 	AggregateType string
 	AggregateID   string
 	Seq           int64
-	Problem       Problem
+	// RowID is the audit_log id of the row found wrong (0 when the row is
+	// missing).
+	RowID   int64
+	Problem Problem
 }
 
 func (e *ChainError) Error() string {
-	return fmt.Sprintf("audit: chain %s %s broken at seq %d: %s", e.AggregateType, e.AggregateID, e.Seq, e.Problem)
+	row := ""
+	if e.RowID != 0 {
+		row = fmt.Sprintf(" (audit_log id %d)", e.RowID)
+	}
+	return fmt.Sprintf("audit: chain %s %s broken at seq %d%s: %s", e.AggregateType, e.AggregateID, e.Seq, row, e.Problem)
 }
 
 // A Report summarizes [VerifyAll].
@@ -371,7 +411,10 @@ type Report struct {
 // describing the first problem found, another error if the chain could not
 // be read, or nil if the chain is intact (or there is no chain).
 func Verify(ctx context.Context, q Querier, aggregateType, aggregateID string) error {
-	rep, err := verify(ctx, q, &aggregateKey{aggregateType, aggregateID})
+	// Keyed with the keys this process signs with, if any, but lenient
+	// about unsigned rows (written before keys were set): VerifyAllWith
+	// is the strict check.
+	rep, err := verify(ctx, q, &aggregateKey{aggregateType, aggregateID}, VerifyOptions{Keys: signing.Load(), allowUnsigned: true})
 	if err != nil {
 		return err
 	}
@@ -386,7 +429,33 @@ func Verify(ctx context.Context, q Querier, aggregateType, aggregateID string) e
 // Report.Broken, for errors.As) or if the log could not be read, so a
 // caller that only checks the error cannot miss tampering.
 func VerifyAll(ctx context.Context, q Querier) (Report, error) {
-	rep, err := verify(ctx, q, nil)
+	return VerifyAllWith(ctx, q, VerifyOptions{})
+}
+
+// VerifyOptions make verification keyed.
+type VerifyOptions struct {
+	// Keys, when set, require every row to carry a MAC that verifies
+	// under them: a chain rewritten with recomputed hashes is detected.
+	Keys *Keys
+	// Checkpoint, when set (and verified with Keys), requires every chain
+	// head it lists to be still in the log as it was: a chain cut short or
+	// deleted whole, head and all, is detected.
+	Checkpoint *Checkpoint
+
+	allowUnsigned bool
+}
+
+// VerifyAllWith is [VerifyAll] with keys and a checkpoint.
+func VerifyAllWith(ctx context.Context, q Querier, o VerifyOptions) (Report, error) {
+	if o.Checkpoint != nil {
+		if o.Keys == nil {
+			return Report{}, errors.New("audit: verify: a checkpoint needs the keys it was signed with")
+		}
+		if err := o.Checkpoint.verify(o.Keys); err != nil {
+			return Report{}, err
+		}
+	}
+	rep, err := verify(ctx, q, nil, o)
 	if err != nil {
 		return rep, err
 	}
@@ -401,7 +470,7 @@ type aggregateKey struct{ typ, id string }
 
 // verify reads the chains, with their heads, in one statement and so from
 // one snapshot: a concurrent append is seen completely or not at all.
-func verify(ctx context.Context, q Querier, only *aggregateKey) (Report, error) {
+func verify(ctx context.Context, q Querier, only *aggregateKey, o VerifyOptions) (Report, error) {
 	logs, heads := "audit_log", "audit_heads"
 	var args []any
 	if only != nil {
@@ -413,7 +482,8 @@ func verify(ctx context.Context, q Querier, only *aggregateKey) (Report, error) 
 		SELECT coalesce(l.aggregate_type, h.aggregate_type) AS t,
 		       coalesce(l.aggregate_id, h.aggregate_id) AS i,
 		       h.seq, h.hash,
-		       l.seq, l.occurred_at, l.actor, l.action, l.payload::text, l.prev_hash, l.hash
+		       l.seq, l.occurred_at, l.actor, l.action, l.payload::text, l.prev_hash, l.hash,
+		       l.id, l.mac_key_id, l.mac
 		FROM `+logs+` l
 		FULL JOIN `+heads+` h
 		  ON h.aggregate_type = l.aggregate_type AND h.aggregate_id = l.aggregate_id
@@ -424,8 +494,9 @@ func verify(ctx context.Context, q Querier, only *aggregateKey) (Report, error) 
 	defer rows.Close()
 
 	var (
-		rep Report
-		c   *chain
+		rep  Report
+		c    *chain
+		seen = map[aggregateKey]bool{}
 	)
 	for rows.Next() {
 		var (
@@ -437,16 +508,21 @@ func verify(ctx context.Context, q Querier, only *aggregateKey) (Report, error) 
 			actor, action  *string
 			payload        *string
 			prevHash, hash []byte
+			rowID          *int64
+			macKeyID       *string
+			mac            []byte
 		)
 		if err := rows.Scan(&typ, &id, &headSeq, &headHash,
-			&seq, &occurred, &actor, &action, &payload, &prevHash, &hash); err != nil {
+			&seq, &occurred, &actor, &action, &payload, &prevHash, &hash, &rowID, &macKeyID, &mac); err != nil {
 			return rep, fmt.Errorf("audit: verify: %w", err)
 		}
 		if c == nil || c.typ != typ || c.id != id {
 			if c != nil {
 				c.finish(&rep)
 			}
-			c = &chain{typ: typ, id: id, hasHead: headSeq != nil, prev: zeroHash}
+			c = &chain{typ: typ, id: id, hasHead: headSeq != nil, prev: zeroHash, keys: o.Keys, allowUnsigned: o.allowUnsigned,
+				vouched: o.Checkpoint.head(typ, id)}
+			seen[aggregateKey{typ, id}] = true
 			if headSeq != nil {
 				c.headSeq, c.headHash = *headSeq, headHash
 			}
@@ -455,7 +531,7 @@ func verify(ctx context.Context, q Querier, only *aggregateKey) (Report, error) 
 			continue // a head with no rows
 		}
 		rep.Records++
-		c.add(&Record{
+		r := &Record{
 			AggregateType: typ,
 			AggregateID:   id,
 			Seq:           *seq,
@@ -465,13 +541,29 @@ func verify(ctx context.Context, q Querier, only *aggregateKey) (Report, error) 
 			Payload:       json.RawMessage(*payload),
 			PrevHash:      prevHash,
 			Hash:          hash,
-		})
+			ID:            *rowID,
+			MAC:           mac,
+		}
+		if macKeyID != nil {
+			r.MACKeyID = *macKeyID
+		}
+		c.add(r)
 	}
 	if err := rows.Err(); err != nil {
 		return rep, fmt.Errorf("audit: verify: %w", err)
 	}
 	if c != nil {
 		c.finish(&rep)
+	}
+	// Chains the checkpoint vouches for that are gone altogether.
+	if o.Checkpoint != nil && only == nil {
+		for _, h := range o.Checkpoint.Heads {
+			if !seen[aggregateKey{h.AggregateType, h.AggregateID}] {
+				rep.Chains++
+				rep.Broken = append(rep.Broken, &ChainError{AggregateType: h.AggregateType, AggregateID: h.AggregateID,
+					Seq: h.Seq, Problem: ProblemBehindCheckpoint})
+			}
+		}
 	}
 	return rep, nil
 }
@@ -483,14 +575,20 @@ type chain struct {
 	headSeq  int64
 	headHash []byte
 
-	last int64  // seq of the last row seen
-	prev []byte // stored hash of the last row seen
-	err  *ChainError
+	keys          *Keys // when set, every row's MAC is checked
+	allowUnsigned bool  // ... except rows without one
+	vouched       *Head // the chain's head in the checkpoint, if any
+	matched       bool  // the vouched-for row was found as it was
+
+	last   int64  // seq of the last row seen
+	lastID int64  // its audit_log id
+	prev   []byte // stored hash of the last row seen
+	err    *ChainError
 }
 
-func (c *chain) fail(seq int64, p Problem) {
+func (c *chain) fail(seq, rowID int64, p Problem) {
 	if c.err == nil {
-		c.err = &ChainError{AggregateType: c.typ, AggregateID: c.id, Seq: seq, Problem: p}
+		c.err = &ChainError{AggregateType: c.typ, AggregateID: c.id, Seq: seq, RowID: rowID, Problem: p}
 	}
 }
 
@@ -501,27 +599,42 @@ func (c *chain) add(r *Record) {
 	want := c.last + 1
 	switch {
 	case r.Seq != want:
-		c.fail(want, ProblemMissing)
+		c.fail(want, 0, ProblemMissing)
 	case !bytes.Equal(r.PrevHash, c.prev):
-		c.fail(r.Seq, ProblemBrokenLink)
+		c.fail(r.Seq, r.ID, ProblemBrokenLink)
 	case !bytes.Equal(chainHash(r), r.Hash):
-		c.fail(r.Seq, ProblemModified)
+		c.fail(r.Seq, r.ID, ProblemModified)
+	case c.keys != nil && len(r.MAC) == 0:
+		if !c.allowUnsigned {
+			c.fail(r.Seq, r.ID, ProblemUnsigned)
+		}
+	case c.keys != nil:
+		if ok, known := c.keys.check(r.MACKeyID, rowMACDomain, r.Hash, r.MAC); !known {
+			c.fail(r.Seq, r.ID, ProblemUnknownKey)
+		} else if !ok {
+			c.fail(r.Seq, r.ID, ProblemBadMAC)
+		}
 	}
-	c.last, c.prev = r.Seq, r.Hash
+	if c.vouched != nil && r.Seq == c.vouched.Seq && bytes.Equal(r.Hash, c.vouched.Hash) {
+		c.matched = true
+	}
+	c.last, c.lastID, c.prev = r.Seq, r.ID, r.Hash
 }
 
 func (c *chain) finish(rep *Report) {
 	rep.Chains++
 	switch {
 	case c.err != nil:
+	case c.vouched != nil && !c.matched:
+		c.fail(c.vouched.Seq, 0, ProblemBehindCheckpoint)
 	case !c.hasHead:
-		c.fail(c.last, ProblemHeadMissing)
+		c.fail(c.last, c.lastID, ProblemHeadMissing)
 	case c.headSeq > c.last:
-		c.fail(c.last+1, ProblemHeadMismatch)
+		c.fail(c.last+1, 0, ProblemHeadMismatch)
 	case c.headSeq < c.last:
-		c.fail(c.headSeq+1, ProblemHeadMismatch)
+		c.fail(c.headSeq+1, 0, ProblemHeadMismatch)
 	case !bytes.Equal(c.headHash, c.prev):
-		c.fail(c.last, ProblemHeadMismatch)
+		c.fail(c.last, c.lastID, ProblemHeadMismatch)
 	}
 	if c.err != nil {
 		rep.Broken = append(rep.Broken, c.err)

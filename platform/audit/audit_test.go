@@ -555,7 +555,9 @@ func TestVerifyDetectsTampering(t *testing.T) {
 				t.Fatalf("Verify = %v, want a *ChainError", err)
 			}
 			want := audit.ChainError{AggregateType: "collection", AggregateID: "victim", Seq: tt.seq, Problem: tt.problem}
-			if *ce != want {
+			got := *ce
+			got.RowID = 0 // which row is named is checked in keyed_test.go
+			if got != want {
 				t.Fatalf("Verify = %+v\nwant     %+v", *ce, want)
 			}
 			if err := audit.Verify(ctx, pool, "collection", "bystander"); err != nil {
@@ -575,7 +577,7 @@ func TestVerifyDetectsTampering(t *testing.T) {
 					t.Errorf("VerifyAll blames the bystander: %v", b)
 				}
 			}
-			if found == nil || *found != want {
+			if found == nil || found.AggregateID != want.AggregateID || found.Seq != want.Seq || found.Problem != want.Problem {
 				t.Fatalf("VerifyAll Broken = %v, want it to hold %+v", rep.Broken, want)
 			}
 			if !errors.Is(err, found) {

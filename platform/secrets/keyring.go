@@ -32,6 +32,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -88,6 +89,9 @@ type Keyring struct {
 	primary string
 	keys    map[string]cipher.AEAD
 	order   []string // primary first, then previous keys as given
+	// roots are one-way derivations of each key, from which Derive makes
+	// keys for other purposes without keeping the key itself.
+	roots map[string][]byte
 }
 
 // KeyID returns the fingerprint that identifies key in [Sealed.KeyID]:
@@ -207,7 +211,27 @@ func (k *Keyring) add(key []byte) error {
 	}
 	k.keys[id] = aead
 	k.order = append(k.order, id)
+	if k.roots == nil {
+		k.roots = map[string][]byte{}
+	}
+	root := hmac.New(sha256.New, key)
+	root.Write([]byte("mlc-keyring-derive-v1"))
+	k.roots[id] = root.Sum(nil)
 	return nil
+}
+
+// Derive returns a key for purpose from each of the keyring's keys, by
+// key id, and the id of the primary's: keys for another use (the audit
+// log's MACs) that rotate with the master key, and from which neither the
+// master key nor another purpose's keys can be computed.
+func (k *Keyring) Derive(purpose string) (primary string, keys map[string][]byte) {
+	keys = make(map[string][]byte, len(k.roots))
+	for id, root := range k.roots {
+		m := hmac.New(sha256.New, root)
+		m.Write([]byte(purpose))
+		keys[id] = m.Sum(nil)
+	}
+	return k.primary, keys
 }
 
 // PrimaryID returns the id of the key new values are sealed under.

@@ -24,6 +24,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 
+	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/platform/config"
 	"github.com/ml-connector/ml-connector/platform/connections"
@@ -176,6 +177,9 @@ func Start(ctx context.Context, cfg Config, redact ...secrets.Value) (_ *Service
 	}
 	if cfg.Keys != nil {
 		s.Connections = connections.NewStore(s.DB, cfg.Keys)
+		// Audit entries are signed under a key derived from the master
+		// key, which the database never holds (see platform/audit).
+		audit.SignWith(audit.KeysFrom(cfg.Keys))
 	}
 	if s.listener, err = net.Listen("tcp", cfg.Common.HTTPAddr); err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Common.HTTPAddr, err)
