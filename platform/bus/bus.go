@@ -216,6 +216,12 @@ func (b *Bus) Conn() *nats.Conn { return b.nc }
 // about a minute in all, long enough for a NATS restart.
 var ensureBackoff = retry.Backoff{Base: 250 * time.Millisecond, Max: 5 * time.Second, Attempts: 15}
 
+// ensureRequestTimeout bounds each stream declaration. A request JetStream
+// drops (a cluster still electing its meta leader does) is never answered;
+// the caller's start-up context has a deadline of minutes, which the
+// client would otherwise wait out on the first try instead of retrying.
+var ensureRequestTimeout = 10 * time.Second
+
 // Ensure creates or updates every stream, so starting a service twice, or
 // several replicas at once, converges on the same declarations. A service
 // may start while NATS restarts (a rolling update, a rescheduled pod), so
@@ -224,7 +230,9 @@ var ensureBackoff = retry.Backoff{Base: 250 * time.Millisecond, Max: 5 * time.Se
 func (b *Bus) Ensure(ctx context.Context) error {
 	for _, sc := range b.cfg.Streams() {
 		for n := 1; ; n++ {
-			_, err := b.js.CreateOrUpdateStream(ctx, sc)
+			rctx, cancel := context.WithTimeout(ctx, ensureRequestTimeout)
+			_, err := b.js.CreateOrUpdateStream(rctx, sc)
+			cancel()
 			if err == nil {
 				break
 			}
