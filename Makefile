@@ -65,10 +65,12 @@ pin:
 	go run ./deploy/images pin -digests $(IMAGES_DIR)/digests.txt -registry $(REGISTRY) \
 		-out deploy/k8s/overlays/prod/images/kustomization.yaml
 
-## k8s-check: both overlays applied to a real kube-apiserver (built once, cached) with etcd
+## k8s-check: both overlays applied to a real kube-apiserver (built once, cached) with etcd;
+## the rendered prod manifests run: 3-node NATS and the five services
 k8s-check:
 	@command -v etcd >/dev/null || { echo "k8s-check needs etcd (apt-get install etcd-server)"; exit 1; }
-	MLC_KUBE_APISERVER=$$(deploy/apiserver/build.sh) go test -count=1 -run '^TestAPIServer$$' -v ./deploy/k8stest
+	MLC_KUBE_APISERVER=$$(deploy/apiserver/build.sh) MLC_SMOKE=1 \
+		go test -count=1 -timeout 15m -run '^(TestAPIServer|TestRenderedManifestsRun)$$' -v ./deploy/k8stest
 
 ## test: every module's tests against real Postgres and NATS JetStream, then brief fuzzing
 test:

@@ -300,6 +300,34 @@ func TestAPIServer(t *testing.T) {
 		t.Errorf("an unknown field was accepted: %v", err)
 	}
 
+	// The committed kubeconform schemas are this server's.
+	code, spec, err := s.do(ctx, "GET", "/openapi/v2", "", nil)
+	if err != nil || code != 200 {
+		t.Fatalf("openapi/v2: %d %v", code, err)
+	}
+	schemas, err := standaloneSchemas([]byte(spec), schemaKinds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(schemas) != len(schemaKinds()) {
+		t.Errorf("%d schemas for %d kinds", len(schemas), len(schemaKinds()))
+	}
+	for name, b := range schemas {
+		p := filepath.Join(schemaDir, name)
+		if os.Getenv("MLC_UPDATE_SCHEMAS") != "" {
+			if err := os.MkdirAll(schemaDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if old, err := os.ReadFile(p); err != nil || !bytes.Equal(old, b) {
+			t.Errorf("%s is not this API server's schema (%v); regenerate with MLC_UPDATE_SCHEMAS=1 make k8s-check", p, err)
+		}
+	}
+
 	for _, overlay := range []string{"overlays/dev", "overlays/prod"} {
 		t.Run(overlay, func(t *testing.T) {
 			docs, err := renderDocs(filepath.Join(repoRoot, k8sDir, overlay))
