@@ -127,6 +127,22 @@ func (l *Ledger) Release(ctx context.Context, aggType, aggID, holder string) err
 	return l.Tx(ctx, func(tx pgx.Tx) error { return Release(ctx, tx, aggType, aggID, holder) })
 }
 
+// Renew extends holder's lease of an aggregate to d from now, for work
+// that outlasts the lease it claimed; ErrLeaseLost when the holder no
+// longer has it. Unlike Claim it never creates a lease, so a renewal that
+// arrives after the work released its lease leaves nothing behind.
+func (l *Ledger) Renew(ctx context.Context, aggType, aggID, holder string, d time.Duration) error {
+	tag, err := l.db.Exec(ctx, `UPDATE leases SET expires_at = now() + $4::interval
+		WHERE aggregate_type = $1 AND aggregate_id = $2 AND holder = $3`, aggType, aggID, holder, d.String())
+	if err != nil {
+		return fmt.Errorf("renew %s %s: %w", aggType, aggID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("%s %s for %s: %w", aggType, aggID, holder, ErrLeaseLost)
+	}
+	return nil
+}
+
 // EventCursor is the created_at of the newest GoCardless event the
 // /events catch-up published for a connection; ErrNotFound before the
 // first pass.

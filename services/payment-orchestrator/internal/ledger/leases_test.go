@@ -63,3 +63,40 @@ func TestLeases(t *testing.T) {
 		t.Errorf("intent entry %s", recs[1].Payload)
 	}
 }
+
+// Renew extends only its holder's lease, and never brings back a lease
+// that was released or taken over.
+func TestRenew(t *testing.T) {
+	l, _ := newLedger(t)
+	ctx := context.Background()
+	expires := func() time.Time {
+		var at time.Time
+		if err := l.DB().QueryRow(ctx, `SELECT expires_at FROM leases WHERE aggregate_type = 'pass' AND aggregate_id = 'gc-1'`).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	if _, _, err := l.Claim(ctx, "pass", "gc-1", "r1", nil, time.Second, ""); err != nil {
+		t.Fatal(err)
+	}
+	before := expires()
+	if err := l.Renew(ctx, "pass", "gc-1", "r1", time.Hour); err != nil {
+		t.Fatalf("renew by its holder: %v", err)
+	}
+	if after := expires(); after.Sub(before) < 59*time.Minute {
+		t.Errorf("renewed to %s, was %s; want an hour on", after, before)
+	}
+	if err := l.Renew(ctx, "pass", "gc-1", "r2", time.Hour); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("renew by another holder: %v, want ErrLeaseLost", err)
+	}
+	if err := l.Release(ctx, "pass", "gc-1", "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Renew(ctx, "pass", "gc-1", "r1", time.Hour); !errors.Is(err, ErrLeaseLost) {
+		t.Errorf("renew after release: %v, want ErrLeaseLost", err)
+	}
+	var n int
+	if err := l.DB().QueryRow(ctx, `SELECT count(*) FROM leases`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d leases after a renewal of a released one (%v), want 0", n, err)
+	}
+}

@@ -40,7 +40,16 @@ type CatchUp struct {
 	Interval time.Duration // between passes
 	Overlap  time.Duration // re-read before the cursor
 	Lookback time.Duration // how far back a connection without a cursor starts
+	// LeaseTime is how long a connection's catch-up lease outlives the
+	// replica holding it once that replica stops renewing it (killed in
+	// mid-pass): the longest the other replicas' catch-up stops for. A pass
+	// renews its lease every third of it, so a pass may take longer.
+	// Zero means DefaultCatchUpLease.
+	LeaseTime time.Duration
 }
+
+// DefaultCatchUpLease is CatchUp.LeaseTime unless set.
+const DefaultCatchUpLease = 30 * time.Second
 
 // Run makes a pass every Interval until ctx ends. One replica at a time
 // reads a connection (a lease per connection, so that no database
@@ -69,7 +78,7 @@ func (c *CatchUp) Pass(ctx context.Context) error {
 	var errs []error
 	for _, conn := range conns {
 		aggID := conn.Name
-		_, _, err := c.Ledger.Claim(ctx, catchUpLease, aggID, holder, nil, catchUpLeaseTime, "")
+		_, _, err := c.Ledger.Claim(ctx, catchUpLease, aggID, holder, nil, c.leaseTime(), "")
 		if errors.As(err, new(*ledger.BusyError)) {
 			continue // another replica is reading it
 		}
@@ -77,7 +86,10 @@ func (c *CatchUp) Pass(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		n, err := c.connection(ctx, conn)
+		n, newest, err := c.renewing(ctx, aggID, func(ctx context.Context) (int, time.Time, error) { return c.connection(ctx, conn) })
+		if err == nil {
+			err = c.Ledger.SaveEventCursor(ctx, catchUpLease, aggID, holder, conn.ID, newest)
+		}
 		if err != nil {
 			_ = c.Ledger.Release(context.WithoutCancel(ctx), catchUpLease, aggID, holder)
 			errs = append(errs, fmt.Errorf("catch-up %s: %w", conn.Name, err))
@@ -88,25 +100,72 @@ func (c *CatchUp) Pass(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (int, error) {
+// renewing runs pass while renewing the lease of aggID every third of
+// the lease time, and stops renewing before it returns, so that the
+// caller's release is the last word on the lease. A lease found taken
+// over (it expired while its renewals failed) ends the pass.
+func (c *CatchUp) renewing(ctx context.Context, aggID string, pass func(context.Context) (int, time.Time, error)) (int, time.Time, error) {
+	d := c.leaseTime()
+	pctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-t.C:
+			}
+			err := c.Ledger.Renew(pctx, catchUpLease, aggID, holder, d)
+			if errors.Is(err, ledger.ErrLeaseLost) {
+				cancel(err)
+				return
+			}
+			if err != nil && pctx.Err() == nil {
+				c.Log.WarnContext(ctx, "events catch-up lease not renewed", "connection", aggID, "error", err)
+			}
+		}
+	}()
+	n, newest, err := pass(pctx)
+	lost := context.Cause(pctx)
+	cancel(nil)
+	<-done
+	if err != nil && errors.Is(lost, ledger.ErrLeaseLost) {
+		err = lost
+	}
+	return n, newest, err
+}
+
+func (c *CatchUp) leaseTime() time.Duration {
+	if c.LeaseTime > 0 {
+		return c.LeaseTime
+	}
+	return DefaultCatchUpLease
+}
+
+// connection publishes the events of conn since its cursor and returns
+// how many, and the new cursor (zero when it does not move).
+func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (int, time.Time, error) {
 	_, client, err := c.Dir.GoCardless(ctx, conn.Name)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	cursor, err := c.cursor(ctx, conn.ID)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	var events []gocardless.Event
 	params := gocardless.EventListParams{ListParams: gocardless.ListParams{Limit: gocardless.MaxLimit, CreatedAt: gocardless.TimeRange{GTE: cursor.Add(-c.Overlap)}}}
 	for ev, err := range client.Events(ctx, params) {
 		if err != nil {
-			return 0, err
+			return 0, time.Time{}, err
 		}
 		events = append(events, ev)
 	}
 	if len(events) == 0 {
-		return 0, c.Ledger.SaveEventCursor(ctx, catchUpLease, conn.Name, holder, conn.ID, time.Time{})
+		return 0, time.Time{}, nil
 	}
 	slices.SortFunc(events, func(a, b gocardless.Event) int {
 		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
@@ -117,19 +176,19 @@ func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (
 		for _, ev := range batch {
 			m, err := gcmsg.BusMsg(ev, env)
 			if err != nil {
-				return 0, err
+				return 0, time.Time{}, err
 			}
 			msgs = append(msgs, m)
 		}
 		if _, err := c.Bus.PublishBatch(ctx, msgs); err != nil {
-			return 0, err
+			return 0, time.Time{}, err
 		}
 	}
 	var newest time.Time
 	if last := events[len(events)-1].CreatedAt; last.After(cursor) {
 		newest = last
 	}
-	return len(events), c.Ledger.SaveEventCursor(ctx, catchUpLease, conn.Name, holder, conn.ID, newest)
+	return len(events), newest, nil
 }
 
 func (c *CatchUp) cursor(ctx context.Context, connectionID int64) (time.Time, error) {
@@ -141,12 +200,9 @@ func (c *CatchUp) cursor(ctx context.Context, connectionID int64) (time.Time, er
 }
 
 // The catch-up lease of a GoCardless connection: held by one replica's
-// pass, given up with the cursor it stored, and taken over by another
-// replica if the pass dies.
-const (
-	catchUpLease     = "events-catch-up"
-	catchUpLeaseTime = 10 * time.Minute
-)
+// pass, renewed while it runs, given up with the cursor it stored, and
+// taken over by another replica LeaseTime after the pass died.
+const catchUpLease = "events-catch-up"
 
 // holder names this process's catch-up passes.
 var holder = func() string {
