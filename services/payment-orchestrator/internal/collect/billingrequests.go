@@ -301,15 +301,20 @@ func (c *Collector) RunSweeps(ctx context.Context, every time.Duration) error {
 	}
 }
 
-// sweepBatch bounds the parked invoices one sweep looks at.
-const sweepBatch = 500
+// sweepBatch bounds the parked invoices one sweep looks at (a variable
+// only so that tests can make it small).
+var sweepBatch = 500
 
 // SweepAwaiting tries the parked invoices again: each is collected once
 // its customer's mandate exists, or becomes an exception once the link
 // expired or mandate_wait passed, and is then released; the others stay.
-// It returns how many were released. Run it periodically.
+// One sweep looks at sweepBatch of them, after those the previous sweep
+// looked at (wrapping around), so however many wait, each is tried in
+// turn. It returns how many were released. Run it periodically.
 func (c *Collector) SweepAwaiting(ctx context.Context) (int, error) {
-	rows, err := c.ledger.DB().Query(ctx, `SELECT id, message FROM awaiting_invoices WHERE released_at IS NULL ORDER BY id LIMIT $1`, sweepBatch)
+	from := c.sweptTo.Load()
+	rows, err := c.ledger.DB().Query(ctx, `SELECT id, message FROM awaiting_invoices
+		WHERE released_at IS NULL AND id > $2 ORDER BY id LIMIT $1`, sweepBatch, from)
 	if err != nil {
 		return 0, fmt.Errorf("read parked invoices: %w", err)
 	}
@@ -323,6 +328,11 @@ func (c *Collector) SweepAwaiting(ctx context.Context) (int, error) {
 	})
 	if err != nil {
 		return 0, fmt.Errorf("read parked invoices: %w", err)
+	}
+	if len(list) < sweepBatch {
+		c.sweptTo.Store(0) // the end: the next sweep starts again from the oldest
+	} else {
+		c.sweptTo.Store(list[len(list)-1].id)
 	}
 	released := 0
 	for _, p := range list {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/collect"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
 )
 
@@ -147,4 +148,33 @@ func TestCancelledBillingRequestIsAnException(t *testing.T) {
 		return r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'mandate_request_cancelled'`) == 1 &&
 			r.Count(`SELECT count(*) FROM mandate_requests WHERE state = 'cancelled'`) == 1
 	})
+}
+
+// TestSweepTakesTurns: however many invoices wait for payers who never
+// authorise, a sweep moves on past them, so an invoice parked later is
+// collected once its customer authorised.
+func TestSweepTakesTurns(t *testing.T) {
+	defer collect.SetSweepBatch(1)()
+	r := standardRig(t, nil, gcsim.Options{})
+	r.Consumers("a", 2)
+	awaitingPayer(t, r, "SILENT")
+	flow := awaitingPayer(t, r, "LATER")
+	for _, inv := range []struct{ id, customer string }{{"S1", "SILENT"}, {"S2", "SILENT"}, {"L1", "LATER"}} {
+		r.Publish(rig.Invoice(inv.id, inv.customer, "15.00"))
+		r.Eventually(20*time.Second, "parked "+inv.id, func() bool {
+			return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE aggregate_id LIKE '%' || $1`, inv.id) == 1
+		})
+	}
+	if _, err := r.Sim.CompleteFlow(flow, gcsim.Payer{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 { // one invoice per sweep: S1, S2, L1, ...
+		r.Advance(time.Hour)
+	}
+	if n := r.Count(`SELECT count(*) FROM collections WHERE invoice_id = 'L1' AND gc_payment_id IS NOT NULL`); n != 1 {
+		t.Fatalf("the invoice parked behind two waiting ones was not collected")
+	}
+	if n := r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`); n != 2 {
+		t.Fatalf("%d invoices still parked, want the silent payer's 2", n)
+	}
 }

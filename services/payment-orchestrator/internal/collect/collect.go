@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -53,6 +54,10 @@ type Collector struct {
 	// doubles, up to maxCustomerWait. With the consumer's MaxDeliver it
 	// bounds how long an invoice may precede its customer.
 	CustomerWait time.Duration
+
+	// sweptTo is the last parked invoice the previous sweep looked at
+	// (billingrequests.go).
+	sweptTo atomic.Int64
 }
 
 // New returns a collector.
