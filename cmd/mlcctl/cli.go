@@ -8,15 +8,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
 	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/platform/audit/auditkv"
+	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/platform/config"
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/database"
@@ -117,7 +122,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	case cmd == "users list":
 		return c.usersList(ctx, users.NewStore(db), args[2:])
 	case cmd == "audit verify":
-		return c.auditVerify(ctx, db, audit.KeysFrom(keys))
+		return c.auditVerify(ctx, db, audit.KeysFrom(keys), common)
 	case cmd == "exceptions list":
 		return c.exceptionsList(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[2:])
 	case cmd == "exceptions escalate":
@@ -300,8 +305,26 @@ func (c *cli) connectionsList(ctx context.Context, store *connections.Store, arg
 
 // auditVerify recomputes every chain and checks every row's MAC under the
 // audit keys, naming each broken chain and its first bad row.
-func (c *cli) auditVerify(ctx context.Context, db *pgxpool.Pool, keys *audit.Keys) error {
-	rep, err := audit.VerifyAllWith(ctx, db, audit.VerifyOptions{Keys: keys})
+//
+// With NATS_URL set, the newest signed checkpoint of the chain heads is
+// read from JetStream (the orchestrator stores one every few minutes) and
+// the log checked against it too: a chain deleted whole, or cut short,
+// is then reported.
+func (c *cli) auditVerify(ctx context.Context, db *pgxpool.Pool, keys *audit.Keys, common config.Common) error {
+	opts := audit.VerifyOptions{Keys: keys}
+	if _, given := c.lookup(config.VarNATSURL); given {
+		cp, err := c.latestCheckpoint(ctx, common)
+		if err != nil {
+			return err
+		}
+		if cp == nil {
+			fmt.Fprintln(c.stdout, "no audit checkpoint in JetStream yet: deleted chains cannot be detected")
+		} else {
+			fmt.Fprintf(c.stdout, "checked against the checkpoint of %s (%d chains)\n", cp.TakenAt.Format(time.RFC3339), len(cp.Heads))
+		}
+		opts.Checkpoint = cp
+	}
+	rep, err := audit.VerifyAllWith(ctx, db, opts)
 	for _, broken := range rep.Broken {
 		fmt.Fprintln(c.stdout, broken)
 	}
@@ -310,4 +333,32 @@ func (c *cli) auditVerify(ctx context.Context, db *pgxpool.Pool, keys *audit.Key
 	}
 	fmt.Fprintf(c.stdout, "audit log verified: %d chains, %d records\n", rep.Chains, rep.Records)
 	return nil
+}
+
+// latestCheckpoint reads the newest audit checkpoint from JetStream.
+func (c *cli) latestCheckpoint(ctx context.Context, common config.Common) (*audit.Checkpoint, error) {
+	var opts []bus.ConnectOption
+	if common.NATSUser != "" {
+		opts = append(opts, bus.UserPassword(common.NATSUser, common.NATSPassword.Reveal()))
+	}
+	if common.NATSCAFile != "" {
+		opts = append(opts, bus.RootCA(common.NATSCAFile))
+	}
+	nc, err := bus.Connect(ctx, common.NATSURL, "mlcctl", slog.New(slog.DiscardHandler), opts...)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	store, err := auditkv.OpenExisting(ctx, js)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return store.Latest(ctx)
 }

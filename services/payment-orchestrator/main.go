@@ -50,6 +50,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/platform/audit/auditkv"
 	"github.com/ml-connector/ml-connector/platform/breaker"
 	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/platform/command"
@@ -77,6 +79,8 @@ func run(ctx context.Context, args []string) error {
 	lookback := env.DurationRange("CATCHUP_LOOKBACK", 24*time.Hour, time.Minute, 90*24*time.Hour, "How far back catch-up starts for a GoCardless connection without a cursor.")
 	sweepEvery := env.DurationRange("AWAITING_SWEEP_INTERVAL", time.Minute, 5*time.Second, time.Hour, "How often invoices parked for their customer's mandate authorisation are tried again.")
 	customerWait := env.DurationRange("CUSTOMER_WAIT", 30*time.Second, time.Second, 10*time.Minute, "How long an invoice that arrived before its customer's mandate first waits before it is tried again; each further wait doubles, up to 10 min.")
+	checkpointEvery := env.DurationRange("AUDIT_CHECKPOINT_INTERVAL", 5*time.Minute, 10*time.Second, 24*time.Hour,
+		"How often a signed checkpoint of every audit chain's head is stored in JetStream ("+auditkv.Bucket+"), for mlcctl audit verify.")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
@@ -102,6 +106,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer conn.Close()
 
+	checkpoints, err := auditkv.Open(ctx, svc.Bus.JetStream(), cfg.Streams.Replicas)
+	if err != nil {
+		return err
+	}
+
 	led := ledger.New(svc.DB)
 	dir := accounts.New(svc.Connections, 30*time.Second, func(name string) []gocardless.Option {
 		return []gocardless.Option{gocardless.WithLogger(svc.Log), gocardless.WithBreaker("gocardless/"+name, breaker.Options{})}
@@ -119,6 +128,9 @@ func run(ctx context.Context, args []string) error {
 		consume("gocardless-events", bus.ConsumerSpec{Stream: bus.StreamGC, Durable: "payment-orchestrator-gc", Workers: gcWorkers}, reconciler.Handle),
 		consume("dead-letters", bus.ConsumerSpec{Stream: bus.StreamDLQ, Durable: "payment-orchestrator-dlq"}, deadletter.Handler{Ledger: led}.Handle),
 		service.Worker{Name: "awaiting-invoices", Run: func(ctx context.Context) error { return collector.RunSweeps(ctx, sweepEvery) }},
+		service.Worker{Name: "audit-checkpoints", Run: func(ctx context.Context) error {
+			return auditkv.Run(ctx, svc.DB, audit.KeysFrom(svc.Keys), checkpoints, checkpointEvery, svc.Log)
+		}},
 		service.Worker{Name: "events-catch-up", Run: (&reconcile.CatchUp{
 			Ledger: led, Dir: dir, Bus: svc.Bus, Log: svc.Log, Interval: catchUp, Overlap: overlap, Lookback: lookback,
 		}).Run},
