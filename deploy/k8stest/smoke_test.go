@@ -169,6 +169,9 @@ func TestRenderedManifestsRun(t *testing.T) {
 		for _, p := range probs {
 			t.Error(p)
 		}
+		// Every listen address the service reads moves to a free loopback
+		// port (HTTP_ADDR and GRPC_ADDR to the ones chosen above).
+		listen, _ := w.listeners(svc)
 		var vars []string
 		for name, v := range env {
 			val := v.Value
@@ -184,6 +187,9 @@ func TestRenderedManifestsRun(t *testing.T) {
 				case "GC_WEBHOOK_SECRET":
 					val = "smoke-webhook-secret"
 				default:
+					if v.Secret.Optional == nil || !*v.Secret.Optional {
+						t.Fatalf("%s: no test value for Secret %s key %s (%s); add one here", svc, v.Secret.Name, v.Secret.Key, name)
+					}
 					continue // optional, unset
 				}
 			case v.From == "fieldRef":
@@ -201,10 +207,12 @@ func TestRenderedManifestsRun(t *testing.T) {
 				val = procs[svc].http
 			case "GRPC_ADDR":
 				val = procs[svc].grpc
-			case "WEBHOOK_ADDR":
-				val = fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
 			case "ERP_POSTER_ADDR":
 				val = procs["erp-poster"].grpc
+			default:
+				if _, ok := listen[name]; ok {
+					val = fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+				}
 			case "OTEL_EXPORTER_OTLP_ENDPOINT":
 				val = fmt.Sprintf("http://127.0.0.1:%d", freeLoopbackPort(t)) // no collector: exports fail quietly
 			}
