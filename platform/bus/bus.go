@@ -212,6 +212,9 @@ func (b *Bus) JetStream() jetstream.JetStream { return b.js }
 // Conn is the underlying NATS connection.
 func (b *Bus) Conn() *nats.Conn { return b.nc }
 
+// MaxPayload is the largest message the server accepts, headers included.
+func (b *Bus) MaxPayload() int64 { return b.nc.MaxPayload() }
+
 // ensureBackoff paces Ensure's retries while JetStream does not answer:
 // about a minute in all, long enough for a NATS restart.
 var ensureBackoff = retry.Backoff{Base: 250 * time.Millisecond, Max: 5 * time.Second, Attempts: 15}

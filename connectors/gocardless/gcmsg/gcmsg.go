@@ -2,11 +2,12 @@
 // on JetStream: one mlc.v1.GoCardlessEvent per event, on the subject
 // mlc.gc.<resource_type>.<action>, with the event id as Nats-Msg-Id so that
 // a webhook delivered twice, or an event seen both by webhook and by the
-// GET /events catch-up, is stored once.
+// GET /events catch-up, is stored once. Both ways in share Check: an event
+// out of GoCardless's documented shapes never reaches a subject or header,
+// and is kept as a dead letter by whoever read it.
 package gcmsg
 
 import (
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -20,27 +21,11 @@ import (
 // SchemaVersion of the GoCardlessEvent messages this package writes.
 const SchemaVersion = 1
 
-// Subject is where an event is published. Resource types and actions are
-// lowercase words at GoCardless; anything else is made subject-safe rather
-// than refused, because an event type we do not know must still be kept.
+// Subject is where an event is published. Its resource type and action
+// are single subject tokens only once Check accepted the event; BusMsg
+// checks it first.
 func Subject(e gocardless.Event) string {
-	return "mlc.gc." + token(e.ResourceType) + "." + token(e.Action)
-}
-
-// token makes s a single NATS subject token.
-func token(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return strings.Map(func(r rune) rune {
-		switch {
-		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_', r == '-':
-			return r
-		case r >= 'A' && r <= 'Z':
-			return r + ('a' - 'A')
-		}
-		return '_'
-	}, s)
+	return "mlc.gc." + e.ResourceType + "." + e.Action
 }
 
 // Source says how an event reached us.
@@ -93,8 +78,12 @@ func Message(e gocardless.Event, env Envelope) *mlcv1.GoCardlessEvent {
 	return m
 }
 
-// BusMsg is the JetStream message for e.
+// BusMsg is the JetStream message for e, or an error wrapping
+// ErrOutOfBounds if e breaks a bound of Check.
 func BusMsg(e gocardless.Event, env Envelope) (bus.Msg, error) {
+	if err := Check(e); err != nil {
+		return bus.Msg{}, err
+	}
 	data, err := proto.Marshal(Message(e, env))
 	if err != nil {
 		return bus.Msg{}, err

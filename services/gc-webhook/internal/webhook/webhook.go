@@ -7,7 +7,7 @@
 // acknowledged to GoCardless without being durable here.
 //
 // Everything that arrives is bounded before it reaches NATS: the body, the
-// number of events, each event's fields (see checkEvent), the requests
+// number of events, each event's fields (gcmsg.Check), the requests
 // handled at once. An event out of bounds is not dropped and does not make
 // its batch fail forever: it is stored as a dead letter with its raw bytes
 // (an exception for an operator) together with the rest of the batch.
@@ -23,7 +23,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -289,16 +288,8 @@ func (h *Handler) process(r *http.Request, connection string, secretsOf func(con
 		msgs = append(msgs, m)
 	}
 	for _, rj := range rejected {
-		hdr := nats.Header{}
-		if connection != "" {
-			hdr.Set(HeaderConnection, connection)
-		}
-		if b.webhookID != "" {
-			hdr.Set(HeaderWebhookID, b.webhookID)
-		}
-		msgs = append(msgs, bus.RejectedMsg(bus.Rejected{
-			Stream: bus.StreamGC, Source: "gc-webhook", Reason: rj.reason, Data: rj.raw, Header: hdr,
-		}, h.cfg.MaxPayload))
+		msgs = append(msgs, gcmsg.DeadLetter(gcmsg.Refused{Source: "gc-webhook", Connection: connection, WebhookID: b.webhookID,
+			Reason: rj.reason, Raw: rj.raw}, h.cfg.MaxPayload))
 		h.log.WarnContext(r.Context(), "webhook event out of bounds, kept as a dead letter", "connection", connection,
 			"webhook_id", b.webhookID, "reason", rj.reason, "bytes", len(rj.raw))
 	}
@@ -322,8 +313,8 @@ func (h *Handler) process(r *http.Request, connection string, secretsOf func(con
 
 // Headers on a rejected event's dead letter, besides bus's Mlc-Dlq-*.
 const (
-	HeaderConnection = "Mlc-Gc-Connection"
-	HeaderWebhookID  = "Mlc-Gc-Webhook-Id"
+	HeaderConnection = gcmsg.HeaderConnection
+	HeaderWebhookID  = gcmsg.HeaderWebhookID
 )
 
 // readBody reads r's body up to limit bytes, into a buffer sized from

@@ -175,8 +175,14 @@ func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (
 		msgs := make([]bus.Msg, 0, len(batch))
 		for _, ev := range batch {
 			m, err := gcmsg.BusMsg(ev, env)
+			if err == nil {
+				err = bus.CheckMsg(m, maxPayload(c.Bus))
+			}
 			if err != nil {
-				return 0, time.Time{}, err
+				// Out of GoCardless's shapes: kept as a dead letter (an
+				// exception), so the pass, and the cursor, move on.
+				m = gcmsg.DeadLetter(gcmsg.Refused{Source: "events-catch-up", Connection: conn.Name, Reason: err.Error(), Raw: ev.Raw}, maxPayload(c.Bus))
+				c.Log.WarnContext(ctx, "caught-up event out of bounds, kept as a dead letter", "connection", conn.Name, "reason", err, "bytes", len(ev.Raw))
 			}
 			msgs = append(msgs, m)
 		}
@@ -211,3 +217,12 @@ var holder = func() string {
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))
 }()
+
+// maxPayload is the largest message p's server accepts, or 0 when p does
+// not say (PublishBatch still checks).
+func maxPayload(p Publisher) int64 {
+	if b, ok := p.(interface{ MaxPayload() int64 }); ok {
+		return b.MaxPayload()
+	}
+	return 0
+}
