@@ -40,7 +40,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/ml-connector/ml-connector/platform/secrets"
 )
@@ -154,48 +153,6 @@ func (e *Env) Required(name, help string) string {
 		e.fail(name, ErrMissing)
 	}
 	return v
-}
-
-// Int returns the variable as a decimal integer, or def if it is unset.
-// On error it records it and returns 0.
-func (e *Env) Int(name string, def int, help string) int {
-	e.register(setting{name: name, kind: "integer", def: strconv.Itoa(def), help: help})
-	v, ok := e.get(name)
-	if !ok {
-		return def
-	}
-	n, err := strconv.ParseInt(v, 10, strconv.IntSize)
-	if err != nil {
-		if errors.Is(err, strconv.ErrRange) {
-			e.fail(name, fmt.Errorf("%q is out of range", v))
-		} else {
-			e.fail(name, fmt.Errorf("%q is not an integer", v))
-		}
-		return 0
-	}
-	return int(n)
-}
-
-// Duration returns the variable as a [time.Duration] ("30s", "1m30s"), or
-// def if it is unset. Negative durations are rejected. On error it records
-// it and returns 0.
-func (e *Env) Duration(name string, def time.Duration, help string) time.Duration {
-	e.register(setting{name: name, kind: "duration", def: def.String(), help: help})
-	v, ok := e.get(name)
-	if !ok {
-		return def
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil {
-		// A bare number is the common mistake; say what is expected.
-		e.fail(name, fmt.Errorf("%q is not a duration (want e.g. 30s, 5m, 1h30m)", v))
-		return 0
-	}
-	if d < 0 {
-		e.fail(name, fmt.Errorf("%q is negative", v))
-		return 0
-	}
-	return d
 }
 
 // Bool returns the variable as a boolean, or def if it is unset. It accepts

@@ -75,56 +75,11 @@ func TestRequired(t *testing.T) {
 	}
 }
 
-func TestInt(t *testing.T) {
-	tests := []struct {
-		v       string
-		want    int
-		wantErr string
-	}{
-		{"", 7, ""},
-		{"42", 42, ""},
-		{"-3", -3, ""},
-		{" 10 ", 10, ""},
-		{"4.5", 0, `N: "4.5" is not an integer`},
-		{"ten", 0, `N: "ten" is not an integer`},
-		{"99999999999999999999", 0, `N: "99999999999999999999" is out of range`},
-	}
-	for _, tt := range tests {
-		e := FromMap(map[string]string{"N": tt.v})
-		if got := e.Int("N", 7, "h"); got != tt.want {
-			t.Errorf("Int(%q) = %d, want %d", tt.v, got, tt.want)
-		}
-		checkErrs(t, e, nonEmpty(tt.wantErr))
-	}
-}
-
 func nonEmpty(s string) []string {
 	if s == "" {
 		return nil
 	}
 	return []string{s}
-}
-
-func TestDuration(t *testing.T) {
-	tests := []struct {
-		v       string
-		want    time.Duration
-		wantErr string
-	}{
-		{"", 5 * time.Second, ""},
-		{"1m30s", 90 * time.Second, ""},
-		{"0s", 0, ""},
-		{"30", 0, `D: "30" is not a duration (want e.g. 30s, 5m, 1h30m)`},
-		{"soon", 0, `D: "soon" is not a duration (want e.g. 30s, 5m, 1h30m)`},
-		{"-1s", 0, `D: "-1s" is negative`},
-	}
-	for _, tt := range tests {
-		e := FromMap(map[string]string{"D": tt.v})
-		if got := e.Duration("D", 5*time.Second, "h"); got != tt.want {
-			t.Errorf("Duration(%q) = %v, want %v", tt.v, got, tt.want)
-		}
-		checkErrs(t, e, nonEmpty(tt.wantErr))
-	}
 }
 
 func TestBool(t *testing.T) {
@@ -364,13 +319,13 @@ func TestErrorsCollected(t *testing.T) {
 		"N":         "x",
 	})
 	LoadCommon(e)
-	e.Int("N", 1, "h")
+	e.IntRange("N", 1, 1, 10, "h")
 	e.Errorf("N", "must be at most %d", 10)
 	checkErrs(t, e, []string{
 		`NATS_URL: scheme "http" not allowed (want nats, tls, ws, wss)`,
 		`HTTP_ADDR: "8080" is not host:port: missing port in address`,
 		`LOG_LEVEL: "chatty" not allowed (want debug, info, warn, error)`,
-		`N: "x" is not an integer`,
+		`N: "x" is not an integer (want 1 to 10)`,
 		`N: must be at most 10`,
 	})
 }
@@ -465,7 +420,7 @@ func TestUsage(t *testing.T) {
 	e.Addr(VarWebhookAddr, DefaultWebhookAddr, "Public listener for GoCardless webhooks.")
 	e.SecretList(VarGCWebhookSecret, "Webhook endpoint secrets, comma-separated; the first is current.")
 	e.SecretURL("OTHER_DB", "postgres://u:default-pw@h/db", "A URL with a password in its default.", "postgres")
-	e.Duration("POLL_INTERVAL", 30*time.Second, "How often to poll.\nShorter is faster.")
+	e.DurationRange("POLL_INTERVAL", 30*time.Second, time.Second, time.Hour, "How often to poll.\nShorter is faster.")
 	e.String(VarLogLevel, "ignored", "re-registration is ignored")
 
 	var buf bytes.Buffer
@@ -498,7 +453,7 @@ func TestUsage(t *testing.T) {
       Webhook endpoint secrets, comma-separated; the first is current.
   OTHER_DB  URL (postgres)  (default "postgres://u:[REDACTED]@h/db", secret)
       A URL with a password in its default.
-  POLL_INTERVAL  duration  (default "30s")
+  POLL_INTERVAL  duration 1s-1h0m0s  (default "30s")
       How often to poll.
       Shorter is faster.
 `

@@ -15,7 +15,7 @@ func Example() {
 		"POLL_INTERVAL": "30",
 	})
 	common := config.LoadCommon(env)
-	interval := env.Duration("POLL_INTERVAL", time.Minute, "How often to poll the ERP.")
+	interval := env.DurationRange("POLL_INTERVAL", time.Minute, time.Second, time.Hour, "How often to poll the ERP.")
 	webhookSecrets := env.SecretList(config.VarGCWebhookSecret, "GoCardless webhook secrets, comma-separated.")
 
 	if config.HelpRequested(os.Args[1:]) {
@@ -31,5 +31,5 @@ func Example() {
 	// invalid configuration:
 	// NATS_URL: scheme "http" not allowed (want nats, tls, ws, wss)
 	// DATABASE_URL: "postgres://app:[REDACTED]@/mlc" has no host
-	// POLL_INTERVAL: "30" is not a duration (want e.g. 30s, 5m, 1h30m)
+	// POLL_INTERVAL: "30" is not a duration (want e.g. 30s, 5m, 1h30m, from 1s to 1h0m0s)
 }

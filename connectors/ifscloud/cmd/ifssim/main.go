@@ -30,10 +30,10 @@ func run(ctx context.Context, args []string) error {
 		Realm:        env.String("IFSSIM_REALM", "ifs", "IAM realm of the token endpoint."),
 		ClientID:     env.String("IFSSIM_CLIENT_ID", "mlc", "Client id the token endpoint accepts."),
 		ClientSecret: secret.Reveal(),
-		TokenTTL:     env.Duration("IFSSIM_TOKEN_TTL", time.Hour, "Lifetime (expires_in) of issued access tokens."),
-		PageSize:     env.Int("IFSSIM_PAGE_SIZE", 5000, "Server page size: rows per answer before a $skiptoken next link."),
-		Budget:       env.Int("IFSSIM_BUDGET", 1000, "API requests served per budget window before 429 (-1: unlimited)."),
-		BudgetWindow: env.Duration("IFSSIM_BUDGET_WINDOW", time.Minute, "Length of the request budget window."),
+		TokenTTL:     env.DurationRange("IFSSIM_TOKEN_TTL", time.Hour, time.Second, 24*time.Hour, "Lifetime (expires_in) of issued access tokens."),
+		PageSize:     env.IntRange("IFSSIM_PAGE_SIZE", 5000, 1, 100_000, "Server page size: rows per answer before a $skiptoken next link."),
+		Budget:       env.IntRange("IFSSIM_BUDGET", 1000, -1, 10_000_000, "API requests served per budget window before 429 (-1: unlimited)."),
+		BudgetWindow: env.DurationRange("IFSSIM_BUDGET_WINDOW", time.Minute, time.Second, 24*time.Hour, "Length of the request budget window."),
 		RefuseObjstateFilter: env.Bool("IFSSIM_REFUSE_OBJSTATE_FILTER", false,
 			"Answer 400 to a $filter on Objstate, as some IFS releases do."),
 		NextLinkBase: env.String("IFSSIM_NEXTLINK_BASE", "",
@@ -41,8 +41,8 @@ func run(ctx context.Context, args []string) error {
 	}
 	seed := ifssim.Seed{
 		Companies: env.List("IFSSIM_SEED_COMPANIES", "10,20,30", "Companies to generate data for (empty: none)."),
-		Customers: env.Int("IFSSIM_SEED_CUSTOMERS", 20, "Customers generated per company."),
-		Invoices:  env.Int("IFSSIM_SEED_INVOICES", 100, "Invoices generated per company."),
+		Customers: env.IntRange("IFSSIM_SEED_CUSTOMERS", 20, 0, 100_000, "Customers generated per company."),
+		Invoices:  env.IntRange("IFSSIM_SEED_INVOICES", 100, 0, 1_000_000, "Invoices generated per company."),
 	}
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
