@@ -31,6 +31,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/database"
@@ -120,6 +121,8 @@ func New(t testing.TB, o Options) *Rig {
 		t.Fatal(err)
 	}
 	r.Registry = connections.NewStore(r.DB, keys)
+	// Audit rows are signed as the service signs them (platform/service).
+	audit.SignWith(audit.KeysFrom(keys))
 
 	if len(o.Sim.Tokens) == 0 {
 		o.Sim.Tokens = []string{Token}
