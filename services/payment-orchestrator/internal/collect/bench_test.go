@@ -73,3 +73,21 @@ func BenchmarkCollectAtRateLimit(b *testing.B) {
 	b.ReportMetric(100*rate/(limit/window.Seconds()), "%-of-limit")
 	b.ReportMetric(float64(r.GCRequests.Status(429)), "429s")
 }
+
+// BenchmarkCollectThreeReplicasAtRateLimit: three orchestrator replicas,
+// each with its own GoCardless client (its own pacing), share one token
+// and its rate limit (scaled down as in BenchmarkCollectAtRateLimit);
+// reports the request rate as a share of the limit, the 429s met, and
+// GoCardless calls per invoice. Run whole windows' budgets
+// (-benchtime=1800x).
+func BenchmarkCollectThreeReplicasAtRateLimit(b *testing.B) {
+	const limit, window = 600, 20 * time.Second
+	r := rig.New(b, rig.Options{Sim: gcsim.Options{RateLimit: limit, RateWindow: window}})
+	r.Consumers("a", 32)
+	r.SeparateReplica("b", 32)
+	r.SeparateReplica("c", 32)
+	elapsed := benchInvoices(b, r, b.N)
+	rate := float64(r.GCRequests.Total()) / elapsed.Seconds()
+	b.ReportMetric(100*rate/(limit/window.Seconds()), "%-of-limit")
+	b.ReportMetric(float64(r.GCRequests.Status(429)), "429s")
+}

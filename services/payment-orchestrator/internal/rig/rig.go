@@ -171,6 +171,29 @@ func (r *Rig) Consumers(replica string, workers int) {
 	r.consumers(replica, workers, "payment-orchestrator-erp")
 }
 
+// SeparateReplica starts another orchestrator process's ERP consumer on
+// the shared durable: its own ledger, directory and GoCardless client (so
+// its own rate-limit pacing), the same database, registry and token.
+func (r *Rig) SeparateReplica(replica string, workers int) {
+	r.T.Helper()
+	dir := accounts.New(r.Registry, time.Minute, func(name string) []gocardless.Option {
+		return []gocardless.Option{gocardless.WithTransport(r.GCRequests)}
+	})
+	c := collect.New(ledger.New(r.DB), dir, r.Log)
+	c.Now, c.CustomerWait = r.Sim.Now, r.Collector.CustomerWait
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		spec := bus.ConsumerSpec{Stream: bus.StreamERP, Durable: "payment-orchestrator-erp", Workers: workers, MaxDeliver: 10,
+			BackOff: []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond}, AckWait: 10 * time.Second}
+		if err := r.Bus.Consume(ctx, spec, c.Handle); err != nil {
+			r.T.Errorf("replica %s: %v", replica, err)
+		}
+	}()
+	r.T.Cleanup(func() { cancel(); <-done })
+}
+
 // RacingConsumers starts a replica whose ERP events come from a durable
 // consumer of its own: it receives every ERP event the replicas started
 // by Consumers receive, and handles it at the same time as they do.
