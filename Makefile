@@ -31,7 +31,7 @@ TOOLS := $(CURDIR)/.tools
 export PATH := $(TOOLS)/bin:$(PATH)
 export GOTOOLCHAIN := local
 
-.PHONY: all build test lint proto proto-check demo bench bench-webhook tools deps-check fmt-check clean images push pin k8s-check
+.PHONY: all build test lint proto proto-check demo chaos bench bench-webhook bench-e2e tools deps-check fmt-check clean images push pin k8s-check
 
 all: build
 
@@ -103,6 +103,19 @@ proto-check: proto
 ## demo: the pipeline on an embedded NATS with its own database
 demo: build
 	bin/mlc-demo --invoices 200 --until-settled
+
+## chaos: 5,000 invoices under mlc-demo --chaos (SEED=n replays a schedule), then mlcctl audit verify
+CHAOS_INVOICES ?= 5000
+CHAOS_DATABASE ?= mlc_chaos
+PG_SERVER ?= postgres://postgres@127.0.0.1:5432
+chaos: build
+	bin/mlc-demo --invoices $(CHAOS_INVOICES) --until-settled --timeout 60m \
+		--admin-database-url '$(PG_SERVER)/postgres?sslmode=disable' --database $(CHAOS_DATABASE) --chaos$(if $(SEED),=$(SEED))
+	DATABASE_URL='$(PG_SERVER)/$(CHAOS_DATABASE)?sslmode=disable' bin/mlcctl audit verify
+
+## bench-e2e: the whole pipeline under load: latencies, RSS, 2,000 vs 10,000 invoices (see docs/benchmarks.md)
+bench-e2e:
+	MLC_BENCH_E2E=1 go test -count=1 -timeout 120m -v -run '^TestBench' ./cmd/mlc-demo
 
 ## bench: every benchmark (see docs/benchmarks.md)
 bench:

@@ -98,18 +98,27 @@ var scenarios = []gcsim.Rule{
 // seed writes n invoices over the groups into the simulators, with
 // customers that have mandates and one per group that has no bank details.
 func seed(ifs *ifssim.Sim, jde *jdesim.Server, n int, today time.Time) (book, error) {
+	return seedRange(ifs, jde, 0, n, today)
+}
+
+// seedRange writes invoices from..from+n-1 of the book (and, with from 0,
+// its customers first), so a load test can add the book while it runs.
+func seedRange(ifs *ifssim.Sim, jde *jdesim.Server, from, n int, today time.Time) (book, error) {
 	var b book
 	const customersPerGroup = 8
 	due := today.AddDate(0, 0, 3)
 	for gi, g := range groups {
 		for c := range customersPerGroup + 1 {
+			if from > 0 {
+				break
+			}
 			withBank := c < customersPerGroup
 			if err := addCustomer(ifs, jde, g, gi, c, withBank, today); err != nil {
 				return b, err
 			}
 		}
 	}
-	for i := range n {
+	for i := from; i < from+n; i++ {
 		g := groups[i%len(groups)]
 		gi := i % len(groups)
 		customer := i / len(groups) % 8

@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -27,7 +28,7 @@ func run(ctx context.Context, args []string) error {
 	fs.StringVar(&opts.binDir, "bin", filepath.Dir(exe), "directory holding the service binaries (make build puts them in bin/)")
 	fs.StringVar(&opts.adminURL, "admin-database-url", envOr("MLC_DEMO_ADMIN_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"),
 		"Postgres URL used to create the demo's own database")
-	fs.StringVar(&opts.database, "database", "mlc_demo", "name of the demo database (dropped and created anew)")
+	fs.StringVar(&opts.database, "database", "mlc_demo", "name of this run's database: dropped and created anew unless another mlc-demo run holds it, in which case this one refuses to start")
 	fs.BoolVar(&opts.check, "check", false, "start, wait until every service is ready, stop gracefully and exit: 0 only if all of it worked")
 	fs.StringVar(&opts.mandateSetup, "mandate-setup", "billing_request",
 		"how customers get mandates: billing_request (the simulator plays the payers: most authorise at once, some late, those without bank details never) or direct")
@@ -36,11 +37,38 @@ func run(ctx context.Context, args []string) error {
 	fs.DurationVar(&opts.timeout, "timeout", 15*time.Minute, "with --until-settled, give up after this long")
 	fs.DurationVar(&opts.day, "day", time.Second, "wall-clock time per simulated GoCardless day (smaller runs the book faster)")
 	fs.DurationVar(&opts.readyTimeout, "ready-timeout", 60*time.Second, "how long services may take to become ready")
+	fs.Float64Var(&opts.rate, "rate", 0, "raise the book's invoices in the ERPs at this many a second while the pipeline runs (0: all before it starts)")
+	var chaos chaosFlag
+	fs.Var(&chaos, "chaos", "break things while the book runs (--chaos[=SEED]): SIGKILL every service, restart NATS, cut Postgres off, GoCardless 5xx/429 bursts, webhooks dropped, duplicated and reordered, IFS ETag races, JD Edwards restarts; a bare --chaos picks a seed and prints it")
+	fs.IntVar(&opts.chaosWindow, "chaos-window", 0, "with --chaos, ticks (a quarter day each) during which faults happen; 0 scales it with --invoices")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // the usage was asked for and printed
+		}
 		return err
 	}
 	if opts.mandateSetup != "billing_request" && opts.mandateSetup != "direct" {
 		return fmt.Errorf("--mandate-setup %q: want billing_request or direct", opts.mandateSetup)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	if opts.invoices < 0 || opts.invoices > 1_000_000 {
+		return fmt.Errorf("--invoices %d: want 0 to 1000000", opts.invoices)
+	}
+	if opts.rate < 0 || opts.rate > 10_000 {
+		return fmt.Errorf("--rate %g: want 0 to 10000 invoices a second", opts.rate)
+	}
+	if opts.chaosWindow < 0 {
+		return fmt.Errorf("--chaos-window %d: want 0 or more", opts.chaosWindow)
+	}
+	if chaos.on {
+		window := opts.chaosWindow
+		if window == 0 {
+			window = max(40, opts.invoices/25)
+		}
+		fmt.Fprintf(opts.out, "chaos: seed %d (replay with --chaos=%d), faults during the first %d ticks\n", chaos.seed, chaos.seed, window)
+		opts.chaos = chaosFunc(chaosSchedule(chaos.seed, window))
 	}
 	return demo(ctx, opts)
 }

@@ -30,6 +30,7 @@ type simulators struct {
 	webhookAddr string
 	db          *pgxpool.Pool
 	book        book
+	today       time.Time
 	refunded    map[string]bool
 }
 
@@ -85,13 +86,21 @@ func startSimulators(ctx context.Context, dbURL string, key []byte, opts options
 	if err := register(ctx, connections.NewStore(s.db, keys), s.gc.URL, ifsSrv.URL, s.jdeNodes, s.gc.Creditors()[0].ID, setup); err != nil {
 		return nil, fmt.Errorf("register connections: %w", err)
 	}
-	if s.book, err = seed(s.ifs, s.jde, opts.invoices, today); err != nil {
+	s.today = today
+	upfront := opts.invoices
+	if opts.rate > 0 {
+		upfront = 0
+	}
+	if s.book, err = seed(s.ifs, s.jde, upfront, today); err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
 	if !direct {
 		s.book.awaitNoBankCustomers()
 	}
-	fmt.Fprintf(opts.out, "Book                       %d invoices over IFS companies 10, 20, 30 and JDE business units M30, M40, M50\n", len(s.book.invoices))
+	fmt.Fprintf(opts.out, "Book                       %d invoices over IFS companies 10, 20, 30 and JDE business units M30, M40, M50\n", opts.invoices)
+	if opts.rate > 0 {
+		fmt.Fprintf(opts.out, "                           raised in the ERPs at %g a second while the pipeline runs\n", opts.rate)
+	}
 	return s, nil
 }
 
@@ -118,8 +127,11 @@ func (s *simulators) close() {
 // Edwards refunds once their invoices are collected, shows progress, and
 // ends with the reconciliation; with --until-settled it returns when the
 // book is settled (or fails at the timeout), otherwise at Ctrl-C.
+//
+// The monitor outlives its database: a failed read (Postgres restarting,
+// the demo's backends terminated) is reported once and retried on the
+// next tick, as the services retry theirs.
 func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls) error {
-	procs := chaos.procs
 	if opts.day <= 0 {
 		opts.day = time.Second
 	}
@@ -129,10 +141,12 @@ func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls
 	tick := time.NewTicker(opts.day / 4)
 	defer tick.Stop()
 	var last tally
+	var measured bool
+	var outage error
 	for n := 0; ; n++ {
 		select {
 		case <-ctx.Done():
-			return s.report(context.WithoutCancel(ctx), opts, last, false)
+			return s.finish(context.WithoutCancel(ctx), opts, last, measured, false)
 		case <-tick.C:
 		}
 		if opts.chaos != nil {
@@ -140,32 +154,51 @@ func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls
 				return fmt.Errorf("chaos: %w", err)
 			}
 		}
-		if err := anyExited(procs); err != nil {
+		if err := chaos.crashLooping(); err != nil {
 			return err
 		}
 		s.gc.Advance(6 * time.Hour)
+		if err := s.raiseInvoices(opts, time.Since(start)); err != nil {
+			return err
+		}
+		if opts.observe != nil {
+			opts.observe(n, s)
+		}
 		t, err := measure(ctx, s.db, s.gc, s.book)
+		if err == nil {
+			err = s.raiseRefunds(t)
+		}
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				continue
+			}
+			if outage == nil {
+				fmt.Fprintf(opts.out, "monitor: cannot read the ledger (%v); retrying every tick\n", err)
+			}
+			outage = err
+			if opts.untilSettled && time.Now().After(deadline) {
+				return fmt.Errorf("gave up after %v with the ledger unreadable: %w", opts.timeout, err)
+			}
+			continue
 		}
-		last = t
-		if err := s.raiseRefunds(ctx); err != nil {
-			return err
+		if outage != nil {
+			fmt.Fprintln(opts.out, "monitor: ledger readable again")
+			outage = nil
 		}
+		last, measured = t, true
 		if n%4 == 0 && opts.day >= 500*time.Millisecond || n%40 == 0 {
-			fmt.Fprintf(opts.out, "%s  settled %d/%d  paid out %d  failed %d  exceptions %d  posted to ERP %d\n",
-				s.gc.Now().Format("2006-01-02"), t.reached, len(s.book.invoices), t.collected, t.failed, t.exceptions, t.posted)
+			fmt.Fprintln(opts.out, t.progress(s.gc.Now().Format("2006-01-02"), len(s.book.invoices)))
 		}
-		if t.reached == len(s.book.invoices) && opts.untilSettled {
+		if t.settled(opts.invoices) && len(s.book.invoices) == opts.invoices && opts.untilSettled {
 			// Let late duplicates (webhook retries, catch-up) arrive, then count again.
 			time.Sleep(2 * time.Second)
 			final, err := measure(ctx, s.db, s.gc, s.book)
 			if err != nil {
-				return err
+				continue
 			}
 			fmt.Fprintf(opts.out, "settled in %s: %.0f invoices/s from ERP poll to ERP posting\n",
 				time.Since(start).Round(100*time.Millisecond), float64(len(s.book.invoices))/time.Since(start).Seconds())
-			if err := s.report(ctx, opts, final, true); err != nil {
+			if err := s.finish(ctx, opts, final, true, true); err != nil {
 				return err
 			}
 			if opts.settled != nil {
@@ -174,28 +207,58 @@ func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls
 			return nil
 		}
 		if opts.untilSettled && time.Now().After(deadline) {
-			return s.report(ctx, opts, t, true)
+			return s.finish(ctx, opts, t, true, true)
 		}
 	}
 }
 
-// raiseRefunds adds, in JD Edwards, the refund document of each invoice
-// meant to be refunded once it has been paid out, as AR would.
-func (s *simulators) raiseRefunds(ctx context.Context) error {
-	for _, inv := range s.book.invoices {
-		if inv.refundDoc == 0 || s.refunded[inv.id] {
-			continue
+// finish prints the last progress line and the reconciliation from the
+// same tally, so the two never disagree.
+func (s *simulators) finish(ctx context.Context, opts options, t tally, measured, strict bool) error {
+	if !measured {
+		fmt.Fprintln(opts.out, "no reconciliation: the ledger was never readable")
+		if strict {
+			return errors.New("the book was never measured")
 		}
-		var state string
-		err := s.db.QueryRow(ctx, `SELECT state FROM collections WHERE company = $1 AND invoice_id = $2`, inv.company, inv.id).Scan(&state)
-		if err != nil || state != "paid_out" {
+		return nil
+	}
+	fmt.Fprintln(opts.out, t.progress(s.gc.Now().Format("2006-01-02"), len(s.book.invoices)))
+	return s.report(ctx, opts, t, strict)
+}
+
+// raiseInvoices adds, with --rate, the invoices due by now to the ERPs.
+func (s *simulators) raiseInvoices(opts options, elapsed time.Duration) error {
+	if opts.rate <= 0 {
+		return nil
+	}
+	due := min(opts.invoices, int(opts.rate*elapsed.Seconds()))
+	have := len(s.book.invoices)
+	if due <= have {
+		return nil
+	}
+	more, err := seedRange(s.ifs, s.jde, have, due-have, s.today)
+	if err != nil {
+		return fmt.Errorf("raise invoices: %w", err)
+	}
+	if opts.mandateSetup != "direct" {
+		more.awaitNoBankCustomers()
+	}
+	s.book.invoices = append(s.book.invoices, more.invoices...)
+	return nil
+}
+
+// raiseRefunds adds, in JD Edwards, the refund document of each invoice
+// meant to be refunded once the ledger has it paid out, as AR would.
+func (s *simulators) raiseRefunds(t tally) error {
+	for _, inv := range s.book.invoices {
+		if inv.refundDoc == 0 || s.refunded[inv.id] || t.state(inv) != "paid_out" {
 			continue
 		}
 		doc, _, _ := strings.Cut(inv.id, "/")
 		var orig int64
 		fmt.Sscan(doc, &orig)
 		today := time.Now().UTC()
-		err = s.jde.AddInvoices(jdesim.Invoice{DOC: inv.refundDoc, DCT: "RF", KCO: jdeCompany, SFX: "001", CO: jdeCompany,
+		err := s.jde.AddInvoices(jdesim.Invoice{DOC: inv.refundDoc, DCT: "RF", KCO: jdeCompany, SFX: "001", CO: jdeCompany,
 			AN8: anOf(s.jde, orig), AG: -1000, AAP: -1000, CRCD: inv.currency, DGJ: jdesim.Date(today.Year(), today.Month(), today.Day()),
 			PST: "A", RMK: "Goodwill refund", ODOC: orig, ODCT: "RI", OKCO: jdeCompany, OSFX: "001"})
 		if err != nil {
@@ -211,21 +274,28 @@ func anOf(jde *jdesim.Server, doc int64) int64 {
 	return inv.AN8
 }
 
-// report prints the reconciliation; strict makes an unsettled book an error.
-func (s *simulators) report(ctx context.Context, opts options, t tally, strict bool) error {
+// report prints the reconciliation: every exception, expected or not,
+// and every invoice not in its expected end state. strict makes an
+// unsettled book, a duplicate or an unexpected exception an error.
+func (s *simulators) report(_ context.Context, opts options, t tally, strict bool) error {
 	fmt.Fprintln(opts.out)
 	t.print(opts.out)
 	lost := len(t.missing)
 	for i, m := range t.missing {
-		if i == 10 {
-			fmt.Fprintf(opts.out, "  ... and %d more\n", lost-10)
+		if i == 20 {
+			fmt.Fprintf(opts.out, "  ... and %d more\n", lost-20)
 			break
 		}
 		fmt.Fprintln(opts.out, "  not settled:", m)
 	}
-	fmt.Fprintf(opts.out, "reconciled: %d invoices, %d collected, %d failed, %d exceptions, %d posted to ERP, lost %d, duplicated %d\n",
-		len(s.book.invoices), t.collected, t.failed, t.exceptions, t.posted, lost, t.duplicated)
-	if strict && (lost > 0 || t.duplicated > 0) {
+	fmt.Fprintf(opts.out, "exceptions: %d (%d expected: invoices that cannot be collected; %d unexpected)\n",
+		len(t.exceptions), t.expected, len(t.unexpected))
+	for _, e := range t.exceptions {
+		fmt.Fprintln(opts.out, "  exception", e)
+	}
+	fmt.Fprintf(opts.out, "reconciled: %d invoices, %d collected, %d failed, %d refunded, %d exceptions (%d unexpected), %d posted to ERP (%d not), lost %d, duplicated %d\n",
+		len(s.book.invoices), t.collected, t.failed, t.refunded, len(t.exceptions), len(t.unexpected), t.posted, t.unposted, lost, t.duplicated)
+	if strict && (lost > 0 || t.duplicated > 0 || len(t.unexpected) > 0 || t.unposted > 0) {
 		return errors.New("the book did not reconcile")
 	}
 	return nil

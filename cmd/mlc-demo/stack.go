@@ -12,13 +12,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -46,6 +44,14 @@ type options struct {
 	// billing_request (payers authorise flows, played by the simulator)
 	// or direct; empty means billing_request.
 	mandateSetup string
+	// rate, when above 0, adds the book's invoices to the ERPs at this many
+	// a second while it runs instead of all before it starts (--rate).
+	rate float64
+	// observe, when set, is called after every move of GoCardless's clock
+	// (the end-to-end benchmark measures latencies with it).
+	observe func(tick int, s *simulators)
+	// chaosWindow is --chaos-window.
+	chaosWindow int
 	// chaos, when set, is called on every tick of the run, to inject
 	// faults (the end-to-end tests use it).
 	chaos func(tick int, c *chaosControls) error
@@ -56,38 +62,50 @@ type options struct {
 
 // chaosControls is what a chaos function may break.
 type chaosControls struct {
-	sims  *simulators
-	procs []*process
-	nats  *natsServer
+	sims     *simulators
+	procs    []*process
+	nats     *natsServer
+	postgres *postgresOutage
+	out      io.Writer
 }
 
-// kill ends a service with SIGKILL, as a crashed node would, and starts it
-// again with the same settings.
+// kill ends a service with SIGKILL, as a crashed node would; its
+// supervisor starts it again.
 func (c *chaosControls) kill(name string) error {
 	for _, p := range c.procs {
 		if p.name == name {
-			return p.restart()
+			fmt.Fprintf(c.out, "chaos: SIGKILL %s\n", name)
+			return p.kill()
 		}
 	}
 	return fmt.Errorf("no service %s", name)
 }
 
-type process struct {
-	name     string
-	httpAddr string
-	cmd      *exec.Cmd
-	logPath  string
-	exited   chan error
-	env      []string
-	binDir   string
+// crashLooping reports a service its supervisor gave up on.
+func (c *chaosControls) crashLooping() error {
+	for _, p := range c.procs {
+		if err := p.failed(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func demo(ctx context.Context, opts options) error {
+	opts.out = &syncWriter{w: opts.out}
 	workDir, err := os.MkdirTemp("", "mlc-demo-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(workDir)
+
+	// The lock comes first: nothing of another run's is touched before it
+	// is held.
+	db, err := claimDatabase(ctx, opts.adminURL, opts.database)
+	if err != nil {
+		return err
+	}
+	defer db.release()
 
 	ns, err := startNATS(filepath.Join(workDir, "jetstream"))
 	if err != nil {
@@ -96,11 +114,11 @@ func demo(ctx context.Context, opts options) error {
 	defer ns.shutdown()
 	fmt.Fprintf(opts.out, "NATS JetStream (embedded)  %s\n", ns.url)
 
-	dbURL, err := freshDatabase(ctx, opts.adminURL, opts.database)
+	dbURL, err := db.recreate(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(opts.out, "Postgres database          %s\n", opts.database)
+	fmt.Fprintf(opts.out, "Postgres database          %s (this run's own; another mlc-demo on it is refused)\n", opts.database)
 
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -141,9 +159,13 @@ func demo(ctx context.Context, opts options) error {
 	}
 
 	var procs []*process
-	defer func() { stopAll(procs) }()
+	defer func() {
+		for _, p := range procs {
+			p.forceStop()
+		}
+	}()
 	for _, name := range services {
-		p, err := startService(opts.binDir, workDir, name, slices.Concat(env, serviceEnv[name]))
+		p, err := startService(opts.binDir, workDir, name, slices.Concat(env, serviceEnv[name]), opts.out)
 		if err != nil {
 			return err
 		}
@@ -155,11 +177,32 @@ func demo(ctx context.Context, opts options) error {
 	if opts.check {
 		return stopGracefully(opts, procs)
 	}
-	runErr := sims.run(ctx, opts, &chaosControls{sims: sims, procs: procs, nats: ns})
+	printHowToLook(opts.out, dbURL)
+	chaos := &chaosControls{sims: sims, procs: procs, nats: ns, out: opts.out,
+		postgres: &postgresOutage{adminURL: opts.adminURL, database: opts.database}}
+	runErr := sims.run(ctx, opts, chaos)
+	if err := chaos.postgres.wait(); err != nil {
+		runErr = errors.Join(runErr, err)
+	}
 	if err := stopGracefully(opts, procs); err != nil {
 		return errors.Join(runErr, err)
 	}
+	printHowToLook(opts.out, dbURL)
 	return runErr
+}
+
+// printHowToLook tells the operator how to point mlcctl (and the console,
+// which reads the same DATABASE_URL) at this run's ledger. The master key
+// is not printed: it is a secret, and the read-only commands do not need it.
+func printHowToLook(w io.Writer, dbURL string) {
+	fmt.Fprintf(w, `
+Look at this run's ledger (it stays until the next run on the same database):
+  export DATABASE_URL='%s'
+  bin/mlcctl exceptions list --status all
+  bin/mlcctl collections show ifs-demo 10 100000
+  bin/mlcctl audit verify
+  The console reads the same DATABASE_URL.
+`, dbURL)
 }
 
 // natsServer is the embedded JetStream server; restart keeps its port and
@@ -212,78 +255,51 @@ func (n *natsServer) restart() error {
 	return n.start()
 }
 
-// freshDatabase drops and creates the demo database and returns its URL.
-func freshDatabase(ctx context.Context, adminURL, name string) (string, error) {
+// demoDatabase is the demo's database, claimed with a session advisory
+// lock on the admin database: two runs on one name would destroy each
+// other's ledger (issue #17 item 6), so the second refuses to start.
+type demoDatabase struct {
+	admin    *pgx.Conn
+	adminURL string
+	name     string
+}
+
+// claimDatabase takes the run's lock on name, or fails naming the holder.
+func claimDatabase(ctx context.Context, adminURL, name string) (*demoDatabase, error) {
 	conn, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
-		return "", fmt.Errorf("connect to postgres (is it running? set MLC_DEMO_ADMIN_DATABASE_URL): %w", err)
+		return nil, fmt.Errorf("connect to postgres (is it running? set MLC_DEMO_ADMIN_DATABASE_URL): %w", err)
 	}
-	defer conn.Close(ctx)
-	ident := pgx.Identifier{name}.Sanitize()
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended('mlc-demo:' || $1, 0))`, name).Scan(&got); err != nil {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("lock demo database: %w", err)
+	}
+	if !got {
+		conn.Close(ctx)
+		return nil, fmt.Errorf("database %s is in use by another mlc-demo run; pass --database with another name", name)
+	}
+	return &demoDatabase{admin: conn, adminURL: adminURL, name: name}, nil
+}
+
+// recreate drops the previous run's database of this name (held by no run:
+// the lock says so) and creates it anew; it returns its URL.
+func (d *demoDatabase) recreate(ctx context.Context) (string, error) {
+	ident := pgx.Identifier{d.name}.Sanitize()
 	for _, stmt := range []string{"DROP DATABASE IF EXISTS " + ident + " WITH (FORCE)", "CREATE DATABASE " + ident} {
-		if _, err := conn.Exec(ctx, stmt); err != nil {
+		if _, err := d.admin.Exec(ctx, stmt); err != nil {
 			return "", fmt.Errorf("prepare demo database: %w", err)
 		}
 	}
-	u, err := url.Parse(adminURL)
+	u, err := url.Parse(d.adminURL)
 	if err != nil {
 		return "", err
 	}
-	u.Path = "/" + name
+	u.Path = "/" + d.name
 	return u.String(), nil
 }
 
-func startService(binDir, workDir, name string, env []string) (*process, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	p := &process{name: name, httpAddr: addr, logPath: filepath.Join(workDir, name+".log"), exited: make(chan error, 1)}
-	logFile, err := os.Create(p.logPath)
-	if err != nil {
-		return nil, err
-	}
-	p.cmd = exec.Command(filepath.Join(binDir, name))
-	// A fresh slice: appending to env could write into a backing array
-	// shared with another service's settings.
-	p.cmd.Env = slices.Concat(env, []string{"HTTP_ADDR=" + addr})
-	p.env = p.cmd.Env
-	p.binDir = binDir
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	if err := p.cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("start %s (run make build first): %w", name, err)
-	}
-	go func() {
-		p.exited <- p.cmd.Wait()
-		logFile.Close()
-	}()
-	return p, nil
-}
-
-// restart kills the process with SIGKILL and starts it again with the same
-// settings, appending to the same log.
-func (p *process) restart() error {
-	_ = p.cmd.Process.Kill()
-	<-p.exited
-	logFile, err := os.OpenFile(p.logPath, os.O_APPEND|os.O_WRONLY, 0)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(p.cmd.Path)
-	cmd.Env = p.env
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		return fmt.Errorf("restart %s: %w", p.name, err)
-	}
-	p.cmd, p.exited = cmd, make(chan error, 1)
-	go func() {
-		p.exited <- cmd.Wait()
-		logFile.Close()
-	}()
-	return nil
-}
+func (d *demoDatabase) release() { d.admin.Close(context.Background()) }
 
 // freeAddr finds a free loopback port. Ports handed out once are not
 // handed out again: the kernel may offer a just-closed port twice, and two
@@ -319,10 +335,8 @@ func waitReady(ctx context.Context, opts options, procs []*process) error {
 	for {
 		ready := 0
 		for _, p := range procs {
-			select {
-			case err := <-p.exited:
-				return fmt.Errorf("%s exited during start-up (%v):\n%s", p.name, err, tail(p.logPath))
-			default:
+			if err := p.failed(); err != nil {
+				return fmt.Errorf("during start-up: %w", err)
 			}
 			status[p.name] = readiness(ctx, p.httpAddr)
 			if strings.HasPrefix(status[p.name], "ready") {
@@ -338,7 +352,13 @@ func waitReady(ctx context.Context, opts options, procs []*process) error {
 			return w.Flush()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("services not ready after %v: %v", opts.readyTimeout, status)
+			var logs []string
+			for _, p := range procs {
+				if !strings.HasPrefix(status[p.name], "ready") {
+					logs = append(logs, p.name+":\n"+tail(p.logPath))
+				}
+			}
+			return fmt.Errorf("services not ready after %v: %v\n%s", opts.readyTimeout, status, strings.Join(logs, "\n"))
 		}
 		select {
 		case <-ctx.Done():
@@ -370,23 +390,12 @@ func readiness(ctx context.Context, addr string) string {
 	return fmt.Sprintf("%s (%s)", report.Status, strings.Join(checks, " "))
 }
 
-func anyExited(procs []*process) error {
-	for _, p := range procs {
-		select {
-		case err := <-p.exited:
-			return fmt.Errorf("%s exited (%v):\n%s", p.name, err, tail(p.logPath))
-		default:
-		}
-	}
-	return nil
-}
-
 // stopGracefully sends SIGTERM to every service, newest first, and fails
 // unless each one drains and exits with status 0.
 func stopGracefully(opts options, procs []*process) error {
 	var peaks []string
 	for _, p := range procs {
-		if kb := peakRSS(p.cmd.Process.Pid); kb > 0 {
+		if kb := peakRSS(p.pid()); kb > 0 {
 			peaks = append(peaks, fmt.Sprintf("%s %.0f MiB", p.name, float64(kb)/1024))
 		}
 	}
@@ -396,28 +405,13 @@ func stopGracefully(opts options, procs []*process) error {
 	var errs []error
 	for i := len(procs) - 1; i >= 0; i-- {
 		p := procs[i]
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-p.exited:
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %v:\n%s", p.name, err, tail(p.logPath)))
-				continue
-			}
-			fmt.Fprintf(opts.out, "%s stopped cleanly\n", p.name)
-		case <-time.After(30 * time.Second):
-			errs = append(errs, fmt.Errorf("%s did not stop within 30s of SIGTERM", p.name))
+		if err := p.stop(30 * time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %v:\n%s", p.name, err, tail(p.logPath)))
+			continue
 		}
-		p.cmd = nil
+		fmt.Fprintf(opts.out, "%s stopped cleanly\n", p.name)
 	}
 	return errors.Join(errs...)
-}
-
-func stopAll(procs []*process) {
-	for _, p := range procs {
-		if p.cmd != nil && p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-		}
-	}
 }
 
 func tail(path string) string {
