@@ -74,7 +74,6 @@ type chaosControls struct {
 func (c *chaosControls) kill(name string) error {
 	for _, p := range c.procs {
 		if p.name == name {
-			fmt.Fprintf(c.out, "chaos: SIGKILL %s\n", name)
 			return p.kill()
 		}
 	}
