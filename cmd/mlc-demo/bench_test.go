@@ -66,8 +66,8 @@ func settleTime(t *testing.T, out string) time.Duration {
 func TestBenchLinearCost(t *testing.T) {
 	benchEnabled(t)
 	binDir := buildServices(t)
-	small := benchRun(t, binDir, options{invoices: 2000, day: time.Second})
-	large := benchRun(t, binDir, options{invoices: 10000, day: time.Second})
+	small := benchRun(t, binDir, options{invoices: 2000, day: 100 * time.Millisecond})
+	large := benchRun(t, binDir, options{invoices: 10000, day: 100 * time.Millisecond})
 	ts, tl := settleTime(t, small), settleTime(t, large)
 	ratio := tl.Seconds() / ts.Seconds()
 	t.Logf("RESULT linear cost: 2,000 invoices settled in %v, 10,000 in %v: %.2fx the time for 5x the work", ts, tl, ratio)
