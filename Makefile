@@ -111,7 +111,8 @@ PG_SERVER ?= postgres://postgres@127.0.0.1:5432
 chaos: build
 	bin/mlc-demo --invoices $(CHAOS_INVOICES) --until-settled --timeout 60m \
 		--admin-database-url '$(PG_SERVER)/postgres?sslmode=disable' --database $(CHAOS_DATABASE) --chaos$(if $(SEED),=$(SEED))
-	DATABASE_URL='$(PG_SERVER)/$(CHAOS_DATABASE)?sslmode=disable' bin/mlcctl audit verify
+	DATABASE_URL='$(PG_SERVER)/$(CHAOS_DATABASE)?sslmode=disable' MLC_MASTER_KEY="$$(cat $${TMPDIR:-/tmp}/mlc-demo-$(CHAOS_DATABASE).key)" \
+		bin/mlcctl audit verify
 
 ## bench-e2e: the whole pipeline under load: latencies, RSS, 2,000 vs 10,000 invoices (see docs/benchmarks.md)
 bench-e2e:

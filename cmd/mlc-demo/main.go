@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"time"
 
 	"github.com/ml-connector/ml-connector/platform/command"
@@ -53,6 +54,9 @@ func run(ctx context.Context, args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
 	}
+	if !databaseName.MatchString(opts.database) {
+		return fmt.Errorf("--database %q: want 1 to 63 lower-case letters, digits and underscores, starting with a letter or underscore", opts.database)
+	}
 	if opts.invoices < 0 || opts.invoices > 1_000_000 {
 		return fmt.Errorf("--invoices %d: want 0 to 1000000", opts.invoices)
 	}
@@ -70,8 +74,13 @@ func run(ctx context.Context, args []string) error {
 		fmt.Fprintf(opts.out, "chaos: seed %d (replay with --chaos=%d), faults during the first %d ticks\n", chaos.seed, chaos.seed, window)
 		opts.chaos = chaosFunc(chaosSchedule(chaos.seed, window))
 	}
+	opts.keyFile = filepath.Join(os.TempDir(), "mlc-demo-"+opts.database+".key")
 	return demo(ctx, opts)
 }
+
+// databaseName is what --database accepts: a plain Postgres identifier,
+// as it also names the run's key file.
+var databaseName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {

@@ -50,6 +50,8 @@ type options struct {
 	// observe, when set, is called after every move of GoCardless's clock
 	// (the end-to-end benchmark measures latencies with it).
 	observe func(tick int, s *simulators)
+	// keyFile, when set, is where the run's master key is written (0600).
+	keyFile string
 	// chaosWindow is --chaos-window.
 	chaosWindow int
 	// chaos, when set, is called on every tick of the run, to inject
@@ -123,6 +125,13 @@ func demo(ctx context.Context, opts options) error {
 	if _, err := rand.Read(key); err != nil {
 		return err
 	}
+	if opts.keyFile != "" {
+		// Readable by this user only, and never printed: mlcctl audit verify
+		// and the console need it, as the audit log is keyed by it.
+		if err := os.WriteFile(opts.keyFile, []byte(base64.StdEncoding.EncodeToString(key)), 0o600); err != nil {
+			return fmt.Errorf("master key file: %w", err)
+		}
+	}
 	var sims *simulators
 	if !opts.check {
 		if sims, err = startSimulators(ctx, dbURL, key, opts); err != nil {
@@ -176,7 +185,7 @@ func demo(ctx context.Context, opts options) error {
 	if opts.check {
 		return stopGracefully(opts, procs)
 	}
-	printHowToLook(opts.out, dbURL)
+	printHowToLook(opts.out, dbURL, opts.keyFile)
 	chaos := &chaosControls{sims: sims, procs: procs, nats: ns, out: opts.out,
 		postgres: &postgresOutage{adminURL: opts.adminURL, database: opts.database}}
 	runErr := sims.run(ctx, opts, chaos)
@@ -186,22 +195,27 @@ func demo(ctx context.Context, opts options) error {
 	if err := stopGracefully(opts, procs); err != nil {
 		return errors.Join(runErr, err)
 	}
-	printHowToLook(opts.out, dbURL)
+	printHowToLook(opts.out, dbURL, opts.keyFile)
 	return runErr
 }
 
 // printHowToLook tells the operator how to point mlcctl (and the console,
-// which reads the same DATABASE_URL) at this run's ledger. The master key
-// is not printed: it is a secret, and the read-only commands do not need it.
-func printHowToLook(w io.Writer, dbURL string) {
+// which reads the same settings) at this run's ledger. The master key is
+// not printed, only the file holding it.
+func printHowToLook(w io.Writer, dbURL, keyFile string) {
+	key := "(this run's master key was kept in no file)"
+	if keyFile != "" {
+		key = fmt.Sprintf(`export MLC_MASTER_KEY="$(cat %s)"`, keyFile)
+	}
 	fmt.Fprintf(w, `
 Look at this run's ledger (it stays until the next run on the same database):
   export DATABASE_URL='%s'
+  %s
   bin/mlcctl exceptions list --status all
   bin/mlcctl collections show ifs-demo 10 100000
   bin/mlcctl audit verify
-  The console reads the same DATABASE_URL.
-`, dbURL)
+  The console reads the same DATABASE_URL and MLC_MASTER_KEY.
+`, dbURL, key)
 }
 
 // natsServer is the embedded JetStream server; restart keeps its port and

@@ -121,6 +121,9 @@ func TestHelpExitsZero(t *testing.T) {
 	if got := command.Run("mlc-demo", []string{"--help"}, &stderr, run); got != 0 {
 		t.Errorf("--help: exit %d, stderr %q", got, stderr.String())
 	}
+	if err := run(context.Background(), []string{"--database", "../etc/x"}); err == nil || !strings.Contains(err.Error(), "--database") {
+		t.Errorf("--database ../etc/x: %v", err)
+	}
 	if err := run(context.Background(), []string{"--invoices", "-1"}); err == nil {
 		t.Error("--invoices -1 accepted")
 	}
