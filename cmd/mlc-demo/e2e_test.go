@@ -196,7 +196,8 @@ func checkERPs(ctx context.Context, s *simulators) error {
 			problems = append(problems, fmt.Sprintf("JDE %s refunded but refund document %d not posted as paid", key, inv.refundDoc))
 		}
 	}
-	if _, err := audit.VerifyAll(ctx, s.db); err != nil {
+	// As mlcctl audit verify does: every row signed under the run's keys.
+	if _, err := audit.VerifyAllWith(ctx, s.db, audit.VerifyOptions{Keys: s.auditKeys}); err != nil {
 		problems = append(problems, "audit log: "+err.Error())
 	}
 	if len(problems) > 0 {

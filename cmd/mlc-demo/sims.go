@@ -14,6 +14,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
 	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
 	"github.com/ml-connector/ml-connector/connectors/jde/jdesim"
+	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/database"
 	"github.com/ml-connector/ml-connector/platform/secrets"
@@ -31,6 +32,7 @@ type simulators struct {
 	db          *pgxpool.Pool
 	book        book
 	today       time.Time
+	auditKeys   *audit.Keys
 	refunded    map[string]bool
 }
 
@@ -79,6 +81,10 @@ func startSimulators(ctx context.Context, dbURL string, key []byte, opts options
 	if err != nil {
 		return nil, err
 	}
+	// The demo writes audit rows too (the connections it registers); they
+	// are signed as the services sign theirs, or mlcctl audit verify fails.
+	s.auditKeys = audit.KeysFrom(keys)
+	audit.SignWith(s.auditKeys)
 	setup := "billing_request"
 	if direct {
 		setup = "direct"
