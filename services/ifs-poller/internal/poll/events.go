@@ -9,6 +9,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/ifscloud"
 	"github.com/ml-connector/ml-connector/platform/bus"
+	"github.com/ml-connector/ml-connector/platform/erpmsg"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 )
 
@@ -25,16 +26,6 @@ type Rejected struct {
 	Reason   string
 }
 
-// Subject is where events of a company and kind are published.
-func Subject(company, kind string) string { return "mlc.erp.ifs." + company + "." + kind }
-
-// MsgID is the Nats-Msg-Id of one version of a record. It names the
-// connection: two IFS tenants may share company codes and keys, and
-// JetStream would drop the second tenant's record as a repeat.
-func MsgID(connection, company, kind, key, version string) string {
-	return "ifs:" + connection + ":" + company + ":" + kind + ":" + key + ":" + version
-}
-
 func erpRef(connection, company string) *mlcv1.ErpRef {
 	return &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_IFS, Connection: connection, Company: company}
 }
@@ -44,7 +35,7 @@ func message(connection, company, kind, key, version string, m proto.Message) (b
 	if err != nil {
 		return bus.Msg{}, fmt.Errorf("encode %s: %w", kind, err)
 	}
-	return bus.Msg{Subject: Subject(company, kind), ID: MsgID(connection, company, kind, key, version), Data: data}, nil
+	return erpmsg.Msg(erpmsg.IFS, connection, company, kind, key, version, data)
 }
 
 func rejected(kind, company string, bad ifscloud.Invalid) Rejected {

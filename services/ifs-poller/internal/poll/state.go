@@ -13,6 +13,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/ifscloud"
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/database"
+	"github.com/ml-connector/ml-connector/platform/erpmsg"
 )
 
 // ExceptionKind is the exceptions.kind of a row the poller could not publish.
@@ -89,7 +90,7 @@ func recordRejected(ctx context.Context, tx pgx.Tx, connection string, r Rejecte
 		ON CONFLICT (dedup_key) WHERE dedup_key IS NOT NULL DO NOTHING
 		RETURNING id`,
 		ExceptionKind, "ifs_"+r.Kind, connection+"/"+r.Company+"/"+r.Key, r.Reason, detail,
-		MsgID(connection, r.Company, r.Kind, r.Key, r.Version)).Scan(&id)
+		erpmsg.RawID(erpmsg.IFS, connection, r.Company, r.Kind, r.Key, r.Version)).Scan(&id)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}

@@ -7,13 +7,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ml-connector/ml-connector/platform/bus"
+	"github.com/ml-connector/ml-connector/platform/erpmsg"
 )
 
 // Event kinds, the last subject token.
 const (
-	kindCustomer = "customer"
-	kindInvoice  = "invoice"
-	kindRefund   = "refund"
+	kindCustomer = erpmsg.KindCustomer
+	kindInvoice  = erpmsg.KindInvoice
+	kindRefund   = erpmsg.KindRefund
 )
 
 // pending is one row's outcome in change order: a message to publish, or
@@ -35,11 +36,11 @@ func (p *Poller) message(co, kind, key, version string, event proto.Message) (*b
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s: %w", kind, key, err)
 	}
-	return &bus.Msg{
-		Subject: fmt.Sprintf("mlc.erp.jde.%s.%s", co, kind),
-		ID:      fmt.Sprintf("jde:%s:%s:%s:%s:%s", p.cfg.ConnectionName, co, kind, key, version),
-		Data:    data,
-	}, nil
+	m, err := erpmsg.Msg(erpmsg.JDE, p.cfg.ConnectionName, co, kind, key, version, data)
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
 }
 
 // publish sends the messages of items in batches of BatchSize and, after

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/platform/breaker"
 	"github.com/ml-connector/ml-connector/platform/bus"
+	"github.com/ml-connector/ml-connector/platform/erpmsg"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
@@ -67,15 +67,17 @@ func New(l *ledger.Ledger, dir *accounts.Directory, log *slog.Logger) *Collector
 
 // Handle is the bus handler for mlc.erp.<erp>.<company>.<kind>.
 func (c *Collector) Handle(ctx context.Context, d *bus.Delivery) error {
-	kind := d.Subject[strings.LastIndexByte(d.Subject, '.')+1:]
-	var err error
+	_, _, kind, err := erpmsg.Parse(d.Subject)
+	if err != nil {
+		return bus.Poison(err)
+	}
 	switch kind {
-	case "customer":
+	case erpmsg.KindCustomer:
 		var m mlcv1.CustomerChanged
 		if err = decode(d, &m, m.GetSchemaVersion); err == nil {
 			err = c.Customer(ctx, &m)
 		}
-	case "invoice":
+	case erpmsg.KindInvoice:
 		var m mlcv1.InvoiceReady
 		if err = decode(d, &m, m.GetSchemaVersion); err == nil {
 			err = c.Invoice(ctx, &m)
@@ -86,7 +88,7 @@ func (c *Collector) Handle(ctx context.Context, d *bus.Delivery) error {
 		if errors.Is(err, errNoMandateYet) {
 			err = bus.RetryAfter(c.customerWait(d.Deliveries), err)
 		}
-	case "refund":
+	case erpmsg.KindRefund:
 		var m mlcv1.RefundRequested
 		if err = decode(d, &m, m.GetSchemaVersion); err == nil {
 			err = c.Refund(ctx, &m)

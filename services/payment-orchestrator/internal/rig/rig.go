@@ -35,6 +35,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/database"
+	"github.com/ml-connector/ml-connector/platform/erpmsg"
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
@@ -269,21 +270,18 @@ func (r *Rig) PublishAgain(m proto.Message) {
 
 func (r *Rig) publish(m proto.Message, idSuffix string) {
 	r.T.Helper()
-	var subject, id string
+	var kind, key, version string
+	var erp *mlcv1.ErpRef
 	switch m := m.(type) {
 	case *mlcv1.CustomerChanged:
-		subject = "mlc.erp.ifs." + m.GetErp().GetCompany() + ".customer"
-		id = fmt.Sprintf("ifs:%s:%s:customer:%s:%s", m.GetErp().GetConnection(), m.GetErp().GetCompany(), m.GetCustomerId(), m.GetVersion())
+		erp, kind, key, version = m.GetErp(), erpmsg.KindCustomer, m.GetCustomerId(), m.GetVersion()
 	case *mlcv1.InvoiceReady:
-		subject = "mlc.erp.ifs." + m.GetErp().GetCompany() + ".invoice"
-		key := m.GetInvoice().GetInvoiceId()
+		erp, kind, key, version = m.GetErp(), erpmsg.KindInvoice, m.GetInvoice().GetInvoiceId(), m.GetVersion()
 		if m.GetInvoice().GetDocType() != "" || m.GetInvoice().GetSuffix() != "" {
 			key += "/" + m.GetInvoice().GetDocType() + "/" + m.GetInvoice().GetSuffix()
 		}
-		id = fmt.Sprintf("ifs:%s:%s:invoice:%s:%s", m.GetErp().GetConnection(), m.GetErp().GetCompany(), key, m.GetVersion())
 	case *mlcv1.RefundRequested:
-		subject = "mlc.erp.ifs." + m.GetErp().GetCompany() + ".refund"
-		id = fmt.Sprintf("ifs:%s:%s:refund:%s:%s", m.GetErp().GetConnection(), m.GetErp().GetCompany(), m.GetRefundId(), m.GetVersion())
+		erp, kind, key, version = m.GetErp(), erpmsg.KindRefund, m.GetRefundId(), m.GetVersion()
 	default:
 		r.T.Fatalf("rig cannot publish %T", m)
 	}
@@ -291,7 +289,12 @@ func (r *Rig) publish(m proto.Message, idSuffix string) {
 	if err != nil {
 		r.T.Fatal(err)
 	}
-	if _, err := r.Bus.Publish(context.Background(), bus.Msg{Subject: subject, ID: id + idSuffix, Data: data}); err != nil {
+	msg, err := erpmsg.Msg(erpmsg.IFS, erp.GetConnection(), erp.GetCompany(), kind, key, version, data)
+	if err != nil {
+		r.T.Fatal(err)
+	}
+	msg.ID += idSuffix
+	if _, err := r.Bus.Publish(context.Background(), msg); err != nil {
 		r.T.Fatal(err)
 	}
 }
