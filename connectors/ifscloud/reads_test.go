@@ -1,7 +1,6 @@
 package ifscloud_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,25 +13,8 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/ifscloud"
 	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
+	"github.com/ml-connector/ml-connector/platform/testsupport/fake"
 )
-
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestRefusedObjstateFilterFallsBackToOurSide: an IFS that answers 400 to
 // a $filter on Objstate still yields exactly the ready invoices, the
@@ -47,7 +29,7 @@ func TestRefusedObjstateFilterFallsBackToOurSide(t *testing.T) {
 	if err := e.sim.PutInvoices(invs...); err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs fake.Log
 	c := e.client(t, map[string]any{"page_size": float64(5)}, ifscloud.Options{Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	got, bad, last := readAll(t, c, "10")
 	var ids []string
@@ -128,7 +110,7 @@ func TestNextLinkOnAnInternalHostIsRebased(t *testing.T) {
 	}
 	srv, _ := url.Parse(e.srv.URL)
 	guard := &hostGuard{allowed: srv.Host, hosts: map[string]int{}}
-	var logs syncBuffer
+	var logs fake.Log
 	c := e.client(t, nil, ifscloud.Options{HTTPClient: &http.Client{Transport: guard}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	got, _, _ := readAll(t, c, "10")
 	if len(got) != 30 {

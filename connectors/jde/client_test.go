@@ -1,7 +1,6 @@
 package jde_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/breaker"
 	"github.com/ml-connector/ml-connector/platform/retry"
 	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/platform/testsupport/fake"
 )
 
 var start = time.Date(2026, 1, 31, 9, 0, 0, 0, time.UTC)
@@ -34,24 +34,7 @@ type env struct {
 	srv    *httptest.Server
 	client *jde.Client
 	clock  *jdesim.Clock
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs   *fake.Log
 }
 
 func newEnv(t *testing.T, opts jdesim.Options, tune func(*jde.Config)) *env {
@@ -62,7 +45,7 @@ func newEnv(t *testing.T, opts jdesim.Options, tune func(*jde.Config)) *env {
 	sim := jdesim.New(opts)
 	srv := httptest.NewServer(sim)
 	t.Cleanup(srv.Close)
-	logs := &syncBuffer{}
+	logs := &fake.Log{}
 	cfg := jde.Config{
 		Name:        "jde-test",
 		BaseURL:     srv.URL,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/platform/testsupport/await"
 )
 
 // control calls the control API, which needs no token.
@@ -132,7 +133,7 @@ func TestMovingClock(t *testing.T) {
 	srv := start(t, func(o *gcsim.Options) { o.Clock = clock; o.TickInterval = 5 * time.Millisecond })
 	a := newAPI(t, srv)
 	f := gbCustomer(t, a, "m@example.com", "Moving")
-	eventually(t, "the mandate to activate on its own", func() bool {
+	await.Until(t, 10*time.Second, "the mandate to activate on its own", func() bool {
 		for _, m := range srv.Mandates() {
 			if m.ID == f.mandate {
 				return m.Status == "active"

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/platform/testsupport/await"
 )
 
 const hookSecret = "whsec_correct horse battery staple"
@@ -99,17 +100,6 @@ func (r *receiver) requests() []received {
 	return slices.Clone(r.got)
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func withHook(rc *receiver, mod func(*gcsim.WebhookOptions)) func(*gcsim.Options) {
 	return func(o *gcsim.Options) {
 		o.Webhook = gcsim.WebhookOptions{URL: rc.srv.URL, Secret: hookSecret, RetryBase: 10 * time.Millisecond}
@@ -154,7 +144,7 @@ func TestWebhookDelivery(t *testing.T) {
 	a := newAPI(t, srv)
 	gbCustomer(t, a, "w@example.com", "Hook")
 	srv.Advance(3 * day)
-	eventually(t, "three mandate events delivered", func() bool {
+	await.Until(t, 10*time.Second, "three mandate events delivered", func() bool {
 		n := 0
 		for _, r := range rc.requests() {
 			n += len(r.eventIDs)
@@ -250,7 +240,7 @@ func TestWebhookRetries(t *testing.T) {
 		srv := start(t, withHook(rc, nil))
 		seedPending(t, srv, 1)
 		srv.Advance(day)
-		eventually(t, "delivery", func() bool {
+		await.Until(t, 10*time.Second, "delivery", func() bool {
 			d := srv.Deliveries()
 			return len(d) == 1 && d[0].State == gcsim.DeliveryDelivered
 		})
@@ -277,7 +267,7 @@ func TestWebhookRetries(t *testing.T) {
 		srv := start(t, withHook(rc, func(w *gcsim.WebhookOptions) { w.MaxAttempts = 3 }))
 		seedPending(t, srv, 1)
 		srv.Advance(day)
-		eventually(t, "delivery to fail", func() bool {
+		await.Until(t, 10*time.Second, "delivery to fail", func() bool {
 			d := srv.Deliveries()
 			return len(d) == 1 && d[0].State == gcsim.DeliveryFailed
 		})
@@ -319,7 +309,7 @@ func TestWebhookRetries(t *testing.T) {
 		for i := range 3 {
 			gbCustomer(t, a, fmt.Sprint(i, "@example.com"), "Linger")
 		}
-		eventually(t, "delivery", func() bool { return len(rc.requests()) > 0 })
+		await.Until(t, 10*time.Second, "delivery", func() bool { return len(rc.requests()) > 0 })
 		if got := rc.requests(); len(got) != 1 || len(got[0].eventIDs) != 3 {
 			t.Fatalf("requests %v, want one with 3 events", got)
 		}

@@ -9,31 +9,15 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
+	"github.com/ml-connector/ml-connector/platform/testsupport/fake"
 )
 
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is a clock at 2026-03-01 12:00 UTC.
+func newClock() *fake.Clock { return fake.NewClock(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 const (
 	invoicesPath = "/main/ifsapplications/projection/v1/CustomerOrderInvoiceHandling.svc/CustomerOrderInvHeadSet"
@@ -46,7 +30,7 @@ type harness struct {
 	t     *testing.T
 	sim   *ifssim.Sim
 	srv   *httptest.Server
-	clock *clock
+	clock *fake.Clock
 }
 
 func start(t *testing.T, cfg ifssim.Config) *harness {

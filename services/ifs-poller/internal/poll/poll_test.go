@@ -14,6 +14,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/ifscloud"
 	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
 	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/platform/testsupport/fake"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/ifs-poller/internal/poll"
 )
@@ -210,16 +211,16 @@ func TestThrottlingSlowsWithoutErrors(t *testing.T) {
 func TestTokenRenewedBetweenCycles(t *testing.T) {
 	tests := []struct {
 		name       string
-		between    func(*fixture, *clock)
+		between    func(*fixture, *fake.Clock)
 		wantTokens int
 		want401    int
 	}{
-		{"expired", func(_ *fixture, c *clock) { c.Advance(3 * time.Minute) }, 2, 0},
-		{"revoked", func(f *fixture, _ *clock) { f.sim.RevokeTokens() }, 2, 1},
+		{"expired", func(_ *fixture, c *fake.Clock) { c.Advance(3 * time.Minute) }, 2, 0},
+		{"revoked", func(f *fixture, _ *fake.Clock) { f.sim.RevokeTokens() }, 2, 1},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			clk := &clock{t: time.Now().UTC()}
+			clk := fake.NewClock(time.Now().UTC())
 			f := setup(t, ifssim.Config{TokenTTL: 3 * time.Minute, Now: clk.Now}, nil, ifscloud.Options{Now: clk.Now})
 			p := f.poller(nil)
 			if err := f.sim.PutInvoices(invoice("10", 1, ifssim.StatePostedAuth, time.Time{})); err != nil {
@@ -241,23 +242,6 @@ func TestTokenRenewedBetweenCycles(t *testing.T) {
 			}
 		})
 	}
-}
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 // TestRejectedRowsBecomeExceptions: rows that cannot be events are not

@@ -20,6 +20,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/retry"
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
+	"github.com/ml-connector/ml-connector/platform/testsupport/await"
 	"github.com/ml-connector/ml-connector/services/jde-poller/internal/supervise"
 )
 
@@ -104,18 +105,6 @@ func run(t *testing.T, s *supervise.Supervisor) (stop func()) {
 	return stop
 }
 
-// eventually waits up to 10 seconds for cond.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // subjects counts the messages in MLC_ERP by subject.
 func (w *world) subjects() map[string]int {
 	w.t.Helper()
@@ -144,7 +133,7 @@ func TestSupervisorFollowsTheRegistry(t *testing.T) {
 	w.addConnection("jde-a", "00001")
 	s := w.supervisor()
 	run(t, s)
-	eventually(t, "company 00001 is published", func() bool { return w.subjects()["mlc.erp.jde.00001.invoice"] == 1 })
+	await.Until(t, 10*time.Second, "company 00001 is published", func() bool { return w.subjects()["mlc.erp.jde.00001.invoice"] == 1 })
 	if err := s.Check(context.Background()); err != nil {
 		t.Fatalf("Check = %v", err)
 	}
@@ -157,23 +146,23 @@ func TestSupervisorFollowsTheRegistry(t *testing.T) {
 		`UPDATE connections SET settings = jsonb_set(settings, '{company_codes}', '["00001","00002"]') WHERE name = 'jde-a'`); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "company 00002 is published", func() bool { return w.subjects()["mlc.erp.jde.00002.invoice"] == 1 })
+	await.Until(t, 10*time.Second, "company 00002 is published", func() bool { return w.subjects()["mlc.erp.jde.00002.invoice"] == 1 })
 
 	// AIS failing makes the connection not ready, and ready again after.
 	w.sim.SetFaults(jdesim.Faults{FailNext: 1 << 30})
 	w.sim.Restart()
-	eventually(t, "readiness fails", func() bool {
+	await.Until(t, 10*time.Second, "readiness fails", func() bool {
 		err := s.Check(context.Background())
 		return err != nil && strings.Contains(err.Error(), "jde connection jde-a")
 	})
 	w.sim.SetFaults(jdesim.Faults{})
-	eventually(t, "readiness recovers", func() bool { return s.Check(context.Background()) == nil })
+	await.Until(t, 10*time.Second, "readiness recovers", func() bool { return s.Check(context.Background()) == nil })
 
 	// A removed connection stops being polled, and its session is logged out.
 	if err := w.store.Remove(context.Background(), "jde-a", "test"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the poller stops", func() bool { return len(s.Active()) == 0 && w.sim.Stats().ActiveSessions == 0 })
+	await.Until(t, 10*time.Second, "the poller stops", func() bool { return len(s.Active()) == 0 && w.sim.Stats().ActiveSessions == 0 })
 	if got := w.subjects(); got["mlc.erp.jde.00001.invoice"] != 1 || got["mlc.erp.jde.00002.invoice"] != 1 {
 		t.Fatalf("subjects = %v: each invoice once", got)
 	}
@@ -185,7 +174,7 @@ func TestOneActivePollerPerConnection(t *testing.T) {
 	a, b := w.supervisor(), w.supervisor()
 	stopA := run(t, a)
 	stopB := run(t, b)
-	eventually(t, "one replica polls", func() bool { return len(a.Active())+len(b.Active()) == 1 })
+	await.Until(t, 10*time.Second, "one replica polls", func() bool { return len(a.Active())+len(b.Active()) == 1 })
 	for range 10 {
 		if n := len(a.Active()) + len(b.Active()); n > 1 {
 			t.Fatalf("%d replicas poll the same connection", n)
@@ -202,7 +191,7 @@ func TestOneActivePollerPerConnection(t *testing.T) {
 		stopB()
 		standby = a
 	}
-	eventually(t, "the standby takes over", func() bool { return len(standby.Active()) == 1 })
+	await.Until(t, 10*time.Second, "the standby takes over", func() bool { return len(standby.Active()) == 1 })
 	if got := w.subjects(); got["mlc.erp.jde.00001.invoice"] != 1 {
 		t.Fatalf("subjects = %v", got)
 	}
@@ -213,7 +202,7 @@ func TestBadSettingsAreReported(t *testing.T) {
 	w.addConnection("jde-bad", "00.1")
 	s := w.supervisor()
 	run(t, s)
-	eventually(t, "readiness names the problem", func() bool {
+	await.Until(t, 10*time.Second, "readiness names the problem", func() bool {
 		err := s.Check(context.Background())
 		return err != nil && strings.Contains(err.Error(), "jde-bad") && strings.Contains(err.Error(), "subject token")
 	})

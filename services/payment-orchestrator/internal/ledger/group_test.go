@@ -14,6 +14,8 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ml-connector/ml-connector/platform/testsupport/await"
 )
 
 // recorder is a group's run function that records its batches, can be
@@ -69,18 +71,6 @@ func queued[T, R any](g *group[T, R]) int {
 	return len(g.queue)
 }
 
-// waitFor polls cond: the calls under test block inside the group, so
-// there is nothing to wait on but its state.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func TestGroupBatchesCallsQueuedBehindARunningBatch(t *testing.T) {
 	rec := &recorder{gate: make(chan struct{})}
 	g := &group[int, string]{name: "test", max: 1, size: 4, run: rec.run}
@@ -92,11 +82,11 @@ func TestGroupBatchesCallsQueuedBehindARunningBatch(t *testing.T) {
 		wg.Go(func() { results[i], errs[i] = g.do(context.Background(), i) })
 	}
 	call(0)
-	waitFor(t, "the first batch to start", func() bool { return len(rec.sizes()) == 1 })
+	await.Until(t, 5*time.Second, "the first batch to start", func() bool { return len(rec.sizes()) == 1 })
 	for i := 1; i < 7; i++ {
 		call(i)
 	}
-	waitFor(t, "six calls to queue", func() bool { return queued(g) == 6 })
+	await.Until(t, 5*time.Second, "six calls to queue", func() bool { return queued(g) == 6 })
 	close(rec.gate)
 	wg.Wait()
 
@@ -144,7 +134,7 @@ func TestGroupRunsAtMostMaxBatchesAtOnce(t *testing.T) {
 		t.Errorf("batches held %d calls, want each of the 200 once", total)
 	}
 	// The last leader hands back its lane just after its callers return.
-	waitFor(t, "the group to go idle", func() bool {
+	await.Until(t, 5*time.Second, "the group to go idle", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return g.running == 0 && len(g.queue) == 0
@@ -169,11 +159,11 @@ func TestGroupFailedBatchRetriesEachCallAlone(t *testing.T) {
 		})
 	}
 	call(0)
-	waitFor(t, "the first batch to start", func() bool { return len(rec.sizes()) == 1 })
+	await.Until(t, 5*time.Second, "the first batch to start", func() bool { return len(rec.sizes()) == 1 })
 	for _, i := range []int{1, 13, 2} {
 		call(i)
 	}
-	waitFor(t, "three calls to queue", func() bool { return queued(g) == 3 })
+	await.Until(t, 5*time.Second, "three calls to queue", func() bool { return queued(g) == 3 })
 	close(rec.gate)
 	wg.Wait()
 
@@ -209,10 +199,10 @@ func TestGroupBatchIsLinkedToEveryCallersTrace(t *testing.T) {
 			g.do(ctx, i)
 		})
 		if i == 0 {
-			waitFor(t, "the first batch to start", func() bool { return len(gate.sizes()) == 1 })
+			await.Until(t, 5*time.Second, "the first batch to start", func() bool { return len(gate.sizes()) == 1 })
 		}
 	}
-	waitFor(t, "three calls to queue", func() bool { return queued(g) == 3 })
+	await.Until(t, 5*time.Second, "three calls to queue", func() bool { return queued(g) == 3 })
 	close(gate.gate)
 	wg.Wait()
 
@@ -272,7 +262,7 @@ func TestGroupBatchEndsByEarliestDeadline(t *testing.T) {
 	errs := make([]error, 4)
 	var wg sync.WaitGroup
 	wg.Go(func() { _, errs[0] = g.do(context.Background(), 0) })
-	waitFor(t, "the first batch to start", func() bool {
+	await.Until(t, 5*time.Second, "the first batch to start", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return g.running == 1 && len(g.queue) == 0
@@ -286,7 +276,7 @@ func TestGroupBatchEndsByEarliestDeadline(t *testing.T) {
 		}
 		wg.Go(func() { _, errs[i] = g.do(ctx, i) })
 	}
-	waitFor(t, "three calls to queue", func() bool { return queued(g) == 3 })
+	await.Until(t, 5*time.Second, "three calls to queue", func() bool { return queued(g) == 3 })
 	close(gate)
 	wg.Wait()
 
@@ -341,11 +331,11 @@ func TestGroupPanicFailsOnlyItsCallAndFreesTheLane(t *testing.T) {
 			})
 		}
 		call(0)
-		waitFor(t, "the first batch to start", func() bool { return gated.Load() })
+		await.Until(t, 5*time.Second, "the first batch to start", func() bool { return gated.Load() })
 		for _, i := range []int{1, 13, 2} {
 			call(i)
 		}
-		waitFor(t, "three calls to queue", func() bool { return queued(g) == 3 })
+		await.Until(t, 5*time.Second, "three calls to queue", func() bool { return queued(g) == 3 })
 		close(gate)
 		wg.Wait()
 		for i, err := range errs {
@@ -360,7 +350,7 @@ func TestGroupPanicFailsOnlyItsCallAndFreesTheLane(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, "the lane to be given back", func() bool {
+	await.Until(t, 5*time.Second, "the lane to be given back", func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
 		return g.running == 0
@@ -383,7 +373,7 @@ func TestGroupWaitsHonourTheContext(t *testing.T) {
 	running, cancelRunning := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { _, err := g.do(running, 0); done <- err }()
-	waitFor(t, "the first batch to start", func() bool { return len(rec.sizes()) == 1 })
+	await.Until(t, 5*time.Second, "the first batch to start", func() bool { return len(rec.sizes()) == 1 })
 
 	queuedCtx, cancelQueued := context.WithCancel(context.Background())
 	queuedDone := make(chan error, 1)
@@ -392,7 +382,7 @@ func TestGroupWaitsHonourTheContext(t *testing.T) {
 	var other string
 	var otherErr error
 	wg.Go(func() { other, otherErr = g.do(context.Background(), 2) })
-	waitFor(t, "two calls to queue", func() bool { return queued(g) == 2 })
+	await.Until(t, 5*time.Second, "two calls to queue", func() bool { return queued(g) == 2 })
 
 	cancelQueued()
 	if err := <-queuedDone; !errors.Is(err, context.Canceled) {

@@ -38,6 +38,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/erpmsg"
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
+	"github.com/ml-connector/ml-connector/platform/testsupport/await"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/collect"
@@ -299,16 +300,10 @@ func (r *Rig) publish(m proto.Message, idSuffix string) {
 	}
 }
 
-// Eventually polls cond every 20 ms until it holds or timeout passes.
+// Eventually polls cond until it holds or timeout passes.
 func (r *Rig) Eventually(timeout time.Duration, what string, cond func() bool) {
 	r.T.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			r.T.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	await.Until(r.T, timeout, what, cond)
 }
 
 // Count runs a count(*) query.
