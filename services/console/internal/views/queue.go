@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,10 +25,15 @@ import (
 type Views struct {
 	db   *pgxpool.Pool
 	desk *operator.Desk
+
+	mu     sync.Mutex
+	counts map[string]counted // by filter, see totals
 }
 
 // New returns the views of db; desk lists the notes operators wrote.
-func New(db *pgxpool.Pool, desk *operator.Desk) *Views { return &Views{db: db, desk: desk} }
+func New(db *pgxpool.Pool, desk *operator.Desk) *Views {
+	return &Views{db: db, desk: desk, counts: map[string]counted{}}
+}
 
 // Item is one thing in the exceptions queue: a row of the exceptions table,
 // or a failed, cancelled or charged-back collection nobody has acted on
@@ -116,7 +122,10 @@ type Page struct {
 	Items  []Item   `json:"items"`
 	Total  int      `json:"total"`
 	Totals []Amount `json:"totals"` // by currency, over every matching item with an amount
-	Filter struct {
+	// CountedAt is when Total and Totals were counted (they are reused
+	// for a few seconds).
+	CountedAt time.Time `json:"counted_at"`
+	Filter    struct {
 		Connection string `json:"connection"`
 		Company    string `json:"company"`
 		Reason     string `json:"reason"`
@@ -127,14 +136,8 @@ type Page struct {
 	} `json:"filter"`
 }
 
-// queueSQL is the queue: exceptions (whose aggregate id names the
-// connection either by name, "conn:company:doc", or by ledger id,
-// "erp:connID:company:doc") with the collection they are about, if any,
-// and the failed collections no exception row speaks for yet. $1 status
-// (” for all), $2 connection, $3 company, $4 reason, $5 created before,
-// $6 document.
-const queueSQL = `
-WITH items AS (
+// exceptionItems are the exceptions with the collection they are about.
+const exceptionItems = `
 	SELECT 'exception:' || e.id AS ref, e.id AS exception_id, col.id AS collection_id, e.kind, e.status,
 	       coalesce(cn.name, '') AS connection, coalesce(k.company, '') AS company, coalesce(k.doc, '') AS document,
 	       e.aggregate_type || ' ' || e.aggregate_id AS subject, e.reason, coalesce(col.failure_cause, '') AS cause,
@@ -150,24 +153,49 @@ WITH items AS (
 		     WHEN e.aggregate_type IN ('invoice', 'customer', 'refund') THEN substring(e.aggregate_id FROM '^[^:]*:[^:]*:(.*)$') END AS doc
 	) k
 	LEFT JOIN connections cn ON cn.id::text = k.conn_id OR cn.name = k.conn_name
-	LEFT JOIN collections col ON e.aggregate_type IN ('invoice', 'collection')
-	     AND col.connection_id = cn.id AND col.company = k.company AND col.invoice_id = k.doc
+	-- LATERAL with LIMIT: one index lookup per exception, never a hash
+	-- join over every collection.
+	LEFT JOIN LATERAL (SELECT c2.id, c2.failure_cause, c2.amount_minor, c2.currency, c2.state, c2.kind FROM collections c2
+	     WHERE e.aggregate_type IN ('invoice', 'collection')
+	       AND c2.connection_id = cn.id AND c2.company = k.company AND c2.invoice_id = k.doc LIMIT 1) col ON true
 	WHERE ($1 = '' OR e.status = $1)
-	UNION ALL
-	SELECT 'collection:' || col.id, NULL, col.id, 'payment_' || col.state, 'open',
-	       cn.name, col.company, col.invoice_id,
-	       'collection ' || cn.name || ':' || col.company || ':' || col.invoice_id,
-	       concat_ws(': ', nullif(col.failure_reason_code, ''), nullif(col.failure_description, '')), coalesce(col.failure_cause, ''),
-	       col.amount_minor, col.currency, col.state, col.kind, col.updated_at
+`
+
+// collectionItems are the failed collections no exception speaks for yet.
+const collectionItems = `
+	SELECT 'collection:' || col.id AS ref, NULL::bigint AS exception_id, col.id AS collection_id, 'payment_' || col.state AS kind, 'open' AS status,
+	       cn.name AS connection, col.company, col.invoice_id AS document,
+	       'collection ' || cn.name || ':' || col.company || ':' || col.invoice_id AS subject,
+	       concat_ws(': ', nullif(col.failure_reason_code, ''), nullif(col.failure_description, '')) AS reason, coalesce(col.failure_cause, '') AS cause,
+	       col.amount_minor, col.currency, col.state, col.kind AS col_kind, col.updated_at AS since
 	FROM collections col JOIN connections cn ON cn.id = col.connection_id
 	WHERE col.state IN ('failed', 'cancelled', 'charged_back', 'exception') AND ($1 = '' OR $1 = 'open')
 	  AND NOT EXISTS (SELECT 1 FROM exceptions x WHERE
 	        (x.aggregate_type = 'invoice' AND x.aggregate_id = cn.name || ':' || col.company || ':' || col.invoice_id)
 	     OR (x.aggregate_type = 'collection' AND x.aggregate_id = col.erp || ':' || col.connection_id || ':' || col.company || ':' || col.invoice_id))
-)
-SELECT * FROM items
+`
+
+// itemFilter applies $2 to $6 to a set of items.
+const itemFilter = `
 WHERE ($2 = '' OR connection = $2) AND ($3 = '' OR company = $3) AND ($4 = '' OR kind = $4 OR cause = $4)
   AND since <= $5 AND ($6 = '' OR document = $6)`
+
+// queueSQL is the queue: exceptions (whose aggregate id names the
+// connection either by name, "conn:company:doc", or by ledger id,
+// "erp:connID:company:doc") with the collection they are about, if any,
+// and the failed collections no exception row speaks for yet. $1 status
+// (” for all), $2 connection, $3 company, $4 reason, $5 created before,
+// $6 document.
+const queueSQL = `WITH items AS (` + exceptionItems + ` UNION ALL ` + collectionItems + `) SELECT * FROM items` + itemFilter
+
+// pageSQL is one page of the queue, newest first: each half is cut to the
+// page's end before the two are merged, so that an index in time order
+// serves it instead of every item being built and sorted. $7 limit, $8
+// offset.
+const pageSQL = `(SELECT * FROM (` + exceptionItems + `) a` + itemFilter + ` ORDER BY since DESC LIMIT $7::bigint + $8::bigint)
+UNION ALL
+(SELECT * FROM (` + collectionItems + `) b` + itemFilter + ` ORDER BY since DESC LIMIT $7::bigint + $8::bigint)
+ORDER BY since DESC, ref LIMIT $7 OFFSET $8`
 
 // Queue returns one page of the filtered queue, newest first, with the
 // notes of the items on it and the totals of all matching items.
@@ -188,34 +216,11 @@ func (v *Views) Queue(ctx context.Context, f Filter) (Page, error) {
 	before := time.Now().Add(-f.OlderThan)
 	args := []any{status, f.Connection, f.Company, f.Reason, before, f.Document}
 
-	rows, err := v.db.Query(ctx, `SELECT count(*), currency, coalesce(sum(amount_minor), 0)::text FROM (`+queueSQL+`) q GROUP BY currency ORDER BY currency NULLS LAST`, args...)
-	if err != nil {
-		return Page{}, fmt.Errorf("queue totals: %w", err)
-	}
-	for rows.Next() {
-		var n int
-		var currency *string
-		var sum string
-		if err := rows.Scan(&n, &currency, &sum); err != nil {
-			rows.Close()
-			return Page{}, fmt.Errorf("queue totals: %w", err)
-		}
-		p.Total += n
-		if currency != nil {
-			minor, err := strconv.ParseInt(sum, 10, 64)
-			if err != nil {
-				rows.Close()
-				return Page{}, fmt.Errorf("queue totals: %s %s does not fit in 64 bits", sum, *currency)
-			}
-			p.Totals = append(p.Totals, NewAmount(minor, *currency))
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return Page{}, fmt.Errorf("queue totals: %w", err)
+	if err := v.totals(ctx, f, args, &p); err != nil {
+		return Page{}, err
 	}
 
-	rows, err = v.db.Query(ctx, queueSQL+` ORDER BY since DESC, ref LIMIT $7 OFFSET $8`, append(args, f.Limit, f.Offset)...)
+	rows, err := v.db.Query(ctx, pageSQL, append(args, f.Limit, f.Offset)...)
 	if err != nil {
 		return Page{}, fmt.Errorf("queue: %w", err)
 	}
@@ -227,6 +232,66 @@ func (v *Views) Queue(ctx context.Context, f Filter) (Page, error) {
 		return Page{}, err
 	}
 	return p, nil
+}
+
+// totalsTTL is how long the count and totals of a filter are reused:
+// counting every matching item on each page view would cost more than the
+// page may take. The totals a bulk action states are always counted anew
+// from the selected items.
+const totalsTTL = 10 * time.Second
+
+type counted struct {
+	at     time.Time
+	total  int
+	totals []Amount
+}
+
+// totals fills p's count and totals, from the cache when recent.
+func (v *Views) totals(ctx context.Context, f Filter, args []any, p *Page) error {
+	key := fmt.Sprintf("%q|%q|%q|%q|%s|%q", f.Status, f.Connection, f.Company, f.Reason, f.OlderThan, f.Document)
+	v.mu.Lock()
+	c, ok := v.counts[key]
+	v.mu.Unlock()
+	if ok && time.Since(c.at) < totalsTTL {
+		p.Total, p.Totals, p.CountedAt = c.total, c.totals, c.at
+		return nil
+	}
+	rows, err := v.db.Query(ctx, `SELECT count(*), currency, coalesce(sum(amount_minor), 0)::text FROM (`+queueSQL+`) q GROUP BY currency ORDER BY currency NULLS LAST`, args...)
+	if err != nil {
+		return fmt.Errorf("queue totals: %w", err)
+	}
+	for rows.Next() {
+		var n int
+		var currency *string
+		var sum string
+		if err := rows.Scan(&n, &currency, &sum); err != nil {
+			rows.Close()
+			return fmt.Errorf("queue totals: %w", err)
+		}
+		p.Total += n
+		if currency != nil {
+			minor, err := strconv.ParseInt(sum, 10, 64)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("queue totals: %s %s does not fit in 64 bits", sum, *currency)
+			}
+			p.Totals = append(p.Totals, NewAmount(minor, *currency))
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("queue totals: %w", err)
+	}
+
+	c = counted{at: time.Now(), total: p.Total, totals: p.Totals}
+	p.CountedAt = c.at
+	v.mu.Lock()
+	if len(v.counts) >= 256 {
+		clear(v.counts)
+	}
+	v.counts[key] = c
+	v.mu.Unlock()
+	return nil
 }
 
 // Items returns the queue items with the given refs (for bulk actions),
@@ -303,4 +368,12 @@ func (v *Views) attachNotes(ctx context.Context, items []Item) error {
 		}
 	}
 	return nil
+}
+
+// Forget drops the counted totals, after an action changed the queue, so
+// the person who acted sees the effect at once.
+func (v *Views) Forget() {
+	v.mu.Lock()
+	clear(v.counts)
+	v.mu.Unlock()
 }

@@ -158,6 +158,7 @@ type Result struct {
 // user's name.
 func (s *Server) act(ctx context.Context, p principal, action, note string, it views.Item) Result {
 	res := Result{Ref: it.Ref, Action: action}
+	defer s.views.Forget()
 	what := it.Document
 	if what == "" {
 		what = it.Subject
