@@ -22,10 +22,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/ml-connector/ml-connector/platform/database"
+	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/services/console/users"
 )
 
 // services are started in this order and stopped in reverse.
-var services = []string{"erp-poster", "payment-orchestrator", "gc-webhook", "ifs-poller", "jde-poller"}
+var services = []string{"erp-poster", "payment-orchestrator", "gc-webhook", "ifs-poller", "jde-poller", "console"}
 
 type options struct {
 	binDir       string
@@ -38,6 +42,9 @@ type options struct {
 	untilSettled bool
 	timeout      time.Duration
 	day          time.Duration
+	// serve keeps the stack up after the run until interrupted, so a
+	// person can click through the console.
+	serve bool
 	// extraEnv adds settings to every service (tests use it).
 	extraEnv []string
 	// mandateSetup is the GoCardless connection's mandate_setup:
@@ -154,7 +161,12 @@ func demo(ctx context.Context, opts options) error {
 	if err != nil {
 		return err
 	}
+	consoleAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
 	serviceEnv := map[string][]string{
+		"console":              {"CONSOLE_ADDR=" + consoleAddr},
 		"erp-poster":           {"GRPC_ADDR=" + grpcAddr},
 		"payment-orchestrator": {"ERP_POSTER_ADDR=" + grpcAddr, "AWAITING_SWEEP_INTERVAL=5s"},
 	}
@@ -182,6 +194,9 @@ func demo(ctx context.Context, opts options) error {
 	if err := waitReady(ctx, opts, procs); err != nil {
 		return err
 	}
+	if err := consoleLogin(ctx, opts.out, dbURL, consoleAddr); err != nil {
+		return err
+	}
 	if opts.check {
 		return stopGracefully(opts, procs)
 	}
@@ -191,6 +206,10 @@ func demo(ctx context.Context, opts options) error {
 	runErr := sims.run(ctx, opts, chaos)
 	if err := chaos.postgres.wait(); err != nil {
 		runErr = errors.Join(runErr, err)
+	}
+	if opts.serve && ctx.Err() == nil {
+		fmt.Fprintf(opts.out, "\nThe stack stays up for the console at http://%s; Ctrl-C stops it.\n", consoleAddr)
+		<-ctx.Done()
 	}
 	if err := stopGracefully(opts, procs); err != nil {
 		return errors.Join(runErr, err)
@@ -451,4 +470,20 @@ func peakRSS(pid int) int {
 		}
 	}
 	return 0
+}
+
+// consoleLogin creates the demo's console account (an admin, with a
+// random password) and prints where to sign in with it.
+func consoleLogin(ctx context.Context, out io.Writer, dbURL, addr string) error {
+	db, err := database.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	password := rand.Text()
+	if _, err := users.NewStore(db).Add(ctx, users.New{Name: "demo", Role: users.Admin, Password: secrets.NewValue(password), Actor: "mlc-demo"}); err != nil {
+		return fmt.Errorf("console account: %w", err)
+	}
+	fmt.Fprintf(out, "Console                    http://%s  (sign in as demo / %s)\n", addr, password)
+	return nil
 }
