@@ -139,7 +139,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 func needsKeys(args []string) bool {
 	return len(args) >= 2 && (args[0] == "connections" && (args[1] == "add" || args[1] == "rotate-keys" || args[1] == "ping") ||
 		args[0] == "audit" && args[1] == "verify" ||
-		args[0] == "collections" && args[1] == "replay" || args[0] == "mandates" && args[1] == "resend")
+		args[0] == "collections" && args[1] == "replay" || args[0] == "mandates" && args[1] == "resend" ||
+		// users add audits the new account, and audit rows are signed.
+		args[0] == "users" && args[1] == "add")
 }
 
 func (c *cli) migrate(ctx context.Context, db *pgxpool.Pool) error {

@@ -93,6 +93,9 @@ func TestUsersAdd(t *testing.T) {
 	if _, err := mlcctl(t, dbURL, "", "users", "add", "--name", "sso@example.com", "--role", "admin", "--oidc"); err != nil {
 		t.Fatal(err)
 	}
+	if out, err := mlcctl(t, dbURL, "", "audit", "verify"); err != nil {
+		t.Errorf("audit verify after users add: %v\n%s", err, out)
+	}
 	out, err := mlcctl(t, dbURL, "", "users", "list")
 	if err != nil || !strings.Contains(out, "ann              operator  password") || !strings.Contains(out, "OpenID provider") || strings.Contains(out, "a-long-enough") {
 		t.Errorf("users list: %v\n%s", err, out)
