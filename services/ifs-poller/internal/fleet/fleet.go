@@ -1,7 +1,7 @@
 // Package fleet runs a poll loop for every IFS Cloud connection in the
-// registry, re-reading the registry periodically so that added, changed and
-// removed connections are picked up without a restart. Each loop runs under
-// the connection's advisory lock (database.RunExclusive), so of all
+// registry through platform/fleet, which re-reads the registry so that
+// added, changed and removed connections are picked up without a restart
+// and runs each loop under the connection's advisory lock, so of all
 // replicas only one polls a connection at a time; the others stand by in
 // the lock queue and take over when it stops or its database session dies.
 package fleet
@@ -12,8 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -24,7 +22,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/ifscloud"
 	"github.com/ml-connector/ml-connector/platform/config"
 	"github.com/ml-connector/ml-connector/platform/connections"
-	"github.com/ml-connector/ml-connector/platform/database"
+	supervisor "github.com/ml-connector/ml-connector/platform/fleet"
 	"github.com/ml-connector/ml-connector/platform/logging"
 	"github.com/ml-connector/ml-connector/platform/retry"
 	"github.com/ml-connector/ml-connector/platform/secrets"
@@ -84,10 +82,10 @@ type Fleet struct {
 	cfg     Config
 	deps    Deps
 	metrics *poll.Metrics
-
-	mu      sync.Mutex
-	runners map[string]*runner
-	listErr error
+	loops   *supervisor.Fleet
+	// clients are the connections' current IFS clients, whose circuit
+	// breakers readiness reports.
+	clients sync.Map
 }
 
 // New returns a fleet; Run starts it.
@@ -99,7 +97,26 @@ func New(cfg Config, deps Deps) (*Fleet, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &Fleet{cfg: cfg, deps: deps, metrics: m, runners: map[string]*runner{}}
+	f := &Fleet{cfg: cfg, deps: deps, metrics: m}
+	var registry supervisor.Registry
+	if deps.Registry != nil {
+		registry = deps.Registry
+	}
+	f.loops, err = supervisor.New(supervisor.Config{
+		Kind: connections.KindIFS, Registry: registry, DB: deps.DB, LockPrefix: lockPrefix,
+		Relist: cfg.Relist, LockRetry: cfg.LockRetry, Backoff: cfg.LockRetry,
+		Work: func(ctx context.Context, w *supervisor.Worker) error {
+			f.clients.Delete(w.Conn.Name)
+			f.deps.Log.InfoContext(ctx, "polling ifs connection", "connection", w.Conn.Name)
+			f.loop(ctx, w)
+			return nil
+		},
+		Forget: func(name string) { f.clients.Delete(name) },
+		Log:    deps.Log,
+	})
+	if err != nil {
+		return nil, err
+	}
 	_, err = deps.Meter.Float64ObservableGauge("mlc_ifs_poll_lag_seconds",
 		metric.WithDescription("seconds since the last successful poll cycle of each IFS connection this replica polls"),
 		metric.WithUnit("s"),
@@ -110,128 +127,34 @@ func New(cfg Config, deps Deps) (*Fleet, error) {
 	return f, nil
 }
 
-// runner is the loop of one connection.
-type runner struct {
-	conn   connections.Connection
-	cancel context.CancelFunc
-	done   chan struct{}
-
-	mu          sync.Mutex
-	activeSince time.Time // holds the lock since; zero while standing by
-	lastSuccess time.Time
-	lastErr     error
-	client      *ifscloud.Client
-}
-
-// fingerprint changes when a connection's settings or secrets change, so
-// its loop is restarted with them.
-func fingerprint(c connections.Connection) string {
-	return fmt.Sprint(c.ID, c.UpdatedAt.UnixNano(), c.Secrets)
-}
-
 // Run keeps the loops in line with the registry until ctx ends, then stops
 // them and waits for them.
-func (f *Fleet) Run(ctx context.Context) error {
-	defer f.stopAll()
-	for {
-		f.sync(ctx)
-		if err := retry.Sleep(ctx, f.cfg.Relist); err != nil {
-			return nil
-		}
-	}
-}
+func (f *Fleet) Run(ctx context.Context) error { return f.loops.Run(ctx) }
 
-func (f *Fleet) sync(ctx context.Context) {
-	conns, err := f.deps.Registry.ListKind(ctx, connections.KindIFS)
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.listErr = err
-	if err != nil {
-		if ctx.Err() == nil {
-			f.deps.Log.ErrorContext(ctx, "list ifs connections", "error", err)
-		}
-		return
-	}
-	want := map[string]connections.Connection{}
-	for _, c := range conns {
-		want[c.Name] = c
-	}
-	for name, r := range f.runners {
-		if c, ok := want[name]; !ok || fingerprint(c) != fingerprint(r.conn) {
-			f.deps.Log.InfoContext(ctx, "ifs connection removed or changed: stopping its poll loop", "connection", name)
-			r.stop()
-			delete(f.runners, name)
-		}
-	}
-	for name, c := range want {
-		if _, ok := f.runners[name]; ok {
-			continue
-		}
-		rctx, cancel := context.WithCancel(ctx)
-		r := &runner{conn: c, cancel: cancel, done: make(chan struct{})}
-		f.runners[name] = r
-		go f.run(rctx, r)
-	}
-}
-
-func (r *runner) stop() {
-	r.cancel()
-	<-r.done
-}
-
-func (f *Fleet) stopAll() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for name, r := range f.runners {
-		r.stop()
-		delete(f.runners, name)
-	}
-}
+const lockPrefix = "ifs-poller/"
 
 // LockName is the advisory lock a connection is polled under.
-func LockName(connection string) string { return "ifs-poller/" + connection }
-
-// run waits for the connection's lock and polls while holding it; after a
-// lost lock it queues again.
-func (f *Fleet) run(ctx context.Context, r *runner) {
-	defer close(r.done)
-	for {
-		err := database.RunExclusive(ctx, f.deps.DB, LockName(r.conn.Name), f.cfg.LockRetry, func(ctx context.Context) error {
-			r.activate(time.Now())
-			defer r.deactivate()
-			f.deps.Log.InfoContext(ctx, "polling ifs connection", "connection", r.conn.Name)
-			f.loop(ctx, r)
-			return nil
-		})
-		if ctx.Err() != nil {
-			return
-		}
-		f.deps.Log.WarnContext(ctx, "ifs poll loop lost its lock; queueing again", "connection", r.conn.Name, "error", err)
-		if retry.Sleep(ctx, f.cfg.LockRetry) != nil {
-			return
-		}
-	}
-}
+func LockName(connection string) string { return lockPrefix + connection }
 
 // loop polls until ctx ends. Failures do not give up the lock: another
 // replica would meet the same IFS, and the next cycle retries.
-func (f *Fleet) loop(ctx context.Context, r *runner) {
+func (f *Fleet) loop(ctx context.Context, w *supervisor.Worker) {
 	var p *poll.Poller
 	for {
 		var err error
 		if p == nil {
-			p, err = f.poller(ctx, r)
+			p, err = f.poller(ctx, w.Conn)
 		}
 		if p != nil {
 			began := time.Now()
 			var st poll.Stats
 			st, err = p.Cycle(ctx)
-			f.metrics.Cycle(ctx, r.conn.Name, time.Since(began), err)
+			f.metrics.Cycle(ctx, w.Conn.Name, time.Since(began), err)
 			if ctx.Err() != nil {
 				return
 			}
 			if err == nil && (st.Published > 0 || st.Duplicates > 0 || st.Rejected > 0) {
-				f.deps.Log.InfoContext(ctx, "ifs poll cycle", "connection", r.conn.Name, "published", st.Published,
+				f.deps.Log.InfoContext(ctx, "ifs poll cycle", "connection", w.Conn.Name, "published", st.Published,
 					"duplicates", st.Duplicates, "rejected", st.Rejected, "pages", st.Pages, "took", time.Since(began).String())
 			}
 			if errors.Is(err, ifscloud.ErrUnauthorized) {
@@ -239,10 +162,10 @@ func (f *Fleet) loop(ctx context.Context, r *runner) {
 			}
 		}
 		if err != nil {
-			f.deps.Log.WarnContext(ctx, "ifs poll cycle failed", "connection", r.conn.Name, "error", err)
-			r.fail(err)
+			f.deps.Log.WarnContext(ctx, "ifs poll cycle failed", "connection", w.Conn.Name, "error", err)
+			w.Failed(err)
 		} else {
-			r.succeed(time.Now())
+			w.Succeeded(time.Now())
 		}
 		wait := f.cfg.Interval
 		if f.cfg.Jitter > 0 {
@@ -255,27 +178,25 @@ func (f *Fleet) loop(ctx context.Context, r *runner) {
 }
 
 // poller builds the poller of a connection with its decrypted secret.
-func (f *Fleet) poller(ctx context.Context, r *runner) (*poll.Poller, error) {
-	s, err := ifscloud.ParseSettings(r.conn.Settings)
+func (f *Fleet) poller(ctx context.Context, conn connections.Connection) (*poll.Poller, error) {
+	s, err := ifscloud.ParseSettings(conn.Settings)
 	if err != nil {
 		return nil, err
 	}
-	secs, err := f.deps.Registry.Secrets(ctx, r.conn.Name)
+	secs, err := f.deps.Registry.Secrets(ctx, conn.Name)
 	if err != nil {
 		return nil, err
 	}
 	secret := secs["client_secret"]
 	logging.Register(secret.Reveal())
-	client, err := ifscloud.New(r.conn.Name, s, secret, f.deps.Client)
+	client, err := ifscloud.New(conn.Name, s, secret, f.deps.Client)
 	if err != nil {
 		return nil, err
 	}
-	r.mu.Lock()
-	r.client = client
-	r.mu.Unlock()
+	f.clients.Store(conn.Name, client)
 	return &poll.Poller{
-		ConnectionID: r.conn.ID,
-		Connection:   r.conn.Name,
+		ConnectionID: conn.ID,
+		Connection:   conn.Name,
 		Companies:    s.CompanyCodes,
 		Source:       client,
 		Publisher:    f.deps.Publisher,
@@ -286,54 +207,22 @@ func (f *Fleet) poller(ctx context.Context, r *runner) (*poll.Poller, error) {
 	}, nil
 }
 
-func (r *runner) activate(now time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.activeSince = now
-}
-
-func (r *runner) deactivate() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.activeSince = time.Time{}
-}
-
-func (r *runner) succeed(now time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lastSuccess, r.lastErr = now, nil
-}
-
-func (r *runner) fail(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.lastErr = err
-}
-
 // lag is the time since the last successful cycle (or since polling
 // began); ok is false while standing by.
-func (r *runner) lag(now time.Time) (lag time.Duration, breakerOpen bool, lastErr error, ok bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.activeSince.IsZero() {
-		return 0, false, nil, false
+func lag(st supervisor.Status, now time.Time) (time.Duration, bool) {
+	if !st.Active {
+		return 0, false
 	}
-	since := r.activeSince
-	if r.lastSuccess.After(since) {
-		since = r.lastSuccess
+	since := st.ActiveSince
+	if st.LastSuccess.After(since) {
+		since = st.LastSuccess
 	}
-	return now.Sub(since), r.client != nil && r.client.BreakerOpen(), r.lastErr, true
+	return now.Sub(since), true
 }
 
-func (f *Fleet) sorted() []*runner {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	rs := make([]*runner, 0, len(f.runners))
-	for _, r := range f.runners {
-		rs = append(rs, r)
-	}
-	slices.SortFunc(rs, func(a, b *runner) int { return strings.Compare(a.conn.Name, b.conn.Name) })
-	return rs
+func (f *Fleet) breakerOpen(name string) bool {
+	c, ok := f.clients.Load(name)
+	return ok && c.(*ifscloud.Client).BreakerOpen()
 }
 
 // Check is the "ifs" readiness check: the registry could be read, and
@@ -341,22 +230,19 @@ func (f *Fleet) sorted() []*runner {
 // StaleAfter and its circuit breaker is not open. Connections it stands by
 // for are another replica's business.
 func (f *Fleet) Check(context.Context) error {
-	f.mu.Lock()
-	listErr := f.listErr
-	f.mu.Unlock()
 	var errs []error
-	if listErr != nil {
-		errs = append(errs, fmt.Errorf("list ifs connections: %w", listErr))
+	if err := f.loops.ListErr(); err != nil {
+		errs = append(errs, fmt.Errorf("list ifs connections: %w", err))
 	}
 	now := time.Now()
-	for _, r := range f.sorted() {
-		lag, open, lastErr, ok := r.lag(now)
+	for _, st := range f.loops.Statuses() {
+		l, ok := lag(st, now)
 		switch {
 		case !ok:
-		case open:
-			errs = append(errs, fmt.Errorf("%s: circuit breaker open (last error: %v)", r.conn.Name, lastErr))
-		case lag > f.cfg.StaleAfter:
-			errs = append(errs, fmt.Errorf("%s: no successful poll for %s (last error: %v)", r.conn.Name, lag.Round(time.Second), lastErr))
+		case f.breakerOpen(st.Name):
+			errs = append(errs, fmt.Errorf("%s: circuit breaker open (last error: %v)", st.Name, st.LastErr))
+		case l > f.cfg.StaleAfter:
+			errs = append(errs, fmt.Errorf("%s: no successful poll for %s (last error: %v)", st.Name, l.Round(time.Second), st.LastErr))
 		}
 	}
 	return errors.Join(errs...)
@@ -364,9 +250,9 @@ func (f *Fleet) Check(context.Context) error {
 
 func (f *Fleet) observeLag(_ context.Context, o metric.Float64Observer) error {
 	now := time.Now()
-	for _, r := range f.sorted() {
-		if lag, _, _, ok := r.lag(now); ok {
-			o.Observe(lag.Seconds(), metric.WithAttributes(attribute.String("connection", r.conn.Name)))
+	for _, st := range f.loops.Statuses() {
+		if l, ok := lag(st, now); ok {
+			o.Observe(l.Seconds(), metric.WithAttributes(attribute.String("connection", st.Name)))
 		}
 	}
 	return nil
