@@ -209,12 +209,12 @@ func TestRenderedManifestsRun(t *testing.T) {
 				val = procs[svc].grpc
 			case "ERP_POSTER_ADDR":
 				val = procs["erp-poster"].grpc
+			case "OTEL_EXPORTER_OTLP_ENDPOINT":
+				val = fmt.Sprintf("http://127.0.0.1:%d", freeLoopbackPort(t)) // no collector: exports fail quietly
 			default:
 				if _, ok := listen[name]; ok {
 					val = fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
 				}
-			case "OTEL_EXPORTER_OTLP_ENDPOINT":
-				val = fmt.Sprintf("http://127.0.0.1:%d", freeLoopbackPort(t)) // no collector: exports fail quietly
 			}
 			vars = append(vars, name+"="+val)
 		}
