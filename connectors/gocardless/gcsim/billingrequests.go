@@ -559,17 +559,8 @@ func (s *Sim) notifyBillingRequest(r *request) (int, any, *apiError) {
 // become ready_to_fulfil, and an integrator can use the fulfil action").
 // The state error's reason is the simulator's own.
 func (s *Sim) fulfilBillingRequest(r *request) (int, any, *apiError) {
-	br, ok := s.billingRequests.get(r.id())
-	if !ok {
-		return 0, nil, notFound()
-	}
-	d, aerr := decodeBRAction(r)
+	br, metadata, aerr := s.billingRequestAction(r)
 	if aerr != nil {
-		return 0, nil, aerr
-	}
-	fe := fieldErrors{resource: "data"}
-	metadata := parseMetadata(d.Metadata, &fe)
-	if aerr := fe.err(); aerr != nil {
 		return 0, nil, aerr
 	}
 	if br.Status != brReadyToFulfil {
@@ -580,22 +571,32 @@ func (s *Sim) fulfilBillingRequest(r *request) (int, any, *apiError) {
 	return 200, envelope("billing_requests", s.viewBillingRequest(br)), nil
 }
 
+// billingRequestAction finds the billing request an action names and
+// reads the action's metadata, the part fulfil and cancel share.
+func (s *Sim) billingRequestAction(r *request) (*BillingRequest, map[string]string, *apiError) {
+	br, ok := s.billingRequests.get(r.id())
+	if !ok {
+		return nil, nil, notFound()
+	}
+	d, aerr := decodeBRAction(r)
+	if aerr != nil {
+		return nil, nil, aerr
+	}
+	fe := fieldErrors{resource: "data"}
+	metadata := parseMetadata(d.Metadata, &fe)
+	if aerr := fe.err(); aerr != nil {
+		return nil, nil, aerr
+	}
+	return br, metadata, nil
+}
+
 // cancelBillingRequest "Immediately cancels a billing request, causing
 // all billing request flows to expire" (BillingRequestService.java). A
 // fulfilled or cancelled request cannot be cancelled; the reason is the
 // simulator's own.
 func (s *Sim) cancelBillingRequest(r *request) (int, any, *apiError) {
-	br, ok := s.billingRequests.get(r.id())
-	if !ok {
-		return 0, nil, notFound()
-	}
-	d, aerr := decodeBRAction(r)
+	br, metadata, aerr := s.billingRequestAction(r)
 	if aerr != nil {
-		return 0, nil, aerr
-	}
-	fe := fieldErrors{resource: "data"}
-	metadata := parseMetadata(d.Metadata, &fe)
-	if aerr := fe.err(); aerr != nil {
 		return 0, nil, aerr
 	}
 	if br.Status != brPending && br.Status != brReadyToFulfil {
