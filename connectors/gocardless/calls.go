@@ -99,6 +99,7 @@ const (
 	subscriptions        resource = "subscriptions"
 	events               resource = "events"
 	payouts              resource = "payouts"
+	payoutItems          resource = "payout_items"
 	billingRequests      resource = "billing_requests"
 	billingRequestFlows  resource = "billing_request_flows"
 )

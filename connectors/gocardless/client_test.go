@@ -189,6 +189,19 @@ func TestListParamsRefusedLocally(t *testing.T) {
 			_, err := e.gc.GetPayment(ctx, " ")
 			return err
 		}},
+		{"payout items without a payout", func() error {
+			_, err := e.gc.ListPayoutItems(ctx, gocardless.PayoutItemListParams{})
+			return err
+		}},
+		{"payout items by created_at", func() error {
+			_, err := e.gc.ListPayoutItems(ctx, gocardless.PayoutItemListParams{Payout: "PO1",
+				ListParams: gocardless.ListParams{CreatedAt: gocardless.TimeRange{GT: time.Unix(1, 0)}}})
+			return err
+		}},
+		{"payout items with a bad include_2020_tax_cutover", func() error {
+			_, err := e.gc.ListPayoutItems(ctx, gocardless.PayoutItemListParams{Payout: "PO1", Include2020TaxCutover: "yes"})
+			return err
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

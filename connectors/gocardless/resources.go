@@ -567,22 +567,61 @@ func (c *Client) CancelSubscription(ctx context.Context, key, id string, p Actio
 		func(s *Subscription) bool { return s.Status == "cancelled" })
 }
 
-// Payout is money GoCardless paid to the creditor.
+// Payout is money GoCardless paid to the creditor: the net of the payout
+// items (payments in, fees, refunds, charge-backs out) of one creditor in
+// one currency. Fields GoCardless sends as null are zero here: ArrivalDate
+// and TaxCurrency are empty, FX is nil (gocardless-pro-java Payout.java).
 type Payout struct {
-	ID           string            `json:"id"`
-	CreatedAt    time.Time         `json:"created_at"`
-	Amount       int64             `json:"amount"`
-	DeductedFees int64             `json:"deducted_fees"`
-	Currency     string            `json:"currency"`
-	ArrivalDate  string            `json:"arrival_date"`
-	Reference    string            `json:"reference"`
-	Status       string            `json:"status"`
-	PayoutType   string            `json:"payout_type"`
-	Metadata     map[string]string `json:"metadata"`
-	Links        struct {
-		Creditor            string `json:"creditor"`
-		CreditorBankAccount string `json:"creditor_bank_account"`
-	} `json:"links"`
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+	// Amount is in minor units: the sum of the payout's items, rounded to
+	// the minor unit (see [CheckPayoutItems]).
+	Amount int64 `json:"amount"`
+	// DeductedFees are the fees taken from Amount, in minor units and
+	// inclusive of tax: (GoCardless fees + app fees + surcharge fees) -
+	// refunded fees. Negative when a payout refunds more fees than it
+	// takes (late failures, charge-backs); 0 when fees are invoiced.
+	DeductedFees int64  `json:"deducted_fees"`
+	Currency     string `json:"currency"`
+	// ArrivalDate (YYYY-MM-DD) is when the money is due in the creditor's
+	// bank: empty until the payout is paid.
+	ArrivalDate string `json:"arrival_date"`
+	// Reference appears on the creditor's bank statement.
+	Reference string `json:"reference"`
+	// Status is pending, paid or bounced.
+	Status string `json:"status"`
+	// PayoutType is merchant or partner.
+	PayoutType string `json:"payout_type"`
+	// TaxCurrency is the currency tax on fees is paid in (GBP for British,
+	// EUR for French creditors); empty where no tax applies.
+	TaxCurrency string `json:"tax_currency"`
+	// FX is set when the payout is (or was) exchanged into another
+	// currency.
+	FX       *PayoutFX         `json:"fx"`
+	Metadata map[string]string `json:"metadata"`
+	Links    PayoutLinks       `json:"links"`
+}
+
+// PayoutFX describes a payout's foreign exchange. Rates are decimal
+// strings with up to 10 places, kept as sent: never floats.
+type PayoutFX struct {
+	// FXCurrency is the currency the payout is paid in after exchange.
+	FXCurrency string `json:"fx_currency"`
+	// FXAmount is the amount paid in FXCurrency, in its minor units: nil
+	// until the payout is paid.
+	FXAmount *int64 `json:"fx_amount"`
+	// ExchangeRate is the rate used: empty until the payout is paid.
+	ExchangeRate string `json:"exchange_rate"`
+	// EstimatedExchangeRate is the prevailing rate before the payout is
+	// paid: empty after.
+	EstimatedExchangeRate string `json:"estimated_exchange_rate"`
+}
+
+// PayoutLinks are a payout's links.
+type PayoutLinks struct {
+	// Creditor receives the payout: the owner of CreditorBankAccount.
+	Creditor            string `json:"creditor"`
+	CreditorBankAccount string `json:"creditor_bank_account"`
 }
 
 // PayoutListParams filter ListPayouts.
@@ -593,6 +632,7 @@ type PayoutListParams struct {
 	Currency            string
 	Status              string
 	PayoutType          string
+	Reference           string
 }
 
 // ListPayouts lists payouts.
@@ -606,6 +646,7 @@ func (c *Client) ListPayouts(ctx context.Context, p PayoutListParams) (*Page[Pay
 	set(q, "currency", p.Currency)
 	set(q, "status", p.Status)
 	set(q, "payout_type", p.PayoutType)
+	set(q, "reference", p.Reference)
 	page, _, err := list[Payout](ctx, c, payouts, q)
 	return page, err
 }

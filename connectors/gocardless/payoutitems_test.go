@@ -1,0 +1,129 @@
+package gocardless_test
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+)
+
+func TestParseTenths(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+	}{
+		{"45.0", 450}, {"45", 450}, {"-264.0", -2640}, {"0.5", 5}, {"-0.5", -5}, {"12.30", 123},
+		{"0", 0}, {"-0.0", 0}, {"922337203685477580.7", 9223372036854775807},
+	} {
+		got, err := gocardless.ParseTenths(c.in)
+		if err != nil || got != c.want {
+			t.Errorf("ParseTenths(%q) = %d, %v; want %d", c.in, got, err, c.want)
+		}
+	}
+	for _, bad := range []string{"", "-", ".5", "5.", "4,5", "1e3", "+5", "0.05", "1.25", "--1", " 1", "922337203685477580.8",
+		"9999999999999999999", "1.0000000000000000000000000000000"} {
+		if got, err := gocardless.ParseTenths(bad); err == nil {
+			t.Errorf("ParseTenths(%q) = %d, want an error", bad, got)
+		}
+	}
+}
+
+func TestRoundTenths(t *testing.T) {
+	for _, c := range []struct{ in, lo, hi int64 }{
+		{0, 0, 0}, {14, 1, 1}, {16, 2, 2}, {15, 1, 2}, {-15, -2, -1}, {-14, -1, -1}, {-16, -2, -2}, {-5, -1, 0}, {5, 0, 1}, {20, 2, 2},
+	} {
+		if lo, hi := gocardless.RoundTenths(c.in); lo != c.lo || hi != c.hi {
+			t.Errorf("RoundTenths(%d) = %d, %d; want %d, %d", c.in, lo, hi, c.lo, c.hi)
+		}
+	}
+}
+
+func TestCheckPayoutItems(t *testing.T) {
+	items := []gocardless.PayoutItem{
+		{Type: "payment_paid_out", Amount: "20000.0"},
+		{Type: "gocardless_fee", Amount: "-264.0"},
+		{Type: "payment_paid_out", Amount: "1234"},
+		{Type: "gocardless_fee", Amount: "-33.5"}, // sum 20936.5: a tie
+	}
+	for _, amount := range []int64{20936, 20937} {
+		sum, err := gocardless.CheckPayoutItems(amount, items)
+		if err != nil || sum != 209365 {
+			t.Errorf("CheckPayoutItems(%d) = %d, %v; want 209365 tenths, no error", amount, sum, err)
+		}
+	}
+	for _, amount := range []int64{20935, 20938, 21234} {
+		if _, err := gocardless.CheckPayoutItems(amount, items); !errors.Is(err, gocardless.ErrPayoutMismatch) {
+			t.Errorf("CheckPayoutItems(%d) = %v, want ErrPayoutMismatch", amount, err)
+		}
+	}
+	if _, err := gocardless.CheckPayoutItems(0, []gocardless.PayoutItem{{Type: "x", Amount: "1.05"}}); err == nil ||
+		errors.Is(err, gocardless.ErrPayoutMismatch) {
+		t.Errorf("unreadable amount: %v", err)
+	}
+}
+
+// TestPayoutShapes decodes bodies shaped as GoCardless documents them
+// (gocardless-pro-python tests/fixtures/payouts.json and
+// payout_items.json; nulls as gocardless-pro-java Payout.java and
+// PayoutItem.java describe them).
+func TestPayoutShapes(t *testing.T) {
+	var po gocardless.Payout
+	if err := json.Unmarshal([]byte(`{"amount":1000,"arrival_date":null,"created_at":"2014-01-01T12:00:00.000Z",
+		"currency":"EUR","deducted_fees":20,"fx":{"estimated_exchange_rate":"1.1234567890","exchange_rate":null,
+		"fx_amount":null,"fx_currency":"GBP"},"id":"PO123","links":{"creditor":"CR123","creditor_bank_account":"BA123"},
+		"metadata":{"salesforce_id":"ABCD1234"},"payout_type":"merchant","reference":"ref-1","status":"pending","tax_currency":null}`),
+		&po); err != nil {
+		t.Fatal(err)
+	}
+	if po.Amount != 1000 || po.DeductedFees != 20 || po.ArrivalDate != "" || po.TaxCurrency != "" || po.FX == nil ||
+		po.FX.FXCurrency != "GBP" || po.FX.FXAmount != nil || po.FX.EstimatedExchangeRate != "1.1234567890" ||
+		po.FX.ExchangeRate != "" || po.Links.CreditorBankAccount != "BA123" || po.Metadata["salesforce_id"] != "ABCD1234" {
+		t.Errorf("payout %+v, fx %+v", po, po.FX)
+	}
+	var paid gocardless.Payout
+	if err := json.Unmarshal([]byte(`{"amount":1000,"arrival_date":"2014-01-02","fx":{"estimated_exchange_rate":null,
+		"exchange_rate":"1.1234567890","fx_amount":1150,"fx_currency":"GBP"},"tax_currency":"GBP"}`), &paid); err != nil {
+		t.Fatal(err)
+	}
+	if paid.FX == nil || paid.FX.FXAmount == nil || *paid.FX.FXAmount != 1150 || paid.ArrivalDate != "2014-01-02" ||
+		paid.TaxCurrency != "GBP" {
+		t.Errorf("paid payout %+v", paid)
+	}
+	var noFX gocardless.Payout
+	if err := json.Unmarshal([]byte(`{"amount":5,"fx":null}`), &noFX); err != nil || noFX.FX != nil {
+		t.Errorf("payout without fx: %+v, %v", noFX, err)
+	}
+
+	var items []gocardless.PayoutItem
+	if err := json.Unmarshal([]byte(`[{"amount":"45.0","links":{"mandate":"MD123","payment":"PM123","refund":"RF123"},
+		"taxes":[{"amount":"1.1","currency":"EUR","destination_amount":"1.1","destination_currency":"EUR",
+		"exchange_rate":"1.11205","tax_rate_id":"GB_VAT_1"}],"type":"payment_paid_out"},
+		{"amount":-26.5,"links":{"payment":"PM124"},"taxes":[{"amount":"4.4","currency":"USD","destination_amount":null,
+		"destination_currency":"GBP","exchange_rate":null,"tax_rate_id":"GB_VAT_1"}],"type":"gocardless_fee"}]`), &items); err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 2 {
+		t.Fatalf("items %+v", items)
+	}
+	first, fee := items[0], items[1]
+	if first.Type != gocardless.PayoutItemPaymentPaidOut || first.Amount != "45.0" || first.Links.Payment != "PM123" ||
+		first.Links.Mandate != "MD123" || first.Links.Refund != "RF123" || len(first.Taxes) != 1 ||
+		first.Taxes[0] != (gocardless.PayoutItemTax{Amount: "1.1", Currency: "EUR", DestinationAmount: "1.1",
+			DestinationCurrency: "EUR", ExchangeRate: "1.11205", TaxRateID: "GB_VAT_1"}) {
+		t.Errorf("first item %+v", first)
+	}
+	if fee.Amount != "-26.5" || fee.Links.Payment != "PM124" || fee.Taxes[0].DestinationAmount != "" || fee.Taxes[0].ExchangeRate != "" {
+		t.Errorf("fee item (amount sent as a number, nulls) %+v", fee)
+	}
+	if n, err := fee.Tenths(); err != nil || n != -265 {
+		t.Errorf("fee tenths %d, %v", n, err)
+	}
+	if n, err := first.Taxes[0].Tenths(); err != nil || n != 11 {
+		t.Errorf("tax tenths %d, %v", n, err)
+	}
+	var bad gocardless.PayoutItem
+	if err := json.Unmarshal([]byte(`{"amount":true}`), &bad); err == nil {
+		t.Errorf("amount true decoded: %+v", bad)
+	}
+}
