@@ -265,6 +265,8 @@ func TestErpPosterService(t *testing.T) {
 		{"PostPaymentOutcome", "PostPaymentOutcomeRequest", "PostPaymentOutcomeResponse", "PaymentOutcome"},
 		{"PostRefundOutcome", "PostRefundOutcomeRequest", "PostRefundOutcomeResponse", "RefundOutcome"},
 		{"PostMandateStatus", "PostMandateStatusRequest", "PostMandateStatusResponse", "MandateOutcome"},
+		// A payout is not an outcome: its own payout_id (within its ErpRef) is the key.
+		{"PostPayout", "PostPayoutRequest", "PostPayoutResponse", ""},
 	}
 	if n := sd.Methods().Len(); n != len(tests) {
 		t.Errorf("ErpPoster has %d methods, want %d", n, len(tests))
@@ -286,7 +288,11 @@ func TestErpPosterService(t *testing.T) {
 			}
 			// The request wraps the outcome, whose outcome_id is the idempotency key.
 			of := md.Input().Fields().ByName("outcome")
-			if of == nil || of.Message() == nil || of.Message().FullName() != pkg.Append(protoreflect.Name(tc.outcome)) {
+			if tc.outcome == "" {
+				if md.Input().Fields().ByName("payout_id") == nil || md.Input().Fields().ByName("erp") == nil {
+					t.Errorf("%s needs payout_id and erp, its idempotency key", tc.in)
+				}
+			} else if of == nil || of.Message() == nil || of.Message().FullName() != pkg.Append(protoreflect.Name(tc.outcome)) {
 				t.Errorf("%s.outcome must be a %s", tc.in, tc.outcome)
 			} else if of.Message().Fields().ByName("outcome_id") == nil {
 				t.Errorf("%s has no outcome_id", tc.outcome)

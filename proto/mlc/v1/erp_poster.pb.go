@@ -22,6 +22,131 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// PayoutLineKind is what a receivable line of a payout is (payout_items[].type).
+type PayoutLineKind int32
+
+const (
+	PayoutLineKind_PAYOUT_LINE_KIND_UNSPECIFIED PayoutLineKind = 0
+	// payment_paid_out: a collected payment; positive.
+	PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_PAID_OUT PayoutLineKind = 1
+	// payment_failed: a payment paid out earlier that failed late; negative.
+	PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_FAILED PayoutLineKind = 2
+	// payment_charged_back: the payer's bank took a paid-out payment back; negative.
+	PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_CHARGED_BACK PayoutLineKind = 3
+	// payment_refunded / refund: money returned to the payer; negative.
+	PayoutLineKind_PAYOUT_LINE_KIND_REFUND PayoutLineKind = 4
+	// refund_funds_returned: a refund that came back to the creditor; positive.
+	PayoutLineKind_PAYOUT_LINE_KIND_REFUND_FUNDS_RETURNED PayoutLineKind = 5
+)
+
+// Enum value maps for PayoutLineKind.
+var (
+	PayoutLineKind_name = map[int32]string{
+		0: "PAYOUT_LINE_KIND_UNSPECIFIED",
+		1: "PAYOUT_LINE_KIND_PAYMENT_PAID_OUT",
+		2: "PAYOUT_LINE_KIND_PAYMENT_FAILED",
+		3: "PAYOUT_LINE_KIND_PAYMENT_CHARGED_BACK",
+		4: "PAYOUT_LINE_KIND_REFUND",
+		5: "PAYOUT_LINE_KIND_REFUND_FUNDS_RETURNED",
+	}
+	PayoutLineKind_value = map[string]int32{
+		"PAYOUT_LINE_KIND_UNSPECIFIED":           0,
+		"PAYOUT_LINE_KIND_PAYMENT_PAID_OUT":      1,
+		"PAYOUT_LINE_KIND_PAYMENT_FAILED":        2,
+		"PAYOUT_LINE_KIND_PAYMENT_CHARGED_BACK":  3,
+		"PAYOUT_LINE_KIND_REFUND":                4,
+		"PAYOUT_LINE_KIND_REFUND_FUNDS_RETURNED": 5,
+	}
+)
+
+func (x PayoutLineKind) Enum() *PayoutLineKind {
+	p := new(PayoutLineKind)
+	*p = x
+	return p
+}
+
+func (x PayoutLineKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PayoutLineKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_mlc_v1_erp_poster_proto_enumTypes[0].Descriptor()
+}
+
+func (PayoutLineKind) Type() protoreflect.EnumType {
+	return &file_mlc_v1_erp_poster_proto_enumTypes[0]
+}
+
+func (x PayoutLineKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PayoutLineKind.Descriptor instead.
+func (PayoutLineKind) EnumDescriptor() ([]byte, []int) {
+	return file_mlc_v1_erp_poster_proto_rawDescGZIP(), []int{0}
+}
+
+// PayoutFeeKind is what a fee item of a payout is (payout_items[].type).
+type PayoutFeeKind int32
+
+const (
+	PayoutFeeKind_PAYOUT_FEE_KIND_UNSPECIFIED PayoutFeeKind = 0
+	// gocardless_fee: GoCardless's own fee (negative; positive when given back on a
+	// charge-back or late failure).
+	PayoutFeeKind_PAYOUT_FEE_KIND_GOCARDLESS_FEE PayoutFeeKind = 1
+	// app_fee: the partner app's fee.
+	PayoutFeeKind_PAYOUT_FEE_KIND_APP_FEE PayoutFeeKind = 2
+	// surcharge_fee: a scheme surcharge (e.g. a charge-back fee).
+	PayoutFeeKind_PAYOUT_FEE_KIND_SURCHARGE_FEE PayoutFeeKind = 3
+	// revenue_share: a share of fees credited to the creditor (positive).
+	PayoutFeeKind_PAYOUT_FEE_KIND_REVENUE_SHARE PayoutFeeKind = 4
+)
+
+// Enum value maps for PayoutFeeKind.
+var (
+	PayoutFeeKind_name = map[int32]string{
+		0: "PAYOUT_FEE_KIND_UNSPECIFIED",
+		1: "PAYOUT_FEE_KIND_GOCARDLESS_FEE",
+		2: "PAYOUT_FEE_KIND_APP_FEE",
+		3: "PAYOUT_FEE_KIND_SURCHARGE_FEE",
+		4: "PAYOUT_FEE_KIND_REVENUE_SHARE",
+	}
+	PayoutFeeKind_value = map[string]int32{
+		"PAYOUT_FEE_KIND_UNSPECIFIED":    0,
+		"PAYOUT_FEE_KIND_GOCARDLESS_FEE": 1,
+		"PAYOUT_FEE_KIND_APP_FEE":        2,
+		"PAYOUT_FEE_KIND_SURCHARGE_FEE":  3,
+		"PAYOUT_FEE_KIND_REVENUE_SHARE":  4,
+	}
+)
+
+func (x PayoutFeeKind) Enum() *PayoutFeeKind {
+	p := new(PayoutFeeKind)
+	*p = x
+	return p
+}
+
+func (x PayoutFeeKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PayoutFeeKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_mlc_v1_erp_poster_proto_enumTypes[1].Descriptor()
+}
+
+func (PayoutFeeKind) Type() protoreflect.EnumType {
+	return &file_mlc_v1_erp_poster_proto_enumTypes[1]
+}
+
+func (x PayoutFeeKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PayoutFeeKind.Descriptor instead.
+func (PayoutFeeKind) EnumDescriptor() ([]byte, []int) {
+	return file_mlc_v1_erp_poster_proto_rawDescGZIP(), []int{1}
+}
+
 // PostPaymentOutcomeRequest carries one payment outcome.
 type PostPaymentOutcomeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -353,11 +478,558 @@ func (x *PostMandateStatusResponse) GetPostedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+// PostPayoutRequest is one GoCardless payout (payouts/paid) and its payout items, as far as
+// they belong to one ERP company. Amounts are GoCardless amounts: int64 minor units of
+// `currency`, signed as their effect on the payout (credits positive, debits negative), so
+// that
+//
+//	amount_minor == sum(lines[].amount_minor) + fees_minor
+//	fees_minor   == sum(fees[].amount_minor)
+//
+// erp-poster refuses a request that breaks either equation with INVALID_ARGUMENT, never
+// absorbing a difference. GoCardless gives payout item amounts with one decimal place of the
+// minor unit; an item with a fractional minor unit cannot be posted to any ERP and is the
+// caller's exception to raise, not something to round here.
+type PostPayoutRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required: where the deposit is booked. A payout that settled invoices of several
+	// companies or connections (one creditor serving them) is sent once per ErpRef, each with
+	// that company's lines and fees and the same payout_id.
+	Erp *ErpRef `protobuf:"bytes,1,opt,name=erp,proto3" json:"erp,omitempty"`
+	// Required: GoCardless payout id (`PO…`). With erp, the idempotency key.
+	PayoutId string `protobuf:"bytes,2,opt,name=payout_id,json=payoutId,proto3" json:"payout_id,omitempty"`
+	// Required: the payout's bank reference (payout.reference), as it appears on the bank
+	// statement. JDE: the deposit number of the receipts batch; IFS: the mixed payment's
+	// reference.
+	Reference string `protobuf:"bytes,3,opt,name=reference,proto3" json:"reference,omitempty"`
+	// Required: payout.arrival_date, YYYY-MM-DD: the day the money reaches the bank; the ERP's
+	// value / G/L date of the deposit and the fee entry.
+	ArrivalDate string `protobuf:"bytes,4,opt,name=arrival_date,json=arrivalDate,proto3" json:"arrival_date,omitempty"`
+	// Required: ISO 4217 currency of every amount below (payout.currency).
+	Currency string `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
+	// This request's share of the payout, net of fees: sum(lines) + fees_minor. With one
+	// ErpRef per payout it equals payout.amount. May be zero or negative (a payout of refunds).
+	AmountMinor int64 `protobuf:"varint,6,opt,name=amount_minor,json=amountMinor,proto3" json:"amount_minor,omitempty"`
+	// The whole payout as the bank statement shows it (payout.amount), for the ERP's remark and
+	// for AR; equal to amount_minor when the payout is not split over ERP companies.
+	PayoutAmountMinor int64 `protobuf:"varint,7,opt,name=payout_amount_minor,json=payoutAmountMinor,proto3" json:"payout_amount_minor,omitempty"`
+	// The payout items that touch receivables: at least one line or one fee.
+	Lines []*PayoutLine `protobuf:"bytes,8,rep,name=lines,proto3" json:"lines,omitempty"`
+	// Sum of fees[].amount_minor: normally negative (what GoCardless deducted), its negation is
+	// payout.deducted_fees when the payout is not split.
+	FeesMinor int64 `protobuf:"varint,9,opt,name=fees_minor,json=feesMinor,proto3" json:"fees_minor,omitempty"`
+	// The fee items (GoCardless fee, app fee, surcharge; fees given back on a charge-back are
+	// positive). Posted to the fee GL account configured for the connection and company.
+	Fees []*PayoutFee `protobuf:"bytes,10,rep,name=fees,proto3" json:"fees,omitempty"`
+	// Set when GoCardless converted the payout into another currency for the bank account.
+	Fx *PayoutFx `protobuf:"bytes,11,opt,name=fx,proto3" json:"fx,omitempty"`
+	// GoCardless creditor id (`CR…`) the payout belongs to (payout.links.creditor).
+	CreditorId string `protobuf:"bytes,12,opt,name=creditor_id,json=creditorId,proto3" json:"creditor_id,omitempty"`
+	// When GoCardless paid it (the payouts/paid event's created_at).
+	PaidAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=paid_at,json=paidAt,proto3" json:"paid_at,omitempty"`
+	// payout.tax_currency: the currency GoCardless charges tax on its fees in; empty if none.
+	TaxCurrency   string `protobuf:"bytes,14,opt,name=tax_currency,json=taxCurrency,proto3" json:"tax_currency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostPayoutRequest) Reset() {
+	*x = PostPayoutRequest{}
+	mi := &file_mlc_v1_erp_poster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostPayoutRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostPayoutRequest) ProtoMessage() {}
+
+func (x *PostPayoutRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mlc_v1_erp_poster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostPayoutRequest.ProtoReflect.Descriptor instead.
+func (*PostPayoutRequest) Descriptor() ([]byte, []int) {
+	return file_mlc_v1_erp_poster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *PostPayoutRequest) GetErp() *ErpRef {
+	if x != nil {
+		return x.Erp
+	}
+	return nil
+}
+
+func (x *PostPayoutRequest) GetPayoutId() string {
+	if x != nil {
+		return x.PayoutId
+	}
+	return ""
+}
+
+func (x *PostPayoutRequest) GetReference() string {
+	if x != nil {
+		return x.Reference
+	}
+	return ""
+}
+
+func (x *PostPayoutRequest) GetArrivalDate() string {
+	if x != nil {
+		return x.ArrivalDate
+	}
+	return ""
+}
+
+func (x *PostPayoutRequest) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *PostPayoutRequest) GetAmountMinor() int64 {
+	if x != nil {
+		return x.AmountMinor
+	}
+	return 0
+}
+
+func (x *PostPayoutRequest) GetPayoutAmountMinor() int64 {
+	if x != nil {
+		return x.PayoutAmountMinor
+	}
+	return 0
+}
+
+func (x *PostPayoutRequest) GetLines() []*PayoutLine {
+	if x != nil {
+		return x.Lines
+	}
+	return nil
+}
+
+func (x *PostPayoutRequest) GetFeesMinor() int64 {
+	if x != nil {
+		return x.FeesMinor
+	}
+	return 0
+}
+
+func (x *PostPayoutRequest) GetFees() []*PayoutFee {
+	if x != nil {
+		return x.Fees
+	}
+	return nil
+}
+
+func (x *PostPayoutRequest) GetFx() *PayoutFx {
+	if x != nil {
+		return x.Fx
+	}
+	return nil
+}
+
+func (x *PostPayoutRequest) GetCreditorId() string {
+	if x != nil {
+		return x.CreditorId
+	}
+	return ""
+}
+
+func (x *PostPayoutRequest) GetPaidAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PaidAt
+	}
+	return nil
+}
+
+func (x *PostPayoutRequest) GetTaxCurrency() string {
+	if x != nil {
+		return x.TaxCurrency
+	}
+	return ""
+}
+
+// PayoutLine is one receivable item of a payout, matched by the caller to the ERP invoice it
+// paid (or reversed).
+type PayoutLine struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	Kind PayoutLineKind `protobuf:"varint,1,opt,name=kind,proto3,enum=mlc.v1.PayoutLineKind" json:"kind,omitempty"`
+	// The invoice the payment collected (refunds: the invoice refunded). Empty when the item is
+	// not one of ours (a payment made in GoCardless's dashboard): the line is then booked on the
+	// customer's account, unmatched, which needs customer_id.
+	Invoice *InvoiceKey `protobuf:"bytes,2,opt,name=invoice,proto3" json:"invoice,omitempty"`
+	// ERP customer id the invoice is billed to. Required (IFS customer payment identity, JDE
+	// F03B13Z1 payor).
+	CustomerId string `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// Signed amount in minor units of the request's currency; never zero.
+	AmountMinor int64 `protobuf:"varint,4,opt,name=amount_minor,json=amountMinor,proto3" json:"amount_minor,omitempty"`
+	// GoCardless payment id (`PM…`) the item belongs to (for refunds, the payment refunded).
+	PaymentId string `protobuf:"bytes,5,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
+	// GoCardless refund id (`RF…`) for REFUND and REFUND_FUNDS_RETURNED.
+	RefundId string `protobuf:"bytes,6,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
+	// JDE business unit of the invoice, as in PaymentOutcome.business_unit.
+	BusinessUnit string `protobuf:"bytes,7,opt,name=business_unit,json=businessUnit,proto3" json:"business_unit,omitempty"`
+	// The ERP's refund document (RefundRequested.refund_id) for REFUND and
+	// REFUND_FUNDS_RETURNED, when the refund came from the ERP.
+	ErpRefundId   string `protobuf:"bytes,8,opt,name=erp_refund_id,json=erpRefundId,proto3" json:"erp_refund_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PayoutLine) Reset() {
+	*x = PayoutLine{}
+	mi := &file_mlc_v1_erp_poster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayoutLine) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayoutLine) ProtoMessage() {}
+
+func (x *PayoutLine) ProtoReflect() protoreflect.Message {
+	mi := &file_mlc_v1_erp_poster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayoutLine.ProtoReflect.Descriptor instead.
+func (*PayoutLine) Descriptor() ([]byte, []int) {
+	return file_mlc_v1_erp_poster_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *PayoutLine) GetKind() PayoutLineKind {
+	if x != nil {
+		return x.Kind
+	}
+	return PayoutLineKind_PAYOUT_LINE_KIND_UNSPECIFIED
+}
+
+func (x *PayoutLine) GetInvoice() *InvoiceKey {
+	if x != nil {
+		return x.Invoice
+	}
+	return nil
+}
+
+func (x *PayoutLine) GetCustomerId() string {
+	if x != nil {
+		return x.CustomerId
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetAmountMinor() int64 {
+	if x != nil {
+		return x.AmountMinor
+	}
+	return 0
+}
+
+func (x *PayoutLine) GetPaymentId() string {
+	if x != nil {
+		return x.PaymentId
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetRefundId() string {
+	if x != nil {
+		return x.RefundId
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetBusinessUnit() string {
+	if x != nil {
+		return x.BusinessUnit
+	}
+	return ""
+}
+
+func (x *PayoutLine) GetErpRefundId() string {
+	if x != nil {
+		return x.ErpRefundId
+	}
+	return ""
+}
+
+// PayoutFee is one fee item of a payout.
+type PayoutFee struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Required.
+	Kind PayoutFeeKind `protobuf:"varint,1,opt,name=kind,proto3,enum=mlc.v1.PayoutFeeKind" json:"kind,omitempty"`
+	// Signed amount in minor units of the request's currency, tax included; never zero.
+	AmountMinor int64 `protobuf:"varint,2,opt,name=amount_minor,json=amountMinor,proto3" json:"amount_minor,omitempty"`
+	// GoCardless payment id (`PM…`) the fee was charged on, if any.
+	PaymentId string `protobuf:"bytes,3,opt,name=payment_id,json=paymentId,proto3" json:"payment_id,omitempty"`
+	// The tax part of amount_minor, in minor units of the request's currency and with the same
+	// sign (taxes[].destination_amount, or taxes[].amount when the tax currency is the
+	// payout's); zero when the fee is untaxed.
+	TaxMinor int64 `protobuf:"varint,4,opt,name=tax_minor,json=taxMinor,proto3" json:"tax_minor,omitempty"`
+	// GoCardless tax rate id (taxes[].tax_rate_id), e.g. "GB_VAT_1".
+	TaxRateId string `protobuf:"bytes,5,opt,name=tax_rate_id,json=taxRateId,proto3" json:"tax_rate_id,omitempty"`
+	// The tax in the request's tax_currency as GoCardless charged it (taxes[].amount), for the
+	// VAT return; equal to tax_minor when tax_currency is the payout's currency.
+	TaxAmountMinor int64 `protobuf:"varint,6,opt,name=tax_amount_minor,json=taxAmountMinor,proto3" json:"tax_amount_minor,omitempty"`
+	// taxes[].exchange_rate as a decimal string ("1.1234"); empty when no conversion applied.
+	TaxExchangeRate string `protobuf:"bytes,7,opt,name=tax_exchange_rate,json=taxExchangeRate,proto3" json:"tax_exchange_rate,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *PayoutFee) Reset() {
+	*x = PayoutFee{}
+	mi := &file_mlc_v1_erp_poster_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayoutFee) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayoutFee) ProtoMessage() {}
+
+func (x *PayoutFee) ProtoReflect() protoreflect.Message {
+	mi := &file_mlc_v1_erp_poster_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayoutFee.ProtoReflect.Descriptor instead.
+func (*PayoutFee) Descriptor() ([]byte, []int) {
+	return file_mlc_v1_erp_poster_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PayoutFee) GetKind() PayoutFeeKind {
+	if x != nil {
+		return x.Kind
+	}
+	return PayoutFeeKind_PAYOUT_FEE_KIND_UNSPECIFIED
+}
+
+func (x *PayoutFee) GetAmountMinor() int64 {
+	if x != nil {
+		return x.AmountMinor
+	}
+	return 0
+}
+
+func (x *PayoutFee) GetPaymentId() string {
+	if x != nil {
+		return x.PaymentId
+	}
+	return ""
+}
+
+func (x *PayoutFee) GetTaxMinor() int64 {
+	if x != nil {
+		return x.TaxMinor
+	}
+	return 0
+}
+
+func (x *PayoutFee) GetTaxRateId() string {
+	if x != nil {
+		return x.TaxRateId
+	}
+	return ""
+}
+
+func (x *PayoutFee) GetTaxAmountMinor() int64 {
+	if x != nil {
+		return x.TaxAmountMinor
+	}
+	return 0
+}
+
+func (x *PayoutFee) GetTaxExchangeRate() string {
+	if x != nil {
+		return x.TaxExchangeRate
+	}
+	return ""
+}
+
+// PayoutFx is payout.fx: the payout converted into the bank account's currency.
+type PayoutFx struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// ISO 4217 currency the bank received (fx.fx_currency).
+	FxCurrency string `protobuf:"bytes,1,opt,name=fx_currency,json=fxCurrency,proto3" json:"fx_currency,omitempty"`
+	// Amount the bank received, minor units of fx_currency (fx.fx_amount).
+	FxAmountMinor int64 `protobuf:"varint,2,opt,name=fx_amount_minor,json=fxAmountMinor,proto3" json:"fx_amount_minor,omitempty"`
+	// Rate applied, decimal string (fx.exchange_rate); empty until GoCardless has converted.
+	ExchangeRate string `protobuf:"bytes,3,opt,name=exchange_rate,json=exchangeRate,proto3" json:"exchange_rate,omitempty"`
+	// Rate GoCardless estimated, decimal string (fx.estimated_exchange_rate).
+	EstimatedExchangeRate string `protobuf:"bytes,4,opt,name=estimated_exchange_rate,json=estimatedExchangeRate,proto3" json:"estimated_exchange_rate,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *PayoutFx) Reset() {
+	*x = PayoutFx{}
+	mi := &file_mlc_v1_erp_poster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PayoutFx) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PayoutFx) ProtoMessage() {}
+
+func (x *PayoutFx) ProtoReflect() protoreflect.Message {
+	mi := &file_mlc_v1_erp_poster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PayoutFx.ProtoReflect.Descriptor instead.
+func (*PayoutFx) Descriptor() ([]byte, []int) {
+	return file_mlc_v1_erp_poster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PayoutFx) GetFxCurrency() string {
+	if x != nil {
+		return x.FxCurrency
+	}
+	return ""
+}
+
+func (x *PayoutFx) GetFxAmountMinor() int64 {
+	if x != nil {
+		return x.FxAmountMinor
+	}
+	return 0
+}
+
+func (x *PayoutFx) GetExchangeRate() string {
+	if x != nil {
+		return x.ExchangeRate
+	}
+	return ""
+}
+
+func (x *PayoutFx) GetEstimatedExchangeRate() string {
+	if x != nil {
+		return x.EstimatedExchangeRate
+	}
+	return ""
+}
+
+// PostPayoutResponse identifies the ERP postings of one payout.
+type PostPayoutResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The deposit: IFS mixed payment (or camt.054 file name), JDE receipts batch.
+	ErpReference string `protobuf:"bytes,1,opt,name=erp_reference,json=erpReference,proto3" json:"erp_reference,omitempty"`
+	// True when this payout had been posted before and nothing was written now.
+	AlreadyPosted bool `protobuf:"varint,2,opt,name=already_posted,json=alreadyPosted,proto3" json:"already_posted,omitempty"`
+	// When the posting was written; for a repeat, the time of the original posting.
+	PostedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=posted_at,json=postedAt,proto3" json:"posted_at,omitempty"`
+	// The fee entry: JDE journal entry batch and document; IFS names the same mixed payment
+	// (its fee is a line of it). Empty when the payout has no fees.
+	FeeReference  string `protobuf:"bytes,4,opt,name=fee_reference,json=feeReference,proto3" json:"fee_reference,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PostPayoutResponse) Reset() {
+	*x = PostPayoutResponse{}
+	mi := &file_mlc_v1_erp_poster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PostPayoutResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PostPayoutResponse) ProtoMessage() {}
+
+func (x *PostPayoutResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mlc_v1_erp_poster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PostPayoutResponse.ProtoReflect.Descriptor instead.
+func (*PostPayoutResponse) Descriptor() ([]byte, []int) {
+	return file_mlc_v1_erp_poster_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PostPayoutResponse) GetErpReference() string {
+	if x != nil {
+		return x.ErpReference
+	}
+	return ""
+}
+
+func (x *PostPayoutResponse) GetAlreadyPosted() bool {
+	if x != nil {
+		return x.AlreadyPosted
+	}
+	return false
+}
+
+func (x *PostPayoutResponse) GetPostedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PostedAt
+	}
+	return nil
+}
+
+func (x *PostPayoutResponse) GetFeeReference() string {
+	if x != nil {
+		return x.FeeReference
+	}
+	return ""
+}
+
 var File_mlc_v1_erp_poster_proto protoreflect.FileDescriptor
 
 const file_mlc_v1_erp_poster_proto_rawDesc = "" +
 	"\n" +
-	"\x17mlc/v1/erp_poster.proto\x12\x06mlc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15mlc/v1/outcomes.proto\"M\n" +
+	"\x17mlc/v1/erp_poster.proto\x12\x06mlc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13mlc/v1/common.proto\x1a\x15mlc/v1/outcomes.proto\"M\n" +
 	"\x19PostPaymentOutcomeRequest\x120\n" +
 	"\aoutcome\x18\x01 \x01(\v2\x16.mlc.v1.PaymentOutcomeR\aoutcome\"\xa1\x01\n" +
 	"\x1aPostPaymentOutcomeResponse\x12#\n" +
@@ -375,11 +1047,76 @@ const file_mlc_v1_erp_poster_proto_rawDesc = "" +
 	"\x19PostMandateStatusResponse\x12#\n" +
 	"\rerp_reference\x18\x01 \x01(\tR\ferpReference\x12%\n" +
 	"\x0ealready_posted\x18\x02 \x01(\bR\ralreadyPosted\x127\n" +
-	"\tposted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bpostedAt2\x9c\x02\n" +
+	"\tposted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bpostedAt\"\x8d\x04\n" +
+	"\x11PostPayoutRequest\x12 \n" +
+	"\x03erp\x18\x01 \x01(\v2\x0e.mlc.v1.ErpRefR\x03erp\x12\x1b\n" +
+	"\tpayout_id\x18\x02 \x01(\tR\bpayoutId\x12\x1c\n" +
+	"\treference\x18\x03 \x01(\tR\treference\x12!\n" +
+	"\farrival_date\x18\x04 \x01(\tR\varrivalDate\x12\x1a\n" +
+	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x12!\n" +
+	"\famount_minor\x18\x06 \x01(\x03R\vamountMinor\x12.\n" +
+	"\x13payout_amount_minor\x18\a \x01(\x03R\x11payoutAmountMinor\x12(\n" +
+	"\x05lines\x18\b \x03(\v2\x12.mlc.v1.PayoutLineR\x05lines\x12\x1d\n" +
+	"\n" +
+	"fees_minor\x18\t \x01(\x03R\tfeesMinor\x12%\n" +
+	"\x04fees\x18\n" +
+	" \x03(\v2\x11.mlc.v1.PayoutFeeR\x04fees\x12 \n" +
+	"\x02fx\x18\v \x01(\v2\x10.mlc.v1.PayoutFxR\x02fx\x12\x1f\n" +
+	"\vcreditor_id\x18\f \x01(\tR\n" +
+	"creditorId\x123\n" +
+	"\apaid_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x06paidAt\x12!\n" +
+	"\ftax_currency\x18\x0e \x01(\tR\vtaxCurrency\"\xaf\x02\n" +
+	"\n" +
+	"PayoutLine\x12*\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x16.mlc.v1.PayoutLineKindR\x04kind\x12,\n" +
+	"\ainvoice\x18\x02 \x01(\v2\x12.mlc.v1.InvoiceKeyR\ainvoice\x12\x1f\n" +
+	"\vcustomer_id\x18\x03 \x01(\tR\n" +
+	"customerId\x12!\n" +
+	"\famount_minor\x18\x04 \x01(\x03R\vamountMinor\x12\x1d\n" +
+	"\n" +
+	"payment_id\x18\x05 \x01(\tR\tpaymentId\x12\x1b\n" +
+	"\trefund_id\x18\x06 \x01(\tR\brefundId\x12#\n" +
+	"\rbusiness_unit\x18\a \x01(\tR\fbusinessUnit\x12\"\n" +
+	"\rerp_refund_id\x18\b \x01(\tR\verpRefundId\"\x8b\x02\n" +
+	"\tPayoutFee\x12)\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x15.mlc.v1.PayoutFeeKindR\x04kind\x12!\n" +
+	"\famount_minor\x18\x02 \x01(\x03R\vamountMinor\x12\x1d\n" +
+	"\n" +
+	"payment_id\x18\x03 \x01(\tR\tpaymentId\x12\x1b\n" +
+	"\ttax_minor\x18\x04 \x01(\x03R\btaxMinor\x12\x1e\n" +
+	"\vtax_rate_id\x18\x05 \x01(\tR\ttaxRateId\x12(\n" +
+	"\x10tax_amount_minor\x18\x06 \x01(\x03R\x0etaxAmountMinor\x12*\n" +
+	"\x11tax_exchange_rate\x18\a \x01(\tR\x0ftaxExchangeRate\"\xb0\x01\n" +
+	"\bPayoutFx\x12\x1f\n" +
+	"\vfx_currency\x18\x01 \x01(\tR\n" +
+	"fxCurrency\x12&\n" +
+	"\x0ffx_amount_minor\x18\x02 \x01(\x03R\rfxAmountMinor\x12#\n" +
+	"\rexchange_rate\x18\x03 \x01(\tR\fexchangeRate\x126\n" +
+	"\x17estimated_exchange_rate\x18\x04 \x01(\tR\x15estimatedExchangeRate\"\xbe\x01\n" +
+	"\x12PostPayoutResponse\x12#\n" +
+	"\rerp_reference\x18\x01 \x01(\tR\ferpReference\x12%\n" +
+	"\x0ealready_posted\x18\x02 \x01(\bR\ralreadyPosted\x127\n" +
+	"\tposted_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bpostedAt\x12#\n" +
+	"\rfee_reference\x18\x04 \x01(\tR\ffeeReference*\xf2\x01\n" +
+	"\x0ePayoutLineKind\x12 \n" +
+	"\x1cPAYOUT_LINE_KIND_UNSPECIFIED\x10\x00\x12%\n" +
+	"!PAYOUT_LINE_KIND_PAYMENT_PAID_OUT\x10\x01\x12#\n" +
+	"\x1fPAYOUT_LINE_KIND_PAYMENT_FAILED\x10\x02\x12)\n" +
+	"%PAYOUT_LINE_KIND_PAYMENT_CHARGED_BACK\x10\x03\x12\x1b\n" +
+	"\x17PAYOUT_LINE_KIND_REFUND\x10\x04\x12*\n" +
+	"&PAYOUT_LINE_KIND_REFUND_FUNDS_RETURNED\x10\x05*\xb7\x01\n" +
+	"\rPayoutFeeKind\x12\x1f\n" +
+	"\x1bPAYOUT_FEE_KIND_UNSPECIFIED\x10\x00\x12\"\n" +
+	"\x1ePAYOUT_FEE_KIND_GOCARDLESS_FEE\x10\x01\x12\x1b\n" +
+	"\x17PAYOUT_FEE_KIND_APP_FEE\x10\x02\x12!\n" +
+	"\x1dPAYOUT_FEE_KIND_SURCHARGE_FEE\x10\x03\x12!\n" +
+	"\x1dPAYOUT_FEE_KIND_REVENUE_SHARE\x10\x042\xe1\x02\n" +
 	"\tErpPoster\x12[\n" +
 	"\x12PostPaymentOutcome\x12!.mlc.v1.PostPaymentOutcomeRequest\x1a\".mlc.v1.PostPaymentOutcomeResponse\x12X\n" +
 	"\x11PostRefundOutcome\x12 .mlc.v1.PostRefundOutcomeRequest\x1a!.mlc.v1.PostRefundOutcomeResponse\x12X\n" +
-	"\x11PostMandateStatus\x12 .mlc.v1.PostMandateStatusRequest\x1a!.mlc.v1.PostMandateStatusResponseB9Z7github.com/ml-connector/ml-connector/proto/mlc/v1;mlcv1b\x06proto3"
+	"\x11PostMandateStatus\x12 .mlc.v1.PostMandateStatusRequest\x1a!.mlc.v1.PostMandateStatusResponse\x12C\n" +
+	"\n" +
+	"PostPayout\x12\x19.mlc.v1.PostPayoutRequest\x1a\x1a.mlc.v1.PostPayoutResponseB9Z7github.com/ml-connector/ml-connector/proto/mlc/v1;mlcv1b\x06proto3"
 
 var (
 	file_mlc_v1_erp_poster_proto_rawDescOnce sync.Once
@@ -393,37 +1130,58 @@ func file_mlc_v1_erp_poster_proto_rawDescGZIP() []byte {
 	return file_mlc_v1_erp_poster_proto_rawDescData
 }
 
-var file_mlc_v1_erp_poster_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_mlc_v1_erp_poster_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_mlc_v1_erp_poster_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_mlc_v1_erp_poster_proto_goTypes = []any{
-	(*PostPaymentOutcomeRequest)(nil),  // 0: mlc.v1.PostPaymentOutcomeRequest
-	(*PostPaymentOutcomeResponse)(nil), // 1: mlc.v1.PostPaymentOutcomeResponse
-	(*PostRefundOutcomeRequest)(nil),   // 2: mlc.v1.PostRefundOutcomeRequest
-	(*PostRefundOutcomeResponse)(nil),  // 3: mlc.v1.PostRefundOutcomeResponse
-	(*PostMandateStatusRequest)(nil),   // 4: mlc.v1.PostMandateStatusRequest
-	(*PostMandateStatusResponse)(nil),  // 5: mlc.v1.PostMandateStatusResponse
-	(*PaymentOutcome)(nil),             // 6: mlc.v1.PaymentOutcome
-	(*timestamppb.Timestamp)(nil),      // 7: google.protobuf.Timestamp
-	(*RefundOutcome)(nil),              // 8: mlc.v1.RefundOutcome
-	(*MandateOutcome)(nil),             // 9: mlc.v1.MandateOutcome
+	(PayoutLineKind)(0),                // 0: mlc.v1.PayoutLineKind
+	(PayoutFeeKind)(0),                 // 1: mlc.v1.PayoutFeeKind
+	(*PostPaymentOutcomeRequest)(nil),  // 2: mlc.v1.PostPaymentOutcomeRequest
+	(*PostPaymentOutcomeResponse)(nil), // 3: mlc.v1.PostPaymentOutcomeResponse
+	(*PostRefundOutcomeRequest)(nil),   // 4: mlc.v1.PostRefundOutcomeRequest
+	(*PostRefundOutcomeResponse)(nil),  // 5: mlc.v1.PostRefundOutcomeResponse
+	(*PostMandateStatusRequest)(nil),   // 6: mlc.v1.PostMandateStatusRequest
+	(*PostMandateStatusResponse)(nil),  // 7: mlc.v1.PostMandateStatusResponse
+	(*PostPayoutRequest)(nil),          // 8: mlc.v1.PostPayoutRequest
+	(*PayoutLine)(nil),                 // 9: mlc.v1.PayoutLine
+	(*PayoutFee)(nil),                  // 10: mlc.v1.PayoutFee
+	(*PayoutFx)(nil),                   // 11: mlc.v1.PayoutFx
+	(*PostPayoutResponse)(nil),         // 12: mlc.v1.PostPayoutResponse
+	(*PaymentOutcome)(nil),             // 13: mlc.v1.PaymentOutcome
+	(*timestamppb.Timestamp)(nil),      // 14: google.protobuf.Timestamp
+	(*RefundOutcome)(nil),              // 15: mlc.v1.RefundOutcome
+	(*MandateOutcome)(nil),             // 16: mlc.v1.MandateOutcome
+	(*ErpRef)(nil),                     // 17: mlc.v1.ErpRef
+	(*InvoiceKey)(nil),                 // 18: mlc.v1.InvoiceKey
 }
 var file_mlc_v1_erp_poster_proto_depIdxs = []int32{
-	6, // 0: mlc.v1.PostPaymentOutcomeRequest.outcome:type_name -> mlc.v1.PaymentOutcome
-	7, // 1: mlc.v1.PostPaymentOutcomeResponse.posted_at:type_name -> google.protobuf.Timestamp
-	8, // 2: mlc.v1.PostRefundOutcomeRequest.outcome:type_name -> mlc.v1.RefundOutcome
-	7, // 3: mlc.v1.PostRefundOutcomeResponse.posted_at:type_name -> google.protobuf.Timestamp
-	9, // 4: mlc.v1.PostMandateStatusRequest.outcome:type_name -> mlc.v1.MandateOutcome
-	7, // 5: mlc.v1.PostMandateStatusResponse.posted_at:type_name -> google.protobuf.Timestamp
-	0, // 6: mlc.v1.ErpPoster.PostPaymentOutcome:input_type -> mlc.v1.PostPaymentOutcomeRequest
-	2, // 7: mlc.v1.ErpPoster.PostRefundOutcome:input_type -> mlc.v1.PostRefundOutcomeRequest
-	4, // 8: mlc.v1.ErpPoster.PostMandateStatus:input_type -> mlc.v1.PostMandateStatusRequest
-	1, // 9: mlc.v1.ErpPoster.PostPaymentOutcome:output_type -> mlc.v1.PostPaymentOutcomeResponse
-	3, // 10: mlc.v1.ErpPoster.PostRefundOutcome:output_type -> mlc.v1.PostRefundOutcomeResponse
-	5, // 11: mlc.v1.ErpPoster.PostMandateStatus:output_type -> mlc.v1.PostMandateStatusResponse
-	9, // [9:12] is the sub-list for method output_type
-	6, // [6:9] is the sub-list for method input_type
-	6, // [6:6] is the sub-list for extension type_name
-	6, // [6:6] is the sub-list for extension extendee
-	0, // [0:6] is the sub-list for field type_name
+	13, // 0: mlc.v1.PostPaymentOutcomeRequest.outcome:type_name -> mlc.v1.PaymentOutcome
+	14, // 1: mlc.v1.PostPaymentOutcomeResponse.posted_at:type_name -> google.protobuf.Timestamp
+	15, // 2: mlc.v1.PostRefundOutcomeRequest.outcome:type_name -> mlc.v1.RefundOutcome
+	14, // 3: mlc.v1.PostRefundOutcomeResponse.posted_at:type_name -> google.protobuf.Timestamp
+	16, // 4: mlc.v1.PostMandateStatusRequest.outcome:type_name -> mlc.v1.MandateOutcome
+	14, // 5: mlc.v1.PostMandateStatusResponse.posted_at:type_name -> google.protobuf.Timestamp
+	17, // 6: mlc.v1.PostPayoutRequest.erp:type_name -> mlc.v1.ErpRef
+	9,  // 7: mlc.v1.PostPayoutRequest.lines:type_name -> mlc.v1.PayoutLine
+	10, // 8: mlc.v1.PostPayoutRequest.fees:type_name -> mlc.v1.PayoutFee
+	11, // 9: mlc.v1.PostPayoutRequest.fx:type_name -> mlc.v1.PayoutFx
+	14, // 10: mlc.v1.PostPayoutRequest.paid_at:type_name -> google.protobuf.Timestamp
+	0,  // 11: mlc.v1.PayoutLine.kind:type_name -> mlc.v1.PayoutLineKind
+	18, // 12: mlc.v1.PayoutLine.invoice:type_name -> mlc.v1.InvoiceKey
+	1,  // 13: mlc.v1.PayoutFee.kind:type_name -> mlc.v1.PayoutFeeKind
+	14, // 14: mlc.v1.PostPayoutResponse.posted_at:type_name -> google.protobuf.Timestamp
+	2,  // 15: mlc.v1.ErpPoster.PostPaymentOutcome:input_type -> mlc.v1.PostPaymentOutcomeRequest
+	4,  // 16: mlc.v1.ErpPoster.PostRefundOutcome:input_type -> mlc.v1.PostRefundOutcomeRequest
+	6,  // 17: mlc.v1.ErpPoster.PostMandateStatus:input_type -> mlc.v1.PostMandateStatusRequest
+	8,  // 18: mlc.v1.ErpPoster.PostPayout:input_type -> mlc.v1.PostPayoutRequest
+	3,  // 19: mlc.v1.ErpPoster.PostPaymentOutcome:output_type -> mlc.v1.PostPaymentOutcomeResponse
+	5,  // 20: mlc.v1.ErpPoster.PostRefundOutcome:output_type -> mlc.v1.PostRefundOutcomeResponse
+	7,  // 21: mlc.v1.ErpPoster.PostMandateStatus:output_type -> mlc.v1.PostMandateStatusResponse
+	12, // 22: mlc.v1.ErpPoster.PostPayout:output_type -> mlc.v1.PostPayoutResponse
+	19, // [19:23] is the sub-list for method output_type
+	15, // [15:19] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_mlc_v1_erp_poster_proto_init() }
@@ -431,19 +1189,21 @@ func file_mlc_v1_erp_poster_proto_init() {
 	if File_mlc_v1_erp_poster_proto != nil {
 		return
 	}
+	file_mlc_v1_common_proto_init()
 	file_mlc_v1_outcomes_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mlc_v1_erp_poster_proto_rawDesc), len(file_mlc_v1_erp_poster_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   6,
+			NumEnums:      2,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_mlc_v1_erp_poster_proto_goTypes,
 		DependencyIndexes: file_mlc_v1_erp_poster_proto_depIdxs,
+		EnumInfos:         file_mlc_v1_erp_poster_proto_enumTypes,
 		MessageInfos:      file_mlc_v1_erp_poster_proto_msgTypes,
 	}.Build()
 	File_mlc_v1_erp_poster_proto = out.File

@@ -22,6 +22,7 @@ const (
 	ErpPoster_PostPaymentOutcome_FullMethodName = "/mlc.v1.ErpPoster/PostPaymentOutcome"
 	ErpPoster_PostRefundOutcome_FullMethodName  = "/mlc.v1.ErpPoster/PostRefundOutcome"
 	ErpPoster_PostMandateStatus_FullMethodName  = "/mlc.v1.ErpPoster/PostMandateStatus"
+	ErpPoster_PostPayout_FullMethodName         = "/mlc.v1.ErpPoster/PostPayout"
 )
 
 // ErpPosterClient is the client API for ErpPoster service.
@@ -33,7 +34,8 @@ const (
 // that writes to an ERP, so ERP credentials, ETag handling and ERP rate limits live in one
 // place.
 //
-// Every call is idempotent by `outcome.outcome_id`: a repeat of an outcome that was already
+// Every call is idempotent by `outcome.outcome_id` (PostPayout: by payout_id, connection and
+// company): a repeat of an outcome that was already
 // posted returns the original erp_reference with already_posted = true and writes nothing,
 // so callers may retry any call as often as they like.
 //
@@ -61,6 +63,18 @@ type ErpPosterClient interface {
 	PostRefundOutcome(ctx context.Context, in *PostRefundOutcomeRequest, opts ...grpc.CallOption) (*PostRefundOutcomeResponse, error)
 	// PostMandateStatus records a customer's mandate status in the ERP.
 	PostMandateStatus(ctx context.Context, in *PostMandateStatusRequest, opts ...grpc.CallOption) (*PostMandateStatusResponse, error)
+	// PostPayout books one GoCardless payout as the bank deposit it is: lines that settle the
+	// invoices it paid (negative for refunds, charge-backs and late failures) and its fees on the
+	// fee GL account configured for the connection and company. IFS: one customer Mixed Payment
+	// (or one camt.054 file) per payout; JDE: one receipts batch whose deposit number is the
+	// payout reference, plus one journal entry for the fees. Where the connection books receipts
+	// per payment outcome (receipt_on `confirmed`, the default) the invoices are paid already
+	// and only the fees are posted; with receipt_on `payout` the payout is the receipt and
+	// payment and refund outcomes post nothing. Idempotent by payout_id within the ErpRef.
+	// ABORTED also means "this payout is being posted by another call right now": retry later.
+	// FAILED_PRECONDITION: the connection has no fee GL account for the company (a setting to
+	// fix, then retry).
+	PostPayout(ctx context.Context, in *PostPayoutRequest, opts ...grpc.CallOption) (*PostPayoutResponse, error)
 }
 
 type erpPosterClient struct {
@@ -101,6 +115,16 @@ func (c *erpPosterClient) PostMandateStatus(ctx context.Context, in *PostMandate
 	return out, nil
 }
 
+func (c *erpPosterClient) PostPayout(ctx context.Context, in *PostPayoutRequest, opts ...grpc.CallOption) (*PostPayoutResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PostPayoutResponse)
+	err := c.cc.Invoke(ctx, ErpPoster_PostPayout_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ErpPosterServer is the server API for ErpPoster service.
 // All implementations must embed UnimplementedErpPosterServer
 // for forward compatibility.
@@ -110,7 +134,8 @@ func (c *erpPosterClient) PostMandateStatus(ctx context.Context, in *PostMandate
 // that writes to an ERP, so ERP credentials, ETag handling and ERP rate limits live in one
 // place.
 //
-// Every call is idempotent by `outcome.outcome_id`: a repeat of an outcome that was already
+// Every call is idempotent by `outcome.outcome_id` (PostPayout: by payout_id, connection and
+// company): a repeat of an outcome that was already
 // posted returns the original erp_reference with already_posted = true and writes nothing,
 // so callers may retry any call as often as they like.
 //
@@ -138,6 +163,18 @@ type ErpPosterServer interface {
 	PostRefundOutcome(context.Context, *PostRefundOutcomeRequest) (*PostRefundOutcomeResponse, error)
 	// PostMandateStatus records a customer's mandate status in the ERP.
 	PostMandateStatus(context.Context, *PostMandateStatusRequest) (*PostMandateStatusResponse, error)
+	// PostPayout books one GoCardless payout as the bank deposit it is: lines that settle the
+	// invoices it paid (negative for refunds, charge-backs and late failures) and its fees on the
+	// fee GL account configured for the connection and company. IFS: one customer Mixed Payment
+	// (or one camt.054 file) per payout; JDE: one receipts batch whose deposit number is the
+	// payout reference, plus one journal entry for the fees. Where the connection books receipts
+	// per payment outcome (receipt_on `confirmed`, the default) the invoices are paid already
+	// and only the fees are posted; with receipt_on `payout` the payout is the receipt and
+	// payment and refund outcomes post nothing. Idempotent by payout_id within the ErpRef.
+	// ABORTED also means "this payout is being posted by another call right now": retry later.
+	// FAILED_PRECONDITION: the connection has no fee GL account for the company (a setting to
+	// fix, then retry).
+	PostPayout(context.Context, *PostPayoutRequest) (*PostPayoutResponse, error)
 	mustEmbedUnimplementedErpPosterServer()
 }
 
@@ -156,6 +193,9 @@ func (UnimplementedErpPosterServer) PostRefundOutcome(context.Context, *PostRefu
 }
 func (UnimplementedErpPosterServer) PostMandateStatus(context.Context, *PostMandateStatusRequest) (*PostMandateStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PostMandateStatus not implemented")
+}
+func (UnimplementedErpPosterServer) PostPayout(context.Context, *PostPayoutRequest) (*PostPayoutResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PostPayout not implemented")
 }
 func (UnimplementedErpPosterServer) mustEmbedUnimplementedErpPosterServer() {}
 func (UnimplementedErpPosterServer) testEmbeddedByValue()                   {}
@@ -232,6 +272,24 @@ func _ErpPoster_PostMandateStatus_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ErpPoster_PostPayout_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PostPayoutRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ErpPosterServer).PostPayout(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ErpPoster_PostPayout_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ErpPosterServer).PostPayout(ctx, req.(*PostPayoutRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ErpPoster_ServiceDesc is the grpc.ServiceDesc for ErpPoster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -250,6 +308,10 @@ var ErpPoster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "PostMandateStatus",
 			Handler:    _ErpPoster_PostMandateStatus_Handler,
+		},
+		{
+			MethodName: "PostPayout",
+			Handler:    _ErpPoster_PostPayout_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
