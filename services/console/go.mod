@@ -21,8 +21,10 @@ require (
 	github.com/ml-connector/ml-connector/connectors/ifscloud v0.0.0
 	github.com/ml-connector/ml-connector/connectors/jde v0.0.0
 	github.com/ml-connector/ml-connector/platform v0.0.0
+	github.com/ml-connector/ml-connector/proto v0.0.0
 	github.com/ml-connector/ml-connector/services/payment-orchestrator v0.0.0
 	golang.org/x/crypto v0.58.0
+	google.golang.org/protobuf v1.36.12
 )
 
 require (
@@ -50,7 +52,6 @@ require (
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/mfridman/interpolate v0.0.2 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
-	github.com/ml-connector/ml-connector/proto v0.0.0 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/nats-io/jwt/v2 v2.8.2 // indirect
 	github.com/nats-io/nats-server/v2 v2.15.2 // indirect
@@ -88,5 +89,4 @@ require (
 	google.golang.org/genproto/googleapis/api v0.0.0-20261005182115-fad411399dd8 // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261005182115-fad411399dd8 // indirect
 	google.golang.org/grpc v1.85.0 // indirect
-	google.golang.org/protobuf v1.36.12 // indirect
 )

@@ -148,6 +148,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /exceptions/bulk", s.need(users.Operator, s.bulkPreview))
 	mux.Handle("POST /exceptions/bulk/confirm", s.need(users.Operator, s.bulkConfirm))
 	mux.Handle("GET /collections/{connection}/{company}/{document...}", s.need(users.Viewer, s.collection))
+	mux.Handle("GET /mandates", s.need(users.Viewer, s.mandates))
+	mux.Handle("POST /mandates/{id}/resend", s.need(users.Operator, s.mandateResend))
 	mux.Handle("GET /connections", s.need(users.Viewer, s.connectionsPage))
 	mux.Handle("POST /connections", s.need(users.Admin, s.connectionAdd))
 	mux.Handle("POST /connections/{name}/secrets", s.need(users.Admin, s.connectionRotate))

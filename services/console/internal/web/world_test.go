@@ -60,7 +60,11 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Sim = gcsim.NewServer(t, gcsim.Options{Tokens: []string{gcToken}, Creditors: []gcsim.Creditor{gcsim.ApprovedCreditor()}})
+	// GoCardless's clock starts now (and moves only when told): the
+	// console compares the links' expiry with the wall clock, as it must
+	// in production.
+	w.Sim = gcsim.NewServer(t, gcsim.Options{Tokens: []string{gcToken}, Creditors: []gcsim.Creditor{gcsim.ApprovedCreditor()},
+		Clock: gcsim.NewManualClock(time.Now().UTC().Truncate(time.Second))})
 	w.Conns = connections.NewStore(w.DB, keys)
 	if _, err := w.Conns.Add(ctx, connections.New{Name: "gc", Kind: connections.KindGoCardless, Actor: "test",
 		Settings: map[string]any{"base_url": w.Sim.URL}, Secrets: map[string]secrets.Value{"access_token": secrets.NewValue(gcToken)}}); err != nil {
