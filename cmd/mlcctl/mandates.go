@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -41,6 +42,13 @@ func (c *cli) mandates(ctx context.Context, desk *operator.Desk, verb string, ar
 		}
 		fmt.Fprintf(c.stdout, "mandate request %d: new link %s (expires %s)\n", mr.ID, mr.AuthorisationURL,
 			mr.FlowExpiresAt.UTC().Format("2006-01-02 15:04"))
+		if r := mr.Reparked; r != nil && (len(r.Invoices) > 0 || len(r.Left) > 0) {
+			fmt.Fprintf(c.stdout, "%d invoice(s) waiting for the payer again, their exceptions resolved: %s\n",
+				len(r.Invoices), strings.Join(r.Invoices, ", "))
+			if len(r.Left) > 0 {
+				fmt.Fprintf(c.stdout, "exceptions left open (the ERP must publish those invoices again): %v\n", r.Left)
+			}
+		}
 		return nil
 	}
 	if len(pos) != 0 {

@@ -74,3 +74,76 @@ func TestResendMandateRequest(t *testing.T) {
 		t.Fatal("an unknown request was resent")
 	}
 }
+
+// TestResendCollectsInvoicesThatWaitedInVain: invoices that became
+// exceptions because the customer did not authorise in time (one parked
+// first, one refused on arrival) are parked again by a resend, their
+// exceptions resolved with a note, once however often the link is resent;
+// once the payer authorises the new link, each is collected once.
+func TestResendCollectsInvoicesThatWaitedInVain(t *testing.T) {
+	r := rig.New(t, rig.Options{Sim: gcsim.Options{Creditors: []gcsim.Creditor{{ID: gcsim.DefaultCreditorID, CustomPaymentReferences: true}}},
+		GC: map[string]any{"mandate_setup": "billing_request", "mandate_wait": "48h"}})
+	r.Consumers("a", 2)
+	r.Publish(rig.Customer("C1"))
+	r.Eventually(20*time.Second, "awaiting payer", func() bool {
+		return r.Count(`SELECT count(*) FROM mandate_requests WHERE state = 'awaiting_payer'`) == 1
+	})
+	r.Publish(rig.Invoice("PARKED", "C1", "10.00"))
+	r.Eventually(20*time.Second, "invoice parked", func() bool {
+		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`) == 1
+	})
+	r.Advance(72 * time.Hour) // past mandate_wait: the sweep turns it into an exception
+	r.Publish(rig.Invoice("LATE", "C1", "20.00"))
+	r.Eventually(20*time.Second, "both invoices exceptions", func() bool {
+		return r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'mandate_not_authorised' AND status = 'open'`) == 2
+	})
+
+	desk := operator.NewDesk(r.DB, r.Registry, nil)
+	desk.Now = r.Sim.Now
+	ctx := context.Background()
+	list, err := desk.MandateRequests(ctx, "awaiting_payer")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("awaiting: %+v, %v", list, err)
+	}
+	resent, err := desk.ResendMandateRequest(ctx, list[0].ID, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resent.Reparked == nil || len(resent.Reparked.Invoices) != 2 || len(resent.Reparked.Left) != 0 {
+		t.Fatalf("resend reparked %+v, want both invoices", resent.Reparked)
+	}
+	if n := r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'mandate_not_authorised' AND status = 'resolved'`); n != 2 {
+		t.Fatalf("%d exceptions resolved, want 2", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM audit_log WHERE action = 'exception.resolved' AND actor = 'ann'
+		AND payload->>'cause' LIKE 'mandate link resent%'`); n != 2 {
+		t.Fatalf("%d resolutions audited with the note, want 2", n)
+	}
+	// A second resend finds nothing more to park.
+	again, err := desk.ResendMandateRequest(ctx, list[0].ID, "ann")
+	if err != nil || again.Reparked == nil || len(again.Reparked.Invoices) != 0 {
+		t.Fatalf("second resend: %+v, %v", again.Reparked, err)
+	}
+	// The wait starts again from the resend: a sweep now keeps them parked.
+	r.Advance(time.Hour)
+	if n := r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`); n != 2 {
+		t.Fatalf("%d invoices parked after the resend, want 2", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM exceptions WHERE status = 'open'`); n != 0 {
+		t.Fatalf("%d open exceptions right after the resend", n)
+	}
+	if _, err := r.Sim.CompleteFlow(again.FlowID, gcsim.Payer{}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(time.Hour)
+	r.Eventually(30*time.Second, "both collected", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE invoice_id IN ('PARKED', 'LATE') AND gc_payment_id IS NOT NULL`) == 2
+	})
+	r.Advance(time.Hour)
+	if n := len(r.Sim.Payments()); n != 2 {
+		t.Fatalf("%d payments, want 2", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`); n != 0 {
+		t.Fatalf("%d invoices still parked", n)
+	}
+}

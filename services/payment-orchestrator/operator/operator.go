@@ -30,13 +30,16 @@ type Desk struct {
 	dir       *accounts.Directory
 	collector *collect.Collector
 	db        *pgxpool.Pool
+	// Now is GoCardless's clock, by which a resent link's mandate_wait is
+	// measured (as the collector measures it); tests set the simulator's.
+	Now func() time.Time
 }
 
 // NewDesk returns a desk over the database and connection registry;
 // clientOptions are given to GoCardless clients (nil for defaults).
 func NewDesk(db *pgxpool.Pool, reg *connections.Store, clientOptions func(name string) []gocardless.Option) *Desk {
 	led, dir := ledger.New(db), accounts.New(reg, time.Minute, clientOptions)
-	return &Desk{ledger: led, dir: dir, collector: collect.New(led, dir, slog.New(slog.DiscardHandler)), db: db}
+	return &Desk{ledger: led, dir: dir, collector: collect.New(led, dir, slog.New(slog.DiscardHandler)), db: db, Now: time.Now}
 }
 
 // Collection is a collection as an operator sees it.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,17 +58,33 @@ type MandateRequest struct {
 	Notified         string             `json:"notified"`
 	MandateID        string             `json:"mandate_id"`
 	CreatedAt        time.Time          `json:"created_at"`
+	// ResentAt is when AR last resent the link (zero if never); the
+	// customer's invoices wait mandate_wait from WaitingSince.
+	ResentAt time.Time `json:"resent_at,omitzero"`
+	// Reparked is set on the answer of a resend only: the invoices it
+	// parked again (Repark).
+	Reparked *Reparked `json:"reparked,omitempty"`
+}
+
+// WaitingSince is when the customer's invoices started their mandate_wait:
+// the latest resend of the link, else the request's creation.
+func (m MandateRequest) WaitingSince() time.Time {
+	if m.ResentAt.After(m.CreatedAt) {
+		return m.ResentAt
+	}
+	return m.CreatedAt
 }
 
 const mandateRequestColumns = `id, erp, connection_id, company, erp_customer_id, gc_connection_id, gc_customer_id, attempt,
 	idempotency_key, currency, state, coalesce(billing_request_id, ''), coalesce(flow_id, ''), coalesce(authorisation_url, ''),
-	coalesce(flow_expires_at, '0001-01-01'::timestamptz), coalesce(notified, ''), coalesce(mandate_id, ''), created_at`
+	coalesce(flow_expires_at, '0001-01-01'::timestamptz), coalesce(notified, ''), coalesce(mandate_id, ''), created_at,
+	coalesce(resent_at, '0001-01-01'::timestamptz)`
 
 func scanMandateRequest(row pgx.Row) (MandateRequest, error) {
 	var m MandateRequest
 	err := row.Scan(&m.ID, &m.Key.ERP, &m.Key.ConnectionID, &m.Key.Company, &m.Key.CustomerID, &m.GCConnectionID,
 		&m.GCCustomerID, &m.Attempt, &m.IdempotencyKey, &m.Currency, &m.State, &m.BillingRequestID, &m.FlowID,
-		&m.AuthorisationURL, &m.FlowExpiresAt, &m.Notified, &m.MandateID, &m.CreatedAt)
+		&m.AuthorisationURL, &m.FlowExpiresAt, &m.Notified, &m.MandateID, &m.CreatedAt, &m.ResentAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return m, ledger.ErrNotFound
 	}
@@ -253,7 +271,7 @@ func (c *Collector) awaitingMandate(ctx context.Context, route accounts.Route, k
 	case mr.State == "awaiting_payer" && !mr.FlowExpiresAt.IsZero() && now.After(mr.FlowExpiresAt):
 		return invalidf("mandate_request_expired", "customer %s did not authorise billing request %s before its link expired at %s; resend it (mlcctl mandates resend %d)",
 			key.CustomerID, mr.BillingRequestID, mr.FlowExpiresAt.UTC().Format(time.RFC3339), mr.ID)
-	case now.Sub(mr.CreatedAt) > route.GC.MandateWait:
+	case now.Sub(mr.WaitingSince()) > route.GC.MandateWait:
 		return invalidf("mandate_not_authorised", "customer %s has not authorised billing request %s in %s (link %s)",
 			key.CustomerID, mr.BillingRequestID, route.GC.MandateWait, mr.AuthorisationURL)
 	}
@@ -272,7 +290,7 @@ func (c *Collector) park(ctx context.Context, m *mlcv1.InvoiceReady) error {
 	if err != nil {
 		return fmt.Errorf("park invoice: %w", err)
 	}
-	aggID := m.GetErp().GetConnection() + ":" + m.GetErp().GetCompany() + ":" + invoiceID(m.GetInvoice())
+	aggID := parkedID(m.GetErp().GetConnection(), m.GetErp().GetCompany(), invoiceID(m.GetInvoice()))
 	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO awaiting_invoices (aggregate_id, version, message) VALUES ($1, $2, $3)
 			ON CONFLICT (aggregate_id, version) DO NOTHING`, aggID, m.GetVersion(), data)
@@ -281,6 +299,105 @@ func (c *Collector) park(ctx context.Context, m *mlcv1.InvoiceReady) error {
 		}
 		return nil
 	})
+}
+
+// parkedID is an invoice's id in awaiting_invoices: ERP connection name,
+// company and invoice id.
+func parkedID(erpConnection, company, invoiceID string) string {
+	return erpConnection + ":" + company + ":" + invoiceID
+}
+
+// unauthorisedKinds are the exceptions of an invoice whose customer has
+// not authorised a mandate in time; a resend of the link parks such
+// invoices again (Repark).
+var unauthorisedKinds = []string{"mandate_request_expired", "mandate_not_authorised"}
+
+// keepUnauthorised, in the transaction of an invoice's exception, keeps
+// the invoice's message (released) when the exception says its customer
+// did not authorise in time, parked or not before: a resend of the link
+// can then collect it without the ERP publishing it again.
+func (c *Collector) keepUnauthorised(ctx context.Context, m *mlcv1.InvoiceReady) func(pgx.Tx, *invalid) error {
+	return func(tx pgx.Tx, inv *invalid) error {
+		if !slices.Contains(unauthorisedKinds, inv.kind) {
+			return nil
+		}
+		data, err := proto.Marshal(m)
+		if err != nil {
+			return fmt.Errorf("keep invoice: %w", err)
+		}
+		aggID := parkedID(m.GetErp().GetConnection(), m.GetErp().GetCompany(), invoiceID(m.GetInvoice()))
+		if _, err := tx.Exec(ctx, `INSERT INTO awaiting_invoices (aggregate_id, version, message, released_at)
+			VALUES ($1, $2, $3, now())
+			ON CONFLICT (aggregate_id, version) DO UPDATE SET released_at = coalesce(awaiting_invoices.released_at, now())`,
+			aggID, m.GetVersion(), data); err != nil {
+			return fmt.Errorf("keep invoice %s: %w", aggID, err)
+		}
+		return nil
+	}
+}
+
+// Reparked says what a resend did with the invoices of its customer that
+// had become exceptions for want of a mandate.
+type Reparked struct {
+	// Invoices parked again, their exceptions resolved.
+	Invoices []string `json:"invoices"`
+	// Left are exceptions without a kept message (raised before messages
+	// were kept), left open: the ERP must publish those invoices again.
+	Left []int64 `json:"left_open,omitempty"`
+}
+
+// Repark, in tx, parks again the invoices of customer key (of ERP
+// connection erpConnection) that became exceptions because the customer
+// did not authorise in time, and resolves those exceptions with note,
+// audited as actor. It runs in the transaction that records a resent
+// link, and only open exceptions are taken (locked), so each invoice is
+// parked again once however often or concurrently the link is resent.
+// The sweep then collects each once the payer authorises.
+func Repark(ctx context.Context, tx pgx.Tx, key ledger.CustomerKey, erpConnection, actor, note string) (Reparked, error) {
+	var out Reparked
+	prefix := ledger.InvoiceKey{ERP: key.ERP, ConnectionID: key.ConnectionID, Company: key.Company}.String()
+	rows, err := tx.Query(ctx, `SELECT id, aggregate_id, coalesce(detail->>'version', '') FROM exceptions
+		WHERE status = 'open' AND aggregate_type = 'collection' AND kind = ANY($1)
+		  AND starts_with(aggregate_id, $2) AND detail->>'customer' = $3
+		ORDER BY id FOR UPDATE`, unauthorisedKinds, prefix, key.CustomerID)
+	if err != nil {
+		return out, fmt.Errorf("exceptions of customer %s: %w", key.CustomerID, err)
+	}
+	type exc struct {
+		id             int64
+		aggID, version string
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (exc, error) {
+		var e exc
+		return e, r.Scan(&e.id, &e.aggID, &e.version)
+	})
+	if err != nil {
+		return out, fmt.Errorf("exceptions of customer %s: %w", key.CustomerID, err)
+	}
+	for _, e := range list {
+		invoice := strings.TrimPrefix(e.aggID, prefix)
+		tag, err := tx.Exec(ctx, `UPDATE awaiting_invoices SET released_at = NULL
+			WHERE aggregate_id = $1 AND version = $2 AND released_at IS NOT NULL`,
+			parkedID(erpConnection, key.Company, invoice), e.version)
+		if err != nil {
+			return out, fmt.Errorf("park invoice %s again: %w", invoice, err)
+		}
+		if tag.RowsAffected() == 0 {
+			out.Left = append(out.Left, e.id)
+			continue
+		}
+		if err := ledger.SetExceptionStatus(ctx, tx, e.id, "resolved", actor, note); err != nil {
+			return out, err
+		}
+		// The invoice may wait in vain again: its next exception must not
+		// be taken for this one.
+		if _, err := tx.Exec(ctx, `UPDATE exceptions SET dedup_key = dedup_key || ':resolved:' || id
+			WHERE id = $1 AND dedup_key IS NOT NULL`, e.id); err != nil {
+			return out, fmt.Errorf("exception %d: %w", e.id, err)
+		}
+		out.Invoices = append(out.Invoices, invoice)
+	}
+	return out, nil
 }
 
 // RunSweeps runs SweepAwaiting every interval until ctx ends.

@@ -191,8 +191,8 @@ func classify(what string, err error) error {
 // key's String, with connection id 0 when the ERP connection is not
 // registered), so that the ledger, exceptions, postings and the operator
 // know an invoice, refund or customer by one identity; dedup is prefixed
-// with it.
-func (c *Collector) settle(ctx context.Context, err error, aggType string, key func(erp string, connectionID int64) fmt.Stringer, ref *mlcv1.ErpRef, dedup string, detail map[string]any) error {
+// with it. also, when given, runs in the exception's transaction.
+func (c *Collector) settle(ctx context.Context, err error, aggType string, key func(erp string, connectionID int64) fmt.Stringer, ref *mlcv1.ErpRef, dedup string, detail map[string]any, also ...func(pgx.Tx, *invalid) error) error {
 	var inv *invalid
 	if !errors.As(err, &inv) {
 		return err
@@ -209,10 +209,17 @@ func (c *Collector) settle(ctx context.Context, err error, aggType string, key f
 	}
 	c.log.WarnContext(ctx, "input refused", "aggregate", aggType+" "+aggID, "kind", inv.kind, "reason", inv.reason)
 	return c.ledger.Tx(ctx, func(tx pgx.Tx) error {
-		_, err := ledger.RaiseException(ctx, tx, ledger.Exception{
+		if _, err := ledger.RaiseException(ctx, tx, ledger.Exception{
 			Kind: inv.kind, AggregateType: aggType, AggregateID: aggID, Reason: inv.reason, Detail: detail, DedupKey: dedup,
-		})
-		return err
+		}); err != nil {
+			return err
+		}
+		for _, f := range also {
+			if err := f(tx, inv); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 
