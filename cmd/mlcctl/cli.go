@@ -28,6 +28,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	"github.com/ml-connector/ml-connector/services/console/users"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/operator"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/settlement"
 )
 
 const usage = `Usage: mlcctl <command> [arguments]
@@ -51,6 +52,12 @@ Commands:
   mandates list [--state awaiting_payer|requesting|fulfilled|cancelled|expired|all] [--json]
                                   customers asked to authorise a mandate, with their link
   mandates resend ID              a new link for a customer whose link expired or was cancelled
+  payouts list [--from DATE] [--to DATE] [--connection NAME] [--state STATE] [--limit N] [--json]
+                                  GoCardless payouts (bank lines): reference, arrival, amount, fees
+  payouts show PAYOUT|BANK-REFERENCE [--json]   the invoices it settled and its items, unmatched marked
+  report month-end --from DATE --to DATE [--connection NAME] [--format csv|json]
+                                  collected, fees, refunds, charge-backs, paid out and in flight
+                                  per connection, company and currency (payouts by arrival date)
   users add --name N --role viewer|operator|admin [--oidc]   console account (password from stdin)
   users list [--json]             console accounts (never their passwords)
 
@@ -129,6 +136,10 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.exceptionsEscalate(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[2:])
 	case args[0] == "collections" && len(args) >= 2:
 		return c.collections(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[1], args[2:])
+	case cmd == "payouts list" || cmd == "payouts show":
+		return c.payouts(ctx, settlement.New(db), args[1], args[2:])
+	case cmd == "report month-end":
+		return c.monthEnd(ctx, settlement.New(db), args[2:])
 	case cmd == "mandates list" || cmd == "mandates resend":
 		return c.mandates(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[1], args[2:])
 	default:

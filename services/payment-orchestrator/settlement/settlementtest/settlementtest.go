@@ -1,0 +1,258 @@
+// Package settlementtest writes a month of collections, refunds and
+// GoCardless payouts into a test database, as the orchestrator would, so
+// that the settlement package, mlcctl and the console are tested against
+// the same book and the same expected figures. For tests only.
+package settlementtest
+
+import (
+	"context"
+	"crypto/rand"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/ml-connector/ml-connector/platform/connections"
+	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+)
+
+// Day parses a YYYY-MM-DD date of the book.
+func Day(s string) time.Time {
+	t, err := time.Parse(time.DateOnly, s)
+	if err != nil {
+		panic(err) // the book's own dates are literals
+	}
+	return t
+}
+
+// Book is a database with a GoCardless connection and an IFS connection
+// (companies 10 and 20) collecting through it; Seed writes November 2026
+// into it.
+type Book struct {
+	t    testing.TB
+	db   *pgxpool.Pool
+	ids  map[string]int64 // connection ids by name
+	cols map[string]int64 // collection ids by GoCardless payment id
+	// GC and ERP are the names of the GoCardless and the IFS connection.
+	GC, ERP string
+}
+
+// New adds the connections "gc" and "ifs-acme" to db and returns their
+// book.
+func New(t testing.TB, db *pgxpool.Pool) *Book {
+	t.Helper()
+	ctx := context.Background()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	keys, err := secrets.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store := connections.NewStore(db, keys)
+	for _, c := range []connections.New{
+		{Name: "gc", Kind: connections.KindGoCardless, Settings: map[string]any{"base_url": "https://gc.example"},
+			Secrets: map[string]secrets.Value{"access_token": secrets.NewValue("tok")}},
+		{Name: "ifs-acme", Kind: connections.KindIFS, Settings: map[string]any{"base_url": "https://acme.ifs.example", "client_id": "mlc",
+			"company_codes": []any{"10", "20"}, "gocardless": "gc"}, Secrets: map[string]secrets.Value{"client_secret": secrets.NewValue("s")}},
+	} {
+		c.Actor = "test"
+		if _, err := store.Add(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Existing(t, db, "gc", "ifs-acme")
+}
+
+// Existing returns the book of connections already in db: gc a
+// GoCardless connection, erp an IFS connection with companies 10 and 20.
+func Existing(t testing.TB, db *pgxpool.Pool, gc, erp string) *Book {
+	t.Helper()
+	b := &Book{t: t, db: db, ids: map[string]int64{}, cols: map[string]int64{}, GC: gc, ERP: erp}
+	for _, name := range []string{gc, erp} {
+		var id int64
+		if err := db.QueryRow(context.Background(), `SELECT id FROM connections WHERE name = $1`, name).Scan(&id); err != nil {
+			t.Fatalf("connection %s: %v", name, err)
+		}
+		b.ids[name] = id
+	}
+	return b
+}
+
+// collection records an invoice's collection through the ledger, as the
+// orchestrator does: started, then moved to state with its payment.
+func (b *Book) collection(company, invoice, currency string, minor int64, state ledger.CollectionState, payment, chargeDate string, lastEvent time.Time) ledger.Collection {
+	b.t.Helper()
+	ctx := context.Background()
+	led := ledger.New(b.db)
+	key := ledger.InvoiceKey{ERP: "ifs", ConnectionID: b.ids[b.ERP], Company: company, InvoiceID: invoice}
+	var after ledger.Collection
+	err := led.Tx(ctx, func(tx pgx.Tx) error {
+		c, _, err := ledger.StartCollection(ctx, tx, ledger.Collection{Key: key, InvoiceNo: "No " + invoice, CustomerID: "C1", Kind: "payment",
+			AmountMinor: minor, Currency: currency, GCConnectionID: b.ids[b.GC], IdempotencyKey: ledger.PaymentKey(key, 1), Attempts: 1})
+		if err != nil {
+			return err
+		}
+		after = c
+		after.State, after.GCPaymentID, after.ChargeDate, after.LastEventAt = state, payment, Day(chargeDate), lastEvent
+		return ledger.SaveCollection(ctx, tx, c, after, "collection."+string(state), "test")
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.cols[payment] = after.ID
+	return after
+}
+
+// refund records a refund of col through the ledger.
+func (b *Book) refund(col ledger.Collection, erpID string, minor int64, state ledger.RefundState, gcRefund string) {
+	b.t.Helper()
+	ctx := context.Background()
+	err := ledger.New(b.db).Tx(ctx, func(tx pgx.Tx) error {
+		r, _, err := ledger.StartRefund(ctx, tx, ledger.Refund{Key: ledger.RefundKey{ERP: "ifs", ConnectionID: col.Key.ConnectionID, Company: col.Key.Company, RefundID: erpID},
+			CollectionID: col.ID, AmountMinor: minor, Currency: col.Currency, GCPaymentID: col.GCPaymentID})
+		if err != nil {
+			return err
+		}
+		after := r
+		after.State, after.GCRefundID = state, gcRefund
+		return ledger.SaveRefund(ctx, tx, r, after, "refund."+string(state), "test")
+	})
+	if err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// item is a payout item: its type, amount in tenths of a minor unit, the
+// payment (or refund) it links, and the invoice it is for ("" unmatched).
+type item struct {
+	typ              string
+	tenths           int64
+	payment, refund  string
+	company, invoice string
+}
+
+// payout stores a payout and its items as the orchestrator does on the
+// payout's paid event.
+func (b *Book) payout(id, ref, currency, arrival, state string, amount, fees int64, items []item) {
+	b.t.Helper()
+	ctx := context.Background()
+	var total, feeTotal int64
+	unmatched := 0
+	for _, it := range items {
+		total += it.tenths
+		if strings.HasSuffix(it.typ, "_fee") {
+			feeTotal += it.tenths
+		}
+		if it.invoice == "" {
+			unmatched++
+		}
+	}
+	if state == "" {
+		state = "posted"
+	}
+	var pid int64
+	err := b.db.QueryRow(ctx, `
+		INSERT INTO payouts (gc_connection_id, gc_payout_id, gc_creditor_id, payout_type, currency, amount_minor,
+			deducted_fees_minor, reference, arrival_date, gc_status, gc_created_at, state, items_count, items_total_tenths,
+			fees_total_tenths, unmatched_count, event_id, posted_at)
+		VALUES ($1, $2, 'CR1', 'merchant', $3, $4, $5, $6, $7, 'paid', $7::date - 1, $8, $9, $10, $11, $12, 'EV' || $2,
+			CASE WHEN $8 = 'posted' THEN now() END)
+		RETURNING id`, b.ids[b.GC], id, currency, amount, fees, ref, arrival, state, len(items), total, feeTotal, unmatched).Scan(&pid)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	for n, it := range items {
+		var colID, refundID *int64
+		var erpConn *int64
+		var company, invoice *string
+		if it.invoice != "" {
+			id := b.cols[it.payment]
+			c := b.ids[b.ERP]
+			colID, erpConn, company, invoice = &id, &c, &it.company, &it.invoice
+			if it.refund != "" {
+				var rid int64
+				if err := b.db.QueryRow(ctx, `SELECT id FROM refunds WHERE gc_refund_id = $1`, it.refund).Scan(&rid); err != nil {
+					b.t.Fatal(err)
+				}
+				refundID = &rid
+			}
+		}
+		match := "unmatched"
+		if colID != nil {
+			match = "matched"
+		}
+		if _, err := b.db.Exec(ctx, `
+			INSERT INTO payout_items (payout_id, seq, type, amount_tenths, gc_payment_id, gc_refund_id, match, collection_id,
+				refund_id, erp, erp_connection_id, company, invoice_id)
+			VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7, $8, $9, CASE WHEN $8::bigint IS NOT NULL THEN 'ifs' END, $10, $11, $12)`,
+			pid, n+1, it.typ, it.tenths, it.payment, it.refund, match, colID, refundID, erpConn, company, invoice); err != nil {
+			b.t.Fatal(err)
+		}
+	}
+	if state != "posted" {
+		return
+	}
+	// One deposit per company of the invoices, posted.
+	if _, err := b.db.Exec(ctx, `
+		INSERT INTO payout_postings (payout_id, erp, erp_connection_id, company, outcome_id, lines_tenths, fees_tenths,
+			line_count, state, erp_reference, posted_at)
+		SELECT payout_id, 'ifs', erp_connection_id, company, 'payout:' || $2 || ':' || company,
+		       coalesce(sum(amount_tenths) FILTER (WHERE type NOT LIKE '%_fee'), 0),
+		       coalesce(sum(amount_tenths) FILTER (WHERE type LIKE '%_fee'), 0),
+		       count(*) FILTER (WHERE type NOT LIKE '%_fee'), 'posted', 'DEP-' || $2, now()
+		FROM payout_items WHERE payout_id = $1 AND match = 'matched'
+		GROUP BY payout_id, erp_connection_id, company`, pid, id); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+// Seed writes November 2026:
+//
+//   - PO1 (arrives 30 Nov, GBP 140.50, fees 2.50): INV-1 100.00 with a fee
+//     of 2.005 and refund RF1 of 10.00; INV-2 50.00, fee 1.00; INV-7's
+//     charge-back of 7.00 with its fee of 1.00 given back; a payment PMX
+//     of 10.00 (fee 0.495) collected outside ml-connector.
+//   - PO0 (arrived 31 Oct) and PO2 (arrives 1 Dec, INV-4 20.00 less 0.40):
+//     outside the period.
+//   - PO3 (EUR, arrives 15 Nov): GoCardless paid 10.00, its one item says
+//     9.99.
+//   - In flight at the end of November: INV-4 (paid out on 30 Nov in PO2)
+//     and INV-3 (company 20, confirmed); not INV-5 (charged in December)
+//     nor INV-6 (failed).
+func (b *Book) Seed() {
+	november := Day("2026-11-30")
+	inv1 := b.collection("10", "INV-1", "GBP", 10000, ledger.CollectionPaidOut, "PM1", "2026-11-25", november)
+	b.collection("10", "INV-2", "GBP", 5000, ledger.CollectionPaidOut, "PM2", "2026-11-26", november)
+	b.collection("20", "INV-3", "GBP", 3000, ledger.CollectionConfirmed, "PM3", "2026-11-27", november)
+	b.collection("10", "INV-4", "GBP", 2000, ledger.CollectionPaidOut, "PM4", "2026-11-27", november)
+	b.collection("10", "INV-5", "EUR", 1234, ledger.CollectionSubmitted, "PM5", "2026-12-03", november)
+	b.collection("10", "INV-6", "GBP", 900, ledger.CollectionFailed, "PM6", "2026-11-20", november)
+	b.collection("10", "INV-7", "GBP", 700, ledger.CollectionChargedBack, "PM7", "2026-10-28", november)
+	b.refund(inv1, "CN-1", 1000, ledger.RefundPaid, "RF1")
+
+	b.payout("PO0", "REF-OCT", "GBP", "2026-10-31", "", 686, 14, []item{
+		{typ: "payment_paid_out", tenths: 7000, payment: "PM7", company: "10", invoice: "INV-7"},
+		{typ: "gocardless_fee", tenths: -140, payment: "PM7", company: "10", invoice: "INV-7"},
+	})
+	b.payout("PO1", "REF-NOV", "GBP", "2026-11-30", "", 14050, 250, []item{
+		{typ: "payment_paid_out", tenths: 100000, payment: "PM1", company: "10", invoice: "INV-1"},
+		{typ: "gocardless_fee", tenths: -2005, payment: "PM1", company: "10", invoice: "INV-1"},
+		{typ: "payment_paid_out", tenths: 50000, payment: "PM2", company: "10", invoice: "INV-2"},
+		{typ: "gocardless_fee", tenths: -1000, payment: "PM2", company: "10", invoice: "INV-2"},
+		{typ: "payment_paid_out", tenths: 10000, payment: "PMX"},
+		{typ: "gocardless_fee", tenths: -495, payment: "PMX"},
+		{typ: "payment_refunded", tenths: -10000, payment: "PM1", refund: "RF1", company: "10", invoice: "INV-1"},
+		{typ: "payment_charged_back", tenths: -7000, payment: "PM7", company: "10", invoice: "INV-7"},
+		{typ: "gocardless_fee", tenths: 1000, payment: "PM7", company: "10", invoice: "INV-7"},
+	})
+	b.payout("PO2", "REF-DEC", "GBP", "2026-12-01", "", 1960, 40, []item{
+		{typ: "payment_paid_out", tenths: 20000, payment: "PM4", company: "10", invoice: "INV-4"},
+		{typ: "gocardless_fee", tenths: -400, payment: "PM4", company: "10", invoice: "INV-4"},
+	})
+	b.payout("PO3", "REF-EUR", "EUR", "2026-11-15", "mismatch", 1000, 0, []item{
+		{typ: "payment_paid_out", tenths: 9990, payment: "PMY"},
+	})
+}
