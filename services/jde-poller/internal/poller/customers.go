@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ml-connector/ml-connector/connectors/jde"
+	"github.com/ml-connector/ml-connector/platform/watermark"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 )
 
@@ -62,32 +63,37 @@ func (c crow) text(table, col string) string { return c.row.Text(table, col) }
 // delta is what changed in one customer table since its watermark.
 type delta struct {
 	entity string
-	next   Mark // the newest row read: where the watermark goes once published
+	next   watermark.Mark // the newest row read: where the watermark goes once published
 	an8s   map[string]bool
+	rows   []watermark.Row // the changed rows, recorded as handled once published
 }
 
-// readDelta reads the rows of t updated since entity's watermark.
+// readDelta reads the rows of t updated since entity's watermark, from
+// Overlap before it; a re-read row counts only when its version is not
+// the one handled already.
 func (p *Poller) readDelta(ctx context.Context, t customerTable, entity string, conds []jde.Condition) (delta, error) {
 	wm, err := p.marks.Load(ctx, p.cfg.ConnectionID, entity)
 	if err != nil {
 		return delta{}, err
 	}
-	d := delta{entity: entity, next: wm, an8s: map[string]bool{}}
+	d := delta{entity: entity, next: wm.Mark, an8s: map[string]bool{}}
 	q := jde.Query{Table: t.name, Columns: t.columns, Conditions: append(slices.Clone(t.filter), conds...)}
-	if !wm.IsZero() {
-		q.Conditions = append(q.Conditions, p.since(wm))
+	if !wm.Mark.IsZero() {
+		q.Conditions = append(q.Conditions, p.since(wm.From))
 	}
-	err = p.read(ctx, q, func() { d.next, d.an8s = wm, map[string]bool{} }, func(r jde.Row) error {
+	err = p.read(ctx, q, func() { d.next, d.an8s, d.rows = wm.Mark, map[string]bool{}, d.rows[:0] }, func(r jde.Row) error {
 		an8 := r.Text(t.name, "AN8")
 		st, err := p.readStamp(r, t.name)
 		if err != nil {
 			d.an8s[an8] = true // its snapshot will be rejected with the reason
 			return nil
 		}
-		m := Mark{At: p.at(st), Key: t.key(r)}
-		if m.compare(wm) > 0 {
+		m := watermark.Mark{At: p.at(st), Key: t.key(r)}
+		row := watermark.Row{Key: m.Key, Version: st.version(), At: m.At}
+		if wm.Fresh(row) {
 			d.an8s[an8] = true
-			if m.compare(d.next) > 0 {
+			d.rows = append(d.rows, row)
+			if m.Compare(d.next) > 0 {
 				d.next = m
 			}
 		}
@@ -219,10 +225,10 @@ func (p *Poller) customers(ctx context.Context, res *Result) error {
 		return err
 	}
 	for _, d := range deltas {
-		if d.next.IsZero() {
+		if d.next.At.IsZero() {
 			continue
 		}
-		if err := p.marks.Save(ctx, p.cfg.ConnectionID, d.entity, d.next); err != nil {
+		if err := p.marks.Save(ctx, p.cfg.ConnectionID, d.entity, d.next, d.rows); err != nil {
 			return fmt.Errorf("connection %s: %w", p.cfg.ConnectionName, err)
 		}
 	}

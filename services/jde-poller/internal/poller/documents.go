@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ml-connector/ml-connector/connectors/jde"
+	"github.com/ml-connector/ml-connector/platform/watermark"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 )
 
@@ -22,8 +23,13 @@ type document struct {
 	row   jde.Row
 	key   jde.DocumentKey
 	stamp stamp
-	mark  Mark
+	mark  watermark.Mark
 	err   error // the row's stamp could not be read
+}
+
+// seen is what poll_seen records of the row once it is handled.
+func (d document) seen() watermark.Row {
+	return watermark.Row{Key: d.mark.Key, Version: d.stamp.version(), At: d.mark.At}
 }
 
 func (d document) text(col string) string { return d.row.Text("F03B11", col) }
@@ -31,7 +37,9 @@ func (d document) text(col string) string { return d.row.Text("F03B11", col) }
 // documents publishes the F03B11 pay items of company co that changed
 // since its watermark. The first poll of a company reads only open items
 // (AAP not zero); after that every change counts, so an invoice paid or
-// credited in JDE is published again with its new open amount.
+// credited in JDE is published again with its new open amount. Rows from
+// Overlap before the watermark are read again; those whose version was
+// handled already are dropped.
 func (p *Poller) documents(ctx context.Context, co string, res *Result) error {
 	entity := "F03B11:" + co
 	wm, err := p.marks.Load(ctx, p.cfg.ConnectionID, entity)
@@ -39,10 +47,10 @@ func (p *Poller) documents(ctx context.Context, co string, res *Result) error {
 		return err
 	}
 	q := jde.Query{Table: "F03B11", Columns: documentColumns, Conditions: []jde.Condition{{Column: "KCO", Op: jde.Equal, Value: co}}}
-	if wm.IsZero() {
+	if wm.Mark.IsZero() {
 		q.Conditions = append(q.Conditions, jde.Condition{Column: "AAP", Op: jde.NotEqual, Value: "0"})
 	} else {
-		q.Conditions = append(q.Conditions, p.since(wm))
+		q.Conditions = append(q.Conditions, p.since(wm.From))
 	}
 	domestic, err := p.companyCurrency(ctx, co)
 	if err != nil {
@@ -58,9 +66,9 @@ func (p *Poller) documents(ctx context.Context, co string, res *Result) error {
 			return nil // AIS answered outside the condition; only configured companies pass
 		}
 		if d.stamp, d.err = p.readStamp(r, "F03B11"); d.err == nil {
-			d.mark = Mark{At: p.at(d.stamp), Key: orderKey(d.key.Document, d.key.DocType, d.key.Suffix)}
-			if d.mark.compare(wm) <= 0 {
-				return nil // published in an earlier cycle
+			d.mark = watermark.Mark{At: p.at(d.stamp), Key: orderKey(d.key.Document, d.key.DocType, d.key.Suffix)}
+			if !wm.Fresh(d.seen()) {
+				return nil // before the overlap window, or handled in an earlier cycle
 			}
 		}
 		docs = append(docs, d)
@@ -69,7 +77,7 @@ func (p *Poller) documents(ctx context.Context, co string, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("connection %s: read F03B11 of %s: %w", p.cfg.ConnectionName, co, err)
 	}
-	slices.SortFunc(docs, func(a, b document) int { return a.mark.compare(b.mark) })
+	slices.SortFunc(docs, func(a, b document) int { return a.mark.Compare(b.mark) })
 	items := make([]pending, 0, len(docs))
 	for _, d := range docs {
 		it, rj := p.documentEvent(co, domestic, d)
@@ -143,6 +151,9 @@ func (p *Poller) transactionAmounts(d document, domestic string) (open, gross st
 // the company's currency.
 func (p *Poller) documentEvent(co, domestic string, d document) (pending, *rejection) {
 	it := pending{co: co, mark: d.mark}
+	if d.err == nil {
+		it.seen = d.seen()
+	}
 	dct := d.key.DocType
 	kind := ""
 	switch {

@@ -18,6 +18,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/retry"
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
+	"github.com/ml-connector/ml-connector/platform/watermark"
 	"github.com/ml-connector/ml-connector/services/jde-poller/internal/poller"
 )
 
@@ -142,13 +143,13 @@ func (h *harness) drain() []published {
 	return out
 }
 
-func (h *harness) watermark(entity string) poller.Mark {
+func (h *harness) watermark(entity string) watermark.Mark {
 	h.t.Helper()
-	m, err := (&poller.PollState{DB: h.pool}).Load(context.Background(), h.connID, entity)
+	st, err := (&watermark.Store{DB: h.pool}).Load(context.Background(), h.connID, entity)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return m
+	return st.Mark
 }
 
 func decode[T proto.Message](t testing.TB, data []byte, msg T) T {

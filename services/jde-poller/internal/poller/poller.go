@@ -9,10 +9,16 @@
 // acknowledged every message up to it. A crash between publish and
 // watermark therefore re-publishes, and the message ids
 // (jde:<connection>:<company>:<kind>:<key>:<version>) make JetStream drop the repeats.
+//
+// UPMT has a resolution of one second and is written before the commit,
+// so a row can appear after the watermark passed its stamp (written later
+// in the watermark's own second with a lower key, or committed late). Each
+// read therefore starts Overlap before the watermark, and a re-read row is
+// published again only when its version (UPMJ/UPMT) is not the one
+// recorded in poll_seen (platform/watermark).
 package poller
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +31,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/jde"
 	"github.com/ml-connector/ml-connector/platform/bus"
+	"github.com/ml-connector/ml-connector/platform/watermark"
 )
 
 // Source is the part of the AIS client the poller reads through.
@@ -55,7 +62,11 @@ type Config struct {
 	SnapshotThreshold int
 	// Reruns is how often a read whose result set AIS lost (restart,
 	// timeout) is started again within one cycle (default 3).
-	Reruns  int
+	Reruns int
+	// Overlap is how far before its watermark each table is read again,
+	// for rows that appear late with an earlier stamp (default
+	// DefaultOverlap, at most watermark.MaxOverlap).
+	Overlap time.Duration
 	Now     func() time.Time
 	Log     *slog.Logger
 	Metrics *Metrics
@@ -64,7 +75,7 @@ type Config struct {
 // Poller polls one JDE connection. A Poller is used by one goroutine.
 type Poller struct {
 	cfg    Config
-	marks  *PollState
+	marks  *watermark.Store
 	format jde.DateFormat
 }
 
@@ -90,6 +101,9 @@ func New(cfg Config) (*Poller, error) {
 	if cfg.Reruns <= 0 {
 		cfg.Reruns = 3
 	}
+	if cfg.Overlap == 0 {
+		cfg.Overlap = DefaultOverlap
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -99,8 +113,18 @@ func New(cfg Config) (*Poller, error) {
 	if cfg.Settings.Location == nil {
 		cfg.Settings.Location = time.UTC
 	}
-	return &Poller{cfg: cfg, marks: &PollState{DB: cfg.DB}}, nil
+	marks, err := watermark.New(cfg.DB, cfg.Overlap)
+	if err != nil {
+		return nil, fmt.Errorf("connection %s: %w", cfg.ConnectionName, err)
+	}
+	return &Poller{cfg: cfg, marks: marks}, nil
 }
+
+// DefaultOverlap is the default read-again window: JD Edwards stamps with
+// the enterprise server's clock before the commit, so a minute covers a
+// late commit and servers whose clocks differ by seconds, at the cost of
+// comparing the rows changed in the minute before the watermark.
+const DefaultOverlap = time.Minute
 
 // Result counts what a cycle did.
 type Result struct {
@@ -136,22 +160,6 @@ func (p *Poller) cycle(ctx context.Context, res *Result) error {
 		}
 	}
 	return nil
-}
-
-// Mark is a position in a table's change order: the updated time, then
-// the key as a tie-breaker among rows updated in the same second.
-type Mark struct {
-	At  time.Time
-	Key string
-}
-
-func (m Mark) IsZero() bool { return m.At.IsZero() && m.Key == "" }
-
-func (m Mark) compare(o Mark) int {
-	if c := m.At.Compare(o.At); c != 0 {
-		return c
-	}
-	return cmp.Compare(m.Key, o.Key)
 }
 
 // orderKey joins key parts into a watermark key, numbers zero-padded so
@@ -195,11 +203,11 @@ func (p *Poller) at(s stamp) time.Time {
 	return s.date.Time(s.time, p.cfg.Settings.Location)
 }
 
-// since returns the condition that reads rows updated on or after the
-// watermark's day; rows of that day up to the watermark are dropped by
-// the caller, since AIS conditions cannot express "(date, time, key) >".
-func (p *Poller) since(m Mark) jde.Condition {
-	day := jde.DateOf(m.At.In(p.cfg.Settings.Location))
+// since returns the condition that reads rows updated on or after the day
+// of from; rows of that day before from are dropped by the caller, since
+// AIS conditions cannot express "(date, time) >=".
+func (p *Poller) since(from time.Time) jde.Condition {
+	day := jde.DateOf(from.In(p.cfg.Settings.Location))
 	return jde.Condition{Column: "UPMJ", Op: jde.GreaterEqual, Value: fmt.Sprint(day.Julian())}
 }
 

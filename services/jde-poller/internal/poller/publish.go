@@ -8,6 +8,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/platform/erpmsg"
+	"github.com/ml-connector/ml-connector/platform/watermark"
 )
 
 // Event kinds, the last subject token.
@@ -18,13 +19,15 @@ const (
 )
 
 // pending is one row's outcome in change order: a message to publish, or
-// nothing (a row of no interest, or one recorded as rejected), and the
-// watermark position it stands for.
+// nothing (a row of no interest, or one recorded as rejected), the
+// watermark position it stands for and what poll_seen records of it (zero
+// for a row whose stamp could not be read).
 type pending struct {
 	msg  *bus.Msg
 	kind string
 	co   string
-	mark Mark
+	mark watermark.Mark
+	seen watermark.Row
 }
 
 // message builds the bus message of an event. Its id names the
@@ -45,8 +48,9 @@ func (p *Poller) message(co, kind, key, version string, event proto.Message) (*b
 
 // publish sends the messages of items in batches of BatchSize and, after
 // JetStream acknowledged a batch, moves entity's watermark to the mark of
-// the batch's last item (items must be in change order). With entity ""
-// no watermark moves; the caller saves its own after publish returns.
+// the batch's last item (items must be in change order) and records the
+// batch's rows as handled. With entity "" no watermark moves; the caller
+// saves its own after publish returns.
 func (p *Poller) publish(ctx context.Context, entity string, items []pending, res *Result) error {
 	for len(items) > 0 {
 		n, msgs := 0, make([]bus.Msg, 0, p.cfg.BatchSize)
@@ -80,8 +84,14 @@ func (p *Poller) publish(ctx context.Context, entity string, items []pending, re
 				}
 			}
 		}
-		if last := batch[len(batch)-1].mark; entity != "" && !last.IsZero() {
-			if err := p.marks.Save(ctx, p.cfg.ConnectionID, entity, last); err != nil {
+		if last := batch[len(batch)-1].mark; entity != "" && !last.At.IsZero() {
+			handled := make([]watermark.Row, 0, len(batch))
+			for _, it := range batch {
+				if it.seen.Key != "" {
+					handled = append(handled, it.seen)
+				}
+			}
+			if err := p.marks.Save(ctx, p.cfg.ConnectionID, entity, last, handled); err != nil {
 				return fmt.Errorf("connection %s: %w", p.cfg.ConnectionName, err)
 			}
 		}

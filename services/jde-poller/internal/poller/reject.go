@@ -7,47 +7,10 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/database"
 )
-
-// PollState keeps the watermark of each table a connection is polled on,
-// in the poll_state table.
-type PollState struct {
-	DB *pgxpool.Pool
-}
-
-// Load returns the watermark of entity, or the zero Mark if there is none.
-func (s *PollState) Load(ctx context.Context, connectionID int64, entity string) (Mark, error) {
-	var m Mark
-	err := s.DB.QueryRow(ctx,
-		`SELECT watermark_time, watermark_key FROM poll_state WHERE connection_id = $1 AND entity = $2`,
-		connectionID, entity).Scan(&m.At, &m.Key)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Mark{}, nil
-	}
-	if err != nil {
-		return Mark{}, fmt.Errorf("load watermark %s: %w", entity, err)
-	}
-	return m, nil
-}
-
-// Save stores m unless the stored watermark is already past it: a poller
-// that lost its lock to another replica must not move it back.
-func (s *PollState) Save(ctx context.Context, connectionID int64, entity string, m Mark) error {
-	_, err := s.DB.Exec(ctx, `
-		INSERT INTO poll_state (connection_id, entity, watermark_time, watermark_key) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (connection_id, entity) DO UPDATE
-		SET watermark_time = EXCLUDED.watermark_time, watermark_key = EXCLUDED.watermark_key
-		WHERE (poll_state.watermark_time, poll_state.watermark_key) < (EXCLUDED.watermark_time, EXCLUDED.watermark_key)`,
-		connectionID, entity, m.At, m.Key)
-	if err != nil {
-		return fmt.Errorf("save watermark %s: %w", entity, err)
-	}
-	return nil
-}
 
 // rejection is a JDE row the poller could not turn into an event.
 type rejection struct {
