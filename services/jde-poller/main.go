@@ -27,6 +27,8 @@ func run(ctx context.Context, args []string) error {
 	relist := env.DurationRange("JDE_RELIST_INTERVAL", 30*time.Second, 10*time.Millisecond, 24*time.Hour, "How often JDE connections are listed for new, changed and removed ones.")
 	lockRetry := env.DurationRange("JDE_LOCK_RETRY", 5*time.Second, 10*time.Millisecond, 10*time.Minute, "How often a standby replica tries to take over a connection.")
 	batch := env.IntRange("JDE_PUBLISH_BATCH", 500, 1, 10000, "Messages published and acknowledged before a watermark moves.")
+	// The maximum is watermark.MaxOverlap; the default poller.DefaultOverlap.
+	overlap := env.DurationRange("JDE_POLL_OVERLAP", time.Minute, time.Second, time.Hour, "How far before its watermark each JDE table is read again, for rows that appear late with an earlier UPMJ/UPMT; re-read rows are published only when their version changed.")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
@@ -53,6 +55,7 @@ func run(ctx context.Context, args []string) error {
 		Relist:    relist,
 		LockRetry: lockRetry,
 		BatchSize: batch,
+		Overlap:   overlap,
 		Log:       svc.Log,
 		Metrics:   metrics,
 	})

@@ -44,8 +44,11 @@ type Config struct {
 	// connection's lock (default 5s).
 	LockRetry time.Duration
 	BatchSize int
-	Log       *slog.Logger
-	Metrics   *poller.Metrics
+	// Overlap is how far before its watermark each table is read again
+	// (default poller.DefaultOverlap).
+	Overlap time.Duration
+	Log     *slog.Logger
+	Metrics *poller.Metrics
 	// TuneClient, when set, adjusts each AIS client's configuration
 	// (tests shorten backoff and breaker timings).
 	TuneClient func(*jde.Config)
@@ -129,6 +132,7 @@ func (s *Supervisor) poll(ctx context.Context, w *fleet.Worker) error {
 		Publisher:      s.cfg.Publisher,
 		DB:             s.cfg.DB,
 		BatchSize:      s.cfg.BatchSize,
+		Overlap:        s.cfg.Overlap,
 		Log:            s.cfg.Log,
 		Metrics:        s.cfg.Metrics,
 	})
