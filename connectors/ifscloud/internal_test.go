@@ -118,4 +118,8 @@ func TestChangesFilter(t *testing.T) {
 		!strings.HasSuffix(got, "and InvoiceId gt 42))") {
 		t.Errorf("numeric key literal: %s", got)
 	}
+	// No key: from that time on, the time itself included (an overlap re-read).
+	if got := changesFilter(s.Invoices, "20", Watermark{Time: wm.Time}); got != "Company eq '20' and ("+s.Invoices.Filter+") and Rowversion ge 2026-01-02T02:04:05.6Z" {
+		t.Errorf("from a time: %s", got)
+	}
 }

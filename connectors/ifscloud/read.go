@@ -13,7 +13,9 @@ import (
 // Watermark is the position of a poll: the modified time and key of the
 // newest row already handled. Rows are read in (modified, key) order, so
 // rows sharing a modified time are told apart by their key and none is
-// skipped at a page boundary. The zero Watermark reads from the beginning.
+// skipped at a page boundary. The zero Watermark reads from the beginning;
+// a Watermark with a time and no key reads from that time on, rows
+// modified at it included (a poller reading again over an overlap window).
 type Watermark struct {
 	Time time.Time
 	Key  string
@@ -282,7 +284,10 @@ func changesFilter(es EntitySettings, company string, after Watermark) string {
 	f := strings.Join(terms, " and ")
 	if !after.IsZero() {
 		m, k, t := es.Fields[FieldModified], es.Fields[FieldKey], timeLit(after.Time)
-		cond := "(" + m + " gt " + t + " or (" + m + " eq " + t + " and " + k + " gt " + keyLit(after.Key, es.KeyNumeric) + "))"
+		cond := m + " ge " + t
+		if after.Key != "" {
+			cond = "(" + m + " gt " + t + " or (" + m + " eq " + t + " and " + k + " gt " + keyLit(after.Key, es.KeyNumeric) + "))"
+		}
 		if f != "" {
 			f += " and "
 		}

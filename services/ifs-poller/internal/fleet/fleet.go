@@ -26,6 +26,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/logging"
 	"github.com/ml-connector/ml-connector/platform/retry"
 	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/platform/watermark"
 	"github.com/ml-connector/ml-connector/services/ifs-poller/internal/poll"
 )
 
@@ -44,6 +45,10 @@ type Config struct {
 	StaleAfter time.Duration
 	// BatchSize bounds the messages in flight to JetStream.
 	BatchSize int
+	// Overlap is how far before its watermark each entity is read again,
+	// for rows that appear late with an earlier modified time (0 means 1m;
+	// at most watermark.MaxOverlap).
+	Overlap time.Duration
 }
 
 // LoadConfig registers the fleet's settings with env and reads them;
@@ -56,6 +61,8 @@ func LoadConfig(env *config.Env) Config {
 		LockRetry:  env.DurationRange("IFS_LOCK_RETRY", 5*time.Second, 10*time.Millisecond, 10*time.Minute, "How often a standing-by replica tries to take over a connection."),
 		StaleAfter: env.DurationRange("IFS_STALE_AFTER", 10*time.Minute, time.Minute, 7*24*time.Hour, "Readiness fails when a connection this replica polls has had no successful cycle for this long."),
 		BatchSize:  env.IntRange("IFS_PUBLISH_BATCH", 1000, 1, 10000, "Messages in flight to JetStream at once."),
+		// The maximum is watermark.MaxOverlap.
+		Overlap: env.DurationRange("IFS_POLL_OVERLAP", time.Minute, time.Second, time.Hour, "How far before its watermark each IFS entity set is read again, for rows that appear late with an earlier modified time; re-read rows are published only when their ETag changed."),
 	}
 	return c
 }
@@ -82,6 +89,7 @@ type Fleet struct {
 	cfg     Config
 	deps    Deps
 	metrics *poll.Metrics
+	marks   *poll.PollState
 	loops   *supervisor.Fleet
 	// clients are the connections' current IFS clients, whose circuit
 	// breakers readiness reports.
@@ -93,11 +101,18 @@ func New(cfg Config, deps Deps) (*Fleet, error) {
 	if cfg.Interval <= 0 || cfg.Relist <= 0 || cfg.LockRetry <= 0 || cfg.StaleAfter <= 0 || cfg.Jitter < 0 {
 		return nil, fmt.Errorf("ifs fleet: intervals must be positive: %+v", cfg)
 	}
+	if cfg.Overlap == 0 {
+		cfg.Overlap = time.Minute
+	}
+	marks, err := watermark.New(deps.DB, cfg.Overlap)
+	if err != nil {
+		return nil, fmt.Errorf("ifs fleet: %w", err)
+	}
 	m, err := poll.NewMetrics(deps.Meter)
 	if err != nil {
 		return nil, err
 	}
-	f := &Fleet{cfg: cfg, deps: deps, metrics: m}
+	f := &Fleet{cfg: cfg, deps: deps, metrics: m, marks: &poll.PollState{Marks: marks}}
 	var registry supervisor.Registry
 	if deps.Registry != nil {
 		registry = deps.Registry
@@ -200,7 +215,7 @@ func (f *Fleet) poller(ctx context.Context, conn connections.Connection) (*poll.
 		Companies:    s.CompanyCodes,
 		Source:       client,
 		Publisher:    f.deps.Publisher,
-		Watermarks:   &poll.PollState{DB: f.deps.DB},
+		Watermarks:   f.marks,
 		Metrics:      f.metrics,
 		Log:          f.deps.Log,
 		BatchSize:    f.cfg.BatchSize,

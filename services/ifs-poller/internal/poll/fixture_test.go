@@ -22,6 +22,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/retry"
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
+	"github.com/ml-connector/ml-connector/platform/watermark"
 	"github.com/ml-connector/ml-connector/services/ifs-poller/internal/poll"
 )
 
@@ -96,7 +97,7 @@ func setup(tb testing.TB, simCfg ifssim.Config, settings map[string]any, opts if
 func (f *fixture) poller(wm poll.Watermarks) *poll.Poller {
 	f.tb.Helper()
 	if wm == nil {
-		wm = &poll.PollState{DB: f.pool}
+		wm = f.state()
 	}
 	m, err := poll.NewMetrics(otel.Meter("test"))
 	if err != nil {
@@ -107,6 +108,17 @@ func (f *fixture) poller(wm poll.Watermarks) *poll.Poller {
 		ConnectionID: f.conn.ID, Connection: connName, Companies: s.CompanyCodes,
 		Source: f.client, Publisher: f.bus, Watermarks: wm, Metrics: m, Log: quiet(),
 	}
+}
+
+// state is the poll state of the fixture's database, with the default
+// overlap window.
+func (f *fixture) state() *poll.PollState {
+	f.tb.Helper()
+	marks, err := watermark.New(f.pool, time.Minute)
+	if err != nil {
+		f.tb.Fatal(err)
+	}
+	return &poll.PollState{Marks: marks}
 }
 
 // counts returns the number of messages stored per subject of mlc.erp.ifs.>.

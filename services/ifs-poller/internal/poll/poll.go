@@ -10,6 +10,12 @@
 // entity's ETag as version, make JetStream drop the repeats. Rows that
 // cannot become an event are recorded as exceptions, in the same
 // transaction as the watermark that moves past them.
+//
+// The modified time is stamped before the commit, so a row can appear
+// after the watermark passed its time (committed late, or stamped in the
+// watermark's own instant with a lower key). Each read therefore starts
+// Overlap before the watermark, and a re-read row is published again only
+// when its ETag is not the one recorded in poll_seen (platform/watermark).
 package poll
 
 import (
@@ -17,9 +23,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/ifscloud"
 	"github.com/ml-connector/ml-connector/platform/bus"
+	"github.com/ml-connector/ml-connector/platform/watermark"
 )
 
 // Event kinds: the last token of the subject and part of the message id.
@@ -40,11 +49,12 @@ type Publisher interface {
 	PublishBatch(ctx context.Context, msgs []bus.Msg) ([]bus.Ack, error)
 }
 
-// Watermarks keeps each entity's watermark and records the rows passed
-// over as invalid, atomically.
+// Watermarks keeps each entity's watermark with the rows handled within
+// its overlap window, and records the rows passed over as invalid,
+// atomically.
 type Watermarks interface {
-	Load(ctx context.Context, connectionID int64, entity string) (ifscloud.Watermark, error)
-	Save(ctx context.Context, connectionID int64, entity string, wm ifscloud.Watermark, invalid []Rejected) error
+	Load(ctx context.Context, connectionID int64, entity string) (watermark.State, error)
+	Save(ctx context.Context, connectionID int64, entity string, wm ifscloud.Watermark, invalid []Rejected, handled []watermark.Row) error
 }
 
 // Poller polls one connection.
@@ -94,16 +104,31 @@ func Entity(kind, company string) string { return kind + ":" + company }
 
 func (p *Poller) poll(ctx context.Context, company, kind string, st *Stats) error {
 	entity := Entity(kind, company)
-	wm, err := p.Watermarks.Load(ctx, p.ConnectionID, entity)
+	state, err := p.Watermarks.Load(ctx, p.ConnectionID, entity)
 	if err != nil {
 		return err
 	}
+	from := ifscloud.Watermark{Time: state.From} // the overlap window's start, rows at it included
+	// fresh keeps the rows not handled before in this version; a row
+	// whose key or time is unreadable is reported each time it is read
+	// (its exception once).
+	fresh := func(key, version string, at time.Time, handled *[]watermark.Row) bool {
+		if key == "" || at.IsZero() {
+			return true
+		}
+		r := watermark.Row{Key: key, Version: version, At: at}
+		if !state.Fresh(r) {
+			return false
+		}
+		*handled = append(*handled, r)
+		return true
+	}
 	// page publishes one page and then moves the watermark past it.
-	page := func(msgs []bus.Msg, rejected []Rejected, last ifscloud.Watermark) error {
+	page := func(msgs []bus.Msg, rejected []Rejected, last ifscloud.Watermark, handled []watermark.Row) error {
 		if err := p.publish(ctx, company, kind, msgs, st); err != nil {
 			return err
 		}
-		if err := p.Watermarks.Save(ctx, p.ConnectionID, entity, last, rejected); err != nil {
+		if err := p.Watermarks.Save(ctx, p.ConnectionID, entity, last, rejected, handled); err != nil {
 			return err
 		}
 		for _, r := range rejected {
@@ -117,14 +142,28 @@ func (p *Poller) poll(ctx context.Context, company, kind string, st *Stats) erro
 	}
 	switch kind {
 	case KindCustomer:
-		return p.Source.Customers(ctx, company, wm, func(pg ifscloud.CustomerPage) error {
+		return p.Source.Customers(ctx, company, from, func(pg ifscloud.CustomerPage) error {
+			var handled []watermark.Row
+			pg.Customers = slices.DeleteFunc(pg.Customers, func(c ifscloud.Customer) bool {
+				return !fresh(c.CustomerID, c.ETag, c.Modified, &handled)
+			})
+			pg.Invalid = slices.DeleteFunc(pg.Invalid, func(r ifscloud.Invalid) bool {
+				return !fresh(r.Key, r.Version, r.Modified, &handled)
+			})
 			msgs, rejected := customerMessages(p.Connection, company, kind, pg)
-			return page(msgs, rejected, pg.Last)
+			return page(msgs, rejected, pg.Last, handled)
 		})
 	default:
-		return p.Source.Invoices(ctx, company, wm, func(pg ifscloud.InvoicePage) error {
+		return p.Source.Invoices(ctx, company, from, func(pg ifscloud.InvoicePage) error {
+			var handled []watermark.Row
+			pg.Invoices = slices.DeleteFunc(pg.Invoices, func(inv ifscloud.Invoice) bool {
+				return !fresh(inv.InvoiceID, inv.ETag, inv.Modified, &handled)
+			})
+			pg.Invalid = slices.DeleteFunc(pg.Invalid, func(r ifscloud.Invalid) bool {
+				return !fresh(r.Key, r.Version, r.Modified, &handled)
+			})
 			msgs, rejected := invoiceMessages(p.Connection, company, kind, pg)
-			return page(msgs, rejected, pg.Last)
+			return page(msgs, rejected, pg.Last, handled)
 		})
 	}
 }

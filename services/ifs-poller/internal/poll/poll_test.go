@@ -15,6 +15,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/testsupport/fake"
+	"github.com/ml-connector/ml-connector/platform/watermark"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/ifs-poller/internal/poll"
 )
@@ -125,7 +126,7 @@ type failingSave struct {
 	saves int
 }
 
-func (f *failingSave) Save(ctx context.Context, id int64, entity string, wm ifscloud.Watermark, rej []poll.Rejected) error {
+func (f *failingSave) Save(ctx context.Context, id int64, entity string, wm ifscloud.Watermark, rej []poll.Rejected, handled []watermark.Row) error {
 	if strings.HasPrefix(entity, poll.KindInvoice) {
 		f.mu.Lock()
 		f.saves++
@@ -135,7 +136,7 @@ func (f *failingSave) Save(ctx context.Context, id int64, entity string, wm ifsc
 			return errors.New("simulated crash before the watermark was saved")
 		}
 	}
-	return f.Watermarks.Save(ctx, id, entity, wm, rej)
+	return f.Watermarks.Save(ctx, id, entity, wm, rej, handled)
 }
 
 // TestCrashBetweenPublishAndWatermark: the page published before the
@@ -161,7 +162,7 @@ func TestCrashBetweenPublishAndWatermark(t *testing.T) {
 			if err := f.sim.PutInvoices(invs...); err != nil {
 				t.Fatal(err)
 			}
-			state := &poll.PollState{DB: f.pool}
+			state := f.state()
 			_, err := f.poller(&failingSave{Watermarks: state, n: 2}).Cycle(context.Background())
 			if err == nil || !strings.Contains(err.Error(), "simulated crash") {
 				t.Fatalf("first cycle: %v", err)
@@ -180,7 +181,7 @@ func TestCrashBetweenPublishAndWatermark(t *testing.T) {
 				t.Errorf("stream holds %d invoices, want %d", got, tc.rows)
 			}
 			wm, err := state.Load(context.Background(), f.conn.ID, poll.Entity(poll.KindInvoice, "10"))
-			if err != nil || wm.Key != fmt.Sprint(tc.rows) || !wm.Time.Equal(tc.modified(tc.rows-1)) {
+			if err != nil || wm.Mark.Key != fmt.Sprint(tc.rows) || !wm.Mark.At.Equal(tc.modified(tc.rows-1)) {
 				t.Errorf("watermark %+v, %v", wm, err)
 			}
 		})

@@ -8,46 +8,38 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ml-connector/ml-connector/connectors/ifscloud"
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/database"
 	"github.com/ml-connector/ml-connector/platform/erpmsg"
+	"github.com/ml-connector/ml-connector/platform/watermark"
 )
 
 // ExceptionKind is the exceptions.kind of a row the poller could not publish.
 const ExceptionKind = "erp_record_invalid"
 
-// PollState keeps watermarks in poll_state and rejected rows in exceptions.
+// PollState keeps watermarks, with the rows of their overlap windows, in
+// poll_state and poll_seen (platform/watermark), and rejected rows in
+// exceptions.
 type PollState struct {
-	DB *pgxpool.Pool
+	Marks *watermark.Store
 }
 
-// Load returns the entity's watermark, or the zero watermark before the
-// first page was saved.
-func (s *PollState) Load(ctx context.Context, connectionID int64, entity string) (ifscloud.Watermark, error) {
-	var wm ifscloud.Watermark
-	err := s.DB.QueryRow(ctx,
-		`SELECT watermark_time, watermark_key FROM poll_state WHERE connection_id = $1 AND entity = $2`,
-		connectionID, entity).Scan(&wm.Time, &wm.Key)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ifscloud.Watermark{}, nil
-	}
-	if err != nil {
-		return ifscloud.Watermark{}, fmt.Errorf("load watermark %s: %w", entity, err)
-	}
-	wm.Time = wm.Time.UTC()
-	return wm, nil
+// Load returns the entity's watermark and the rows handled within its
+// overlap window; the zero state before the first page was saved.
+func (s *PollState) Load(ctx context.Context, connectionID int64, entity string) (watermark.State, error) {
+	return s.Marks.Load(ctx, connectionID, entity)
 }
 
 // Save records the rejected rows as exceptions (once each, with an audit
-// entry) and moves the watermark, in one transaction. The watermark never
-// moves back in time: a replica that lost its lock mid-page must not undo
-// the progress of the one that took over. (Postgres keeps microseconds; a
-// finer IFS time is rounded down, which can only cause a harmless re-read.)
-func (s *PollState) Save(ctx context.Context, connectionID int64, entity string, wm ifscloud.Watermark, rejected []Rejected) error {
-	err := database.WithTx(ctx, s.DB, func(tx pgx.Tx) error {
+// entry), moves the watermark and records the handled rows, in one
+// transaction. The watermark never moves back in time: a replica that lost
+// its lock mid-page must not undo the progress of the one that took over.
+// (Postgres keeps microseconds; a finer IFS time is rounded down, which
+// can only cause a harmless re-read.)
+func (s *PollState) Save(ctx context.Context, connectionID int64, entity string, wm ifscloud.Watermark, rejected []Rejected, handled []watermark.Row) error {
+	err := database.WithTx(ctx, s.Marks.DB, func(tx pgx.Tx) error {
 		if len(rejected) > 0 {
 			var name string
 			if err := tx.QueryRow(ctx, `SELECT name FROM connections WHERE id = $1`, connectionID).Scan(&name); err != nil {
@@ -59,13 +51,7 @@ func (s *PollState) Save(ctx context.Context, connectionID int64, entity string,
 				}
 			}
 		}
-		_, err := tx.Exec(ctx, `
-			INSERT INTO poll_state (connection_id, entity, watermark_time, watermark_key) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (connection_id, entity) DO UPDATE
-			SET watermark_time = EXCLUDED.watermark_time, watermark_key = EXCLUDED.watermark_key
-			WHERE poll_state.watermark_time <= EXCLUDED.watermark_time`,
-			connectionID, entity, wm.Time, wm.Key)
-		return err
+		return s.Marks.Advance(ctx, tx, connectionID, entity, watermark.Mark{At: wm.Time, Key: wm.Key}, handled)
 	})
 	if err != nil {
 		return fmt.Errorf("save watermark %s: %w", entity, err)
