@@ -55,11 +55,11 @@ func runBook(t *testing.T, opts options) string {
 		},
 	})
 	if err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
+		t.Fatalf("%v\n%s\n--- the whole run ---\n%s", err, finalReport(out.String()), out.String())
 	}
 	last := out.String()
 	if !strings.Contains(last, fmt.Sprintf("reconciled: %d invoices,", n)) || !strings.Contains(last, "lost 0, duplicated 0") {
-		t.Fatalf("did not reconcile:\n%s", last)
+		t.Fatalf("did not reconcile:\n%s\n--- the whole run ---\n%s", finalReport(last), last)
 	}
 	checkLastProgressLine(t, last, n)
 	// Without faults, every exception is one the book meant to raise.
@@ -67,6 +67,16 @@ func runBook(t *testing.T, opts options) string {
 		t.Errorf("unexpected exceptions without any fault:\n%s", last)
 	}
 	return last
+}
+
+// finalReport is the demo's closing reconciliation (from its table of
+// companies on), put first in a failure so that a CI log cut in the middle
+// still shows what did not settle.
+func finalReport(out string) string {
+	if i := strings.LastIndex(out, "ERP COMPANY"); i >= 0 {
+		return out[i:]
+	}
+	return "(the demo printed no reconciliation)"
 }
 
 func ifsInvoice(s *simulators, inv invoice) ifssim.Invoice {
