@@ -31,9 +31,12 @@ func TestPayoutSchemaConstraints(t *testing.T) {
 		wantCode string
 	}{
 		{name: "payout posting", sql: payout("posting", 1000, 10000, "") + end},
-		{name: "payout posting whose items do not add up", sql: payout("posting", 1000, 9999, "") + end, wantCode: codeCheck},
+		{name: "payout posting whose items do not add up", sql: payout("posting", 1000, 9994, "") + end, wantCode: codeCheck},
+		{name: "payout posting of items GoCardless rounded up", sql: payout("posting", 1000, 9995, "") + end},
+		{name: "payout posting of items GoCardless rounded down", sql: payout("posting", 1000, 10005, "") + end},
 		{name: "payout mismatch that adds up", sql: payout("mismatch", 1000, 10000, "") + end, wantCode: codeCheck},
-		{name: "payout mismatch", sql: payout("mismatch", 1000, 10001, "") + end},
+		{name: "payout mismatch within rounding", sql: payout("mismatch", 1000, 10004, "") + end, wantCode: codeCheck},
+		{name: "payout mismatch", sql: payout("mismatch", 1000, 10006, "") + end},
 		{name: "payout posted without time", sql: payout("posted", 1000, 10000, "") + end, wantCode: codeCheck},
 		{name: "payout unknown state", sql: payout("paid", 1000, 10000, "") + end, wantCode: codeCheck},
 		{name: "payout twice", setup: payout("posting", 1000, 10000, "") + end, sql: payout("posting", 1000, 10000, "") + end, wantCode: codeUnique},

@@ -16,7 +16,8 @@
 -- (pence, cents), as GoCardless gives a payout's amounts. Payout items come
 -- from GoCardless in minor units to one decimal place ("-20.4"), so every
 -- item amount, and every sum of them, is kept exactly as an integer number
--- of tenths of a minor unit (*_tenths). Nothing is ever a float.
+-- of tenths of a minor unit (*_tenths); GoCardless rounds the items' sum to
+-- the minor unit to get the payout's amount. Nothing is ever a float.
 
 CREATE TABLE payouts (
     id                          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -44,21 +45,23 @@ CREATE TABLE payouts (
     items_total_tenths          bigint      NOT NULL,
     fees_total_tenths           bigint      NOT NULL,
     unmatched_count             integer     NOT NULL CHECK (unmatched_count >= 0),
-    -- What the items say beyond the payout's amount; anything but 0 is the
-    -- payout_mismatch exception, never absorbed.
+    -- What the items say beyond the payout's amount. GoCardless rounds the
+    -- items' sum to the minor unit (half a unit either way: it does not say
+    -- which way a half goes); beyond that it is the payout_mismatch
+    -- exception, never absorbed.
     difference_tenths           bigint      GENERATED ALWAYS AS (items_total_tenths - amount_minor * 10) STORED,
     event_id                    text        NOT NULL CHECK (event_id <> ''),
     created_at                  timestamptz NOT NULL DEFAULT now(),
     updated_at                  timestamptz NOT NULL DEFAULT now(),
     posted_at                   timestamptz,
     CHECK ((state = 'posted') = (posted_at IS NOT NULL)),
-    CHECK (state <> 'mismatch' OR items_total_tenths <> amount_minor * 10),
-    CHECK (state NOT IN ('posting', 'posted') OR items_total_tenths = amount_minor * 10)
+    CHECK (state <> 'mismatch' OR abs(items_total_tenths - amount_minor * 10) > 5),
+    CHECK (state NOT IN ('posting', 'posted') OR abs(items_total_tenths - amount_minor * 10) <= 5)
 );
 COMMENT ON TABLE payouts IS
     'GoCardless payouts (one bank deposit each), stored with all their items on the payout''s paid event. state: fetched (stored, checks running in the same transaction), mismatch (items do not add up to amount_minor: payout_mismatch exception, not posted), posting (one payout_postings row per ERP connection and company queued for erp-poster), posted (every posting written), refused (an ERP refused a posting for good: erp_posting_refused exception), nothing_to_post (no item belongs to an invoice or refund of ours). Amounts as GoCardless gives them: *_minor integer minor units of currency; fx_* as given (fx_amount_minor in fx_currency; rates null until GoCardless confirms them).';
 COMMENT ON COLUMN payouts.items_total_tenths IS
-    'Sum of every payout item''s amount, in tenths of a minor unit; equals amount_minor * 10 unless the payout is a mismatch.';
+    'Sum of every payout item''s amount, in tenths of a minor unit; rounded to the minor unit (as GoCardless rounds it) it is amount_minor, unless the payout is a mismatch.';
 COMMENT ON COLUMN payouts.fees_total_tenths IS
     'Sum of the fee items (gocardless_fee, app_fee, surcharge_fee, revenue_share), in tenths of a minor unit, negative for a cost; deducted_fees_minor is what GoCardless says it deducted.';
 COMMENT ON COLUMN payouts.unmatched_count IS
