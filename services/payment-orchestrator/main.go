@@ -117,6 +117,7 @@ func run(ctx context.Context, args []string) error {
 	})
 	collector := collect.New(led, dir, svc.Log)
 	collector.CustomerWait = customerWait
+	collector.SweepLease = max(3*sweepEvery, 2*time.Minute) // outlasts the pause between one replica's sweeps
 	reconciler := reconcile.New(led, dir, mlcv1.NewErpPosterClient(conn), svc.Log)
 	backoff := []time.Duration{5 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute}
 	consume := func(name string, spec bus.ConsumerSpec, h bus.Handler) service.Worker {

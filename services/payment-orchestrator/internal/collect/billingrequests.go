@@ -400,13 +400,17 @@ func Repark(ctx context.Context, tx pgx.Tx, key ledger.CustomerKey, erpConnectio
 	return out, nil
 }
 
-// RunSweeps runs SweepAwaiting every interval until ctx ends.
+// RunSweeps runs SweepAwaiting every interval until ctx ends, then gives
+// up the sweep's lease so another replica takes over at once.
 func (c *Collector) RunSweeps(ctx context.Context, every time.Duration) error {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
+			if err := c.ledger.Release(context.WithoutCancel(ctx), sweepLease, sweepLease, c.holder); err != nil && !errors.Is(err, ledger.ErrLeaseLost) {
+				c.log.WarnContext(ctx, "sweep lease not released", "error", err)
+			}
 			return nil
 		case <-t.C:
 			if n, err := c.SweepAwaiting(ctx); err != nil {
@@ -418,6 +422,22 @@ func (c *Collector) RunSweeps(ctx context.Context, every time.Duration) error {
 	}
 }
 
+// sweepLease is the lease (aggregate type and id) that makes one replica
+// the sweeper: it keeps it from sweep to sweep, renewing it, so that its
+// turns (sweptTo) go on where they stopped; another replica takes it over
+// SweepLease after the sweeper died, or at once after it stopped.
+const sweepLease = "awaiting-invoices-sweep"
+
+// claimSweep takes or renews the sweep's lease; false when another
+// replica holds it.
+func (c *Collector) claimSweep(ctx context.Context) (bool, error) {
+	_, _, err := c.ledger.Claim(ctx, sweepLease, sweepLease, c.holder, nil, c.SweepLease, "")
+	if busy := (*ledger.BusyError)(nil); errors.As(err, &busy) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // sweepBatch bounds the parked invoices one sweep looks at (a variable
 // only so that tests can make it small).
 var sweepBatch = 500
@@ -427,8 +447,13 @@ var sweepBatch = 500
 // expired or mandate_wait passed, and is then released; the others stay.
 // One sweep looks at sweepBatch of them, after those the previous sweep
 // looked at (wrapping around), so however many wait, each is tried in
-// turn. It returns how many were released. Run it periodically.
+// turn. It returns how many were released. Run it periodically, on every
+// replica: one of them at a time sweeps (sweepLease), the others return 0.
 func (c *Collector) SweepAwaiting(ctx context.Context) (int, error) {
+	if mine, err := c.claimSweep(ctx); !mine || err != nil {
+		return 0, err
+	}
+	renewed := time.Now()
 	from := c.sweptTo.Load()
 	rows, err := c.ledger.DB().Query(ctx, `SELECT id, message FROM awaiting_invoices
 		WHERE released_at IS NULL AND id > $2 ORDER BY id LIMIT $1`, sweepBatch, from)
@@ -453,6 +478,14 @@ func (c *Collector) SweepAwaiting(ctx context.Context) (int, error) {
 	}
 	released := 0
 	for _, p := range list {
+		if time.Since(renewed) > c.SweepLease/3 {
+			// A long sweep keeps its lease, or stops once another replica
+			// took it over.
+			if err := c.ledger.Renew(ctx, sweepLease, sweepLease, c.holder, c.SweepLease); err != nil {
+				return released, err
+			}
+			renewed = time.Now()
+		}
 		var m mlcv1.InvoiceReady
 		if err := proto.Unmarshal(p.data, &m); err != nil {
 			return released, fmt.Errorf("parked invoice %d: %w", p.id, err)

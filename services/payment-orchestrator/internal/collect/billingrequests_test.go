@@ -178,3 +178,52 @@ func TestSweepTakesTurns(t *testing.T) {
 		t.Fatalf("%d invoices still parked, want the silent payer's 2", n)
 	}
 }
+
+// TestOneReplicaSweeps: every replica runs the sweep, and one at a time
+// does it: while one holds the sweep's lease another sweeps nothing, even
+// with an invoice ready to collect; once the lease lapses it takes over.
+func TestOneReplicaSweeps(t *testing.T) {
+	r := standardRig(t, nil, gcsim.Options{})
+	r.Consumers("a", 2)
+	r.Collector.SweepLease = time.Hour
+	flow := awaitingPayer(t, r, "C1")
+	r.Publish(rig.Invoice("INV1", "C1", "12.00"))
+	r.Eventually(20*time.Second, "invoice parked", func() bool {
+		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`) == 1
+	})
+	r.Advance(time.Hour) // the rig's collector sweeps, and keeps the lease
+	if _, err := r.Sim.CompleteFlow(flow, gcsim.Payer{}); err != nil {
+		t.Fatal(err)
+	}
+	// The fulfilled event applied, without a sweep.
+	r.Sim.Advance(time.Hour)
+	if err := r.CatchUp.Pass(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.Drain()
+	r.Eventually(20*time.Second, "mandate linked", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_customer_id = 'C1' AND gc_mandate_id IS NOT NULL`) == 1
+	})
+	other := collect.New(r.Ledger, r.Dir, r.Log)
+	other.Now, other.SweepLease = r.Sim.Now, 500*time.Millisecond
+	if n, err := other.SweepAwaiting(context.Background()); err != nil || n != 0 {
+		t.Fatalf("a second replica swept %d invoices (%v) while the first holds the lease", n, err)
+	}
+	if n := r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`); n != 1 {
+		t.Fatalf("%d parked invoices after the second replica's turn, want 1", n)
+	}
+	// The first replica stops (its lease given up, as RunSweeps does on
+	// shutdown): the other sweeps from then on.
+	if err := r.Ledger.Release(context.Background(), "awaiting-invoices-sweep", "awaiting-invoices-sweep", collect.Holder(r.Collector)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := other.SweepAwaiting(context.Background()); err != nil || n != 1 {
+		t.Fatalf("the second replica released %d invoices (%v) after taking over, want 1", n, err)
+	}
+	if n, err := r.Collector.SweepAwaiting(context.Background()); err != nil || n != 0 {
+		t.Fatalf("the first replica swept %d (%v) while the second holds the lease", n, err)
+	}
+	if n := len(r.Sim.Payments()); n != 1 {
+		t.Fatalf("%d payments, want 1", n)
+	}
+}

@@ -14,9 +14,12 @@ package collect
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -55,14 +58,25 @@ type Collector struct {
 	// bounds how long an invoice may precede its customer.
 	CustomerWait time.Duration
 
+	// SweepLease is how long this collector stays the one replica that
+	// sweeps parked invoices after its last sweep (billingrequests.go);
+	// it must outlast the interval between sweeps.
+	SweepLease time.Duration
+
 	// sweptTo is the last parked invoice the previous sweep looked at
 	// (billingrequests.go).
 	sweptTo atomic.Int64
+	// holder names this collector in leases it holds alone (the sweep's).
+	holder string
 }
 
 // New returns a collector.
 func New(l *ledger.Ledger, dir *accounts.Directory, log *slog.Logger) *Collector {
-	return &Collector{ledger: l, dir: dir, log: log, Now: time.Now, CustomerWait: 30 * time.Second}
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	host, _ := os.Hostname()
+	return &Collector{ledger: l, dir: dir, log: log, Now: time.Now, CustomerWait: 30 * time.Second, SweepLease: 2 * time.Minute,
+		holder: fmt.Sprintf("sweeper:%s:%d:%s", host, os.Getpid(), hex.EncodeToString(b))}
 }
 
 // Handle is the bus handler for mlc.erp.<erp>.<company>.<kind>.

@@ -7,3 +7,6 @@ func SetSweepBatch(n int) (restore func()) {
 	sweepBatch = n
 	return func() { sweepBatch = old }
 }
+
+// Holder is the name c holds its leases under.
+func Holder(c *Collector) string { return c.holder }
