@@ -13,6 +13,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/scheme"
+	"github.com/ml-connector/ml-connector/platform/connections"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
@@ -142,30 +143,112 @@ func (c *Collector) requestMandate(ctx context.Context, route accounts.Route, ke
 	var mr MandateRequest
 	err = c.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		var err error
-		mr, err = OpenMandateRequest(ctx, tx, key)
-		if !errors.Is(err, ledger.ErrNotFound) {
-			return err
-		}
-		var attempt int
-		if err := tx.QueryRow(ctx, `SELECT coalesce(max(attempt), 0) + 1 FROM mandate_requests
-			WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3`, key.ConnectionID, key.Company, key.CustomerID).Scan(&attempt); err != nil {
-			return fmt.Errorf("next mandate request attempt: %w", err)
-		}
-		idem := fmt.Sprintf("mlc:%s:%d:%s:%s:mandate-request:%d", key.ERP, key.ConnectionID, key.Company, key.CustomerID, attempt)
-		mr, err = scanMandateRequest(tx.QueryRow(ctx, `
-			INSERT INTO mandate_requests (erp, connection_id, company, erp_customer_id, gc_connection_id, gc_customer_id,
-				attempt, idempotency_key, currency, state, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'requesting', $10)
-			ON CONFLICT DO NOTHING RETURNING `+mandateRequestColumns,
-			key.ERP, key.ConnectionID, key.Company, key.CustomerID, route.GoCardless.ID, link.GCCustomerID, attempt, idem, currency, c.Now()))
-		if errors.Is(err, ledger.ErrNotFound) {
-			mr, err = OpenMandateRequest(ctx, tx, key) // another worker's intent won
-		}
+		mr, _, err = openMandateRequest(ctx, tx, key, route.GoCardless.ID, link.GCCustomerID, currency, c.Now())
 		return err
 	})
 	if err != nil {
 		return err
 	}
+	return c.resumeMandateRequest(ctx, route, mr, m)
+}
+
+// openMandateRequest records, in tx, the intent to ask customer key for a
+// mandate in currency (state requesting, with the billing request's
+// idempotency key), unless the customer has an open request, which it
+// returns instead (opened false).
+func openMandateRequest(ctx context.Context, tx pgx.Tx, key ledger.CustomerKey, gcConnectionID int64, gcCustomerID, currency string, now time.Time) (mr MandateRequest, opened bool, err error) {
+	mr, err = OpenMandateRequest(ctx, tx, key)
+	if !errors.Is(err, ledger.ErrNotFound) {
+		return mr, false, err
+	}
+	var attempt int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(attempt), 0) + 1 FROM mandate_requests
+		WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3`, key.ConnectionID, key.Company, key.CustomerID).Scan(&attempt); err != nil {
+		return mr, false, fmt.Errorf("next mandate request attempt: %w", err)
+	}
+	idem := fmt.Sprintf("mlc:%s:%d:%s:%s:mandate-request:%d", key.ERP, key.ConnectionID, key.Company, key.CustomerID, attempt)
+	mr, err = scanMandateRequest(tx.QueryRow(ctx, `
+		INSERT INTO mandate_requests (erp, connection_id, company, erp_customer_id, gc_connection_id, gc_customer_id,
+			attempt, idempotency_key, currency, state, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'requesting', $10)
+		ON CONFLICT DO NOTHING RETURNING `+mandateRequestColumns,
+		key.ERP, key.ConnectionID, key.Company, key.CustomerID, gcConnectionID, gcCustomerID, attempt, idem, currency, now))
+	if errors.Is(err, ledger.ErrNotFound) {
+		mr, err = OpenMandateRequest(ctx, tx, key) // another worker's intent won
+		return mr, false, err
+	}
+	return mr, err == nil, err
+}
+
+// AskAgain, in billing-request mode, records in tx (the transaction that
+// records the end of the customer's mandate) the intent to ask the
+// customer of link for a new mandate, in the currency of the mandate that
+// ended: the customer's invoices are parked from then on, and the sweep
+// makes the GoCardless calls (ResumeRequested), so nobody waits for the
+// customer's next change in the ERP. It returns the customer's open
+// request, and whether it was opened now.
+func AskAgain(ctx context.Context, tx pgx.Tx, link ledger.CustomerLink, now time.Time) (MandateRequest, bool, error) {
+	currency := ""
+	if s, err := scheme.ByName(link.MandateScheme); err == nil {
+		currency = s.Currency
+	} else if s, err := scheme.ForCountry(link.Country); err == nil {
+		currency = s.Currency
+	} else {
+		return MandateRequest{}, false, fmt.Errorf("customer %s: no currency for a new mandate request (scheme %q, country %q)",
+			link.Key.CustomerID, link.MandateScheme, link.Country)
+	}
+	return openMandateRequest(ctx, tx, link.Key, link.GCConnectionID, link.GCCustomerID, currency, now)
+}
+
+// resumeBatch bounds the open intents one sweep resumes.
+const resumeBatch = 100
+
+// ResumeRequested makes the GoCardless calls of mandate requests whose
+// intent is recorded and whose calls are not (opened by AskAgain, or left
+// by a crash), prefilling the flow from the GoCardless customer. A second
+// worker resuming the same request at once gets the same billing request
+// (same idempotency key) and at worst a second flow, which GoCardless
+// allows (docs/gocardless.md). It returns how many it resumed.
+func (c *Collector) ResumeRequested(ctx context.Context) (int, error) {
+	rows, err := c.ledger.DB().Query(ctx, `SELECT id FROM mandate_requests WHERE state = 'requesting' ORDER BY id LIMIT $1`, resumeBatch)
+	if err != nil {
+		return 0, fmt.Errorf("mandate requests to resume: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return 0, fmt.Errorf("mandate requests to resume: %w", err)
+	}
+	done := 0
+	for _, id := range ids {
+		if err := c.resumeRequest(ctx, id); err != nil {
+			c.log.WarnContext(ctx, "mandate request not resumed", "mandate_request", id, "error", err)
+			continue
+		}
+		done++
+	}
+	return done, nil
+}
+
+func (c *Collector) resumeRequest(ctx context.Context, id int64) error {
+	mr, err := MandateRequestByID(ctx, c.ledger.DB(), id)
+	if err != nil {
+		return err
+	}
+	erpConn, err := c.dir.ByID(ctx, connections.Kind(mr.Key.ERP), mr.Key.ConnectionID)
+	if err != nil {
+		return err
+	}
+	route, err := c.dir.Route(ctx, erpConn.Name, mr.Key.Company)
+	if err != nil {
+		return err
+	}
+	cu, err := route.Client.GetCustomer(ctx, mr.GCCustomerID)
+	if err != nil {
+		return fmt.Errorf("read customer %s: %w", mr.GCCustomerID, err)
+	}
+	m := &mlcv1.CustomerChanged{CustomerId: mr.Key.CustomerID, Email: cu.Email, GivenName: cu.GivenName, FamilyName: cu.FamilyName,
+		CompanyName: cu.CompanyName, AddressLine1: cu.AddressLine1, AddressLine2: cu.AddressLine2, AddressLine3: cu.AddressLine3,
+		City: cu.City, Region: cu.Region, PostalCode: cu.PostalCode, CountryCode: cu.CountryCode, Language: cu.Language}
 	return c.resumeMandateRequest(ctx, route, mr, m)
 }
 
@@ -254,13 +337,21 @@ func (c *Collector) recordMandateRequest(ctx context.Context, id int64, set stri
 }
 
 // awaitingMandate decides what an invoice of a customer without a usable
-// mandate does in billing-request mode: wait (errNoMandateYet) while the
+// mandate (none yet, or one that ended) does in billing-request mode:
+// wait (errNoMandateYet) while the
 // customer's request is open and younger than the connection's
 // mandate_wait and its flow has not expired, else become an exception
 // that says why.
-func (c *Collector) awaitingMandate(ctx context.Context, route accounts.Route, key ledger.CustomerKey) error {
+func (c *Collector) awaitingMandate(ctx context.Context, route accounts.Route, link ledger.CustomerLink) error {
+	key := link.Key
 	mr, err := OpenMandateRequest(ctx, c.ledger.DB(), key)
 	switch {
+	case errors.Is(err, ledger.ErrNotFound) && link.GCMandateID != "":
+		// Its mandate ended and no new one is being asked for (the
+		// request was cancelled, or the mandate ended before requests
+		// were opened at once): AR must act.
+		return invalidf("mandate_unusable", "mandate %s of customer %s is %s and no new mandate is requested",
+			link.GCMandateID, key.CustomerID, link.MandateStatus)
 	case errors.Is(err, ledger.ErrNotFound):
 		return fmt.Errorf("customer %s: %w", key.CustomerID, errNoMandateYet)
 	case err != nil:
@@ -452,6 +543,9 @@ var sweepBatch = 500
 func (c *Collector) SweepAwaiting(ctx context.Context) (int, error) {
 	if mine, err := c.claimSweep(ctx); !mine || err != nil {
 		return 0, err
+	}
+	if _, err := c.ResumeRequested(ctx); err != nil {
+		c.log.WarnContext(ctx, "mandate requests not resumed", "error", err)
 	}
 	renewed := time.Now()
 	from := c.sweptTo.Load()

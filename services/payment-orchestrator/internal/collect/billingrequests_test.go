@@ -227,3 +227,60 @@ func TestOneReplicaSweeps(t *testing.T) {
 		t.Fatalf("%d payments, want 1", n)
 	}
 }
+
+// TestEndedMandateIsReplacedAtOnce: when an authorised mandate is
+// cancelled, the customer is asked for a new one at once (no ERP change
+// needed), the payment GoCardless cancelled with it becomes an exception
+// to replay, a new invoice waits (parked) instead of being refused, and
+// is collected once the payer authorises the new link.
+func TestEndedMandateIsReplacedAtOnce(t *testing.T) {
+	r := standardRig(t, nil, gcsim.Options{})
+	r.Consumers("a", 1) // GoCardless events applied in their order
+	ctx := context.Background()
+	flow := awaitingPayer(t, r, "C1")
+	first, err := r.Sim.CompleteFlow(flow, gcsim.Payer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(time.Hour)
+	r.Publish(rig.Invoice("INFLIGHT", "C1", "30.00"))
+	r.Eventually(20*time.Second, "payment created", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE invoice_id = 'INFLIGHT' AND state = 'pending_submission'`) == 1
+	})
+	_, client, err := r.Dir.GoCardless(ctx, rig.GCConnection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CancelMandate(ctx, "test-cancel", first.Links.MandateRequestMandate, gocardless.ActionParams{}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(time.Hour) // the cancellation is applied; the sweep sends the new link
+	if n := r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'mandate_ended' AND aggregate_id LIKE '%INFLIGHT' AND status = 'open'`); n != 1 {
+		t.Fatalf("%d mandate_ended exceptions for the payment in flight, want 1", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM collections WHERE invoice_id = 'INFLIGHT' AND state = 'cancelled'`); n != 1 {
+		t.Fatalf("the payment in flight is not cancelled")
+	}
+	var second string
+	if err := r.DB.QueryRow(ctx, `SELECT flow_id FROM mandate_requests WHERE erp_customer_id = 'C1' AND state = 'awaiting_payer'
+		AND attempt = 2 AND authorisation_url LIKE 'https://%'`).Scan(&second); err != nil {
+		t.Fatalf("no new link for the customer after its mandate was cancelled: %v", err)
+	}
+	r.Publish(rig.Invoice("NEXT", "C1", "40.00"))
+	r.Eventually(20*time.Second, "new invoice parked", func() bool {
+		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE aggregate_id LIKE '%NEXT' AND released_at IS NULL`) == 1
+	})
+	if n := r.Count(`SELECT count(*) FROM exceptions WHERE aggregate_id LIKE '%NEXT'`); n != 0 {
+		t.Fatalf("%d exceptions for an invoice that should wait for the new mandate", n)
+	}
+	if _, err := r.Sim.CompleteFlow(second, gcsim.Payer{}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(time.Hour)
+	r.Eventually(20*time.Second, "collected on the new mandate", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE invoice_id = 'NEXT' AND gc_payment_id IS NOT NULL`) == 1
+	})
+	if n := len(r.Sim.BillingRequests()); n != 2 {
+		t.Fatalf("%d billing requests, want 2", n)
+	}
+}

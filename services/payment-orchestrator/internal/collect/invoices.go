@@ -97,9 +97,10 @@ func (c *Collector) prepare(ctx context.Context, route accounts.Route, m *mlcv1.
 	}
 	customer, err := c.ledger.Customer(ctx, ledger.CustomerKey{ERP: key.ERP, ConnectionID: route.ERP.ID, Company: route.Company, CustomerID: m.GetCustomerId()})
 	switch {
-	case err == nil && customer.GCMandateID == "" && route.GC.MandateSetup == accounts.SetupBillingRequest:
-		// The customer has yet to authorise a billing request.
-		return ledger.Collection{}, c.awaitingMandate(ctx, route, customer.Key)
+	case err == nil && !customer.MandateUsable() && route.GC.MandateSetup == accounts.SetupBillingRequest:
+		// The customer has yet to authorise a billing request (its first,
+		// or one asked when its mandate ended).
+		return ledger.Collection{}, c.awaitingMandate(ctx, route, customer)
 	case errors.Is(err, ledger.ErrNotFound) || (err == nil && customer.GCMandateID == ""):
 		// The customer (or its mandate) may simply not have arrived yet.
 		return ledger.Collection{}, fmt.Errorf("customer %s: %w", m.GetCustomerId(), errNoMandateYet)

@@ -10,6 +10,8 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/platform/bus"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/collect"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
 )
 
@@ -104,9 +106,75 @@ func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 		if err := ledger.SaveCustomer(ctx, tx, link, after, "mandate."+string(change.status), "gocardless event "+ev.GetEventId()); err != nil {
 			return err
 		}
+		if ended[change.status] {
+			if err := r.mandateEnded(ctx, tx, ev, f.reg, after); err != nil {
+				return err
+			}
+		}
 	}
 	if applied == 0 {
 		return r.ignore(ctx, tx, ev, mandateID, "older than the mandate event already applied")
+	}
+	return nil
+}
+
+// ended are the statuses after which a mandate never takes a payment
+// again (developer.gocardless.com/api-reference/#mandates-mandate-status:
+// failed, cancelled, expired, consumed and blocked are final).
+var ended = map[ledger.MandateStatus]bool{
+	ledger.MandateFailed: true, ledger.MandateCancelled: true, ledger.MandateExpired: true,
+	ledger.MandateConsumed: true, ledger.MandateBlocked: true,
+}
+
+// mandateEnded acts, in the event's transaction, on a customer whose
+// mandate ended, without waiting for the customer's next change in the
+// ERP. In billing-request mode a new mandate is asked for at once
+// (collect.AskAgain: the customer's new invoices are parked from this
+// commit on, and the sweep sends the link). Collections still in flight on
+// it (not yet submitted) become exceptions: a cancelled mandate takes "all
+// associated cancellable payments" with it (gocardless-pro-java
+// MandateService.cancel, gocardless-pro-go MandateService.Cancel), and
+// gcsim's endMandate does the same for expired and failed ones (its
+// sources in gcsim/mandates.go), so each must be replayed once a mandate
+// exists again; their cancelled or failed payments are posted as usual.
+// Submitted payments go on.
+func (r *Reconciler) mandateEnded(ctx context.Context, tx pgx.Tx, ev event, reg *accounts.Snapshot, link ledger.CustomerLink) error {
+	next := "update the customer's bank details in the ERP (a new mandate is set up from them)"
+	if gc, ok := reg.ByID(link.GCConnectionID); ok {
+		settings, err := accounts.ParseGCSettings(gc.Settings)
+		if err != nil {
+			return fmt.Errorf("gocardless connection %s: %w", gc.Name, err)
+		}
+		if settings.MandateSetup == accounts.SetupBillingRequest {
+			mr, _, err := collect.AskAgain(ctx, tx, link, ev.at)
+			if err != nil {
+				return err
+			}
+			next = fmt.Sprintf("the customer is asked for a new mandate (mlcctl mandates list: request %d)", mr.ID)
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT erp, connection_id, company, invoice_id FROM collections
+		WHERE connection_id = $1 AND company = $2 AND customer_id = $3 AND state IN ('creating', 'created', 'pending_submission')
+		ORDER BY id`, link.Key.ConnectionID, link.Key.Company, link.Key.CustomerID)
+	if err != nil {
+		return fmt.Errorf("collections of customer %s in flight: %w", link.Key.CustomerID, err)
+	}
+	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.InvoiceKey, error) {
+		var k ledger.InvoiceKey
+		return k, r.Scan(&k.ERP, &k.ConnectionID, &k.Company, &k.InvoiceID)
+	})
+	if err != nil {
+		return fmt.Errorf("collections of customer %s in flight: %w", link.Key.CustomerID, err)
+	}
+	for _, k := range keys {
+		if _, err := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "mandate_ended", AggregateType: "collection",
+			AggregateID: k.String(),
+			Reason: fmt.Sprintf("mandate %s of customer %s %s (%s) before this payment was submitted, so GoCardless does not collect it; %s, then replay it",
+				link.GCMandateID, link.Key.CustomerID, link.MandateStatus, nonEmpty(ev.GetDetails().GetCause()), next),
+			Detail:   map[string]any{"mandate": link.GCMandateID, "event": ev.GetEventId(), "customer": link.Key.CustomerID},
+			DedupKey: "mandate-ended:" + link.GCMandateID + ":" + k.String()}); err != nil {
+			return err
+		}
 	}
 	return nil
 }
