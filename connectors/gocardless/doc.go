@@ -44,7 +44,11 @@
 //     never appears in an error, a log record or a span: spans (otelhttp)
 //     are named "gocardless METHOD /path/{id}" and record no headers.
 //   - Amounts are int64 minor units of the currency, as GoCardless sends
-//     them; nothing here uses floats. Dates are "YYYY-MM-DD" strings.
+//     them; nothing here uses floats. Payout items are the exception
+//     GoCardless makes: decimal strings in the minor unit to one decimal
+//     place, kept as sent and read exactly as tenths ([PayoutItem.Tenths]);
+//     a payout's amount is their sum rounded ([CheckPayoutItems]). Dates
+//     are "YYYY-MM-DD" strings.
 //
 // The webhook helpers [Sign], [VerifySignature] and [ParseWebhook] check
 // the Webhook-Signature header (HMAC-SHA256 over the exact raw body, in

@@ -1,11 +1,15 @@
 package gocardless_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
 )
 
 func TestParseTenths(t *testing.T) {
@@ -125,5 +129,95 @@ func TestPayoutShapes(t *testing.T) {
 	var bad gocardless.PayoutItem
 	if err := json.Unmarshal([]byte(`{"amount":true}`), &bad); err == nil {
 		t.Errorf("amount true decoded: %+v", bad)
+	}
+}
+
+// TestPayoutItemsFromSim: the client pages through a payout's items from
+// gcsim and they add up to the payout's amount.
+func TestPayoutItemsFromSim(t *testing.T) {
+	e := setup(t, gcsim.Options{})
+	ctx := context.Background()
+	_, _, md := e.customer(t, 1)
+	var want int64
+	for n := range 7 {
+		amount := int64(1_000 + 1_111*n) // fractional fees: 1% of 2111 is 21.1
+		if _, _, err := e.gc.CreatePayment(ctx, fmt.Sprintf("pay-%d", n), paymentParams(md, amount)); err != nil {
+			t.Fatal(err)
+		}
+		want += amount
+	}
+	e.sim.Advance(10 * 24 * time.Hour)
+	pos, err := e.gc.ListPayouts(ctx, gocardless.PayoutListParams{Status: "paid"})
+	if err != nil || len(pos.Items) != 1 {
+		t.Fatalf("paid payouts: %+v, %v", pos, err)
+	}
+	po := pos.Items[0]
+	if po.TaxCurrency != "GBP" || po.FX != nil || po.ArrivalDate == "" || po.Amount >= want || po.DeductedFees <= 0 {
+		t.Errorf("payout %+v", po)
+	}
+
+	page, err := e.gc.ListPayoutItems(ctx, gocardless.PayoutItemListParams{Payout: po.ID, ListParams: gocardless.ListParams{Limit: 3}})
+	if err != nil || len(page.Items) != 3 || page.After == "" || page.Limit != 3 {
+		t.Fatalf("first page: %+v, %v", page, err)
+	}
+	before := e.calls.requests()
+	var items []gocardless.PayoutItem
+	paidOut := int64(0)
+	for it, err := range e.gc.PayoutItems(ctx, po.ID) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		items = append(items, it)
+		if it.Type == gocardless.PayoutItemPaymentPaidOut {
+			n, err := it.Tenths()
+			if err != nil {
+				t.Fatal(err)
+			}
+			paidOut += n
+		}
+	}
+	if len(items) != 14 || paidOut != want*10 || e.calls.requests()-before != 1 {
+		t.Fatalf("%d items (%d tenths paid out, want %d) in %d calls", len(items), paidOut, want*10, e.calls.requests()-before)
+	}
+	sum, err := gocardless.CheckPayoutItems(po.Amount, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lo, _ := gocardless.RoundTenths(sum); want-lo != po.DeductedFees {
+		t.Errorf("fees %d, want %d (payments %d, items %d tenths)", po.DeductedFees, want-lo, want, sum)
+	}
+	if _, err := gocardless.CheckPayoutItems(po.Amount+1, items); !errors.Is(err, gocardless.ErrPayoutMismatch) {
+		t.Errorf("amount off by one: %v", err)
+	}
+	// Small pages give the same items.
+	var paged []gocardless.PayoutItem
+	p := gocardless.PayoutItemListParams{Payout: po.ID, ListParams: gocardless.ListParams{Limit: 4}}
+	for {
+		page, err := e.gc.ListPayoutItems(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paged = append(paged, page.Items...)
+		if page.After == "" {
+			break
+		}
+		p.After = page.After
+	}
+	if fmt.Sprint(paged) != fmt.Sprint(items) {
+		t.Errorf("pages of 4:\n%v\nwant\n%v", paged, items)
+	}
+	if _, err := e.gc.ListPayoutItems(ctx, gocardless.PayoutItemListParams{Payout: "PO000000000000"}); !gocardless.IsNotFound(err) {
+		t.Errorf("unknown payout: %v", err)
+	}
+	// The iterator yields the error and stops.
+	var errs int
+	for _, err := range e.gc.PayoutItems(ctx, "PO000000000000") {
+		if err == nil || !gocardless.IsNotFound(err) {
+			t.Errorf("iterator: %v", err)
+		}
+		errs++
+	}
+	if errs != 1 {
+		t.Errorf("%d yields for an unknown payout", errs)
 	}
 }

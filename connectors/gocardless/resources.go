@@ -595,8 +595,8 @@ type Payout struct {
 	// TaxCurrency is the currency tax on fees is paid in (GBP for British,
 	// EUR for French creditors); empty where no tax applies.
 	TaxCurrency string `json:"tax_currency"`
-	// FX is set when the payout is (or was) exchanged into another
-	// currency.
+	// FX describes the exchange of a payout paid in another currency: nil
+	// (or with an empty FXCurrency) when there is none.
 	FX       *PayoutFX         `json:"fx"`
 	Metadata map[string]string `json:"metadata"`
 	Links    PayoutLinks       `json:"links"`

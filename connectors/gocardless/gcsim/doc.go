@@ -44,6 +44,7 @@
 //	     POST /subscriptions/{id}/actions/cancel|pause|resume
 //	GET  /events (filters below), /events/{id}
 //	GET  /payouts, /payouts/{id}; PUT /payouts/{id} (metadata)
+//	GET  /payout_items?payout={id} (limit, after, before, include_2020_tax_cutover)
 //	POST /billing_requests (mandate_request only); GET (list, id);
 //	     POST /billing_requests/{id}/actions/notify|fulfil|cancel
 //	POST /billing_request_flows (not idempotent, not readable: as GoCardless)
@@ -186,7 +187,8 @@
 //     subscriptions, linking its event as parent_event.
 //   - Payment: pending_submission → submitted (charge date − lead) →
 //     confirmed (charge date + 1) → paid_out (+2, into the day's payout per
-//     creditor and currency, which is paid a working day later); or failed
+//     creditor and currency, which is paid a working day later: see
+//     Payouts below); or failed
 //     at +1; or failed at +2 after confirmation (late failure); or
 //     charged_back after paid_out. Failures carry details.cause,
 //     reason_code and will_attempt_retry. A payment with retry_if_possible
@@ -200,6 +202,36 @@
 //     charge date's submission (payment_created), until count or end_date
 //     (finished). pause (optionally for pause_cycles charges), resume and
 //     cancel (which cancels its unsubmitted payments) are supported.
+//
+// # Payouts
+//
+// GoCardless pays a creditor's balance out per currency every working day
+// (see payouts.go for the sources). Each payment paid out at a run goes
+// into that run's payout as two items, payment_paid_out (+amount) and
+// gocardless_fee (−fee, VAT included); refunds (payment_refunded when
+// submitted, refund_funds_returned when they bounce, fail or come back)
+// and charge-backs (payment_charged_back, the fee given back as a
+// gocardless_fee credit, and surcharge_fee) wait in the balance, and the
+// next payout takes them, oldest first, while its amount stays positive;
+// chargeback_settled (and surcharge_fee_debited) then link that payout.
+// The payment_chargeback_settled and payment_late_failure_settled scenario
+// simulators settle into a payout of their own at once, which may be
+// negative. A payout is pending (arrival_date null) until the next working
+// day's run pays it (status paid, arrival_date, a payouts paid event).
+//
+// Item amounts are strings in the minor unit to one decimal place
+// ("-264.0"), credits positive; a payout's amount is the sum of its items
+// rounded to the minor unit (half away from zero), deducted_fees the fee
+// items' sum negated and rounded. Fees (Options.Fees, default DefaultFees:
+// 1% + 20 minor units, uncapped, no surcharge) are kept to a tenth; GB
+// and FR creditors pay 20% VAT on them (taxes, tax_currency GBP or EUR;
+// tax in another currency has destination_amount null, its exchange rate
+// never being confirmed here). GET /payout_items needs payout (400
+// invalid_filters without), answers 404 for an unknown payout and 410
+// gone for one created more than 6 months ago; its cursors are opaque. Not
+// simulated: FX payouts (fx is null), app fees, revenue shares, the
+// payouts fx_rate_confirmed and tax_exchange_rates_confirmed events,
+// bounced payouts.
 //
 // Every change is an event (EV…) with created_at at the simulated time,
 // resource_type, action, links, details {origin, cause, description,

@@ -98,7 +98,10 @@ func TestMandateAndPaymentTimeline(t *testing.T) {
 		t.Fatalf("paid out payments not in one payout: %+v", got)
 	}
 	po := a.do("GET", "/payouts/"+got.Links.Payout, nil).must(t, 200, "payouts")
-	if po["amount"].(float64) != 4000 || str(po, "status") != "paid" || str(po, "arrival_date") != "2025-01-15" ||
+	// 2500 + 1500 less the default fees with GB VAT: (25 + 20) × 1.2 and
+	// (15 + 20) × 1.2.
+	if po["amount"].(float64) != 4000-54-42 || po["deducted_fees"].(float64) != 96 || str(po, "status") != "paid" ||
+		str(po, "arrival_date") != "2025-01-15" ||
 		str(po, "currency") != "GBP" || link(po, "creditor") != gcsim.DefaultCreditorID {
 		t.Fatalf("payout: %v", po)
 	}

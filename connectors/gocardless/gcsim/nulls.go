@@ -95,5 +95,5 @@ func (s Subscription) MarshalJSON() ([]byte, error) {
 // MarshalJSON renders a payout with every attribute (payouts.json).
 func (p Payout) MarshalJSON() ([]byte, error) {
 	type plain Payout
-	return withNulls(plain(p), "fx", "tax_currency")
+	return withNulls(plain(p), "fx", "tax_currency", "arrival_date")
 }

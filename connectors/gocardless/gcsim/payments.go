@@ -217,6 +217,7 @@ func (s *Sim) submitPayment(p *Payment, at time.Time) {
 				p.Status = statusChargedBack
 				s.emit(at, "payments", "charged_back", map[string]string{"payment": p.ID},
 					ruleDetails(rule, originBank, "charged_back", p.Scheme), nil, p.Metadata)
+				s.paymentDebit(p, PayoutItemPaymentChargedBack, "chargeback_settled", chargebackSettled)
 			}
 		})
 	}
@@ -265,7 +266,7 @@ func (s *Sim) failPayment(p *Payment, rule *Rule, at time.Time) {
 // the day for its currency.
 func (s *Sim) payOut(p *Payment, at time.Time) {
 	po := s.payoutFor(p.Links.Creditor, p.Currency, at)
-	po.Amount += p.Amount
+	po.add(s.item(PayoutItemPaymentPaidOut, p.Amount*10, PayoutItemLinks{Payment: p.ID}), s.feeItem(p, -1))
 	p.Status = statusPaidOut
 	p.Links.Payout = po.ID
 	s.emit(at, "payments", "paid_out", map[string]string{"payment": p.ID, "payout": po.ID},

@@ -99,6 +99,7 @@ func (s *Sim) startRefund(rf *Refund, pay *Payment, now time.Time) {
 		s.refundEvent(rf, at, originGoCardless, statusPendingSubmission, "The refund is queued for submission to the banks.")
 		s.schedule(runAt(addWorkingDays(dateOf(at), 1)), func(at time.Time) {
 			s.refundEvent(rf, at, originGoCardless, statusSubmitted, "The refund has been submitted to the banks.")
+			s.refundMovement(rf, pay, PayoutItemPaymentRefunded)
 			rule := s.match("refunds", s.subjectForRefund(rf))
 			outcome := "paid"
 			if rule != nil {
@@ -115,6 +116,7 @@ func (s *Sim) settleRefund(rf *Refund, pay *Payment, rule *Rule, outcome string,
 	if outcome == "bounced" || outcome == statusFailed {
 		pay.AmountRefunded -= rf.Amount
 		s.refundEvent(rf, at, originBank, outcome, "")
+		s.refundMovement(rf, pay, PayoutItemRefundFundsReturned)
 		return
 	}
 	s.refundEvent(rf, at, originGoCardless, "paid", "The refund has been paid to the customer.")
@@ -128,6 +130,7 @@ func (s *Sim) settleRefund(rf *Refund, pay *Payment, rule *Rule, outcome string,
 	s.schedule(runAt(addWorkingDays(dateOf(at), after)), func(at time.Time) {
 		pay.AmountRefunded -= rf.Amount
 		s.refundEvent(rf, at, originBank, "funds_returned", "")
+		s.refundMovement(rf, pay, PayoutItemRefundFundsReturned)
 	})
 }
 

@@ -232,7 +232,11 @@ type SubscriptionLinks struct {
 	Mandate string `json:"mandate"`
 }
 
-// Payout is money GoCardless sends to the creditor.
+// Payout is money GoCardless sends to the creditor (payouts.json).
+// ArrivalDate is empty (null) until the payout is paid ("null: the payout
+// hasn't been paid yet", gocardless-pro-java Payout.java); TaxCurrency is
+// empty (null) for creditors whose fees bear no tax. fx is always null:
+// the simulator pays out in the collection currency.
 type Payout struct {
 	ID           string            `json:"id"`
 	CreatedAt    string            `json:"created_at"`
@@ -243,11 +247,15 @@ type Payout struct {
 	PayoutType   string            `json:"payout_type"`
 	Reference    string            `json:"reference"`
 	Status       string            `json:"status"`
+	TaxCurrency  string            `json:"tax_currency"`
 	Links        PayoutLinks       `json:"links"`
 	Metadata     map[string]string `json:"metadata"`
 
 	seq     uint64
 	created time.Time
+	items   []*PayoutItem
+	sum     int64 // of the items, in tenths of the minor unit
+	fees    int64 // of the fee items, in tenths
 }
 
 // PayoutLinks are a payout's links.
@@ -323,7 +331,11 @@ func (s Subscription) clone() Subscription {
 	return s
 }
 
-func (p Payout) clone() Payout { p.Metadata = maps.Clone(p.Metadata); return p }
+func (p Payout) clone() Payout {
+	p.Metadata = maps.Clone(p.Metadata)
+	p.items = nil
+	return p
+}
 
 func (e Event) clone() Event {
 	e.Links = maps.Clone(e.Links)

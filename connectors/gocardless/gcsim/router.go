@@ -111,6 +111,7 @@ func init() {
 	add("GET", "/payouts", (*Sim).listPayouts)
 	add("GET", "/payouts/*", (*Sim).getPayout)
 	add("PUT", "/payouts/*", (*Sim).updatePayout)
+	add("GET", "/payout_items", (*Sim).listPayoutItems)
 }
 
 // match finds the route for method and path. If the path exists for other

@@ -61,6 +61,9 @@ type Options struct {
 	Faults Faults
 	// Logger receives the simulator's own diagnostics. Default: discarded.
 	Logger *slog.Logger
+	// Fees are the price list the payouts deduct; nil means DefaultFees
+	// (&Fees{} for none).
+	Fees *Fees
 	// NotifyMandateRequests makes the billing request notify action
 	// accept mandate-only requests. GoCardless's generated docs say notify
 	// is "currently supported only for Pay by Bank Billing Requests", so
@@ -131,7 +134,9 @@ type Sim struct {
 	notifyMandates  bool
 	idem            map[idemScope]string
 	jobs            jobQueue
-	openPay         map[string]*Payout // creditor/currency/date -> payout still collecting
+	openPay         map[string]*Payout    // creditor/currency/date -> payout still collecting
+	balances        map[string][]movement // creditor/currency -> movements waiting for a payout
+	fees            Fees
 	scenarios       []Rule
 	faults          Faults
 	limiter         *limiter
@@ -229,6 +234,10 @@ func New(opts Options) *Sim {
 	s.limiter = newLimiter(opts.RateLimit, opts.RateWindow)
 	s.scenarios = slices.Clone(opts.Scenarios)
 	s.notifyMandates = opts.NotifyMandateRequests
+	s.fees = DefaultFees
+	if opts.Fees != nil {
+		s.fees = *opts.Fees
+	}
 	s.faults = opts.Faults
 	s.resetLocked()
 
@@ -252,6 +261,9 @@ func (o Options) Validate() error {
 		errs = append(errs, r.validate())
 	}
 	errs = append(errs, o.Faults.validate())
+	if o.Fees != nil {
+		errs = append(errs, o.Fees.validate())
+	}
 	seen := map[string]bool{}
 	for _, c := range o.Creditors {
 		switch {
@@ -324,6 +336,7 @@ func (s *Sim) resetLocked() {
 	s.idem = make(map[idemScope]string)
 	s.jobs = nil
 	s.openPay = make(map[string]*Payout)
+	s.balances = make(map[string][]movement)
 	s.outbox = nil
 	s.delivs = nil
 	s.limiter.reset()
@@ -505,6 +518,18 @@ func (s *Sim) Payouts() []Payout {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return cloneAll(s.payouts.list, Payout.clone)
+}
+
+// PayoutItems returns the items of a payout, in the order it took them
+// (none for an unknown payout).
+func (s *Sim) PayoutItems(payoutID string) []PayoutItem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	po, ok := s.payouts.get(payoutID)
+	if !ok {
+		return nil
+	}
+	return cloneAll(po.items, PayoutItem.clone)
 }
 
 // Events returns every event, oldest first.

@@ -12,11 +12,11 @@ import (
 // ones that produce event actions its lifecycles do not:
 //
 //   - payment_chargeback_settled: a paid-out payment is charged back
-//     (charged_back) and the charge-back debited from a payout
-//     (chargeback_settled);
+//     (charged_back) and the charge-back debited from a payout at once
+//     (chargeback_settled, linking the payout; see settleNow);
 //   - payment_late_failure_settled: a paid-out payment fails late
-//     (failed) and the failure is debited from a payout
-//     (late_failure_settled);
+//     (failed) and the failure is debited from a payout at once
+//     (late_failure_settled, likewise);
 //   - mandate_transferred: a pending_submission mandate is submitted, set
 //     up and moved to a new bank account (transferred); "Only compatible
 //     with Bacs and SEPA mandates";
@@ -27,6 +27,12 @@ import (
 // payments, running their whole lifecycle; the simulator asks for paid_out
 // ones (advance the clock first). Refusals use the simulator's own reason,
 // scenario_simulator_not_applicable: GoCardless publishes none.
+// The descriptions of the settlement events.
+const (
+	chargebackSettled  = "This charged back payment has been settled against a payout."
+	lateFailureSettled = "This late failed payment has been settled against a payout."
+)
+
 var scenarioSimulators = []string{"payment_chargeback_settled", "payment_late_failure_settled", "mandate_transferred",
 	"mandate_suspended_by_payer"}
 
@@ -70,16 +76,15 @@ func (s *Sim) runScenarioSimulator(r *request) (int, any, *apiError) {
 			p.Status = statusChargedBack
 			s.emit(r.now, "payments", "charged_back", links, EventDetails{Origin: originBank, Cause: "authorisation_disputed",
 				Description: "The customer disputed having authorised you to take this payment.", Scheme: p.Scheme}, nil, p.Metadata)
-			s.emit(r.now, "payments", "chargeback_settled", links, EventDetails{Origin: originGoCardless, Cause: "chargeback_settled",
-				Description: "This charged back payment has been settled against a payout."}, nil, p.Metadata)
+			s.paymentDebit(p, PayoutItemPaymentChargedBack, "chargeback_settled", chargebackSettled)
 		} else {
 			p.Status = statusFailed
 			s.emit(r.now, "payments", "failed", links, EventDetails{Origin: originBank, Cause: "insufficient_funds",
 				Description: "The customer's account had insufficient funds to make this payment.", Scheme: p.Scheme,
 				WillAttemptRetry: boolPtr(false)}, nil, p.Metadata)
-			s.emit(r.now, "payments", "late_failure_settled", links, EventDetails{Origin: originGoCardless, Cause: "late_failure_settled",
-				Description: "This late failed payment has been settled against a payout."}, nil, p.Metadata)
+			s.paymentDebit(p, PayoutItemPaymentFailed, "late_failure_settled", lateFailureSettled)
 		}
+		s.settleNow(p.Links.Creditor, p.Currency, r.now)
 		return 200, envelope("scenario_simulators", map[string]string{"id": name}), nil
 	case "mandate_transferred":
 		m, ok := s.mandates.get(id)

@@ -39,6 +39,7 @@ type settings struct {
 	creditors  []string
 	approved   []string
 	notify     bool
+	fees       gcsim.Fees
 	logLevel   slog.Level
 }
 
@@ -110,6 +111,15 @@ func loadConfig(env *config.Env) settings {
 	}
 	s.notify = env.Bool("GCSIM_NOTIFY_MANDATE_REQUESTS", false,
 		"Accept the notify action for mandate-only billing requests (GoCardless documents it for Pay by Bank only).")
+	// Fee ranges are gcsim.Fees's own.
+	s.fees.BasisPoints = env.IntRange("GCSIM_FEE_BASIS_POINTS", gcsim.DefaultFees.BasisPoints, 0, 10000,
+		"GoCardless's fee per paid-out payment, in basis points of its amount (deducted from payouts).")
+	s.fees.Fixed = int64(env.IntRange("GCSIM_FEE_FIXED", int(gcsim.DefaultFees.Fixed), 0, 100000,
+		"Fixed part of the fee per paid-out payment, in minor units of its currency."))
+	s.fees.Cap = int64(env.IntRange("GCSIM_FEE_CAP", int(gcsim.DefaultFees.Cap), 0, 10000000,
+		"Most a payment's fee comes to before VAT, in minor units; 0: uncapped."))
+	s.fees.Surcharge = int64(env.IntRange("GCSIM_FEE_SURCHARGE", int(gcsim.DefaultFees.Surcharge), 0, 100000,
+		"Surcharge per charge-back or settled late failure, in minor units before VAT."))
 	if lvl := env.OneOf(config.VarLogLevel, config.DefaultLogLevel, "Minimum log level.", "debug", "info", "warn", "error"); lvl != "" {
 		s.logLevel, _ = logging.ParseLevel(lvl)
 	}
@@ -152,6 +162,8 @@ func (s settings) build(log *slog.Logger) (gcsim.Options, gcsim.SeedData, error)
 		}
 	}
 	o.NotifyMandateRequests = s.notify
+	fees := s.fees
+	o.Fees = &fees
 	start := time.Now()
 	if s.start != "" {
 		t, err := time.Parse(time.RFC3339, s.start)

@@ -62,6 +62,10 @@ func TestConfigErrors(t *testing.T) {
 			"GCSIM_SCENARIOS"},
 		{"bad seed file", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_SEED_FILE": badJSON}, "GCSIM_SEED_FILE"},
 		{"bad address", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_ADDR": "nowhere"}, "GCSIM_ADDR"},
+		{"fee rate above 100%", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_FEE_BASIS_POINTS": "10001"}, "GCSIM_FEE_BASIS_POINTS"},
+		{"negative fixed fee", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_FEE_FIXED": "-1"}, "GCSIM_FEE_FIXED"},
+		{"fee cap too large", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_FEE_CAP": "10000001"}, "GCSIM_FEE_CAP"},
+		{"surcharge not a number", map[string]string{"GCSIM_ACCESS_TOKENS": "t", "GCSIM_FEE_SURCHARGE": "lots"}, "GCSIM_FEE_SURCHARGE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
