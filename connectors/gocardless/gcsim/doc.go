@@ -223,7 +223,8 @@
 // ("-264.0"), credits positive; a payout's amount is the sum of its items
 // rounded to the minor unit (half away from zero), deducted_fees the fee
 // items' sum negated and rounded. Fees (Options.Fees, default DefaultFees:
-// 1% + 20 minor units, uncapped, no surcharge) are kept to a tenth; GB
+// 1% + 20 minor units, uncapped, no surcharge; Fees.Charge predicts a
+// payment's) are kept to a tenth; GB
 // and FR creditors pay 20% VAT on them (taxes, tax_currency GBP or EUR;
 // tax in another currency has destination_amount null, its exchange rate
 // never being confirmed here). GET /payout_items needs payout (400

@@ -56,6 +56,19 @@ func (f Fees) validate() error {
 	return errors.Join(errs...)
 }
 
+// Charge is what the simulator deducts for a paid-out payment of amount
+// minor units collected for a creditor in creditorCountry: the fee and the
+// tax on it, in tenths of the minor unit (the gocardless_fee item's
+// amount is their sum, negated). Tests and the demo use it to predict
+// payouts.
+func (f Fees) Charge(amount int64, creditorCountry string) (feeTenths, taxTenths int64) {
+	fee := f.feeTenths(amount)
+	if v, ok := vatOf(creditorCountry); ok {
+		return fee, v.taxTenths(fee)
+	}
+	return fee, 0
+}
+
 // feeTenths is the fee before tax on a payment of amount minor units, in
 // tenths of the minor unit.
 func (f Fees) feeTenths(amount int64) int64 {

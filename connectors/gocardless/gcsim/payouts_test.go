@@ -159,6 +159,14 @@ func TestPayoutItems(t *testing.T) {
 	if got := sortedItems(items); !slices.Equal(got, want) {
 		t.Fatalf("items\n got %q\nwant %q", got, want)
 	}
+	for _, c := range []struct{ amount, fee, tax int64 }{{20000, 2200, 440}, {1234, 323, 65}} {
+		if fee, tax := gcsim.DefaultFees.Charge(c.amount, "GB"); fee != c.fee || tax != c.tax {
+			t.Errorf("Charge(%d) = %d, %d tenths; want %d, %d", c.amount, fee, tax, c.fee, c.tax)
+		}
+	}
+	if fee, tax := gcsim.DefaultFees.Charge(1000, "DE"); fee != 300 || tax != 0 {
+		t.Errorf("Charge for a German creditor = %d, %d", fee, tax)
+	}
 	sum := sumTenths(t, items)
 	if sum != 209312 || po["amount"].(float64) != float64(roundHalfAway(sum)) || po["deducted_fees"].(float64) != 303 {
 		t.Errorf("payout amount %v, deducted_fees %v; items sum to %d tenths", po["amount"], po["deducted_fees"], sum)
