@@ -152,6 +152,15 @@ func TestPayoutItemsFromSim(t *testing.T) {
 		t.Fatalf("paid payouts: %+v, %v", pos, err)
 	}
 	po := pos.Items[0]
+	for _, p := range []gocardless.PayoutListParams{{Reference: po.Reference}, {CreditorBankAccount: po.Links.CreditorBankAccount},
+		{PayoutType: "merchant", Currency: "GBP"}} {
+		if got, err := e.gc.ListPayouts(ctx, p); err != nil || len(got.Items) != 1 || got.Items[0].ID != po.ID {
+			t.Errorf("payouts by %+v: %+v, %v", p, got, err)
+		}
+	}
+	if got, err := e.gc.ListPayouts(ctx, gocardless.PayoutListParams{Reference: "SIM-NOTHING"}); err != nil || len(got.Items) != 0 {
+		t.Errorf("payouts by an unknown reference: %+v, %v", got, err)
+	}
 	if po.TaxCurrency != "GBP" || po.FX != nil || po.ArrivalDate == "" || po.Amount >= want || po.DeductedFees <= 0 {
 		t.Errorf("payout %+v", po)
 	}
