@@ -26,13 +26,16 @@ type Views struct {
 	db   *pgxpool.Pool
 	desk *operator.Desk
 
-	mu     sync.Mutex
-	counts map[string]counted // by filter, see totals
+	mu       sync.Mutex
+	counts   map[string]counted // by filter, see totals
+	counting map[string]bool    // filters being recounted in the background
+	gen      uint64             // advanced by Forget
+	now      func() time.Time
 }
 
 // New returns the views of db; desk lists the notes operators wrote.
 func New(db *pgxpool.Pool, desk *operator.Desk) *Views {
-	return &Views{db: db, desk: desk, counts: map[string]counted{}}
+	return &Views{db: db, desk: desk, counts: map[string]counted{}, counting: map[string]bool{}, now: time.Now}
 }
 
 // Item is one thing in the exceptions queue: a row of the exceptions table,
@@ -162,6 +165,8 @@ const exceptionItems = `
 `
 
 // collectionItems are the failed collections no exception speaks for yet.
+// Its state list is the predicate of collections_unsettled_idx (migration
+// 00013), which serves them newest first: keep the two the same.
 const collectionItems = `
 	SELECT 'collection:' || col.id AS ref, NULL::bigint AS exception_id, col.id AS collection_id, 'payment_' || col.state AS kind, 'open' AS status,
 	       cn.name AS connection, col.company, col.invoice_id AS document,
@@ -234,11 +239,14 @@ func (v *Views) Queue(ctx context.Context, f Filter) (Page, error) {
 	return p, nil
 }
 
-// totalsTTL is how long the count and totals of a filter are reused:
-// counting every matching item on each page view would cost more than the
-// page may take. The totals a bulk action states are always counted anew
-// from the selected items.
+// totalsTTL is how long the count and totals of a filter are used before
+// they are recounted: counting every matching item takes longer than the
+// page may, so it is never done on every page view. The totals a bulk
+// action states are always counted anew from the selected items.
 const totalsTTL = 10 * time.Second
+
+// recountTimeout bounds a recount made in the background.
+const recountTimeout = 30 * time.Second
 
 type counted struct {
 	at     time.Time
@@ -246,52 +254,87 @@ type counted struct {
 	totals []Amount
 }
 
-// totals fills p's count and totals, from the cache when recent.
+// totals fills p's count and totals. A filter counted before is answered
+// from that count (its time shown on the page); once older than
+// totalsTTL it is recounted in the background, one recount per filter at
+// a time, so no page view waits for a recount. Only a filter never
+// counted (or dropped by Forget) is counted while the request waits.
 func (v *Views) totals(ctx context.Context, f Filter, args []any, p *Page) error {
 	key := fmt.Sprintf("%q|%q|%q|%q|%s|%q", f.Status, f.Connection, f.Company, f.Reason, f.OlderThan, f.Document)
 	v.mu.Lock()
 	c, ok := v.counts[key]
-	v.mu.Unlock()
-	if ok && time.Since(c.at) < totalsTTL {
-		p.Total, p.Totals, p.CountedAt = c.total, c.totals, c.at
-		return nil
+	gen := v.gen
+	if ok && v.now().Sub(c.at) >= totalsTTL && !v.counting[key] {
+		v.counting[key] = true
+		go v.recount(context.WithoutCancel(ctx), key, gen, args)
 	}
+	v.mu.Unlock()
+	if !ok {
+		var err error
+		if c, err = v.count(ctx, args); err != nil {
+			return err
+		}
+		v.keep(key, gen, c)
+	}
+	p.Total, p.Totals, p.CountedAt = c.total, c.totals, c.at
+	return nil
+}
+
+// recount counts a filter again and keeps the result, unless Forget ran
+// meanwhile (the count may predate the change it was called for).
+func (v *Views) recount(ctx context.Context, key string, gen uint64, args []any) {
+	ctx, cancel := context.WithTimeout(ctx, recountTimeout)
+	defer cancel()
+	c, err := v.count(ctx, args)
+	v.mu.Lock()
+	delete(v.counting, key)
+	v.mu.Unlock()
+	if err == nil { // else the old count stays, and the next view tries again
+		v.keep(key, gen, c)
+	}
+}
+
+// keep stores c as key's count if no Forget happened since gen.
+func (v *Views) keep(key string, gen uint64, c counted) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if gen != v.gen {
+		return
+	}
+	if _, ok := v.counts[key]; !ok && len(v.counts) >= 256 {
+		clear(v.counts)
+	}
+	v.counts[key] = c
+}
+
+// count counts the items matching args and sums them per currency.
+func (v *Views) count(ctx context.Context, args []any) (counted, error) {
+	c := counted{at: v.now()}
 	rows, err := v.db.Query(ctx, `SELECT count(*), currency, coalesce(sum(amount_minor), 0)::text FROM (`+queueSQL+`) q GROUP BY currency ORDER BY currency NULLS LAST`, args...)
 	if err != nil {
-		return fmt.Errorf("queue totals: %w", err)
+		return c, fmt.Errorf("queue totals: %w", err)
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var n int
 		var currency *string
 		var sum string
 		if err := rows.Scan(&n, &currency, &sum); err != nil {
-			rows.Close()
-			return fmt.Errorf("queue totals: %w", err)
+			return c, fmt.Errorf("queue totals: %w", err)
 		}
-		p.Total += n
+		c.total += n
 		if currency != nil {
 			minor, err := strconv.ParseInt(sum, 10, 64)
 			if err != nil {
-				rows.Close()
-				return fmt.Errorf("queue totals: %s %s does not fit in 64 bits", sum, *currency)
+				return c, fmt.Errorf("queue totals: %s %s does not fit in 64 bits", sum, *currency)
 			}
-			p.Totals = append(p.Totals, NewAmount(minor, *currency))
+			c.totals = append(c.totals, NewAmount(minor, *currency))
 		}
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("queue totals: %w", err)
+		return c, fmt.Errorf("queue totals: %w", err)
 	}
-
-	c = counted{at: time.Now(), total: p.Total, totals: p.Totals}
-	p.CountedAt = c.at
-	v.mu.Lock()
-	if len(v.counts) >= 256 {
-		clear(v.counts)
-	}
-	v.counts[key] = c
-	v.mu.Unlock()
-	return nil
+	return c, nil
 }
 
 // Items returns the queue items with the given refs (for bulk actions),
@@ -375,5 +418,6 @@ func (v *Views) attachNotes(ctx context.Context, items []Item) error {
 func (v *Views) Forget() {
 	v.mu.Lock()
 	clear(v.counts)
+	v.gen++
 	v.mu.Unlock()
 }
