@@ -64,7 +64,7 @@ func TestPayoutsListAndShow(t *testing.T) {
 	for _, want := range []string{
 		"bank reference:  REF-NOV", "amount:          140.50 GBP", "fees:            2.50 GBP", "9, 2 unmatched",
 		"ifs-acme    10       INV-1    No INV-1  C1        87.995  posted",
-		"!  5  payment_paid_out      10.00   unmatched          payment=PMX",
+		"!  6  gocardless_fee        -0.494  unmatched          payment=PMX",
 		"   7  payment_refunded      -10.00  ifs-acme/10/INV-1  payment=PM1 refund=RF1",
 	} {
 		if !strings.Contains(out, want) {
@@ -112,10 +112,11 @@ func TestReportMonthEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"connection,company,gc_connection,currency,collected,fees,refunds,charge_backs,other,paid_out,in_flight,payouts\n",
-		"ifs-acme,10,gc,GBP,150.00,2.005,10.00,7.00,0.00,130.995,20.00,1\n",
-		"ifs-acme,20,gc,GBP,0.00,0.00,0.00,0.00,0.00,0.00,30.00,0\n",
-		"TOTAL,,,GBP,160.00,2.50,10.00,7.00,0.00,140.50,50.00,1\n",
+		"kind,connection,company,gc_connection,currency,collected,fees,refunds,charge_backs,other,paid_out,in_flight,payouts\n",
+		"invoices,ifs-acme,10,gc,GBP,150.00,2.005,10.00,7.00,0.00,130.995,20.00,1\n",
+		"invoices,ifs-acme,20,gc,GBP,0.00,0.00,0.00,0.00,0.00,0.00,30.00,0\n",
+		"rounding,gc,,gc,GBP,0.00,0.001,0.00,0.00,0.00,-0.001,0.00,0\n",
+		"total,,,,GBP,160.00,2.50,10.00,7.00,0.00,140.50,50.00,1\n",
 		"warning: payout PO3 (bank reference REF-EUR): GoCardless paid EUR 10.00, its items add up to 9.99",
 	} {
 		if !strings.Contains(out, want) {

@@ -40,9 +40,12 @@ type ReportQuery struct {
 // holding at the end of the period: payments submitted by then (less
 // refunds submitted by then) that no payout arriving by then contained.
 type Line struct {
-	// Connection is the ERP connection of the invoices, or, for items no
-	// invoice of ours explains (payments taken outside the connector,
-	// creditor-level fees), the GoCardless connection, with Company "".
+	// Kind says what the line is (see the Line* constants): invoices of
+	// ours, items that are not ours, or a payout's rounding or its
+	// unexplained difference.
+	Kind string `json:"kind"`
+	// Connection is the ERP connection of the invoices; for the other
+	// kinds it is the GoCardless connection, with Company "".
 	Connection   string `json:"connection"`
 	Company      string `json:"company"`
 	GCConnection string `json:"gc_connection"`
@@ -59,6 +62,25 @@ type Line struct {
 	sums sums
 }
 
+// The kinds of line. The lines of every kind together add up, per
+// currency, to what GoCardless paid and deducted for the payouts of the
+// period: each payout's amount is the sum of its items rounded to the
+// minor unit, and its deducted fees the sum of its fee items rounded
+// likewise (gocardless-pro-java PayoutItem.java), so the rounding has a
+// line of its own; a payout whose items are further from its amount than
+// rounding explains (a mismatch, an exception of its own) has its
+// difference on an "unexplained" line, named in Report.Unbalanced.
+const (
+	LineInvoices    = "invoices"
+	LineNotOurs     = "not_ours"
+	LineRounding    = "rounding"
+	LineUnexplained = "unexplained"
+)
+
+// lineFunc returns the line of a kind, connection, company and currency,
+// creating it.
+type lineFunc func(kind, conn, company, gcConn, currency string) *Line
+
 // sums are a line's figures in tenths of minor units (see tenths).
 type sums struct {
 	collected, fees, refunds, chargeBacks, other, paidOut, inFlight int64
@@ -70,7 +92,8 @@ type Report struct {
 	To         string `json:"to"`
 	Connection string `json:"connection,omitempty"`
 	Lines      []Line `json:"lines"`
-	// Totals are per currency, over every line.
+	// Totals are per currency, over every line (kind "total"): the paid
+	// out and fees of the payouts of the period are GoCardless's own.
 	Totals []Line `json:"totals"`
 	// Unbalanced names each payout of the period whose items do not add up
 	// to the amount GoCardless paid (also an exception on the payout):
@@ -105,7 +128,7 @@ func (q ReportQuery) Check() error {
 }
 
 // lineKey identifies a line.
-type lineKey struct{ connection, company, currency string }
+type lineKey struct{ kind, connection, company, currency string }
 
 // MonthEnd reports on the period of q.
 func (r *Reader) MonthEnd(ctx context.Context, q ReportQuery) (Report, error) {
@@ -123,11 +146,11 @@ func (r *Reader) MonthEnd(ctx context.Context, q ReportQuery) (Report, error) {
 		}
 	}
 	lines := map[lineKey]*Line{}
-	line := func(conn, company, gcConn, currency string) *Line {
-		k := lineKey{conn, company, currency}
+	line := func(kind, conn, company, gcConn, currency string) *Line {
+		k := lineKey{kind, conn, company, currency}
 		l, ok := lines[k]
 		if !ok {
-			l = &Line{Connection: conn, Company: company, GCConnection: gcConn, Currency: currency}
+			l = &Line{Kind: kind, Connection: conn, Company: company, GCConnection: gcConn, Currency: currency}
 			lines[k] = l
 		}
 		if l.GCConnection == "" {
@@ -136,6 +159,9 @@ func (r *Reader) MonthEnd(ctx context.Context, q ReportQuery) (Report, error) {
 		return l
 	}
 	if err := r.paidOut(ctx, from, to, q.Connection, line); err != nil {
+		return Report{}, err
+	}
+	if err := r.rounding(ctx, from, to, q.Connection, line); err != nil {
 		return Report{}, err
 	}
 	if err := r.inFlight(ctx, to, q.Connection, line); err != nil {
@@ -151,7 +177,7 @@ func (r *Reader) MonthEnd(ctx context.Context, q ReportQuery) (Report, error) {
 	for _, l := range lines {
 		t, ok := totals[l.Currency]
 		if !ok {
-			t = &Line{Currency: l.Currency}
+			t = &Line{Kind: "total", Currency: l.Currency}
 			totals[l.Currency] = t
 		}
 		if err := t.sums.add(l.sums); err != nil {
@@ -169,6 +195,9 @@ func (r *Reader) MonthEnd(ctx context.Context, q ReportQuery) (Report, error) {
 	}
 	sort.Slice(rep.Lines, func(i, j int) bool {
 		a, b := rep.Lines[i], rep.Lines[j]
+		if a.Kind != b.Kind {
+			return kindOrder[a.Kind] < kindOrder[b.Kind]
+		}
 		if a.Connection != b.Connection {
 			return a.Connection < b.Connection
 		}
@@ -192,9 +221,10 @@ var (
 // paidOut adds the items of the payouts that arrived in the period, per
 // ERP connection and company of the invoice each is for (unmatched items
 // under the GoCardless connection), and counts the payouts per line.
-func (r *Reader) paidOut(ctx context.Context, from, to time.Time, conn string, line func(conn, company, gcConn, currency string) *Line) error {
+func (r *Reader) paidOut(ctx context.Context, from, to time.Time, conn string, line lineFunc) error {
 	rows, err := r.db.Query(ctx, `
-		SELECT coalesce(e.name, g.name), coalesce(i.company, ''), g.name, p.currency,
+		SELECT CASE WHEN i.match = 'matched' THEN 'invoices' ELSE 'not_ours' END,
+		       coalesce(e.name, g.name), coalesce(i.company, ''), g.name, p.currency,
 		       coalesce(sum(i.amount_tenths) FILTER (WHERE i.type = 'payment_paid_out'), 0)::bigint,
 		       coalesce(sum(i.amount_tenths) FILTER (WHERE i.type = ANY($4)), 0)::bigint,
 		       coalesce(sum(i.amount_tenths) FILTER (WHERE i.type = ANY($5)), 0)::bigint,
@@ -207,19 +237,19 @@ func (r *Reader) paidOut(ctx context.Context, from, to time.Time, conn string, l
 		LEFT JOIN connections e ON e.id = i.erp_connection_id
 		WHERE p.arrival_date BETWEEN $1 AND $2
 		  AND ($3 = '' OR g.name = $3 OR e.name = $3)
-		GROUP BY 1, 2, 3, 4`, from, to, conn, feeTypes, refundTypes, chargeBackTypes)
+		GROUP BY 1, 2, 3, 4, 5`, from, to, conn, feeTypes, refundTypes, chargeBackTypes)
 	if err != nil {
 		return fmt.Errorf("month-end report, payouts: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var lineConn, company, gcConn, currency string
+		var kind, lineConn, company, gcConn, currency string
 		var collected, fees, refunds, chargeBacks, total int64
 		var payouts int
-		if err := rows.Scan(&lineConn, &company, &gcConn, &currency, &collected, &fees, &refunds, &chargeBacks, &total, &payouts); err != nil {
+		if err := rows.Scan(&kind, &lineConn, &company, &gcConn, &currency, &collected, &fees, &refunds, &chargeBacks, &total, &payouts); err != nil {
 			return fmt.Errorf("month-end report, payouts: %w", err)
 		}
-		l := line(lineConn, company, gcConn, currency)
+		l := line(kind, lineConn, company, gcConn, currency)
 		l.Payouts += payouts
 		// Deductions are debits (negative items): shown as positive
 		// amounts; whatever no column names is "other", so that every
@@ -269,18 +299,84 @@ func (r *Reader) payoutCounts(ctx context.Context, from, to time.Time, conn stri
 	return out, rows.Err()
 }
 
+// roundingTenths is how far a payout's items may be from its amount by
+// GoCardless's rounding alone: half a minor unit either way.
+const roundingTenths = 5
+
+// rounding adds, per GoCardless connection and currency, what the payouts
+// of the period paid and deducted beyond what their items add up to: the
+// rounding to the minor unit, or, for a payout that does not add up, its
+// unexplained difference. Payouts are the GoCardless connection's: a
+// report on one ERP connection has none of this.
+func (r *Reader) rounding(ctx context.Context, from, to time.Time, conn string, line lineFunc) error {
+	rows, err := r.db.Query(ctx, `
+		SELECT g.name, p.currency, p.amount_minor, p.deducted_fees_minor,
+		       coalesce(sum(i.amount_tenths), 0)::bigint,
+		       coalesce(sum(i.amount_tenths) FILTER (WHERE i.type = ANY($4)), 0)::bigint
+		FROM payouts p
+		JOIN connections g ON g.id = p.gc_connection_id
+		LEFT JOIN payout_items i ON i.payout_id = p.id
+		WHERE p.arrival_date BETWEEN $1 AND $2 AND ($3 = '' OR g.name = $3)
+		GROUP BY p.id, g.name`, from, to, conn, feeTypes)
+	if err != nil {
+		return fmt.Errorf("month-end report, rounding: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var gcConn, currency string
+		var amount, deducted, items, feeItems int64
+		if err := rows.Scan(&gcConn, &currency, &amount, &deducted, &items, &feeItems); err != nil {
+			return fmt.Errorf("month-end report, rounding: %w", err)
+		}
+		paid, err := tenths(amount)
+		if err != nil {
+			return fmt.Errorf("month-end report, rounding: %w", err)
+		}
+		fees, err := tenths(deducted)
+		if err != nil {
+			return fmt.Errorf("month-end report, rounding: %w", err)
+		}
+		// Fee items are debits (negative); fees are shown positive.
+		paidDiff, feeDiff := paid-items, fees+feeItems
+		if paidDiff == 0 && feeDiff == 0 {
+			continue
+		}
+		kind := LineRounding
+		if paidDiff > roundingTenths || paidDiff < -roundingTenths {
+			kind = LineUnexplained
+		}
+		l := line(kind, gcConn, "", gcConn, currency)
+		for _, f := range []struct {
+			dst *int64
+			v   int64
+		}{{&l.sums.paidOut, paidDiff}, {&l.sums.fees, feeDiff}, {&l.sums.other, -paidDiff - feeDiff}} {
+			if err := addTo(f.dst, f.v); err != nil {
+				return fmt.Errorf("month-end report, rounding: %w", err)
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("month-end report, rounding: %w", err)
+	}
+	return nil
+}
+
+// kindOrder sorts lines: invoices first, then what is not ours, then
+// the payouts' rounding and unexplained differences.
+var kindOrder = map[string]int{LineInvoices: 0, LineNotOurs: 1, LineRounding: 2, LineUnexplained: 3}
+
 // unbalanced describes each payout of the period whose items do not add
-// up to what GoCardless paid.
+// up to what GoCardless paid, beyond rounding.
 func (r *Reader) unbalanced(ctx context.Context, from, to time.Time, conn string) ([]string, error) {
 	rows, err := r.db.Query(ctx, `
 		SELECT p.gc_payout_id, p.reference, p.currency, p.amount_minor, p.items_total_tenths
 		FROM payouts p JOIN connections g ON g.id = p.gc_connection_id
-		WHERE p.arrival_date BETWEEN $1 AND $2 AND p.difference_tenths <> 0
+		WHERE p.arrival_date BETWEEN $1 AND $2 AND abs(p.difference_tenths) > $5
 		  AND ($3 = '' OR g.name = $3 OR EXISTS (
 		        SELECT 1 FROM payout_items i JOIN connections e ON e.id = i.erp_connection_id
 		        WHERE i.payout_id = p.id AND e.name = $3))
 		ORDER BY p.arrival_date, p.gc_payout_id
-		LIMIT $4`, from, to, conn, MaxPayouts)
+		LIMIT $4`, from, to, conn, MaxPayouts, roundingTenths)
 	if err != nil {
 		return nil, fmt.Errorf("month-end report, unbalanced payouts: %w", err)
 	}
@@ -310,7 +406,7 @@ func (r *Reader) unbalanced(ctx context.Context, from, to time.Time, conn string
 // already paid out by then in a payout ml-connector never stored (paid
 // out before payouts were kept) is not counted either: its paid_out event
 // came before the day ended.
-func (r *Reader) inFlight(ctx context.Context, to time.Time, conn string, line func(conn, company, gcConn, currency string) *Line) error {
+func (r *Reader) inFlight(ctx context.Context, to time.Time, conn string, line lineFunc) error {
 	rows, err := r.db.Query(ctx, `
 		WITH flight AS (
 			SELECT c.connection_id, c.gc_connection_id, c.company, c.currency, c.amount_minor AS minor
@@ -355,7 +451,7 @@ func (r *Reader) inFlight(ctx context.Context, to time.Time, conn string, line f
 		if err != nil {
 			return fmt.Errorf("month-end report, in flight: %w", err)
 		}
-		line(erpConn, company, gcConn, currency).sums.inFlight += t
+		line(LineInvoices, erpConn, company, gcConn, currency).sums.inFlight += t
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("month-end report, in flight: %w", err)
@@ -424,27 +520,27 @@ func decimalTenths(t int64, currency string) string {
 }
 
 // CSVHeader is the first row of a report's CSV.
-var CSVHeader = []string{"connection", "company", "gc_connection", "currency", "collected", "fees", "refunds",
+var CSVHeader = []string{"kind", "connection", "company", "gc_connection", "currency", "collected", "fees", "refunds",
 	"charge_backs", "other", "paid_out", "in_flight", "payouts"}
 
 // WriteCSV writes the report's lines, then one total line per currency
-// (connection "TOTAL"), under the same names as its JSON.
+// (kind "total"), under the same names as its JSON.
 func (rep Report) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write(CSVHeader); err != nil {
 		return err
 	}
-	row := func(l Line, conn string) error {
-		return cw.Write([]string{conn, l.Company, l.GCConnection, l.Currency, l.Collected, l.Fees, l.Refunds,
+	row := func(l Line) error {
+		return cw.Write([]string{l.Kind, l.Connection, l.Company, l.GCConnection, l.Currency, l.Collected, l.Fees, l.Refunds,
 			l.ChargeBacks, l.Other, l.PaidOut, l.InFlight, fmt.Sprint(l.Payouts)})
 	}
 	for _, l := range rep.Lines {
-		if err := row(l, l.Connection); err != nil {
+		if err := row(l); err != nil {
 			return err
 		}
 	}
 	for _, t := range rep.Totals {
-		if err := row(t, "TOTAL"); err != nil {
+		if err := row(t); err != nil {
 			return err
 		}
 	}

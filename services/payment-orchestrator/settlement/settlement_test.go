@@ -26,24 +26,28 @@ func TestMonthEnd(t *testing.T) {
 	of := func(l settlement.Line) figures {
 		return figures{l.Collected, l.Fees, l.Refunds, l.ChargeBacks, l.Other, l.PaidOut, l.InFlight}
 	}
-	want := map[[3]string]figures{
+	want := map[[4]string]figures{
 		// 1000.00 + 500.00 - 2.005 - 1.00 - 10.00 (refund) - 7.00 + 1.00 (fee given back)
-		{"ifs-acme", "10", "GBP"}: {"150.00", "2.005", "10.00", "7.00", "0.00", "130.995", "20.00"},
-		{"ifs-acme", "20", "GBP"}: {"0.00", "0.00", "0.00", "0.00", "0.00", "0.00", "30.00"},
-		{"gc", "", "GBP"}:         {"10.00", "0.495", "0.00", "0.00", "0.00", "9.505", "0.00"},
-		{"gc", "", "EUR"}:         {"9.99", "0.00", "0.00", "0.00", "0.00", "9.99", "0.00"},
+		{"invoices", "ifs-acme", "10", "GBP"}: {"150.00", "2.005", "10.00", "7.00", "0.00", "130.995", "20.00"},
+		{"invoices", "ifs-acme", "20", "GBP"}: {"0.00", "0.00", "0.00", "0.00", "0.00", "0.00", "30.00"},
+		{"not_ours", "gc", "", "GBP"}:         {"10.00", "0.494", "0.00", "0.00", "0.00", "9.506", "0.00"},
+		// PO1's items add up to 140.501 and its fees to 2.499; GoCardless
+		// paid 140.50 and deducted 2.50.
+		{"rounding", "gc", "", "GBP"}:    {"0.00", "0.001", "0.00", "0.00", "0.00", "-0.001", "0.00"},
+		{"not_ours", "gc", "", "EUR"}:    {"9.99", "0.00", "0.00", "0.00", "0.00", "9.99", "0.00"},
+		{"unexplained", "gc", "", "EUR"}: {"0.00", "0.00", "0.00", "0.00", "-0.01", "0.01", "0.00"},
 	}
 	if len(rep.Lines) != len(want) {
 		t.Errorf("%d lines, want %d: %+v", len(rep.Lines), len(want), rep.Lines)
 	}
 	for _, l := range rep.Lines {
-		w, ok := want[[3]string{l.Connection, l.Company, l.Currency}]
+		w, ok := want[[4]string{l.Kind, l.Connection, l.Company, l.Currency}]
 		if !ok {
 			t.Errorf("unexpected line %+v", l)
 			continue
 		}
 		if got := of(l); got != w {
-			t.Errorf("%s/%s %s: %+v, want %+v", l.Connection, l.Company, l.Currency, got, w)
+			t.Errorf("%s %s/%s %s: %+v, want %+v", l.Kind, l.Connection, l.Company, l.Currency, got, w)
 		}
 		if l.GCConnection != "gc" {
 			t.Errorf("%s/%s: gc_connection %q", l.Connection, l.Company, l.GCConnection)
@@ -56,6 +60,11 @@ func TestMonthEnd(t *testing.T) {
 	}
 	if got, w := totals["GBP"], (figures{"160.00", "2.50", "10.00", "7.00", "0.00", "140.50", "50.00"}); got != w {
 		t.Errorf("GBP totals %+v, want %+v", got, w)
+	}
+	// EUR: GoCardless paid 10.00 though PO3's items say 9.99; the total
+	// is what reached the bank, the difference is on a line of its own.
+	if got, w := totals["EUR"], (figures{"9.99", "0.00", "0.00", "0.00", "-0.01", "10.00", "0.00"}); got != w {
+		t.Errorf("EUR totals %+v, want %+v", got, w)
 	}
 	if len(rep.Unbalanced) != 1 || !strings.Contains(rep.Unbalanced[0], "PO3") || !strings.Contains(rep.Unbalanced[0], "GoCardless paid EUR 10.00, its items add up to 9.99") {
 		t.Errorf("unbalanced: %q", rep.Unbalanced)
@@ -90,11 +99,11 @@ func TestMonthEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(rows[0], ",") != "connection,company,gc_connection,currency,collected,fees,refunds,charge_backs,other,paid_out,in_flight,payouts" {
+	if strings.Join(rows[0], ",") != "kind,connection,company,gc_connection,currency,collected,fees,refunds,charge_backs,other,paid_out,in_flight,payouts" {
 		t.Errorf("CSV header %q", rows[0])
 	}
 	last := rows[len(rows)-1]
-	if strings.Join(last, ",") != "TOTAL,,,GBP,160.00,2.50,10.00,7.00,0.00,140.50,50.00,1" {
+	if strings.Join(last, ",") != "total,,,,GBP,160.00,2.50,10.00,7.00,0.00,140.50,50.00,1" {
 		t.Errorf("CSV GBP total %q", last)
 	}
 }
@@ -133,7 +142,7 @@ func TestPayouts(t *testing.T) {
 	}
 	po1 := list[0]
 	if po1.BankReference != "REF-NOV" || po1.ArrivalDate != "2026-11-30" || po1.Amount.Decimal != "140.50" || po1.Fees.Decimal != "2.50" ||
-		po1.Items != 9 || po1.Unmatched != 2 || po1.Invoices != 3 || po1.State != "posted" || po1.Difference != "0.00" {
+		po1.Items != 9 || po1.Unmatched != 2 || po1.Invoices != 3 || po1.State != "posted" || po1.Difference != "0.001" {
 		t.Errorf("PO1: %+v", po1)
 	}
 	if list[1].State != "mismatch" || list[1].Difference != "-0.01" {

@@ -214,7 +214,8 @@ func (b *Book) payout(id, ref, currency, arrival, state string, amount, fees int
 //   - PO1 (arrives 30 Nov, GBP 140.50, fees 2.50): INV-1 100.00 with a fee
 //     of 2.005 and refund RF1 of 10.00; INV-2 50.00, fee 1.00; INV-7's
 //     charge-back of 7.00 with its fee of 1.00 given back; a payment PMX
-//     of 10.00 (fee 0.495) collected outside ml-connector.
+//     of 10.00 (fee 0.494) collected outside ml-connector. Its items add
+//     up to 140.501 and its fees to 2.499: GoCardless rounded both.
 //   - PO0 (arrived 31 Oct) and PO2 (arrives 1 Dec, INV-4 20.00 less 0.40):
 //     outside the period.
 //   - PO3 (EUR, arrives 15 Nov): GoCardless paid 10.00, its one item says
@@ -243,7 +244,7 @@ func (b *Book) Seed() {
 		{typ: "payment_paid_out", tenths: 50000, payment: "PM2", company: "10", invoice: "INV-2"},
 		{typ: "gocardless_fee", tenths: -1000, payment: "PM2", company: "10", invoice: "INV-2"},
 		{typ: "payment_paid_out", tenths: 10000, payment: "PMX"},
-		{typ: "gocardless_fee", tenths: -495, payment: "PMX"},
+		{typ: "gocardless_fee", tenths: -494, payment: "PMX"},
 		{typ: "payment_refunded", tenths: -10000, payment: "PM1", refund: "RF1", company: "10", invoice: "INV-1"},
 		{typ: "payment_charged_back", tenths: -7000, payment: "PM7", company: "10", invoice: "INV-7"},
 		{typ: "gocardless_fee", tenths: 1000, payment: "PM7", company: "10", invoice: "INV-7"},
