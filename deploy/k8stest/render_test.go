@@ -46,6 +46,8 @@ type cluster struct {
 	// ScaledObjects are KEDA's (components/keda-orchestrator), kept as
 	// plain maps: KEDA's API types are not a dependency here.
 	ScaledObjects []map[string]any
+	// PVCs come only with components/erp-files.
+	PVCs []*corev1.PersistentVolumeClaim
 }
 
 // add decodes one object strictly into the type its apiVersion and kind
@@ -79,6 +81,8 @@ func (c *cluster) add(doc []byte) error {
 		c.NetworkPolicies, err = decodeInto(doc, c.NetworkPolicies)
 	case "networking.k8s.io/v1/Ingress":
 		c.Ingresses, err = decodeInto(doc, c.Ingresses)
+	case "v1/PersistentVolumeClaim":
+		c.PVCs, err = decodeInto(doc, c.PVCs)
 	case "keda.sh/v1alpha1/ScaledObject":
 		var m map[string]any
 		err = yaml.Unmarshal(doc, &m)

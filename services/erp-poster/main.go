@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"time"
 
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
@@ -38,6 +39,11 @@ func run(ctx context.Context, args []string) error {
 		Grace: env.DurationRange("GRPC_MAX_CONNECTION_AGE_GRACE", 30*time.Second, time.Second, 10*time.Minute,
 			"How long calls in flight on a connection past GRPC_MAX_CONNECTION_AGE get to finish."),
 	}
+	filesDir := env.String("ERP_FILES_DIR", "", "Directory (a volume shared by every replica and read by the ERP, deploy/k8s/components/erp-files) that\n"+
+		"IFS connections with writeback camt054 must keep their camt054_dir under; empty: any absolute directory.")
+	if filesDir != "" && !filepath.IsAbs(filesDir) {
+		env.Errorf("ERP_FILES_DIR", "%q is not an absolute directory", filesDir)
+	}
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
@@ -50,6 +56,9 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	writers := poster.NewWriters(svc.Connections, refresh)
+	if filesDir != "" {
+		writers.ConfineFiles(filesDir)
+	}
 	defer writers.Close()
 
 	ln, err := net.Listen("tcp", grpcAddr)

@@ -3,6 +3,7 @@ package poster_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ml-connector/ml-connector/connectors/ifscloud"
 	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
 	"github.com/ml-connector/ml-connector/connectors/jde/jdesim"
 	"github.com/ml-connector/ml-connector/platform/connections"
@@ -337,5 +339,38 @@ func TestIFSCamt054Preset(t *testing.T) {
 	}
 	if mp := e.ifs.MixedPayments(); len(mp) != 0 {
 		t.Errorf("the camt054 preset created mixed payments: %+v", mp)
+	}
+}
+
+// TestCamt054DirMustBeUnderERPFilesDir: with ERP_FILES_DIR set (the
+// shared volume of deploy/k8s/components/erp-files), an IFS connection
+// whose camt054_dir lies elsewhere is refused as invalid settings, one
+// under it is served.
+func TestCamt054DirMustBeUnderERPFilesDir(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	acme, err := e.store.Get(ctx, "ifs-acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	for name, dir := range map[string]string{"ifs-inside": filepath.Join(root, "acme"), "ifs-outside": root + "-other", "ifs-dotdot": root + "/../x"} {
+		if _, err := e.store.Add(ctx, connections.New{Name: name, Kind: connections.KindIFS, Actor: "test",
+			Settings: map[string]any{"base_url": acme.Settings["base_url"], "client_id": "mlc", "company_codes": []any{"10"},
+				"writeback": "camt054", "camt054_dir": dir},
+			Secrets: map[string]secrets.Value{"client_secret": secrets.NewValue("secret")}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writers := poster.NewWriters(e.store, time.Minute)
+	t.Cleanup(writers.Close)
+	writers.ConfineFiles(root)
+	if _, _, err := writers.For(ctx, "ifs-inside", connections.KindIFS); err != nil {
+		t.Errorf("camt054_dir under ERP_FILES_DIR: %v", err)
+	}
+	for _, name := range []string{"ifs-outside", "ifs-dotdot"} {
+		if _, _, err := writers.For(ctx, name, connections.KindIFS); !errors.Is(err, ifscloud.ErrInvalid) || !strings.Contains(err.Error(), "ERP_FILES_DIR") {
+			t.Errorf("%s: err = %v, want invalid settings naming ERP_FILES_DIR", name, err)
+		}
 	}
 }

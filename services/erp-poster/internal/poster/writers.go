@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -48,8 +49,10 @@ type Writers struct {
 	ttl     time.Duration
 	ifsOpts ifscloud.Options
 	jdeHTTP func(cfg *jde.Config)
-	mu      sync.Mutex
-	writers map[string]cachedWriter
+	// filesDir, when set, is the only tree files are written into.
+	filesDir string
+	mu       sync.Mutex
+	writers  map[string]cachedWriter
 }
 
 type cachedWriter struct {
@@ -64,6 +67,19 @@ type cachedWriter struct {
 // after ttl.
 func NewWriters(reg registry, ttl time.Duration) *Writers {
 	return &Writers{reg: reg, ttl: ttl, writers: map[string]cachedWriter{}}
+}
+
+// ConfineFiles makes dir (ERP_FILES_DIR: the volume of
+// deploy/k8s/components/erp-files, shared by every replica) the only tree
+// an IFS connection's camt054 files may be written into; a connection
+// whose camt054_dir lies outside it is refused as invalid settings rather
+// than failing on a read-only or pod-local file system.
+func (ws *Writers) ConfineFiles(dir string) { ws.filesDir = filepath.Clean(dir) }
+
+// confined reports whether dir is ws.filesDir or below it.
+func (ws *Writers) confined(dir string) bool {
+	rel, err := filepath.Rel(ws.filesDir, filepath.Clean(dir))
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 var errUnknownConnection = errors.New("unknown connection")
@@ -114,6 +130,10 @@ func (ws *Writers) For(ctx context.Context, name string, kind connections.Kind) 
 		s, err := ifscloud.ParseSettings(conn.Settings)
 		if err != nil {
 			return nil, conn, fmt.Errorf("connection %q settings: %w", name, err)
+		}
+		if s.Writeback == ifscloud.WritebackCamt054 && ws.filesDir != "" && !ws.confined(s.Camt054.Dir) {
+			return nil, conn, fmt.Errorf("%w: connection %q settings: camt054_dir %s is not under ERP_FILES_DIR %s",
+				ifscloud.ErrInvalid, name, s.Camt054.Dir, ws.filesDir)
 		}
 		client, err := ifscloud.New(name, s, secret, ws.ifsOpts)
 		if err != nil {
