@@ -113,10 +113,10 @@ func TestReportMonthEnd(t *testing.T) {
 	}
 	for _, want := range []string{
 		"kind,connection,company,gc_connection,currency,collected,fees,refunds,charge_backs,other,paid_out,in_flight,payouts\n",
-		"invoices,ifs-acme,10,gc,GBP,150.00,2.005,10.00,7.00,0.00,130.995,20.00,1\n",
+		"invoices,ifs-acme,10,gc,GBP,150.00,2.005,10.00,7.00,0.00,130.995,25.00,1\n",
 		"invoices,ifs-acme,20,gc,GBP,0.00,0.00,0.00,0.00,0.00,0.00,30.00,0\n",
 		"rounding,gc,,gc,GBP,0.00,0.001,0.00,0.00,0.00,-0.001,0.00,0\n",
-		"total,,,,GBP,160.00,2.50,10.00,7.00,0.00,140.50,50.00,1\n",
+		"total,,,,GBP,160.00,2.50,10.00,7.00,0.00,140.50,55.00,1\n",
 		"warning: payout PO3 (bank reference REF-EUR): GoCardless paid EUR 10.00, its items add up to 9.99",
 	} {
 		if !strings.Contains(out, want) {

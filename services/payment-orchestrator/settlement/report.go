@@ -361,6 +361,12 @@ func (r *Reader) rounding(ctx context.Context, from, to time.Time, conn string, 
 	return nil
 }
 
+// payoutLagDays is how long after a payment is paid out its payout
+// reaches the bank at the latest: GoCardless pays out every working day
+// and the money arrives the next (gcsim does the same); a week covers
+// bank holidays.
+const payoutLagDays = 7
+
 // kindOrder sorts lines: invoices first, then what is not ours, then
 // the payouts' rounding and unexplained differences.
 var kindOrder = map[string]int{LineInvoices: 0, LineNotOurs: 1, LineRounding: 2, LineUnexplained: 3}
@@ -402,10 +408,11 @@ func (r *Reader) unbalanced(ctx context.Context, from, to time.Time, conn string
 // its way at the end of day to: payments submitted by then (charge date)
 // that no payout arriving by then contained, less the refunds created by
 // then that no such payout deducted. Failed, cancelled and charged-back
-// payments are not on their way. A payment (or refund) GoCardless had
-// already paid out by then in a payout ml-connector never stored (paid
-// out before payouts were kept) is not counted either: its paid_out event
-// came before the day ended.
+// payments are not on their way. A payment GoCardless paid out in a
+// payout not stored yet (it is stored when paid, a working day or two
+// later) is on its way; one paid out more than payoutLagDays before the
+// day in no stored payout at all was paid out before ml-connector kept
+// payouts, and is not.
 func (r *Reader) inFlight(ctx context.Context, to time.Time, conn string, line lineFunc) error {
 	rows, err := r.db.Query(ctx, `
 		WITH flight AS (
@@ -416,9 +423,12 @@ func (r *Reader) inFlight(ctx context.Context, to time.Time, conn string, line l
 			  AND coalesce(c.charge_date, c.created_at::date) <= $1
 			  AND NOT EXISTS (SELECT 1 FROM payout_items i JOIN payouts p ON p.id = i.payout_id
 			                  WHERE i.gc_payment_id = c.gc_payment_id AND i.type = 'payment_paid_out' AND p.arrival_date <= $1)
-			  AND (c.state <> 'paid_out' OR c.last_event_at >= $1::date + 1
+			  AND (c.state <> 'paid_out'
 			       OR EXISTS (SELECT 1 FROM payout_items i JOIN payouts p ON p.id = i.payout_id
-			                  WHERE i.gc_payment_id = c.gc_payment_id AND i.type = 'payment_paid_out' AND p.arrival_date > $1))
+			                  WHERE i.gc_payment_id = c.gc_payment_id AND i.type = 'payment_paid_out' AND p.arrival_date > $1)
+			       OR (c.last_event_at >= $1::date - $3::int
+			           AND NOT EXISTS (SELECT 1 FROM payout_items i
+			                           WHERE i.gc_payment_id = c.gc_payment_id AND i.type = 'payment_paid_out')))
 			UNION ALL
 			SELECT f.connection_id, c.gc_connection_id, f.company, f.currency, -f.amount_minor
 			FROM refunds f JOIN collections c ON c.id = f.collection_id
@@ -427,16 +437,18 @@ func (r *Reader) inFlight(ctx context.Context, to time.Time, conn string, line l
 			  AND f.created_at::date <= $1
 			  AND NOT EXISTS (SELECT 1 FROM payout_items i JOIN payouts p ON p.id = i.payout_id
 			                  WHERE i.gc_refund_id = f.gc_refund_id AND p.arrival_date <= $1)
-			  AND (f.state <> 'paid' OR f.last_event_at >= $1::date + 1
+			  AND (f.state <> 'paid'
 			       OR EXISTS (SELECT 1 FROM payout_items i JOIN payouts p ON p.id = i.payout_id
-			                  WHERE i.gc_refund_id = f.gc_refund_id AND p.arrival_date > $1))
+			                  WHERE i.gc_refund_id = f.gc_refund_id AND p.arrival_date > $1)
+			       OR (f.last_event_at >= $1::date - $3::int
+			           AND NOT EXISTS (SELECT 1 FROM payout_items i WHERE i.gc_refund_id = f.gc_refund_id)))
 		)
 		SELECT e.name, f.company, coalesce(g.name, ''), f.currency, sum(f.minor)::bigint
 		FROM flight f
 		JOIN connections e ON e.id = f.connection_id
 		LEFT JOIN connections g ON g.id = f.gc_connection_id
 		WHERE $2 = '' OR e.name = $2 OR g.name = $2
-		GROUP BY 1, 2, 3, 4`, to, conn)
+		GROUP BY 1, 2, 3, 4`, to, conn, payoutLagDays)
 	if err != nil {
 		return fmt.Errorf("month-end report, in flight: %w", err)
 	}

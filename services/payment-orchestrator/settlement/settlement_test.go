@@ -28,7 +28,7 @@ func TestMonthEnd(t *testing.T) {
 	}
 	want := map[[4]string]figures{
 		// 1000.00 + 500.00 - 2.005 - 1.00 - 10.00 (refund) - 7.00 + 1.00 (fee given back)
-		{"invoices", "ifs-acme", "10", "GBP"}: {"150.00", "2.005", "10.00", "7.00", "0.00", "130.995", "20.00"},
+		{"invoices", "ifs-acme", "10", "GBP"}: {"150.00", "2.005", "10.00", "7.00", "0.00", "130.995", "25.00"},
 		{"invoices", "ifs-acme", "20", "GBP"}: {"0.00", "0.00", "0.00", "0.00", "0.00", "0.00", "30.00"},
 		{"not_ours", "gc", "", "GBP"}:         {"10.00", "0.494", "0.00", "0.00", "0.00", "9.506", "0.00"},
 		// PO1's items add up to 140.501 and its fees to 2.499; GoCardless
@@ -58,7 +58,7 @@ func TestMonthEnd(t *testing.T) {
 	for _, tl := range rep.Totals {
 		totals[tl.Currency] = of(tl)
 	}
-	if got, w := totals["GBP"], (figures{"160.00", "2.50", "10.00", "7.00", "0.00", "140.50", "50.00"}); got != w {
+	if got, w := totals["GBP"], (figures{"160.00", "2.50", "10.00", "7.00", "0.00", "140.50", "55.00"}); got != w {
 		t.Errorf("GBP totals %+v, want %+v", got, w)
 	}
 	// EUR: GoCardless paid 10.00 though PO3's items say 9.99; the total
@@ -79,14 +79,15 @@ func TestMonthEnd(t *testing.T) {
 		t.Errorf("ifs-acme only: %+v, unbalanced %q", only.Lines, only.Unbalanced)
 	}
 
-	// A day later INV-4's payout has arrived: paid out, no longer in flight.
+	// A day later INV-4's payout has arrived: paid out, no longer in
+	// flight; INV-9's has not.
 	dec, err := r.MonthEnd(ctx, settlement.ReportQuery{From: settlementtest.Day("2026-12-01"), To: settlementtest.Day("2026-12-01")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range dec.Lines {
-		if l.Connection == "ifs-acme" && l.Company == "10" && l.Currency == "GBP" && (l.PaidOut != "19.60" || l.InFlight != "0.00") {
-			t.Errorf("1 December, company 10: paid out %s in flight %s, want 19.60 and 0.00", l.PaidOut, l.InFlight)
+		if l.Connection == "ifs-acme" && l.Company == "10" && l.Currency == "GBP" && (l.PaidOut != "19.60" || l.InFlight != "5.00") {
+			t.Errorf("1 December, company 10: paid out %s in flight %s, want 19.60 and 5.00", l.PaidOut, l.InFlight)
 		}
 	}
 
@@ -103,7 +104,7 @@ func TestMonthEnd(t *testing.T) {
 		t.Errorf("CSV header %q", rows[0])
 	}
 	last := rows[len(rows)-1]
-	if strings.Join(last, ",") != "total,,,,GBP,160.00,2.50,10.00,7.00,0.00,140.50,50.00,1" {
+	if strings.Join(last, ",") != "total,,,,GBP,160.00,2.50,10.00,7.00,0.00,140.50,55.00,1" {
 		t.Errorf("CSV GBP total %q", last)
 	}
 }

@@ -81,7 +81,7 @@ func TestPayoutsPages(t *testing.T) {
 		cd != `attachment; filename="month-end-2026-11-01-2026-11-30.csv"` {
 		t.Errorf("CSV headers %q %q", ct, cd)
 	}
-	if got := strings.Join(rows[len(rows)-1], ","); got != "total,,,,GBP,160.00,2.50,10.00,7.00,0.00,140.50,50.00,1" {
+	if got := strings.Join(rows[len(rows)-1], ","); got != "total,,,,GBP,160.00,2.50,10.00,7.00,0.00,140.50,55.00,1" {
 		t.Errorf("CSV GBP total %q", got)
 	}
 	resp = v.raw("/reports/month-end?from=2026-11-01&to=2026-11-30&connection=ifs-acme&format=json")
@@ -156,7 +156,7 @@ func TestBrowserJourneysPayouts(t *testing.T) {
 		chromedp.SetValue("#r-to", "2026-11-30", chromedp.ByQuery),
 		chromedp.Click(`//button[text()="Show"]`, chromedp.BySearch),
 		chromedp.WaitVisible("table.report", chromedp.ByQuery))
-	b.expect("report", "Payouts that arrived from 2026-11-01 to 2026-11-30", "ifs-acme / 10", "130.995", "140.50", "50.00",
+	b.expect("report", "Payouts that arrived from 2026-11-01 to 2026-11-30", "ifs-acme / 10", "130.995", "140.50", "55.00",
 		"GoCardless paid EUR 10.00, its items add up to 9.99")
 	var csvLink string
 	b.run("CSV link", chromedp.AttributeValue(`//a[text()="CSV"]`, "href", &csvLink, nil, chromedp.BySearch))

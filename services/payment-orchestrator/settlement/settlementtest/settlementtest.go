@@ -220,9 +220,10 @@ func (b *Book) payout(id, ref, currency, arrival, state string, amount, fees int
 //     outside the period.
 //   - PO3 (EUR, arrives 15 Nov): GoCardless paid 10.00, its one item says
 //     9.99.
-//   - In flight at the end of November: INV-4 (paid out on 30 Nov in PO2)
-//     and INV-3 (company 20, confirmed); not INV-5 (charged in December)
-//     nor INV-6 (failed).
+//   - In flight at the end of November: INV-4 (paid out on 30 Nov in PO2),
+//     INV-9 (paid out on 29 Nov, its payout not stored yet) and INV-3
+//     (company 20, confirmed); not INV-5 (charged in December), INV-6
+//     (failed) nor INV-8 (paid out in October, before payouts were kept).
 func (b *Book) Seed() {
 	november := Day("2026-11-30")
 	inv1 := b.collection("10", "INV-1", "GBP", 10000, ledger.CollectionPaidOut, "PM1", "2026-11-25", november)
@@ -232,6 +233,10 @@ func (b *Book) Seed() {
 	b.collection("10", "INV-5", "EUR", 1234, ledger.CollectionSubmitted, "PM5", "2026-12-03", november)
 	b.collection("10", "INV-6", "GBP", 900, ledger.CollectionFailed, "PM6", "2026-11-20", november)
 	b.collection("10", "INV-7", "GBP", 700, ledger.CollectionChargedBack, "PM7", "2026-10-28", november)
+	// Paid out in October in a payout never stored; paid out on 29
+	// November in a payout not paid yet.
+	b.collection("10", "INV-8", "GBP", 800, ledger.CollectionPaidOut, "PM8", "2026-09-28", Day("2026-10-01"))
+	b.collection("10", "INV-9", "GBP", 500, ledger.CollectionPaidOut, "PM9", "2026-11-25", Day("2026-11-29"))
 	b.refund(inv1, "CN-1", 1000, ledger.RefundPaid, "RF1")
 
 	b.payout("PO0", "REF-OCT", "GBP", "2026-10-31", "", 686, 14, []item{
