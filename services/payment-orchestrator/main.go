@@ -81,6 +81,8 @@ func run(ctx context.Context, args []string) error {
 	customerWait := env.DurationRange("CUSTOMER_WAIT", 30*time.Second, time.Second, 10*time.Minute, "How long an invoice that arrived before its customer's mandate first waits before it is tried again; each further wait doubles, up to 10 min.")
 	checkpointEvery := env.DurationRange("AUDIT_CHECKPOINT_INTERVAL", 5*time.Minute, 10*time.Second, 24*time.Hour,
 		"How often a signed checkpoint of every audit chain's head is stored in JetStream ("+auditkv.Bucket+"), for mlcctl audit verify.")
+	payoutItems := env.IntRange("PAYOUT_MAX_ITEMS", reconcile.DefaultMaxPayoutItems, 100, 1_000_000,
+		"Items read for one GoCardless payout; a payout with more is not stored but raised as an exception (payout_too_large).")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
@@ -119,6 +121,7 @@ func run(ctx context.Context, args []string) error {
 	collector.CustomerWait = customerWait
 	collector.SweepLease = max(3*sweepEvery, 2*time.Minute) // outlasts the pause between one replica's sweeps
 	reconciler := reconcile.New(led, dir, mlcv1.NewErpPosterClient(conn), svc.Log)
+	reconciler.MaxPayoutItems = payoutItems
 	backoff := []time.Duration{5 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute}
 	consume := func(name string, spec bus.ConsumerSpec, h bus.Handler) service.Worker {
 		spec.MaxDeliver, spec.BackOff = maxDeliver, backoff

@@ -17,7 +17,7 @@ type PendingOutcome struct {
 	AggregateID   string
 	EventID       string
 	OutcomeID     string
-	Kind          string // payment, refund or mandate
+	Kind          string // payment, refund, mandate or payout
 	Outcome       []byte // the marshalled mlc.v1 outcome message
 }
 
@@ -67,19 +67,26 @@ func (l *Ledger) PendingOutcomes(ctx context.Context, aggType, aggID string) ([]
 // refusal becomes an exception. Either way o is no longer pending.
 func (l *Ledger) OutcomePosted(ctx context.Context, o PendingOutcome, erpReference string, refusal *Exception) error {
 	return l.Tx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `DELETE FROM pending_outcomes WHERE id = $1`, o.ID)
-		if err != nil {
-			return fmt.Errorf("outcome %s posted: %w", o.OutcomeID, err)
-		}
-		if tag.RowsAffected() == 0 {
-			return nil // another worker recorded it first
-		}
-		if refusal != nil {
-			_, err := RaiseException(ctx, tx, *refusal)
-			return err
-		}
-		return record(ctx, tx, o.AggregateType, o.AggregateID, "erp.posted",
-			Change{After: map[string]any{"outcome_id": o.OutcomeID, "kind": o.Kind, "erp_reference": erpReference},
-				Cause: "gocardless event " + o.EventID})
+		_, err := outcomePosted(ctx, tx, o, erpReference, refusal)
+		return err
 	})
+}
+
+// outcomePosted is OutcomePosted in tx; it reports false, changing
+// nothing, when o was no longer pending (another worker recorded it).
+func outcomePosted(ctx context.Context, tx pgx.Tx, o PendingOutcome, erpReference string, refusal *Exception) (bool, error) {
+	tag, err := tx.Exec(ctx, `DELETE FROM pending_outcomes WHERE id = $1`, o.ID)
+	if err != nil {
+		return false, fmt.Errorf("outcome %s posted: %w", o.OutcomeID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil // another worker recorded it first
+	}
+	if refusal != nil {
+		_, err := RaiseException(ctx, tx, *refusal)
+		return true, err
+	}
+	return true, record(ctx, tx, o.AggregateType, o.AggregateID, "erp.posted",
+		Change{After: map[string]any{"outcome_id": o.OutcomeID, "kind": o.Kind, "erp_reference": erpReference},
+			Cause: "gocardless event " + o.EventID})
 }

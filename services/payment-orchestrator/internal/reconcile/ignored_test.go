@@ -35,6 +35,8 @@ func TestEventsNotAppliedAreRecorded(t *testing.T) {
 		{ID: "EVSYNOTOURS01", CreatedAt: now, ResourceType: "payments", Action: "confirmed", Links: map[string]string{"payment": "PM00000NOTOURS"}},
 		{ID: "EVSYNSKIPPED1", CreatedAt: now, ResourceType: "mandates", Action: "customer_approval_skipped", Links: map[string]string{"mandate": mandate}},
 		{ID: "EVSYNOLDSUB01", CreatedAt: now.Add(-30 * 24 * time.Hour), ResourceType: "payments", Action: "submitted", Links: map[string]string{"payment": payment}},
+		{ID: "EVSYNFXRATE01", CreatedAt: now, ResourceType: "payouts", Action: "fx_rate_confirmed", Links: map[string]string{"payout": "PO00000000FX01"}},
+		{ID: "EVSYNCREDIT01", CreatedAt: now, ResourceType: "creditors", Action: "updated", Links: map[string]string{"creditor": "CR00000000001"}},
 	})
 	r.Drain()
 	want := map[string]string{
@@ -43,14 +45,20 @@ func TestEventsNotAppliedAreRecorded(t *testing.T) {
 		"EVSYNOTOURS01": "not a payment ml-connector created",
 		"EVSYNSKIPPED1": "no payer approval",
 		"EVSYNOLDSUB01": "older than the event already applied",
+		"EVSYNFXRATE01": "exchange rate is read with the payout",
+		"EVSYNCREDIT01": "carries nothing the ledger or the ERP needs",
 	}
 	for id, reason := range want {
 		if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE event_id = $1 AND strpos(reason, $2) > 0`, id, reason); n != 1 {
 			t.Errorf("event %s: %d records with reason %q", id, n, reason)
 		}
 	}
-	if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE resource_type = 'payouts'`); n == 0 {
-		t.Error("payouts events were not recorded as ignored")
+	// A payout's paid event is applied (the payout stored), not ignored.
+	if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE resource_type = 'payouts' AND action = 'paid'`); n != 0 {
+		t.Errorf("%d payouts paid events recorded as ignored", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM payouts`); n == 0 {
+		t.Error("no payout stored from its paid event")
 	}
 	// Applied events are not recorded as ignored.
 	if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE resource_type = 'payments' AND action = 'paid_out'`); n != 0 {

@@ -209,17 +209,7 @@ func (r *Reconciler) client(ctx context.Context, gcConnectionID int64) (*gocardl
 // from; events received without one (single-account webhooks) belong to
 // the only GoCardless connection.
 func (r *Reconciler) clientFor(ctx context.Context, name string) (*gocardless.Client, error) {
-	if name == "" {
-		all, err := r.dir.GoCardlessConnections(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if len(all) != 1 {
-			return nil, fmt.Errorf("event without a GoCardless connection and %d connections exist", len(all))
-		}
-		name = all[0].Name
-	}
-	_, client, err := r.dir.GoCardless(ctx, name)
+	_, client, err := r.gcAccount(ctx, name)
 	return client, err
 }
 

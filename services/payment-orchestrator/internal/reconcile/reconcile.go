@@ -44,6 +44,7 @@ type Poster interface {
 	PostPaymentOutcome(ctx context.Context, in *mlcv1.PostPaymentOutcomeRequest, opts ...grpc.CallOption) (*mlcv1.PostPaymentOutcomeResponse, error)
 	PostRefundOutcome(ctx context.Context, in *mlcv1.PostRefundOutcomeRequest, opts ...grpc.CallOption) (*mlcv1.PostRefundOutcomeResponse, error)
 	PostMandateStatus(ctx context.Context, in *mlcv1.PostMandateStatusRequest, opts ...grpc.CallOption) (*mlcv1.PostMandateStatusResponse, error)
+	PostPayout(ctx context.Context, in *mlcv1.PostPayoutRequest, opts ...grpc.CallOption) (*mlcv1.PostPayoutResponse, error)
 }
 
 // Reconciler handles the messages of MLC_GC.
@@ -54,6 +55,9 @@ type Reconciler struct {
 	log    *slog.Logger
 	// PostTimeout bounds one call to erp-poster.
 	PostTimeout time.Duration
+	// MaxPayoutItems bounds the items read for one payout; a payout with
+	// more is an exception. Zero means DefaultMaxPayoutItems.
+	MaxPayoutItems int
 }
 
 // New returns a reconciler.
@@ -80,8 +84,11 @@ func (r *Reconciler) Handle(ctx context.Context, d *bus.Delivery) error {
 		return bus.Poison(fmt.Errorf("%s: event without id", d.Subject))
 	}
 	ev := event{GoCardlessEvent: &m, at: m.GetCreatedAt().AsTime()}
-	if m.GetResourceType() == "billing_requests" {
+	switch m.GetResourceType() {
+	case "billing_requests":
 		return r.billingRequest(ctx, ev) // reads GoCardless before its transaction
+	case "payouts":
+		return r.payoutEvent(ctx, ev) // the same, under a lease
 	}
 	// What GoCardless must tell first, asked before the transaction.
 	var f facts
@@ -193,18 +200,29 @@ func (r *Reconciler) post(ctx context.Context, o ledger.PendingOutcome) error {
 			res, err = r.poster.PostMandateStatus(pctx, &mlcv1.PostMandateStatusRequest{Outcome: &m})
 			ref = res.GetErpReference()
 		}
+	case "payout":
+		var m mlcv1.PostPayoutRequest
+		if err = proto.Unmarshal(o.Outcome, &m); err == nil {
+			var res *mlcv1.PostPayoutResponse
+			res, err = r.poster.PostPayout(pctx, &m)
+			ref = res.GetErpReference()
+		}
 	default:
 		err = fmt.Errorf("outcome %s of unknown kind %q", o.OutcomeID, o.Kind)
 	}
+	posted := r.ledger.OutcomePosted
+	if o.Kind == "payout" {
+		posted = r.ledger.PayoutOutcomePosted // the payout's state moves with its deposits
+	}
 	if err == nil {
-		return r.ledger.OutcomePosted(ctx, o, ref, nil)
+		return posted(ctx, o, ref, nil)
 	}
 	switch status.Code(err) {
 	case codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition:
 		// Refused for good: an exception, so that the event is not
 		// retried forever.
 		r.log.ErrorContext(ctx, "erp refused outcome", "outcome", o.OutcomeID, "error", err)
-		return r.ledger.OutcomePosted(ctx, o, "", &ledger.Exception{
+		return posted(ctx, o, "", &ledger.Exception{
 			Kind: "erp_posting_refused", AggregateType: o.AggregateType, AggregateID: o.AggregateID,
 			Reason: status.Convert(err).Message(), Detail: map[string]any{"outcome_id": o.OutcomeID, "code": status.Code(err).String()},
 			DedupKey: "posting:" + o.OutcomeID,

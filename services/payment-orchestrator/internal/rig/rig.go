@@ -528,6 +528,34 @@ func (p *Poster) PostMandateStatus(_ context.Context, in *mlcv1.PostMandateStatu
 	return &mlcv1.PostMandateStatusResponse{ErpReference: "REF-" + in.GetOutcome().GetOutcomeId(), AlreadyPosted: already}, err
 }
 
+// PostPayout implements mlcv1.ErpPosterServer: idempotent by payout id,
+// connection and company, and refusing (INVALID_ARGUMENT) a request whose
+// amounts do not add up, as erp-poster's contract says it does.
+func (p *Poster) PostPayout(_ context.Context, in *mlcv1.PostPayoutRequest) (*mlcv1.PostPayoutResponse, error) {
+	var lines, fees int64
+	for _, l := range in.GetLines() {
+		lines += l.GetAmountMinor()
+	}
+	for _, f := range in.GetFees() {
+		fees += f.GetAmountMinor()
+	}
+	if in.GetPayoutId() == "" || fees != in.GetFeesMinor() || lines+fees != in.GetAmountMinor() {
+		p.mu.Lock()
+		p.calls++
+		p.mu.Unlock()
+		return nil, status.Errorf(codes.InvalidArgument, "payout %s: lines %d + fees %d (listed %d) is not amount %d",
+			in.GetPayoutId(), lines, in.GetFeesMinor(), fees, in.GetAmountMinor())
+	}
+	id := "payout:" + in.GetPayoutId() + ":" + in.GetErp().GetConnection() + ":" + in.GetErp().GetCompany()
+	already, err := p.post(id, in)
+	return &mlcv1.PostPayoutResponse{ErpReference: "DEP-" + in.GetPayoutId(), AlreadyPosted: already}, err
+}
+
+// Payouts returns the payout deposits posted, in posting order.
+func (p *Poster) Payouts() []*mlcv1.PostPayoutRequest {
+	return collectOutcomes[*mlcv1.PostPayoutRequest](p)
+}
+
 // PaymentOutcomes returns the payment outcomes posted, in posting order.
 func (p *Poster) PaymentOutcomes() []*mlcv1.PaymentOutcome {
 	return collectOutcomes[*mlcv1.PaymentOutcome](p)

@@ -1,0 +1,268 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
+)
+
+// paidPayouts are the payouts GoCardless has paid.
+func paidPayouts(r *rig.Rig) []gcsim.Payout {
+	var out []gcsim.Payout
+	for _, po := range r.Sim.Payouts() {
+		if po.Status == "paid" {
+			out = append(out, po)
+		}
+	}
+	return out
+}
+
+// A payout's paid event (here from the /events catch-up) stores the
+// payout and every item, ties each payment to its invoice, and posts one
+// deposit that adds up to the bank line; the same events again (as
+// webhooks, beyond JetStream's duplicate window) fetch and post nothing.
+func TestPayoutPaidIsStoredAndPostedOnce(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"A": "100.00", "B": "250.55", "C": "12.34"})
+	settle(r, 14)
+	r.Eventually(20*time.Second, "every invoice paid out", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE state = 'paid_out'`) == 3
+	})
+	paid := paidPayouts(r)
+	if len(paid) == 0 {
+		t.Fatal("GoCardless paid no payout in 14 days")
+	}
+	r.Eventually(20*time.Second, "payouts posted", func() bool {
+		return r.Count(`SELECT count(*) FROM payouts WHERE state = 'posted'`) == len(paid)
+	})
+	ctx := context.Background()
+	for _, po := range paid {
+		var amount, itemsTotal, fees int64
+		var items, unmatched int
+		var reference string
+		err := r.DB.QueryRow(ctx, `SELECT amount_minor, items_total_tenths, fees_total_tenths, items_count, unmatched_count, reference
+			FROM payouts WHERE gc_payout_id = $1`, po.ID).Scan(&amount, &itemsTotal, &fees, &items, &unmatched, &reference)
+		if err != nil {
+			t.Fatalf("payout %s: %v", po.ID, err)
+		}
+		simItems := r.Sim.PayoutItems(po.ID)
+		if amount != po.Amount || items != len(simItems) || reference != po.Reference || unmatched != 0 {
+			t.Errorf("payout %s stored as amount %d, %d items, reference %q, %d unmatched; GoCardless: %d, %d items, %q",
+				po.ID, amount, items, reference, unmatched, po.Amount, len(simItems), po.Reference)
+		}
+		if n := r.Count(`SELECT count(*) FROM payout_items i JOIN payouts p ON p.id = i.payout_id WHERE p.gc_payout_id = $1`, po.ID); n != len(simItems) {
+			t.Errorf("payout %s: %d item rows, GoCardless lists %d", po.ID, n, len(simItems))
+		}
+		if sum := r.Count(`SELECT sum(i.amount_tenths) FROM payout_items i JOIN payouts p ON p.id = i.payout_id
+				WHERE p.gc_payout_id = $1`, po.ID); int64(sum) != itemsTotal {
+			t.Errorf("payout %s: the items add up to %d tenths, items_total_tenths says %d", po.ID, sum, itemsTotal)
+		}
+		if (itemsTotal+5)/10 != amount {
+			t.Errorf("payout %s: items add up to %d tenths, amount %d", po.ID, itemsTotal, amount)
+		}
+		if fees >= 0 {
+			t.Errorf("payout %s: fees %d tenths, want GoCardless's fees deducted", po.ID, fees)
+		}
+	}
+	// Every paid invoice in exactly one payout, as a matched item.
+	if n := r.Count(`SELECT count(*) FROM collections c WHERE c.state = 'paid_out' AND
+			(SELECT count(*) FROM payout_items i WHERE i.collection_id = c.id AND i.type = 'payment_paid_out'
+			   AND i.match = 'matched' AND i.invoice_id = c.invoice_id AND i.company = c.company) <> 1`); n != 0 {
+		t.Errorf("%d paid invoices are not in exactly one payout", n)
+	}
+	deposits := r.Poster.Payouts()
+	if len(deposits) != len(paid) {
+		t.Fatalf("%d deposits posted for %d payouts", len(deposits), len(paid))
+	}
+	var invoices []string
+	for _, d := range deposits {
+		i := slices.IndexFunc(paid, func(po gcsim.Payout) bool { return po.ID == d.GetPayoutId() })
+		if i < 0 {
+			t.Fatalf("deposit for payout %s, which GoCardless did not pay", d.GetPayoutId())
+		}
+		po := paid[i]
+		// GoCardless rounds the payout's amount and its deducted fees each on
+		// its own: the fees posted are what the bank line leaves of the
+		// lines, within a unit of deducted_fees.
+		if d.GetAmountMinor() != po.Amount || d.GetPayoutAmountMinor() != po.Amount || abs(d.GetFeesMinor()+po.DeductedFees) > 1 ||
+			d.GetReference() != po.Reference || d.GetArrivalDate() != po.ArrivalDate || d.GetCurrency() != po.Currency ||
+			d.GetErp().GetConnection() != rig.ERPConnection || d.GetErp().GetCompany() != "10" {
+			t.Errorf("deposit %v does not match payout %+v", d, po)
+		}
+		for _, l := range d.GetLines() {
+			if l.GetAmountMinor() <= 0 || l.GetCustomerId() != "C1" || l.GetPaymentId() == "" {
+				t.Errorf("deposit line %v", l)
+			}
+			invoices = append(invoices, l.GetInvoice().GetInvoiceId())
+		}
+		for _, f := range d.GetFees() {
+			if f.GetAmountMinor() >= 0 || f.GetPaymentId() == "" {
+				t.Errorf("fee line %v", f)
+			}
+		}
+	}
+	slices.Sort(invoices)
+	if strings.Join(invoices, ",") != "A,B,C" {
+		t.Errorf("deposits settle %v, want A, B and C once each", invoices)
+	}
+	if n := r.Count(`SELECT count(*) FROM payout_postings WHERE state = 'posted' AND erp_reference LIKE 'DEP-PO%'`); n != len(paid) {
+		t.Errorf("%d deposits recorded posted, want %d", n, len(paid))
+	}
+	if n := r.Count(`SELECT count(*) FROM exceptions WHERE aggregate_type = 'payout'`); n != 0 {
+		t.Errorf("%d payout exceptions on a clean book", n)
+	}
+
+	// Everything again, as webhooks: nothing fetched, stored or posted twice.
+	calls, itemReads := r.Poster.Calls(), r.GCRequests.Calls("GET /payout_items")
+	publishEvents(t, r, allEvents(t, r))
+	r.Drain()
+	if r.Poster.Calls() != calls {
+		t.Errorf("erp-poster called %d more times on redelivery", r.Poster.Calls()-calls)
+	}
+	if got := r.GCRequests.Calls("GET /payout_items"); got != itemReads {
+		t.Errorf("payout items read %d more times on redelivery", got-itemReads)
+	}
+	if n := r.Count(`SELECT count(*) FROM payouts`); n != len(paid) {
+		t.Errorf("%d payouts stored after redelivery, want %d", n, len(paid))
+	}
+	if _, err := audit.VerifyAll(ctx, r.DB); err != nil {
+		t.Error(err)
+	}
+}
+
+// A payout whose amount is not the sum of its items is an exception and
+// is not posted: the difference is never absorbed.
+func TestPayoutMismatchIsAnException(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	// GoCardless (as the orchestrator sees it) says every payout is a penny
+	// more than its items.
+	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
+		return []gocardless.Option{gocardless.WithTransport(payoutAmountPlusOne{})}
+	})
+	r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"A": "100.00"})
+	settle(r, 14)
+	r.Eventually(20*time.Second, "mismatch", func() bool {
+		return r.Count(`SELECT count(*) FROM payouts WHERE state = 'mismatch' AND difference_tenths = -10`) == 1
+	})
+	r.Eventually(10*time.Second, "exception", func() bool {
+		return r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'payout_mismatch' AND aggregate_type = 'payout'`) == 1
+	})
+	r.Drain()
+	if n := len(r.Poster.Payouts()); n != 0 {
+		t.Errorf("%d deposits posted for a payout whose items do not add up", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM payout_items`); n == 0 {
+		t.Error("the mismatched payout's items were not kept")
+	}
+}
+
+// payoutAmountPlusOne adds one minor unit to every payout GoCardless
+// returns.
+type payoutAmountPlusOne struct{}
+
+func (payoutAmountPlusOne) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet || !strings.HasPrefix(req.URL.Path, "/payouts/") || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var env map[string]map[string]any
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, err
+	}
+	env["payouts"]["amount"] = env["payouts"]["amount"].(float64) + 1
+	if body, err = json.Marshal(env); err != nil {
+		return nil, err
+	}
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// A payment not collected by ml-connector (made on one of its mandates,
+// e.g. in GoCardless's dashboard) is kept in the payout, flagged
+// unmatched and raised, and left out of the deposit; ours are posted.
+func TestPayoutUnknownPaymentIsFlagged(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"A": "100.00"})
+	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mandate string
+	if err := r.DB.QueryRow(context.Background(), `SELECT gc_mandate_id FROM customer_links`).Scan(&mandate); err != nil {
+		t.Fatal(err)
+	}
+	p := gocardless.PaymentParams{Amount: 4321, Currency: "GBP", Description: "made in the dashboard"}
+	p.Links.Mandate = mandate
+	foreign, _, err := client.CreatePayment(context.Background(), "dashboard-payment-1", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	settle(r, 14)
+	r.Eventually(20*time.Second, "payouts handled", func() bool {
+		return len(paidPayouts(r)) > 0 && r.Count(`SELECT count(*) FROM payouts WHERE state = 'posted'`) == len(paidPayouts(r))
+	})
+	var unmatched int
+	var payoutID string
+	if err := r.DB.QueryRow(context.Background(), `SELECT p.gc_payout_id, p.unmatched_count FROM payouts p
+		JOIN payout_items i ON i.payout_id = p.id WHERE i.gc_payment_id = $1 AND i.type = 'payment_paid_out'`, foreign.ID).Scan(&payoutID, &unmatched); err != nil {
+		t.Fatalf("the foreign payment's item was not kept: %v", err)
+	}
+	if n := r.Count(`SELECT count(*) FROM payout_items WHERE gc_payment_id = $1 AND (match <> 'unmatched' OR collection_id IS NOT NULL)`, foreign.ID); n != 0 {
+		t.Errorf("%d items of the foreign payment matched to a collection", n)
+	}
+	if unmatched < 1 {
+		t.Errorf("payout %s counts %d unmatched items", payoutID, unmatched)
+	}
+	if n := r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'payout_unmatched_items' AND aggregate_id = $1`, payoutID); n != 1 {
+		t.Errorf("%d unmatched-items exceptions for payout %s", n, payoutID)
+	}
+	r.Drain()
+	for _, d := range r.Poster.Payouts() {
+		for _, l := range d.GetLines() {
+			if l.GetPaymentId() == foreign.ID {
+				t.Errorf("the foreign payment was posted: %v", l)
+			}
+		}
+		for _, f := range d.GetFees() {
+			if f.GetPaymentId() == foreign.ID {
+				t.Errorf("the foreign payment's fee was posted: %v", f)
+			}
+		}
+	}
+	// What is posted plus what is kept unmatched is the bank line.
+	if n := r.Count(`SELECT count(*) FROM payouts p WHERE p.gc_payout_id = $1 AND abs(p.amount_minor * 10
+			- (SELECT sum(amount_tenths) FROM payout_postings WHERE payout_id = p.id)
+			- (SELECT sum(amount_tenths) FROM payout_items WHERE payout_id = p.id AND match = 'unmatched')) < 10`, payoutID); n != 1 {
+		t.Errorf("payout %s: deposits and unmatched items do not add up to the payout", payoutID)
+	}
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
