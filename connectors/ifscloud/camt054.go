@@ -289,6 +289,9 @@ type camtNtry struct {
 	Family      string     `xml:"BkTxCd>Domn>Fmly>Cd"`
 	SubFamily   string     `xml:"BkTxCd>Domn>Fmly>SubFmlyCd"`
 	Tx          camtTx     `xml:"NtryDtls>TxDtls"`
+	// AddtlNtryInf (max 500) carries, on a payout's fee entry, the GL
+	// account the site's message code rule should post it to.
+	Info string `xml:"AddtlNtryInf,omitempty"`
 }
 
 type camtTx struct {

@@ -38,6 +38,18 @@ func TestParseSettings(t *testing.T) {
 		t.Errorf("defaults: %+v", s)
 	}
 
+	if s.ReceiptOn != ifscloud.ReceiptOnConfirmed || len(s.PayoutFees) != 0 {
+		t.Errorf("payout defaults: receipt_on %q, fee accounts %v", s.ReceiptOn, s.PayoutFees)
+	}
+	fees := valid()
+	fees["receipt_on"] = "payout"
+	fees["payout_fee_accounts"] = map[string]any{"10": "6570", "20": "6570-GC"}
+	fees["payout_fee_tax_accounts"] = map[string]any{"10": "2640"}
+	if s, err := ifscloud.ParseSettings(fees); err != nil || s.ReceiptOn != ifscloud.ReceiptOnPayout ||
+		s.PayoutFees["10"] != (ifscloud.FeeAccounts{Account: "6570", TaxAccount: "2640"}) || s.PayoutFees["20"].Account != "6570-GC" {
+		t.Errorf("payout settings: %+v, %v", s.PayoutFees, err)
+	}
+
 	over := valid()
 	over["realm"] = "acme"
 	over["page_size"] = float64(2000)
@@ -78,6 +90,12 @@ func TestParseSettings(t *testing.T) {
 		{"customer_fields", map[string]any{"name": "Na me"}, "is not an OData identifier"},
 		{"invoice_extra_fields", []any{"Ok", "not ok"}, "is not an OData identifier"},
 		{"write_attempts", float64(0), "write_attempts: must be at least 1"},
+		{"receipt_on", "paid_out", `receipt_on: must be "confirmed" or "payout"`},
+		{"payout_fee_accounts", map[string]any{"30": "6570"}, `company "30" is not one of company_codes`},
+		{"payout_fee_accounts", map[string]any{"10": "65 70"}, `company "10": "65 70" is not an IFS account`},
+		{"payout_fee_accounts", map[string]any{"10": "ABCDEFGHIJKLMNOPQRSTU"}, "is not an IFS account (1-20"},
+		{"payout_fee_accounts", []any{"6570"}, "payout_fee_accounts: must be an object"},
+		{"payout_fee_tax_accounts", map[string]any{"10": "2640"}, "has a tax account but no payout_fee_accounts entry"},
 	}
 	for i, tc := range bad {
 		t.Run(fmt.Sprintf("%d_%s", i, tc.key), func(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
 	"path/filepath"
@@ -47,7 +48,34 @@ type Settings struct {
 	MandateWriteback    string
 	MandateLogEntitySet string
 	MandateAction       string
+
+	// ReceiptOn is ReceiptOnConfirmed (each payment outcome books its
+	// invoice's payment; a payout then books only its fees) or
+	// ReceiptOnPayout (the payout books the payments, its fees and its
+	// refunds and charge-backs; payment and refund outcomes book nothing).
+	ReceiptOn string
+	// PayoutFees are the GL accounts a payout's fees go to, per company.
+	PayoutFees map[string]FeeAccounts
 }
+
+// FeeAccounts are one company's GL accounts (code part A) for GoCardless
+// fees: Account takes the fees, TaxAccount, when set, the tax included in
+// them (else the tax stays in Account).
+type FeeAccounts struct {
+	Account    string
+	TaxAccount string
+}
+
+// Receipt modes (receipt_on).
+const (
+	ReceiptOnConfirmed = "confirmed"
+	ReceiptOnPayout    = "payout"
+)
+
+// glAccount is the shape of an IFS code part value: IFS code parts are at
+// most 20 characters; the simulator's and the usual charts are
+// alphanumeric.
+var glAccount = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,19}$`)
 
 // Write-back presets.
 const (
@@ -270,6 +298,8 @@ func ParseSettings(raw map[string]any) (Settings, error) {
 		MandateWriteback:    r.str("mandate_writeback", MandateNone),
 		MandateLogEntitySet: r.name("mandate_log_entity_set", "DirectDebitMandateLogSet"),
 		MandateAction:       r.name("mandate_action", "CustomerInfo_RegisterDirectDebitMandate"),
+		ReceiptOn:           r.str("receipt_on", ReceiptOnConfirmed),
+		PayoutFees:          map[string]FeeAccounts{},
 	}
 	invProjection := r.name("invoice_projection", "CustomerOrderInvoiceHandling")
 	states := r.names("invoice_ready_states", DefaultReadyStates)
@@ -354,6 +384,30 @@ func ParseSettings(raw map[string]any) (Settings, error) {
 	if s.WriteAttempts < 1 {
 		r.fail("write_attempts", "must be at least 1, got %d", s.WriteAttempts)
 	}
+	if s.ReceiptOn != ReceiptOnConfirmed && s.ReceiptOn != ReceiptOnPayout {
+		r.fail("receipt_on", "must be %q or %q, got %q", ReceiptOnConfirmed, ReceiptOnPayout, s.ReceiptOn)
+	}
+	taxes := r.strMap("payout_fee_tax_accounts")
+	for company, acct := range r.strMap("payout_fee_accounts") {
+		s.PayoutFees[company] = FeeAccounts{Account: acct, TaxAccount: taxes[company]}
+	}
+	for company := range taxes {
+		if _, ok := s.PayoutFees[company]; !ok {
+			r.fail("payout_fee_tax_accounts", "company %q has a tax account but no payout_fee_accounts entry", company)
+		}
+	}
+	for _, company := range slices.Sorted(maps.Keys(s.PayoutFees)) {
+		fa := s.PayoutFees[company]
+		if !slices.Contains(s.CompanyCodes, company) {
+			r.fail("payout_fee_accounts", "company %q is not one of company_codes", company)
+		}
+		if !glAccount.MatchString(fa.Account) {
+			r.fail("payout_fee_accounts", "company %q: %q is not an IFS account (1-20 letters, digits, _ . -)", company, fa.Account)
+		}
+		if fa.TaxAccount != "" && !glAccount.MatchString(fa.TaxAccount) {
+			r.fail("payout_fee_tax_accounts", "company %q: %q is not an IFS account (1-20 letters, digits, _ . -)", company, fa.TaxAccount)
+		}
+	}
 	if err := errors.Join(r.errs...); err != nil {
 		return Settings{}, fmt.Errorf("ifs settings: %w", err)
 	}
@@ -417,6 +471,29 @@ func (r *reader) strs(key string, def []string) []string {
 			return def
 		}
 		out = append(out, strings.TrimSpace(s))
+	}
+	return out
+}
+
+// strMap reads an object of strings (at most 1000 entries).
+func (r *reader) strMap(key string) map[string]string {
+	out := map[string]string{}
+	v, ok := r.get(key)
+	if !ok {
+		return out
+	}
+	m, isMap := v.(map[string]any)
+	if !isMap || len(m) > 1000 {
+		r.fail(key, "must be an object of at most 1000 strings")
+		return out
+	}
+	for k, e := range m {
+		s, isStr := e.(string)
+		if !isStr {
+			r.fail(key, "%q must be a string", k)
+			continue
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(s)
 	}
 	return out
 }

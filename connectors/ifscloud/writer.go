@@ -203,6 +203,10 @@ func (w *Writer) PostPayment(ctx context.Context, o PaymentOutcome) (Posting, er
 	if err := w.checkPayment(o); err != nil {
 		return Posting{}, fmt.Errorf("ifs post payment outcome %q: %w", o.OutcomeID, err)
 	}
+	if w.c.s.ReceiptOn == ReceiptOnPayout {
+		// The payout books it, with its charge-backs and failures (PostPayout).
+		return Posting{NothingToPost: true}, nil
+	}
 	key := o.PaymentID
 	if key == "" {
 		key = o.OutcomeID
@@ -220,6 +224,10 @@ func (w *Writer) PostPayment(ctx context.Context, o PaymentOutcome) (Posting, er
 func (w *Writer) PostRefund(ctx context.Context, o RefundOutcome) (Posting, error) {
 	if err := w.checkRefund(o); err != nil {
 		return Posting{}, fmt.Errorf("ifs post refund outcome %q: %w", o.OutcomeID, err)
+	}
+	if w.c.s.ReceiptOn == ReceiptOnPayout {
+		// The payout that takes the refund out of the balance books it.
+		return Posting{NothingToPost: true}, nil
 	}
 	p, err := w.dispatch(o.Company, o.RefundID,
 		func() (Posting, error) { return w.mixedRefund(ctx, o) },

@@ -56,6 +56,33 @@ const (
 // line (ifsclouddocs MixedPayment "Customer Payment Mixed Payment").
 const TransactionCustomerPayment = "CustomerPayment"
 
+// TransactionDirectCash is the transaction type of a direct cash payment:
+// an amount of the cash account posted straight to a GL account, with no
+// party (ifsclouddocs MixedPayment/ProcessExtMixedPaymentOnFile: message
+// codes define the transaction type, "e.g. Direct Cash Transaction", and
+// "direct cash payments are automatically completed with a manual posting",
+// "posting on a defined account for direct cash transactions";
+// GeneralIFSApplications/ActivityEnterMixedPaymPostControlInfo lists the
+// mixed payment posting types, among them PP4 payment fee and the tax
+// posting types of direct cash). The OData value "DirectCashPayment" is
+// inferred, like the other names of the projection. The simulator requires
+// the account to exist in the company's chart (Config.Accounts), as IFS
+// validates a posting's code string, and refuses a party or invoice on it.
+const TransactionDirectCash = "DirectCashPayment"
+
+// DefaultAccounts are the GL accounts every company's chart has when
+// Config.Accounts does not name the company: a bank fee expense account
+// and an input tax account (seed data, not IFS defaults).
+var DefaultAccounts = []string{"6570", "2640"}
+
+func (s *Sim) accountExists(company, account string) bool {
+	accounts, ok := s.cfg.Accounts[company]
+	if !ok {
+		accounts = DefaultAccounts
+	}
+	return slices.Contains(accounts, account)
+}
+
 // MixedPayment is a mixed payment with its lump sums and transactions.
 type MixedPayment struct {
 	Company        string     `json:"company"`
@@ -92,6 +119,8 @@ type MixedTransaction struct {
 	Currency         string `json:"currency"`
 	PaymentReference string `json:"payment_reference,omitempty"`
 	Text             string `json:"text,omitempty"`
+	// Account is the GL account of a direct cash transaction.
+	Account string `json:"account,omitempty"`
 }
 
 type lumpRec struct {
@@ -306,28 +335,37 @@ func (s *Sim) createLumpSum(m map[string]any) (*row, *apiError) {
 }
 
 // createTransaction is POST MixedPaymentTransactionSet: a customer payment
-// line, matched to an invoice or (without InvoiceId) on account.
+// line, matched to an invoice or (without InvoiceId) on account, or a
+// direct cash payment to a GL account.
 func (s *Sim) createTransaction(m map[string]any) (*row, *apiError) {
 	b := &body{es: s.transSet, m: m}
 	b.check("Company", "MixedPaymentId", "LumpSumId", "TransactionType", "PartyType", "Identity", "InvoiceId",
-		"CurrAmount", "Currency", "PaymentReference", "Text")
+		"CurrAmount", "Currency", "PaymentReference", "Text", "Account")
 	company := b.str("Company", true)
 	id := b.integer("MixedPaymentId", true)
 	lumpID := b.integer("LumpSumId", true)
 	typ := b.str("TransactionType", true)
-	party := b.str("PartyType", true)
-	identity := b.str("Identity", true)
+	direct := typ == TransactionDirectCash
+	party := b.str("PartyType", !direct)
+	identity := b.str("Identity", !direct)
 	invoiceID := b.integer("InvoiceId", false)
 	amount := b.amount("CurrAmount")
 	currency := b.currency("Currency")
 	ref, text := b.str("PaymentReference", false), b.str("Text", false)
+	account := b.str("Account", direct)
 	if b.err != nil {
 		return nil, b.err
 	}
 	switch {
-	case typ != TransactionCustomerPayment:
-		return nil, badRequest("ODP_INVALID_BODY", "TransactionType %q: the simulator implements only %s", typ, TransactionCustomerPayment)
-	case party != "Customer":
+	case typ != TransactionCustomerPayment && !direct:
+		return nil, badRequest("ODP_INVALID_BODY", "TransactionType %q: the simulator implements only %s and %s", typ, TransactionCustomerPayment, TransactionDirectCash)
+	case direct && (party != "" || identity != "" || invoiceID != 0):
+		return nil, badRequest("ODP_INVALID_BODY", "a %s has no PartyType, Identity or InvoiceId", TransactionDirectCash)
+	case direct && !s.accountExists(company, account):
+		return nil, dbError("ORA-20135: Account.NOTEXIST: Account %s does not exist in company %s.", account, company)
+	case !direct && account != "":
+		return nil, badRequest("ODP_INVALID_BODY", "Account is set only on a %s", TransactionDirectCash)
+	case !direct && party != "Customer":
 		return nil, badRequest("ODP_INVALID_BODY", "PartyType %q must be Customer for a customer payment", party)
 	case len(ref) > 50 || len(text) > 200:
 		return nil, dbError("ORA-20125: MixedPaymentTrans.LENGTH: PaymentReference (50) or Text (200) is too long.")
@@ -340,14 +378,12 @@ func (s *Sim) createTransaction(m map[string]any) (*row, *apiError) {
 		return nil, &apiError{status: http.StatusNotFound, code: "ODP_NOT_FOUND", msg: fmt.Sprintf("No lump sum %d in mixed payment %d", lumpID, id)}
 	}
 	l := mp.lumpRows[lumpID-1]
-	cu, ok := s.customers[identity]
-	switch {
-	case !ok:
+	if _, ok := s.customers[identity]; !ok && !direct {
 		return nil, dbError("ORA-20130: CustomerInfo.NOTEXIST: Customer %s does not exist.", identity)
-	case currency != l.ls.Currency:
+	}
+	if currency != l.ls.Currency {
 		return nil, dbError("ORA-20131: MixedPaymentTrans.CURRENCY: Transaction currency %s differs from the lump sum's %s.", currency, l.ls.Currency)
 	}
-	_ = cu
 	if invoiceID != 0 {
 		rec, ok := s.invoices[invoiceKey{company, invoiceID}]
 		switch {
@@ -360,7 +396,7 @@ func (s *Sim) createTransaction(m map[string]any) (*row, *apiError) {
 		}
 	}
 	t := MixedTransaction{TransactionID: int64(len(l.trans) + 1), TransactionType: typ, Identity: identity, InvoiceID: invoiceID,
-		Amount: amount, Currency: currency, PaymentReference: ref, Text: text}
+		Amount: amount, Currency: currency, PaymentReference: ref, Text: text, Account: account}
 	inv := null
 	if invoiceID != 0 {
 		inv = integer(invoiceID)
@@ -378,6 +414,7 @@ func (s *Sim) createTransaction(m map[string]any) (*row, *apiError) {
 		"Currency":         str(currency),
 		"PaymentReference": str(ref),
 		"Text":             str(text),
+		"Account":          str(account),
 	})
 	l.ls.Transactions = append(l.ls.Transactions, t)
 	l.trans = append(l.trans, rw)

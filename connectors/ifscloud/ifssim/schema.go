@@ -213,6 +213,7 @@ func (s *Sim) mixedSets() []*entitySet {
 		fieldDef{name: "Currency", k: kString},
 		fieldDef{name: "PaymentReference", k: kString},
 		fieldDef{name: "Text", k: kString},
+		fieldDef{name: "Account", k: kString},
 	)
 	trans.rows = func() []*row {
 		var out []*row

@@ -86,6 +86,10 @@ type Config struct {
 	// payments may use [institute GOCARDLESS, cash account GOCARDLESS, in
 	// every company].
 	CashAccounts []CashAccount
+	// Accounts are the GL accounts (code part A) of each company's chart
+	// that a direct cash transaction may post to [DefaultAccounts in every
+	// company].
+	Accounts map[string][]string
 
 	// The legacy mandate log: NOT standard IFS. It is ml-connector's own
 	// extension, kept for sites that built it (client preset

@@ -430,6 +430,13 @@ func TestMixedPaymentRules(t *testing.T) {
 			`"Identity":"` + identity + `","InvoiceId":7,"CurrAmount":"` + amount + `","Currency":"EUR","PaymentReference":"PM1"}`
 	}
 	refused("other customer's invoice", post("MixedPaymentTransactionSet", line("C2", "60"), nil), 400, "IDENTITY")
+	direct := func(extra string) string {
+		return `{"Company":"10","MixedPaymentId":1,"LumpSumId":1,"TransactionType":"DirectCashPayment","CurrAmount":"-1.50","Currency":"EUR"` + extra + `}`
+	}
+	refused("direct cash without account", post("MixedPaymentTransactionSet", direct(""), nil), 400, "Account is required")
+	refused("direct cash to an unknown account", post("MixedPaymentTransactionSet", direct(`,"Account":"9999"`), nil), 400, "Account.NOTEXIST")
+	refused("direct cash with a party", post("MixedPaymentTransactionSet", direct(`,"Account":"6570","PartyType":"Customer","Identity":"C1"`), nil), 400, "no PartyType")
+	refused("account on a customer payment", post("MixedPaymentTransactionSet", strings.Replace(line("C1", "60"), `"PaymentReference"`, `"Account":"6570","PaymentReference"`, 1), nil), 400, "Account is set only")
 	if a := post("MixedPaymentTransactionSet", line("C1", "60"), nil); a.status != 201 {
 		t.Fatalf("line: %d %s", a.status, a.raw)
 	}
