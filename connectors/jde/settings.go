@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -31,12 +33,21 @@ import (
 //	timezone                   IANA zone of JDE's UPMJ/UPMT stamps (default UTC)
 //	gl_accounts                business unit -> GL bank account for receipts
 //	default_gl_account         for documents without a business unit
-//	receipt_on                 "confirmed" (default) or "paid_out"
+//	receipt_on                 "confirmed" (default), "paid_out" or "payout"
+//	payout_fee_accounts        company -> GL account (BU.Object.Sub) of
+//	                           GoCardless fees, debited by the payout's
+//	                           fee journal entry
+//	payout_fee_tax_accounts    company -> GL account of the tax in the fees
+//	                           (optional; else it stays in the fee account)
+//	payout_bank_accounts       company -> GL bank account the payouts reach,
+//	                           credited by the fee journal entry (and, with
+//	                           receipt_on "payout", the receipts' GLBA);
+//	                           required for every company with a fee account
 //	write_preset               "standard" (default): receipts as F03B13Z1
 //	                           rows processed by R03B551; "orchestrations":
 //	                           ml-connector's receipt orchestration
 //	orchestrations             {"receipts_input","receipt","failure",
-//	                           "refund","mandate"} names
+//	                           "refund","mandate","journal_entry"} names
 //	invoice_doc_types          F03B11 document types collected (default ["RI"])
 //	refund_doc_types           F03B11 document types that are refunds (default ["RF"])
 //	terms_recurrence           payment terms code -> subscription schedule, e.g.
@@ -174,8 +185,16 @@ func ParseSettings(m map[string]any) (Settings, error) {
 	default:
 		r.fail(fmt.Sprintf(`write_preset %q must be "standard" or "orchestrations"`, s.Writer.Preset))
 	}
-	if s.Writer.ReceiptOn != ReceiptOnConfirmed && s.Writer.ReceiptOn != ReceiptOnPaidOut {
-		r.fail(fmt.Sprintf(`receipt_on %q must be "confirmed" or "paid_out"`, s.Writer.ReceiptOn))
+	if s.Writer.ReceiptOn != ReceiptOnConfirmed && s.Writer.ReceiptOn != ReceiptOnPaidOut && s.Writer.ReceiptOn != ReceiptOnPayout {
+		r.fail(fmt.Sprintf(`receipt_on %q must be "confirmed", "paid_out" or "payout"`, s.Writer.ReceiptOn))
+	}
+	s.Writer.PayoutAccounts = r.payoutAccounts(s.Companies)
+	if s.Writer.ReceiptOn == ReceiptOnPayout {
+		for _, co := range s.Companies {
+			if s.Writer.PayoutAccounts[co].Bank == "" {
+				r.fail(fmt.Sprintf(`receipt_on "payout" needs payout_bank_accounts.%s: the GL bank account of company %s's deposits`, co, co))
+			}
+		}
 	}
 	for key, name := range r.strMap("orchestrations") {
 		if !isIdent(name) {
@@ -193,8 +212,10 @@ func ParseSettings(m map[string]any) (Settings, error) {
 			s.Writer.Orchestrations.Refund = name
 		case "mandate":
 			s.Writer.Orchestrations.Mandate = name
+		case "journal_entry":
+			s.Writer.Orchestrations.JournalEntry = name
 		default:
-			r.fail(fmt.Sprintf("orchestrations.%s is unknown (want receipts_input, receipt, failure, refund, mandate)", key))
+			r.fail(fmt.Sprintf("orchestrations.%s is unknown (want receipts_input, receipt, failure, refund, mandate, journal_entry)", key))
 		}
 	}
 	for _, t := range s.InvoiceDocTypes {
@@ -318,6 +339,44 @@ func (r *settingsReader) strList(key string, def []string) []string {
 	}
 	r.fail(key + " must be a list of strings")
 	return def
+}
+
+// glAccountShape is a JDE account in business unit.object.subsidiary form
+// (account mode blank: BU alpha 12, object alpha 6, subsidiary alpha 8).
+var glAccountShape = regexp.MustCompile(`^[A-Za-z0-9]{1,12}\.[A-Za-z0-9]{1,6}(\.[A-Za-z0-9]{1,8})?$`)
+
+// payoutAccounts reads the payout_* account maps, each keyed by a company
+// of companies.
+func (r *settingsReader) payoutAccounts(companies []string) map[string]PayoutAccounts {
+	out := map[string]PayoutAccounts{}
+	fees, taxes, banks := r.strMap("payout_fee_accounts"), r.strMap("payout_fee_tax_accounts"), r.strMap("payout_bank_accounts")
+	for key, m := range map[string]map[string]string{"payout_fee_accounts": fees, "payout_fee_tax_accounts": taxes, "payout_bank_accounts": banks} {
+		for _, co := range slices.Sorted(maps.Keys(m)) {
+			if !slices.Contains(companies, co) {
+				r.fail(fmt.Sprintf("%s.%s: company %q is not one of company_codes", key, co, co))
+			}
+			if !glAccountShape.MatchString(m[co]) {
+				r.fail(fmt.Sprintf("%s.%s: %q is not a JDE account BU.Object[.Subsidiary] (at most 12.6.8 letters and digits)", key, co, m[co]))
+			}
+		}
+	}
+	for co, acct := range fees {
+		if banks[co] == "" {
+			r.fail(fmt.Sprintf("payout_bank_accounts.%s is required: the fee journal entry of company %s credits it", co, co))
+		}
+		out[co] = PayoutAccounts{Fee: acct, FeeTax: taxes[co], Bank: banks[co]}
+	}
+	for co := range taxes {
+		if fees[co] == "" {
+			r.fail(fmt.Sprintf("payout_fee_tax_accounts.%s has no payout_fee_accounts.%s", co, co))
+		}
+	}
+	for co, bank := range banks {
+		pa := out[co]
+		pa.Bank = bank
+		out[co] = pa
+	}
+	return out
 }
 
 func (r *settingsReader) strMap(key string) map[string]string {

@@ -89,6 +89,12 @@ func TestParseSettingsErrors(t *testing.T) {
 		{`{` + base + `,"write_preset":"bapi"}`, "write_preset"},
 		{`{"base_url":"https://ais","username":"AVERYLONGUSER","company_codes":["00001"]}`, "EDUS"},
 		{`{` + base + `,"ais_nodes":["https://u:p@ais2"]}`, "ais_nodes"},
+		{`{` + base + `,"receipt_on":"payout"}`, "payout_bank_accounts.00001"},
+		{`{` + base + `,"payout_fee_accounts":{"00001":"HQ.6570"}}`, "payout_bank_accounts.00001 is required"},
+		{`{` + base + `,"payout_fee_accounts":{"00002":"HQ.6570"},"payout_bank_accounts":{"00002":"HQ.1110"}}`, `company "00002" is not one of company_codes`},
+		{`{` + base + `,"payout_fee_accounts":{"00001":"6570"},"payout_bank_accounts":{"00001":"HQ.1110"}}`, "is not a JDE account"},
+		{`{` + base + `,"payout_bank_accounts":{"00001":"HQ.1110.TOOLONGSUB"}}`, "is not a JDE account"},
+		{`{` + base + `,"payout_fee_tax_accounts":{"00001":"HQ.2640"}}`, "has no payout_fee_accounts.00001"},
 	}
 	for _, tt := range tests {
 		_, err := ParseSettings(settingsFrom(t, tt.js))

@@ -77,6 +77,13 @@ func TestShippedOrchestrationsMatchTheWriter(t *testing.T) {
 				Status: "active", OccurredAt: paidAt})
 			return err
 		},
+		func() error {
+			fees := jde.NewWriter(e.client, jde.WriterConfig{PayoutAccounts: map[string]jde.PayoutAccounts{
+				"00001": {Fee: "HQ.6570", Bank: "HQ.1110"}}})
+			_, err := fees.PostPayout(ctx, jde.Payout{PayoutID: "PO1", Reference: "REF", Company: "00001", ArrivalDate: paidAt,
+				Currency: "USD", AmountMinor: -120, FeesMinor: -120})
+			return err
+		},
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -84,7 +91,7 @@ func TestShippedOrchestrationsMatchTheWriter(t *testing.T) {
 		}
 	}
 	files, err := filepath.Glob("../../docs/jde/orchestrations/*.json")
-	if err != nil || len(files) != 5 {
+	if err != nil || len(files) != 6 {
 		t.Fatalf("shipped definitions = %v, %v", files, err)
 	}
 	for _, f := range files {

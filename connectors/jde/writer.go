@@ -36,6 +36,10 @@ type Orchestrations struct {
 	Refund string
 	// Mandate records a customer's GoCardless mandate status.
 	Mandate string
+	// JournalEntry adds the lines of one journal entry to F0911Z1
+	// (Journal Entry Transactions - Batch File) and runs the Journal
+	// Entries Batch Processor (R09110Z) over them: a payout's fees.
+	JournalEntry string
 }
 
 // DefaultOrchestrations are jdesim's names.
@@ -45,6 +49,7 @@ var DefaultOrchestrations = Orchestrations{
 	Failure:       "MLC_PaymentFailure",
 	Refund:        "MLC_RefundOutcome",
 	Mandate:       "MLC_MandateStatus",
+	JournalEntry:  "MLC_JournalEntry",
 }
 
 // ReceiptOn says which payment outcome books the cash receipt.
@@ -55,6 +60,10 @@ const (
 	ReceiptOnConfirmed ReceiptOn = "confirmed"
 	// ReceiptOnPaidOut books it when the money is paid out to the creditor.
 	ReceiptOnPaidOut ReceiptOn = "paid_out"
+	// ReceiptOnPayout books the receipts of a payout as one batch when the
+	// payout is posted (PostPayout); payment outcomes of collections book
+	// none.
+	ReceiptOnPayout ReceiptOn = "payout"
 )
 
 // Preset is how receipts are written into JDE.
@@ -84,6 +93,15 @@ type WriterConfig struct {
 	// DefaultGLAccount is used for documents without a business unit.
 	DefaultGLAccount string
 	ReceiptOn        ReceiptOn
+	// PayoutAccounts are, per company, the GL accounts of payouts.
+	PayoutAccounts map[string]PayoutAccounts
+}
+
+// PayoutAccounts are one company's GL accounts for GoCardless payouts.
+type PayoutAccounts struct {
+	Fee    string // debited with the fees (tax included unless FeeTax)
+	FeeTax string // debited with the tax in the fees; optional
+	Bank   string // the GL bank account the payout reaches
 }
 
 // Writer posts GoCardless outcomes into JDE through orchestrations. Every

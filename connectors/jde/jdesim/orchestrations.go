@@ -86,8 +86,9 @@ func (in inputs) amount(currency string) (int64, error) {
 }
 
 func (s *Server) handleOrchestration(w http.ResponseWriter, r *http.Request) {
+	var body json.RawMessage
 	var raw map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&raw); err != nil {
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || json.Unmarshal(body, &raw) != nil {
 		writeError(w, http.StatusBadRequest, "Bad Request - Invalid JSON Input", "")
 		return
 	}
@@ -99,6 +100,10 @@ func (s *Server) handleOrchestration(w http.ResponseWriter, r *http.Request) {
 	}
 	s.stats.Orchestrations++
 	name := r.PathValue("name")
+	if name == s.opts.JournalEntryOrchestration {
+		s.journalEntry(w, sess, body)
+		return
+	}
 	var run func(*session, inputs) (map[string]any, error)
 	standard := false
 	switch name {

@@ -84,6 +84,9 @@ type Options struct {
 	// ReceiptsInputOrchestration is the standard receipt orchestration,
 	// an F03B13Z1 row processed by R03B551 (default MLC_ReceiptsInput).
 	ReceiptsInputOrchestration string
+	// JournalEntryOrchestration adds a journal entry's F0911Z1 lines and
+	// runs R09110Z over them (default MLC_JournalEntry, journalentry.go).
+	JournalEntryOrchestration string
 	// RefusalsAsErrors makes the standard orchestration report a refusal
 	// as a failed step (HTTP 500, userDefinedErrorText) rather than as
 	// jde__status ERROR in a 200 answer (receiptsinput.go).
@@ -120,6 +123,7 @@ func (o *Options) defaults() {
 	def(&o.RefundOrchestration, "MLC_RefundOutcome")
 	def(&o.MandateOrchestration, "MLC_MandateStatus")
 	def(&o.ReceiptsInputOrchestration, "MLC_ReceiptsInput")
+	def(&o.JournalEntryOrchestration, "MLC_JournalEntry")
 	def(&o.ARObject, "1210")
 	if o.SessionLifetime == 0 {
 		o.SessionLifetime = 60 * time.Minute
@@ -236,7 +240,10 @@ type Server struct {
 	// receiptsByKey are the answers of the standard receipt
 	// orchestration by F03B13Z1 key.
 	receiptsByKey map[receiptsInputKey]map[string]any
-	next          nextNumbers
+	// journalByKey are the answers of the journal entry orchestration by
+	// F0911Z1 entry (EDUS, EDBT, EDTN).
+	journalByKey map[journalKey]map[string]any
+	next         nextNumbers
 }
 
 // data holds the tables.
@@ -250,6 +257,7 @@ type data struct {
 	addresses    []*Address
 	banks        []*BankAccount
 	receipts     []*ReceiptInput
+	journal      []*JournalInput
 	gl           []*GLEntry
 	events       []*PaymentEvent
 	mandates     []*MandateStatus
@@ -258,7 +266,7 @@ type data struct {
 
 // nextNumbers is JDE's next-number service, per use.
 type nextNumbers struct {
-	batch, receipt, event, refund int64
+	batch, receipt, event, refund, journal int64
 }
 
 // New returns a simulator with empty tables.
@@ -270,8 +278,9 @@ func New(opts Options) *Server {
 		resultSets:    map[string]*resultSet{},
 		postings:      map[string]posting{},
 		receiptsByKey: map[receiptsInputKey]map[string]any{},
+		journalByKey:  map[journalKey]map[string]any{},
 		data:          data{invoiceIndex: map[DocKey]*Invoice{}},
-		next:          nextNumbers{batch: 9000, receipt: 700000, event: 1, refund: 1},
+		next:          nextNumbers{batch: 9000, receipt: 700000, event: 1, refund: 1, journal: 800000},
 	}
 	for co, cur := range opts.Companies {
 		s.data.companies = append(s.data.companies, &Company{CO: co, NAME: "Company " + co, CRCD: cur})

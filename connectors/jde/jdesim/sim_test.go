@@ -525,3 +525,54 @@ func TestReceiptsInputFieldsAndKey(t *testing.T) {
 		t.Fatalf("rows = %+v", r)
 	}
 }
+
+// TestJournalEntryFieldsAndBalance: the journal entry orchestration
+// refuses what Oracle's F0911Z1 field list and R09110Z refuse, adds
+// nothing then, and answers a repeated entry with the original.
+func TestJournalEntryFieldsAndBalance(t *testing.T) {
+	e := newRaw(t, Options{})
+	tok := e.login()
+	good := func() map[string]any {
+		return map[string]any{"EDUS": "JDE", "EDBT": "PO1", "EDTN": "T1", "EDSP": "0", "EDTC": "A", "EDTR": "J", "DCT": "JE",
+			"KCO": "00001", "DGJ": "2026-01-31", "CRCD": "USD", "CRRM": "D", "EXA": "GC fees PO1",
+			"Lines": []map[string]string{{"EDLN": "1", "ANI": "HQ.6570", "LT": "AA", "AA": "1.50"}, {"EDLN": "2", "ANI": "HQ.1110", "LT": "AA", "AA": "-1.50"}}}
+	}
+	run := func(in map[string]any) (int, map[string]any) {
+		status, body, _ := e.do("POST", "/jderest/v3/orchestrator/MLC_JournalEntry", tok, in)
+		return status, body
+	}
+	line := func(m map[string]any, i int) map[string]string { return m["Lines"].([]map[string]string)[i] }
+	for name, change := range map[string]func(map[string]any){
+		"EDSP blank":       func(m map[string]any) { m["EDSP"] = "" },
+		"EDTC change":      func(m map[string]any) { m["EDTC"] = "C" },
+		"not a JE":         func(m map[string]any) { m["EDTR"] = "I" },
+		"other user":       func(m map[string]any) { m["EDUS"] = "SOMEONE" },
+		"foreign mode":     func(m map[string]any) { m["CRRM"] = "F" },
+		"out of balance":   func(m map[string]any) { line(m, 1)["AA"] = "-1.49" },
+		"one line":         func(m map[string]any) { m["Lines"] = m["Lines"].([]map[string]string)[:1] },
+		"account form":     func(m map[string]any) { line(m, 0)["ANI"] = "6570" },
+		"budget ledger":    func(m map[string]any) { line(m, 0)["LT"] = "BA" },
+		"same line number": func(m map[string]any) { line(m, 1)["EDLN"] = "1" },
+		"EDBT too long":    func(m map[string]any) { m["EDBT"] = strings.Repeat("9", 16) },
+		"unknown company":  func(m map[string]any) { m["KCO"] = "00099" },
+	} {
+		in := good()
+		change(in)
+		if status, body := run(in); status != 200 || body["jde__status"] != "ERROR" || body["jde__simpleMessage"] == "" {
+			t.Errorf("%s: %d %v", name, status, body)
+		}
+	}
+	if n := len(e.sim.JournalInputs()); n != 0 {
+		t.Fatalf("refusals wrote %d rows", n)
+	}
+	status, first := run(good())
+	if status != 200 || first["jde__status"] != "SUCCESS" || first["AlreadyPosted"] != false || first["DocumentNumber"] == "" {
+		t.Fatalf("good entry: %d %v", status, first)
+	}
+	if status, again := run(good()); status != 200 || again["AlreadyPosted"] != true || again["DocumentNumber"] != first["DocumentNumber"] {
+		t.Fatalf("same entry again: %d %v", status, again)
+	}
+	if rows := e.sim.JournalInputs(); len(rows) != 2 || rows[0].VNAA != 150 || rows[1].VNAA != -150 || rows[0].VNEDSP != "1" {
+		t.Fatalf("rows = %+v", rows)
+	}
+}
