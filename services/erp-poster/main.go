@@ -1,6 +1,6 @@
 // Command erp-poster implements the mlc.v1.ErpPoster gRPC service: it writes
-// payment, refund and mandate outcomes into IFS Cloud or JD Edwards, once
-// per outcome id.
+// payment, refund and mandate outcomes, and GoCardless payouts, into IFS
+// Cloud or JD Edwards, once per outcome (payout) id.
 //
 // Its settings are environment variables; run it with --help to list them.
 package main

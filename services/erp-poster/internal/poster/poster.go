@@ -1,11 +1,14 @@
 // Package poster implements mlc.v1.ErpPoster: it writes payment, refund and
-// mandate outcomes into the IFS Cloud or JD Edwards connection the request
-// names, exactly once per outcome id. The outcome's row in erp_postings is
+// mandate outcomes, and GoCardless payouts, into the IFS Cloud or JD Edwards
+// connection the request names, exactly once per outcome id (payout id).
+// Amounts arrive as integer minor units and reach the ERP as exact decimals
+// of their currency, never through a float. The outcome's row in erp_postings is
 // locked for the whole write, so concurrent or repeated posts of one
 // outcome write to the ERP once and all get the same reference; the ERP
 // writers are themselves idempotent by outcome id, which covers a crash
 // between the ERP's answer and the row's commit. Errors carry the gRPC
-// codes the contract promises.
+// codes the contract promises. Payouts, whose posting is many ERP calls, are
+// claimed with a lease instead of a lock held across them (payout.go).
 package poster
 
 import (
@@ -203,12 +206,16 @@ func (s *Server) post(ctx context.Context, req request, write func(context.Conte
 func toStatus(err error) error {
 	code := codes.Unknown
 	switch {
+	case errors.Is(err, errBadSettings):
+		code = codes.FailedPrecondition
 	case errors.Is(err, errInvalid), errors.Is(err, ifscloud.ErrInvalid), errors.Is(err, jde.ErrInvalid):
 		code = codes.InvalidArgument
 	case errors.Is(err, errUnknownConnection), errors.Is(err, ifscloud.ErrNotFound), errors.Is(err, jde.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, ifscloud.ErrConflict):
 		code = codes.Aborted
+	case errors.Is(err, ifscloud.ErrNoFeeAccount), errors.Is(err, jde.ErrNoPayoutAccount):
+		code = codes.FailedPrecondition
 	case errors.Is(err, ifscloud.ErrUnavailable), errors.Is(err, jde.ErrUnavailable), breaker.IsOpen(err):
 		code = codes.Unavailable
 	case errors.Is(err, context.DeadlineExceeded):

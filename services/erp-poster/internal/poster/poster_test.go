@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -38,6 +39,7 @@ type env struct {
 	jde    *jdesim.Server
 	client mlcv1.ErpPosterClient
 	store  *connections.Store
+	db     *pgxpool.Pool
 	t      testing.TB
 }
 
@@ -61,6 +63,7 @@ func start(t testing.TB) *env {
 			AG: 5000, AAP: 5000, CRCD: "USD", MCU: "M99", PST: "A"})
 
 	db := testsupport.Pool(t)
+	e.db = db
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	keys, _ := secrets.NewKeyring(key)

@@ -33,6 +33,8 @@ type erpWriter interface {
 	payment(ctx context.Context, o *mlcv1.PaymentOutcome) (posting, error)
 	refund(ctx context.Context, o *mlcv1.RefundOutcome) (posting, error)
 	mandate(ctx context.Context, o *mlcv1.MandateOutcome) (posting, error)
+	// payout posts a validated payout (see validatePayout).
+	payout(ctx context.Context, p *mlcv1.PostPayoutRequest) (payoutPosting, error)
 }
 
 // registry is the part of the connection registry used here.
@@ -84,6 +86,10 @@ func (ws *Writers) confined(dir string) bool {
 
 var errUnknownConnection = errors.New("unknown connection")
 
+// errBadSettings: the connection's settings are refused; an operator must
+// fix them (FAILED_PRECONDITION), nothing about the request is wrong.
+var errBadSettings = errors.New("bad connection settings")
+
 // For returns the writer of the named connection, which must be of kind.
 func (ws *Writers) For(ctx context.Context, name string, kind connections.Kind) (erpWriter, connections.Connection, error) {
 	ws.mu.Lock()
@@ -129,7 +135,7 @@ func (ws *Writers) For(ctx context.Context, name string, kind connections.Kind) 
 	case connections.KindIFS:
 		s, err := ifscloud.ParseSettings(conn.Settings)
 		if err != nil {
-			return nil, conn, fmt.Errorf("connection %q settings: %w", name, err)
+			return nil, conn, fmt.Errorf("%w: connection %q: %w", errBadSettings, name, err)
 		}
 		if s.Writeback == ifscloud.WritebackCamt054 && ws.filesDir != "" && !ws.confined(s.Camt054.Dir) {
 			return nil, conn, fmt.Errorf("%w: connection %q settings: camt054_dir %s is not under ERP_FILES_DIR %s",
@@ -143,7 +149,7 @@ func (ws *Writers) For(ctx context.Context, name string, kind connections.Kind) 
 	case connections.KindJDE:
 		s, err := jde.ParseSettings(conn.Settings)
 		if err != nil {
-			return nil, conn, fmt.Errorf("connection %q settings: %w", name, err)
+			return nil, conn, fmt.Errorf("%w: connection %q: %w", errBadSettings, name, err)
 		}
 		cfg := s.ClientConfig(name, secret)
 		if ws.jdeHTTP != nil {
@@ -340,4 +346,58 @@ func (jw jdeWriter) mandate(ctx context.Context, o *mlcv1.MandateOutcome) (posti
 		ReasonCode: o.GetReasonCode(), Description: o.GetDescription(),
 	})
 	return posting{Reference: r.Reference, PostedAt: r.PostedAt, Nothing: r.NothingToPost}, err
+}
+
+// payoutText is the remark of a payout's entries: its bank reference, and
+// its conversion when GoCardless paid it out in another currency.
+func payoutText(p *mlcv1.PostPayoutRequest) string {
+	text := "ref " + p.GetReference()
+	if fx := p.GetFx(); fx.GetFxCurrency() != "" {
+		if amount, err := money.FromMinor(fx.GetFxAmountMinor(), fx.GetFxCurrency()); err == nil {
+			text += " paid as " + amount + " " + fx.GetFxCurrency()
+		}
+		if rate := fx.GetExchangeRate(); rate != "" {
+			text += " at " + rate
+		}
+	}
+	return text
+}
+
+// payout books the payout in IFS: amounts as decimals of its currency.
+func (iw ifsWriter) payout(ctx context.Context, in *mlcv1.PostPayoutRequest) (payoutPosting, error) {
+	dec := func(n int64) string { s, _ := money.FromMinor(n, in.GetCurrency()); return s }
+	fees, tax := feeTotals(in)
+	p := ifscloud.Payout{PayoutID: in.GetPayoutId(), Reference: in.GetReference(), Company: in.GetErp().GetCompany(),
+		Date: in.GetArrivalDate(), Currency: in.GetCurrency(), Amount: dec(in.GetAmountMinor()), Fees: dec(fees), FeeTax: dec(tax),
+		Text: payoutText(in)}
+	for _, l := range in.GetLines() {
+		p.Lines = append(p.Lines, ifscloud.PayoutLine{Kind: ifscloud.PayoutLineKind(lineKinds[l.GetKind()]),
+			InvoiceID: l.GetInvoice().GetInvoiceId(), CustomerID: l.GetCustomerId(), PaymentID: l.GetPaymentId(),
+			RefundID: l.GetRefundId(), RefundDoc: l.GetErpRefundId(), Amount: dec(l.GetAmountMinor())})
+	}
+	r, err := iw.w.PostPayout(ctx, p)
+	return payoutPosting{posting: posting{Reference: r.Reference, PostedAt: r.PostedAt, Nothing: r.NothingToPost}, FeeReference: r.FeeReference}, err
+}
+
+// payout books the payout in JDE.
+func (jw jdeWriter) payout(ctx context.Context, in *mlcv1.PostPayoutRequest) (payoutPosting, error) {
+	date, _ := time.Parse(time.DateOnly, in.GetArrivalDate()) // validated
+	fees, tax := feeTotals(in)
+	company := in.GetErp().GetCompany()
+	p := jde.Payout{PayoutID: in.GetPayoutId(), Reference: in.GetReference(), Company: company, ArrivalDate: date,
+		Currency: in.GetCurrency(), AmountMinor: in.GetAmountMinor(), FeesMinor: fees, FeeTaxMinor: tax}
+	for _, l := range in.GetLines() {
+		line := jde.PayoutLine{Kind: jde.PayoutLineKind(lineKinds[l.GetKind()]), Customer: l.GetCustomerId(),
+			BusinessUnit: l.GetBusinessUnit(), PaymentID: l.GetPaymentId(), RefundID: l.GetRefundId(), AmountMinor: l.GetAmountMinor()}
+		if l.GetInvoice().GetInvoiceId() != "" {
+			doc, err := document(company, l.GetInvoice())
+			if err != nil {
+				return payoutPosting{}, err
+			}
+			line.Invoice = doc
+		}
+		p.Lines = append(p.Lines, line)
+	}
+	r, err := jw.w.PostPayout(ctx, p)
+	return payoutPosting{posting: posting{Reference: r.Reference, PostedAt: r.PostedAt, Nothing: r.NothingToPost}, FeeReference: r.FeeReference}, err
 }
