@@ -509,7 +509,7 @@ func (r *Reconciler) deposits(f *fetchedPayout, p ledger.Payout, items []ledger.
 			}
 			d = &deposit{
 				row: ledger.PayoutDeposit{ERP: it.ERP, ERPConnectionID: it.ERPConnectionID, Company: it.Company,
-					OutcomeID: fmt.Sprintf("payout:%s:%s:%d:%s", p.GCPayoutID, it.ERP, it.ERPConnectionID, it.Company)},
+					OutcomeID: depositID(ref, p.GCPayoutID)},
 				req: payoutRequest(f, ref),
 			}
 			byKey[k] = d
@@ -522,7 +522,8 @@ func (r *Reconciler) deposits(f *fetchedPayout, p ledger.Payout, items []ledger.
 			}
 			col := f.collections[it.CollectionID]
 			d.req.Lines = append(d.req.Lines, &mlcv1.PayoutLine{Kind: kind, AmountMinor: it.AmountTenths / 10,
-				PaymentId: it.PaymentID, RefundId: it.RefundID,
+				// A refund item need not link its payment; the collection's is it.
+				PaymentId: cmp.Or(it.PaymentID, col.GCPaymentID), RefundId: it.RefundID,
 				Invoice:    &mlcv1.InvoiceKey{InvoiceId: col.Key.InvoiceID, InvoiceNo: col.InvoiceNo, DocType: col.DocType, Suffix: col.Suffix},
 				CustomerId: col.CustomerID, BusinessUnit: col.BusinessUnit, ErpRefundId: f.erpRefunds[it.RefundRowID]})
 			d.row.LinesTenths += it.AmountTenths
@@ -552,6 +553,14 @@ func (r *Reconciler) deposits(f *fetchedPayout, p ledger.Payout, items []ledger.
 		out[i] = d
 	}
 	return out, fractional, nil
+}
+
+// depositID is the outbox id of a payout's deposit into one ERP company:
+// the key erp-poster files the posting under in erp_postings (its
+// payoutKey), so that a deposit and its posting join on it.
+func depositID(ref *mlcv1.ErpRef, payoutID string) string {
+	erp := strings.ToLower(strings.TrimPrefix(ref.GetErp().String(), "ERP_"))
+	return "payout/" + erp + "/" + ref.GetConnection() + "/" + ref.GetCompany() + "/" + payoutID
 }
 
 // settleFees sets the deposit's fee lines so that they add up to total
