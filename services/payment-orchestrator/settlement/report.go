@@ -407,7 +407,8 @@ func (r *Reader) unbalanced(ctx context.Context, from, to time.Time, conn string
 // inFlight adds, per ERP connection, company and currency, the money on
 // its way at the end of day to: payments submitted by then (charge date)
 // that no payout arriving by then contained, less the refunds created by
-// then that no such payout deducted. Failed, cancelled and charged-back
+// then that no such payout deducted. A refund is dated by the first
+// of its row and its GoCardless events. Failed, cancelled and charged-back
 // payments are not on their way. A payment GoCardless paid out in a
 // payout not stored yet (it is stored when paid, a working day or two
 // later) is on its way; one paid out more than payoutLagDays before the
@@ -420,7 +421,7 @@ func (r *Reader) inFlight(ctx context.Context, to time.Time, conn string, line l
 			FROM collections c
 			WHERE c.gc_payment_id IS NOT NULL
 			  AND c.state IN ('pending_submission', 'submitted', 'confirmed', 'paid_out')
-			  AND coalesce(c.charge_date, c.created_at::date) <= $1
+			  AND coalesce(c.charge_date, least(c.created_at, c.last_event_at)::date) <= $1
 			  AND NOT EXISTS (SELECT 1 FROM payout_items i JOIN payouts p ON p.id = i.payout_id
 			                  WHERE i.gc_payment_id = c.gc_payment_id AND i.type = 'payment_paid_out' AND p.arrival_date <= $1)
 			  AND (c.state <> 'paid_out'
@@ -434,7 +435,7 @@ func (r *Reader) inFlight(ctx context.Context, to time.Time, conn string, line l
 			FROM refunds f JOIN collections c ON c.id = f.collection_id
 			WHERE f.gc_refund_id IS NOT NULL
 			  AND f.state IN ('created', 'pending_submission', 'submitted', 'paid')
-			  AND f.created_at::date <= $1
+			  AND least(f.created_at, f.last_event_at)::date <= $1
 			  AND NOT EXISTS (SELECT 1 FROM payout_items i JOIN payouts p ON p.id = i.payout_id
 			                  WHERE i.gc_refund_id = f.gc_refund_id AND p.arrival_date <= $1)
 			  AND (f.state <> 'paid'
