@@ -55,6 +55,13 @@ func (s *Sim) control(method, path string, r *http.Request, body []byte) (int, a
 	if id, act, ok := flowControl(method, path); ok {
 		return s.controlFlow(id, act, body)
 	}
+	if parts := strings.Split(path, "/"); method == http.MethodPost && len(parts) == 3 && parts[0] == "payments" &&
+		parts[2] == "cancel_chargeback" {
+		if err := s.CancelChargeback(parts[1]); err != nil {
+			return http.StatusConflict, controlError{err.Error()}
+		}
+		return 200, struct{}{}
+	}
 	switch route {
 	case "GET clock":
 		return 200, s.clockState()

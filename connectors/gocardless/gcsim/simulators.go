@@ -1,6 +1,7 @@
 package gcsim
 
 import (
+	"fmt"
 	"slices"
 )
 
@@ -21,7 +22,19 @@ import (
 //     up and moved to a new bank account (transferred); "Only compatible
 //     with Bacs and SEPA mandates";
 //   - mandate_suspended_by_payer: "Only compatible with PAY_TO mandates",
-//     which the simulator does not hold, so it is always refused.
+//     which the simulator does not hold, so it is always refused;
+//   - payment_charged_back: as payment_chargeback_settled, without the
+//     settlement (charged_back only);
+//   - mandate_failed: a pending_submission or submitted mandate fails
+//     ("Not compatible with SEPA mandates, which are submitted with their
+//     first payment"); its unsubmitted payments fail with it;
+//   - mandate_expired: a pending_submission mandate is submitted, set up
+//     and expires ("Not compatible with Autogiro, BECS NZ, and PAD
+//     mandates, which do not expire"); its unsubmitted payments are
+//     cancelled (cause mandate_expired).
+//
+// A cancelled charge-back has no simulator; CancelChargeback (control API
+// POST /_sim/payments/{id}/cancel_chargeback) plays the payer's bank.
 //
 // The documented payment_* simulators also accept pending_submission
 // payments, running their whole lifecycle; the simulator asks for paid_out
@@ -34,7 +47,7 @@ const (
 )
 
 var scenarioSimulators = []string{"payment_chargeback_settled", "payment_late_failure_settled", "mandate_transferred",
-	"mandate_suspended_by_payer"}
+	"mandate_suspended_by_payer", "payment_charged_back", "mandate_failed", "mandate_expired"}
 
 func (s *Sim) runScenarioSimulator(r *request) (int, any, *apiError) {
 	name := r.id()
@@ -63,6 +76,47 @@ func (s *Sim) runScenarioSimulator(r *request) (int, any, *apiError) {
 		return 0, nil, stateError("scenario_simulator_not_applicable", msg)
 	}
 	switch name {
+	case "payment_charged_back":
+		p, ok := s.payments.get(id)
+		if !ok {
+			return 0, nil, linkNotFound("data", "links[resource]")
+		}
+		if p.Status != statusPaidOut {
+			return refuse("The payment is " + p.Status + "; this simulator needs a paid_out payment")
+		}
+		p.Status = statusChargedBack
+		s.emit(r.now, "payments", "charged_back", map[string]string{"payment": p.ID}, EventDetails{Origin: originBank,
+			Cause: "authorisation_disputed", Description: "The customer disputed having authorised you to take this payment.",
+			Scheme: p.Scheme}, nil, p.Metadata)
+		return 200, envelope("scenario_simulators", map[string]string{"id": name}), nil
+	case "mandate_failed", "mandate_expired":
+		m, ok := s.mandates.get(id)
+		if !ok {
+			return 0, nil, linkNotFound("data", "links[resource]")
+		}
+		if name == "mandate_failed" {
+			switch {
+			case m.Scheme == "sepa_core":
+				return refuse("Not compatible with SEPA mandates, which are submitted with their first payment")
+			case m.Status != statusPendingSubmission && m.Status != statusSubmitted:
+				return refuse("The mandate is " + m.Status + "; this simulator needs a pending_submission or submitted mandate")
+			}
+			// The same details as a scenario rule's failed mandate.
+			s.endMandate(m, r.now, statusFailed, ruleDetails(&Rule{Resource: "mandates", Outcome: statusFailed}, originBank, statusFailed, m.Scheme), nil, "")
+			return 200, envelope("scenario_simulators", map[string]string{"id": name}), nil
+		}
+		switch {
+		case m.Scheme == "autogiro" || m.Scheme == "becs_nz" || m.Scheme == "pad":
+			return refuse("Not compatible with Autogiro, BECS NZ, and PAD mandates, which do not expire")
+		case m.Status != statusPendingSubmission:
+			return refuse("The mandate is " + m.Status + "; this simulator needs a pending_submission mandate")
+		}
+		m.Status = statusSubmitted
+		s.emit(r.now, "mandates", "submitted", map[string]string{"mandate": m.ID}, EventDetails{Origin: originGoCardless,
+			Cause: "mandate_submitted", Description: "The mandate has been submitted to the banks."}, nil, m.Metadata)
+		s.activateMandate(m, r.now)
+		s.endMandate(m, r.now, statusExpired, ruleDetails(&Rule{Resource: "mandates", Outcome: statusExpired}, originGoCardless, statusExpired, m.Scheme), nil, "")
+		return 200, envelope("scenario_simulators", map[string]string{"id": name}), nil
 	case "payment_chargeback_settled", "payment_late_failure_settled":
 		p, ok := s.payments.get(id)
 		if !ok {
@@ -116,4 +170,29 @@ func (s *Sim) runScenarioSimulator(r *request) (int, any, *apiError) {
 		return 200, envelope("scenario_simulators", map[string]string{"id": name}), nil
 	}
 	return refuse("Only compatible with PAY_TO mandates")
+}
+
+// CancelChargeback plays the payer's bank cancelling the charge-back of
+// payment id, which GoCardless reports as payments chargeback_cancelled:
+// "The customer's bank has cancelled the chargeback request", details
+// origin bank, cause payment_confirmed, "The chargeback for this payment
+// was reversed" (developer.gocardless.com/api-reference, event types,
+// payment actions). The cause names the status the payment returns to:
+// confirmed. GoCardless offers no API or scenario simulator for it.
+func (s *Sim) CancelChargeback(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.payments.get(id)
+	if !ok {
+		return fmt.Errorf("no payment %s", id)
+	}
+	if p.Status != statusChargedBack {
+		return fmt.Errorf("payment %s is %s, not charged_back", id, p.Status)
+	}
+	now := s.clock.Now()
+	p.Status = statusConfirmed
+	s.emit(now, "payments", "chargeback_cancelled", map[string]string{"payment": p.ID}, EventDetails{Origin: originBank,
+		Cause: "payment_confirmed", Description: "The chargeback for this payment was reversed"}, nil, p.Metadata)
+	defer s.kick()
+	return nil
 }

@@ -52,3 +52,50 @@ func TestScenarioSimulators(t *testing.T) {
 	invalid("links[resource]", "/data/links/resource").check(t,
 		a.do("POST", "/scenario_simulators/mandate_transferred/actions/run", map[string]any{"data": map[string]any{}}))
 }
+
+// TestMoreScenarioSimulators: payment_charged_back, mandate_failed and
+// mandate_expired as gocardless-pro-java resources/ScenarioSimulator.java
+// documents them (preconditions included), and a cancelled charge-back,
+// played through the control API, returning the payment to confirmed.
+func TestMoreScenarioSimulators(t *testing.T) {
+	srv := start(t)
+	a := newAPI(t, srv)
+	f := activeGB(t, srv, a, "cb@example.com", "Charged")
+	p := a.do("POST", "/payments", payment(1000, f.mandate, nil)).must(t, 201, "payments")
+	stateErr("scenario_simulator_not_applicable").check(t, runSimulator(a, "payment_charged_back", str(p, "id")))
+	srv.Advance(10 * 24 * time.Hour)
+	runSimulator(a, "payment_charged_back", str(p, "id")).must(t, 200, "scenario_simulators")
+	if got := eventsOf(srv, "payment", str(p, "id"), false); got[len(got)-1] != "charged_back" {
+		t.Errorf("charge-back events %v", got)
+	}
+	if err := srv.CancelChargeback(str(p, "id")); err != nil {
+		t.Fatal(err)
+	}
+	if got := eventsOf(srv, "payment", str(p, "id"), false); got[len(got)-1] != "chargeback_cancelled" {
+		t.Errorf("events after the cancelled charge-back %v", got)
+	}
+	if st := str(a.do("GET", "/payments/"+str(p, "id"), nil).must(t, 200, "payments"), "status"); st != "confirmed" {
+		t.Errorf("payment after its charge-back was cancelled is %s, want confirmed", st)
+	}
+	if err := srv.CancelChargeback(str(p, "id")); err == nil {
+		t.Error("a charge-back cancelled twice")
+	}
+
+	g := gbCustomer(t, a, "failing@example.com", "Failing")
+	pending := a.do("POST", "/payments", payment(500, g.mandate, nil)).must(t, 201, "payments")
+	runSimulator(a, "mandate_failed", g.mandate).must(t, 200, "scenario_simulators")
+	if got := eventsOf(srv, "mandate", g.mandate, false); got[len(got)-1] != "failed" {
+		t.Errorf("mandate events %v", got)
+	}
+	if st := str(a.do("GET", "/payments/"+str(pending, "id"), nil).must(t, 200, "payments"), "status"); st != "failed" {
+		t.Errorf("unsubmitted payment of a failed mandate is %s", st)
+	}
+	stateErr("scenario_simulator_not_applicable").check(t, runSimulator(a, "mandate_failed", g.mandate))
+
+	h := gbCustomer(t, a, "dormant@example.com", "Dormant")
+	runSimulator(a, "mandate_expired", h.mandate).must(t, 200, "scenario_simulators")
+	if got := eventsOf(srv, "mandate", h.mandate, false); !slices.Equal(got, []string{"created", "submitted", "active", "expired"}) {
+		t.Errorf("mandate events %v", got)
+	}
+	stateErr("scenario_simulator_not_applicable").check(t, runSimulator(a, "mandate_expired", h.mandate))
+}
