@@ -153,6 +153,13 @@ func (w *Writer) camtPayment(ctx context.Context, o PaymentOutcome) (Posting, er
 	if err != nil {
 		return Posting{}, err
 	}
+	if o.Status == PaymentReinstated {
+		// Entries are files named by payment and kind, written once: the
+		// credit of this payment exists already, and a second one under
+		// the same name would be taken for it. Refused, so that AR books
+		// the reinstatement by hand rather than nobody at all.
+		return Posting{}, fmt.Errorf("%w: the camt054 preset keeps one credit entry per payment, so the reinstated payment %s (charge-back cancelled) must be booked by hand", ErrInvalid, o.PaymentID)
+	}
 	if o.Status != PaymentPaid {
 		credit, booked, err := box.Get(ctx, camtName(o.Company, o.PaymentID, camtCredit))
 		if err != nil || !booked || o.PaymentID == "" {

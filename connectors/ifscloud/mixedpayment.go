@@ -107,7 +107,7 @@ func scale(d string) int {
 }
 
 func (w *Writer) mixedPayment(ctx context.Context, o PaymentOutcome) (Posting, error) {
-	if o.Status != PaymentPaid {
+	if !o.Status.books() {
 		return w.reverseMixed(ctx, o.Company, o.PaymentID)
 	}
 	inv, err := w.invoice(ctx, o.Company, o.InvoiceID)
@@ -121,7 +121,8 @@ func (w *Writer) mixedPayment(ctx context.Context, o PaymentOutcome) (Posting, e
 		return Posting{}, fmt.Errorf("%w: payment in %s of an invoice in %s", ErrInvalid, o.Currency, inv.currency)
 	}
 	// The same GoCardless payment reported again under another outcome id
-	// (confirmed, then paid out) is booked already.
+	// (confirmed, then paid out) is booked already; after a charge-back
+	// cancelled the booking, a reinstatement books it again.
 	if p, found, err := w.bookedFor(ctx, o.Company, o.PaymentID); err != nil || found {
 		return p, err
 	}

@@ -81,9 +81,17 @@ const (
 	PaymentChargedBack PaymentStatus = "ChargedBack"
 	// PaymentCancelled: the collection will not happen; as PaymentFailed.
 	PaymentCancelled PaymentStatus = "Cancelled"
+	// PaymentReinstated: the payer's bank cancelled its charge-back
+	// (GoCardless chargeback_cancelled), so the collected amount the
+	// charge-back reversed is booked again, as PaymentPaid books it.
+	PaymentReinstated PaymentStatus = "Reinstated"
 )
 
-var paymentStatuses = []PaymentStatus{PaymentPaid, PaymentFailed, PaymentChargedBack, PaymentCancelled}
+var paymentStatuses = []PaymentStatus{PaymentPaid, PaymentFailed, PaymentChargedBack, PaymentCancelled, PaymentReinstated}
+
+// books reports whether a payment status books the collected amount
+// (rather than reversing what was booked).
+func (s PaymentStatus) books() bool { return s == PaymentPaid || s == PaymentReinstated }
 
 // PaymentOutcome is a collection result to post against an invoice.
 type PaymentOutcome struct {
@@ -381,7 +389,7 @@ func (w *Writer) checkPayment(o PaymentOutcome) error {
 	if !slices.Contains(paymentStatuses, o.Status) {
 		bad("unknown payment status %q", o.Status)
 	}
-	if o.Status == PaymentPaid {
+	if o.Status.books() {
 		if !positive(o.Amount) {
 			bad("amount %q is not a positive decimal", o.Amount)
 		}

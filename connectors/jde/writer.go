@@ -170,6 +170,10 @@ const (
 	PaymentFailed      PaymentKind = "failed"
 	PaymentChargedBack PaymentKind = "charged_back"
 	PaymentCancelled   PaymentKind = "cancelled"
+	// PaymentReinstated: the payer's bank cancelled its charge-back
+	// (GoCardless chargeback_cancelled); the receipt the charge-back
+	// reversed is entered again, whichever kind receipts are booked on.
+	PaymentReinstated PaymentKind = "reinstated"
 )
 
 // Payment is one payment outcome to post.
@@ -347,7 +351,8 @@ func isoDate(t time.Time) string {
 }
 
 // PostPayment posts a payment outcome against its invoice: a cash receipt
-// for the kind receipts are booked on (confirmed by default), a recorded
+// for the kind receipts are booked on (confirmed by default) and for a
+// reinstated payment (its charge-back cancelled), a recorded
 // failure that reverses any receipt for failed, charged-back and cancelled
 // payments, and nothing for the other of confirmed / paid out.
 func (w *Writer) PostPayment(ctx context.Context, p Payment) (Result, error) {
@@ -363,6 +368,8 @@ func (w *Writer) PostPayment(ctx context.Context, p Payment) (Result, error) {
 		if string(p.Kind) != string(w.cfg.ReceiptOn) {
 			return Result{NothingToPost: true}, nil
 		}
+		return w.postReceipt(ctx, p, amount)
+	case PaymentReinstated:
 		return w.postReceipt(ctx, p, amount)
 	case PaymentFailed, PaymentChargedBack, PaymentCancelled:
 		return w.postFailure(ctx, p, amount)

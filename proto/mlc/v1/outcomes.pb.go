@@ -53,6 +53,14 @@ const (
 	// The payment will never be collected (payments/cancelled, customer_approval_denied,
 	// or mandate gone before submission). The invoice stays open.
 	PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED PaymentOutcomeKind = 5
+	// The payer's bank cancelled its charge-back (payments/chargeback_cancelled, cause
+	// payment_confirmed): the money is the creditor's again, so the receipt CHARGED_BACK
+	// reversed must be booked again. Added in the same schema_version: an erp-poster that
+	// does not know it refuses it as invalid, which the orchestrator records as an exception
+	// (nothing is lost). payments/chargeback_settled and late_failure_settled are not
+	// outcomes: they are deductions from a payout of a charge-back or failure the ERP has
+	// already heard of, and reach the ERP with that payout (ErpPoster.PostPayout).
+	PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGEBACK_CANCELLED PaymentOutcomeKind = 6
 )
 
 // Enum value maps for PaymentOutcomeKind.
@@ -64,14 +72,16 @@ var (
 		3: "PAYMENT_OUTCOME_KIND_FAILED",
 		4: "PAYMENT_OUTCOME_KIND_CHARGED_BACK",
 		5: "PAYMENT_OUTCOME_KIND_CANCELLED",
+		6: "PAYMENT_OUTCOME_KIND_CHARGEBACK_CANCELLED",
 	}
 	PaymentOutcomeKind_value = map[string]int32{
-		"PAYMENT_OUTCOME_KIND_UNSPECIFIED":  0,
-		"PAYMENT_OUTCOME_KIND_CONFIRMED":    1,
-		"PAYMENT_OUTCOME_KIND_PAID_OUT":     2,
-		"PAYMENT_OUTCOME_KIND_FAILED":       3,
-		"PAYMENT_OUTCOME_KIND_CHARGED_BACK": 4,
-		"PAYMENT_OUTCOME_KIND_CANCELLED":    5,
+		"PAYMENT_OUTCOME_KIND_UNSPECIFIED":          0,
+		"PAYMENT_OUTCOME_KIND_CONFIRMED":            1,
+		"PAYMENT_OUTCOME_KIND_PAID_OUT":             2,
+		"PAYMENT_OUTCOME_KIND_FAILED":               3,
+		"PAYMENT_OUTCOME_KIND_CHARGED_BACK":         4,
+		"PAYMENT_OUTCOME_KIND_CANCELLED":            5,
+		"PAYMENT_OUTCOME_KIND_CHARGEBACK_CANCELLED": 6,
 	}
 )
 
@@ -799,14 +809,15 @@ const file_mlc_v1_outcomes_proto_rawDesc = "" +
 	"reasonCode\x12 \n" +
 	"\vdescription\x18\n" +
 	" \x01(\tR\vdescription\x12\x16\n" +
-	"\x06scheme\x18\v \x01(\tR\x06scheme*\xed\x01\n" +
+	"\x06scheme\x18\v \x01(\tR\x06scheme*\x9c\x02\n" +
 	"\x12PaymentOutcomeKind\x12$\n" +
 	" PAYMENT_OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1ePAYMENT_OUTCOME_KIND_CONFIRMED\x10\x01\x12!\n" +
 	"\x1dPAYMENT_OUTCOME_KIND_PAID_OUT\x10\x02\x12\x1f\n" +
 	"\x1bPAYMENT_OUTCOME_KIND_FAILED\x10\x03\x12%\n" +
 	"!PAYMENT_OUTCOME_KIND_CHARGED_BACK\x10\x04\x12\"\n" +
-	"\x1ePAYMENT_OUTCOME_KIND_CANCELLED\x10\x05*\x99\x01\n" +
+	"\x1ePAYMENT_OUTCOME_KIND_CANCELLED\x10\x05\x12-\n" +
+	")PAYMENT_OUTCOME_KIND_CHARGEBACK_CANCELLED\x10\x06*\x99\x01\n" +
 	"\x11RefundOutcomeKind\x12#\n" +
 	"\x1fREFUND_OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x1c\n" +
 	"\x18REFUND_OUTCOME_KIND_PAID\x10\x01\x12\x1e\n" +

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -375,5 +376,54 @@ func TestCamt054DirMustBeUnderERPFilesDir(t *testing.T) {
 		if _, _, err := writers.For(ctx, name, connections.KindIFS); !errors.Is(err, ifscloud.ErrInvalid) || !strings.Contains(err.Error(), "ERP_FILES_DIR") {
 			t.Errorf("%s: err = %v, want invalid settings naming ERP_FILES_DIR", name, err)
 		}
+	}
+}
+
+// TestChargebackCancelledBooksAgain: a charge-back the payer's bank
+// cancelled books the collected amount again: in IFS a new approved
+// mixed payment beside the cancelled one, in JDE a second receipt; the
+// camt054 preset refuses it (its one credit file per payment exists) so
+// that AR books it by hand.
+func TestChargebackCancelledBooksAgain(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	confirmed := mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED
+	back := mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK
+	reinstated := mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGEBACK_CANCELLED
+	for i, k := range []mlcv1.PaymentOutcomeKind{confirmed, back, reinstated, reinstated} {
+		if _, err := e.client.PostPaymentOutcome(ctx, ifsPayment(fmt.Sprintf("EV-CBC-%d", min(i, 2)), k)); err != nil {
+			t.Fatalf("IFS %v: %v", k, err)
+		}
+	}
+	mp := e.ifs.MixedPayments()
+	if len(mp) != 2 || mp[0].State != ifssim.MixedCancelled || mp[1].State != ifssim.MixedApproved || mp[1].LumpSums[0].Amount != "100.10" {
+		t.Errorf("IFS mixed payments %+v, want the charged-back one cancelled and one approved of 100.10", mp)
+	}
+	if inv, _ := e.ifs.Invoice("10", 7); inv.OpenAmount != "0.00" && inv.OpenAmount != "0" {
+		t.Errorf("IFS invoice open after the charge-back was cancelled: %+v", inv)
+	}
+	for i, k := range []mlcv1.PaymentOutcomeKind{confirmed, back, reinstated} {
+		if _, err := e.client.PostPaymentOutcome(ctx, jdePayment(fmt.Sprintf("EV-CBC-J%d", i), "1001", k)); err != nil {
+			t.Fatalf("JDE %v: %v", k, err)
+		}
+	}
+	if rc := e.jde.Receipts(); len(rc) < 2 || rc[len(rc)-1].RUDOC != 1001 || rc[len(rc)-1].RUCKAM != 12550 {
+		t.Errorf("JDE receipts %+v, want the receipt entered again", rc)
+	}
+
+	acme, err := e.store.Get(ctx, "ifs-acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.Add(ctx, connections.New{Name: "ifs-camt", Kind: connections.KindIFS, Actor: "test",
+		Settings: map[string]any{"base_url": acme.Settings["base_url"], "client_id": "mlc", "company_codes": []any{"10"},
+			"requests_per_minute": float64(100000), "writeback": "camt054", "camt054_dir": t.TempDir()},
+		Secrets: map[string]secrets.Value{"client_secret": secrets.NewValue("secret")}}); err != nil {
+		t.Fatal(err)
+	}
+	req := ifsPayment("EV-CBC-C", reinstated)
+	req.Outcome.Erp.Connection = "ifs-camt"
+	if _, err := e.client.PostPaymentOutcome(ctx, req); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("camt054 reinstatement: %v, want InvalidArgument", err)
 	}
 }

@@ -202,6 +202,8 @@ func (iw ifsWriter) payment(ctx context.Context, o *mlcv1.PaymentOutcome) (posti
 		status = ifscloud.PaymentChargedBack
 	case mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED:
 		status = ifscloud.PaymentCancelled
+	case mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGEBACK_CANCELLED:
+		status = ifscloud.PaymentReinstated
 	default:
 		return posting{}, fmt.Errorf("%w: payment outcome kind %v", errInvalid, o.GetKind())
 	}
@@ -287,11 +289,12 @@ func document(company string, k *mlcv1.InvoiceKey) (jde.DocumentKey, error) {
 
 func (jw jdeWriter) payment(ctx context.Context, o *mlcv1.PaymentOutcome) (posting, error) {
 	kinds := map[mlcv1.PaymentOutcomeKind]jde.PaymentKind{
-		mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED:    jde.PaymentConfirmed,
-		mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT:     jde.PaymentPaidOut,
-		mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED:       jde.PaymentFailed,
-		mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK: jde.PaymentChargedBack,
-		mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED:    jde.PaymentCancelled,
+		mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CONFIRMED:            jde.PaymentConfirmed,
+		mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_PAID_OUT:             jde.PaymentPaidOut,
+		mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_FAILED:               jde.PaymentFailed,
+		mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK:         jde.PaymentChargedBack,
+		mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED:            jde.PaymentCancelled,
+		mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGEBACK_CANCELLED: jde.PaymentReinstated,
 	}
 	kind, ok := kinds[o.GetKind()]
 	if !ok {

@@ -41,9 +41,8 @@ func nonEmpty(s string) string {
 // in docs/gocardless.md).
 var ignoredPaymentActions = map[string]string{
 	"customer_approval_granted": "the payer approved the payment; it proceeds as created",
-	"chargeback_cancelled":      "the payer's bank reversed the charge-back; not posted to the ERP yet (no outcome kind for it): AR must re-open the charge-back by hand",
-	"chargeback_settled":        "the charge-back was debited from a payout; the ERP already heard of the charge-back",
-	"late_failure_settled":      "the late failure was debited from a payout; the ERP already heard of the failure",
+	"chargeback_settled":        "the charge-back was debited from a payout; the ERP already heard of the charge-back, and the deduction reaches it with that payout",
+	"late_failure_settled":      "the late failure was debited from a payout; the ERP already heard of the failure, and the deduction reaches it with that payout",
 	"surcharge_fee_debited":     "a GoCardless fee for a failure or charge-back, not a change to the invoice",
 }
 

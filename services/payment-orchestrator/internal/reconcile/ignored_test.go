@@ -2,6 +2,7 @@ package reconcile_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
 )
 
@@ -82,8 +84,23 @@ func TestLateFailureSettled(t *testing.T) {
 	if err := r.DB.QueryRow(context.Background(), `SELECT gc_payment_id FROM collections`).Scan(&payment); err != nil {
 		t.Fatal(err)
 	}
-	body := strings.NewReader(`{"data": {"links": {"resource": "` + payment + `"}}}`)
-	req, err := http.NewRequest("POST", r.Sim.URL+"/scenario_simulators/payment_late_failure_settled/actions/run", body)
+	runSimulator(t, r, "payment_late_failure_settled", payment)
+	r.Advance(time.Hour)
+	r.Eventually(20*time.Second, "late failure applied", func() bool { return states(t, r)["LATE"] == "failed" })
+	r.Drain()
+	if kinds := outcomeKinds(r)["LATE"]; !slices.Contains(kinds, "failed") {
+		t.Errorf("outcomes posted %v, want failed among them", kinds)
+	}
+	if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE action = 'late_failure_settled' AND strpos(reason, 'debited from a payout') > 0`); n != 1 {
+		t.Errorf("late_failure_settled recorded %d times", n)
+	}
+}
+
+// runSimulator runs one of GoCardless's scenario simulators on resource.
+func runSimulator(t *testing.T, r *rig.Rig, name, resource string) {
+	t.Helper()
+	body := strings.NewReader(`{"data": {"links": {"resource": "` + resource + `"}}}`)
+	req, err := http.NewRequest("POST", r.Sim.URL+"/scenario_simulators/"+name+"/actions/run", body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,15 +113,50 @@ func TestLateFailureSettled(t *testing.T) {
 	}
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
-		t.Fatalf("scenario simulator: %s", resp.Status)
+		t.Fatalf("scenario simulator %s: %s", name, resp.Status)
+	}
+}
+
+// TestChargebackCancelledIsPosted: a charge-back the payer's bank
+// cancels is posted to the ERP (the receipt booked again), once however
+// often the event comes.
+func TestChargebackCancelledIsPosted(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"BACK": "100.00"})
+	settle(r, 10)
+	var payment string
+	if err := r.DB.QueryRow(context.Background(), `SELECT gc_payment_id FROM collections`).Scan(&payment); err != nil {
+		t.Fatal(err)
+	}
+	runSimulator(t, r, "payment_charged_back", payment)
+	r.Advance(time.Hour)
+	r.Eventually(20*time.Second, "charged back", func() bool { return states(t, r)["BACK"] == "charged_back" })
+	if err := r.Sim.CancelChargeback(payment); err != nil {
+		t.Fatal(err)
 	}
 	r.Advance(time.Hour)
-	r.Eventually(20*time.Second, "late failure applied", func() bool { return states(t, r)["LATE"] == "failed" })
+	r.Eventually(20*time.Second, "charge-back cancelled", func() bool { return states(t, r)["BACK"] == "confirmed" })
 	r.Drain()
-	if kinds := outcomeKinds(r)["LATE"]; !slices.Contains(kinds, "failed") {
-		t.Errorf("outcomes posted %v, want failed among them", kinds)
+	// The same events again, as a catch-up overlapping the webhooks would.
+	if err := r.CatchUp.Pass(context.Background()); err != nil {
+		t.Fatal(err)
 	}
-	if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE action = 'late_failure_settled' AND strpos(reason, 'debited from a payout') > 0`); n != 1 {
-		t.Errorf("late_failure_settled recorded %d times", n)
+	r.Drain()
+	want := []string{"confirmed", "paid_out", "charged_back", "chargeback_cancelled"}
+	if got := outcomeKinds(r)["BACK"]; !slices.Equal(got, want) {
+		t.Fatalf("outcomes posted %v, want %v", got, want)
+	}
+	var cause string
+	for _, o := range r.Poster.PaymentOutcomes() {
+		if o.GetKind() == mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGEBACK_CANCELLED {
+			cause = o.GetPaymentId() + " " + fmt.Sprint(o.GetAmountMinor())
+		}
+	}
+	if cause != payment+" 10000" {
+		t.Errorf("reinstatement posted for %q, want the payment and its amount", cause)
+	}
+	if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE action = 'chargeback_cancelled'`); n != 0 {
+		t.Errorf("chargeback_cancelled recorded as ignored %d times", n)
 	}
 }

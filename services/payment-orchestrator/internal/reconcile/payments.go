@@ -32,6 +32,10 @@ var paymentStates = map[string]struct {
 	"charged_back":             {ledger.CollectionChargedBack, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK},
 	"cancelled":                {ledger.CollectionCancelled, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
 	"customer_approval_denied": {ledger.CollectionCancelled, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CANCELLED},
+	// The charge-back is undone: GoCardless gives the event the cause
+	// payment_confirmed (developer.gocardless.com/api-reference, event
+	// types, payments), and the ERP books the receipt again.
+	"chargeback_cancelled": {ledger.CollectionConfirmed, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGEBACK_CANCELLED},
 }
 
 // paymentFacts fetches, before the event's transaction, what only
@@ -101,8 +105,18 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 		}
 	}
 	posted := col.PostedOutcomes
-	if change.state == ledger.CollectionPendingSubmission || change.state == ledger.CollectionSubmitted {
+	switch {
+	case change.state == ledger.CollectionPendingSubmission || change.state == ledger.CollectionSubmitted:
 		posted = nil // a resubmission starts the ERP's story again
+	case change.outcome == mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGEBACK_CANCELLED:
+		// Only the reinstatement is news (the payment was confirmed
+		// before its charge-back), and a later charge-back is news again.
+		kinds = []mlcv1.PaymentOutcomeKind{change.outcome}
+		posted = without(posted, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGED_BACK)
+	case change.state == ledger.CollectionChargedBack:
+		// A charge-back after a cancelled one: a later cancellation is
+		// news again.
+		posted = without(posted, mlcv1.PaymentOutcomeKind_PAYMENT_OUTCOME_KIND_CHARGEBACK_CANCELLED)
 	}
 	for _, kind := range kinds {
 		name := kind.String()
@@ -129,6 +143,11 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 	}
 	return ledger.SaveCollection(ctx, tx, col, after, "collection."+string(change.state),
 		fmt.Sprintf("gocardless event %s (%s)", ev.GetEventId(), ev.GetDetails().GetCause()))
+}
+
+// without returns posted without the outcome kind k.
+func without(posted []string, k mlcv1.PaymentOutcomeKind) []string {
+	return slices.DeleteFunc(slices.Clone(posted), func(name string) bool { return name == k.String() })
 }
 
 // linkCollection names the collection on the span of ctx and links that
