@@ -103,7 +103,7 @@ type PayoutDetail struct {
 // Check validates q.
 func (q PayoutQuery) Check() error {
 	if !q.From.IsZero() && !q.To.IsZero() && dateOnly(q.To).Before(dateOnly(q.From)) {
-		return fmt.Errorf("%w: --to is before --from", ErrInput)
+		return fmt.Errorf("%w: the last arrival date is before the first", ErrInput)
 	}
 	if q.Limit < 0 || q.Limit > MaxPayouts {
 		return fmt.Errorf("%w: limit %d is not between 1 and %d", ErrInput, q.Limit, MaxPayouts)

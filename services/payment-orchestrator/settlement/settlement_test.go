@@ -185,6 +185,18 @@ func TestPayouts(t *testing.T) {
 	if d.ItemList[1].Amount != "-2.005" {
 		t.Errorf("fee of INV-1: %s, want -2.005", d.ItemList[1].Amount)
 	}
+	for _, q := range []settlement.PayoutQuery{
+		{From: settlementtest.Day("2026-11-30"), To: settlementtest.Day("2026-11-01")},
+		{Limit: settlement.MaxPayouts + 1},
+		{State: strings.Repeat("x", 41)},
+	} {
+		if _, err := r.ListPayouts(ctx, q); !errors.Is(err, settlement.ErrInput) {
+			t.Errorf("%+v: %v, want ErrInput", q, err)
+		}
+	}
+	if _, err := r.ShowPayout(ctx, strings.Repeat("x", 201)); !errors.Is(err, settlement.ErrInput) {
+		t.Errorf("a 201-character payout id: %v", err)
+	}
 	if _, err := r.ShowPayout(ctx, "PO404"); !errors.Is(err, settlement.ErrNotFound) {
 		t.Errorf("unknown payout: %v", err)
 	}
