@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/ml-connector/ml-connector/platform/command"
@@ -34,6 +36,7 @@ type settings struct {
 	loginAttempts int
 	loginWindow   time.Duration
 	refresh       time.Duration
+	oidc          *web.OIDCConfig
 }
 
 func loadSettings(env *config.Env) settings {
@@ -43,7 +46,77 @@ func loadSettings(env *config.Env) settings {
 		loginAttempts: env.IntRange("CONSOLE_LOGIN_ATTEMPTS", 10, 1, 1000, "Failed sign-ins allowed per user name and per client address in CONSOLE_LOGIN_WINDOW."),
 		loginWindow:   env.DurationRange("CONSOLE_LOGIN_WINDOW", 15*time.Minute, time.Minute, 24*time.Hour, "Window of CONSOLE_LOGIN_ATTEMPTS."),
 		refresh:       env.DurationRange("CONSOLE_OVERVIEW_REFRESH", 15*time.Second, time.Second, 10*time.Minute, "How often the overview's figures are recounted."),
+		oidc:          loadOIDC(env),
 	}
+}
+
+// claimName is what a claim's name may be.
+var claimName = regexp.MustCompile(`^[A-Za-z0-9_.:/-]{1,100}$`)
+
+// loadOIDC reads sign-in through the company's OpenID provider, nil when
+// CONSOLE_OIDC_ISSUER is unset. Every value is checked here, each error
+// naming its variable; the client secret is never echoed.
+func loadOIDC(env *config.Env) *web.OIDCConfig {
+	issuer := env.URL("CONSOLE_OIDC_ISSUER", "", "OpenID provider's issuer URL; set it to offer sign-in with company accounts.", "https")
+	clientID := env.String("CONSOLE_OIDC_CLIENT_ID", "", "The console's client id at the provider (needed with CONSOLE_OIDC_ISSUER).")
+	secret := env.Secret("CONSOLE_OIDC_CLIENT_SECRET", "The console's client secret at the provider (a confidential client; PKCE is used as well).")
+	redirect := env.URL("CONSOLE_OIDC_REDIRECT_URL", "", "The console's callback as registered at the provider: https://<console host>/auth/oidc/callback.", "https")
+	scopes := env.List("CONSOLE_OIDC_SCOPES", "email,profile", "Scopes asked for besides openid (add the one that brings the role claim, e.g. groups).")
+	nameClaim := env.String("CONSOLE_OIDC_NAME_CLAIM", "email", "Claim naming the console account (email requires email_verified).")
+	roleClaim := env.String("CONSOLE_OIDC_ROLE_CLAIM", "groups", "Claim holding the person's groups or roles.")
+	groups := map[users.Role][]string{
+		users.Admin:    env.List("CONSOLE_OIDC_ADMIN_GROUPS", "", "Values of the role claim that make an admin."),
+		users.Operator: env.List("CONSOLE_OIDC_OPERATOR_GROUPS", "", "Values of the role claim that make an operator."),
+		users.Viewer:   env.List("CONSOLE_OIDC_VIEWER_GROUPS", "", "Values of the role claim that make a viewer."),
+	}
+	if issuer == nil {
+		return nil
+	}
+	if clientID == "" || len(clientID) > 256 {
+		env.Errorf("CONSOLE_OIDC_CLIENT_ID", "must be set (1-256 characters) with CONSOLE_OIDC_ISSUER")
+	}
+	if len(secret.Reveal()) > 1024 {
+		env.Errorf("CONSOLE_OIDC_CLIENT_SECRET", "longer than 1024 characters")
+	}
+	if redirect == nil || redirect.Path != "/auth/oidc/callback" || redirect.RawQuery != "" || redirect.Fragment != "" {
+		env.Errorf("CONSOLE_OIDC_REDIRECT_URL", "must be set with CONSOLE_OIDC_ISSUER, as https://<console host>/auth/oidc/callback")
+	}
+	if len(scopes) > 20 {
+		env.Errorf("CONSOLE_OIDC_SCOPES", "at most 20 scopes")
+	}
+	for _, sc := range scopes {
+		if !claimName.MatchString(sc) {
+			env.Errorf("CONSOLE_OIDC_SCOPES", "scope %q: 1-100 letters, digits or _.:/-", sc)
+		}
+	}
+	for name, v := range map[string]string{"CONSOLE_OIDC_NAME_CLAIM": nameClaim, "CONSOLE_OIDC_ROLE_CLAIM": roleClaim} {
+		if !claimName.MatchString(v) {
+			env.Errorf(name, "%q: 1-100 letters, digits or _.:/-", v)
+		}
+	}
+	roles := map[string]users.Role{}
+	for _, role := range []users.Role{users.Viewer, users.Operator, users.Admin} { // later, higher roles win a shared group
+		name := "CONSOLE_OIDC_" + strings.ToUpper(string(role)) + "_GROUPS"
+		if len(groups[role]) > 100 {
+			env.Errorf(name, "at most 100 groups")
+		}
+		for _, g := range groups[role] {
+			if len(g) > 256 {
+				env.Errorf(name, "a group name is longer than 256 characters")
+			}
+			roles[g] = role
+		}
+	}
+	if len(roles) == 0 {
+		env.Errorf("CONSOLE_OIDC_ADMIN_GROUPS", "with CONSOLE_OIDC_ISSUER, map at least one group to a role "+
+			"(CONSOLE_OIDC_ADMIN_GROUPS, CONSOLE_OIDC_OPERATOR_GROUPS or CONSOLE_OIDC_VIEWER_GROUPS)")
+	}
+	cfg := &web.OIDCConfig{Issuer: issuer.String(), ClientID: clientID, ClientSecret: secret,
+		Scopes: scopes, NameClaim: nameClaim, RoleClaim: roleClaim, Roles: roles}
+	if redirect != nil {
+		cfg.RedirectURL = redirect.String()
+	}
+	return cfg
 }
 
 func run(ctx context.Context, args []string) error {
@@ -65,7 +138,13 @@ func run(ctx context.Context, args []string) error {
 	v := views.New(svc.DB, desk)
 	overview := views.NewRefresher(v, s.refresh)
 	sessions := session.NewStore(svc.DB, s.sessionTTL)
-	srv, err := web.New(web.Config{LoginAttempts: s.loginAttempts, LoginWindow: s.loginWindow, Overview: overview},
+	wcfg := web.Config{LoginAttempts: s.loginAttempts, LoginWindow: s.loginWindow, Overview: overview}
+	if s.oidc != nil {
+		if wcfg.OIDC, err = web.NewOIDC(*s.oidc); err != nil {
+			return err
+		}
+	}
+	srv, err := web.New(wcfg,
 		svc.Log, svc.DB, users.NewStore(svc.DB), sessions, desk, svc.Connections, v)
 	if err != nil {
 		return err

@@ -70,9 +70,16 @@ var (
 	// that the answer does not tell which.
 	ErrBadCredentials = errors.New("unknown user or wrong password")
 	ErrNotFound       = errors.New("user not found")
+	// ErrLocalAccount: a company account may not sign in to an account
+	// that has a console password (the provider does not vouch for it).
+	ErrLocalAccount = errors.New("account signs in with a password")
+	ErrDisabled     = errors.New("account disabled")
 )
 
 var validName = regexp.MustCompile(`^[A-Za-z0-9._@+-]{1,254}$`)
+
+// ValidName reports whether name can name an account.
+func ValidName(name string) bool { return validName.MatchString(name) }
 
 // MinPasswordLength and MaxPasswordLength bound a local password: long
 // enough to resist guessing once rate limited, short enough that hashing
@@ -178,10 +185,56 @@ func (s *Store) Authenticate(ctx context.Context, name string, password secrets.
 	return u, nil
 }
 
-// ByName returns an enabled account, for sign-in through the OpenID
-// provider (which vouched for the name).
-func (s *Store) ByName(ctx context.Context, name string) (User, error) {
-	return s.one(ctx, `WHERE name = $1 AND NOT disabled`, name)
+// SignInExternal returns the account of a person the OpenID provider
+// vouched for. role is what the provider's claims map to ("" when
+// nothing does): an account that does not exist yet is created with it,
+// and an existing one takes it when it differs, so the provider's groups
+// stay the source of truth; without one, only an account an admin added
+// (mlcctl users add --oidc) may sign in, with its own role. Creation and
+// role changes are audited under actor.
+func (s *Store) SignInExternal(ctx context.Context, name string, role Role, actor string) (User, error) {
+	if !validName.MatchString(name) {
+		return User{}, fmt.Errorf("sign in %q: %w", name, ErrNotFound)
+	}
+	if role != "" && rank[role] == 0 {
+		return User{}, fmt.Errorf("sign in %s: unknown role %q", name, role)
+	}
+	var u User
+	err := database.WithTx(ctx, s.db, func(tx pgx.Tx) error {
+		err := tx.QueryRow(ctx, `SELECT id, name, role, password_hash IS NOT NULL, disabled FROM console_users WHERE name = $1 FOR UPDATE`, name).
+			Scan(&u.ID, &u.Name, &u.Role, &u.Local, &u.Disabled)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows) && role == "":
+			return ErrNotFound
+		case errors.Is(err, pgx.ErrNoRows):
+			u = User{Name: name, Role: role}
+			if err := tx.QueryRow(ctx, `INSERT INTO console_users (name, role) VALUES ($1, $2) RETURNING id`, name, string(role)).Scan(&u.ID); err != nil {
+				return err
+			}
+			_, err = audit.Append(ctx, tx, audit.Entry{AggregateType: "console_user", AggregateID: name, Actor: actor,
+				Action: "user.added", Payload: map[string]any{"role": role, "local": false}})
+			return err
+		case err != nil:
+			return err
+		case u.Local:
+			return ErrLocalAccount
+		case u.Disabled:
+			return ErrDisabled
+		case role == "" || role == u.Role:
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE console_users SET role = $2 WHERE id = $1`, u.ID, string(role)); err != nil {
+			return err
+		}
+		_, err = audit.Append(ctx, tx, audit.Entry{AggregateType: "console_user", AggregateID: name, Actor: actor,
+			Action: "user.role_changed", Payload: map[string]any{"from": u.Role, "to": role}})
+		u.Role = role
+		return err
+	})
+	if err != nil {
+		return User{}, fmt.Errorf("sign in %s: %w", name, err)
+	}
+	return u, nil
 }
 
 // ByID returns an enabled account.

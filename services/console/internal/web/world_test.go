@@ -52,6 +52,13 @@ type world struct {
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
+	return newWorldWith(t, nil)
+}
+
+// newWorldWith is newWorld with sign-in through an OpenID provider, made
+// by oidc for the console's address (nil: none).
+func newWorldWith(t *testing.T, oidc func(consoleURL string) *web.OIDC) *world {
+	t.Helper()
 	ctx := context.Background()
 	w := &world{t: t, DB: testsupport.Pool(t), log: &strings.Builder{}}
 	key := make([]byte, 32)
@@ -131,12 +138,19 @@ func newWorld(t *testing.T) *world {
 	desk := operator.NewDesk(w.DB, w.Conns, nil)
 	v := views.New(w.DB, desk)
 	log := slog.New(slog.NewTextHandler(w.log, nil))
-	srv, err := web.New(web.Config{LoginAttempts: 5, LoginWindow: time.Minute, Overview: views.NewRefresher(v, time.Minute)},
-		log, w.DB, us, session.NewStore(w.DB, time.Hour), desk, w.Conns, v)
+	// The address is known before the server starts, for the provider's
+	// redirect URI.
+	w.Srv = httptest.NewUnstartedServer(nil)
+	cfg := web.Config{LoginAttempts: 5, LoginWindow: time.Minute, Overview: views.NewRefresher(v, time.Minute)}
+	if oidc != nil {
+		cfg.OIDC = oidc("https://" + w.Srv.Listener.Addr().String())
+	}
+	srv, err := web.New(cfg, log, w.DB, us, session.NewStore(w.DB, time.Hour), desk, w.Conns, v)
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.Srv = httptest.NewTLSServer(srv.Handler())
+	w.Srv.Config.Handler = srv.Handler()
+	w.Srv.StartTLS()
 	t.Cleanup(w.Srv.Close)
 	t.Cleanup(func() {
 		for _, s := range []string{gcToken, ifsSecret, adminPass, opPass, viewerPass} {

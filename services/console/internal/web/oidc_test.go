@@ -1,0 +1,261 @@
+package web_test
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
+	"golang.org/x/text/language"
+
+	"github.com/zitadel/oidc/v3/example/server/exampleop"
+	"github.com/zitadel/oidc/v3/example/server/storage"
+
+	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/services/console/internal/web"
+	"github.com/ml-connector/ml-connector/services/console/users"
+)
+
+// The provider's people: ann is in the ops group, bob in none the console
+// maps, eve's e-mail address is not verified.
+const (
+	oidcClientSecret = "oidc-client-secret-never-shown-42"
+	oidcPassword     = "provider-password-never-shown"
+)
+
+var oidcPeople = map[string]struct {
+	email    string
+	verified bool
+	groups   []string
+}{
+	"ann": {"ann@example.com", true, []string{"staff", "mlc-ops"}},
+	"bob": {"bob@example.com", true, []string{"staff"}},
+	"eve": {"eve@example.com", false, []string{"mlc-admins"}},
+}
+
+type peopleStore struct{}
+
+func (peopleStore) GetUserByID(id string) *storage.User {
+	p, ok := oidcPeople[id]
+	if !ok {
+		return nil
+	}
+	return &storage.User{ID: id, Username: id, Password: oidcPassword, FirstName: id, LastName: "Example",
+		Email: p.email, EmailVerified: p.verified, PreferredLanguage: language.English}
+}
+func (s peopleStore) GetUserByUsername(name string) *storage.User { return s.GetUserByID(name) }
+func (peopleStore) ExampleClientID() string                       { return "service" }
+
+// groupsStorage is the example provider's storage that also asserts each
+// person's groups claim, as a company's provider does.
+type groupsStorage struct{ *storage.Storage }
+
+func (s groupsStorage) SetUserinfoFromScopes(ctx context.Context, ui *zoidc.UserInfo, userID, clientID string, scopes []string) error {
+	if err := s.Storage.SetUserinfoFromScopes(ctx, ui, userID, clientID, scopes); err != nil {
+		return err
+	}
+	ui.AppendClaims("groups", oidcPeople[userID].groups)
+	return nil
+}
+
+func (s groupsStorage) SetUserinfoFromToken(ctx context.Context, ui *zoidc.UserInfo, tokenID, subject, origin string) error {
+	if err := s.Storage.SetUserinfoFromToken(ctx, ui, tokenID, subject, origin); err != nil {
+		return err
+	}
+	ui.AppendClaims("groups", oidcPeople[subject].groups)
+	return nil
+}
+
+// newProvider starts a real OpenID provider (zitadel/oidc's example OP:
+// discovery, JWKS, authorize with a login form, token with PKCE,
+// userinfo) over TLS, with the console registered as a confidential web
+// client for redirectURL.
+func newProvider(t *testing.T, redirectURL string) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewUnstartedServer(nil)
+	issuer := "https://" + ts.Listener.Addr().String()
+	st := storage.NewStorageWithClients(peopleStore{}, map[string]*storage.Client{
+		"console": storage.WebClient("console", oidcClientSecret, redirectURL),
+	})
+	ts.Config.Handler = exampleop.SetupServer(issuer, groupsStorage{st}, nil, false)
+	ts.StartTLS()
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+// oidcWorld is a world whose console offers sign-in through a provider:
+// ops map to operators, mlc-admins to admins.
+func oidcWorld(t *testing.T) (*world, *httptest.Server) {
+	var idp *httptest.Server
+	w := newWorldWith(t, func(consoleURL string) *web.OIDC {
+		idp = newProvider(t, consoleURL+"/auth/oidc/callback")
+		o, err := web.NewOIDC(web.OIDCConfig{Issuer: idp.URL, ClientID: "console", ClientSecret: secrets.NewValue(oidcClientSecret),
+			RedirectURL: consoleURL + "/auth/oidc/callback", Scopes: []string{"email", "profile"},
+			NameClaim: "email", RoleClaim: "groups", Roles: map[string]users.Role{"mlc-ops": users.Operator, "mlc-admins": users.Admin},
+			HTTPClient: idp.Client()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	})
+	t.Cleanup(func() {
+		for _, s := range []string{oidcClientSecret, oidcPassword} {
+			if strings.Contains(w.log.String(), s) {
+				t.Errorf("the log contains a secret")
+			}
+		}
+	})
+	return w, idp
+}
+
+var loginFormID = regexp.MustCompile(`name="id" value="([^"]+)"`)
+
+// oidcSignIn goes from the console's sign-in link through the provider's
+// login form and back, and returns the last answer.
+func (b *browser) oidcSignIn(idp, user string, tamper func(callback *url.URL)) (int, string) {
+	b.w.t.Helper()
+	page := b.get("/auth/oidc?next=/exceptions", 200) // redirected to the provider's login form
+	m := loginFormID.FindStringSubmatch(page)
+	if m == nil {
+		b.w.t.Fatalf("no login form at the provider:\n%s", page)
+	}
+	// The provider's form posts to itself and redirects back to the
+	// console's callback; stop there to look at (or tamper with) it.
+	keep := b.c.CheckRedirect
+	var callback *url.URL
+	b.c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if req.URL.Path == "/auth/oidc/callback" {
+			callback = req.URL
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	resp, err := b.c.PostForm(idp+"/login/username", url.Values{"id": {m[1]}, "username": {user}, "password": {oidcPassword}})
+	b.c.CheckRedirect = keep
+	if err != nil {
+		b.w.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if callback == nil {
+		b.w.t.Fatalf("the provider did not send the browser back: %s", resp.Status)
+	}
+	if tamper != nil {
+		tamper(callback)
+	}
+	req, _ := http.NewRequest(http.MethodGet, callback.String(), nil)
+	return b.do(req)
+}
+
+func TestOIDCSignIn(t *testing.T) {
+	w, idp := oidcWorld(t)
+
+	// The sign-in page offers it; ann's groups make her an operator,
+	// created on her first sign-in, and she lands where she was going.
+	b := w.browser()
+	if page := b.get("/login", 200); !strings.Contains(page, "Sign in with your company account") {
+		t.Fatal("the sign-in page does not offer the company account")
+	}
+	status, body := b.oidcSignIn(idp.URL, "ann", nil)
+	if status != 200 || !strings.Contains(body, "<h1>Exceptions</h1>") || !strings.Contains(body, "ann@example.com (operator)") {
+		t.Fatalf("ann's sign-in: %d\n%s", status, body)
+	}
+	if n := w.count(`SELECT count(*) FROM console_users WHERE name = 'ann@example.com' AND role = 'operator' AND password_hash IS NULL`); n != 1 {
+		t.Errorf("ann's account: %d rows", n)
+	}
+	if n := w.count(`SELECT count(*) FROM audit_log WHERE aggregate_id = 'ann@example.com' AND action IN ('user.added', 'user.signed_in')`); n != 2 {
+		t.Errorf("%d audit records of ann's first sign-in, want 2", n)
+	}
+	csrf := field(b.get("/exceptions", 200), "csrf_token")
+	if status, _ := b.post("/exceptions/escalate", url.Values{"csrf_token": {csrf}, "ref": {"exception:1"}, "note": {"to AR"}}); status != 200 {
+		t.Errorf("an operator signed in through the provider cannot act: %d", status)
+	}
+
+	// The provider's groups stay the truth: demoted there, demoted here.
+	w.exec(`UPDATE console_users SET role = 'admin' WHERE name = 'ann@example.com'`)
+	if status, body := w.browser().oidcSignIn(idp.URL, "ann", nil); status != 200 || !strings.Contains(body, "ann@example.com (operator)") {
+		t.Errorf("second sign-in did not take the role from the groups: %d", status)
+	}
+
+	// bob's groups map to nothing: refused until an admin adds him.
+	status, body = w.browser().oidcSignIn(idp.URL, "bob", nil)
+	if status != http.StatusForbidden || !strings.Contains(body, "bob@example.com has no role in this console") {
+		t.Errorf("bob without a role: %d\n%s", status, body)
+	}
+	if _, err := users.NewStore(w.DB).Add(t.Context(), users.New{Name: "bob@example.com", Role: users.Viewer, Actor: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if status, body := w.browser().oidcSignIn(idp.URL, "bob", nil); status != 200 || !strings.Contains(body, "bob@example.com (viewer)") {
+		t.Errorf("bob added as a viewer: %d\n%s", status, body)
+	}
+
+	// An unverified e-mail address names no one, whatever its groups.
+	status, body = w.browser().oidcSignIn(idp.URL, "eve", nil)
+	if status != http.StatusForbidden || !strings.Contains(body, "is not verified") {
+		t.Errorf("eve: %d\n%s", status, body)
+	}
+
+	// A callback with another state, or a code replayed in another
+	// browser, signs no one in.
+	status, body = w.browser().oidcSignIn(idp.URL, "ann", func(u *url.URL) {
+		q := u.Query()
+		q.Set("state", "forged")
+		u.RawQuery = q.Encode()
+	})
+	if status != http.StatusBadRequest || !strings.Contains(body, "did not start here") {
+		t.Errorf("forged state: %d\n%s", status, body)
+	}
+	var stolen *url.URL
+	w.browser().oidcSignIn(idp.URL, "ann", func(u *url.URL) { c := *u; stolen = &c })
+	other := w.browser()
+	other.get("/login", 200)
+	req, _ := http.NewRequest(http.MethodGet, stolen.String(), nil)
+	if status, _ := other.do(req); status != http.StatusBadRequest {
+		t.Errorf("a code used in another browser: %d, want 400", status)
+	}
+	// And the code itself, replayed with its own browser's state, is
+	// refused by the provider (the first exchange used it).
+	status, body = w.browser().oidcSignIn(idp.URL, "ann", func(u *url.URL) { *u = *stolen })
+	if status == 200 {
+		t.Errorf("a replayed callback signed someone in:\n%s", body)
+	}
+}
+
+func TestOIDCSettingsOff(t *testing.T) {
+	w := newWorld(t)
+	b := w.browser()
+	if page := b.get("/login", 200); strings.Contains(page, "company account") {
+		t.Error("sign-in offers a provider that is not configured")
+	}
+	b.get("/auth/oidc", http.StatusNotFound)
+	b.get("/auth/oidc/callback?code=x&state=y", http.StatusNotFound)
+}
+
+// TestBrowserOIDC: a person signs in with their company account in
+// Chromium, through the provider's own login form, with the keyboard.
+func TestBrowserOIDC(t *testing.T) {
+	w, _ := oidcWorld(t)
+	b := w.chrome(t)
+	b.run("company sign-in",
+		chromedp.Navigate(b.url+"/login"),
+		chromedp.WaitVisible("a.button", chromedp.ByQuery),
+		chromedp.Click(`//a[text()="Sign in with your company account"]`, chromedp.BySearch),
+		chromedp.WaitVisible("#username", chromedp.ByQuery),
+		chromedp.Focus("#username", chromedp.ByQuery),
+		chromedp.KeyEvent("ann"),
+		chromedp.KeyEvent(kb.Tab),
+		chromedp.KeyEvent(oidcPassword),
+		chromedp.KeyEvent(kb.Enter),
+		chromedp.WaitVisible(`nav[aria-label="Main"]`, chromedp.ByQuery))
+	b.expect("signed in", "Overview", "ifs-acme / 10")
+	var who string
+	b.run("who", chromedp.Text(".who span", &who, chromedp.ByQuery))
+	if who != "ann@example.com (operator)" {
+		t.Errorf("signed in as %q", who)
+	}
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/ml-connector/ml-connector/platform/config"
+	"github.com/ml-connector/ml-connector/services/console/users"
+)
+
+func TestOIDCSettings(t *testing.T) {
+	env := config.FromMap(map[string]string{})
+	if loadOIDC(env) != nil || env.Err() != nil {
+		t.Fatalf("OIDC is on without an issuer: %v", env.Err())
+	}
+	good := map[string]string{
+		"CONSOLE_OIDC_ISSUER":          "https://login.example.com/tenant/v2.0/",
+		"CONSOLE_OIDC_CLIENT_ID":       "console",
+		"CONSOLE_OIDC_CLIENT_SECRET":   "client-secret-never-echoed",
+		"CONSOLE_OIDC_REDIRECT_URL":    "https://console.example.com/auth/oidc/callback",
+		"CONSOLE_OIDC_OPERATOR_GROUPS": "ar-team, finance",
+		"CONSOLE_OIDC_ADMIN_GROUPS":    "it-admins,finance",
+	}
+	env = config.FromMap(good)
+	cfg := loadOIDC(env)
+	if err := env.Err(); err != nil || cfg == nil {
+		t.Fatalf("good settings refused: %v", err)
+	}
+	if cfg.Issuer != "https://login.example.com/tenant/v2.0/" || cfg.Roles["ar-team"] != users.Operator || cfg.Roles["finance"] != users.Admin ||
+		cfg.NameClaim != "email" || cfg.RoleClaim != "groups" || cfg.ClientSecret.Reveal() != "client-secret-never-echoed" {
+		t.Errorf("settings read as %+v", cfg)
+	}
+	for name, bad := range map[string]string{
+		"CONSOLE_OIDC_ISSUER":          "http://login.example.com",
+		"CONSOLE_OIDC_CLIENT_ID":       "",
+		"CONSOLE_OIDC_REDIRECT_URL":    "https://console.example.com/elsewhere",
+		"CONSOLE_OIDC_ROLE_CLAIM":      "groups; drop",
+		"CONSOLE_OIDC_SCOPES":          "email,bad scope",
+		"CONSOLE_OIDC_OPERATOR_GROUPS": strings.Repeat("g,", 101),
+	} {
+		m := map[string]string{}
+		for k, v := range good {
+			m[k] = v
+		}
+		m[name] = bad
+		env := config.FromMap(m)
+		loadOIDC(env)
+		err := env.Err()
+		if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "client-secret-never-echoed") {
+			t.Errorf("%s=%q: %v", name, bad, err)
+		}
+	}
+	m := map[string]string{}
+	for k, v := range good {
+		m[k] = v
+	}
+	delete(m, "CONSOLE_OIDC_OPERATOR_GROUPS")
+	delete(m, "CONSOLE_OIDC_ADMIN_GROUPS")
+	env = config.FromMap(m)
+	loadOIDC(env)
+	if err := env.Err(); err == nil || !strings.Contains(err.Error(), "map at least one group") {
+		t.Errorf("no group mapped: %v", err)
+	}
+}
