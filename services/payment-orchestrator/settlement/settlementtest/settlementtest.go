@@ -134,77 +134,78 @@ type item struct {
 	company, invoice string
 }
 
-// payout stores a payout and its items as the orchestrator does on the
-// payout's paid event.
+// payout stores a payout and its items through the ledger, as the
+// orchestrator does on the payout's paid event: fetched, then posting
+// with one deposit per company, which erp-poster posts ("posted"), or a
+// mismatch ("mismatch").
 func (b *Book) payout(id, ref, currency, arrival, state string, amount, fees int64, items []item) {
 	b.t.Helper()
 	ctx := context.Background()
-	var total, feeTotal int64
-	unmatched := 0
-	for _, it := range items {
-		total += it.tenths
-		if strings.HasSuffix(it.typ, "_fee") {
-			feeTotal += it.tenths
-		}
-		if it.invoice == "" {
-			unmatched++
-		}
-	}
-	if state == "" {
-		state = "posted"
-	}
-	var pid int64
-	err := b.db.QueryRow(ctx, `
-		INSERT INTO payouts (gc_connection_id, gc_payout_id, gc_creditor_id, payout_type, currency, amount_minor,
-			deducted_fees_minor, reference, arrival_date, gc_status, gc_created_at, state, items_count, items_total_tenths,
-			fees_total_tenths, unmatched_count, event_id, posted_at)
-		VALUES ($1, $2, 'CR1', 'merchant', $3, $4, $5, $6, $7, 'paid', $7::date - 1, $8, $9, $10, $11, $12, 'EV' || $2,
-			CASE WHEN $8 = 'posted' THEN now() END)
-		RETURNING id`, b.ids[b.GC], id, currency, amount, fees, ref, arrival, state, len(items), total, feeTotal, unmatched).Scan(&pid)
-	if err != nil {
-		b.t.Fatal(err)
-	}
+	po := ledger.Payout{GCConnectionID: b.ids[b.GC], GCPayoutID: id, CreditorID: "CR1", PayoutType: "merchant", Currency: currency,
+		AmountMinor: amount, DeductedFeesMinor: fees, Reference: ref, ArrivalDate: Day(arrival), GCStatus: "paid",
+		GCCreatedAt: Day(arrival).AddDate(0, 0, -1), ItemsCount: len(items), EventID: "EV" + id}
+	var rows []ledger.PayoutItem
+	deposits := map[string]*ledger.PayoutDeposit{}
+	var companies []string
 	for n, it := range items {
-		var colID, refundID *int64
-		var erpConn *int64
-		var company, invoice *string
-		if it.invoice != "" {
-			id := b.cols[it.payment]
-			c := b.ids[b.ERP]
-			colID, erpConn, company, invoice = &id, &c, &it.company, &it.invoice
-			if it.refund != "" {
-				var rid int64
-				if err := b.db.QueryRow(ctx, `SELECT id FROM refunds WHERE gc_refund_id = $1`, it.refund).Scan(&rid); err != nil {
-					b.t.Fatal(err)
-				}
-				refundID = &rid
+		po.ItemsTotalTenths += it.tenths
+		fee := strings.HasSuffix(it.typ, "_fee")
+		if fee {
+			po.FeesTotalTenths += it.tenths
+		}
+		row := ledger.PayoutItem{Seq: n + 1, Type: it.typ, AmountTenths: it.tenths, PaymentID: it.payment, RefundID: it.refund}
+		if it.invoice == "" {
+			po.UnmatchedCount++
+			rows = append(rows, row)
+			continue
+		}
+		row.Matched, row.CollectionID, row.ERP, row.ERPConnectionID = true, b.cols[it.payment], "ifs", b.ids[b.ERP]
+		row.Company, row.InvoiceID = it.company, it.invoice
+		if it.refund != "" {
+			if err := b.db.QueryRow(ctx, `SELECT id FROM refunds WHERE gc_refund_id = $1`, it.refund).Scan(&row.RefundRowID); err != nil {
+				b.t.Fatal(err)
 			}
 		}
-		match := "unmatched"
-		if colID != nil {
-			match = "matched"
+		rows = append(rows, row)
+		d, ok := deposits[it.company]
+		if !ok {
+			d = &ledger.PayoutDeposit{ERP: "ifs", ERPConnectionID: b.ids[b.ERP], Company: it.company, OutcomeID: "payout:" + id + ":" + it.company}
+			deposits[it.company] = d
+			companies = append(companies, it.company)
 		}
-		if _, err := b.db.Exec(ctx, `
-			INSERT INTO payout_items (payout_id, seq, type, amount_tenths, gc_payment_id, gc_refund_id, match, collection_id,
-				refund_id, erp, erp_connection_id, company, invoice_id)
-			VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), $7, $8, $9, CASE WHEN $8::bigint IS NOT NULL THEN 'ifs' END, $10, $11, $12)`,
-			pid, n+1, it.typ, it.tenths, it.payment, it.refund, match, colID, refundID, erpConn, company, invoice); err != nil {
-			b.t.Fatal(err)
+		if fee {
+			d.FeesTenths += it.tenths
+		} else {
+			d.LinesTenths += it.tenths
+			d.LineCount++
 		}
 	}
-	if state != "posted" {
-		return
-	}
-	// One deposit per company of the invoices, posted.
-	if _, err := b.db.Exec(ctx, `
-		INSERT INTO payout_postings (payout_id, erp, erp_connection_id, company, outcome_id, lines_tenths, fees_tenths,
-			line_count, state, erp_reference, posted_at)
-		SELECT payout_id, 'ifs', erp_connection_id, company, 'payout:' || $2 || ':' || company,
-		       coalesce(sum(amount_tenths) FILTER (WHERE type NOT LIKE '%_fee'), 0),
-		       coalesce(sum(amount_tenths) FILTER (WHERE type LIKE '%_fee'), 0),
-		       count(*) FILTER (WHERE type NOT LIKE '%_fee'), 'posted', 'DEP-' || $2, now()
-		FROM payout_items WHERE payout_id = $1 AND match = 'matched'
-		GROUP BY payout_id, erp_connection_id, company`, pid, id); err != nil {
+	err := ledger.New(b.db).Tx(ctx, func(tx pgx.Tx) error {
+		stored, _, err := ledger.InsertPayout(ctx, tx, po, rows)
+		if err != nil {
+			return err
+		}
+		if state == "mismatch" {
+			_, err = ledger.SetPayoutState(ctx, tx, stored, ledger.PayoutMismatch, "test: items do not add up")
+			return err
+		}
+		if stored, err = ledger.SetPayoutState(ctx, tx, stored, ledger.PayoutPosting, "test"); err != nil {
+			return err
+		}
+		for _, c := range companies {
+			if err := ledger.QueuePayoutPosting(ctx, tx, stored, *deposits[c], nil); err != nil {
+				return err
+			}
+		}
+		// erp-poster's answers, as the outbox records them.
+		if _, err := tx.Exec(ctx, `UPDATE payout_postings SET state = 'posted', erp_reference = 'DEP-' || $2, posted_at = now()
+			WHERE payout_id = $1`, stored.ID, id); err != nil {
+			return err
+		}
+		_, err = ledger.SetPayoutState(ctx, tx, stored, ledger.PayoutPosted, "test: every deposit posted")
+		return err
+	})
+	if err != nil {
 		b.t.Fatal(err)
 	}
 }
@@ -239,11 +240,11 @@ func (b *Book) Seed() {
 	b.collection("10", "INV-9", "GBP", 500, ledger.CollectionPaidOut, "PM9", "2026-11-25", Day("2026-11-29"))
 	b.refund(inv1, "CN-1", 1000, ledger.RefundPaid, "RF1")
 
-	b.payout("PO0", "REF-OCT", "GBP", "2026-10-31", "", 686, 14, []item{
+	b.payout("PO0", "REF-OCT", "GBP", "2026-10-31", "posted", 686, 14, []item{
 		{typ: "payment_paid_out", tenths: 7000, payment: "PM7", company: "10", invoice: "INV-7"},
 		{typ: "gocardless_fee", tenths: -140, payment: "PM7", company: "10", invoice: "INV-7"},
 	})
-	b.payout("PO1", "REF-NOV", "GBP", "2026-11-30", "", 14050, 250, []item{
+	b.payout("PO1", "REF-NOV", "GBP", "2026-11-30", "posted", 14050, 250, []item{
 		{typ: "payment_paid_out", tenths: 100000, payment: "PM1", company: "10", invoice: "INV-1"},
 		{typ: "gocardless_fee", tenths: -2005, payment: "PM1", company: "10", invoice: "INV-1"},
 		{typ: "payment_paid_out", tenths: 50000, payment: "PM2", company: "10", invoice: "INV-2"},
@@ -254,7 +255,7 @@ func (b *Book) Seed() {
 		{typ: "payment_charged_back", tenths: -7000, payment: "PM7", company: "10", invoice: "INV-7"},
 		{typ: "gocardless_fee", tenths: 1000, payment: "PM7", company: "10", invoice: "INV-7"},
 	})
-	b.payout("PO2", "REF-DEC", "GBP", "2026-12-01", "", 1960, 40, []item{
+	b.payout("PO2", "REF-DEC", "GBP", "2026-12-01", "posted", 1960, 40, []item{
 		{typ: "payment_paid_out", tenths: 20000, payment: "PM4", company: "10", invoice: "INV-4"},
 		{typ: "gocardless_fee", tenths: -400, payment: "PM4", company: "10", invoice: "INV-4"},
 	})
