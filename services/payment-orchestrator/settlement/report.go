@@ -544,7 +544,7 @@ func (rep Report) WriteCSV(w io.Writer) error {
 		return err
 	}
 	row := func(l Line) error {
-		return cw.Write([]string{l.Kind, l.Connection, l.Company, l.GCConnection, l.Currency, l.Collected, l.Fees, l.Refunds,
+		return cw.Write([]string{l.Kind, cell(l.Connection), cell(l.Company), cell(l.GCConnection), l.Currency, l.Collected, l.Fees, l.Refunds,
 			l.ChargeBacks, l.Other, l.PaidOut, l.InFlight, fmt.Sprint(l.Payouts)})
 	}
 	for _, l := range rep.Lines {
@@ -559,4 +559,15 @@ func (rep Report) WriteCSV(w io.Writer) error {
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// cell keeps a name a spreadsheet would take for a formula (=, +, -, @,
+// tab or carriage return first) as text, with a leading apostrophe:
+// connection names and company codes come from people and ERPs. Amounts
+// are written as they are: a negative amount is a number.
+func cell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
 }

@@ -79,6 +79,11 @@ func TestMonthEnd(t *testing.T) {
 		t.Errorf("ifs-acme only: %+v, unbalanced %q", only.Lines, only.Unbalanced)
 	}
 
+	// The GoCardless connection: every line, its rounding too.
+	if byGC, err := r.MonthEnd(ctx, settlement.ReportQuery{From: settlementtest.Day("2026-11-01"), To: settlementtest.Day("2026-11-30"), Connection: "gc"}); err != nil || len(byGC.Lines) != len(want) {
+		t.Errorf("gc only: %v, %d lines, want %d", err, len(byGC.Lines), len(want))
+	}
+
 	// A day later INV-4's payout has arrived: paid out, no longer in
 	// flight; INV-9's has not.
 	dec, err := r.MonthEnd(ctx, settlement.ReportQuery{From: settlementtest.Day("2026-12-01"), To: settlementtest.Day("2026-12-01")})
@@ -106,6 +111,22 @@ func TestMonthEnd(t *testing.T) {
 	last := rows[len(rows)-1]
 	if strings.Join(last, ",") != "total,,,,GBP,160.00,2.50,10.00,7.00,0.00,140.50,55.00,1" {
 		t.Errorf("CSV GBP total %q", last)
+	}
+}
+
+func TestCSVKeepsFormulasAsText(t *testing.T) {
+	rep := settlement.Report{Lines: []settlement.Line{{Kind: "invoices", Connection: "=HYPERLINK(\"x\")", Company: "+10", GCConnection: "@gc",
+		Currency: "GBP", Collected: "1.00", Fees: "0.00", Refunds: "0.00", ChargeBacks: "0.00", Other: "0.00", PaidOut: "-1.00", InFlight: "0.00"}}}
+	var buf bytes.Buffer
+	if err := rep.WriteCSV(&buf); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rows[1], "|"); got != `invoices|'=HYPERLINK("x")|'+10|'@gc|GBP|1.00|0.00|0.00|0.00|0.00|-1.00|0.00|0` {
+		t.Errorf("CSV row %q", got)
 	}
 }
 
