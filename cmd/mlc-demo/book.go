@@ -262,7 +262,10 @@ func register(ctx context.Context, store *connections.Store, gcURL, ifsURL strin
 			Secrets: map[string]secrets.Value{"access_token": secrets.NewValue(gcToken), "webhook_secret": secrets.NewValue(webhookSecret)}},
 		{Name: ifsConnection, Kind: connections.KindIFS, Settings: map[string]any{
 			"base_url": ifsURL, "client_id": "mlc", "company_codes": []any{"10", "20", "30"}, "gocardless": gcConnection,
-			"creditors": map[string]any{"10": creditor, "20": creditor, "30": creditor}, "requests_per_minute": float64(600000)},
+			"creditors": map[string]any{"10": creditor, "20": creditor, "30": creditor}, "requests_per_minute": float64(600000),
+			// GoCardless fees of payouts go to the bank fee account ifssim's
+			// charts have (ifssim.DefaultAccounts).
+			"payout_fee_accounts": map[string]any{"10": "6570", "20": "6570", "30": "6570"}},
 			Secrets: map[string]secrets.Value{"client_secret": secrets.NewValue("secret")}},
 		{Name: jdeConnection, Kind: connections.KindJDE, Settings: map[string]any{
 			"base_url": jde.URL, "ais_nodes": nodes, "username": "JDE", "company_codes": []any{jdeCompany}, "gocardless": gcConnection,
@@ -270,7 +273,9 @@ func register(ctx context.Context, store *connections.Store, gcURL, ifsURL strin
 			"gl_accounts": map[string]any{"M30": "M30.1110.GC", "M40": "M40.1110.GC", "M50": "M50.1110.GC"},
 			// Refund documents raised in AR carry no business unit: their
 			// outcomes are booked to the company's bank account.
-			"default_gl_account": "HQ.1110.GC"},
+			"default_gl_account": "HQ.1110.GC",
+			// A payout's fee journal entry: fees debited, the bank credited.
+			"payout_fee_accounts": map[string]any{jdeCompany: "HQ.6570"}, "payout_bank_accounts": map[string]any{jdeCompany: "HQ.1110.GC"}},
 			Secrets: map[string]secrets.Value{"password": secrets.NewValue("JDE")}},
 	} {
 		n.Actor = "mlc-demo"

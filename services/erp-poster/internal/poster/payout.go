@@ -100,8 +100,8 @@ func validatePayout(in *mlcv1.PostPayoutRequest) error {
 			return fmt.Errorf("lines[%d]: a %s of %d minor units has the wrong sign (credits positive, debits negative)", i, lineKinds[l.GetKind()], l.GetAmountMinor())
 		case l.GetCustomerId() == "":
 			return fmt.Errorf("lines[%d].customer_id is required", i)
-		case l.GetPaymentId() == "":
-			return fmt.Errorf("lines[%d].payment_id is required", i)
+		case l.GetPaymentId() == "" && l.GetRefundId() == "":
+			return fmt.Errorf("lines[%d] needs its payment_id or refund_id", i)
 		}
 		if err := bounded(fmt.Sprintf("lines[%d].amount_minor", i), l.GetAmountMinor()); err != nil {
 			return err
