@@ -130,33 +130,43 @@ func (c *Client) Invoices(ctx context.Context, company string, after Watermark, 
 // contact, address and bank details are read from their own sets, a
 // chunk of customers per request (see readParts).
 func (c *Client) Customers(ctx context.Context, company string, after Watermark, fn func(CustomerPage) error) error {
-	es := c.s.Customers
-	return c.list(ctx, es, company, after, func(recs []record, last Watermark) error {
-		p := CustomerPage{Last: last}
-		var ids []string
-		for _, rec := range recs {
-			if rec.err == nil {
-				ids = append(ids, rec.key)
-			}
-		}
-		parts, err := c.readParts(ctx, company, ids)
+	return c.list(ctx, c.s.Customers, company, after, func(recs []record, last Watermark) error {
+		p, err := c.customerPage(ctx, company, recs)
 		if err != nil {
 			return err
 		}
-		for _, rec := range recs {
-			part := parts[rec.key]
-			if rec.err == nil && part == nil {
-				continue // not a customer of this company
-			}
-			cu, err := readCustomer(es, c.s.CustomerParts, company, rec, part)
-			if err != nil {
-				p.Invalid = append(p.Invalid, rec.invalid(err))
-				continue
-			}
-			p.Customers = append(p.Customers, cu)
-		}
+		p.Last = last
 		return fn(p)
 	})
+}
+
+// customerPage reads the parts of the customers recs in company and
+// makes them customers; those that are not the company's are left out.
+func (c *Client) customerPage(ctx context.Context, company string, recs []record) (CustomerPage, error) {
+	var p CustomerPage
+	var ids []string
+	for _, rec := range recs {
+		if rec.err == nil {
+			ids = append(ids, rec.key)
+		}
+	}
+	parts, err := c.readParts(ctx, company, ids)
+	if err != nil {
+		return CustomerPage{}, err
+	}
+	for _, rec := range recs {
+		part := parts[rec.key]
+		if rec.err == nil && part == nil {
+			continue // not a customer of this company
+		}
+		cu, err := readCustomer(c.s.Customers, c.s.CustomerParts, company, rec, part)
+		if err != nil {
+			p.Invalid = append(p.Invalid, rec.invalid(err))
+			continue
+		}
+		p.Customers = append(p.Customers, cu)
+	}
+	return p, nil
 }
 
 // record is a row with its position.
@@ -296,6 +306,22 @@ func changesFilter(es EntitySettings, company string, after Watermark) string {
 	return f
 }
 
+// readRecord reads a row's key and modified time.
+func readRecord(es EntitySettings, r row) record {
+	rec := record{row: r}
+	var kerr, merr error
+	rec.key, kerr = r.text(es.Fields[FieldKey])
+	if kerr == nil && rec.key == "" {
+		kerr = fmt.Errorf("key field %s is missing", es.Fields[FieldKey])
+	}
+	if kerr == nil && es.KeyNumeric && !numericKey.MatchString(rec.key) {
+		kerr = fmt.Errorf("key field %s: %q is not a number", es.Fields[FieldKey], rec.key)
+	}
+	rec.modified, merr = r.instant(es.Fields[FieldModified])
+	rec.err = errors.Join(kerr, merr)
+	return rec
+}
+
 // position reads each row's key and modified time and returns the
 // watermark after the page. Rows must come in modified order and after the
 // previous watermark: a server that ignored $orderby or the filter would
@@ -305,17 +331,7 @@ func position(es EntitySettings, rows []row, after Watermark) ([]record, Waterma
 	last := Watermark{}
 	prev := after
 	for i, r := range rows {
-		rec := record{row: r}
-		var kerr, merr error
-		rec.key, kerr = r.text(es.Fields[FieldKey])
-		if kerr == nil && rec.key == "" {
-			kerr = fmt.Errorf("key field %s is missing", es.Fields[FieldKey])
-		}
-		if kerr == nil && es.KeyNumeric && !numericKey.MatchString(rec.key) {
-			kerr = fmt.Errorf("key field %s: %q is not a number", es.Fields[FieldKey], rec.key)
-		}
-		rec.modified, merr = r.instant(es.Fields[FieldModified])
-		rec.err = errors.Join(kerr, merr)
+		rec := readRecord(es, r)
 		recs[i] = rec
 		if rec.err != nil {
 			continue

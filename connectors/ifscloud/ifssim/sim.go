@@ -490,6 +490,56 @@ func (s *Sim) UpdateCustomer(id string, fn func(*Customer)) error {
 	return nil
 }
 
+// UpdateCustomerParts changes, with fn, only what a customer's own
+// entities hold (company currency, address, e-mail and phone, payment
+// address), as IFS does when a user edits the Address, Communication
+// Methods or Payment Address tab (separate entities: CustomerInfoAddress,
+// CustomerInfoCommMethod, the payment address, IdentityInvoiceInfo): each
+// part that changed gets a new ETag and modified time (the e-mail and
+// phone rows together), CustomerInfo keeps its own. Changes to any other
+// field are refused.
+func (s *Sim) UpdateCustomerParts(id string, fn func(*Customer)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.customers[id]
+	if !ok {
+		return fmt.Errorf("ifssim: no customer %q", id)
+	}
+	c := rec.cu
+	fn(&c)
+	own := func(x Customer) Customer {
+		x.Currency, x.Address1, x.Address2, x.City, x.County, x.ZipCode = "", "", "", "", "", ""
+		x.Email, x.Phone = "", ""
+		x.AccountHolder, x.IBAN, x.AccountNo, x.BranchCode, x.BankCode, x.BankCountry = "", "", "", "", "", ""
+		return x
+	}
+	if own(c) != own(rec.cu) {
+		return fmt.Errorf("ifssim: UpdateCustomerParts of %q changed CustomerInfo's own fields", id)
+	}
+	// Country is CustomerInfo's as well as the address's: it stays.
+	stamped := c
+	stamped.Modified = s.stamp()
+	fresh := s.customerParts(stamped)
+	old := rec.parts
+	same := func(a, b Customer, fields func(Customer) []string) bool { return slices.Equal(fields(a), fields(b)) }
+	if same(c, rec.cu, func(x Customer) []string { return []string{x.Currency} }) {
+		fresh.company = old.company
+	}
+	if same(c, rec.cu, func(x Customer) []string { return []string{x.Address1, x.Address2, x.City, x.County, x.ZipCode} }) {
+		fresh.address = old.address
+	}
+	if same(c, rec.cu, func(x Customer) []string { return []string{x.Email, x.Phone} }) {
+		fresh.comm = old.comm
+	}
+	if same(c, rec.cu, func(x Customer) []string {
+		return []string{x.AccountHolder, x.IBAN, x.AccountNo, x.BranchCode, x.BankCode, x.BankCountry}
+	}) {
+		fresh.bank = old.bank
+	}
+	rec.cu, rec.parts = c, fresh
+	return nil
+}
+
 // Customer returns a customer as stored, with its ETag.
 func (s *Sim) Customer(id string) (Customer, bool) {
 	s.mu.Lock()

@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"time"
 
@@ -41,6 +42,11 @@ const (
 type Source interface {
 	Customers(ctx context.Context, company string, after ifscloud.Watermark, fn func(ifscloud.CustomerPage) error) error
 	Invoices(ctx context.Context, company string, after ifscloud.Watermark, fn func(ifscloud.InvoicePage) error) error
+	// The changes of a customer's own entities (address, contact methods,
+	// payment address, company data), and the customers they belong to.
+	PartChanges(ctx context.Context, company, part string, from time.Time, fn func([]ifscloud.PartRow) error) error
+	LatestPartChange(ctx context.Context, company, part string) (time.Time, error)
+	CustomersByID(ctx context.Context, company string, ids []string) (ifscloud.CustomerPage, error)
 }
 
 // Publisher stores messages and reports JetStream's acknowledgements;
@@ -80,16 +86,26 @@ type Stats struct {
 	Pages      int
 }
 
-// Cycle polls every company once: customers first, so that a consumer
-// reading in order tends to meet a customer before its invoices (it must
-// not rely on it). A failure in one company does not stop the others.
+// Cycle polls every company once: customers first (their own changes,
+// then those of their addresses, contact methods, payment addresses and
+// company data), so that a consumer reading in order tends to meet a
+// customer before its invoices (it must not rely on it). A failure in one
+// company does not stop the others.
 func (p *Poller) Cycle(ctx context.Context) (Stats, error) {
 	var st Stats
 	var errs []error
 	for _, company := range p.Companies {
-		for _, kind := range []string{KindCustomer, KindInvoice} {
-			if err := p.poll(ctx, company, kind, &st); err != nil {
-				errs = append(errs, fmt.Errorf("company %s %ss: %w", company, kind, err))
+		steps := []struct {
+			what string
+			run  func() error
+		}{
+			{"customers", func() error { return p.poll(ctx, company, KindCustomer, &st) }},
+			{"customer parts", func() error { return p.pollParts(ctx, company, &st) }},
+			{"invoices", func() error { return p.poll(ctx, company, KindInvoice, &st) }},
+		}
+		for _, step := range steps {
+			if err := step.run(); err != nil {
+				errs = append(errs, fmt.Errorf("company %s %s: %w", company, step.what, err))
 				if ctx.Err() != nil {
 					return st, errors.Join(errs...)
 				}
@@ -97,6 +113,81 @@ func (p *Poller) Cycle(ctx context.Context) (Stats, error) {
 		}
 	}
 	return st, errors.Join(errs...)
+}
+
+// PartEntity is the poll_state entity of the changes of a customer part
+// in a company.
+func PartEntity(part, company string) string { return Entity(KindCustomer+"-"+part, company) }
+
+// pollParts publishes the customers whose address, contact methods,
+// payment address or company data changed without CustomerInfo changing:
+// per part, the rows changed from the part's watermark minus the overlap
+// (those not handled in this version before) name the customers, which
+// are read whole and published; then the part's watermark moves. The
+// customer's version folds in every part's ETag, so it is a new message.
+// A part's first poll only places its watermark at its newest row: the
+// customers' own first read covered what the parts held.
+func (p *Poller) pollParts(ctx context.Context, company string, st *Stats) error {
+	for _, part := range ifscloud.Parts {
+		entity := PartEntity(part, company)
+		state, err := p.Watermarks.Load(ctx, p.ConnectionID, entity)
+		if err != nil {
+			return err
+		}
+		if state.Mark.IsZero() {
+			latest, err := p.Source.LatestPartChange(ctx, company, part)
+			if err != nil {
+				return fmt.Errorf("%s: %w", part, err)
+			}
+			if !latest.IsZero() {
+				if err := p.Watermarks.Save(ctx, p.ConnectionID, entity, ifscloud.Watermark{Time: latest}, nil, nil); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		err = p.Source.PartChanges(ctx, company, part, state.From, func(rows []ifscloud.PartRow) error {
+			var handled []watermark.Row
+			var last ifscloud.Watermark
+			ids := map[string]bool{}
+			for _, r := range rows {
+				if r.Modified.After(last.Time) {
+					last = ifscloud.Watermark{Time: r.Modified, Key: r.Key}
+				}
+				wr := watermark.Row{Key: r.Key, Version: r.ETag, At: r.Modified}
+				if state.Fresh(wr) {
+					handled = append(handled, wr)
+					ids[r.CustomerID] = true
+				}
+			}
+			if len(handled) == 0 {
+				return nil // the overlap window again, nothing new
+			}
+			pg, err := p.Source.CustomersByID(ctx, company, slices.Sorted(maps.Keys(ids)))
+			if err != nil {
+				return err
+			}
+			msgs, rejected := customerMessages(p.Connection, company, KindCustomer, pg)
+			if err := p.publish(ctx, company, KindCustomer, msgs, st); err != nil {
+				return err
+			}
+			if err := p.Watermarks.Save(ctx, p.ConnectionID, entity, last, rejected, handled); err != nil {
+				return err
+			}
+			for _, r := range rejected {
+				p.Log.WarnContext(ctx, "ifs record not published: recorded as exception",
+					"connection", p.Connection, "company", company, "kind", KindCustomer, "key", r.Key, "reason", r.Reason)
+			}
+			p.Metrics.rejected(ctx, p.Connection, company, KindCustomer, len(rejected))
+			st.Rejected += len(rejected)
+			st.Pages++
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w", part, err)
+		}
+	}
+	return nil
 }
 
 // Entity is the poll_state entity of a company's customers or invoices.
