@@ -78,9 +78,6 @@ func (s *Server) payoutsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := payoutsData{Payouts: list, Filter: p, States: payoutStates, Month: lastMonth(time.Now().UTC())}
-	if d.Payouts == nil {
-		d.Payouts = []settlement.Payout{}
-	}
 	if conns, err := s.conns.List(r.Context()); err == nil {
 		for _, c := range conns {
 			d.Connections = append(d.Connections, c.Name)
