@@ -101,9 +101,10 @@ func measure(ctx context.Context, db *pgxpool.Pool, sim *gcsim.Server, b book) (
 		if err := arows.Scan(&id); err != nil {
 			return t, err
 		}
-		// The ledger id is connection:company:invoice.
-		_, invoice, _ := strings.Cut(id, ":")
-		awaiting[invoice] = true
+		// The ledger's invoice identity is erp:connection-id:company:invoice.
+		if parts := strings.SplitN(id, ":", 3); len(parts) == 3 {
+			awaiting[parts[2]] = true
+		}
 	}
 	if err := arows.Err(); err != nil {
 		return t, err

@@ -342,43 +342,9 @@ func (d *Desk) ResolveCollection(ctx context.Context, erpConnection, company, in
 }
 
 // Note is what an operator wrote when changing an exception's status.
-type Note struct {
-	Exception int64     `json:"exception_id"`
-	Status    string    `json:"status"`
-	Author    string    `json:"author"`
-	Text      string    `json:"text"`
-	At        time.Time `json:"at"`
-}
+type Note = ledger.ExceptionNote
 
-// Notes returns the notes on the given exceptions, oldest first, read
-// from the audit log (where every status change is recorded with its
-// note). Entries written before the exception id was recorded belong to
-// every exception of their aggregate.
+// Notes returns the notes on the given exceptions, oldest first.
 func (d *Desk) Notes(ctx context.Context, exceptionIDs []int64) (map[int64][]Note, error) {
-	out := map[int64][]Note{}
-	if len(exceptionIDs) == 0 {
-		return out, nil
-	}
-	rows, err := d.db.Query(ctx, `
-		SELECT e.id, substr(a.action, 11), a.actor, coalesce(a.payload->>'cause', ''), a.occurred_at
-		FROM exceptions e
-		JOIN audit_log a ON a.aggregate_type = e.aggregate_type AND a.aggregate_id = e.aggregate_id
-		WHERE e.id = ANY($1) AND a.action IN ('exception.escalated', 'exception.resolved', 'exception.replayed')
-		  AND coalesce(a.payload->>'exception', e.id::text) = e.id::text
-		ORDER BY a.occurred_at, a.id`, exceptionIDs)
-	if err != nil {
-		return nil, fmt.Errorf("exception notes: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var n Note
-		if err := rows.Scan(&n.Exception, &n.Status, &n.Author, &n.Text, &n.At); err != nil {
-			return nil, fmt.Errorf("exception notes: %w", err)
-		}
-		out[n.Exception] = append(out[n.Exception], n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("exception notes: %w", err)
-	}
-	return out, nil
+	return d.ledger.ExceptionNotes(ctx, exceptionIDs)
 }

@@ -205,8 +205,9 @@ func classify(what string, err error) error {
 // key's String, with connection id 0 when the ERP connection is not
 // registered), so that the ledger, exceptions, postings and the operator
 // know an invoice, refund or customer by one identity; dedup is prefixed
-// with it. also, when given, runs in the exception's transaction.
-func (c *Collector) settle(ctx context.Context, err error, aggType string, key func(erp string, connectionID int64) fmt.Stringer, ref *mlcv1.ErpRef, dedup string, detail map[string]any, also ...func(pgx.Tx, *invalid) error) error {
+// with it. also, when given, runs in the exception's transaction, told the
+// aggregate's id.
+func (c *Collector) settle(ctx context.Context, err error, aggType string, key func(erp string, connectionID int64) fmt.Stringer, ref *mlcv1.ErpRef, dedup string, detail map[string]any, also ...func(tx pgx.Tx, aggID string, inv *invalid) error) error {
 	var inv *invalid
 	if !errors.As(err, &inv) {
 		return err
@@ -229,7 +230,7 @@ func (c *Collector) settle(ctx context.Context, err error, aggType string, key f
 			return err
 		}
 		for _, f := range also {
-			if err := f(tx, inv); err != nil {
+			if err := f(tx, aggID, inv); err != nil {
 				return err
 			}
 		}

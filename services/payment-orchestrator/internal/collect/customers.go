@@ -102,7 +102,7 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 		return err
 	}
 	if !plan.Create && !plan.Update && !plan.Mandate {
-		return c.mandateRequested(ctx, route, key, m, direct)
+		return c.mandateRequested(ctx, route, key, m, holder, direct)
 	}
 	before := link
 
@@ -160,7 +160,7 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 	if err != nil {
 		return err
 	}
-	return c.mandateRequested(ctx, route, key, m, direct)
+	return c.mandateRequested(ctx, route, key, m, holder, direct)
 }
 
 // newMandate creates the bank account of details and a mandate on it. The
@@ -231,9 +231,9 @@ func bankFingerprint(b *mlcv1.BankDetails) string {
 // mandateRequested, in billing_request mode, makes sure a customer without
 // a usable mandate has been asked for one (collect/billingrequests.go);
 // the direct path has done its work already.
-func (c *Collector) mandateRequested(ctx context.Context, route accounts.Route, key ledger.CustomerKey, m *mlcv1.CustomerChanged, direct bool) error {
+func (c *Collector) mandateRequested(ctx context.Context, route accounts.Route, key ledger.CustomerKey, m *mlcv1.CustomerChanged, holder string, direct bool) error {
 	if direct {
 		return nil
 	}
-	return c.requestMandate(ctx, route, key, m)
+	return c.requestMandate(ctx, route, key, m, holder)
 }

@@ -32,7 +32,7 @@ func (c *Collector) Invoice(ctx context.Context, m *mlcv1.InvoiceReady) error {
 	}
 	return c.settle(ctx, err, "collection", key, m.GetErp(), m.GetVersion(),
 		map[string]any{"version": m.GetVersion(), "amount": m.GetAmount(), "currency": m.GetCurrency(), "customer": m.GetCustomerId()},
-		c.keepUnauthorised(ctx, m))
+		keepUnauthorised(ctx, m))
 }
 
 func (c *Collector) collect(ctx context.Context, route accounts.Route, erp string, m *mlcv1.InvoiceReady) error {

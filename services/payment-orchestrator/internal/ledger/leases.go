@@ -80,6 +80,11 @@ func Claim(ctx context.Context, tx pgx.Tx, aggType, aggID, holder string, d time
 // Intend records, in tx, what holder's lease on an aggregate is for
 // (marshalled to JSON), and audits it as action.
 func Intend(ctx context.Context, tx pgx.Tx, aggType, aggID, holder string, intent any, action string) error {
+	return intend(ctx, tx, aggType, aggID, holder, Actor, action, intent)
+}
+
+// intend is Intend audited under actor.
+func intend(ctx context.Context, tx pgx.Tx, aggType, aggID, holder, actor, action string, intent any) error {
 	planned, err := json.Marshal(intent)
 	if err != nil {
 		return fmt.Errorf("intent for %s %s: %w", aggType, aggID, err)
@@ -92,7 +97,23 @@ func Intend(ctx context.Context, tx pgx.Tx, aggType, aggID, holder string, inten
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("intent for %s %s: %w", aggType, aggID, ErrLeaseLost)
 	}
-	return record(ctx, tx, aggType, aggID, action, Change{After: json.RawMessage(planned), Cause: "intent recorded before calling out"})
+	return recordBy(ctx, tx, actor, aggType, aggID, action, Change{After: json.RawMessage(planned), Cause: "intent recorded before calling out"})
+}
+
+// holds checks, in tx, that holder still has the lease of an aggregate,
+// and keeps it locked to the end of tx, for work that records a step's
+// result and goes on under the lease; ErrLeaseLost when it does not.
+func holds(ctx context.Context, tx pgx.Tx, aggType, aggID, holder string) error {
+	var one int
+	err := tx.QueryRow(ctx, `SELECT 1 FROM leases WHERE aggregate_type = $1 AND aggregate_id = $2 AND holder = $3 FOR UPDATE`,
+		aggType, aggID, holder).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%s %s for %s: %w", aggType, aggID, holder, ErrLeaseLost)
+	}
+	if err != nil {
+		return fmt.Errorf("lease of %s %s: %w", aggType, aggID, err)
+	}
+	return nil
 }
 
 // Release ends holder's lease of an aggregate in tx, where the work's

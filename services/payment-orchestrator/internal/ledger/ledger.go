@@ -99,7 +99,14 @@ type Change struct {
 
 // record appends an audit entry for aggregate in tx.
 func record(ctx context.Context, tx pgx.Tx, aggregateType, aggregateID, action string, c Change) error {
-	_, err := audit.Append(ctx, tx, entry(ctx, aggregateType, aggregateID, action, c))
+	return recordBy(ctx, tx, Actor, aggregateType, aggregateID, action, c)
+}
+
+// recordBy is record for a change actor (an operator) asked for.
+func recordBy(ctx context.Context, tx pgx.Tx, actor, aggregateType, aggregateID, action string, c Change) error {
+	e := entry(ctx, aggregateType, aggregateID, action, c)
+	e.Actor = actor
+	_, err := audit.Append(ctx, tx, e)
 	return err
 }
 
@@ -226,4 +233,46 @@ func IgnoreEvent(ctx context.Context, tx pgx.Tx, eventID, resourceType, action, 
 		return fmt.Errorf("record ignored event %s: %w", eventID, err)
 	}
 	return nil
+}
+
+// ExceptionNote is what an operator wrote when changing an exception's
+// status.
+type ExceptionNote struct {
+	Exception int64     `json:"exception_id"`
+	Status    string    `json:"status"`
+	Author    string    `json:"author"`
+	Text      string    `json:"text"`
+	At        time.Time `json:"at"`
+}
+
+// ExceptionNotes returns the notes on the given exceptions, oldest first,
+// read from the audit log (where SetExceptionStatus records every status
+// change with its note). Entries written before the exception id was
+// recorded belong to every exception of their aggregate.
+func (l *Ledger) ExceptionNotes(ctx context.Context, exceptionIDs []int64) (map[int64][]ExceptionNote, error) {
+	out := map[int64][]ExceptionNote{}
+	if len(exceptionIDs) == 0 {
+		return out, nil
+	}
+	rows, err := l.db.Query(ctx, `
+		SELECT e.id, substr(a.action, 11), a.actor, coalesce(a.payload->>'cause', ''), a.occurred_at
+		FROM exceptions e
+		JOIN audit_log a ON a.aggregate_type = e.aggregate_type AND a.aggregate_id = e.aggregate_id
+		WHERE e.id = ANY($1) AND a.action IN ('exception.escalated', 'exception.resolved', 'exception.replayed')
+		  AND coalesce(a.payload->>'exception', e.id::text) = e.id::text
+		ORDER BY a.occurred_at, a.id`, exceptionIDs)
+	if err != nil {
+		return nil, fmt.Errorf("exception notes: %w", err)
+	}
+	notes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ExceptionNote, error) {
+		var n ExceptionNote
+		return n, r.Scan(&n.Exception, &n.Status, &n.Author, &n.Text, &n.At)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("exception notes: %w", err)
+	}
+	for _, n := range notes {
+		out[n.Exception] = append(out[n.Exception], n)
+	}
+	return out, nil
 }

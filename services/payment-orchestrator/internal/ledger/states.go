@@ -7,7 +7,7 @@ import (
 
 // The states of the orchestrator's aggregates, each a type of its own with
 // one rank table, and each aggregate's transitions checked in one place
-// (CheckCollection, CheckRefund, CheckMandate), by the ledger's Save
+// (CheckCollection, CheckRefund, CheckMandate, CheckMandateRequest), by the ledger's Save
 // functions: code elsewhere can propose any state, but an illegal
 // transition never reaches the database.
 
@@ -184,6 +184,57 @@ func (s MandateStatus) Usable() bool {
 func CheckMandate(from, to MandateStatus) error {
 	if (to == "" && from != "") || (to != "" && !to.Known()) {
 		return fmt.Errorf("mandate %s -> %s: %w", from, to, ErrIllegalTransition)
+	}
+	return nil
+}
+
+// MandateRequestState is where a customer's billing request for a mandate
+// is: requesting (its intent committed; the billing request or its flow
+// not yet recorded), awaiting_payer (the link recorded), and then one of
+// fulfilled (the mandate linked), cancelled (GoCardless closed it) or
+// expired (superseded by an operator's resend).
+type MandateRequestState string
+
+// Mandate request states.
+const (
+	MandateRequestRequesting    MandateRequestState = "requesting"
+	MandateRequestAwaitingPayer MandateRequestState = "awaiting_payer"
+	MandateRequestFulfilled     MandateRequestState = "fulfilled"
+	MandateRequestCancelled     MandateRequestState = "cancelled"
+	MandateRequestExpired       MandateRequestState = "expired"
+)
+
+// Open reports whether the request still waits: for its calls, or for
+// the payer. A customer has at most one open request.
+func (s MandateRequestState) Open() bool {
+	return s == MandateRequestRequesting || s == MandateRequestAwaitingPayer
+}
+
+// Known reports whether s is a mandate request state.
+func (s MandateRequestState) Known() bool {
+	switch s {
+	case MandateRequestRequesting, MandateRequestAwaitingPayer, MandateRequestFulfilled, MandateRequestCancelled, MandateRequestExpired:
+		return true
+	}
+	return false
+}
+
+// CheckMandateRequest is the mandate request state machine: requesting
+// first, awaiting_payer only from it, and nothing out of fulfilled,
+// cancelled or expired (a resend opens the next attempt instead).
+func CheckMandateRequest(from, to MandateRequestState) error {
+	ok := to.Known()
+	switch {
+	case !ok, from == to:
+	case !from.Open():
+		ok = false
+	case to == MandateRequestRequesting:
+		ok = false
+	case to == MandateRequestAwaitingPayer:
+		ok = from == MandateRequestRequesting
+	}
+	if !ok {
+		return fmt.Errorf("mandate request %s -> %s: %w", from, to, ErrIllegalTransition)
 	}
 	return nil
 }

@@ -45,6 +45,25 @@ func TestStateMachines(t *testing.T) {
 			t.Errorf("refund %q -> %q: %v, want allowed %v", c.from, c.to, err, c.ok)
 		}
 	}
+	requests := []struct {
+		from, to MandateRequestState
+		ok       bool
+	}{
+		{MandateRequestRequesting, MandateRequestAwaitingPayer, true},
+		{MandateRequestRequesting, MandateRequestCancelled, true},
+		{MandateRequestAwaitingPayer, MandateRequestFulfilled, true},
+		{MandateRequestAwaitingPayer, MandateRequestExpired, true},
+		{MandateRequestAwaitingPayer, MandateRequestRequesting, false},
+		{MandateRequestFulfilled, MandateRequestCancelled, false},
+		{MandateRequestExpired, MandateRequestAwaitingPayer, false},
+		{MandateRequestFulfilled, MandateRequestFulfilled, true},
+		{MandateRequestRequesting, "authorised", false},
+	}
+	for _, c := range requests {
+		if err := CheckMandateRequest(c.from, c.to); (err == nil) != c.ok {
+			t.Errorf("mandate request %q -> %q: %v, want allowed %v", c.from, c.to, err, c.ok)
+		}
+	}
 	if CheckMandate(MandateActive, MandateCancelled) != nil || CheckMandate(MandateActive, "") == nil || CheckMandate("", "paused") == nil {
 		t.Error("mandate state machine")
 	}

@@ -52,12 +52,8 @@ func (r *Reconciler) billingRequest(ctx context.Context, ev event) error {
 			return err
 		}
 		brID := ev.GetLinks()["billing_request"]
-		var reqID int64
-		var key ledger.CustomerKey
-		var state string
-		err = tx.QueryRow(ctx, `SELECT id, erp, connection_id, company, erp_customer_id, state FROM mandate_requests
-			WHERE billing_request_id = $1 FOR UPDATE`, brID).Scan(&reqID, &key.ERP, &key.ConnectionID, &key.Company, &key.CustomerID, &state)
-		if errors.Is(err, pgx.ErrNoRows) {
+		mr, err := ledger.LockMandateRequestByBillingRequest(ctx, tx, brID)
+		if errors.Is(err, ledger.ErrNotFound) {
 			if ev.GetResourceMetadata()["erp_customer"] != "" && ev.GetAction() == "fulfilled" {
 				// Ours, but the billing request's id is not recorded yet.
 				return bus.RetryAfter(2*time.Second, fmt.Errorf("billing request %s not yet recorded", brID))
@@ -69,15 +65,21 @@ func (r *Reconciler) billingRequest(ctx context.Context, ev event) error {
 		}
 		switch ev.GetAction() {
 		case "fulfilled":
-			return r.fulfilled(ctx, tx, ev, reqID, key, md)
+			return r.fulfilled(ctx, tx, ev, mr, md)
 		case "cancelled", "failed":
-			if _, err := tx.Exec(ctx, `UPDATE mandate_requests SET state = 'cancelled', updated_at = now() WHERE id = $1`, reqID); err != nil {
-				return fmt.Errorf("close mandate request %d: %w", reqID, err)
+			if !mr.State.Open() {
+				return r.ignore(ctx, tx, ev, brID, fmt.Sprintf("mandate request %d is %s already", mr.ID, mr.State))
+			}
+			after := mr
+			after.State = ledger.MandateRequestCancelled
+			if err := ledger.SaveMandateRequest(ctx, tx, mr, after, ledger.Actor, "mandate_request.cancelled",
+				"gocardless event "+ev.GetEventId()); err != nil {
+				return err
 			}
 			_, err := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "mandate_request_" + ev.GetAction(), AggregateType: "customer",
-				AggregateID: fmt.Sprintf("%s:%d:%s:%s", key.ERP, key.ConnectionID, key.Company, key.CustomerID),
+				AggregateID: mr.Key.String(),
 				Reason: fmt.Sprintf("billing request %s was %s (%s); resend it with mlcctl mandates resend %d",
-					brID, ev.GetAction(), ev.GetDetails().GetCause(), reqID),
+					brID, ev.GetAction(), ev.GetDetails().GetCause(), mr.ID),
 				DedupKey: "mandate-request:" + brID + ":" + ev.GetAction()})
 			return err
 		}
@@ -90,14 +92,20 @@ func (r *Reconciler) billingRequest(ctx context.Context, ev event) error {
 }
 
 // fulfilled links the billing request's mandate to the ERP customer.
-func (r *Reconciler) fulfilled(ctx context.Context, tx pgx.Tx, ev event, reqID int64, key ledger.CustomerKey, md *gocardless.Mandate) error {
+func (r *Reconciler) fulfilled(ctx context.Context, tx pgx.Tx, ev event, mr ledger.MandateRequest, md *gocardless.Mandate) error {
 	if md == nil {
 		return r.ignore(ctx, tx, ev, ev.GetLinks()["billing_request"], "fulfilled without links.mandate_request_mandate")
 	}
-	if _, err := tx.Exec(ctx, `UPDATE mandate_requests SET state = 'fulfilled', mandate_id = $2, updated_at = now() WHERE id = $1`,
-		reqID, md.ID); err != nil {
-		return fmt.Errorf("record fulfilled mandate request %d: %w", reqID, err)
+	if !mr.State.Open() && mr.State != ledger.MandateRequestFulfilled {
+		return r.ignore(ctx, tx, ev, md.ID, fmt.Sprintf("mandate request %d is %s already", mr.ID, mr.State))
 	}
+	done := mr
+	done.State, done.MandateID = ledger.MandateRequestFulfilled, md.ID
+	if err := ledger.SaveMandateRequest(ctx, tx, mr, done, ledger.Actor, "mandate_request.fulfilled",
+		"gocardless event "+ev.GetEventId()); err != nil {
+		return err
+	}
+	key := mr.Key
 	link, err := ledger.LockCustomer(ctx, tx, key)
 	if err != nil {
 		return err
