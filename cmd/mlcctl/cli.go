@@ -341,6 +341,10 @@ func (c *cli) auditVerify(ctx context.Context, db *pgxpool.Pool, keys *audit.Key
 	for _, broken := range rep.Broken {
 		fmt.Fprintln(c.stdout, broken)
 	}
+	if err != nil && len(rep.Broken) == 0 {
+		// Nothing was checked: the checkpoint is forged, or the log unreadable.
+		return fmt.Errorf("audit log not verified: %w", err)
+	}
 	if err != nil {
 		return fmt.Errorf("audit log does not verify: %d of %d chains broken", len(rep.Broken), rep.Chains)
 	}

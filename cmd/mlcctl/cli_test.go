@@ -16,8 +16,13 @@ const masterKey = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
 // mlcctl runs the command in-process against dbURL with stdin as input.
 func mlcctl(t *testing.T, dbURL, stdin string, args ...string) (string, error) {
 	t.Helper()
+	return mlcctlEnv(t, map[string]string{"DATABASE_URL": dbURL, "MLC_MASTER_KEY": masterKey}, stdin, args...)
+}
+
+// mlcctlEnv runs the command in-process with env as its environment.
+func mlcctlEnv(t *testing.T, env map[string]string, stdin string, args ...string) (string, error) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	env := map[string]string{"DATABASE_URL": dbURL, "MLC_MASTER_KEY": masterKey}
 	c := &cli{stdin: strings.NewReader(stdin), stdout: &out, stderr: &errOut, lookup: func(k string) (string, bool) {
 		v, ok := env[k]
 		return v, ok
