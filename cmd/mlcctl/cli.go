@@ -19,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/term"
 
+	"github.com/ml-connector/ml-connector/connectors/ifscloud"
+	"github.com/ml-connector/ml-connector/connectors/jde"
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/audit/auditkv"
 	"github.com/ml-connector/ml-connector/platform/bus"
@@ -193,6 +195,9 @@ func (c *cli) connectionsAdd(ctx context.Context, store *connections.Store, args
 	if err != nil {
 		return err
 	}
+	if err := checkERPSettings(k, settings); err != nil {
+		return fmt.Errorf("--settings: %w", err)
+	}
 	vals, err := c.readSecrets(secretArgs)
 	if err != nil {
 		return err
@@ -208,6 +213,21 @@ func (c *cli) connectionsAdd(ctx context.Context, store *connections.Store, args
 	sort.Strings(sealed)
 	fmt.Fprintf(c.stdout, "added %s connection %s (secrets sealed: %s)\n", conn.Kind, conn.Name, strings.Join(sealed, ", "))
 	return nil
+}
+
+// checkERPSettings refuses, when a connection is saved, ERP settings the
+// services would refuse when they use it (fee accounts of companies the
+// connection does not serve, malformed accounts, unknown presets...), so a
+// mistake is seen at once rather than as failed postings.
+func checkERPSettings(kind connections.Kind, settings map[string]any) error {
+	var err error
+	switch kind {
+	case connections.KindIFS:
+		_, err = ifscloud.ParseSettings(settings)
+	case connections.KindJDE:
+		_, err = jde.ParseSettings(settings)
+	}
+	return err
 }
 
 func readSettings(inline, path string) (map[string]any, error) {

@@ -61,6 +61,13 @@ func TestConnectionsLifecycle(t *testing.T) {
 		{name: "missing secret", args: []string{"connections", "add", "--name", "jde", "--kind", "jde",
 			"--settings", `{"base_url":"https://jde","username":"u","company_codes":["00001"]}`}, want: `secret "password" is required`, wantErr: true},
 		{name: "unknown kind", args: []string{"connections", "add", "--name", "sap", "--kind", "sap"}, want: "unknown connection kind", wantErr: true},
+		// ERP settings the services would refuse are refused when saved.
+		{name: "fee account of a company not served", args: []string{"connections", "add", "--name", "ifs-x", "--kind", "ifs",
+			"--settings", `{"base_url":"https://acme.ifs.cloud","client_id":"mlc","company_codes":["10"],"payout_fee_accounts":{"20":"6570"}}`,
+			"--secret", "client_secret=@" + secretFile}, want: `payout_fee_accounts: company "20" is not one of company_codes`, wantErr: true},
+		{name: "jde fees without a bank account", args: []string{"connections", "add", "--name", "jde-x", "--kind", "jde",
+			"--settings", `{"base_url":"https://jde","username":"u","company_codes":["00001"],"payout_fee_accounts":{"00001":"HQ.6570"}}`,
+			"--secret", "password=@" + secretFile}, want: "payout_bank_accounts.00001 is required", wantErr: true},
 		// Issue #17: a secret in settings was stored in plaintext, audited and listed.
 		{name: "secret key in settings refused", stdin: gcToken + "\n", args: []string{"connections", "add", "--name", "gc-x", "--kind", "gocardless",
 			"--settings", `{"base_url":"https://x","client_secret":"plain-s3cret"}`, "--secret", "access_token=-"}, want: "secrets belong in --secret", wantErr: true},

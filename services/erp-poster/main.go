@@ -55,6 +55,11 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// A connection with bad settings is reported, not fatal: the others
+	// keep posting, its postings fail with FAILED_PRECONDITION until fixed.
+	if err := poster.CheckSettings(ctx, svc.Connections); err != nil {
+		svc.Log.ErrorContext(ctx, "ERP connection settings refused", "error", err)
+	}
 	writers := poster.NewWriters(svc.Connections, refresh)
 	if filesDir != "" {
 		writers.ConfineFiles(filesDir)

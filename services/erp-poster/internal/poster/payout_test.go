@@ -14,6 +14,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/erp-poster/internal/poster"
 )
 
 // addConnection adds an ERP connection to the env's registry.
@@ -348,8 +349,16 @@ func TestPayoutRefusals(t *testing.T) {
 		!strings.Contains(err.Error(), "payout_fee_accounts") {
 		t.Errorf("fees without a fee account: %v, want FAILED_PRECONDITION naming payout_fee_accounts", err)
 	}
-	// Settings that do not parse are refused when the connection is used.
+	// Settings that do not parse are reported at start-up, and refused
+	// when the connection is used.
+	if err := poster.CheckSettings(ctx, e.store); err != nil {
+		t.Fatalf("good settings reported: %v", err)
+	}
 	e.addConnection("ifs-bad", connections.KindIFS, e.ifsSettings(map[string]any{"payout_fee_accounts": map[string]any{"99": "6570"}}))
+	if err := poster.CheckSettings(ctx, e.store); err == nil || !strings.Contains(err.Error(), `connection "ifs-bad"`) ||
+		!strings.Contains(err.Error(), `company "99" is not one of company_codes`) {
+		t.Errorf("start-up check: %v, want ifs-bad's fee account named", err)
+	}
 	if _, err := e.client.PostPayout(ctx, ifsPayout("ifs-bad")); status.Code(err) != codes.FailedPrecondition ||
 		!strings.Contains(err.Error(), `company "99" is not one of company_codes`) {
 		t.Errorf("bad settings: %v", err)

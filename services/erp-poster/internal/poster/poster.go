@@ -2,13 +2,15 @@
 // mandate outcomes, and GoCardless payouts, into the IFS Cloud or JD Edwards
 // connection the request names, exactly once per outcome id (payout id).
 // Amounts arrive as integer minor units and reach the ERP as exact decimals
-// of their currency, never through a float. The outcome's row in erp_postings is
-// locked for the whole write, so concurrent or repeated posts of one
-// outcome write to the ERP once and all get the same reference; the ERP
-// writers are themselves idempotent by outcome id, which covers a crash
-// between the ERP's answer and the row's commit. Errors carry the gRPC
-// codes the contract promises. Payouts, whose posting is many ERP calls, are
-// claimed with a lease instead of a lock held across them (payout.go).
+// of their currency, never through a float.
+//
+// An outcome's row in erp_postings is locked for the whole write, so
+// concurrent or repeated posts of one outcome write to the ERP once and all
+// get the same reference; the ERP writers are themselves idempotent by
+// outcome id, which covers a crash between the ERP's answer and the row's
+// commit. A payout, whose posting is many ERP calls, is claimed with a
+// lease instead of a lock held across them (payout.go). Errors carry the
+// gRPC codes the contract promises.
 package poster
 
 import (

@@ -404,3 +404,34 @@ func (jw jdeWriter) payout(ctx context.Context, in *mlcv1.PostPayoutRequest) (pa
 	r, err := jw.w.PostPayout(ctx, p)
 	return payoutPosting{posting: posting{Reference: r.Reference, PostedAt: r.PostedAt, Nothing: r.NothingToPost}, FeeReference: r.FeeReference}, err
 }
+
+// lister is the part of the connection registry CheckSettings reads.
+type lister interface {
+	ListKind(ctx context.Context, kind connections.Kind) ([]connections.Connection, error)
+}
+
+// CheckSettings parses the settings of every IFS and JD Edwards
+// connection, as a posting would, and returns every refusal, naming the
+// connection and the setting: run at start-up, so an operator sees a bad
+// setting (a fee account of a company the connection does not serve, say)
+// before the first payout fails on it.
+func CheckSettings(ctx context.Context, reg lister) error {
+	var errs []error
+	for _, kind := range []connections.Kind{connections.KindIFS, connections.KindJDE} {
+		conns, err := reg.ListKind(ctx, kind)
+		if err != nil {
+			return err
+		}
+		for _, c := range conns {
+			if kind == connections.KindIFS {
+				_, err = ifscloud.ParseSettings(c.Settings)
+			} else {
+				_, err = jde.ParseSettings(c.Settings)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%w: connection %q: %w", errBadSettings, c.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
