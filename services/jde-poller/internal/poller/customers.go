@@ -3,6 +3,7 @@ package poller
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -78,10 +79,11 @@ func (p *Poller) readDelta(ctx context.Context, t customerTable, entity string, 
 	}
 	d := delta{entity: entity, next: wm.Mark, an8s: map[string]bool{}}
 	q := jde.Query{Table: t.name, Columns: t.columns, Conditions: append(slices.Clone(t.filter), conds...)}
+	queries := []jde.Query{q}
 	if !wm.Mark.IsZero() {
-		q.Conditions = append(q.Conditions, p.since(wm.From))
+		queries = p.since(q, wm.From)
 	}
-	err = p.read(ctx, q, func() { d.next, d.an8s, d.rows = wm.Mark, map[string]bool{}, d.rows[:0] }, func(r jde.Row) error {
+	collect := func(r jde.Row) error {
 		an8 := r.Text(t.name, "AN8")
 		st, err := p.readStamp(r, t.name)
 		if err != nil {
@@ -98,9 +100,12 @@ func (p *Poller) readDelta(ctx context.Context, t customerTable, entity string, 
 			}
 		}
 		return nil
-	})
-	if err != nil {
-		return delta{}, fmt.Errorf("connection %s: read %s: %w", p.cfg.ConnectionName, t.name, err)
+	}
+	for _, q := range queries {
+		next, an8s, n := d.next, maps.Clone(d.an8s), len(d.rows)
+		if err := p.read(ctx, q, func() { d.next, d.an8s, d.rows = next, maps.Clone(an8s), d.rows[:n] }, collect); err != nil {
+			return delta{}, fmt.Errorf("connection %s: read %s: %w", p.cfg.ConnectionName, t.name, err)
+		}
 	}
 	return d, nil
 }

@@ -47,17 +47,17 @@ func (p *Poller) documents(ctx context.Context, co string, res *Result) error {
 		return err
 	}
 	q := jde.Query{Table: "F03B11", Columns: documentColumns, Conditions: []jde.Condition{{Column: "KCO", Op: jde.Equal, Value: co}}}
+	queries := p.since(q, wm.From)
 	if wm.Mark.IsZero() {
 		q.Conditions = append(q.Conditions, jde.Condition{Column: "AAP", Op: jde.NotEqual, Value: "0"})
-	} else {
-		q.Conditions = append(q.Conditions, p.since(wm.From))
+		queries = []jde.Query{q}
 	}
 	domestic, err := p.companyCurrency(ctx, co)
 	if err != nil {
 		return err
 	}
 	var docs []document
-	err = p.read(ctx, q, func() { docs = docs[:0] }, func(r jde.Row) error {
+	collect := func(r jde.Row) error {
 		d := document{row: r, key: jde.DocumentKey{
 			Company: r.Text("F03B11", "KCO"), Document: r.Text("F03B11", "DOC"),
 			DocType: r.Text("F03B11", "DCT"), Suffix: r.Text("F03B11", "SFX"),
@@ -73,9 +73,12 @@ func (p *Poller) documents(ctx context.Context, co string, res *Result) error {
 		}
 		docs = append(docs, d)
 		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("connection %s: read F03B11 of %s: %w", p.cfg.ConnectionName, co, err)
+	}
+	for _, q := range queries {
+		n := len(docs)
+		if err := p.read(ctx, q, func() { docs = docs[:n] }, collect); err != nil {
+			return fmt.Errorf("connection %s: read F03B11 of %s: %w", p.cfg.ConnectionName, co, err)
+		}
 	}
 	slices.SortFunc(docs, func(a, b document) int { return a.mark.Compare(b.mark) })
 	items := make([]pending, 0, len(docs))

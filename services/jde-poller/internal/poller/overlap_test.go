@@ -116,6 +116,38 @@ func TestBulkLoadInOneSecondIsPublishedOnce(t *testing.T) {
 	if n := h.seenRows("F03B11:00001"); n != 1 {
 		t.Fatalf("poll_seen holds %d rows, want only the one of the window", n)
 	}
+	// Out of the window, the bulk load is not read from AIS again either:
+	// a cycle reads from the window's start, not from the day's.
+	h.sim.ResetStats()
+	if res := h.cycle(p); res != (poller.Result{}) {
+		t.Fatalf("cycle = %+v", res)
+	}
+	if st := h.sim.Stats(); st.NextPages != 0 {
+		t.Fatalf("a cycle paged %d times through AIS: the bulk load of the same day was read again", st.NextPages)
+	}
+}
+
+// The window before a watermark just after midnight reaches into the day
+// before: a late row stamped then is read, and so is the next day's.
+func TestOverlapAcrossMidnight(t *testing.T) {
+	h := newHarness(t, jdesim.Options{}, nil)
+	customer(h.sim, 4001, "Acme", "GBP", "00001")
+	h.clock.Advance(15*time.Hour - 20*time.Second) // 23:59:40
+	h.sim.AddInvoices(invoices("00001", 4001, 1001, 1)...)
+	h.clock.Advance(30 * time.Second) // 00:00:10
+	h.sim.AddInvoices(invoices("00001", 4001, 1002, 1)...)
+	p := h.poller(nil)
+	h.cycle(p)
+	h.drain()
+	h.clock.Advance(-20 * time.Second) // 23:59:50, a late commit
+	h.sim.AddInvoices(invoices("00001", 4001, 1003, 1)...)
+	h.clock.Advance(time.Minute) // 00:00:50
+	h.sim.AddInvoices(invoices("00001", 4001, 1004, 1)...)
+	h.cycle(p)
+	want := []string{"jde:jde-test:00001:invoice:1003/RI/001", "jde:jde-test:00001:invoice:1004/RI/001"}
+	if got := keysOf(h.drain()); !slices.Equal(got, want) {
+		t.Fatalf("published %v, want %v", got, want)
+	}
 }
 
 func TestOverlapIsRangeChecked(t *testing.T) {

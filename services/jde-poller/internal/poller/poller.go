@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -203,12 +204,20 @@ func (p *Poller) at(s stamp) time.Time {
 	return s.date.Time(s.time, p.cfg.Settings.Location)
 }
 
-// since returns the condition that reads rows updated on or after the day
-// of from; rows of that day before from are dropped by the caller, since
-// AIS conditions cannot express "(date, time) >=".
-func (p *Poller) since(from time.Time) jde.Condition {
-	day := jde.DateOf(from.In(p.cfg.Settings.Location))
-	return jde.Condition{Column: "UPMJ", Op: jde.GreaterEqual, Value: fmt.Sprint(day.Julian())}
+// since returns the queries that together read the rows of q updated at
+// or after from: those of from's day from its time on, and those of later
+// days. The conditions of one AIS query are all ANDed, so "(UPMJ, UPMT) >="
+// takes two; reading from the day's start instead would read every row
+// changed that day again on every cycle.
+func (p *Poller) since(q jde.Query, from time.Time) []jde.Query {
+	local := from.In(p.cfg.Settings.Location)
+	day := fmt.Sprint(jde.DateOf(local).Julian())
+	hhmmss := fmt.Sprint(local.Hour()*10000 + local.Minute()*100 + local.Second())
+	sameDay, later := q, q
+	sameDay.Conditions = append(slices.Clone(q.Conditions),
+		jde.Condition{Column: "UPMJ", Op: jde.Equal, Value: day}, jde.Condition{Column: "UPMT", Op: jde.GreaterEqual, Value: hhmmss})
+	later.Conditions = append(slices.Clone(q.Conditions), jde.Condition{Column: "UPMJ", Op: jde.Greater, Value: day})
+	return []jde.Query{sameDay, later}
 }
 
 // read runs q to the end, handing every row to fn. When AIS loses the
