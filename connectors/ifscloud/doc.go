@@ -68,6 +68,11 @@
 //	                       (default "GOCARDLESS")
 //	mandate_writeback      "none" (default: standard IFS has no GoCardless mandate status) or
 //	                       "legacy_mandate_log" (ml-connector's own action, which a site builds)
+//	receipt_on             who books the receipts: "confirmed" (default: each payment outcome;
+//	                       a payout books its fees only) or "payout" (the payout books its
+//	                       lines and fees; payment and refund outcomes post nothing)
+//	payout_fee_accounts    company -> GL account (code part A) of GoCardless fees
+//	payout_fee_tax_accounts company -> GL account of the tax in those fees (optional)
 //	mandate_log_entity_set legacy: default "DirectDebitMandateLogSet"
 //	mandate_action         legacy: default "CustomerInfo_RegisterDirectDebitMandate"
 //
