@@ -138,3 +138,36 @@ func TestCheckpointDetectsDeletedAndCutChains(t *testing.T) {
 		t.Errorf("edited checkpoint: %v, want ErrCheckpointForged", err)
 	}
 }
+
+// VerifyChain with keys checks one chain as strictly as VerifyAllWith: a
+// chain rewritten with recomputed hashes and its MACs dropped passes the
+// lenient Verify and is caught, and other chains are not read.
+func TestVerifyChainRequiresMACs(t *testing.T) {
+	ctx := context.Background()
+	pool := testsupport.Pool(t)
+	keys := testKeys(t, "k1")
+	audit.SignWith(keys)
+	t.Cleanup(func() { audit.SignWith(nil) })
+	appendN(t, pool, "collection", "victim", 3)
+	appendN(t, pool, "collection", "bystander", 2)
+	if err := audit.VerifyChain(ctx, pool, "collection", "victim", audit.VerifyOptions{Keys: keys}); err != nil {
+		t.Fatalf("intact chain: %v", err)
+	}
+
+	tamper(t, pool, `UPDATE audit_log SET payload = '{"step":9}', mac = NULL, mac_key_id = NULL WHERE aggregate_id = 'victim'`)
+	rehash(t, ctx, pool, "collection", "victim")
+	if err := audit.Verify(ctx, pool, "collection", "victim"); err != nil {
+		t.Fatalf("the lenient check lets unsigned rows pass (that is the attack): %v", err)
+	}
+	var ce *audit.ChainError
+	err := audit.VerifyChain(ctx, pool, "collection", "victim", audit.VerifyOptions{Keys: keys})
+	if !errors.As(err, &ce) || ce.Seq != 1 || ce.Problem != audit.ProblemUnsigned {
+		t.Fatalf("keyed check of an unsigned rewrite: %v", err)
+	}
+	if err := audit.VerifyChain(ctx, pool, "collection", "bystander", audit.VerifyOptions{Keys: keys}); err != nil {
+		t.Errorf("another chain is blamed: %v", err)
+	}
+	if err := audit.VerifyChain(ctx, pool, "collection", "victim", audit.VerifyOptions{Keys: keys, Checkpoint: &audit.Checkpoint{}}); err == nil {
+		t.Error("a checkpoint is accepted for one chain")
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/command"
 	"github.com/ml-connector/ml-connector/platform/config"
 	"github.com/ml-connector/ml-connector/platform/service"
@@ -136,6 +137,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	desk := operator.NewDesk(svc.DB, svc.Connections, nil)
 	v := views.New(svc.DB, desk)
+	if svc.Keys != nil {
+		v.CheckMACs(audit.KeysFrom(svc.Keys))
+	}
 	overview := views.NewRefresher(v, s.refresh)
 	sessions := session.NewStore(svc.DB, s.sessionTTL)
 	wcfg := web.Config{LoginAttempts: s.loginAttempts, LoginWindow: s.loginWindow, Overview: overview}

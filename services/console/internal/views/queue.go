@@ -18,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/ml-connector/ml-connector/platform/audit"
+
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/operator"
 )
 
@@ -31,11 +33,19 @@ type Views struct {
 	counting map[string]bool    // filters being recounted in the background
 	gen      uint64             // advanced by Forget
 	now      func() time.Time
+	keys     *audit.Keys // checks the audit rows' MACs; nil checks hashes only
 }
 
 // New returns the views of db; desk lists the notes operators wrote.
 func New(db *pgxpool.Pool, desk *operator.Desk) *Views {
 	return &Views{db: db, desk: desk, counts: map[string]counted{}, counting: map[string]bool{}, now: time.Now}
+}
+
+// CheckMACs makes the collection page's audit status check every row's
+// MAC under keys (the keys the services sign with), and returns v.
+func (v *Views) CheckMACs(keys *audit.Keys) *Views {
+	v.keys = keys
+	return v
 }
 
 // Item is one thing in the exceptions queue: a row of the exceptions table,

@@ -17,6 +17,7 @@ type collectionData struct {
 	Timeline     []views.Event       `json:"timeline"`
 	Chains       []views.Chain       `json:"audit_chains"`
 	Verified     bool                `json:"audit_verified"`
+	Signed       bool                `json:"audit_macs_checked"`
 	Open         []views.Item        `json:"open_exceptions"`
 	Amount       views.Amount        `json:"-"`
 	CanAct       bool                `json:"-"`
@@ -85,8 +86,10 @@ func (s *Server) collection(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.Verified = len(d.Chains) > 0
+	d.Signed = d.Verified
 	for _, c := range d.Chains {
 		d.Verified = d.Verified && c.Verified
+		d.Signed = d.Signed && c.Signed
 	}
 	pg, err := s.views.Queue(r.Context(), views.Filter{Connection: conn, Company: company, Document: doc, Status: "all", Limit: views.MaxPageSize})
 	if err != nil {

@@ -23,7 +23,7 @@ func TestCollectionPage(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Replayed INV-4000", "GBP 4,000.00", "Why: console:oscar: new payment, attempt 2", "state: failed → ", "attempts: 1 → 2",
-		"Audit trail verified", "<code>" + w.mandate(t) + "</code>",
+		"Audit trail verified: every record's hash chain checks out, and every record's signature", "<code>" + w.mandate(t) + "</code>",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("collection page lacks %q", want)
@@ -39,6 +39,7 @@ func TestCollectionPage(t *testing.T) {
 			State string `json:"state"`
 		} `json:"collection"`
 		Verified bool `json:"audit_verified"`
+		Signed   bool `json:"audit_macs_checked"`
 		Timeline []struct {
 			What    string   `json:"what"`
 			Who     string   `json:"who"`
@@ -53,6 +54,17 @@ func TestCollectionPage(t *testing.T) {
 	}
 	if status, _ := op.getJSON("/collections/ifs-acme/10/NOPE"); status != http.StatusNotFound {
 		t.Errorf("unknown document: %d, want 404", status)
+	}
+	if !d.Signed {
+		t.Error("the page does not say the MACs were checked")
+	}
+	// A row whose MAC was dropped keeps its hash chain intact: only the
+	// keyed check (as mlcctl audit verify's) sees it.
+	w.exec(`ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only`)
+	w.exec(`UPDATE audit_log SET mac = NULL, mac_key_id = NULL WHERE aggregate_type = 'collection' AND seq = 2`)
+	w.exec(`ALTER TABLE audit_log ENABLE TRIGGER audit_log_append_only`)
+	if body := op.get("/collections/ifs-acme/10/INV-4000", 200); !strings.Contains(body, "Audit trail does NOT verify") || !strings.Contains(body, "row not signed") {
+		t.Errorf("a row without its MAC is shown as verified")
 	}
 	// A tampered audit row is reported, not hidden.
 	w.exec(`ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only`)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
@@ -67,6 +68,9 @@ func newWorldWith(t *testing.T, oidc func(consoleURL string) *web.OIDC) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Every audit row is signed, as the services sign them.
+	audit.SignWith(audit.KeysFrom(keys))
+	t.Cleanup(func() { audit.SignWith(nil) })
 	// GoCardless's clock starts now (and moves only when told): the
 	// console compares the links' expiry with the wall clock, as it must
 	// in production.
@@ -136,7 +140,7 @@ func newWorldWith(t *testing.T, oidc func(consoleURL string) *web.OIDC) *world {
 		}
 	}
 	desk := operator.NewDesk(w.DB, w.Conns, nil)
-	v := views.New(w.DB, desk)
+	v := views.New(w.DB, desk).CheckMACs(audit.KeysFrom(keys))
 	log := slog.New(slog.NewTextHandler(w.log, nil))
 	// The address is known before the server starts, for the provider's
 	// redirect URI.
