@@ -11,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
 	"github.com/ml-connector/ml-connector/platform/audit"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
@@ -265,4 +268,92 @@ func abs(n int64) int64 {
 		return -n
 	}
 	return n
+}
+
+// Refunds and charge-backs reach the ERP through the payout that nets
+// them: negative lines on their invoices (the refund with its ERP refund
+// document), and the fee GoCardless gives back on a charge-back a
+// positive fee line.
+func TestPayoutNetsRefundsAndChargeBacks(t *testing.T) {
+	r := rig.New(t, rig.Options{Sim: gcsim.Options{Scenarios: scenarios}})
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"OK": "100.00", "BACK": "100.02", "R": "200.00"})
+	settle(r, 14)
+	r.Eventually(20*time.Second, "paid out and charged back", func() bool {
+		s := states(t, r)
+		return s["OK"] == "paid_out" && s["R"] == "paid_out" && s["BACK"] == "charged_back"
+	})
+	r.Publish(&mlcv1.RefundRequested{SchemaVersion: 1, Erp: rig.ERP("10"), RefundId: "RF1", Invoice: &mlcv1.InvoiceKey{InvoiceId: "R"},
+		CustomerId: "C1", Version: "v1", Amount: "30.00", Currency: "GBP"})
+	r.Eventually(10*time.Second, "refund created", func() bool { return len(r.Sim.Refunds()) == 1 })
+	settle(r, 6)
+	// GoCardless nets debits into the next payout it makes, while that
+	// stays positive: one more payment paid out, larger than them, makes it.
+	r.Publish(rig.Invoice("LATER", "C1", "500.00"))
+	r.Eventually(10*time.Second, "later payment", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE invoice_id = 'LATER' AND gc_payment_id IS NOT NULL`) == 1
+	})
+	settle(r, 14)
+	r.Eventually(20*time.Second, "every paid payout posted", func() bool {
+		paid := paidPayouts(r)
+		return len(paid) >= 2 && r.Count(`SELECT count(*) FROM payouts WHERE state = 'posted'`) == len(paid)
+	})
+	r.Drain()
+	var refund, chargeBack, feeBack bool
+	var backPayment string
+	if err := r.DB.QueryRow(context.Background(), `SELECT gc_payment_id FROM collections WHERE invoice_id = 'BACK'`).Scan(&backPayment); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range r.Poster.Payouts() {
+		for _, l := range d.GetLines() {
+			switch l.GetKind() {
+			case mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_REFUND:
+				refund = true
+				if l.GetAmountMinor() != -3000 || l.GetInvoice().GetInvoiceId() != "R" || l.GetErpRefundId() != "RF1" || l.GetRefundId() == "" {
+					t.Errorf("refund line %v", l)
+				}
+			case mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_CHARGED_BACK:
+				chargeBack = true
+				if l.GetAmountMinor() != -10002 || l.GetInvoice().GetInvoiceId() != "BACK" || l.GetPaymentId() != backPayment {
+					t.Errorf("charge-back line %v", l)
+				}
+			}
+		}
+		for _, f := range d.GetFees() {
+			if f.GetPaymentId() == backPayment && f.GetAmountMinor() > 0 {
+				feeBack = true
+			}
+		}
+	}
+	if !refund || !chargeBack || !feeBack {
+		t.Errorf("deposits carry refund %v, charge-back %v, fee given back %v; want all three", refund, chargeBack, feeBack)
+	}
+	if n := r.Count(`SELECT count(*) FROM payout_items WHERE type = 'payment_refunded' AND match = 'matched' AND refund_id IS NOT NULL AND invoice_id = 'R'`); n != 1 {
+		t.Errorf("%d refund items tied to refund RF1 of invoice R", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM exceptions WHERE aggregate_type = 'payout'`); n != 0 {
+		t.Errorf("%d payout exceptions", n)
+	}
+}
+
+// A deposit the ERP refuses for good is an exception, and its payout
+// refused, not posted.
+func TestPayoutRefusedByTheERP(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"A": "100.00"})
+	r.Poster.RefusePayouts(codes.FailedPrecondition)
+	settle(r, 14)
+	r.Eventually(20*time.Second, "payout refused", func() bool {
+		return len(paidPayouts(r)) == 1 && r.Count(`SELECT count(*) FROM payouts WHERE state = 'refused'`) == 1
+	})
+	if n := r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'erp_posting_refused' AND aggregate_type = 'payout'`); n != 1 {
+		t.Errorf("%d refusal exceptions on the payout", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM payout_postings WHERE state = 'refused' AND posted_at IS NULL`); n != 1 {
+		t.Errorf("%d deposits recorded refused", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM pending_outcomes WHERE kind = 'payout'`); n != 0 {
+		t.Errorf("%d refused deposits still queued", n)
+	}
 }

@@ -463,6 +463,8 @@ type Poster struct {
 	order    []string
 	calls    int
 	failNext []codes.Code
+	// refusePayouts, when set, answers every PostPayout with it.
+	refusePayouts codes.Code
 }
 
 func startPoster(t testing.TB) *Poster {
@@ -532,6 +534,15 @@ func (p *Poster) PostMandateStatus(_ context.Context, in *mlcv1.PostMandateStatu
 // connection and company, and refusing (INVALID_ARGUMENT) a request whose
 // amounts do not add up, as erp-poster's contract says it does.
 func (p *Poster) PostPayout(_ context.Context, in *mlcv1.PostPayoutRequest) (*mlcv1.PostPayoutResponse, error) {
+	p.mu.Lock()
+	refuse := p.refusePayouts
+	if refuse != codes.OK {
+		p.calls++
+	}
+	p.mu.Unlock()
+	if refuse != codes.OK {
+		return nil, status.Errorf(refuse, "payout %s refused", in.GetPayoutId())
+	}
 	var lines, fees int64
 	for _, l := range in.GetLines() {
 		lines += l.GetAmountMinor()
@@ -549,6 +560,13 @@ func (p *Poster) PostPayout(_ context.Context, in *mlcv1.PostPayoutRequest) (*ml
 	id := "payout:" + in.GetPayoutId() + ":" + in.GetErp().GetConnection() + ":" + in.GetErp().GetCompany()
 	already, err := p.post(id, in)
 	return &mlcv1.PostPayoutResponse{ErpReference: "DEP-" + in.GetPayoutId(), AlreadyPosted: already}, err
+}
+
+// RefusePayouts makes every PostPayout fail with c from now on.
+func (p *Poster) RefusePayouts(c codes.Code) {
+	p.mu.Lock()
+	p.refusePayouts = c
+	p.mu.Unlock()
 }
 
 // Payouts returns the payout deposits posted, in posting order.
