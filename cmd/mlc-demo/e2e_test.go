@@ -206,6 +206,7 @@ func checkERPs(ctx context.Context, s *simulators) error {
 			problems = append(problems, fmt.Sprintf("JDE %s refunded but refund document %d not posted as paid", key, inv.refundDoc))
 		}
 	}
+	problems = append(problems, checkPayouts(ctx, s)...)
 	// As mlcctl audit verify does: every row signed under the run's keys.
 	if _, err := audit.VerifyAllWith(ctx, s.db, audit.VerifyOptions{Keys: s.auditKeys}); err != nil {
 		problems = append(problems, "audit log: "+err.Error())
@@ -281,4 +282,68 @@ func TestEndToEndUnderFaults(t *testing.T) {
 			t.Errorf("no %q in the output:\n%s", want, out)
 		}
 	}
+}
+
+// checkPayouts verifies the payouts: every payout GoCardless paid is
+// stored with all its items, which add up to its amount; every payment it
+// paid out is in exactly one stored payout, tied to its invoice (the
+// monitor's payoutTally); and each of its deposits is posted to its ERP:
+// the posting recorded by erp-poster and, in the ERP, the fees booked
+// under the payout's id (IFS: direct cash lines of a mixed payment, JDE:
+// a journal entry batch).
+func checkPayouts(ctx context.Context, s *simulators) []string {
+	t, err := measurePayouts(ctx, s.db, s.gc)
+	if err != nil {
+		return []string{"payouts: " + err.Error()}
+	}
+	problems := t.problems
+	if t.paid == 0 || t.paidOut == 0 {
+		problems = append(problems, fmt.Sprintf("GoCardless paid %d payouts paying out %d of the book's payments", t.paid, t.paidOut))
+	}
+	if !t.settled() {
+		problems = append(problems, t.String())
+	}
+	ifsFees := map[string]int{} // company/payout -> direct cash lines
+	for _, mp := range s.ifs.MixedPayments() {
+		for _, l := range mp.LumpSums {
+			for _, tr := range l.Transactions {
+				if tr.TransactionType == ifssim.TransactionDirectCash && mp.State == ifssim.MixedApproved {
+					ifsFees[mp.Company+"/"+tr.PaymentReference]++
+				}
+			}
+		}
+	}
+	jdeFees := map[string]int{} // company/payout -> journal lines
+	for _, j := range s.jde.JournalInputs() {
+		jdeFees[j.VNKCO+"/"+j.VNEDBT]++
+	}
+	rows, err := s.db.Query(ctx, `SELECT p.gc_payout_id, d.erp, d.company, d.fees_tenths, d.state, coalesce(e.status, ''), coalesce(e.erp_reference, '')
+		FROM payout_postings d JOIN payouts p ON p.id = d.payout_id LEFT JOIN erp_postings e ON e.outcome_id = d.outcome_id`)
+	if err != nil {
+		return append(problems, "payout deposits: "+err.Error())
+	}
+	defer rows.Close()
+	deposits := 0
+	for rows.Next() {
+		var payout, erp, company, state, posting, ref string
+		var fees int64
+		if err := rows.Scan(&payout, &erp, &company, &fees, &state, &posting, &ref); err != nil {
+			return append(problems, "payout deposits: "+err.Error())
+		}
+		deposits++
+		if state != "posted" || posting != "posted" || ref == "" {
+			problems = append(problems, fmt.Sprintf("payout %s deposit to %s %s is %s, erp-poster says %q (%q)", payout, erp, company, state, posting, ref))
+		}
+		booked := map[string]map[string]int{"ifs": ifsFees, "jde": jdeFees}[erp][company+"/"+payout]
+		if fees != 0 && booked == 0 {
+			problems = append(problems, fmt.Sprintf("payout %s: fees of %d tenths not booked in %s company %s", payout, fees, erp, company))
+		}
+	}
+	if err := rows.Err(); err != nil {
+		problems = append(problems, "payout deposits: "+err.Error())
+	}
+	if deposits == 0 && t.paid > 0 {
+		problems = append(problems, "no payout deposit was posted to any ERP")
+	}
+	return problems
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -32,6 +34,143 @@ type tally struct {
 	exceptions []exceptionRow
 	expected   int
 	unexpected []exceptionRow
+	payouts    payoutTally
+}
+
+// payoutTally is where GoCardless's payouts stand against the ledger:
+// every one counted, whatever became of it.
+type payoutTally struct {
+	paid     int            // payouts GoCardless has paid
+	stored   int            // of those, stored in the ledger
+	byState  map[string]int // every stored payout, by state
+	deposits int            // deposits queued for the ERPs
+	posted   int            // of those, written (erp_postings posted)
+	// problems are what contradicts the reconciliation of a paid payout:
+	// one not stored, items not adding up to the amount GoCardless paid, a
+	// payment GoCardless paid out in none or several of the stored payouts.
+	problems []string
+	// paidOut counts the book's payments GoCardless paid out in a paid
+	// payout; once counts those in exactly one stored payout, tied to
+	// their invoice.
+	paidOut, once int
+}
+
+// settled says every payout GoCardless paid is stored, adds up, settles
+// each payment it paid out exactly once and is posted to its ERPs.
+func (p payoutTally) settled() bool {
+	final := p.byState["posted"] + p.byState["nothing_to_post"]
+	return len(p.problems) == 0 && p.stored == p.paid && final == p.stored && p.posted == p.deposits && p.once == p.paidOut
+}
+
+// String is the reconciliation's payouts line.
+func (p payoutTally) String() string {
+	states := make([]string, 0, len(p.byState))
+	for _, st := range slices.Sorted(maps.Keys(p.byState)) {
+		states = append(states, fmt.Sprintf("%s %d", st, p.byState[st]))
+	}
+	return fmt.Sprintf("payouts: %d paid by GoCardless, %d stored (%s), %d deposits posted to ERP (%d not), paid-out payments in exactly one payout %d/%d, %d problems",
+		p.paid, p.stored, strings.Join(states, ", "), p.posted, p.deposits-p.posted, p.once, p.paidOut, len(p.problems))
+}
+
+// payoutsQuery reads every stored payout with what its items add up to.
+const payoutsQuery = `
+	SELECT p.gc_payout_id, p.state, p.amount_minor, p.items_count, p.items_total_tenths,
+	       coalesce(i.n, 0), coalesce(i.total, 0)
+	FROM payouts p
+	LEFT JOIN (SELECT payout_id, count(*) AS n, sum(amount_tenths)::bigint AS total FROM payout_items GROUP BY payout_id) i
+	  ON i.payout_id = p.id`
+
+// paidOutQuery reads, for every payment paid out in a stored payout, the
+// payouts it is paid out in and the invoice its items are tied to.
+const paidOutQuery = `
+	SELECT i.gc_payment_id, p.gc_payout_id, coalesce(i.company, ''), coalesce(i.invoice_id, '')
+	FROM payout_items i JOIN payouts p ON p.id = i.payout_id
+	WHERE i.type = 'payment_paid_out' AND i.gc_payment_id IS NOT NULL`
+
+// measurePayouts compares GoCardless's paid payouts with the ledger's.
+func measurePayouts(ctx context.Context, db *pgxpool.Pool, sim *gcsim.Server) (payoutTally, error) {
+	t := payoutTally{byState: map[string]int{}}
+	type stored struct {
+		state                 string
+		amount, total, actual int64
+		items, rows           int
+	}
+	ledger := map[string]stored{}
+	rows, err := db.Query(ctx, payoutsQuery)
+	if err != nil {
+		return t, err
+	}
+	for rows.Next() {
+		var id string
+		var s stored
+		if err := rows.Scan(&id, &s.state, &s.amount, &s.items, &s.total, &s.rows, &s.actual); err != nil {
+			return t, err
+		}
+		ledger[id] = s
+		t.byState[s.state]++
+	}
+	if err := rows.Err(); err != nil {
+		return t, err
+	}
+	// Where each payment was paid out, per the ledger.
+	in := map[string][]string{}
+	invoiceOf := map[string]string{}
+	rows, err = db.Query(ctx, paidOutQuery)
+	if err != nil {
+		return t, err
+	}
+	for rows.Next() {
+		var payment, payout, company, invoiceID string
+		if err := rows.Scan(&payment, &payout, &company, &invoiceID); err != nil {
+			return t, err
+		}
+		in[payment] = append(in[payment], payout)
+		invoiceOf[payment] = company + "/" + invoiceID
+	}
+	if err := rows.Err(); err != nil {
+		return t, err
+	}
+	if err := db.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE e.status = 'posted')
+		FROM payout_postings d LEFT JOIN erp_postings e ON e.outcome_id = d.outcome_id`).Scan(&t.deposits, &t.posted); err != nil {
+		return t, err
+	}
+	paid := map[string]bool{}
+	for _, po := range sim.Payouts() {
+		if po.Status != "paid" {
+			continue
+		}
+		paid[po.ID] = true
+		t.paid++
+		s, ok := ledger[po.ID]
+		switch {
+		case !ok:
+			t.problems = append(t.problems, fmt.Sprintf("payout %s of %d %s paid by GoCardless is not stored", po.ID, po.Amount, po.Currency))
+			continue
+		case s.amount != po.Amount:
+			t.problems = append(t.problems, fmt.Sprintf("payout %s stored as %d, GoCardless paid %d", po.ID, s.amount, po.Amount))
+		case s.rows != s.items || s.actual != s.total || (s.total-po.Amount*10 > 5 || po.Amount*10-s.total > 5):
+			t.problems = append(t.problems, fmt.Sprintf("payout %s of %d: %d items stored (%d counted) add up to %d tenths (%d recorded)",
+				po.ID, po.Amount, s.rows, s.items, s.actual, s.total))
+		}
+		t.stored++
+	}
+	for _, p := range sim.Payments() {
+		if p.Links.Payout == "" || !paid[p.Links.Payout] || p.Metadata["invoice_id"] == "" {
+			continue
+		}
+		t.paidOut++
+		want := p.Metadata["company"] + "/" + p.Metadata["invoice_id"]
+		switch got := in[p.ID]; {
+		case len(got) == 1 && got[0] == p.Links.Payout && invoiceOf[p.ID] == want:
+			t.once++
+		case len(got) == 0:
+			t.problems = append(t.problems, fmt.Sprintf("payment %s of invoice %s paid out in %s is in no stored payout", p.ID, want, p.Links.Payout))
+		default:
+			t.problems = append(t.problems, fmt.Sprintf("payment %s of invoice %s paid out in %s is in stored payouts %v, tied to %q",
+				p.ID, want, p.Links.Payout, got, invoiceOf[p.ID]))
+		}
+	}
+	return t, nil
 }
 
 type groupTally struct {
@@ -127,6 +266,9 @@ func measure(ctx context.Context, db *pgxpool.Pool, sim *gcsim.Server, b book) (
 		Scan(&t.posted, &t.unposted); err != nil {
 		return t, err
 	}
+	if t.payouts, err = measurePayouts(ctx, db, sim); err != nil {
+		return t, err
+	}
 	for _, p := range sim.Payments() {
 		t.payments[p.Metadata["company"]+"/"+p.Metadata["invoice_id"]]++
 	}
@@ -217,9 +359,12 @@ func measure(ctx context.Context, db *pgxpool.Pool, sim *gcsim.Server, b book) (
 	return t, nil
 }
 
-// settled says every invoice is in its expected end state and every
-// outcome recorded has been posted.
-func (t tally) settled(invoices int) bool { return t.reached == invoices && t.unposted == 0 }
+// settled says every invoice is in its expected end state, every outcome
+// recorded has been posted, and every payout GoCardless paid is reconciled
+// and posted.
+func (t tally) settled(invoices int) bool {
+	return t.reached == invoices && t.unposted == 0 && t.payouts.settled()
+}
 
 // state is the ledger state of an invoice's collection ("" if none).
 func (t tally) state(inv invoice) string { return t.states[inv.company+"/"+inv.id] }
@@ -227,8 +372,9 @@ func (t tally) state(inv invoice) string { return t.states[inv.company+"/"+inv.i
 // progress is the one-line summary printed while the book runs and, from
 // the same figures, as the last line before the reconciliation.
 func (t tally) progress(day string, invoices int) string {
-	return fmt.Sprintf("%s  settled %d/%d  paid out %d  failed %d  refunded %d  exceptions %d (%d unexpected)  posted to ERP %d (%d not yet)",
-		day, t.reached, invoices, t.collected, t.failed, t.refunded, len(t.exceptions), len(t.unexpected), t.posted, t.unposted)
+	return fmt.Sprintf("%s  settled %d/%d  paid out %d  failed %d  refunded %d  exceptions %d (%d unexpected)  posted to ERP %d (%d not yet)  payouts %d/%d posted",
+		day, t.reached, invoices, t.collected, t.failed, t.refunded, len(t.exceptions), len(t.unexpected), t.posted, t.unposted,
+		t.payouts.byState["posted"], t.payouts.paid)
 }
 
 func groupKey(inv invoice) string {

@@ -311,6 +311,14 @@ func (s *simulators) report(_ context.Context, opts options, t tally, strict boo
 	for _, e := range t.exceptions {
 		fmt.Fprintln(opts.out, "  exception", e)
 	}
+	fmt.Fprintln(opts.out, t.payouts)
+	for i, p := range t.payouts.problems {
+		if i == 20 {
+			fmt.Fprintf(opts.out, "  ... and %d more\n", len(t.payouts.problems)-20)
+			break
+		}
+		fmt.Fprintln(opts.out, "  payout:", p)
+	}
 	fmt.Fprintf(opts.out, "reconciled: %d invoices, %d collected, %d failed, %d refunded, %d exceptions (%d unexpected), %d posted to ERP (%d not), lost %d, duplicated %d\n",
 		len(s.book.invoices), t.collected, t.failed, t.refunded, len(t.exceptions), len(t.unexpected), t.posted, t.unposted, lost, t.duplicated)
 	if len(t.unexpected) > 0 {
@@ -318,7 +326,7 @@ func (s *simulators) report(_ context.Context, opts options, t tally, strict boo
 		// lost or doubled by them, and each is an operator's to look at.
 		fmt.Fprintf(opts.out, "%d unexpected exceptions: an operator would have to look at each (mlcctl exceptions list)\n", len(t.unexpected))
 	}
-	if strict && (lost > 0 || t.duplicated > 0 || t.unposted > 0) {
+	if strict && (lost > 0 || t.duplicated > 0 || t.unposted > 0 || !t.payouts.settled()) {
 		return errors.New("the book did not reconcile")
 	}
 	return nil
