@@ -380,12 +380,68 @@ func (w *Writer) mixedPayout(ctx context.Context, p Payout, acct FeeAccounts) (P
 			}
 		}
 	}
+	// A payment booked by a mixed payment of its own (its outcome, before
+	// receipt_on became payout) would be paid twice: the payout stays Not
+	// Approved, paying nothing, for AR to resolve.
+	if err := w.bookedElsewhere(ctx, p, id); err != nil {
+		return PayoutPosting{}, err
+	}
 	pred := "(Company=" + stringLit(p.Company) + ",MixedPaymentId=" + id + ")"
 	already, err := w.act(ctx, pred, mp.ApproveAction, mixedApproved)
 	if err != nil {
 		return PayoutPosting{}, err
 	}
 	return PayoutPosting{Posting: Posting{Reference: mixedRef(p.Company, id), AlreadyPosted: already, PostedAt: w.c.now().UTC()}}, nil
+}
+
+// refsPerQuery bounds the PaymentReference conditions of one $filter, so
+// the query stays well inside URL length limits.
+const refsPerQuery = 25
+
+// bookedElsewhere refuses the payout when one of its collected payments
+// is on an approved mixed payment other than the payout's own (id).
+func (w *Writer) bookedElsewhere(ctx context.Context, p Payout, id string) error {
+	var refs []string
+	for _, l := range p.Lines {
+		if l.Kind == PayoutPaidOut && l.PaymentID != "" {
+			refs = append(refs, l.PaymentID)
+		}
+	}
+	mp := w.c.s.MixedPayment
+	for len(refs) > 0 {
+		n := min(len(refs), refsPerQuery)
+		conds := make([]string, n)
+		for i, r := range refs[:n] {
+			conds[i] = "PaymentReference eq " + stringLit(r)
+		}
+		refs = refs[n:]
+		rows, err := w.c.query(ctx, mp.Projection, mp.TransactionSet,
+			"Company eq "+stringLit(p.Company)+" and ("+strings.Join(conds, " or ")+")", "MixedPaymentId,PaymentReference")
+		if err != nil {
+			return err
+		}
+		seen := map[string]bool{id: true}
+		for _, r := range rows {
+			other, err := r.text("MixedPaymentId")
+			if err != nil || !numericKey.MatchString(other) {
+				return fmt.Errorf("transaction has no MixedPaymentId: %w", errors.Join(err, ErrInvalid))
+			}
+			if seen[other] {
+				continue
+			}
+			seen[other] = true
+			h, err := w.c.entity(ctx, mp.Projection, mp.EntitySet, "(Company="+stringLit(p.Company)+",MixedPaymentId="+other+")", "Objstate")
+			if err != nil {
+				return err
+			}
+			if state, err := h.text("Objstate"); err != nil || state == mixedApproved {
+				ref, _ := r.text("PaymentReference")
+				return fmt.Errorf("%w: payment %s is already booked by %s; booking the payout would pay it twice (was receipt_on changed with payments in flight?)",
+					errors.Join(err, ErrInvalid), ref, mixedRef(p.Company, other))
+			}
+		}
+	}
+	return nil
 }
 
 func numericCompare(a, b string) int {

@@ -1,0 +1,119 @@
+package ifscloud_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ml-connector/ml-connector/connectors/ifscloud"
+	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
+)
+
+// payout10 pays invoices 10/7 and 10/9 (100.10 each) less 1.50 fees.
+func payout10() ifscloud.Payout {
+	return ifscloud.Payout{PayoutID: "PO1", Reference: "REF1", Company: "10", Date: "2026-03-09", Currency: "EUR",
+		Amount: "198.70", Fees: "-1.50", Lines: []ifscloud.PayoutLine{
+			{Kind: ifscloud.PayoutPaidOut, InvoiceID: "7", CustomerID: "C10", PaymentID: "PM7", Amount: "100.10"},
+			{Kind: ifscloud.PayoutPaidOut, InvoiceID: "9", CustomerID: "C10", PaymentID: "PM9", Amount: "100.10"},
+		}}
+}
+
+var payoutSettings = map[string]any{"receipt_on": "payout", "payout_fee_accounts": map[string]any{"10": "6570"}}
+
+// TestPayoutResumesAfterLostAnswers: creates whose answers are lost (IFS
+// acted, the caller never heard) fail the attempt as unavailable; the
+// next attempts resume from what IFS has, and the payout ends as one
+// mixed payment with each lump sum and transaction once.
+func TestPayoutResumesAfterLostAnswers(t *testing.T) {
+	var creates atomic.Int64
+	loseSome := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			// Creates go header, lump sum, its transaction, lump sum...:
+			// the 3rd and 5th (the first two transactions) reach IFS,
+			// their answers do not.
+			if r.Method == http.MethodPost && !strings.Contains(r.URL.Path, "IfsApp.") && !strings.Contains(r.URL.Path, "/auth/") {
+				if n := creates.Add(1); n == 3 || n == 5 {
+					next.ServeHTTP(httptest.NewRecorder(), r)
+					http.Error(w, "upstream connect error", http.StatusBadGateway)
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+	e := startSim(t, ifssim.Config{}, loseSome)
+	if err := e.sim.PutInvoices(inv("10", 7, ifssim.StatePostedAuth, base), inv("10", 9, ifssim.StatePostedAuth, base)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.PutCustomers(ifssim.Customer{CustomerID: "C10", Company: "10", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	w := ifscloud.NewWriter(e.client(t, payoutSettings, ifscloud.Options{}))
+	ctx := context.Background()
+	var p ifscloud.PayoutPosting
+	var err error
+	attempt := 1
+	for ; attempt <= 5; attempt++ {
+		if p, err = w.PostPayout(ctx, payout10()); err == nil {
+			break
+		}
+		if !errors.Is(err, ifscloud.ErrUnavailable) {
+			t.Fatalf("attempt %d: %v, want ErrUnavailable", attempt, err)
+		}
+	}
+	if err != nil || attempt != 3 || p.Reference != "MP 10/1" || p.FeeReference != "MP 10/1" {
+		t.Fatalf("payout at attempt %d: %+v, %v; want posted at the third", attempt, p, err)
+	}
+	mp := e.sim.MixedPayments()
+	if len(mp) != 1 || mp[0].State != ifssim.MixedApproved || len(mp[0].LumpSums) != 3 {
+		t.Fatalf("mixed payments %+v, want one approved with 3 lump sums", mp)
+	}
+	for i, l := range mp[0].LumpSums {
+		if len(l.Transactions) != 1 {
+			t.Errorf("lump sum %d has %d transactions, want 1: %+v", i+1, len(l.Transactions), l)
+		}
+	}
+	for _, id := range []int64{7, 9} {
+		if got, _ := e.sim.Invoice("10", id); got.OpenAmount != "0.00" {
+			t.Errorf("invoice %d open %s, want paid once", id, got.OpenAmount)
+		}
+	}
+	again, err := w.PostPayout(ctx, payout10())
+	if err != nil || !again.AlreadyPosted || again.Reference != p.Reference {
+		t.Errorf("repeat: %+v, %v", again, err)
+	}
+}
+
+// TestPayoutRefusesToPayTwice: a payment its own outcome booked (before
+// receipt_on became payout) is not booked again by the payout: the payout
+// stays Not Approved and the error names the booking.
+func TestPayoutRefusesToPayTwice(t *testing.T) {
+	e := startSim(t, ifssim.Config{})
+	if err := e.sim.PutInvoices(inv("10", 7, ifssim.StatePostedAuth, base), inv("10", 9, ifssim.StatePostedAuth, base)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.PutCustomers(ifssim.Customer{CustomerID: "C10", Company: "10", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	before := ifscloud.NewWriter(e.client(t, nil, ifscloud.Options{}))
+	if _, err := before.PostPayment(ctx, ifscloud.PaymentOutcome{OutcomeID: "EV1", Company: "10", InvoiceID: "9", Status: ifscloud.PaymentPaid,
+		PaymentID: "PM9", Amount: "50.00", Currency: "EUR", Date: "2026-03-05"}); err != nil {
+		t.Fatal(err)
+	}
+	w := ifscloud.NewWriter(e.client(t, payoutSettings, ifscloud.Options{}))
+	_, err := w.PostPayout(ctx, payout10())
+	if !errors.Is(err, ifscloud.ErrInvalid) || !strings.Contains(err.Error(), "PM9 is already booked by MP 10/1") {
+		t.Fatalf("payout of a booked payment: %v", err)
+	}
+	if approved := inState(e, ifssim.MixedApproved); len(approved) != 1 || approved[0].MixedPaymentID != 1 {
+		t.Errorf("approved mixed payments %+v, want the payment's own only", approved)
+	}
+	if got, _ := e.sim.Invoice("10", 7); got.OpenAmount != "100.10" {
+		t.Errorf("invoice 7 open %s: the refused payout paid it", got.OpenAmount)
+	}
+}
