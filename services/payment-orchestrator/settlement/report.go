@@ -39,6 +39,9 @@ type ReportQuery struct {
 // holds on every line. In flight is the money GoCardless is collecting or
 // holding at the end of the period: payments submitted by then (less
 // refunds submitted by then) that no payout arriving by then contained.
+// The instalments of subscriptions are not counted in flight: the ledger
+// keeps a subscription, not each of its payments (they are counted once
+// paid out, matched to the subscription's invoice).
 type Line struct {
 	// Kind says what the line is (see the Line* constants): invoices of
 	// ours, items that are not ours, or a payout's rounding or its
