@@ -249,6 +249,8 @@ func (s *Server) handleGetRows(w http.ResponseWriter, r *http.Request) {
 		rows = s.Receipts()
 	case "F0911":
 		rows = s.GLEntries()
+	case "F0911Z1":
+		rows = s.JournalInputs()
 	case "F5503B01":
 		rows = s.PaymentEvents()
 	case "F5503B02":

@@ -287,7 +287,7 @@ func TestControlAPI(t *testing.T) {
 		inv.AAP != 543 || inv.UPMJ != 126031 || inv.UPMT != 90000 {
 		t.Fatalf("row = %+v", inv)
 	}
-	for path, status := range map[string]int{"/_sim/tables/F0911": 200, "/_sim/tables/F9999": 404, "/_sim/stats": 200} {
+	for path, status := range map[string]int{"/_sim/tables/F0911": 200, "/_sim/tables/F0911Z1": 200, "/_sim/tables/F9999": 404, "/_sim/stats": 200} {
 		if resp, err := http.Get(e.srv.URL + path); err != nil || resp.StatusCode != status {
 			t.Errorf("GET %s: %v %v", path, resp, err)
 		}
