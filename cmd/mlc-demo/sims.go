@@ -151,6 +151,7 @@ func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls
 	var outage error
 	var lastMeasure, lastPrint time.Time
 	var measureGap time.Duration
+	var stalled stallWatch
 	lastDay := ""
 	for n := 0; ; n++ {
 		select {
@@ -206,6 +207,9 @@ func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls
 		if day := s.gc.Now().Format("2006-01-02"); opts.day >= 500*time.Millisecond && day != lastDay || time.Since(lastPrint) >= 10*time.Second {
 			fmt.Fprintln(opts.out, t.progress(day, len(s.book.invoices)))
 			lastDay, lastPrint = day, time.Now()
+		}
+		for _, line := range stalled.check(t, len(s.book.invoices), time.Now()) {
+			fmt.Fprintln(opts.out, line)
 		}
 		if t.settled(opts.invoices) && len(s.book.invoices) == opts.invoices && opts.untilSettled {
 			// Let late duplicates (webhook retries, catch-up) arrive, then count again.
