@@ -15,7 +15,8 @@ import (
 
 // bigTables grow with the book; a lookup of one invoice, customer or event
 // must never scan them.
-var bigTables = []string{"collections", "refunds", "customer_links", "erp_postings", "exceptions", "audit_log", "audit_heads", "processed_events"}
+var bigTables = []string{"collections", "refunds", "customer_links", "erp_postings", "exceptions", "audit_log", "audit_heads", "processed_events",
+	"mandate_requests", "awaiting_invoices", "leases", "pending_outcomes", "payout_items", "poll_seen"}
 
 // perKeyQueries are the lookups the services, mlcctl and the demo make for
 // one invoice, refund, customer, event or aggregate, with arguments that
@@ -57,6 +58,71 @@ var perKeyQueries = []struct {
 	{"exceptions of an aggregate", `SELECT * FROM exceptions WHERE aggregate_type = $1 AND aggregate_id = $2`, []any{"collection", "500"}},
 	{"ledger.Exceptions open (mlcctl exceptions list, collections show)",
 		`SELECT * FROM exceptions WHERE $1 = '' OR status = $1 ORDER BY id DESC`, []any{"open"}},
+
+	// Billing requests (collect/billingrequests.go, reconcile/billingrequests.go, operator/mandates.go).
+	{"collect.OpenMandateRequest (every invoice of a customer without a usable mandate)",
+		`SELECT * FROM mandate_requests WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3 AND state IN ('requesting', 'awaiting_payer')`,
+		[]any{1, "10", "C42"}},
+	{"collect: next mandate request attempt of a customer",
+		`SELECT coalesce(max(attempt), 0) + 1 FROM mandate_requests WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3`,
+		[]any{1, "10", "C42"}},
+	{"collect.MandateRequestByID, recordMandateRequest", `UPDATE mandate_requests SET state = 'awaiting_payer', updated_at = now() WHERE id = $1`, []any{42}},
+	{"reconcile: mandate request of a billing request (every billing_requests event)",
+		`SELECT id, erp, connection_id, company, erp_customer_id, state FROM mandate_requests WHERE billing_request_id = $1 FOR UPDATE`, []any{"BRQ42"}},
+	{"collect.ResumeRequested (every sweep)", `SELECT id FROM mandate_requests WHERE state = 'requesting' ORDER BY id LIMIT $1`, []any{100}},
+	{"collect.Repark: exceptions of a customer that did not authorise (mlcctl mandates resend, console)",
+		`SELECT id, aggregate_id, coalesce(detail->>'version', '') FROM exceptions
+		WHERE status = 'open' AND aggregate_type = 'collection' AND kind = ANY($1)
+		  AND starts_with(aggregate_id, $2) AND detail->>'customer' = $3
+		ORDER BY id FOR UPDATE`, []any{[]string{"mandate_request_expired", "mandate_not_authorised"}, "ifs:1:10:", "C42"}},
+	{"collect.Repark: park an invoice again",
+		`UPDATE awaiting_invoices SET released_at = NULL WHERE aggregate_id = $1 AND version = $2 AND released_at IS NOT NULL`, []any{"ifs:10:500", "v1"}},
+	{"collect.park (every invoice of a customer awaiting authorisation)",
+		`INSERT INTO awaiting_invoices (aggregate_id, version, message) VALUES ($1, $2, $3) ON CONFLICT (aggregate_id, version) DO NOTHING`,
+		[]any{"ifs:10:500", "v1", []byte{1}}},
+	{"collect.SweepAwaiting: the next parked invoices (every sweep)",
+		`SELECT id, message FROM awaiting_invoices WHERE released_at IS NULL AND id > $2 ORDER BY id LIMIT $1`, []any{500, 0}},
+	{"collect.SweepAwaiting: release a parked invoice", `UPDATE awaiting_invoices SET released_at = now() WHERE id = $1`, []any{500}},
+	{"console: invoices awaiting a mandate",
+		`SELECT aggregate_id, message, parked_at FROM awaiting_invoices WHERE released_at IS NULL ORDER BY id LIMIT $1`, []any{1000}},
+
+	// Leases (ledger/leases.go): every GoCardless call of the orchestrator and every sweep.
+	{"ledger.Claim", `INSERT INTO leases (aggregate_type, aggregate_id, holder, expires_at)
+		VALUES ($1, $2, $3, now() + $4::interval)
+		ON CONFLICT (aggregate_type, aggregate_id) DO UPDATE
+		SET holder = excluded.holder, expires_at = excluded.expires_at
+		WHERE leases.holder = excluded.holder OR leases.expires_at < now()
+		RETURNING holder, expires_at, intent::text, created_at < now()`, []any{"collection", "500", "msg-1", "30s"}},
+	{"ledger.Claim: the holder of a busy lease", `SELECT holder, expires_at FROM leases WHERE aggregate_type = $1 AND aggregate_id = $2`, []any{"collection", "500"}},
+	{"ledger.Intend", `UPDATE leases SET intent = $4 WHERE aggregate_type = $1 AND aggregate_id = $2 AND holder = $3`, []any{"collection", "500", "msg-1", "{}"}},
+	{"ledger.Release", `DELETE FROM leases WHERE aggregate_type = $1 AND aggregate_id = $2 AND holder = $3`, []any{"collection", "500", "msg-1"}},
+	{"ledger.Renew", `UPDATE leases SET expires_at = now() + $4::interval WHERE aggregate_type = $1 AND aggregate_id = $2 AND holder = $3`,
+		[]any{"collection", "500", "msg-1", "30s"}},
+
+	// The outbox of ERP outcomes (ledger/outcomes.go): every event applied.
+	{"ledger.QueueOutcome", `INSERT INTO pending_outcomes (aggregate_type, aggregate_id, event_id, outcome_id, kind, outcome)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outcome_id) DO NOTHING`, []any{"collection", "500", "EV500", "out-500-c", "payment", []byte{1}}},
+	{"ledger.OutcomeAggregates", `SELECT DISTINCT aggregate_type, aggregate_id FROM pending_outcomes WHERE event_id = $1 ORDER BY 1, 2`, []any{"EV500"}},
+	{"ledger.PendingOutcomes", `SELECT id, aggregate_type, aggregate_id, event_id, outcome_id, kind, outcome
+		FROM pending_outcomes WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY id`, []any{"collection", "500"}},
+	{"ledger.OutcomePosted", `DELETE FROM pending_outcomes WHERE id = $1`, []any{500}},
+
+	// Payouts (ledger/payouts.go, settlement): every payouts paid event, mlcctl payouts show, the console.
+	{"ledger.PayoutByGC", `SELECT * FROM payouts WHERE gc_payout_id = $1`, []any{"PO42"}},
+	{"ledger.PaidOutElsewhere: payments already paid out in another payout",
+		`SELECT i.gc_payment_id, p.gc_payout_id FROM payout_items i JOIN payouts p ON p.id = i.payout_id
+		WHERE i.gc_payment_id = ANY($1) AND i.type = 'payment_paid_out' AND i.payout_id <> $2`, []any{[]string{"PM500", "PM501", "PM502"}, 1}},
+	{"payout items of a collection", `SELECT * FROM payout_items WHERE collection_id = $1`, []any{500}},
+	{"ledger.PayoutOutcomePosted: the payout of a deposit",
+		`SELECT p.id, p.gc_payout_id, p.state, p.event_id FROM payouts p
+		WHERE p.id = (SELECT payout_id FROM payout_postings WHERE outcome_id = $1) FOR UPDATE`, []any{"payout-42-ifs"}},
+	{"settlement: the items of one payout", `SELECT i.seq, i.type, i.amount_tenths FROM payout_items i WHERE i.payout_id = $1 ORDER BY i.seq LIMIT $2`, []any{42, 10000}},
+
+	// The pollers' overlap window (platform/watermark): every poll cycle of every entity.
+	{"watermark.Load: rows seen in the window",
+		`SELECT key, version FROM poll_seen WHERE connection_id = $1 AND entity = $2 AND changed_at >= $3`, []any{2, "F03B11:00001", time.Now().Add(-time.Minute)}},
+	{"watermark.Advance: forget rows out of the window",
+		`DELETE FROM poll_seen WHERE connection_id = $1 AND entity = $2 AND changed_at < $3`, []any{2, "F03B11:00001", time.Now().Add(-time.Minute)}},
 }
 
 // postingsOfInvoice counts an invoice's posted outcomes.
@@ -110,7 +176,9 @@ func isBig(rel string) bool {
 // seedScale writes n collections with two postings, three audit records
 // and an event each, a refund for every 50th, an exception for every
 // 20th (most resolved, as in a book that has run for a while), and a
-// customer per 100.
+// customer per 100; billing requests, parked invoices, leases, an outbox
+// backed up, payouts with their items and a poller's overlap window at
+// the same scale.
 func seedScale(ctx context.Context, t *testing.T, db *pgxpool.Pool, n int) {
 	t.Helper()
 	for _, stmt := range []string{
@@ -137,6 +205,46 @@ func seedScale(ctx context.Context, t *testing.T, db *pgxpool.Pool, n int) {
 		`INSERT INTO audit_heads (aggregate_type, aggregate_id, seq, hash)
 		 SELECT 'collection', i::text, 3, sha256(''::bytea) FROM generate_series(1, $1) i`,
 		`INSERT INTO processed_events (source, event_id) SELECT 'gocardless', 'EV' || i FROM generate_series(1, $1) i`,
+		// A mandate request per customer and per resend (every 10th asked
+		// again), the last of each still awaiting the payer for 1 in 10.
+		`INSERT INTO mandate_requests (erp, connection_id, company, erp_customer_id, gc_connection_id, gc_customer_id, attempt,
+		     idempotency_key, currency, state, billing_request_id)
+		 SELECT 'ifs', 1, '10', 'C' || c, 3, 'CU' || c, a, 'mr-' || c || '-' || a, 'GBP',
+		        CASE WHEN a = 2 OR (c % 10 <> 0 AND c % 10 <> 5) THEN 'fulfilled' WHEN c % 10 = 0 THEN 'expired' ELSE 'awaiting_payer' END,
+		        'BRQ' || c || '-' || a
+		 FROM generate_series(1, $1 / 10) c, generate_series(1, 2) a WHERE a = 1 OR c % 10 = 0`,
+		// Invoices parked for a mandate over the book's life: one in
+		// two, nearly all released.
+		`INSERT INTO awaiting_invoices (aggregate_id, version, message, released_at)
+		 SELECT 'ifs-demo:10:' || i, 'v1', '\x01'::bytea, CASE WHEN i % 100 = 0 THEN NULL ELSE now() END
+		 FROM generate_series(1, $1, 2) i`,
+		// Leases of work in flight, and expired ones nobody took over.
+		`INSERT INTO leases (aggregate_type, aggregate_id, holder, expires_at)
+		 SELECT 'collection', i::text, 'msg-' || i, now() + interval '30 seconds' FROM generate_series(1, $1, 10) i`,
+		// An outbox backed up by an ERP outage.
+		`INSERT INTO pending_outcomes (aggregate_type, aggregate_id, event_id, outcome_id, kind, outcome)
+		 SELECT 'collection', i::text, 'EV' || i, 'pending-' || i, 'payment', '\x01'::bytea FROM generate_series(1, $1, 2) i`,
+		// A payout per 200 payments, with a paid-out item and a fee item
+		// per payment.
+		`INSERT INTO payouts (gc_connection_id, gc_payout_id, gc_creditor_id, payout_type, currency, amount_minor, deducted_fees_minor,
+		     reference, arrival_date, gc_status, gc_created_at, state, items_count, items_total_tenths, fees_total_tenths,
+		     unmatched_count, event_id, posted_at)
+		 SELECT 3, 'PO' || p, 'CR1', 'merchant', 'GBP', 0, 0, 'REF-' || p, current_date, 'paid', now(), 'posted', 400, 0, 0, 0, 'EVP' || p, now()
+		 FROM generate_series(1, $1 / 200) p`,
+		`INSERT INTO payout_items (payout_id, seq, type, amount_tenths, gc_payment_id, match, collection_id, erp, erp_connection_id, company, invoice_id)
+		 SELECT (i - 1) / 200 + 1, ((i - 1) % 200) * 2 + k, CASE k WHEN 1 THEN 'payment_paid_out' ELSE 'gocardless_fee' END,
+		        CASE k WHEN 1 THEN 10000 + i * 10 ELSE -200 END, 'PM' || i, 'matched', i,
+		        CASE WHEN i % 2 = 0 THEN 'ifs' ELSE 'jde' END, 1 + i % 2, CASE WHEN i % 2 = 0 THEN '10' ELSE '00001' END, i::text
+		 FROM generate_series(1, ($1 / 200) * 200) i, generate_series(1, 2) k`,
+		`INSERT INTO payout_postings (payout_id, erp, erp_connection_id, company, outcome_id, lines_tenths, fees_tenths, line_count, state, posted_at)
+		 SELECT p, e.erp, e.id, e.company, 'payout-' || p || '-' || e.erp, 0, 0, 100, 'posted', now()
+		 FROM generate_series(1, $1 / 200) p, (VALUES (1, 'ifs', '10'), (2, 'jde', '00001')) e(id, erp, company)`,
+		// A bulk load in the pollers' overlap window.
+		`INSERT INTO poll_state (connection_id, entity, watermark_time) VALUES (2, 'F03B11:00001', now()), (1, 'InvoiceSet:10', now())`,
+		`INSERT INTO poll_seen (connection_id, entity, key, version, changed_at)
+		 SELECT CASE WHEN i % 2 = 0 THEN 1 ELSE 2 END, CASE WHEN i % 2 = 0 THEN 'InvoiceSet:10' ELSE 'F03B11:00001' END,
+		        i::text, 'v1', now() - (i % 600) * interval '1 second'
+		 FROM generate_series(1, $1) i`,
 	} {
 		args := []any{}
 		if strings.Contains(stmt, "$1") {
