@@ -355,10 +355,12 @@ func CollectionsByIDs(ctx context.Context, tx pgx.Tx, ids []int64) (map[int64]Co
 	return out, nil
 }
 
-// UnknownPaymentsOfOurMandates returns those of paymentIDs no collection
-// recorded whose mandate (mandateOf) is one of ours: the payments whose
-// collection only GoCardless can name (a subscription's instalments).
-func (l *Ledger) UnknownPaymentsOfOurMandates(ctx context.Context, paymentIDs []string, mandateOf map[string]string) ([]string, error) {
+// PaymentsToPlace returns those of paymentIDs that no collection
+// records and that may still be instalments of a subscription of ours:
+// none when no collection is a subscription; otherwise those whose
+// mandate (mandateOf; GoCardless links it on some item types only) is
+// unknown or one of ours. Only GoCardless can name their subscription.
+func (l *Ledger) PaymentsToPlace(ctx context.Context, paymentIDs []string, mandateOf map[string]string) ([]string, error) {
 	if len(paymentIDs) == 0 {
 		return nil, nil
 	}
@@ -368,10 +370,11 @@ func (l *Ledger) UnknownPaymentsOfOurMandates(ctx context.Context, paymentIDs []
 	}
 	rows, err := l.db.Query(ctx, `
 		SELECT p.id FROM unnest($1::text[], $2::text[]) AS p (id, mandate)
-		WHERE NOT EXISTS (SELECT 1 FROM collections c WHERE c.gc_payment_id = p.id)
-		  AND EXISTS (SELECT 1 FROM customer_links l WHERE l.gc_mandate_id = p.mandate)`, paymentIDs, mandates)
+		WHERE EXISTS (SELECT 1 FROM collections s WHERE s.gc_subscription_id IS NOT NULL)
+		  AND NOT EXISTS (SELECT 1 FROM collections c WHERE c.gc_payment_id = p.id)
+		  AND (p.mandate = '' OR EXISTS (SELECT 1 FROM customer_links l WHERE l.gc_mandate_id = p.mandate))`, paymentIDs, mandates)
 	if err != nil {
-		return nil, fmt.Errorf("payments of our mandates: %w", err)
+		return nil, fmt.Errorf("payments to place: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }

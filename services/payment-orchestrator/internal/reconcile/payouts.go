@@ -84,8 +84,8 @@ type fetchedPayout struct {
 	items  []gocardless.PayoutItem
 	tenths []int64 // items[i]'s amount
 	sum    int64   // of tenths
-	// instalments name the subscription of each payment of one of our
-	// mandates that no collection records (a subscription's instalments).
+	// instalments name the subscription of each payment no collection
+	// records that GoCardless says is a subscription's (see PaymentsToPlace).
 	instalments map[string]string
 	reg         *accounts.Snapshot
 	at          time.Time // when GoCardless paid it (the event's time)
@@ -218,17 +218,25 @@ func (r *Reconciler) fetchPayout(ctx context.Context, ev event, poID string) (*f
 		f.refusedKind, f.refusedReason = "payout_unreadable", fmt.Sprintf("payout %s: %v; not stored", poID, err)
 		return f, nil
 	}
-	// Payments no collection records, on mandates of ours: a
-	// subscription's instalments, whose subscription only GoCardless names.
+	// Payments no collection records, which may be a subscription's
+	// instalments: only GoCardless names their subscription. Asked only
+	// while some collection is a subscription, and not for payments on
+	// mandates known not to be ours.
 	mandateOf := map[string]string{}
 	var payments []string
 	for _, it := range f.items {
-		if id := it.Links.Payment; id != "" && mandateOf[id] == "" && it.Links.Mandate != "" {
-			mandateOf[id] = it.Links.Mandate
+		id := it.Links.Payment
+		if id == "" {
+			continue
+		}
+		if _, seen := mandateOf[id]; !seen {
 			payments = append(payments, id)
 		}
+		if it.Links.Mandate != "" || mandateOf[id] == "" {
+			mandateOf[id] = it.Links.Mandate
+		}
 	}
-	unknown, err := r.ledger.UnknownPaymentsOfOurMandates(ctx, payments, mandateOf)
+	unknown, err := r.ledger.PaymentsToPlace(ctx, payments, mandateOf)
 	if err != nil {
 		return nil, err
 	}

@@ -357,3 +357,42 @@ func TestPayoutRefusedByTheERP(t *testing.T) {
 		t.Errorf("%d refused deposits still queued", n)
 	}
 }
+
+// A subscription's instalments are payments no collection records by id:
+// the payout's items for them are tied to the subscription's invoice
+// through the payment GoCardless names the subscription of.
+func TestPayoutTiesInstalmentsToTheirInvoice(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	r.Publish(rig.Customer("C1"))
+	r.Eventually(20*time.Second, "mandate", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE gc_mandate_id IS NOT NULL`) == 1
+	})
+	inv := rig.Invoice("SUB1", "C1", "25.00")
+	inv.Recurrence = &mlcv1.Recurrence{IntervalUnit: mlcv1.IntervalUnit_INTERVAL_UNIT_MONTHLY, Interval: 1, Count: 2}
+	r.Publish(inv)
+	r.Eventually(10*time.Second, "subscription", func() bool { return len(r.Sim.Subscriptions()) == 1 })
+	settle(r, 70)
+	r.Eventually(20*time.Second, "both instalments in posted payouts", func() bool {
+		paid := paidPayouts(r)
+		return len(paid) == 2 && r.Count(`SELECT count(*) FROM payouts WHERE state = 'posted'`) == 2
+	})
+	if n := r.Count(`SELECT count(*) FROM payout_items WHERE type = 'payment_paid_out' AND match = 'matched' AND invoice_id = 'SUB1'`); n != 2 {
+		t.Errorf("%d instalments tied to invoice SUB1, want 2", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM payout_items WHERE match = 'unmatched'`); n != 0 {
+		t.Errorf("%d items unmatched", n)
+	}
+	r.Drain()
+	lines := 0
+	for _, d := range r.Poster.Payouts() {
+		for _, l := range d.GetLines() {
+			if l.GetInvoice().GetInvoiceId() == "SUB1" && l.GetAmountMinor() == 2500 {
+				lines++
+			}
+		}
+	}
+	if lines != 2 {
+		t.Errorf("%d instalment lines posted, want 2", lines)
+	}
+}
