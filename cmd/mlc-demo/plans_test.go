@@ -59,30 +59,31 @@ var perKeyQueries = []struct {
 	{"ledger.Exceptions open (mlcctl exceptions list, collections show)",
 		`SELECT * FROM exceptions WHERE $1 = '' OR status = $1 ORDER BY id DESC`, []any{"open"}},
 
-	// Billing requests (collect/billingrequests.go, reconcile/billingrequests.go, operator/mandates.go).
-	{"collect.OpenMandateRequest (every invoice of a customer without a usable mandate)",
+	// Billing requests and parked invoices (ledger/mandaterequests.go).
+	{"ledger.OpenMandateRequest (every invoice of a customer without a usable mandate)",
 		`SELECT * FROM mandate_requests WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3 AND state IN ('requesting', 'awaiting_payer')`,
 		[]any{1, "10", "C42"}},
-	{"collect: next mandate request attempt of a customer",
+	{"ledger: next mandate request attempt of a customer",
 		`SELECT coalesce(max(attempt), 0) + 1 FROM mandate_requests WHERE connection_id = $1 AND company = $2 AND erp_customer_id = $3`,
 		[]any{1, "10", "C42"}},
-	{"collect.MandateRequestByID, recordMandateRequest", `UPDATE mandate_requests SET state = 'awaiting_payer', updated_at = now() WHERE id = $1`, []any{42}},
-	{"reconcile: mandate request of a billing request (every billing_requests event)",
+	{"ledger.SaveMandateRequest", `UPDATE mandate_requests SET state = 'awaiting_payer', updated_at = now() WHERE id = $1`, []any{42}},
+	{"ledger.LockMandateRequestByBillingRequest (every billing_requests event)",
 		`SELECT id, erp, connection_id, company, erp_customer_id, state FROM mandate_requests WHERE billing_request_id = $1 FOR UPDATE`, []any{"BRQ42"}},
-	{"collect.ResumeRequested (every sweep)", `SELECT id FROM mandate_requests WHERE state = 'requesting' ORDER BY id LIMIT $1`, []any{100}},
-	{"collect.Repark: exceptions of a customer that did not authorise (mlcctl mandates resend, console)",
+	{"ledger.MandateRequests requesting (every sweep: collect.ResumeRequested)",
+		`SELECT * FROM mandate_requests WHERE $1 = '' OR state = $1 ORDER BY created_at, id LIMIT $2`, []any{"requesting", 100}},
+	{"ledger.ReparkInvoices: exceptions of a customer that did not authorise (mlcctl mandates resend, console)",
 		`SELECT id, aggregate_id, coalesce(detail->>'version', '') FROM exceptions
 		WHERE status = 'open' AND aggregate_type = 'collection' AND kind = ANY($1)
 		  AND starts_with(aggregate_id, $2) AND detail->>'customer' = $3
 		ORDER BY id FOR UPDATE`, []any{[]string{"mandate_request_expired", "mandate_not_authorised"}, "ifs:1:10:", "C42"}},
-	{"collect.Repark: park an invoice again",
-		`UPDATE awaiting_invoices SET released_at = NULL WHERE aggregate_id = $1 AND version = $2 AND released_at IS NOT NULL`, []any{"ifs:10:500", "v1"}},
-	{"collect.park (every invoice of a customer awaiting authorisation)",
+	{"ledger.ReparkInvoices: park an invoice again",
+		`UPDATE awaiting_invoices SET released_at = NULL WHERE aggregate_id = $1 AND version = $2 AND released_at IS NOT NULL`, []any{"ifs:1:10:500", "v1"}},
+	{"ledger: park an invoice (every invoice of a customer awaiting authorisation)",
 		`INSERT INTO awaiting_invoices (aggregate_id, version, message) VALUES ($1, $2, $3) ON CONFLICT (aggregate_id, version) DO NOTHING`,
-		[]any{"ifs:10:500", "v1", []byte{1}}},
-	{"collect.SweepAwaiting: the next parked invoices (every sweep)",
-		`SELECT id, message FROM awaiting_invoices WHERE released_at IS NULL AND id > $2 ORDER BY id LIMIT $1`, []any{500, 0}},
-	{"collect.SweepAwaiting: release a parked invoice", `UPDATE awaiting_invoices SET released_at = now() WHERE id = $1`, []any{500}},
+		[]any{"ifs:1:10:500", "v1", []byte{1}}},
+	{"ledger.ParkedInvoices (every sweep)",
+		`SELECT id, message FROM awaiting_invoices WHERE released_at IS NULL AND id > $1 ORDER BY id LIMIT $2`, []any{0, 500}},
+	{"ledger: release a parked invoice", `UPDATE awaiting_invoices SET released_at = now() WHERE id = $1`, []any{500}},
 	{"console: invoices awaiting a mandate",
 		`SELECT aggregate_id, message, parked_at FROM awaiting_invoices WHERE released_at IS NULL ORDER BY id LIMIT $1`, []any{1000}},
 
@@ -216,7 +217,7 @@ func seedScale(ctx context.Context, t *testing.T, db *pgxpool.Pool, n int) {
 		// Invoices parked for a mandate over the book's life: one in
 		// two, nearly all released.
 		`INSERT INTO awaiting_invoices (aggregate_id, version, message, released_at)
-		 SELECT 'ifs-demo:10:' || i, 'v1', '\x01'::bytea, CASE WHEN i % 100 = 0 THEN NULL ELSE now() END
+		 SELECT 'ifs:1:10:' || i, 'v1', '\x01'::bytea, CASE WHEN i % 100 = 0 THEN NULL ELSE now() END
 		 FROM generate_series(1, $1, 2) i`,
 		// Leases of work in flight, and expired ones nobody took over.
 		`INSERT INTO leases (aggregate_type, aggregate_id, holder, expires_at)
