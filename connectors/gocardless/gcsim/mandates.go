@@ -2,6 +2,7 @@ package gcsim
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"time"
@@ -194,10 +195,60 @@ func (s *Sim) submitMandate(m *Mandate, at time.Time) {
 func (s *Sim) activateMandate(m *Mandate, at time.Time) {
 	m.Status = statusActive
 	m.activeFrom = at
-	s.emit(at, "mandates", "active", map[string]string{"mandate": m.ID},
-		EventDetails{Origin: originGoCardless, Cause: "mandate_activated",
+	action, cause := "active", "mandate_activated"
+	if m.reinstating {
+		// A reinstated mandate set up again says so (event types, mandate
+		// actions: reinstated, origin gocardless, cause mandate_reinstated).
+		action, cause, m.reinstating = "reinstated", "mandate_reinstated", false
+	}
+	s.emit(at, "mandates", action, map[string]string{"mandate": m.ID},
+		EventDetails{Origin: originGoCardless, Cause: cause,
 			Description: "The time window after submission for the banks to refuse a mandate has ended without any errors being received, so this mandate is now active."},
 		nil, m.Metadata)
+}
+
+// reinstateMandate: POST /mandates/{id}/actions/reinstate. "Reinstates a
+// cancelled or expired mandate to the banks. You will receive a
+// resubmission_requested webhook, but after that reinstating the mandate
+// follows the same process as its initial creation, so you will receive a
+// submitted webhook, followed by a reinstated or failed webhook up to two
+// working days later. Any metadata supplied to this endpoint will be
+// stored on the resubmission_requested event it causes. This will fail
+// with a mandate_not_inactive error if the mandate is already being
+// submitted, or is active." (gocardless-pro-java MandateService.reinstate;
+// the limit of reinstates, where the sources disagree, is
+// Options.MandateReinstates). The resubmission_requested details are
+// those the event types list gives the reinstate endpoint (origin api,
+// cause resubmission_requested).
+func (s *Sim) reinstateMandate(r *request) (int, any, *apiError) {
+	m, ok := s.mandates.get(r.id())
+	if !ok {
+		return 0, nil, notFound()
+	}
+	data, aerr := decodeAction(r, "data")
+	if aerr != nil {
+		return 0, nil, aerr
+	}
+	fe := fieldErrors{resource: "data"}
+	metadata := parseMetadata(data.Metadata, &fe)
+	if aerr := fe.err(); aerr != nil {
+		return 0, nil, aerr
+	}
+	if m.Status != statusCancelled && m.Status != statusExpired {
+		return 0, nil, stateError("mandate_not_inactive", "The mandate is "+m.Status+"; only a cancelled or expired mandate can be reinstated")
+	}
+	if limit := s.reinstates; m.reinstates >= limit {
+		// GoCardless publishes no reason for this refusal: the simulator's own.
+		return 0, nil, stateError("mandate_reinstate_limit_reached", fmt.Sprintf("Mandates can be resubmitted up to %d times", limit))
+	}
+	m.reinstates++
+	m.reinstating = true
+	m.Status = statusPendingSubmission
+	s.emit(r.now, "mandates", "resubmission_requested", map[string]string{"mandate": m.ID},
+		EventDetails{Origin: originAPI, Cause: "resubmission_requested", Description: "An attempt to reinstate this mandate was requested."},
+		metadata, m.Metadata)
+	s.startMandate(m, r.now)
+	return 200, envelope("mandates", s.viewMandate(m, r.now)), nil
 }
 
 // endMandate moves a mandate to a final status (failed, cancelled,

@@ -130,6 +130,10 @@ type Mandate struct {
 	seq        uint64
 	created    time.Time
 	activeFrom time.Time // scheduled or actual activation run
+	// reinstates counts the reinstate actions taken; reinstating is set
+	// from one until the mandate is set up again (reinstated, not active).
+	reinstates  int
+	reinstating bool
 }
 
 // MandateLinks are a mandate's links.

@@ -74,6 +74,7 @@ func init() {
 	add("GET", "/mandates/*", (*Sim).getMandate)
 	add("PUT", "/mandates/*", (*Sim).updateMandate)
 	add("POST", "/mandates/*/actions/cancel", (*Sim).cancelMandate)
+	add("POST", "/mandates/*/actions/reinstate", (*Sim).reinstateMandate)
 
 	add("POST", "/payments", (*Sim).createPayment)
 	add("GET", "/payments", (*Sim).listPayments)

@@ -70,6 +70,12 @@ type Options struct {
 	// by default the simulator refuses it for mandate requests; set this
 	// to test the answer its guides describe (GoCardless emails the payer).
 	NotifyMandateRequests bool
+	// MandateReinstates is how often a mandate may be reinstated. The
+	// client libraries' generated docs disagree: "Mandates can be
+	// resubmitted up to 3 times" (gocardless-pro-python, -ruby, -dotnet
+	// and older -go) and "up to 10 times" (gocardless-pro-java, newer
+	// gocardless-pro-go). 0 means the stricter 3; set 10 for the other.
+	MandateReinstates int
 }
 
 // WebhookOptions configure webhook delivery.
@@ -132,6 +138,7 @@ type Sim struct {
 	billingRequests table[BillingRequest]
 	flows           table[BillingRequestFlow]
 	notifyMandates  bool
+	reinstates      int // most reinstates of one mandate
 	idem            map[idemScope]string
 	jobs            jobQueue
 	openPay         map[string]*Payout    // creditor/currency/date -> payout still collecting
@@ -234,6 +241,10 @@ func New(opts Options) *Sim {
 	s.limiter = newLimiter(opts.RateLimit, opts.RateWindow)
 	s.scenarios = slices.Clone(opts.Scenarios)
 	s.notifyMandates = opts.NotifyMandateRequests
+	s.reinstates = opts.MandateReinstates
+	if s.reinstates <= 0 {
+		s.reinstates = 3
+	}
 	s.fees = DefaultFees
 	if opts.Fees != nil {
 		s.fees = *opts.Fees

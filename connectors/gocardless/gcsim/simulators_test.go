@@ -99,3 +99,36 @@ func TestMoreScenarioSimulators(t *testing.T) {
 	}
 	stateErr("scenario_simulator_not_applicable").check(t, runSimulator(a, "mandate_expired", h.mandate))
 }
+
+// TestReinstateMandate: POST /mandates/{id}/actions/reinstate as
+// gocardless-pro-java MandateService.reinstate documents it: only a
+// cancelled or expired mandate (else mandate_not_inactive), a
+// resubmission_requested event, then submitted and reinstated; and at
+// most Options.MandateReinstates times (3 unless set: the sources differ).
+func TestReinstateMandate(t *testing.T) {
+	srv := start(t)
+	a := newAPI(t, srv)
+	f := activeGB(t, srv, a, "back@example.com", "Back")
+	stateErr("mandate_not_inactive").check(t, a.do("POST", "/mandates/"+f.mandate+"/actions/reinstate", map[string]any{"data": map[string]any{}}))
+	for i := range 4 {
+		a.do("POST", "/mandates/"+f.mandate+"/actions/cancel", map[string]any{"data": map[string]any{}}).must(t, 200, "mandates")
+		r := a.do("POST", "/mandates/"+f.mandate+"/actions/reinstate", map[string]any{"data": map[string]any{}})
+		if i == 3 {
+			stateErr("mandate_reinstate_limit_reached").check(t, r)
+			break
+		}
+		if st := str(r.must(t, 200, "mandates"), "status"); st != "pending_submission" {
+			t.Fatalf("reinstated mandate is %s", st)
+		}
+		stateErr("mandate_not_inactive").check(t, a.do("POST", "/mandates/"+f.mandate+"/actions/reinstate", map[string]any{"data": map[string]any{}}))
+		srv.Advance(10 * 24 * time.Hour)
+		if st := str(a.do("GET", "/mandates/"+f.mandate, nil).must(t, 200, "mandates"), "status"); st != "active" {
+			t.Fatalf("mandate after its reinstatement is %s", st)
+		}
+	}
+	got := eventsOf(srv, "mandate", f.mandate, false)
+	want := []string{"cancelled", "resubmission_requested", "submitted", "reinstated"}
+	if len(got) < 4 || !slices.Equal(got[len(got)-5:len(got)-1], want) || got[len(got)-1] != "cancelled" {
+		t.Errorf("mandate events %v, want ... %v, cancelled", got, want)
+	}
+}
