@@ -240,7 +240,58 @@ func (c *Collector) ResumeRequested(ctx context.Context) (int, error) {
 		}
 		done++
 	}
-	return done, nil
+	return done, c.closeUnneeded(ctx)
+}
+
+// closeUnneeded cancels, at GoCardless and then here, the requests
+// awaiting the payer of customers whose mandate is usable again: asked for
+// a new mandate when theirs ended (AskAgain), they kept the old one after
+// all (the bank or AR reinstated it). Left open, the payer could still
+// authorise a second mandate nobody would use. Each is closed under the
+// customer's mandate-request lease; the billing request's cancelled event
+// then finds it closed and raises no exception.
+func (c *Collector) closeUnneeded(ctx context.Context) error {
+	list, err := c.ledger.UnneededMandateRequests(ctx, resumeBatch)
+	if err != nil {
+		return err
+	}
+	for _, mr := range list {
+		err := c.closeRequest(ctx, mr)
+		if busy := (*ledger.BusyError)(nil); errors.As(err, &busy) || errors.Is(err, ledger.ErrMandateRequestClosed) {
+			continue
+		}
+		if err != nil {
+			c.log.WarnContext(ctx, "mandate request not closed", "mandate_request", mr.ID, "error", err)
+		}
+	}
+	return nil
+}
+
+func (c *Collector) closeRequest(ctx context.Context, mr ledger.MandateRequest) error {
+	conn, err := c.dir.ByID(ctx, connections.KindGoCardless, mr.GCConnectionID)
+	if err != nil {
+		return err
+	}
+	_, client, err := c.dir.GoCardless(ctx, conn.Name)
+	if err != nil {
+		return err
+	}
+	holder := fmt.Sprintf("close:%d", mr.ID)
+	if _, err := c.ledger.ClaimMandateRequest(ctx, mr, holder, ledger.Actor, 0, c.Now()); err != nil {
+		return err
+	}
+	if _, err := client.CancelBillingRequest(ctx, mr.IdempotencyKey+":cancel", mr.BillingRequestID,
+		gocardless.ActionParams{Metadata: map[string]string{"reason": "mandate usable again"}}); err != nil && !gocardless.IsInvalidState(err) {
+		return fmt.Errorf("cancel billing request %s: %w", mr.BillingRequestID, err)
+	}
+	_, err = c.ledger.RecordMandateRequest(ctx, mr.ID, holder, ledger.Actor, true, "mandate_request.cancelled",
+		"the customer's mandate is usable again", func(_ pgx.Tx, now *ledger.MandateRequest) error {
+			if now.State.Open() {
+				now.State = ledger.MandateRequestCancelled
+			}
+			return nil
+		})
+	return err
 }
 
 func (c *Collector) resumeRequest(ctx context.Context, mr ledger.MandateRequest) error {

@@ -2,6 +2,9 @@ package collect_test
 
 import (
 	"context"
+	"net/http"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -282,5 +285,76 @@ func TestEndedMandateIsReplacedAtOnce(t *testing.T) {
 	})
 	if n := len(r.Sim.BillingRequests()); n != 2 {
 		t.Fatalf("%d billing requests, want 2", n)
+	}
+}
+
+// TestReinstatedMandateIsUsedAgain: a customer asked for a new mandate
+// when theirs was cancelled keeps the old one after all when it is
+// reinstated: the parked invoice is collected on it, and the request
+// nobody needs any more is cancelled at GoCardless without an exception.
+func TestReinstatedMandateIsUsedAgain(t *testing.T) {
+	r := standardRig(t, nil, gcsim.Options{})
+	r.Consumers("a", 1)
+	ctx := context.Background()
+	flow := awaitingPayer(t, r, "C1")
+	first, err := r.Sim.CompleteFlow(flow, gcsim.Payer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mandate := first.Links.MandateRequestMandate
+	r.Advance(time.Hour)
+	_, client, err := r.Dir.GoCardless(ctx, rig.GCConnection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CancelMandate(ctx, "test-cancel", mandate, gocardless.ActionParams{}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(time.Hour)
+	r.Publish(rig.Invoice("WAITS", "C1", "25.00"))
+	r.Eventually(20*time.Second, "invoice parked", func() bool {
+		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE aggregate_id LIKE '%WAITS' AND released_at IS NULL`) == 1
+	})
+	req, err := http.NewRequest("POST", r.Sim.URL+"/mandates/"+mandate+"/actions/reinstate", strings.NewReader(`{"data": {}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+rig.Token)
+	req.Header.Set("GoCardless-Version", "2015-07-06")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("reinstate: %s", resp.Status)
+	}
+	for range 5 { // resubmission_requested, submitted, reinstated over the next days
+		r.Advance(24 * time.Hour)
+	}
+	r.Eventually(20*time.Second, "collected on the reinstated mandate", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE invoice_id = 'WAITS' AND gc_payment_id IS NOT NULL`) == 1
+	})
+	if p := r.Sim.Payments(); len(p) != 1 || p[0].Links.Mandate != mandate {
+		t.Fatalf("payments %+v, want one on the reinstated mandate %s", p, mandate)
+	}
+	if n := r.Count(`SELECT count(*) FROM mandate_requests WHERE attempt = 2 AND state = 'cancelled'`); n != 1 {
+		t.Fatalf("the request opened when the mandate ended is not closed")
+	}
+	var brs []string
+	for _, br := range r.Sim.BillingRequests() {
+		brs = append(brs, br.Status)
+	}
+	if !slices.Equal(brs, []string{"fulfilled", "cancelled"}) {
+		t.Fatalf("billing requests %v, want the second cancelled", brs)
+	}
+	r.Advance(time.Hour) // the cancelled event
+	if n := r.Count(`SELECT count(*) FROM exceptions WHERE kind LIKE 'mandate_request%'`); n != 0 {
+		t.Fatalf("%d exceptions for the request the orchestrator closed", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE resource_type = 'billing_requests' AND action = 'cancelled'
+		AND reason LIKE '%cancelled already%'`); n != 1 {
+		t.Fatalf("the cancelled event of the closed request was not recorded as expected (%d)", n)
 	}
 }

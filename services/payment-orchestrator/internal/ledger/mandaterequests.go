@@ -117,6 +117,30 @@ func (l *Ledger) MandateRequests(ctx context.Context, state MandateRequestState,
 	return list, nil
 }
 
+// UnneededMandateRequests lists up to limit requests awaiting the payer
+// of customers whose mandate is usable again (an ended mandate was
+// reinstated after a new one was asked for), oldest first.
+func (l *Ledger) UnneededMandateRequests(ctx context.Context, limit int) ([]MandateRequest, error) {
+	var usable []string
+	for s := range mandateRanks {
+		if s.Usable() {
+			usable = append(usable, string(s))
+		}
+	}
+	rows, err := l.db.Query(ctx, `SELECT `+mandateRequestColumns+` FROM mandate_requests r WHERE state = $1 AND EXISTS (
+			SELECT 1 FROM customer_links c WHERE c.connection_id = r.connection_id AND c.company = r.company
+			  AND c.erp_customer_id = r.erp_customer_id AND c.gc_mandate_id IS NOT NULL AND c.mandate_status = ANY($2))
+		ORDER BY created_at, id LIMIT $3`, MandateRequestAwaitingPayer, usable, limit)
+	if err != nil {
+		return nil, fmt.Errorf("mandate requests no longer needed: %w", err)
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (MandateRequest, error) { return scanMandateRequest(r) })
+	if err != nil {
+		return nil, fmt.Errorf("mandate requests no longer needed: %w", err)
+	}
+	return list, nil
+}
+
 // LockMandateRequestByBillingRequest locks the request a GoCardless
 // billing request was created for.
 func LockMandateRequestByBillingRequest(ctx context.Context, tx pgx.Tx, billingRequestID string) (MandateRequest, error) {
