@@ -153,30 +153,44 @@ func (r *Reconciler) mandateEnded(ctx context.Context, tx pgx.Tx, ev event, reg 
 			next = fmt.Sprintf("the customer is asked for a new mandate (mlcctl mandates list: request %d)", mr.ID)
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT erp, connection_id, company, invoice_id FROM collections
+	rows, err := tx.Query(ctx, `SELECT erp, connection_id, company, invoice_id, coalesce(gc_payment_id, '') FROM collections
 		WHERE connection_id = $1 AND company = $2 AND customer_id = $3 AND state IN ('creating', 'created', 'pending_submission')
 		ORDER BY id`, link.Key.ConnectionID, link.Key.Company, link.Key.CustomerID)
 	if err != nil {
 		return fmt.Errorf("collections of customer %s in flight: %w", link.Key.CustomerID, err)
 	}
-	keys, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ledger.InvoiceKey, error) {
-		var k ledger.InvoiceKey
-		return k, r.Scan(&k.ERP, &k.ConnectionID, &k.Company, &k.InvoiceID)
+	type inFlight struct {
+		key     ledger.InvoiceKey
+		payment string
+	}
+	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (inFlight, error) {
+		var f inFlight
+		return f, r.Scan(&f.key.ERP, &f.key.ConnectionID, &f.key.Company, &f.key.InvoiceID, &f.payment)
 	})
 	if err != nil {
 		return fmt.Errorf("collections of customer %s in flight: %w", link.Key.CustomerID, err)
 	}
-	for _, k := range keys {
-		if _, err := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "mandate_ended", AggregateType: "collection",
-			AggregateID: k.String(),
-			Reason: fmt.Sprintf("mandate %s of customer %s %s (%s) before this payment was submitted, so GoCardless does not collect it; %s, then replay it",
-				link.GCMandateID, link.Key.CustomerID, link.MandateStatus, nonEmpty(ev.GetDetails().GetCause()), next),
-			Detail:   map[string]any{"mandate": link.GCMandateID, "event": ev.GetEventId(), "customer": link.Key.CustomerID},
-			DedupKey: "mandate-ended:" + link.GCMandateID + ":" + k.String()}); err != nil {
+	for _, f := range list {
+		reason := fmt.Sprintf("mandate %s of customer %s %s (%s) before this payment was submitted, so GoCardless does not collect it; %s, then replay it",
+			link.GCMandateID, link.Key.CustomerID, link.MandateStatus, nonEmpty(ev.GetDetails().GetCause()), next)
+		if err := raiseMandateEnded(ctx, tx, ev, f.key, f.payment, link.Key.CustomerID, reason); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// raiseMandateEnded raises the exception of a collection whose payment a
+// mandate took with it when it ended, once per payment: from the mandate's
+// event (collections still in flight) or from the payment's own
+// cancellation, whichever is applied first, since GoCardless emits both
+// at once and they may be applied in either order.
+func raiseMandateEnded(ctx context.Context, tx pgx.Tx, ev event, k ledger.InvoiceKey, payment, customer, reason string) error {
+	dedup := "mandate-ended:" + k.String() + ":" + payment
+	_, err := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "mandate_ended", AggregateType: "collection",
+		AggregateID: k.String(), Reason: reason, DedupKey: dedup,
+		Detail: map[string]any{"payment": payment, "event": ev.GetEventId(), "customer": customer}})
+	return err
 }
 
 // nextChargeDate asks GoCardless for a mandate's next possible charge

@@ -135,6 +135,13 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 	if instalment {
 		return nil
 	}
+	if cause := ev.GetDetails().GetCause(); change.state == ledger.CollectionCancelled && mandateEndedCauses[cause] {
+		reason := fmt.Sprintf("GoCardless cancelled payment %s because its mandate ended (%s) before it was submitted; "+
+			"replay it once the customer has a usable mandate again (mlcctl mandates list shows a request under way)", paymentID, cause)
+		if err := raiseMandateEnded(ctx, tx, ev, col.Key, paymentID, col.CustomerID, reason); err != nil {
+			return err
+		}
+	}
 	after := col
 	after.State, after.LastEventAt, after.PostedOutcomes = change.state, ev.at, posted
 	if change.state == ledger.CollectionFailed || change.state == ledger.CollectionChargedBack || change.state == ledger.CollectionCancelled {
@@ -144,6 +151,13 @@ func (r *Reconciler) payment(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 	return ledger.SaveCollection(ctx, tx, col, after, "collection."+string(change.state),
 		fmt.Sprintf("gocardless event %s (%s)", ev.GetEventId(), ev.GetDetails().GetCause()))
 }
+
+// mandateEndedCauses are the causes of a payments cancelled event that
+// say its mandate ended under it (the event types list, payment actions:
+// cancelled; gocardless-nodejs's events fixture has one with cause
+// mandate_cancelled and links.parent_event, the mandate's event; a closed
+// bank account cancels the mandate too).
+var mandateEndedCauses = map[string]bool{"mandate_cancelled": true, "mandate_expired": true, "bank_account_closed": true}
 
 // without returns posted without the outcome kind k.
 func without(posted []string, k mlcv1.PaymentOutcomeKind) []string {
