@@ -1,7 +1,8 @@
 // Package ledger is the payment orchestrator's record in Postgres: which
 // GoCardless customer, bank account and mandate each ERP customer has, one
 // collection per ERP invoice and one refund per ERP refund request, the
-// events already applied, the exceptions waiting for an operator, and the
+// payouts GoCardless paid with their items and deposits, the events
+// already applied, the exceptions waiting for an operator, and the
 // intents of outside calls in progress (leases, pending ERP outcomes).
 // Every change is written together with its audit entry in one
 // transaction, so the audit trail is never behind the state it explains,
