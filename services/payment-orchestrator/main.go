@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string) error {
 	})
 	collector := collect.New(led, dir, svc.Log)
 	collector.CustomerWait = customerWait
-	collector.SweepLease = max(3*sweepEvery, 2*time.Minute) // outlasts the pause between one replica's sweeps
+	collector.SweepLease = max(3*sweepEvery, 15*time.Second) // outlasts the pause between one replica's sweeps; a dead sweeper is replaced this soon
 	reconciler := reconcile.New(led, dir, mlcv1.NewErpPosterClient(conn), svc.Log)
 	reconciler.MaxPayoutItems = payoutItems
 	backoff := []time.Duration{5 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute}
