@@ -396,3 +396,60 @@ func TestPayoutTiesInstalmentsToTheirInvoice(t *testing.T) {
 		t.Errorf("%d instalment lines posted, want 2", lines)
 	}
 }
+
+// A payout with more items than PAYOUT_MAX_ITEMS is not stored but
+// raised; one whose items GoCardless refuses to list (410 Gone after six
+// months) becomes a dead letter, an exception, rather than endless
+// retries. Neither is posted.
+func TestPayoutsThatCannotBeStored(t *testing.T) {
+	t.Run("too many items", func(t *testing.T) {
+		r := rig.New(t, rig.Options{})
+		r.Reconciler.MaxPayoutItems = 1 // every payout has a payment and its fee
+		r.Consumers("a", 2)
+		collected(t, r, map[string]string{"A": "100.00"})
+		settle(r, 14)
+		r.Eventually(20*time.Second, "exception", func() bool {
+			return len(paidPayouts(r)) == 1 && r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'payout_too_large' AND aggregate_id = $1`, paidPayouts(r)[0].ID) == 1
+		})
+		if n := r.Count(`SELECT count(*) FROM payouts`); n != 0 {
+			t.Errorf("%d payouts stored", n)
+		}
+		if n := r.Count(`SELECT count(*) FROM leases WHERE aggregate_type = 'payout'`); n != 0 {
+			t.Errorf("%d payout leases left", n)
+		}
+	})
+	t.Run("items gone", func(t *testing.T) {
+		r := rig.New(t, rig.Options{})
+		dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
+			return []gocardless.Option{gocardless.WithTransport(payoutItemsGone{})}
+		})
+		r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+		r.Consumers("a", 2)
+		collected(t, r, map[string]string{"A": "100.00"})
+		settle(r, 14)
+		r.Eventually(20*time.Second, "dead letter", func() bool {
+			return r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'dead_letter' AND strpos(reason, '410') > 0`) == 1
+		})
+		if n := r.Count(`SELECT count(*) FROM payouts`); n != 0 {
+			t.Errorf("%d payouts stored", n)
+		}
+		if n := len(r.Poster.Payouts()); n != 0 {
+			t.Errorf("%d deposits posted", n)
+		}
+	})
+}
+
+// payoutItemsGone answers GET /payout_items as GoCardless does for a
+// payout older than six months (410, reason gone; docs/gocardless.md).
+type payoutItemsGone struct{}
+
+func (payoutItemsGone) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet || req.URL.Path != "/payout_items" {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	body := `{"error":{"type":"invalid_api_usage","code":410,"message":"Payout items are only available for payouts created in the last 6 months",` +
+		`"errors":[{"reason":"gone","message":"Payout items are only available for payouts created in the last 6 months"}],"request_id":"rig"}}`
+	return &http.Response{StatusCode: http.StatusGone, Status: "410 Gone", Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)),
+		ContentLength: int64(len(body)), Request: req}, nil
+}
