@@ -8,31 +8,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ml-connector/ml-connector/platform/audit"
-	"github.com/ml-connector/ml-connector/platform/database"
 	"github.com/ml-connector/ml-connector/platform/money"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
-)
-
-// Payouts are posted without holding a row lock or a transaction across
-// the ERP calls, which for a large payout are many: the payout's row in
-// erp_postings is claimed in one short transaction (a lease, renewed while
-// the writer runs), the writer runs, and the outcome is recorded in
-// another. A second call for the same payout while the lease is held gets
-// ABORTED ("being posted, retry later"); a lease left by a process that
-// died expires after payoutLease, and the next call resumes the posting,
-// which the ERP writers make idempotent by payout id.
-
-// payoutLease is how long a claim on a payout lives without renewal;
-// payoutRenew is how often the claim is renewed while the writer runs.
-const (
-	payoutLease = 2 * time.Minute
-	payoutRenew = 30 * time.Second
 )
 
 // Limits on a request: far above one creditor's daily payout, low enough
@@ -166,122 +148,42 @@ func (s *Server) PostPayout(ctx context.Context, in *mlcv1.PostPayoutRequest) (*
 		return nil, toStatus(err)
 	}
 	key := payoutKey(in.GetErp(), in.GetPayoutId())
-
-	// Claim: one short transaction.
-	var claimed bool
-	var state string
-	var reference *string
-	var postedAt *time.Time
-	err = database.WithTx(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO erp_postings (outcome_id, connection_id, erp, company, kind)
-			VALUES ($1, $2, $3, $4, 'payout') ON CONFLICT (outcome_id) DO NOTHING`,
-			key, conn.ID, string(conn.Kind), in.GetErp().GetCompany()); err != nil {
-			return err
-		}
-		var attempts int
-		err := tx.QueryRow(ctx, `
-			UPDATE erp_postings SET status = 'pending', attempts = attempts + 1, last_error = NULL
-			WHERE outcome_id = $1 AND status <> 'posted'
-			  AND (attempts = 0 OR status = 'failed' OR updated_at < now() - make_interval(secs => $2))
-			RETURNING attempts`, key, payoutLease.Seconds()).Scan(&attempts)
-		if err == nil {
-			claimed = true
-			return nil
-		}
-		if !errors.Is(err, pgx.ErrNoRows) {
-			return err
-		}
-		return tx.QueryRow(ctx, `SELECT status, erp_reference, posted_at FROM erp_postings WHERE outcome_id = $1`, key).
-			Scan(&state, &reference, &postedAt)
-	})
-	if err != nil {
+	c, err := s.claim(ctx, postingRow{key: key, conn: conn, company: in.GetErp().GetCompany(), kind: "payout"})
+	switch {
+	case err != nil:
+		return nil, toStatus(err)
+	case c.posted:
+		ref, fee := splitReference(c.ref)
+		return &mlcv1.PostPayoutResponse{ErpReference: ref, FeeReference: fee, AlreadyPosted: true, PostedAt: timestamppb.New(c.at)}, nil
+	case !c.mine:
+		return nil, errBusy("payout " + in.GetPayoutId())
+	}
+	var p payoutPosting
+	if err := s.write(ctx, key, func(ctx context.Context) (err error) { p, err = w.payout(ctx, in); return err }); err != nil {
+		s.recordFailure(ctx, key, err)
+		s.log.WarnContext(ctx, "payout posting failed", "payout", in.GetPayoutId(), "connection", conn.Name, "error", err)
 		return nil, toStatus(err)
 	}
-	if !claimed {
-		if state != "posted" {
-			return nil, status.Errorf(codes.Aborted, "payout %s is being posted by another call; retry later", in.GetPayoutId())
-		}
-		ref, fee := "", ""
-		if reference != nil {
-			ref, fee = splitReference(*reference)
-		}
-		return &mlcv1.PostPayoutResponse{ErpReference: ref, FeeReference: fee, AlreadyPosted: true, PostedAt: timestamppb.New(*postedAt)}, nil
-	}
-
-	// Write, renewing the claim meanwhile.
-	renewCtx, stopRenew := context.WithCancel(ctx)
-	renewed := make(chan struct{})
-	go func() {
-		defer close(renewed)
-		s.renewClaim(renewCtx, key)
-	}()
-	p, writeErr := w.payout(ctx, in)
-	stopRenew()
-	<-renewed
-
-	// Record: another short transaction, with the audit row.
-	if writeErr != nil {
-		// A fresh context: the caller's may be gone, and the claim must
-		// not wait for the lease to run out before a retry can resume.
-		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if _, err := s.db.Exec(rctx, `UPDATE erp_postings SET status = 'failed', last_error = $2 WHERE outcome_id = $1 AND status = 'pending'`,
-			key, writeErr.Error()); err != nil {
-			s.log.WarnContext(ctx, "recording a failed payout posting", "payout", in.GetPayoutId(), "error", err)
-		}
-		s.log.WarnContext(ctx, "payout posting failed", "payout", in.GetPayoutId(), "connection", conn.Name, "error", writeErr)
-		return nil, toStatus(writeErr)
-	}
-	ref, at := p.Reference, p.PostedAt
+	ref, at := p.Reference, postedAt(p.PostedAt)
 	if p.Nothing {
 		ref = "none"
 	}
-	if at.IsZero() {
-		at = time.Now()
-	}
-	// As Postgres keeps it, so the first answer and a repeat's agree.
-	at = at.UTC().Truncate(time.Microsecond)
 	stored := ref
 	if p.FeeReference != "" {
 		stored = ref + feeSeparator + p.FeeReference
 	}
 	fees, tax := feeTotals(in)
-	err = database.WithTx(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `UPDATE erp_postings SET status = 'posted', erp_reference = $2, posted_at = $3, last_error = NULL
-			WHERE outcome_id = $1`, key, stored, at); err != nil {
-			return err
-		}
-		_, err := audit.Append(ctx, tx, audit.Entry{
-			AggregateType: "erp_posting", AggregateID: key, Actor: Actor, Action: "posting.payout",
-			Payload: map[string]any{"connection": conn.Name, "company": in.GetErp().GetCompany(), "payout": in.GetPayoutId(),
-				"reference": in.GetReference(), "currency": in.GetCurrency(), "amount_minor": in.GetAmountMinor(),
-				"fees_minor": fees, "fee_tax_minor": tax, "lines": len(in.GetLines()),
-				"erp_reference": ref, "fee_reference": p.FeeReference, "nothing_to_post": p.Nothing},
-		})
-		return err
+	err = s.recordPosted(ctx, key, stored, at, audit.Entry{
+		AggregateType: "erp_posting", AggregateID: key, Actor: Actor, Action: "posting.payout",
+		Payload: map[string]any{"connection": conn.Name, "company": in.GetErp().GetCompany(), "payout": in.GetPayoutId(),
+			"reference": in.GetReference(), "currency": in.GetCurrency(), "amount_minor": in.GetAmountMinor(),
+			"fees_minor": fees, "fee_tax_minor": tax, "lines": len(in.GetLines()),
+			"erp_reference": ref, "fee_reference": p.FeeReference, "nothing_to_post": p.Nothing},
 	})
 	if err != nil {
 		return nil, toStatus(err)
 	}
 	return &mlcv1.PostPayoutResponse{ErpReference: ref, FeeReference: p.FeeReference, PostedAt: timestamppb.New(at)}, nil
-}
-
-// renewClaim keeps the payout's lease alive until ctx ends.
-func (s *Server) renewClaim(ctx context.Context, key string) {
-	t := time.NewTicker(payoutRenew)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			// The update trigger moves updated_at, which is the lease.
-			if _, err := s.db.Exec(ctx, `UPDATE erp_postings SET attempts = attempts WHERE outcome_id = $1 AND status = 'pending'`, key); err != nil && ctx.Err() == nil {
-				s.log.WarnContext(ctx, "renewing a payout claim", "key", key, "error", err)
-			}
-		}
-	}
 }
 
 func splitReference(stored string) (ref, fee string) {

@@ -4,13 +4,13 @@
 // Amounts arrive as integer minor units and reach the ERP as exact decimals
 // of their currency, never through a float.
 //
-// An outcome's row in erp_postings is locked for the whole write, so
-// concurrent or repeated posts of one outcome write to the ERP once and all
-// get the same reference; the ERP writers are themselves idempotent by
-// outcome id, which covers a crash between the ERP's answer and the row's
-// commit. A payout, whose posting is many ERP calls, is claimed with a
-// lease instead of a lock held across them (payout.go). Errors carry the
-// gRPC codes the contract promises.
+// A posting's row in erp_postings is claimed with a lease before the ERP is
+// called and recorded after (claim.go), never locked across the calls: a
+// repeated post of one outcome writes to the ERP once and gets the same
+// reference, a concurrent one is told to retry (ABORTED); the ERP writers
+// are themselves idempotent by outcome id, which covers a crash between the
+// ERP's answer and the record. Errors carry the gRPC codes the contract
+// promises.
 package poster
 
 import (
@@ -20,7 +20,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,7 +30,6 @@ import (
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/breaker"
 	"github.com/ml-connector/ml-connector/platform/connections"
-	"github.com/ml-connector/ml-connector/platform/database"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 )
 
@@ -138,7 +136,8 @@ func kindName(enum string) string {
 	return string(b)
 }
 
-// post runs write once per outcome id and answers with the ERP's reference.
+// post runs write once per outcome id and answers with the ERP's reference
+// (claim.go: claim, write, record; no lock held across the ERP calls).
 func (s *Server) post(ctx context.Context, req request, write func(context.Context, erpWriter) (posting, error)) (ref string, already bool, at time.Time, err error) {
 	if err := req.validate(); err != nil {
 		return "", false, at, status.Error(codes.InvalidArgument, err.Error())
@@ -147,61 +146,34 @@ func (s *Server) post(ctx context.Context, req request, write func(context.Conte
 	if err != nil {
 		return "", false, at, toStatus(err)
 	}
-	var writeErr error
-	err = database.WithTx(ctx, s.db, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO erp_postings (outcome_id, connection_id, erp, company, invoice_id, kind)
-			VALUES ($1, $2, $3, $4, nullif($5, ''), $6) ON CONFLICT (outcome_id) DO NOTHING`,
-			req.outcomeID, conn.ID, string(conn.Kind), req.ref.GetCompany(), req.invoiceID, req.kind); err != nil {
-			return err
-		}
-		var state string
-		var reference *string
-		var postedAt *time.Time
-		if err := tx.QueryRow(ctx, `SELECT status, erp_reference, posted_at FROM erp_postings WHERE outcome_id = $1 FOR UPDATE`,
-			req.outcomeID).Scan(&state, &reference, &postedAt); err != nil {
-			return err
-		}
-		if state == "posted" {
-			already, at = true, *postedAt
-			if reference != nil {
-				ref = *reference
-			}
-			return nil
-		}
-		p, err := write(ctx, w)
-		if err != nil {
-			writeErr = err
-			_, uerr := tx.Exec(ctx, `UPDATE erp_postings SET status = 'failed', attempts = attempts + 1, last_error = $2 WHERE outcome_id = $1`,
-				req.outcomeID, err.Error())
-			return uerr
-		}
-		ref, at = p.Reference, p.PostedAt
-		if p.Nothing {
-			ref = "none"
-		}
-		if at.IsZero() {
-			at = time.Now()
-		}
-		if _, err := tx.Exec(ctx, `UPDATE erp_postings SET status = 'posted', attempts = attempts + 1, erp_reference = $2,
-			posted_at = $3, last_error = NULL WHERE outcome_id = $1`, req.outcomeID, ref, at); err != nil {
-			return err
-		}
-		_, err = audit.Append(ctx, tx, audit.Entry{
-			AggregateType: "erp_posting", AggregateID: req.outcomeID, Actor: Actor, Action: "posting." + req.kind,
-			Payload: map[string]any{"connection": conn.Name, "company": req.ref.GetCompany(), "invoice": req.invoiceID,
-				"erp_reference": ref, "nothing_to_post": p.Nothing},
-		})
-		return err
+	c, err := s.claim(ctx, postingRow{key: req.outcomeID, conn: conn, company: req.ref.GetCompany(), invoiceID: req.invoiceID, kind: req.kind})
+	switch {
+	case err != nil:
+		return "", false, at, toStatus(err)
+	case c.posted:
+		return c.ref, true, c.at, nil
+	case !c.mine:
+		return "", false, at, errBusy("outcome " + req.outcomeID)
+	}
+	var p posting
+	if err := s.write(ctx, req.outcomeID, func(ctx context.Context) (err error) { p, err = write(ctx, w); return err }); err != nil {
+		s.recordFailure(ctx, req.outcomeID, err)
+		s.log.WarnContext(ctx, "posting failed", "outcome", req.outcomeID, "connection", conn.Name, "error", err)
+		return "", false, at, toStatus(err)
+	}
+	ref, at = p.Reference, postedAt(p.PostedAt)
+	if p.Nothing {
+		ref = "none"
+	}
+	err = s.recordPosted(ctx, req.outcomeID, ref, at, audit.Entry{
+		AggregateType: "erp_posting", AggregateID: req.outcomeID, Actor: Actor, Action: "posting." + req.kind,
+		Payload: map[string]any{"connection": conn.Name, "company": req.ref.GetCompany(), "invoice": req.invoiceID,
+			"erp_reference": ref, "nothing_to_post": p.Nothing},
 	})
 	if err != nil {
 		return "", false, at, toStatus(err)
 	}
-	if writeErr != nil {
-		s.log.WarnContext(ctx, "posting failed", "outcome", req.outcomeID, "connection", conn.Name, "error", writeErr)
-		return "", false, at, toStatus(writeErr)
-	}
-	return ref, already, at, nil
+	return ref, false, at, nil
 }
 
 // toStatus maps an error to the gRPC codes of the contract.

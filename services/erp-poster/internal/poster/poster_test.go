@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -148,20 +149,33 @@ func TestOutcomesLandInTheRightERPOnce(t *testing.T) {
 		t.Errorf("IFS invoice still open: %+v", inv)
 	}
 
-	// Eight concurrent posts of one JDE outcome write one receipt.
+	// Eight concurrent posts of one JDE outcome write one receipt: while
+	// one holds the claim the others are told to retry (ABORTED), as the
+	// orchestrator does, and then find it posted.
 	var wg sync.WaitGroup
 	refs := make([]string, 8)
+	var aborted atomic.Int64
+	busyCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	for i := range refs {
 		wg.Go(func() {
-			r, err := e.client.PostPaymentOutcome(ctx, jdePayment("EV-JDE-1", "1001", confirmed))
-			if err != nil {
-				t.Error(err)
+			for {
+				r, err := e.client.PostPaymentOutcome(busyCtx, jdePayment("EV-JDE-1", "1001", confirmed))
+				if status.Code(err) == codes.Aborted {
+					aborted.Add(1)
+					continue
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				refs[i] = r.GetErpReference()
 				return
 			}
-			refs[i] = r.GetErpReference()
 		})
 	}
 	wg.Wait()
+	t.Logf("%d calls were told to retry", aborted.Load())
 	for _, r := range refs {
 		if r != refs[0] || r == "" {
 			t.Errorf("references differ: %v", refs)
