@@ -24,12 +24,14 @@ import (
 // a process that died expires after leaseTTL and the next call resumes the
 // posting, which the ERP writers make idempotent by outcome (payout) id.
 
-// leaseTTL is how long a claim lives without renewal; leaseRenew is how
-// often it is renewed while the writer runs (well inside leaseTTL, so a
-// slow database round trip does not lose it).
+// leaseTTL is how long a claim lives without renewal: how long the
+// postings of an erp-poster that died mid-write wait before another takes
+// them over (a lock would have been released at once, with the
+// connection). leaseRenew is how often it is renewed while the writer runs,
+// well inside leaseTTL, so a slow database round trip does not lose it.
 const (
-	leaseTTL   = 2 * time.Minute
-	leaseRenew = 30 * time.Second
+	leaseTTL   = 30 * time.Second
+	leaseRenew = 10 * time.Second
 )
 
 // claimed is the state of a posting's row after a claim.
