@@ -34,7 +34,11 @@ import (
 // without them; it posts only to the AA (actual amounts) ledger, requires
 // the account in business unit.object.subsidiary form (account mode
 // blank), and refuses an entry whose lines do not balance to zero, since a
-// journal entry posts in balance or not at all. What the pages leave open
+// journal entry posts in balance or not at all. The balance is checked in
+// the entry's currency (CRCD); in foreign mode each line's domestic amount
+// is converted on its own at the F0015 rate, and how R09110Z settles a
+// rounding difference on the domestic side the pages do not say, so the
+// simulator does not refuse one. What the pages leave open
 // (lines as an array input; ISO dates) follows the shipped orchestration.
 
 // JournalInput is an F0911Z1 row.

@@ -51,7 +51,8 @@ const (
 //   - UNAVAILABLE: the ERP is down, rate-limited, or its circuit breaker is open. Nothing
 //     was written; retry later with backoff (e.g. Nak with delay on the JetStream message).
 //   - ABORTED: optimistic-concurrency race (IFS 412 on If-Match) still lost after
-//     erp-poster's own re-read-and-retry attempts. Nothing was written; retry later.
+//     erp-poster's own re-read-and-retry attempts, or the same outcome (payout) is being
+//     posted by another call right now. Retry later.
 //
 // Any other code (DEADLINE_EXCEEDED, INTERNAL, ...) leaves it unknown whether the posting
 // was written: retry later with the same outcome_id, which idempotency makes safe.
@@ -151,7 +152,8 @@ func (c *erpPosterClient) PostPayout(ctx context.Context, in *PostPayoutRequest,
 //   - UNAVAILABLE: the ERP is down, rate-limited, or its circuit breaker is open. Nothing
 //     was written; retry later with backoff (e.g. Nak with delay on the JetStream message).
 //   - ABORTED: optimistic-concurrency race (IFS 412 on If-Match) still lost after
-//     erp-poster's own re-read-and-retry attempts. Nothing was written; retry later.
+//     erp-poster's own re-read-and-retry attempts, or the same outcome (payout) is being
+//     posted by another call right now. Retry later.
 //
 // Any other code (DEADLINE_EXCEEDED, INTERNAL, ...) leaves it unknown whether the posting
 // was written: retry later with the same outcome_id, which idempotency makes safe.

@@ -1,0 +1,74 @@
+package jde_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/ml-connector/ml-connector/connectors/jde"
+	"github.com/ml-connector/ml-connector/connectors/jde/jdesim"
+)
+
+var payoutAccounts = map[string]jde.PayoutAccounts{"00001": {Fee: "HQ.6570", FeeTax: "HQ.2640", Bank: "HQ.1110.GC"}}
+
+// TestPayoutFeesOfAForeignPayout: the fees of a EUR payout of the USD
+// company are one journal entry in foreign mode: amounts in EUR (ACR),
+// converted to USD at the F0015 rate (AA), balanced in both.
+func TestPayoutFeesOfAForeignPayout(t *testing.T) {
+	e, w := writerEnv(t, jde.WriterConfig{PayoutAccounts: payoutAccounts})
+	ctx := context.Background()
+	r, err := w.PostPayout(ctx, jde.Payout{PayoutID: "PO1", Reference: "REF", Company: "00001", ArrivalDate: paidAt,
+		Currency: "EUR", AmountMinor: -250, FeesMinor: -250, FeeTaxMinor: -42})
+	if err != nil || r.FeeReference == "" || r.Reference != r.FeeReference || r.AlreadyPosted {
+		t.Fatalf("payout: %+v, %v", r, err)
+	}
+	lines := e.sim.JournalInputs()
+	if len(lines) != 3 {
+		t.Fatalf("journal lines %+v, want fee, tax and bank", lines)
+	}
+	var acr int64
+	for _, l := range lines {
+		if l.VNCRCD != "EUR" || l.VNCRRM != jde.ModeForeign || l.VNDCT != "JE" {
+			t.Errorf("line %+v, want a EUR entry in foreign mode", l)
+		}
+		acr += l.VNACR
+	}
+	if lines[0].VNANI != "HQ.6570" || lines[0].VNACR != 208 || lines[1].VNANI != "HQ.2640" || lines[1].VNACR != 42 ||
+		lines[2].VNANI != "HQ.1110.GC" || lines[2].VNACR != -250 || acr != 0 {
+		t.Errorf("lines %+v, want 2.08 fees and 0.42 tax debited, 2.50 credited to the bank", lines)
+	}
+	if lines[0].VNAA == lines[0].VNACR {
+		t.Errorf("domestic amount %d not converted from %d EUR", lines[0].VNAA, lines[0].VNACR)
+	}
+	again, err := w.PostPayout(ctx, jde.Payout{PayoutID: "PO1", Reference: "REF", Company: "00001", ArrivalDate: paidAt,
+		Currency: "EUR", AmountMinor: -250, FeesMinor: -250, FeeTaxMinor: -42})
+	if err != nil || !again.AlreadyPosted || again.FeeReference != r.FeeReference || len(e.sim.JournalInputs()) != 3 {
+		t.Errorf("repeat: %+v, %v", again, err)
+	}
+}
+
+// TestPayoutNeedsItsAccounts: fees without a fee account, receipts without
+// a bank account are refused with ErrNoPayoutAccount; a payout whose lines
+// and fees do not make its amount is ErrInvalid. Nothing is written.
+func TestPayoutNeedsItsAccounts(t *testing.T) {
+	e, w := writerEnv(t, jde.WriterConfig{})
+	ctx := context.Background()
+	fees := jde.Payout{PayoutID: "PO2", Reference: "REF", Company: "00001", ArrivalDate: paidAt, Currency: "USD", AmountMinor: -100, FeesMinor: -100}
+	if _, err := w.PostPayout(ctx, fees); !errors.Is(err, jde.ErrNoPayoutAccount) {
+		t.Errorf("fees without accounts: %v", err)
+	}
+	_, payoutMode := writerEnv(t, jde.WriterConfig{ReceiptOn: jde.ReceiptOnPayout})
+	e.sim.AddInvoices(jdesim.Invoice{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001", AN8: 4242, CO: "00001", AG: 5000, AAP: 5000, CRCD: "USD", MCU: "M30", PST: "A"})
+	receipt := jde.Payout{PayoutID: "PO3", Reference: "REF", Company: "00001", ArrivalDate: paidAt, Currency: "USD", AmountMinor: 5000,
+		Lines: []jde.PayoutLine{{Kind: jde.PayoutPaidOut, Invoice: invoiceKey("1001"), Customer: "4242", PaymentID: "PM1", AmountMinor: 5000}}}
+	if _, err := payoutMode.PostPayout(ctx, receipt); !errors.Is(err, jde.ErrNoPayoutAccount) {
+		t.Errorf("receipts without a bank account: %v", err)
+	}
+	receipt.AmountMinor = 4999
+	if _, err := w.PostPayout(ctx, receipt); !errors.Is(err, jde.ErrInvalid) {
+		t.Errorf("amount off by one: %v", err)
+	}
+	if len(e.sim.JournalInputs()) != 0 || len(e.sim.Receipts()) != 0 {
+		t.Errorf("refusals wrote: %d journal lines, %d receipts", len(e.sim.JournalInputs()), len(e.sim.Receipts()))
+	}
+}
