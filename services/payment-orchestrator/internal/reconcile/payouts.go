@@ -543,22 +543,34 @@ func (r *Reconciler) deposits(f *fetchedPayout, p ledger.Payout, items []ledger.
 		d.feeTaxes = append(d.feeTaxes, f.items[i].Taxes)
 		d.row.FeesTenths += it.AmountTenths
 	}
+	// Each deposit's amount in whole minor units. Together, with nothing
+	// unmatched, they are the payout's amount as GoCardless rounded it:
+	// each share rounded down or up, the largest remainders up (see
+	// allocate). With unmatched items the shares are not the whole payout,
+	// and each is rounded half away from zero.
 	out := make([]*deposit, len(order))
+	shares := make([]int64, len(order))
 	for i, k := range order {
-		d := byKey[k]
-		// The deposit's amount in whole minor units. Alone in the payout
-		// it is the payout's amount, as GoCardless rounded it; a share of
-		// a payout is rounded the same way, half away from zero where
-		// GoCardless does not say which way a half goes.
-		d.amountSent = roundHalfAway(d.row.LinesTenths + d.row.FeesTenths)
-		if len(order) == 1 && p.UnmatchedCount == 0 {
-			d.amountSent = p.AmountMinor
+		out[i] = byKey[k]
+		shares[i] = out[i].row.LinesTenths + out[i].row.FeesTenths
+	}
+	amounts := make([]int64, len(order))
+	if p.UnmatchedCount == 0 {
+		var err error
+		if amounts, err = allocate(shares, p.AmountMinor); err != nil {
+			return nil, nil, fmt.Errorf("payout %s of %d: %w", p.GCPayoutID, p.AmountMinor, err)
 		}
+	} else {
+		for i, t := range shares {
+			amounts[i] = roundHalfAway(t)
+		}
+	}
+	for i, d := range out {
+		d.amountSent = amounts[i]
 		if err := d.settleFees(d.amountSent-d.row.LinesTenths/10, p.Currency); err != nil {
 			return nil, nil, fmt.Errorf("payout %s deposit %s: %w", p.GCPayoutID, d.row.OutcomeID, err)
 		}
 		d.req.AmountMinor = d.amountSent
-		out[i] = d
 	}
 	return out, fractional, nil
 }
@@ -574,32 +586,15 @@ func depositID(ref *mlcv1.ErpRef, payoutID string) string {
 // settleFees sets the deposit's fee lines so that they add up to total
 // minor units, the part of the deposit that is fees. GoCardless keeps fees
 // to a tenth of a minor unit and rounds only their sum into the payout;
-// an ERP books whole units, so each fee line is its exact amount rounded
-// down or up, the ones with the largest remainders up, until the lines
-// add up to total (the largest-remainder method): every line is within a
-// minor unit of GoCardless's figure and none of the rounding is lost or
-// made up. The exact tenths stay in payout_items and payout_postings.
-// Lines that round to zero are left out (the request refuses zero).
+// an ERP books whole units, so the fee lines are allocated (see allocate):
+// every line is within a minor unit of GoCardless's figure and none of
+// the rounding is lost or made up. The exact tenths stay in payout_items
+// and payout_postings. Lines that round to zero are left out (the request
+// refuses zero).
 func (d *deposit) settleFees(total int64, currency string) error {
-	amounts := make([]int64, len(d.feeTenths))
-	var floorSum int64
-	for i, t := range d.feeTenths {
-		amounts[i] = floorDiv(t, 10)
-		floorSum += amounts[i]
-	}
-	up := total - floorSum
-	if up < 0 || up > int64(len(amounts)) {
-		return fmt.Errorf("fees of %s tenths cannot come to %d minor units", tenthsText(d.row.FeesTenths), total)
-	}
-	byRemainder := make([]int, len(amounts))
-	for i := range byRemainder {
-		byRemainder[i] = i
-	}
-	slices.SortStableFunc(byRemainder, func(a, b int) int {
-		return cmp.Compare(d.feeTenths[b]-10*amounts[b], d.feeTenths[a]-10*amounts[a])
-	})
-	for _, i := range byRemainder[:up] {
-		amounts[i]++
+	amounts, err := allocate(d.feeTenths, total)
+	if err != nil {
+		return fmt.Errorf("fees of %s: %w", tenthsText(d.row.FeesTenths), err)
 	}
 	d.req.Fees, d.req.FeesMinor = nil, total
 	for i, fee := range d.fees {
@@ -611,6 +606,39 @@ func (d *deposit) settleFees(total int64, currency string) error {
 		d.req.Fees = append(d.req.Fees, fee)
 	}
 	return nil
+}
+
+// allocate turns parts given in tenths of a minor unit into whole minor
+// units that add up to total exactly: each part rounded down, then the
+// parts with the largest remainders (the first of equals) one up until
+// the total is reached (the largest-remainder method). Every part moves
+// by less than a unit. It fails when total is not the parts' sum rounded
+// down or up, a difference rounding cannot explain.
+func allocate(tenths []int64, total int64) ([]int64, error) {
+	amounts := make([]int64, len(tenths))
+	var floorSum, sum int64
+	for i, t := range tenths {
+		amounts[i] = floorDiv(t, 10)
+		floorSum += amounts[i]
+		sum += t
+	}
+	// The total must be the parts' sum rounded down or up; then fewer
+	// parts go up than have a remainder.
+	if total < floorDiv(sum, 10) || total > floorDiv(sum+9, 10) {
+		return nil, fmt.Errorf("parts adding up to %s cannot be rounded to a total of %d", tenthsText(sum), total)
+	}
+	up := total - floorSum
+	byRemainder := make([]int, len(amounts))
+	for i := range byRemainder {
+		byRemainder[i] = i
+	}
+	slices.SortStableFunc(byRemainder, func(a, b int) int {
+		return cmp.Compare(tenths[b]-10*amounts[b], tenths[a]-10*amounts[a])
+	})
+	for _, i := range byRemainder[:up] {
+		amounts[i]++
+	}
+	return amounts, nil
 }
 
 // audit is what the deposit's audit entry adds: the amounts sent and how

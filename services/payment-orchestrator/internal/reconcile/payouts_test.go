@@ -453,3 +453,51 @@ func (payoutItemsGone) RoundTrip(req *http.Request) (*http.Response, error) {
 		Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body)),
 		ContentLength: int64(len(body)), Request: req}, nil
 }
+
+// A payout that settled invoices of two companies (one creditor serving
+// both) is posted as one deposit to each, each with its own invoices and
+// fees; in whole minor units the deposits add up to the bank line.
+func TestPayoutSplitOverCompanies(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 2)
+	c20 := rig.Customer("C2")
+	c20.Erp = rig.ERP("20")
+	r.Publish(rig.Customer("C1"))
+	r.Publish(c20)
+	r.Eventually(20*time.Second, "mandates", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE gc_mandate_id IS NOT NULL`) == 2
+	})
+	i20 := rig.Invoice("B", "C2", "333.33")
+	i20.Erp = rig.ERP("20")
+	r.Publish(rig.Invoice("A", "C1", "123.45"))
+	r.Publish(i20)
+	r.Eventually(20*time.Second, "payments", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE gc_payment_id IS NOT NULL`) == 2
+	})
+	settle(r, 14)
+	r.Eventually(20*time.Second, "payout posted", func() bool {
+		return len(paidPayouts(r)) == 1 && r.Count(`SELECT count(*) FROM payouts WHERE state = 'posted'`) == 1
+	})
+	r.Drain()
+	deposits := r.Poster.Payouts()
+	if len(deposits) != 2 {
+		t.Fatalf("%d deposits, want one per company", len(deposits))
+	}
+	var total int64
+	for _, d := range deposits {
+		total += d.GetAmountMinor()
+		want := map[string]string{"10": "A", "20": "B"}[d.GetErp().GetCompany()]
+		if len(d.GetLines()) != 1 || d.GetLines()[0].GetInvoice().GetInvoiceId() != want || len(d.GetFees()) != 1 {
+			t.Errorf("deposit to company %s: %v", d.GetErp().GetCompany(), d)
+		}
+		if d.GetPayoutAmountMinor() != paidPayouts(r)[0].Amount {
+			t.Errorf("deposit names payout amount %d, GoCardless paid %d", d.GetPayoutAmountMinor(), paidPayouts(r)[0].Amount)
+		}
+	}
+	if po := paidPayouts(r)[0]; total != po.Amount {
+		t.Errorf("deposits add up to %d, the payout is %d", total, po.Amount)
+	}
+	if n := r.Count(`SELECT count(*) FROM payout_postings WHERE state = 'posted'`); n != 2 {
+		t.Errorf("%d deposits recorded posted", n)
+	}
+}
