@@ -28,7 +28,9 @@ import (
 //   - With receipt_on "payout" its collected payments are one receipts
 //     batch: F03B13Z1 rows (EDBT = the payout id, every row's remark the
 //     payout's bank reference) on the payout bank account, processed by
-//     R03B551 as the per-payment receipts are. Oracle's F03B13Z1 field
+//     R03B551 as the per-payment receipts are (with write_preset
+//     "orchestrations", one receipt orchestration call per payment, its
+//     remark naming the payout). Oracle's F03B13Z1 field
 //     list has no deposit-number column; the batch is the deposit. Lines
 //     that take money back (refunds, charge-backs, late failures) and
 //     refunds coming back are booked by their own outcomes, whose
@@ -153,6 +155,9 @@ func (w *Writer) PostPayout(ctx context.Context, p Payout) (PayoutResult, error)
 		}
 		if posted > 0 {
 			out.Reference = fmt.Sprintf("F03B13Z1 %s/%s (%d receipts)", w.cfg.ReceiptsUser, p.PayoutID, posted)
+			if w.cfg.Preset == PresetOrchestrations {
+				out.Reference = fmt.Sprintf("%d receipts of payout %s", posted, p.PayoutID)
+			}
 		}
 	}
 	if p.FeesMinor != 0 {
@@ -201,9 +206,20 @@ func (w *Writer) payoutReceipt(ctx context.Context, p Payout, l PayoutLine, bank
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	user := w.cfg.ReceiptsUser
 	txn := payoutKey("receipt", p.PayoutID, l.PaymentID)
 	date := isoDate(p.ArrivalDate)
+	remark := strings.TrimSpace("GoCardless payout " + p.PayoutID + " " + p.Reference)
+	if w.cfg.Preset == PresetOrchestrations {
+		// ml-connector's own receipt orchestration, keyed by its external
+		// reference: the payout and payment, digested.
+		return w.orchestrate(ctx, w.cfg.Orchestrations.Receipt, map[string]string{
+			"ExternalReference": "PO-" + txn, "DocumentCompany": l.Invoice.Company, "DocumentNumber": l.Invoice.Document,
+			"DocumentType": l.Invoice.DocType, "PayItem": l.Invoice.Suffix, "Customer": customer, "Amount": amount,
+			"Currency": p.Currency, "CurrencyMode": doc.mode, "ReceiptDate": date, "GLBankAccount": bank, "BusinessUnit": bu,
+			"PaymentReference": l.PaymentID, "Remark": remark,
+		})
+	}
+	user := w.cfg.ReceiptsUser
 	ref := l.PaymentID
 	if len(ref) > 25 {
 		ref = ref[:25]
@@ -212,8 +228,7 @@ func (w *Writer) payoutReceipt(ctx context.Context, p Payout, l PayoutLine, bank
 		"EDUS": user, "EDBT": p.PayoutID, "EDTN": txn, "EDLN": "1", "CKNU": txn, "ICUT": "9B",
 		"DMTJ": date, "DGJ": date, "CKAM": amount, "AG": amount, "CRCD": p.Currency, "CRRM": doc.mode,
 		"AN8": customer, "PYR": customer, "DOC": l.Invoice.Document, "DCT": l.Invoice.DocType, "KCO": l.Invoice.Company,
-		"SFX": l.Invoice.Suffix, "GLBA": bank, "VR01": ref,
-		"RMK": strings.TrimSpace("GoCardless payout " + p.PayoutID + " " + p.Reference),
+		"SFX": l.Invoice.Suffix, "GLBA": bank, "VR01": ref, "RMK": remark,
 	}
 	var out postingOutput
 	if err := w.c.Orchestrate(ctx, w.cfg.Orchestrations.ReceiptsInput, in, &out); err != nil {

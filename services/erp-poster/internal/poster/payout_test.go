@@ -434,3 +434,27 @@ func TestPayoutClaim(t *testing.T) {
 		t.Errorf("row: %d attempts, %s (%v)", attempts, state, err)
 	}
 }
+
+// TestJDEPayoutOrchestrationsPreset: under write_preset orchestrations the
+// payout's receipts go through ml-connector's receipt orchestration, once.
+func TestJDEPayoutOrchestrationsPreset(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	settings := e.jdeSettings(map[string]any{"receipt_on": "payout", "write_preset": "orchestrations"})
+	for k, v := range jdeAccounts {
+		settings[k] = v
+	}
+	e.addConnection("jde-own", connections.KindJDE, settings)
+	first, err := e.client.PostPayout(ctx, jdePayout("jde-own"))
+	if err != nil || first.GetErpReference() != "2 receipts of payout PO000JDE1" {
+		t.Fatalf("payout: %v %v", first, err)
+	}
+	rc := e.jde.Receipts()
+	if len(rc) != 2 || rc[0].RUGLBA != "HQ.1110.BANK" || !strings.Contains(rc[0].RURMK, "PO000JDE1 CORP-GC-0001") {
+		t.Fatalf("receipts %+v, want two on the payout bank account naming the payout", rc)
+	}
+	again, err := e.client.PostPayout(ctx, jdePayout("jde-own"))
+	if err != nil || !again.GetAlreadyPosted() || len(e.jde.Receipts()) != 2 || len(e.jde.JournalInputs()) != 3 {
+		t.Errorf("repeat: %v %v, %d receipts, %d journal lines", again, err, len(e.jde.Receipts()), len(e.jde.JournalInputs()))
+	}
+}
