@@ -501,3 +501,42 @@ func TestPayoutSplitOverCompanies(t *testing.T) {
 		t.Errorf("%d deposits recorded posted", n)
 	}
 }
+
+// The same paid event delivered several times at once (a webhook and the
+// catch-up past JetStream's window, to replicas side by side) stores the
+// payout once and posts its deposit once.
+func TestPayoutPaidDeliveredConcurrently(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	r.Consumers("a", 8)
+	collected(t, r, map[string]string{"A": "100.00", "B": "20.00"})
+	r.Sim.Advance(14 * 24 * time.Hour) // everything happens; nothing delivered yet
+	evs := allEvents(t, r)
+	var paid []gocardless.Event
+	for _, ev := range evs {
+		if ev.ResourceType == "payouts" && ev.Action == "paid" {
+			paid = append(paid, ev)
+		}
+	}
+	if len(paid) == 0 {
+		t.Fatal("no payout paid")
+	}
+	publishEvents(t, r, append(evs, append(append([]gocardless.Event(nil), paid...), append(paid, paid...)...)...))
+	r.Eventually(30*time.Second, "payouts posted", func() bool {
+		return r.Count(`SELECT count(*) FROM payouts WHERE state = 'posted'`) == len(paidPayouts(r))
+	})
+	r.Drain()
+	for _, po := range paidPayouts(r) {
+		if n := r.Count(`SELECT count(*) FROM payout_items i JOIN payouts p ON p.id = i.payout_id WHERE p.gc_payout_id = $1`, po.ID); n != len(r.Sim.PayoutItems(po.ID)) {
+			t.Errorf("payout %s: %d items stored, GoCardless lists %d", po.ID, n, len(r.Sim.PayoutItems(po.ID)))
+		}
+	}
+	if n, want := len(r.Poster.Payouts()), len(paidPayouts(r)); n != want {
+		t.Errorf("%d deposits posted for %d payouts", n, want)
+	}
+	if n := r.Count(`SELECT count(*) FROM payout_postings`); n != len(paidPayouts(r)) {
+		t.Errorf("%d deposits queued for %d payouts", n, len(paidPayouts(r)))
+	}
+	if n := r.Count(`SELECT count(*) FROM leases WHERE aggregate_type = 'payout'`); n != 0 {
+		t.Errorf("%d payout leases left behind", n)
+	}
+}
