@@ -149,13 +149,13 @@ func (r *Reconciler) payoutEvent(ctx context.Context, ev event) error {
 		return err
 	}
 	f, err := r.fetchPayout(ctx, ev, poID)
+	if apiErr := (*gocardless.APIError)(nil); errors.As(err, &apiErr) && !gocardless.Temporary(err) {
+		// GoCardless refuses the reads themselves (the payout is gone,
+		// older than its items are kept, or not this account's): a dead
+		// letter, which is an exception, not endless retries.
+		return bus.Poison(err)
+	}
 	if err != nil {
-		if !gocardless.Temporary(err) && ctx.Err() == nil {
-			// GoCardless refuses the reads themselves (the payout is gone,
-			// older than its items are kept, or not this account's): a
-			// dead letter, which is an exception, not endless retries.
-			return bus.Poison(err)
-		}
 		return err
 	}
 	err = r.ledger.Tx(ctx, func(tx pgx.Tx) error {
