@@ -28,7 +28,7 @@ func (w *stallWatch) check(t tally, invoices int, now time.Time) []string {
 		w.reached, w.since, w.told = t.reached, now, time.Time{}
 		return nil
 	}
-	if t.reached >= invoices && t.unposted == 0 || now.Sub(w.since) < stallAfter || now.Sub(w.told) < stallAfter {
+	if t.settled(invoices) || now.Sub(w.since) < stallAfter || now.Sub(w.told) < stallAfter {
 		return nil
 	}
 	w.told = now
@@ -42,6 +42,16 @@ func (w *stallWatch) check(t tally, invoices int, now time.Time) []string {
 	}
 	if t.unposted > 0 {
 		lines = append(lines, fmt.Sprintf("  waiting on %d outcomes recorded but not posted to the ERP (pending or refused)", t.unposted))
+	}
+	if !t.payouts.settled() {
+		lines = append(lines, "  waiting on "+t.payouts.String())
+		for i, p := range t.payouts.problems {
+			if i == 5 {
+				lines = append(lines, fmt.Sprintf("  ... and %d more payout problems", len(t.payouts.problems)-5))
+				break
+			}
+			lines = append(lines, "  payout: "+p)
+		}
 	}
 	return lines
 }

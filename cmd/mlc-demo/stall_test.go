@@ -45,4 +45,12 @@ func TestStallWatchNamesWhatTheBookWaitsFor(t *testing.T) {
 	if got := posting.check(tally{reached: 12, unposted: 3}, 12, at.Add(stallAfter)); len(got) == 0 || !strings.Contains(got[len(got)-1], "waiting on 3 outcomes") {
 		t.Fatalf("unposted outcomes not reported: %q", got)
 	}
+	// So does a payout GoCardless paid that the ledger has not stored.
+	var payouts stallWatch
+	waiting := tally{reached: 12, payouts: payoutTally{paid: 1, byState: map[string]int{}, problems: []string{"payout PO1 of 100 GBP paid by GoCardless is not stored"}}}
+	payouts.check(waiting, 12, at)
+	got = payouts.check(waiting, 12, at.Add(stallAfter))
+	if len(got) < 3 || !strings.Contains(got[1], "payouts: 1 paid by GoCardless, 0 stored") || !strings.Contains(got[2], "PO1") {
+		t.Fatalf("unreconciled payout not reported: %q", got)
+	}
 }
