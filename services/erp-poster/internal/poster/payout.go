@@ -26,6 +26,12 @@ const (
 	maxMinor = int64(1) << 50
 )
 
+// payoutWriteTimeout bounds one payout's posting, which outlives its
+// caller's deadline: 20,000 lines at IFS's default budget of 1,000
+// requests a minute take about 80 minutes; a larger payout is resumed by
+// the next call.
+const payoutWriteTimeout = 90 * time.Minute
+
 // feeSeparator joins the deposit's and the fee entry's references in
 // erp_postings.erp_reference (for IFS they are the same mixed payment),
 // so a repeat answers both without asking the ERP.
@@ -158,6 +164,13 @@ func (s *Server) PostPayout(ctx context.Context, in *mlcv1.PostPayoutRequest) (*
 	case !c.mine:
 		return nil, errBusy("payout " + in.GetPayoutId())
 	}
+	// A large payout is many ERP requests (IFS: about four per line, under
+	// the connection's request budget), more than a caller's deadline may
+	// allow: once claimed, the posting runs to its end even if the caller
+	// gives up, bounded by payoutWriteTimeout. Retries meanwhile are
+	// ABORTED (the claim is renewed), then answered already_posted.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), payoutWriteTimeout)
+	defer cancel()
 	var p payoutPosting
 	if err := s.write(ctx, key, func(ctx context.Context) (err error) { p, err = w.payout(ctx, in); return err }); err != nil {
 		s.recordFailure(ctx, key, err)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -13,6 +14,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/platform/testsupport/await"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/erp-poster/internal/poster"
 )
@@ -456,5 +458,35 @@ func TestJDEPayoutOrchestrationsPreset(t *testing.T) {
 	again, err := e.client.PostPayout(ctx, jdePayout("jde-own"))
 	if err != nil || !again.GetAlreadyPosted() || len(e.jde.Receipts()) != 2 || len(e.jde.JournalInputs()) != 3 {
 		t.Errorf("repeat: %v %v, %d receipts, %d journal lines", again, err, len(e.jde.Receipts()), len(e.jde.JournalInputs()))
+	}
+}
+
+// TestPayoutOutlivesItsCaller: a caller whose deadline ends mid-posting
+// gets DEADLINE_EXCEEDED, the posting runs to its end, a retry meanwhile
+// is told to wait (ABORTED), and then answers already_posted.
+func TestPayoutOutlivesItsCaller(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	e.ifsPayoutInvoices()
+	e.addConnection("ifs-payout", connections.KindIFS, e.ifsSettings(map[string]any{"receipt_on": "payout",
+		"payout_fee_accounts": ifsFees["payout_fee_accounts"]}))
+	e.ifs.SetLatency(100 * time.Millisecond) // the posting takes about twenty requests: 2 s
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if _, err := e.client.PostPayout(short, ifsPayout("ifs-payout")); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("short deadline: %v, want DEADLINE_EXCEEDED", err)
+	}
+	await.Until(t, 30*time.Second, "the payout posted after its caller left", func() bool {
+		r, err := e.client.PostPayout(ctx, ifsPayout("ifs-payout"))
+		if status.Code(err) == codes.Aborted {
+			return false
+		}
+		if err != nil || !r.GetAlreadyPosted() {
+			t.Fatalf("after the caller left: %v %v", r, err)
+		}
+		return true
+	})
+	if mp := e.ifs.MixedPayments(); len(mp) != 1 || mp[0].State != ifssim.MixedApproved {
+		t.Errorf("mixed payments %+v, want one approved", mp)
 	}
 }
