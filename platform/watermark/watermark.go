@@ -160,21 +160,27 @@ func (s *Store) Advance(ctx context.Context, tx pgx.Tx, connectionID int64, enti
 	if m.At.IsZero() {
 		return fmt.Errorf("save watermark %s: no change time", entity)
 	}
-	var at time.Time
-	err := tx.QueryRow(ctx, `
-		INSERT INTO poll_state AS p (connection_id, entity, watermark_time, watermark_key) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (connection_id, entity) DO UPDATE
-		SET watermark_time = EXCLUDED.watermark_time, watermark_key = EXCLUDED.watermark_key
-		WHERE p.watermark_time <= EXCLUDED.watermark_time
-		RETURNING watermark_time`,
-		connectionID, entity, m.At, m.Key).Scan(&at)
-	if errors.Is(err, pgx.ErrNoRows) {
-		// Not moved: another replica is further on. Its window counts.
-		err = tx.QueryRow(ctx, `SELECT watermark_time FROM poll_state WHERE connection_id = $1 AND entity = $2`,
-			connectionID, entity).Scan(&at)
-	}
-	if err != nil {
+	// The stored time before and after: rows fall out of the window only
+	// when it moves, so a bulk load saved batch by batch within one second
+	// prunes nothing until the watermark leaves that second.
+	var before *time.Time
+	err := tx.QueryRow(ctx, `SELECT watermark_time FROM poll_state WHERE connection_id = $1 AND entity = $2 FOR UPDATE`,
+		connectionID, entity).Scan(&before)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return fmt.Errorf("save watermark %s: %w", entity, err)
+	}
+	at := m.At
+	if before != nil && before.After(m.At) {
+		at = *before // another replica is further on: its window counts
+	} else {
+		_, err = tx.Exec(ctx, `
+			INSERT INTO poll_state (connection_id, entity, watermark_time, watermark_key) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (connection_id, entity) DO UPDATE
+			SET watermark_time = EXCLUDED.watermark_time, watermark_key = EXCLUDED.watermark_key`,
+			connectionID, entity, m.At, m.Key)
+		if err != nil {
+			return fmt.Errorf("save watermark %s: %w", entity, err)
+		}
 	}
 	cutoff := at.Add(-s.Overlap)
 	// One entry per key, the latest change: ON CONFLICT may not touch a
@@ -209,9 +215,11 @@ func (s *Store) Advance(ctx context.Context, tx pgx.Tx, connectionID int64, enti
 			return fmt.Errorf("record rows seen of %s: %w", entity, err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `DELETE FROM poll_seen WHERE connection_id = $1 AND entity = $2 AND changed_at < $3`,
-		connectionID, entity, cutoff); err != nil {
-		return fmt.Errorf("prune rows seen of %s: %w", entity, err)
+	if before != nil && at.After(*before) {
+		if _, err := tx.Exec(ctx, `DELETE FROM poll_seen WHERE connection_id = $1 AND entity = $2 AND changed_at < $3`,
+			connectionID, entity, cutoff); err != nil {
+			return fmt.Errorf("prune rows seen of %s: %w", entity, err)
+		}
 	}
 	return nil
 }
