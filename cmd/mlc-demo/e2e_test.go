@@ -51,6 +51,13 @@ func runBook(t *testing.T, opts options) string {
 			if want := fmt.Sprintf("exceptions: %d (", inDB); !strings.Contains(out.String(), want) {
 				return fmt.Errorf("the report does not count the %d exceptions in the database", inDB)
 			}
+			// ... and every dead letter, each one an exception.
+			if err := s.db.QueryRow(ctx, `SELECT count(*) FROM exceptions WHERE kind = 'dead_letter'`).Scan(&inDB); err != nil {
+				return err
+			}
+			if want := fmt.Sprintf("dead letters: %d on MLC_DLQ, %d of them exceptions", inDB, inDB); !strings.Contains(out.String(), want) {
+				return fmt.Errorf("the report does not count the %d dead letters in the database as %q", inDB, want)
+			}
 			if opts.settled == nil {
 				return nil
 			}

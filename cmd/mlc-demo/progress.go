@@ -25,6 +25,9 @@ type tally struct {
 	posted     int                    // outcomes posted to the ERPs
 	unposted   int                    // outcomes recorded but not (yet) posted: pending or refused
 	duplicated int
+	// deadLetters are the messages in MLC_DLQ; deadLetterExceptions the
+	// exceptions the orchestrator made of them (equal once it caught up).
+	deadLetters, deadLetterExceptions int
 	// collected and failed count invoices by ledger state; refunded counts
 	// refunds paid by GoCardless and posted to the ERP.
 	collected, failed, refunded int
@@ -258,6 +261,9 @@ func measure(ctx context.Context, db *pgxpool.Pool, sim *gcsim.Server, b book) (
 			return t, err
 		}
 		t.exceptions = append(t.exceptions, e)
+		if e.kind == "dead_letter" {
+			t.deadLetterExceptions++
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return t, err
@@ -363,7 +369,7 @@ func measure(ctx context.Context, db *pgxpool.Pool, sim *gcsim.Server, b book) (
 // recorded has been posted, and every payout GoCardless paid is reconciled
 // and posted.
 func (t tally) settled(invoices int) bool {
-	return t.reached == invoices && t.unposted == 0 && t.payouts.settled()
+	return t.reached == invoices && t.unposted == 0 && t.payouts.settled() && t.deadLetters == t.deadLetterExceptions
 }
 
 // state is the ledger state of an invoice's collection ("" if none).

@@ -181,7 +181,7 @@ func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls
 			continue
 		}
 		began := time.Now()
-		t, err := measure(ctx, s.db, s.gc, s.book)
+		t, err := s.measureAll(ctx, chaos.nats)
 		lastMeasure, measureGap = time.Now(), 9*time.Since(began)
 		if err == nil {
 			err = s.raiseRefunds(t)
@@ -214,8 +214,8 @@ func (s *simulators) run(ctx context.Context, opts options, chaos *chaosControls
 		if t.settled(opts.invoices) && len(s.book.invoices) == opts.invoices && opts.untilSettled {
 			// Let late duplicates (webhook retries, catch-up) arrive, then count again.
 			time.Sleep(2 * time.Second)
-			final, err := measure(ctx, s.db, s.gc, s.book)
-			if err != nil {
+			final, err := s.measureAll(ctx, chaos.nats)
+			if err != nil || !final.settled(opts.invoices) {
 				continue
 			}
 			fmt.Fprintf(opts.out, "settled in %s: %.0f invoices/s from ERP poll to ERP posting\n",
@@ -315,6 +315,7 @@ func (s *simulators) report(_ context.Context, opts options, t tally, strict boo
 	for _, e := range t.exceptions {
 		fmt.Fprintln(opts.out, "  exception", e)
 	}
+	fmt.Fprintln(opts.out, t.deadLetterLine())
 	fmt.Fprintln(opts.out, t.payouts)
 	for i, p := range t.payouts.problems {
 		if i == 20 {
@@ -323,14 +324,14 @@ func (s *simulators) report(_ context.Context, opts options, t tally, strict boo
 		}
 		fmt.Fprintln(opts.out, "  payout:", p)
 	}
-	fmt.Fprintf(opts.out, "reconciled: %d invoices, %d collected, %d failed, %d refunded, %d exceptions (%d unexpected), %d posted to ERP (%d not), lost %d, duplicated %d\n",
-		len(s.book.invoices), t.collected, t.failed, t.refunded, len(t.exceptions), len(t.unexpected), t.posted, t.unposted, lost, t.duplicated)
+	fmt.Fprintf(opts.out, "reconciled: %d invoices, %d collected, %d failed, %d refunded, %d exceptions (%d unexpected), %d posted to ERP (%d not), lost %d, duplicated %d, dead letters %d\n",
+		len(s.book.invoices), t.collected, t.failed, t.refunded, len(t.exceptions), len(t.unexpected), t.posted, t.unposted, lost, t.duplicated, t.deadLetters)
 	if len(t.unexpected) > 0 {
 		// Listed and counted, but not a failure of the book: nothing is
 		// lost or doubled by them, and each is an operator's to look at.
 		fmt.Fprintf(opts.out, "%d unexpected exceptions: an operator would have to look at each (mlcctl exceptions list)\n", len(t.unexpected))
 	}
-	if strict && (lost > 0 || t.duplicated > 0 || t.unposted > 0 || !t.payouts.settled()) {
+	if strict && (lost > 0 || t.duplicated > 0 || t.unposted > 0 || !t.payouts.settled() || t.deadLetters != t.deadLetterExceptions) {
 		return errors.New("the book did not reconcile")
 	}
 	return nil

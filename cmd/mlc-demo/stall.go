@@ -53,5 +53,8 @@ func (w *stallWatch) check(t tally, invoices int, now time.Time) []string {
 			lines = append(lines, "  payout: "+p)
 		}
 	}
+	if t.deadLetters != t.deadLetterExceptions {
+		lines = append(lines, "  waiting on the orchestrator to raise every dead letter as an exception: "+t.deadLetterLine())
+	}
 	return lines
 }

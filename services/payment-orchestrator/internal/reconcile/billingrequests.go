@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
-	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
 )
 
@@ -56,7 +55,7 @@ func (r *Reconciler) billingRequest(ctx context.Context, ev event) error {
 		if errors.Is(err, ledger.ErrNotFound) {
 			if ev.GetResourceMetadata()["erp_customer"] != "" && ev.GetAction() == "fulfilled" {
 				// Ours, but the billing request's id is not recorded yet.
-				return bus.RetryAfter(2*time.Second, fmt.Errorf("billing request %s not yet recorded", brID))
+				return fmt.Errorf("billing request %s: %w", brID, errNotRecordedYet)
 			}
 			return r.ignore(ctx, tx, ev, brID, "not a billing request ml-connector created")
 		}

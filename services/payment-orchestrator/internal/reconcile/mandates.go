@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
-	"github.com/ml-connector/ml-connector/platform/bus"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/collect"
@@ -61,9 +60,10 @@ func (r *Reconciler) mandate(ctx context.Context, tx pgx.Tx, ev event, f facts) 
 	if len(links) == 0 {
 		// Our mandates carry the ERP customer in their metadata: one of
 		// ours that is not recorded yet is being created by a transaction
-		// that has not committed, so the event is retried. Others are not ours.
+		// that has not committed, or arrives with its billing request's
+		// fulfilled event, so the event is retried. Others are not ours.
 		if ev.GetResourceMetadata()["erp_customer"] != "" {
-			return bus.RetryAfter(2*time.Second, fmt.Errorf("mandate %s not yet recorded", mandateID))
+			return fmt.Errorf("mandate %s: %w", mandateID, errNotRecordedYet)
 		}
 		return r.ignore(ctx, tx, ev, mandateID, "not a mandate of a customer ml-connector links")
 	}

@@ -58,11 +58,15 @@ type Reconciler struct {
 	// MaxPayoutItems bounds the items read for one payout; a payout with
 	// more is an exception. Zero means DefaultMaxPayoutItems.
 	MaxPayoutItems int
+	// NotRecordedWait is the pause before the first retry of an event
+	// about an object of ours the ledger does not hold yet (see
+	// errNotRecordedYet); later retries follow the consumer's back-off.
+	NotRecordedWait time.Duration
 }
 
 // New returns a reconciler.
 func New(l *ledger.Ledger, dir *accounts.Directory, poster Poster, log *slog.Logger) *Reconciler {
-	return &Reconciler{ledger: l, dir: dir, poster: poster, log: log, PostTimeout: 15 * time.Second}
+	return &Reconciler{ledger: l, dir: dir, poster: poster, log: log, PostTimeout: 15 * time.Second, NotRecordedWait: 2 * time.Second}
 }
 
 // event is a decoded GoCardless event with its time.
@@ -73,6 +77,29 @@ type event struct {
 
 // Handle is the bus handler for mlc.gc.<resource_type>.<action>.
 func (r *Reconciler) Handle(ctx context.Context, d *bus.Delivery) error {
+	err := r.handle(ctx, d)
+	if errors.Is(err, errNotRecordedYet) && d.Deliveries <= 1 {
+		return bus.RetryAfter(r.NotRecordedWait, err)
+	}
+	return err
+}
+
+// errNotRecordedYet: the event is about an object of ours (its metadata
+// names the ERP customer) that the ledger does not hold yet.
+//
+// Usually the transaction recording it is about to commit, so the first
+// retry comes after Reconciler.NotRecordedWait. Later retries follow the consumer's
+// back-off, like any failed message: often what records the object is
+// another event (a billing request's fulfilled event links the mandate
+// its mandate events are about), and that event may itself be retried on
+// that back-off (GoCardless answering 5xx or 429 to the mandate read it
+// needs), or come late through the /events catch-up after its webhook was
+// lost. A fixed 2 s gave up after MAX_DELIVER × 2 s: 8 s at the demo's 5
+// deliveries, so mandate events were dead-lettered under chaos while the
+// fulfilled event they waited for was still being retried (issue #17).
+var errNotRecordedYet = errors.New("not yet recorded")
+
+func (r *Reconciler) handle(ctx context.Context, d *bus.Delivery) error {
 	var m mlcv1.GoCardlessEvent
 	if err := proto.Unmarshal(d.Data, &m); err != nil {
 		return bus.Poison(fmt.Errorf("undecodable %s: %w", d.Subject, err))
