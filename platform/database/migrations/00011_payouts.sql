@@ -59,7 +59,7 @@ CREATE TABLE payouts (
     CHECK (state NOT IN ('posting', 'posted') OR abs(items_total_tenths - amount_minor * 10) <= 5)
 );
 COMMENT ON TABLE payouts IS
-    'GoCardless payouts (one bank deposit each), stored with all their items on the payout''s paid event. state: fetched (stored, checks running in the same transaction), mismatch (items do not add up to amount_minor: payout_mismatch exception, not posted), posting (one payout_postings row per ERP connection and company queued for erp-poster), posted (every posting written), refused (an ERP refused a posting for good: erp_posting_refused exception), nothing_to_post (no item belongs to an invoice or refund of ours). Amounts as GoCardless gives them: *_minor integer minor units of currency; fx_* as given (fx_amount_minor in fx_currency; rates null until GoCardless confirms them).';
+    'GoCardless payouts (one bank deposit each), stored with all their items on the payout''s paid event. state: fetched (stored; left so only when a line of ours is finer than a minor unit: payout_fractional_amount exception, not posted), mismatch (items do not add up to amount_minor as GoCardless rounds them: payout_mismatch exception, not posted), posting (one payout_postings row per ERP connection and company queued for erp-poster), posted (every posting written), refused (an ERP refused a posting for good: erp_posting_refused exception), nothing_to_post (no item belongs to an invoice or refund of ours). Amounts as GoCardless gives them: *_minor integer minor units of currency; fx_* as given (fx_amount_minor in fx_currency; rates null until GoCardless confirms them).';
 COMMENT ON COLUMN payouts.items_total_tenths IS
     'Sum of every payout item''s amount, in tenths of a minor unit; rounded to the minor unit (as GoCardless rounds it) it is amount_minor, unless the payout is a mismatch.';
 COMMENT ON COLUMN payouts.fees_total_tenths IS
@@ -128,7 +128,7 @@ CREATE TABLE payout_postings (
     CHECK ((state = 'posted') = (posted_at IS NOT NULL))
 );
 COMMENT ON TABLE payout_postings IS
-    'One deposit per payout per ERP connection and company: the lines of the invoices and refunds it settled there and their fees, queued for erp-poster (pending_outcomes, kind payout) in the transaction that stored the payout. amount_tenths is what the deposit adds up to in that ERP; across a payout''s postings plus its unmatched items it is the payout''s amount.';
+    'One deposit per payout per ERP connection and company: the lines of the invoices and refunds it settled there and their fees, queued for erp-poster (pending_outcomes, kind payout) in the transaction that stored the payout. amount_tenths is the deposit''s exact share in tenths; erp-poster is sent it in whole minor units (the payout''s deposits rounded together so that, with nothing unmatched, they add up to the payout''s amount; the rounding is in the payout.deposit_queued audit entry).';
 CREATE INDEX payout_postings_erp_idx ON payout_postings (erp_connection_id, company);
 CREATE TRIGGER payout_postings_touch BEFORE UPDATE ON payout_postings
     FOR EACH ROW EXECUTE FUNCTION touch_updated_at();
