@@ -3,6 +3,7 @@ package views
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -79,19 +80,23 @@ const (
 )
 
 // mandatesSQL lists the requests in states $1 (all when empty), oldest
-// first, with their connections' names, the last resend from the audit
-// log (one index lookup per row) and whether a later attempt replaced it.
+// first, with their connections' names, the last resend and who made it
+// (from the audit log of the customer's mandate requests, as the ledger
+// keys it: one index range per resent row) and whether a later attempt
+// replaced it.
 const mandatesSQL = `
 	SELECT m.id, m.erp, e.name, m.company, m.erp_customer_id, g.name, m.gc_customer_id, coalesce(m.billing_request_id, ''),
 	       m.attempt, m.currency, m.state, coalesce(m.authorisation_url, ''), m.flow_expires_at, coalesce(m.notified, ''),
-	       m.created_at, r.occurred_at, coalesce(r.actor, ''),
+	       m.created_at, m.resent_at, coalesce(r.actor, ''),
 	       NOT EXISTS (SELECT 1 FROM mandate_requests n WHERE n.connection_id = m.connection_id AND n.company = m.company
 	                   AND n.erp_customer_id = m.erp_customer_id AND n.attempt > m.attempt) AS latest
 	FROM mandate_requests m
 	JOIN connections e ON e.id = m.connection_id
 	JOIN connections g ON g.id = m.gc_connection_id
-	LEFT JOIN LATERAL (SELECT a.occurred_at, a.actor FROM audit_log a
-	     WHERE a.aggregate_type = 'mandate_request' AND a.aggregate_id = m.id::text AND a.action = 'mandate_request.resent'
+	LEFT JOIN LATERAL (SELECT a.actor FROM audit_log a
+	     WHERE m.resent_at IS NOT NULL AND a.aggregate_type = 'mandate_request'
+	       AND a.aggregate_id = m.erp || ':' || m.connection_id || ':' || m.company || ':' || m.erp_customer_id
+	       AND a.action = 'mandate_request.resent' AND a.payload::jsonb #>> '{after,request}' = m.id::text
 	     ORDER BY a.seq DESC LIMIT 1) r ON true
 	WHERE cardinality($1::text[]) = 0 OR m.state = ANY($1)
 	ORDER BY m.created_at, m.id
@@ -193,9 +198,7 @@ func (v *Views) parkedInvoices(ctx context.Context) (map[string][]WaitingInvoice
 		if err := proto.Unmarshal(data, &m); err != nil {
 			return nil, fmt.Errorf("parked invoice: %w", err)
 		}
-		// The orchestrator parks it as "connection:company:document".
-		prefix := m.GetErp().GetConnection() + ":" + m.GetErp().GetCompany() + ":"
-		inv.Document, inv.Written, inv.Currency = strings.TrimPrefix(aggID, prefix), m.GetAmount(), m.GetCurrency()
+		inv.Document, inv.Written, inv.Currency = parkedDocument(aggID, m.GetErp().GetConnection(), m.GetErp().GetCompany()), m.GetAmount(), m.GetCurrency()
 		if minor, err := money.ToMinor(m.GetAmount(), m.GetCurrency()); err == nil {
 			a := NewAmount(minor, m.GetCurrency())
 			inv.Amount = &a
@@ -207,4 +210,17 @@ func (v *Views) parkedInvoices(ctx context.Context) (map[string][]WaitingInvoice
 		return nil, fmt.Errorf("parked invoices: %w", err)
 	}
 	return out, nil
+}
+
+// parkedKey is the ledger's invoice identity, erp:connection-id:company:,
+// which the orchestrator parks invoices under (migration 00014; rows
+// parked before it were keyed connection-name:company:).
+var parkedKey = regexp.MustCompile(`^(?:ifs|jde):[0-9]+:`)
+
+// parkedDocument is the document of a parked invoice's aggregate id.
+func parkedDocument(aggID, connection, company string) string {
+	if loc := parkedKey.FindStringIndex(aggID); loc != nil {
+		return strings.TrimPrefix(aggID[loc[1]:], company+":")
+	}
+	return strings.TrimPrefix(aggID, connection+":"+company+":")
 }

@@ -3,6 +3,7 @@ package views
 import (
 	"errors"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -31,5 +32,17 @@ func TestSum(t *testing.T) {
 	}
 	if _, err := Sum([]Amount{NewAmount(math.MaxInt64, "GBP"), NewAmount(1, "GBP")}); !errors.Is(err, ErrOverflow) {
 		t.Errorf("overflow: %v", err)
+	}
+}
+
+func TestParkedDocument(t *testing.T) {
+	for _, c := range []struct{ aggID, want string }{
+		{"ifs:12:10:INV-1", "INV-1"},               // the ledger's identity
+		{"jde:3:00001:4711/RI/001", "4711/RI/001"}, // JD Edwards documents keep their slashes
+		{"ifs-acme:10:INV-1", "INV-1"},             // parked before migration 00014
+	} {
+		if got := parkedDocument(c.aggID, "ifs-acme", map[bool]string{true: "00001", false: "10"}[strings.HasPrefix(c.aggID, "jde")]); got != c.want {
+			t.Errorf("parkedDocument(%q) = %q, want %q", c.aggID, got, c.want)
+		}
 	}
 }

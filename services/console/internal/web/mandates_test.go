@@ -61,7 +61,9 @@ func (w *world) askForMandate(customer, notified string, invoices map[string]str
 		if err != nil {
 			w.t.Fatal(err)
 		}
-		w.exec(`INSERT INTO awaiting_invoices (aggregate_id, version, message) VALUES ($1, 'v1', $2)`, "ifs-acme:10:"+doc, data)
+		// Parked under the ledger's invoice identity, as the orchestrator does.
+		w.exec(`INSERT INTO awaiting_invoices (aggregate_id, version, message)
+			SELECT 'ifs:' || id || ':10:' || $1, 'v1', $2 FROM connections WHERE name = 'ifs-acme'`, doc, data)
 	}
 	return id, flow.AuthorisationURL
 }
@@ -82,7 +84,7 @@ func TestMandatesPage(t *testing.T) {
 	w.exec(`UPDATE mandate_requests SET state = 'cancelled' WHERE id = $1`, goneID)
 	// A released invoice no longer waits.
 	w.askForMandate("C4", "", map[string]string{"INV-PAID": "1.00"})
-	w.exec(`UPDATE awaiting_invoices SET released_at = now() WHERE aggregate_id = 'ifs-acme:10:INV-PAID'`)
+	w.exec(`UPDATE awaiting_invoices SET released_at = now() WHERE aggregate_id LIKE '%:10:INV-PAID'`)
 
 	// A viewer sees who is waiting, the link to send, and what waits on it,
 	// but no resend.
@@ -134,7 +136,8 @@ func TestMandatesPage(t *testing.T) {
 	if !simHasFlow(w.Sim.Sim.Flows(), newLink) {
 		t.Errorf("the new link %s is not a flow GoCardless made", newLink)
 	}
-	if n := w.count(`SELECT count(*) FROM audit_log WHERE aggregate_type = 'mandate_request' AND aggregate_id = $1 AND actor = 'console:oscar'`, itoa(waitID)); n != 1 {
+	if n := w.count(`SELECT count(*) FROM audit_log WHERE aggregate_type = 'mandate_request' AND aggregate_id LIKE 'ifs:%:10:C2'
+			AND action = 'mandate_request.resent' AND actor = 'console:oscar'`); n != 1 {
 		t.Errorf("%d audit records of the resend, want 1", n)
 	}
 
