@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -133,4 +135,30 @@ func BenchmarkPages(b *testing.B) {
 		benchPage(b, c, base, "/exceptions?connection=ifs-beta&company=20&reason=insufficient_funds&age=24h", "matching")
 	})
 	b.Run("exceptions-page-100", func(b *testing.B) { benchPage(b, c, base, "/exceptions?offset=5000", "10000 matching") })
+	b.Run("exceptions-page-101-keyset", func(b *testing.B) {
+		benchPage(b, c, base, "/exceptions?"+cursorAfter(b, c, base, 5000), "10000 matching")
+	})
+}
+
+// cursorAfter is the query of the page that follows the first n items, as
+// the page's "Older" link has it (read once, untimed, through the offset).
+func cursorAfter(b *testing.B, c *http.Client, base string, n int) string {
+	b.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/exceptions?limit=50&offset="+strconv.Itoa(n-50), nil)
+	req.Header.Set("Accept", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p struct {
+		Next *struct {
+			Before time.Time `json:"before"`
+			Ref    string    `json:"before_ref"`
+		} `json:"next"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || p.Next == nil {
+		b.Fatalf("no cursor after %d items: %v", n, err)
+	}
+	return url.Values{"before": {p.Next.Before.Format(time.RFC3339Nano)}, "before_ref": {p.Next.Ref}}.Encode()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -42,6 +43,8 @@ type exceptionsData struct {
 	Statuses    []string `json:"-"`
 	Back        string   `json:"-"`
 	Next, Prev  string   `json:"-"`
+	PrevText    string   `json:"-"`
+	Deep        bool     `json:"-"` // a page after a cursor: its position is not counted
 	CanAct      bool     `json:"-"`
 	TotalText   string   `json:"-"`
 	Shown       [2]int   `json:"-"`
@@ -59,6 +62,14 @@ func (s *Server) exceptions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.OlderThan = d
+	}
+	if b := q.Get("before"); b != "" || q.Get("before_ref") != "" {
+		t, err := time.Parse(time.RFC3339Nano, b)
+		if err != nil {
+			s.problem(w, r, http.StatusBadRequest, "before: a time as RFC 3339")
+			return
+		}
+		f.Before = &views.Cursor{Since: t, Ref: q.Get("before_ref")}
 	}
 	if err := f.Check(); err != nil {
 		s.problem(w, r, http.StatusBadRequest, err.Error())
@@ -79,13 +90,26 @@ func (s *Server) exceptions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	data.Shown = [2]int{f.Offset + 1, f.Offset + len(pg.Items)}
-	if f.Offset+len(pg.Items) < pg.Total {
-		q.Set("offset", strconv.Itoa(f.Offset+f.Limit))
-		data.Next = "/exceptions?" + q.Encode()
+	data.Deep = f.Before != nil
+	// Older pages by keyset (cheap however deep); newer ones by going
+	// back to the newest, or by the offset that was asked for.
+	if pg.Next != nil {
+		next := cloneQuery(q)
+		next.Del("offset")
+		next.Set("before", pg.Next.Since.UTC().Format(time.RFC3339Nano))
+		next.Set("before_ref", pg.Next.Ref)
+		data.Next = "/exceptions?" + next.Encode()
 	}
-	if f.Offset > 0 {
-		q.Set("offset", strconv.Itoa(max(0, f.Offset-f.Limit)))
-		data.Prev = "/exceptions?" + q.Encode()
+	switch {
+	case f.Before != nil:
+		newest := cloneQuery(q)
+		newest.Del("before")
+		newest.Del("before_ref")
+		data.Prev, data.PrevText = "/exceptions?"+newest.Encode(), "Newest"
+	case f.Offset > 0:
+		prev := cloneQuery(q)
+		prev.Set("offset", strconv.Itoa(max(0, f.Offset-f.Limit)))
+		data.Prev, data.PrevText = "/exceptions?"+prev.Encode(), "Newer"
 	}
 	s.render(w, r, http.StatusOK, "exceptions", "Exceptions", data)
 }
@@ -327,4 +351,12 @@ func (s *Server) bulkConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	b.Complete = true
 	s.done(w, r, msg, b)
+}
+
+func cloneQuery(q url.Values) url.Values {
+	out := url.Values{}
+	for k, v := range q {
+		out[k] = append([]string(nil), v...)
+	}
+	return out
 }
