@@ -33,8 +33,9 @@ import (
 // looks for what an earlier attempt created, and the approve and cancel
 // actions carry If-Match, so a concurrent change costs a 412, a re-read
 // and another attempt (write_attempts at most), never a second payment.
-// Creates are never repeated blindly (see request.once). erp-poster
-// serialises the writes of one outcome id.
+// Creates are never repeated blindly (see request.once). erp-poster lets
+// one call at a time write an outcome id (its claim); PostPayout is
+// idempotent the same way by payout id (payout.go).
 //
 // Inputs are plain structs rather than the mlc.v1 messages, so the
 // connector does not depend on the contracts: erp-poster maps
@@ -49,8 +50,8 @@ type Writer struct {
 	files Outbox
 	// locks serialise, within the process, the writes about one
 	// GoCardless payment or refund (its confirmation and its payout may
-	// arrive at once); erp-poster's row lock serialises one outcome id
-	// across replicas.
+	// arrive at once); erp-poster's claim on an outcome id (a lease) lets
+	// one call across replicas post it.
 	locks *[64]sync.Mutex
 }
 
