@@ -543,6 +543,9 @@ func (r *Reconciler) deposits(f *fetchedPayout, p ledger.Payout, items []ledger.
 		d.feeTaxes = append(d.feeTaxes, f.items[i].Taxes)
 		d.row.FeesTenths += it.AmountTenths
 	}
+	if len(fractional) > 0 {
+		return nil, fractional, nil // the caller raises them; nothing is posted
+	}
 	// Each deposit's amount in whole minor units. Together, with nothing
 	// unmatched, they are the payout's amount as GoCardless rounded it:
 	// each share rounded down or up, the largest remainders up (see

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -539,4 +540,79 @@ func TestPayoutPaidDeliveredConcurrently(t *testing.T) {
 	if n := r.Count(`SELECT count(*) FROM leases WHERE aggregate_type = 'payout'`); n != 0 {
 		t.Errorf("%d payout leases left behind", n)
 	}
+}
+
+// A line GoCardless gave finer than a minor unit (it documents whole
+// units for payments; only fees are kept finer) cannot be booked: the
+// payout is stored, left fetched and raised, and nothing is posted.
+func TestPayoutFractionalLineIsNotPosted(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
+		return []gocardless.Option{gocardless.WithTransport(halfPennyLine{})}
+	})
+	r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"A": "100.00"})
+	settle(r, 14)
+	r.Eventually(20*time.Second, "exception", func() bool {
+		return r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'payout_fractional_amount'`) == 1
+	})
+	if n := r.Count(`SELECT count(*) FROM payouts WHERE state = 'fetched'`); n != 1 {
+		t.Errorf("%d payouts left fetched, want the one", n)
+	}
+	r.Drain()
+	if n := len(r.Poster.Payouts()); n != 0 {
+		t.Errorf("%d deposits posted", n)
+	}
+}
+
+// halfPennyLine moves half a minor unit from the first fee item of each
+// page of payout items to the first payment_paid_out item: the sum stays.
+type halfPennyLine struct{}
+
+func (halfPennyLine) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || req.URL.Path != "/payout_items" || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var page map[string]json.RawMessage
+	if err := json.Unmarshal(body, &page); err != nil {
+		return nil, err
+	}
+	var items []map[string]any
+	if err := json.Unmarshal(page["payout_items"], &items); err != nil {
+		return nil, err
+	}
+	shift := func(typ string, by int64) {
+		for _, it := range items {
+			if it["type"] == typ {
+				t, err := gocardless.ParseTenths(it["amount"].(string))
+				if err == nil {
+					t += by
+					sign := ""
+					if t < 0 {
+						sign, t = "-", -t
+					}
+					it["amount"] = fmt.Sprintf("%s%d.%d", sign, t/10, t%10)
+				}
+				return
+			}
+		}
+	}
+	shift("payment_paid_out", 5)
+	shift("gocardless_fee", -5)
+	if page["payout_items"], err = json.Marshal(items); err != nil {
+		return nil, err
+	}
+	if body, err = json.Marshal(page); err != nil {
+		return nil, err
+	}
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
 }
