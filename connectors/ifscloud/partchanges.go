@@ -71,7 +71,8 @@ func (c *Client) partFilter(ps partSet, company string, from time.Time) string {
 
 // PartChanges reads the rows of part (of company, for the parts kept per
 // company) modified at or after from, oldest first, and calls fn once per
-// page the server sends (following @odata.nextLink). A row without a
+// page the server sends (following @odata.nextLink, so memory is one
+// page whatever changed). A row without a
 // readable customer, key or modified time is skipped: the customer it
 // belongs to cannot be named.
 func (c *Client) PartChanges(ctx context.Context, company, part string, from time.Time, fn func([]PartRow) error) error {
@@ -85,8 +86,10 @@ func (c *Client) PartChanges(ctx context.Context, company, part string, from tim
 		[2]string{"$filter", c.partFilter(ps, company, from)},
 		[2]string{"$select", strings.Join(sel, ",")},
 		[2]string{"$orderby", modified + " asc," + strings.Join(ps.keys, " asc,") + " asc"},
-		[2]string{"$top", fmt.Sprint(c.s.PageSize)},
 	)
+	// No $top: it would cap the whole answer, and more rows than that
+	// changed in one instant would be read again and again, never past
+	// them. The server pages; each page is handled and saved in turn.
 	for u != "" {
 		var p page
 		if _, err := c.get(ctx, u, "changes "+ps.set, &p); err != nil {

@@ -118,3 +118,42 @@ func TestCustomerPartChangesArePublished(t *testing.T) {
 		t.Fatalf("nothing changed, yet %+v", st)
 	}
 }
+
+// More part rows than a page changed in one instant: every page is read
+// (the server's paging, not a $top that would cap the answer and read the
+// same first rows on every cycle).
+func TestManyPartChangesInOneInstant(t *testing.T) {
+	clock := fake.NewClock(base)
+	f := setup(t, ifssim.Config{Budget: -1, Now: clock.Now, PageSize: 3}, map[string]any{"page_size": float64(3)}, ifscloud.Options{})
+	ids := []string{"C1", "C2", "C3", "C4", "C5", "C6", "C7"}
+	for _, id := range ids {
+		if err := f.sim.PutCustomers(ifssim.Customer{CustomerID: id, Company: "10", Name: id, Currency: "EUR", Address1: "Old street"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := f.poller(nil)
+	if _, err := p.Cycle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(5 * time.Minute)
+	if err := f.sim.UpdateCustomer("C1", func(c *ifssim.Customer) { c.Name = "moves the customers' watermark" }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Cycle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	before := f.counts()["mlc.erp.ifs.10.customer"]
+	clock.Advance(5 * time.Minute)
+	for _, id := range ids {
+		if err := f.sim.UpdateCustomerParts(id, func(c *ifssim.Customer) { c.Address1 = "New street" }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := p.Cycle(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.counts()["mlc.erp.ifs.10.customer"] - before; got != uint64(len(ids)) || st.Published != len(ids) {
+		t.Fatalf("%d customers published (%+v), want all %d whose address changed", got, st, len(ids))
+	}
+}
