@@ -593,3 +593,30 @@ func TestCustomerEntities(t *testing.T) {
 		t.Errorf("customer of company 10 found in 20: %s", a.raw)
 	}
 }
+
+// A customer's parts are entities of their own: changing the address
+// leaves CustomerInfo's ETag and modified time as they were (the part's
+// own new ETag is checked through the poller, ifs-poller's
+// TestCustomerPartChangesArePublished). Changing CustomerInfo's own
+// fields that way is refused.
+func TestUpdateCustomerPartsTouchesOnlyTheParts(t *testing.T) {
+	s := ifssim.New(ifssim.Config{})
+	if err := s.PutCustomers(ifssim.Customer{CustomerID: "C1", Company: "10", Name: "Acme", Address1: "Old", Email: "a@acme.example",
+		Modified: time.Date(2026, 1, 1, 10, 0, 0, 0, time.UTC)}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := s.Customer("C1")
+	if err := s.UpdateCustomerParts("C1", func(c *ifssim.Customer) { c.Address1 = "New" }); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := s.Customer("C1")
+	if after.ETag != before.ETag || !after.Modified.Equal(before.Modified) || after.Address1 != "New" {
+		t.Errorf("CustomerInfo changed: %+v, was %+v", after, before)
+	}
+	if err := s.UpdateCustomerParts("C1", func(c *ifssim.Customer) { c.Name = "Renamed" }); err == nil {
+		t.Error("a change to CustomerInfo's name through UpdateCustomerParts was accepted")
+	}
+	if err := s.UpdateCustomerParts("C9", func(*ifssim.Customer) {}); err == nil {
+		t.Error("an unknown customer was accepted")
+	}
+}
