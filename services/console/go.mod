@@ -24,9 +24,9 @@ require (
 	github.com/ml-connector/ml-connector/platform v0.0.0
 	github.com/ml-connector/ml-connector/proto v0.0.0
 	github.com/ml-connector/ml-connector/services/payment-orchestrator v0.0.0
-	github.com/zitadel/oidc/v3 v3.52.0
+	github.com/zitadel/oidc/v3 v3.51.17
 	golang.org/x/crypto v0.58.0
-	golang.org/x/oauth2 v0.38.0
+	golang.org/x/oauth2 v0.37.0
 	golang.org/x/text v0.43.0
 	google.golang.org/protobuf v1.36.12
 )
