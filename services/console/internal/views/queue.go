@@ -238,6 +238,13 @@ ORDER BY since DESC, half DESC, tie DESC LIMIT $7 OFFSET $8`
 
 const pageCursor = ` AND (since, half, tie) < ($9::timestamptz, $10::int, $11::bigint)`
 
+// itemsSQL is the queue items with the given ids, exceptions $7 and
+// collections $8, found through their primary keys rather than by
+// building the whole queue and matching refs.
+const itemsSQL = `SELECT * FROM (` + exceptionItems + `) a` + itemFilter + ` AND tie = ANY($7::bigint[])
+UNION ALL
+SELECT * FROM (` + collectionItems + `) b` + itemFilter + ` AND tie = ANY($8::bigint[])`
+
 // customPlan runs a queue query as an unnamed statement, which Postgres
 // plans for the values given each time. A cached statement may switch to
 // a generic plan after five runs, and for the queue's optional filters
@@ -413,7 +420,19 @@ func (v *Views) Items(ctx context.Context, refs []string) ([]Item, error) {
 	if len(refs) > MaxPageSize {
 		return nil, fmt.Errorf("at most %d items at once", MaxPageSize)
 	}
-	rows, err := v.db.Query(ctx, `SELECT * FROM (`+queueSQL+`) q WHERE ref = ANY($7)`, "", "", "", "", time.Now().Add(time.Hour), "", refs)
+	var exIDs, colIDs []int64
+	for _, ref := range refs {
+		if !refPattern.MatchString(ref) {
+			return nil, fmt.Errorf("item %q: not in the queue", ref)
+		}
+		half, id := Cursor{Ref: ref}.position()
+		if half == 1 {
+			exIDs = append(exIDs, id)
+		} else {
+			colIDs = append(colIDs, id)
+		}
+	}
+	rows, err := v.db.Query(ctx, itemsSQL, customPlan, "", "", "", "", time.Now().Add(time.Hour), "", exIDs, colIDs)
 	if err != nil {
 		return nil, fmt.Errorf("queue items: %w", err)
 	}
