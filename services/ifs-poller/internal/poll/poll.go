@@ -168,20 +168,7 @@ func (p *Poller) pollParts(ctx context.Context, company string, st *Stats) error
 				return err
 			}
 			msgs, rejected := customerMessages(p.Connection, company, KindCustomer, pg)
-			if err := p.publish(ctx, company, KindCustomer, msgs, st); err != nil {
-				return err
-			}
-			if err := p.Watermarks.Save(ctx, p.ConnectionID, entity, last, rejected, handled); err != nil {
-				return err
-			}
-			for _, r := range rejected {
-				p.Log.WarnContext(ctx, "ifs record not published: recorded as exception",
-					"connection", p.Connection, "company", company, "kind", KindCustomer, "key", r.Key, "reason", r.Reason)
-			}
-			p.Metrics.rejected(ctx, p.Connection, company, KindCustomer, len(rejected))
-			st.Rejected += len(rejected)
-			st.Pages++
-			return nil
+			return p.commitPage(ctx, company, KindCustomer, entity, msgs, rejected, last, handled, st)
 		})
 		if err != nil {
 			return fmt.Errorf("%s: %w", part, err)
@@ -214,22 +201,8 @@ func (p *Poller) poll(ctx context.Context, company, kind string, st *Stats) erro
 		*handled = append(*handled, r)
 		return true
 	}
-	// page publishes one page and then moves the watermark past it.
 	page := func(msgs []bus.Msg, rejected []Rejected, last ifscloud.Watermark, handled []watermark.Row) error {
-		if err := p.publish(ctx, company, kind, msgs, st); err != nil {
-			return err
-		}
-		if err := p.Watermarks.Save(ctx, p.ConnectionID, entity, last, rejected, handled); err != nil {
-			return err
-		}
-		for _, r := range rejected {
-			p.Log.WarnContext(ctx, "ifs record not published: recorded as exception",
-				"connection", p.Connection, "company", company, "kind", kind, "key", r.Key, "reason", r.Reason)
-		}
-		p.Metrics.rejected(ctx, p.Connection, company, kind, len(rejected))
-		st.Rejected += len(rejected)
-		st.Pages++
-		return nil
+		return p.commitPage(ctx, company, kind, entity, msgs, rejected, last, handled, st)
 	}
 	switch kind {
 	case KindCustomer:
@@ -257,6 +230,27 @@ func (p *Poller) poll(ctx context.Context, company, kind string, st *Stats) erro
 			return page(msgs, rejected, pg.Last, handled)
 		})
 	}
+}
+
+// commitPage publishes one page's messages and, once JetStream
+// acknowledged them all, records its rejected rows and handled rows and
+// moves entity's watermark past it.
+func (p *Poller) commitPage(ctx context.Context, company, kind, entity string, msgs []bus.Msg, rejected []Rejected,
+	last ifscloud.Watermark, handled []watermark.Row, st *Stats) error {
+	if err := p.publish(ctx, company, kind, msgs, st); err != nil {
+		return err
+	}
+	if err := p.Watermarks.Save(ctx, p.ConnectionID, entity, last, rejected, handled); err != nil {
+		return err
+	}
+	for _, r := range rejected {
+		p.Log.WarnContext(ctx, "ifs record not published: recorded as exception",
+			"connection", p.Connection, "company", company, "kind", kind, "key", r.Key, "reason", r.Reason)
+	}
+	p.Metrics.rejected(ctx, p.Connection, company, kind, len(rejected))
+	st.Rejected += len(rejected)
+	st.Pages++
+	return nil
 }
 
 // publish stores msgs in batches and returns once JetStream acknowledged
