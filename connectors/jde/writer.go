@@ -520,11 +520,20 @@ type Mandate struct {
 	Cause       string
 	ReasonCode  string
 	Description string
+	// AuthorisationURL is the link where the payer authorises the mandate,
+	// while they have yet to (status pending, MandateID the billing
+	// request); empty otherwise, which clears the one kept before.
+	AuthorisationURL string
+	// AuthorisationExpiresAt is until when AuthorisationURL works.
+	AuthorisationExpiresAt time.Time
 }
 
 // PostMandateStatus records a mandate status for a customer (F03012 row of
-// the company). The orchestration keeps the status with the latest
-// OccurredAt, so outcomes arriving out of order settle on the newest.
+// the company), with the authorisation link while the payer has yet to
+// authorise (our own MLC_MandateStatus keeps it beside the status: JD
+// Edwards has no standard place for either). The orchestration keeps the
+// status with the latest OccurredAt, so outcomes arriving out of order
+// settle on the newest.
 func (w *Writer) PostMandateStatus(ctx context.Context, m Mandate) (Result, error) {
 	switch {
 	case strings.TrimSpace(m.OutcomeID) == "":
@@ -559,6 +568,11 @@ func (w *Writer) PostMandateStatus(ctx context.Context, m Mandate) (Result, erro
 		"Cause":             m.Cause,
 		"ReasonCode":        m.ReasonCode,
 		"Description":       m.Description,
+		"AuthorisationURL":  m.AuthorisationURL,
+		"LinkExpiresAt":     "",
+	}
+	if !m.AuthorisationExpiresAt.IsZero() {
+		in["LinkExpiresAt"] = m.AuthorisationExpiresAt.UTC().Format(time.RFC3339)
 	}
 	return w.orchestrate(ctx, w.cfg.Orchestrations.Mandate, in)
 }

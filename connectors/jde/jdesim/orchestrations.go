@@ -478,9 +478,17 @@ func (s *Server) recordMandate(_ *session, in inputs) (map[string]any, error) {
 	if !found {
 		return nil, notFound("customer %d has no F03012 row in company %s", an8, in["Company"])
 	}
+	if u := in["AuthorisationURL"]; u != "" && !strings.HasPrefix(u, "https://") {
+		return nil, refuse("input AuthorisationURL %q is not an https link", u)
+	}
+	if v := in["LinkExpiresAt"]; v != "" {
+		if _, err := time.Parse(time.RFC3339, v); err != nil {
+			return nil, refuse("input LinkExpiresAt %q is not RFC 3339", v)
+		}
+	}
 	row := &MandateStatus{AN8: an8, CO: in["Company"], MDID: in["MandateID"], MDST: in["Status"], SCHM: in["Scheme"],
 		CAUSE: in["Cause"], RSCD: in["ReasonCode"], DSC1: in["Description"], EVTS: at.UTC().Format(time.RFC3339),
-		EXTREF: in["ExternalReference"]}
+		EXTREF: in["ExternalReference"], AURL: in["AuthorisationURL"], AUEX: in["LinkExpiresAt"]}
 	applied := true
 	for i, m := range s.data.mandates {
 		if m.AN8 == an8 && m.CO == row.CO {

@@ -121,7 +121,7 @@ var schemas = map[string]*table{
 		{"AN8", kNum, "Address Number"}, {"CO", kStr, "Company"}, {"MDID", kStr, "Mandate ID"},
 		{"MDST", kStr, "Mandate Status"}, {"SCHM", kStr, "Scheme"}, {"CAUSE", kStr, "Cause"},
 		{"RSCD", kStr, "Reason Code"}, {"DSC1", kStr, "Description"}, {"EVTS", kStr, "Event Time"},
-		{"EXTREF", kStr, "External Reference"},
+		{"EXTREF", kStr, "External Reference"}, {"AURL", kStr, "Authorisation Link"}, {"AUEX", kStr, "Link Expires At"},
 	}},
 	"F5503B03": {name: "F5503B03", title: "GoCardless Refund Outcomes", currency: "CRCD", columns: []column{
 		{"UKID", kNum, "Unique Key"}, {"EXTREF", kStr, "External Reference"}, {"DOC", kNum, "Document Number"},
@@ -347,6 +347,11 @@ type MandateStatus struct {
 	DSC1   string `json:"DSC1"`
 	EVTS   string `json:"EVTS"` // RFC 3339 time of the GoCardless event
 	EXTREF string `json:"EXTREF"`
+	// AURL is the payer's authorisation link while the mandate awaits
+	// authorisation, AUEX (RFC 3339) until when it works; a site column
+	// of our own table, like the rest.
+	AURL string `json:"AURL"`
+	AUEX string `json:"AUEX"`
 }
 
 // RefundOutcome is an F5503B03 row: what happened to a refund document.

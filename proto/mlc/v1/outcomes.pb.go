@@ -615,7 +615,8 @@ type MandateOutcome struct {
 	Erp *ErpRef `protobuf:"bytes,3,opt,name=erp,proto3" json:"erp,omitempty"`
 	// The ERP customer the mandate was created for.
 	CustomerId string `protobuf:"bytes,4,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	// GoCardless mandate id (`MD…`).
+	// GoCardless mandate id (`MD…`); for a customer asked to authorise a mandate (status
+	// PENDING with authorisation_url), the billing request id (`BRQ…`) until the mandate exists.
 	MandateId string `protobuf:"bytes,5,opt,name=mandate_id,json=mandateId,proto3" json:"mandate_id,omitempty"`
 	// The mandate's new status.
 	Status MandateStatus `protobuf:"varint,6,opt,name=status,proto3,enum=mlc.v1.MandateStatus" json:"status,omitempty"`
@@ -629,9 +630,16 @@ type MandateOutcome struct {
 	// Human-readable details.description, posted as the ERP remark.
 	Description string `protobuf:"bytes,10,opt,name=description,proto3" json:"description,omitempty"`
 	// Payment scheme of the mandate, e.g. "bacs", "sepa_core".
-	Scheme        string `protobuf:"bytes,11,opt,name=scheme,proto3" json:"scheme,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Scheme string `protobuf:"bytes,11,opt,name=scheme,proto3" json:"scheme,omitempty"`
+	// The link where the payer authorises the mandate (a GoCardless billing request flow's
+	// authorisation_url), set while the customer has yet to authorise: AR can send it from the
+	// ERP. A later outcome of the customer without it supersedes it. Added in schema_version 1;
+	// an erp-poster that does not know it posts the status without it.
+	AuthorisationUrl string `protobuf:"bytes,12,opt,name=authorisation_url,json=authorisationUrl,proto3" json:"authorisation_url,omitempty"`
+	// Until when the link works (the flow's expires_at); set with authorisation_url.
+	AuthorisationExpiresAt *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=authorisation_expires_at,json=authorisationExpiresAt,proto3" json:"authorisation_expires_at,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *MandateOutcome) Reset() {
@@ -741,6 +749,20 @@ func (x *MandateOutcome) GetScheme() string {
 	return ""
 }
 
+func (x *MandateOutcome) GetAuthorisationUrl() string {
+	if x != nil {
+		return x.AuthorisationUrl
+	}
+	return ""
+}
+
+func (x *MandateOutcome) GetAuthorisationExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.AuthorisationExpiresAt
+	}
+	return nil
+}
+
 var File_mlc_v1_outcomes_proto protoreflect.FileDescriptor
 
 const file_mlc_v1_outcomes_proto_rawDesc = "" +
@@ -791,7 +813,7 @@ const file_mlc_v1_outcomes_proto_rawDesc = "" +
 	"reasonCode\x12 \n" +
 	"\vdescription\x18\x0e \x01(\tR\vdescription\x12\x1f\n" +
 	"\vcustomer_id\x18\x0f \x01(\tR\n" +
-	"customerId\"\x95\x03\n" +
+	"customerId\"\x98\x04\n" +
 	"\x0eMandateOutcome\x12%\n" +
 	"\x0eschema_version\x18\x01 \x01(\rR\rschemaVersion\x12\x1d\n" +
 	"\n" +
@@ -809,7 +831,9 @@ const file_mlc_v1_outcomes_proto_rawDesc = "" +
 	"reasonCode\x12 \n" +
 	"\vdescription\x18\n" +
 	" \x01(\tR\vdescription\x12\x16\n" +
-	"\x06scheme\x18\v \x01(\tR\x06scheme*\x9c\x02\n" +
+	"\x06scheme\x18\v \x01(\tR\x06scheme\x12+\n" +
+	"\x11authorisation_url\x18\f \x01(\tR\x10authorisationUrl\x12T\n" +
+	"\x18authorisation_expires_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\x16authorisationExpiresAt*\x9c\x02\n" +
 	"\x12PaymentOutcomeKind\x12$\n" +
 	" PAYMENT_OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\"\n" +
 	"\x1ePAYMENT_OUTCOME_KIND_CONFIRMED\x10\x01\x12!\n" +
@@ -871,11 +895,12 @@ var file_mlc_v1_outcomes_proto_depIdxs = []int32{
 	6,  // 8: mlc.v1.MandateOutcome.erp:type_name -> mlc.v1.ErpRef
 	2,  // 9: mlc.v1.MandateOutcome.status:type_name -> mlc.v1.MandateStatus
 	8,  // 10: mlc.v1.MandateOutcome.occurred_at:type_name -> google.protobuf.Timestamp
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	8,  // 11: mlc.v1.MandateOutcome.authorisation_expires_at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_mlc_v1_outcomes_proto_init() }

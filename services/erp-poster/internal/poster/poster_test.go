@@ -441,3 +441,32 @@ func TestChargebackCancelledBooksAgain(t *testing.T) {
 		t.Errorf("camt054 reinstatement: %v, want InvalidArgument", err)
 	}
 }
+
+// TestAuthorisationLinkToJDE: a pending mandate status with the payer's
+// authorisation link is kept in MLC_MandateStatus's row (AURL, AUEX), and
+// the authorised mandate's status replaces it, link cleared.
+func TestAuthorisationLinkToJDE(t *testing.T) {
+	e := start(t)
+	ctx := context.Background()
+	at := time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
+	post := func(id, mandate string, status mlcv1.MandateStatus, occurred time.Time, url string) {
+		t.Helper()
+		o := &mlcv1.MandateOutcome{SchemaVersion: 1, OutcomeId: id,
+			Erp: &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_JDE, Connection: "jde-corp", Company: "00001"}, CustomerId: "4242",
+			MandateId: mandate, Status: status, OccurredAt: timestamppb.New(occurred), AuthorisationUrl: url}
+		if url != "" {
+			o.AuthorisationExpiresAt = timestamppb.New(occurred.Add(7 * 24 * time.Hour))
+		}
+		if _, err := e.client.PostMandateStatus(ctx, &mlcv1.PostMandateStatusRequest{Outcome: o}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	post("EV-L-1", "BRQ1", mlcv1.MandateStatus_MANDATE_STATUS_PENDING, at, "https://pay.gocardless.com/flow/BRF1")
+	if ms := e.jde.MandateStatuses(); len(ms) != 1 || ms[0].AURL != "https://pay.gocardless.com/flow/BRF1" || ms[0].AUEX != "2026-03-09T10:00:00Z" {
+		t.Fatalf("JDE mandate row %+v, want the link and its expiry", ms)
+	}
+	post("EV-L-2", "MD1", mlcv1.MandateStatus_MANDATE_STATUS_ACTIVE, at.Add(time.Hour), "")
+	if ms := e.jde.MandateStatuses(); len(ms) != 1 || ms[0].MDID != "MD1" || ms[0].AURL != "" {
+		t.Fatalf("JDE mandate row %+v after authorisation, want MD1 and no link", ms)
+	}
+}

@@ -343,11 +343,15 @@ func (jw jdeWriter) mandate(ctx context.Context, o *mlcv1.MandateOutcome) (posti
 	if !ok {
 		return posting{}, fmt.Errorf("%w: mandate status %v", errInvalid, o.GetStatus())
 	}
-	r, err := jw.w.PostMandateStatus(ctx, jde.Mandate{
+	m := jde.Mandate{
 		OutcomeID: o.GetOutcomeId(), Company: o.GetErp().GetCompany(), Customer: o.GetCustomerId(), MandateID: o.GetMandateId(),
 		Status: status, Scheme: o.GetScheme(), OccurredAt: o.GetOccurredAt().AsTime(), Cause: o.GetCause(),
-		ReasonCode: o.GetReasonCode(), Description: o.GetDescription(),
-	})
+		ReasonCode: o.GetReasonCode(), Description: o.GetDescription(), AuthorisationURL: o.GetAuthorisationUrl(),
+	}
+	if o.GetAuthorisationExpiresAt() != nil {
+		m.AuthorisationExpiresAt = o.GetAuthorisationExpiresAt().AsTime()
+	}
+	r, err := jw.w.PostMandateStatus(ctx, m)
 	return posting{Reference: r.Reference, PostedAt: r.PostedAt, Nothing: r.NothingToPost}, err
 }
 

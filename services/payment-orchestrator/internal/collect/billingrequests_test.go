@@ -10,6 +10,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/collect"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
 )
@@ -356,5 +357,44 @@ func TestReinstatedMandateIsUsedAgain(t *testing.T) {
 	if n := r.Count(`SELECT count(*) FROM gc_ignored_events WHERE resource_type = 'billing_requests' AND action = 'cancelled'
 		AND reason LIKE '%cancelled already%'`); n != 1 {
 		t.Fatalf("the cancelled event of the closed request was not recorded as expected (%d)", n)
+	}
+}
+
+// TestAuthorisationLinkPostedToTheERP: the link a customer must open is
+// posted to the ERP as a pending mandate status (the billing request in
+// place of the mandate), once, and the authorised mandate's own status
+// follows it.
+func TestAuthorisationLinkPostedToTheERP(t *testing.T) {
+	r := standardRig(t, nil, gcsim.Options{})
+	r.Consumers("a", 2)
+	flow := awaitingPayer(t, r, "C1")
+	var url, br string
+	if err := r.DB.QueryRow(context.Background(), `SELECT authorisation_url, billing_request_id FROM mandate_requests`).Scan(&url, &br); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(time.Hour) // the catch-up reads flow_created
+	r.Advance(time.Hour) // and again: posted once
+	var links []string
+	for _, o := range r.Poster.MandateOutcomes() {
+		if o.GetAuthorisationUrl() != "" {
+			if o.GetMandateId() != br || o.GetStatus() != mlcv1.MandateStatus_MANDATE_STATUS_PENDING || o.GetCustomerId() != "C1" ||
+				o.GetAuthorisationExpiresAt().AsTime().IsZero() {
+				t.Errorf("link outcome %v", o)
+			}
+			links = append(links, o.GetAuthorisationUrl())
+		}
+	}
+	if !slices.Equal(links, []string{url}) {
+		t.Fatalf("links posted %v, want %s once", links, url)
+	}
+	if _, err := r.Sim.CompleteFlow(flow, gcsim.Payer{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		r.Advance(24 * time.Hour)
+	}
+	outs := r.Poster.MandateOutcomes()
+	if last := outs[len(outs)-1]; last.GetAuthorisationUrl() != "" || last.GetMandateId() == br {
+		t.Errorf("after authorisation the ERP's last mandate outcome is %v", last)
 	}
 }

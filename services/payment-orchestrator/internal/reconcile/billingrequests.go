@@ -9,6 +9,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
 )
 
@@ -17,7 +19,6 @@ import (
 // "Responding to Billing Request events").
 var billingRequestProgress = map[string]string{
 	"created":                       "the billing request was created (by the orchestrator, which recorded it)",
-	"flow_created":                  "a flow was created (by the orchestrator, which recorded its link)",
 	"flow_visited":                  "the payer opened the link; the request stays open",
 	"flow_exited":                   "the payer left the page without authorising; the request stays open until its link expires",
 	"collect_customer_details":      "the payer's details were collected; the mandate follows on fulfilment",
@@ -45,7 +46,12 @@ func (r *Reconciler) billingRequest(ctx context.Context, ev event) error {
 			}
 		}
 	}
-	return r.ledger.Tx(ctx, func(tx pgx.Tx) error {
+	// The registry, read before the transaction (see Handle).
+	reg, err := r.dir.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	err = r.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		fresh, err := ledger.MarkProcessed(ctx, tx, "gocardless", ev.GetEventId())
 		if err != nil || !fresh {
 			return err
@@ -53,7 +59,7 @@ func (r *Reconciler) billingRequest(ctx context.Context, ev event) error {
 		brID := ev.GetLinks()["billing_request"]
 		mr, err := ledger.LockMandateRequestByBillingRequest(ctx, tx, brID)
 		if errors.Is(err, ledger.ErrNotFound) {
-			if ev.GetResourceMetadata()["erp_customer"] != "" && ev.GetAction() == "fulfilled" {
+			if ev.GetResourceMetadata()["erp_customer"] != "" && (ev.GetAction() == "fulfilled" || ev.GetAction() == "flow_created") {
 				// Ours, but the billing request's id is not recorded yet.
 				return fmt.Errorf("billing request %s: %w", brID, errNotRecordedYet)
 			}
@@ -65,6 +71,8 @@ func (r *Reconciler) billingRequest(ctx context.Context, ev event) error {
 		switch ev.GetAction() {
 		case "fulfilled":
 			return r.fulfilled(ctx, tx, ev, mr, md)
+		case "flow_created":
+			return r.flowCreated(ctx, tx, ev, reg, mr)
 		case "cancelled", "failed":
 			if !mr.State.Open() {
 				return r.ignore(ctx, tx, ev, brID, fmt.Sprintf("mandate request %d is %s already", mr.ID, mr.State))
@@ -88,6 +96,47 @@ func (r *Reconciler) billingRequest(ctx context.Context, ev event) error {
 		}
 		return r.ignore(ctx, tx, ev, brID, reason)
 	})
+	if err != nil {
+		return err
+	}
+	return r.flush(ctx, ev.GetEventId())
+}
+
+// flowLifetime is how long a billing request flow's link lasts ("currently
+// lasts for 7 days", gocardless-nodejs Types.ts expires_at): a recorded
+// flow was created flowLifetime before its expiry.
+const flowLifetime = 7 * 24 * time.Hour
+
+// flowCreated tells the ERP the link a customer must open to authorise
+// its mandate (a MandateOutcome, status pending, with the flow's
+// authorisation_url and expiry), so AR can send it from the ERP; posted
+// with the customer's other mandate outcomes, in order. The orchestrator
+// made the flow and records its link after GoCardless answered: an event
+// that overtook the record is retried, one of a flow the request no
+// longer uses (a resend made another) is recorded as ignored.
+func (r *Reconciler) flowCreated(ctx context.Context, tx pgx.Tx, ev event, reg *accounts.Snapshot, mr ledger.MandateRequest) error {
+	flow := ev.GetLinks()["billing_request_flow"]
+	switch {
+	case !mr.State.Open():
+		return r.ignore(ctx, tx, ev, flow, fmt.Sprintf("mandate request %d is %s", mr.ID, mr.State))
+	case mr.FlowID == "" || (mr.FlowID != flow && ev.at.After(mr.FlowExpiresAt.Add(-flowLifetime))):
+		// No flow recorded yet, or one older than this event's: this
+		// flow's record (a resend's) is on its way.
+		return fmt.Errorf("flow %s of mandate request %d: %w", flow, mr.ID, errNotRecordedYet)
+	case mr.FlowID != flow:
+		return r.ignore(ctx, tx, ev, flow, "mandate request "+fmt.Sprint(mr.ID)+" uses the later flow "+mr.FlowID)
+	}
+	ref, err := erpRef(reg, mr.Key.ERP, mr.Key.ConnectionID, mr.Key.Company)
+	if err != nil {
+		return err
+	}
+	out := &mlcv1.MandateOutcome{
+		SchemaVersion: 1, OutcomeId: ev.GetEventId() + ":" + mr.Key.Company + ":" + mr.Key.CustomerID, Erp: ref,
+		CustomerId: mr.Key.CustomerID, MandateId: mr.BillingRequestID, Status: mlcv1.MandateStatus_MANDATE_STATUS_PENDING,
+		OccurredAt: ts(ev.at), Description: "awaiting the payer's authorisation of the mandate",
+		AuthorisationUrl: mr.AuthorisationURL, AuthorisationExpiresAt: ts(mr.FlowExpiresAt),
+	}
+	return queue(ctx, tx, ev, "customer", mr.Key.String(), "mandate", out.GetOutcomeId(), out)
 }
 
 // fulfilled links the billing request's mandate to the ERP customer.
