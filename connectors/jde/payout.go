@@ -286,8 +286,12 @@ func (w *Writer) feeEntry(ctx context.Context, p Payout, a PayoutAccounts) (Resu
 	dec := func(n int64) string { s, _ := money.FromMinor(n, p.Currency); return s }
 	text := "GC fees " + p.PayoutID // F0911 EXA is alpha 30; the id is at most 15
 
+	// The key names the company: a payout that settled invoices of two
+	// companies of this connection is two deposits, each with its own
+	// fees, and one key for both would take the second for a repeat of
+	// the first and leave its fees unbooked.
 	in := JournalEntryInput{
-		EDUS: w.cfg.ReceiptsUser, EDBT: p.PayoutID, EDTN: payoutKey("fees", p.PayoutID), EDSP: "0", EDTC: "A", EDTR: "J",
+		EDUS: w.cfg.ReceiptsUser, EDBT: p.PayoutID, EDTN: payoutKey("fees", p.PayoutID, p.Company), EDSP: "0", EDTC: "A", EDTR: "J",
 		DCT: "JE", KCO: p.Company, DGJ: isoDate(p.ArrivalDate), CRCD: p.Currency, CRRM: mode, EXA: text,
 	}
 	add := func(account string, aa int64) {

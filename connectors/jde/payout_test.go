@@ -72,3 +72,44 @@ func TestPayoutNeedsItsAccounts(t *testing.T) {
 		t.Errorf("refusals wrote: %d journal lines, %d receipts", len(e.sim.JournalInputs()), len(e.sim.Receipts()))
 	}
 }
+
+// TestPayoutFeesOfEachCompany: a payout that settled invoices of two
+// companies of one connection is two deposits (erp-poster posts one per
+// connection and company), each with its own fees. Each company's fees are
+// their own journal entry: the second is not taken for a repeat of the
+// first (the entry's key names the company), and a repeat of either
+// writes nothing.
+func TestPayoutFeesOfEachCompany(t *testing.T) {
+	accounts := map[string]jde.PayoutAccounts{
+		"00001": {Fee: "HQ.6570", Bank: "HQ.1110.GC"},
+		"00002": {Fee: "EU.6570", Bank: "EU.1110.GC"},
+	}
+	e, w := writerEnv(t, jde.WriterConfig{PayoutAccounts: accounts})
+	ctx := context.Background()
+	deposit := func(company string, fees int64) jde.Payout {
+		return jde.Payout{PayoutID: "PO7", Reference: "REF", Company: company, ArrivalDate: paidAt,
+			Currency: "USD", AmountMinor: fees, FeesMinor: fees}
+	}
+	first, err := w.PostPayout(ctx, deposit("00001", -120))
+	if err != nil || first.AlreadyPosted {
+		t.Fatalf("company 00001: %+v, %v", first, err)
+	}
+	second, err := w.PostPayout(ctx, deposit("00002", -80))
+	if err != nil || second.AlreadyPosted || second.FeeReference == first.FeeReference {
+		t.Fatalf("company 00002: %+v, %v; want its own entry, not %q", second, err, first.FeeReference)
+	}
+	booked := map[string]int64{}
+	for _, l := range e.sim.JournalInputs() {
+		booked[l.VNANI] += l.VNAA
+	}
+	want := map[string]int64{"HQ.6570": 120, "HQ.1110.GC": -120, "EU.6570": 80, "EU.1110.GC": -80}
+	for acct, aa := range want {
+		if booked[acct] != aa {
+			t.Errorf("account %s booked %d, want %d (all: %v)", acct, booked[acct], aa, booked)
+		}
+	}
+	again, err := w.PostPayout(ctx, deposit("00002", -80))
+	if err != nil || !again.AlreadyPosted || again.FeeReference != second.FeeReference || len(e.sim.JournalInputs()) != 4 {
+		t.Errorf("repeat of 00002: %+v, %v, %d journal lines", again, err, len(e.sim.JournalInputs()))
+	}
+}
