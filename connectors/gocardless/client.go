@@ -80,6 +80,7 @@ type options struct {
 	clock       Clock
 	log         *slog.Logger
 	userAgent   string
+	shared      func(tokenFingerprint string) SharedWindow
 }
 
 // WithHTTPClient sends requests with a copy of hc (its timeout, jar and
@@ -119,6 +120,16 @@ func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(o *options) { o.userAgent = ua } }
+
+// newLimiter is the client's pacing: shared with the token's other
+// clients when o says where (WithSharedBudget).
+func newLimiter(o options, token secrets.Value) *limiter {
+	l := &limiter{clock: o.clock, off: !o.pacing}
+	if o.shared != nil && o.pacing {
+		l.shared = newSharedBudget(o.shared(TokenFingerprint(token)), o.clock)
+	}
+	return l
+}
 
 // New returns a client for the API at baseURL (LiveURL, SandboxURL or a
 // simulator) authenticating with token.
@@ -182,7 +193,7 @@ func New(baseURL string, token secrets.Value, opts ...Option) (*Client, error) {
 		clock:     o.clock,
 		backoff:   o.backoff,
 		limited:   o.limited,
-		pace:      &limiter{clock: o.clock, off: !o.pacing},
+		pace:      newLimiter(o, token),
 		breaker:   breaker.New[*answer]("gocardless/"+name, bo),
 	}, nil
 }
@@ -400,7 +411,7 @@ func (c *Client) attempt(ctx context.Context, r request) (*answer, error) {
 		}
 		return nil, &networkError{fmt.Errorf("read answer: %w", err)}
 	}
-	c.pace.observe(resp.Header)
+	c.pace.observe(ctx, resp.Header)
 	a := &answer{header: resp.Header, body: b}
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return a, nil

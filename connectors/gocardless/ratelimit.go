@@ -2,6 +2,7 @@ package gocardless
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -20,10 +21,13 @@ const spreadBelow = 4 // remaining <= limit/spreadBelow
 // the new window.
 const waitForNews = 50 * time.Millisecond
 
-// limiter paces requests by the RateLimit-* headers of the answers.
+// limiter paces requests by the RateLimit-* headers of the answers: by a
+// budget shared with the token's other clients when it has one
+// (sharedbudget.go), else, or while that is unavailable, alone.
 type limiter struct {
-	clock Clock
-	off   bool
+	clock  Clock
+	off    bool
+	shared *sharedBudget
 
 	mu        sync.Mutex
 	limit     int       // requests per window; 0 until an answer says
@@ -37,6 +41,18 @@ type limiter struct {
 func (l *limiter) acquire(ctx context.Context) error {
 	if l.off {
 		return nil
+	}
+	if l.shared != nil && l.shared.usable() {
+		err := l.shared.acquire(ctx)
+		if !errors.Is(err, errSharedUnavailable) {
+			if err == nil {
+				l.mu.Lock()
+				l.inflight++
+				l.mu.Unlock()
+			}
+			return err
+		}
+		// Paced alone until the shared window answers again.
 	}
 	for {
 		d := l.take()
@@ -99,7 +115,7 @@ func (l *limiter) done() {
 // and requests in flight are not yet counted by the answer. An answer
 // naming another end of window (a new window, or a 429 saying when to
 // come back) replaces the estimate.
-func (l *limiter) observe(h http.Header) {
+func (l *limiter) observe(ctx context.Context, h http.Header) {
 	if l.off {
 		return
 	}
@@ -112,6 +128,9 @@ func (l *limiter) observe(h http.Header) {
 		return
 	}
 	reset := now.Add(left)
+	if l.shared != nil && l.shared.usable() {
+		l.shared.observe(ctx, limit, remaining, reset)
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	// The other requests in flight may be counted in remaining or not;

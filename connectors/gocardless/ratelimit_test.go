@@ -35,7 +35,7 @@ func answered(t *testing.T, l *limiter, h http.Header) {
 	if d := l.take(); d != 0 {
 		t.Fatalf("take waited %v, want a slot", d)
 	}
-	l.observe(h)
+	l.observe(context.Background(), h)
 	l.done()
 }
 
@@ -45,7 +45,7 @@ func TestLimiterBurstsWhileBudgetIsHigh(t *testing.T) {
 	if d := l.take(); d != 0 {
 		t.Fatalf("without any answer take waited %v", d)
 	}
-	l.observe(headers(t0, 100, 60, t0.Add(time.Minute)))
+	l.observe(context.Background(), headers(t0, 100, 60, t0.Add(time.Minute)))
 	l.done()
 	// 60 -> 26 remaining: above a quarter of 100, no spacing.
 	for i := range 34 {
@@ -145,7 +145,7 @@ func TestLimiterCountsRequestsInFlight(t *testing.T) {
 			t.Fatalf("waited %v", d)
 		}
 	}
-	l.observe(headers(t0, 10, 8, t0.Add(2*time.Minute)))
+	l.observe(context.Background(), headers(t0, 10, 8, t0.Add(2*time.Minute)))
 	l.done()
 	if l.remaining != 4 {
 		t.Fatalf("remaining = %d, want 4 (8 less the 4 still in flight)", l.remaining)

@@ -277,6 +277,20 @@ func TestNATSAuthorization(t *testing.T) {
 					t.Errorf("%s may publish %s", svc, other)
 				}
 			}
+			// The orchestrator's key-value buckets (the audit log's
+			// checkpoints, the shared GoCardless rate budgets): it, and no
+			// other service, writes them.
+			for _, bucket := range []string{"MLC_AUDIT_CHECKPOINTS", "MLC_GC_RATE_BUDGETS"} {
+				kctx, kcancel := context.WithTimeout(ctx, 2*time.Second)
+				kv, err := b.JetStream().CreateOrUpdateKeyValue(kctx, jetstream.KeyValueConfig{Bucket: bucket})
+				if err == nil {
+					_, err = kv.Put(kctx, "k", []byte("v"))
+				}
+				kcancel()
+				if (err == nil) != (svc == "payment-orchestrator") {
+					t.Errorf("%s writing bucket %s: %v", svc, bucket, err)
+				}
+			}
 			// A refused request is never answered: wait briefly.
 			dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
 			defer dcancel()

@@ -62,6 +62,7 @@ import (
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/collect"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/deadletter"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ratebudget"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
 )
 
@@ -113,9 +114,16 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 
+	// Replicas collecting with one GoCardless token share its rate limit.
+	budgets, err := ratebudget.Open(ctx, svc.Bus.JetStream(), cfg.Streams.Replicas)
+	if err != nil {
+		return err
+	}
+
 	led := ledger.New(svc.DB)
 	dir := accounts.New(svc.Connections, 30*time.Second, func(name string) []gocardless.Option {
-		return []gocardless.Option{gocardless.WithLogger(svc.Log), gocardless.WithBreaker("gocardless/"+name, breaker.Options{})}
+		return []gocardless.Option{gocardless.WithLogger(svc.Log), gocardless.WithBreaker("gocardless/"+name, breaker.Options{}),
+			gocardless.WithSharedBudget(budgets.Window)}
 	})
 	collector := collect.New(led, dir, svc.Log)
 	collector.CustomerWait = customerWait

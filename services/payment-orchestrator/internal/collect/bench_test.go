@@ -75,14 +75,14 @@ func BenchmarkCollectAtRateLimit(b *testing.B) {
 }
 
 // BenchmarkCollectThreeReplicasAtRateLimit: three orchestrator replicas,
-// each with its own GoCardless client (its own pacing), share one token
-// and its rate limit (scaled down as in BenchmarkCollectAtRateLimit);
-// reports the request rate as a share of the limit, the 429s met, and
-// GoCardless calls per invoice. Run whole windows' budgets
-// (-benchtime=1800x).
+// each with its own GoCardless client, share one token and its rate limit
+// (scaled down as in BenchmarkCollectAtRateLimit) through the shared
+// budget in JetStream, as the service runs; reports the request rate as a
+// share of the limit, the 429s met, and GoCardless calls per invoice. Run
+// whole windows' budgets (-benchtime=1800x).
 func BenchmarkCollectThreeReplicasAtRateLimit(b *testing.B) {
 	const limit, window = 600, 20 * time.Second
-	r := rig.New(b, rig.Options{Sim: gcsim.Options{RateLimit: limit, RateWindow: window}})
+	r := rig.New(b, rig.Options{Sim: gcsim.Options{RateLimit: limit, RateWindow: window}, SharedRateBudget: true})
 	r.Consumers("a", 32)
 	r.SeparateReplica("b", 32)
 	r.SeparateReplica("c", 32)

@@ -44,6 +44,7 @@ import (
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/collect"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/deadletter"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ratebudget"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
 )
 
@@ -73,6 +74,7 @@ type Rig struct {
 	GCRequests  *Counter
 	consuming   bool
 	erpDurables []string
+	gcOptions   []gocardless.Option
 }
 
 // Options tune New.
@@ -84,6 +86,9 @@ type Options struct {
 	// e.g. {"mandate_setup": "billing_request"}. By default the rig sets
 	// mandates up directly, on a creditor approved for that.
 	GC map[string]any
+	// SharedRateBudget makes every replica's GoCardless client pace by
+	// one budget in JetStream (internal/ratebudget), as the service does.
+	SharedRateBudget bool
 }
 
 // New builds a rig; everything stops when the test ends.
@@ -153,9 +158,15 @@ func New(t testing.TB, o Options) *Rig {
 			"gocardless": GCConnection, "creditors": map[string]any{"10": creditor, "20": creditor}},
 		Secrets: map[string]secrets.Value{"client_secret": secrets.NewValue("ifs-rig-secret")}})
 
-	r.Dir = accounts.New(r.Registry, time.Minute, func(name string) []gocardless.Option {
-		return []gocardless.Option{gocardless.WithTransport(r.GCRequests)}
-	})
+	r.gcOptions = []gocardless.Option{gocardless.WithTransport(r.GCRequests)}
+	if o.SharedRateBudget {
+		budgets, err := ratebudget.Open(context.Background(), r.Bus.JetStream(), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.gcOptions = append(r.gcOptions, gocardless.WithSharedBudget(budgets.Window))
+	}
+	r.Dir = accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option { return r.gcOptions })
 	r.Ledger = ledger.New(r.DB)
 	r.Collector = collect.New(r.Ledger, r.Dir, r.Log)
 	r.Collector.Now = r.Sim.Now
@@ -178,9 +189,7 @@ func (r *Rig) Consumers(replica string, workers int) {
 // its own rate-limit pacing), the same database, registry and token.
 func (r *Rig) SeparateReplica(replica string, workers int) {
 	r.T.Helper()
-	dir := accounts.New(r.Registry, time.Minute, func(name string) []gocardless.Option {
-		return []gocardless.Option{gocardless.WithTransport(r.GCRequests)}
-	})
+	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option { return r.gcOptions })
 	c := collect.New(ledger.New(r.DB), dir, r.Log)
 	c.Now, c.CustomerWait = r.Sim.Now, r.Collector.CustomerWait
 	ctx, cancel := context.WithCancel(context.Background())
