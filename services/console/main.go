@@ -161,12 +161,13 @@ func run(ctx context.Context, args []string) error {
 	return svc.Run(ctx,
 		service.HTTPServer("console", ln, srv.Handler()),
 		service.Worker{Name: "overview", Run: overview.Run},
-		service.Worker{Name: "session-sweeper", Run: func(ctx context.Context) error { return sweep(ctx, sessions, svc.Log) }},
+		service.Worker{Name: "session-sweeper", Run: func(ctx context.Context) error { return sweep(ctx, sessions, srv, svc.Log) }},
 	)
 }
 
-// sweep deletes expired sessions now and then.
-func sweep(ctx context.Context, sessions *session.Store, log *slog.Logger) error {
+// sweep deletes expired sessions and the sign-in counts of ended windows
+// now and then.
+func sweep(ctx context.Context, sessions *session.Store, srv *web.Server, log *slog.Logger) error {
 	t := time.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
@@ -174,6 +175,9 @@ func sweep(ctx context.Context, sessions *session.Store, log *slog.Logger) error
 			log.WarnContext(ctx, "session sweep", "error", err)
 		} else if n > 0 {
 			log.InfoContext(ctx, "expired sessions deleted", "count", n)
+		}
+		if _, err := srv.SweepLoginLimits(ctx); err != nil && ctx.Err() == nil {
+			log.WarnContext(ctx, "sign-in limit sweep", "error", err)
 		}
 		select {
 		case <-ctx.Done():

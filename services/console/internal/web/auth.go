@@ -1,18 +1,19 @@
 package web
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
-	"sync"
-	"time"
 
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/services/console/internal/loginlimit"
 	"github.com/ml-connector/ml-connector/services/console/internal/session"
 	"github.com/ml-connector/ml-connector/services/console/users"
 )
@@ -60,19 +61,36 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	client := clientAddr(r)
-	if !s.limiter.allow("name:"+strings.ToLower(name)) || !s.limiter.allow("addr:"+client) {
+	// The address first: a client over its limit then cannot add a row
+	// per name it tries.
+	byAddr, ok, err := s.limiter.Begin(r.Context(), "addr:"+client)
+	var byName *loginlimit.Attempt
+	if err == nil && ok {
+		byName, ok, err = s.limiter.Begin(r.Context(), "name:"+strings.ToLower(name))
+	}
+	if err != nil {
+		s.fail(w, r, http.StatusInternalServerError, errors.Join(err, byAddr.Cancel(r.Context())))
+		return
+	}
+	if !ok {
+		if err := byAddr.Cancel(r.Context()); err != nil {
+			s.log.WarnContext(r.Context(), "sign-in limit", "error", err)
+		}
 		s.log.WarnContext(r.Context(), "sign-in rate limited", "user", truncate(name, 64), "client", client)
-		w.Header().Set("Retry-After", "60")
+		w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.LoginWindow.Seconds())+1))
 		s.showLogin(w, r, http.StatusTooManyRequests, name, "Too many failed sign-ins. Wait a few minutes and try again.")
 		return
 	}
 	u, err := s.users.Authenticate(r.Context(), name, secrets.NewValue(r.PostFormValue("password")))
 	if errors.Is(err, users.ErrBadCredentials) {
-		s.limiter.fail("name:" + strings.ToLower(name))
-		s.limiter.fail("addr:" + client)
+		// Both attempts stay counted.
 		s.log.InfoContext(r.Context(), "sign-in refused", "user", truncate(name, 64), "client", client)
 		s.showLogin(w, r, http.StatusUnauthorized, name, "Unknown user or wrong password.")
 		return
+	}
+	// Right password, or the check failed: not a failed guess.
+	if cerr := errors.Join(byName.Cancel(r.Context()), byAddr.Cancel(r.Context())); cerr != nil {
+		s.log.WarnContext(r.Context(), "sign-in limit", "error", cerr)
 	}
 	if err != nil {
 		s.fail(w, r, http.StatusInternalServerError, err)
@@ -127,66 +145,7 @@ func clientAddr(r *http.Request) string {
 	return host
 }
 
-// limiter counts failed sign-ins per key in a fixed window. It holds at
-// most max keys; when full, it refuses new keys rather than forgetting old
-// ones, so flooding it with names cannot reset a victim's count.
-type limiter struct {
-	mu     sync.Mutex
-	limit  int
-	window time.Duration
-	max    int
-	now    func() time.Time
-	seen   map[string]*window
-}
-
-type window struct {
-	start    time.Time
-	failures int
-}
-
-func newLimiter(limit int, w time.Duration, max int) *limiter {
-	return &limiter{limit: limit, window: w, max: max, now: time.Now, seen: map[string]*window{}}
-}
-
-// allow reports whether key may try again.
-func (l *limiter) allow(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	w := l.current(key)
-	if w == nil {
-		return false
-	}
-	return w.failures < l.limit
-}
-
-// fail counts a failed attempt of key.
-func (l *limiter) fail(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if w := l.current(key); w != nil {
-		w.failures++
-	}
-}
-
-// current returns key's window, started afresh when the old one ended, or
-// nil when the table is full.
-func (l *limiter) current(key string) *window {
-	now := l.now()
-	w, ok := l.seen[key]
-	if ok && now.Sub(w.start) < l.window {
-		return w
-	}
-	if !ok && len(l.seen) >= l.max {
-		for k, old := range l.seen {
-			if now.Sub(old.start) >= l.window {
-				delete(l.seen, k)
-			}
-		}
-		if len(l.seen) >= l.max {
-			return nil
-		}
-	}
-	w = &window{start: now}
-	l.seen[key] = w
-	return w
+// SweepLoginLimits deletes the sign-in counts of ended windows.
+func (s *Server) SweepLoginLimits(ctx context.Context) (int64, error) {
+	return s.limiter.Sweep(ctx)
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/ml-connector/ml-connector/platform/connections"
+	"github.com/ml-connector/ml-connector/services/console/internal/loginlimit"
 	"github.com/ml-connector/ml-connector/services/console/internal/session"
 	"github.com/ml-connector/ml-connector/services/console/internal/views"
 	"github.com/ml-connector/ml-connector/services/console/users"
@@ -46,7 +47,8 @@ const (
 // Config is what the server needs besides its stores.
 type Config struct {
 	// LoginAttempts is how many failed sign-ins a user name or a client
-	// address may make per LoginWindow before being refused.
+	// address may make per LoginWindow before being refused, counted
+	// across every console replica on the same database.
 	LoginAttempts int
 	LoginWindow   time.Duration
 	// OIDC, when set, offers sign-in through the company's provider.
@@ -65,7 +67,7 @@ type Server struct {
 	views    *views.Views
 	desk     *operator.Desk
 	conns    *connections.Store
-	limiter  *limiter
+	limiter  *loginlimit.Limiter
 	pages    map[string]*template.Template
 }
 
@@ -74,8 +76,12 @@ func New(cfg Config, log *slog.Logger, db *pgxpool.Pool, us *users.Store, ss *se
 	if cfg.LoginAttempts < 1 || cfg.LoginWindow <= 0 || cfg.Overview == nil {
 		return nil, errors.New("web: login attempts and window must be positive, and an overview refresher given")
 	}
+	limiter, err := loginlimit.New(db, cfg.LoginAttempts, cfg.LoginWindow)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, db: db, log: log, users: us, sessions: ss, desk: desk, conns: conns, views: v,
-		limiter: newLimiter(cfg.LoginAttempts, cfg.LoginWindow, 100_000), pages: map[string]*template.Template{}}
+		limiter: limiter, pages: map[string]*template.Template{}}
 	names, err := fs.Glob(assets, "templates/*.html")
 	if err != nil {
 		return nil, err

@@ -49,6 +49,9 @@ type world struct {
 	Conns *connections.Store
 	Srv   *httptest.Server
 	log   *strings.Builder
+	// newServer makes another console over the same database and stores,
+	// as a second replica would be.
+	newServer func() (*web.Server, error)
 }
 
 func newWorld(t *testing.T) *world {
@@ -149,7 +152,10 @@ func newWorldWith(t *testing.T, oidc func(consoleURL string) *web.OIDC) *world {
 	if oidc != nil {
 		cfg.OIDC = oidc("https://" + w.Srv.Listener.Addr().String())
 	}
-	srv, err := web.New(cfg, log, w.DB, us, session.NewStore(w.DB, time.Hour), desk, w.Conns, v)
+	w.newServer = func() (*web.Server, error) {
+		return web.New(cfg, log, w.DB, us, session.NewStore(w.DB, time.Hour), desk, w.Conns, v)
+	}
+	srv, err := w.newServer()
 	if err != nil {
 		t.Fatal(err)
 	}
