@@ -110,9 +110,9 @@ var perKeyQueries = []struct {
 
 	// Payouts (ledger/payouts.go, settlement): every payouts paid event, mlcctl payouts show, the console.
 	{"ledger.PayoutByGC", `SELECT * FROM payouts WHERE gc_payout_id = $1`, []any{"PO42"}},
-	{"ledger.PaidOutElsewhere: payments already paid out in another payout",
+	{"ledger.PaidOutBefore: payments already paid out in a stored payout",
 		`SELECT i.gc_payment_id, p.gc_payout_id FROM payout_items i JOIN payouts p ON p.id = i.payout_id
-		WHERE i.gc_payment_id = ANY($1) AND i.type = 'payment_paid_out' AND i.payout_id <> $2`, []any{[]string{"PM500", "PM501", "PM502"}, 1}},
+		WHERE i.gc_payment_id = ANY($1) AND i.type = 'payment_paid_out' AND NOT i.duplicate`, []any{[]string{"PM500", "PM501", "PM502"}}},
 	{"payout items of a collection", `SELECT * FROM payout_items WHERE collection_id = $1`, []any{500}},
 	{"ledger.PayoutOutcomePosted: the payout of a deposit",
 		`SELECT p.id, p.gc_payout_id, p.state, p.event_id FROM payouts p

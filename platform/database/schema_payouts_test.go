@@ -52,6 +52,17 @@ func TestPayoutSchemaConstraints(t *testing.T) {
 		{name: "item unmatched", setup: payout("posting", 1000, 10000, "") + end,
 			sql: `INSERT INTO payout_items (payout_id, seq, type, amount_tenths, gc_payment_id, match)
 				VALUES ((SELECT id FROM payouts), 1, 'payment_paid_out', 10450, 'PM999', 'unmatched')`},
+		{name: "payment paid out twice", setup: payout("posting", 1000, 10000, "") + end + `;
+			INSERT INTO payout_items (payout_id, seq, type, amount_tenths, gc_payment_id, match) VALUES ((SELECT id FROM payouts), 1, 'payment_paid_out', 10450, 'PM999', 'unmatched')`,
+			sql: `INSERT INTO payout_items (payout_id, seq, type, amount_tenths, gc_payment_id, match)
+				VALUES ((SELECT id FROM payouts), 2, 'payment_paid_out', 10450, 'PM999', 'unmatched')`, wantCode: codeUnique},
+		{name: "payment paid out twice, marked duplicate", setup: payout("posting", 1000, 10000, "") + end + `;
+			INSERT INTO payout_items (payout_id, seq, type, amount_tenths, gc_payment_id, match) VALUES ((SELECT id FROM payouts), 1, 'payment_paid_out', 10450, 'PM999', 'unmatched')`,
+			sql: `INSERT INTO payout_items (payout_id, seq, type, amount_tenths, gc_payment_id, match, duplicate)
+				VALUES ((SELECT id FROM payouts), 2, 'payment_paid_out', 10450, 'PM999', 'unmatched', true)`},
+		{name: "fee marked duplicate", setup: payout("posting", 1000, 10000, "") + end,
+			sql: `INSERT INTO payout_items (payout_id, seq, type, amount_tenths, gc_payment_id, match, duplicate)
+				VALUES ((SELECT id FROM payouts), 1, 'gocardless_fee', -450, 'PM999', 'unmatched', true)`, wantCode: codeCheck},
 		{name: "item taxes not a list", setup: payout("posting", 1000, 10000, "") + end,
 			sql: `INSERT INTO payout_items (payout_id, seq, type, amount_tenths, match, taxes)
 				VALUES ((SELECT id FROM payouts), 1, 'gocardless_fee', -450, 'unmatched', '{}')`, wantCode: codeCheck},

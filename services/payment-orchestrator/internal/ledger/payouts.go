@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // PayoutState is where a stored GoCardless payout is (payouts.state).
@@ -98,6 +99,11 @@ type PayoutItem struct {
 	ERPConnectionID int64
 	Company         string
 	InvoiceID       string
+	// Duplicate marks a payment_paid_out item whose payment an item
+	// stored before it pays out already (payout_items.duplicate): at most
+	// one item per payment is not a duplicate (the database's index
+	// payout_items_paid_out_once; see IsPaidOutTwice).
+	Duplicate bool
 }
 
 // PayoutDeposit is one deposit of a payout into one ERP connection and
@@ -188,11 +194,11 @@ func InsertPayout(ctx context.Context, tx pgx.Tx, p Payout, items []PayoutItem) 
 		}
 		rows[i] = []any{p.ID, it.Seq, it.Type, it.AmountTenths, nilIfEmpty(it.PaymentID), nilIfEmpty(it.MandateID),
 			nilIfEmpty(it.RefundID), taxes, match, nilIfZero(it.CollectionID), nilIfZero(it.RefundRowID),
-			nilIfEmpty(it.ERP), nilIfZero(it.ERPConnectionID), nilIfEmpty(it.Company), nilIfEmpty(it.InvoiceID)}
+			nilIfEmpty(it.ERP), nilIfZero(it.ERPConnectionID), nilIfEmpty(it.Company), nilIfEmpty(it.InvoiceID), it.Duplicate}
 	}
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"payout_items"}, []string{"payout_id", "seq", "type", "amount_tenths",
 		"gc_payment_id", "gc_mandate_id", "gc_refund_id", "taxes", "match", "collection_id", "refund_id", "erp",
-		"erp_connection_id", "company", "invoice_id"}, pgx.CopyFromRows(rows)); err != nil {
+		"erp_connection_id", "company", "invoice_id", "duplicate"}, pgx.CopyFromRows(rows)); err != nil {
 		return p, false, fmt.Errorf("store %d items of payout %s: %w", len(items), p.GCPayoutID, err)
 	}
 	return p, true, record(ctx, tx, PayoutAggregate, p.GCPayoutID, "payout.fetched",
@@ -379,17 +385,19 @@ func (l *Ledger) PaymentsToPlace(ctx context.Context, paymentIDs []string, manda
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-// PaidOutElsewhere returns, of paymentIDs, those a payment_paid_out item
-// of another payout than payoutRowID already pays out, with that payout's
-// GoCardless id.
-func PaidOutElsewhere(ctx context.Context, tx pgx.Tx, payoutRowID int64, paymentIDs []string) (map[string]string, error) {
+// PaidOutBefore returns, of paymentIDs, those a stored payment_paid_out
+// item already pays out, with the GoCardless id of the payout it is in.
+// Two transactions may both find none for a payment; the second to store
+// its item then fails on the database's index (IsPaidOutTwice), and
+// storing again finds the first.
+func PaidOutBefore(ctx context.Context, tx pgx.Tx, paymentIDs []string) (map[string]string, error) {
 	out := map[string]string{}
 	if len(paymentIDs) == 0 {
 		return out, nil
 	}
 	rows, err := tx.Query(ctx, `
 		SELECT i.gc_payment_id, p.gc_payout_id FROM payout_items i JOIN payouts p ON p.id = i.payout_id
-		WHERE i.gc_payment_id = ANY($1) AND i.type = 'payment_paid_out' AND i.payout_id <> $2`, paymentIDs, payoutRowID)
+		WHERE i.gc_payment_id = ANY($1) AND i.type = 'payment_paid_out' AND NOT i.duplicate`, paymentIDs)
 	if err != nil {
 		return nil, fmt.Errorf("payments paid out before: %w", err)
 	}
@@ -402,6 +410,18 @@ func PaidOutElsewhere(ctx context.Context, tx pgx.Tx, payoutRowID int64, payment
 		out[pm] = po
 	}
 	return out, rows.Err()
+}
+
+// paidOutOnce is the unique index that lets one payment_paid_out item per
+// payment not be a duplicate (migration 00016).
+const paidOutOnce = "payout_items_paid_out_once"
+
+// IsPaidOutTwice reports whether err is a payout's item failing on
+// paidOutOnce: another transaction stored an item paying out the same
+// payment after this one looked (PaidOutBefore).
+func IsPaidOutTwice(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == paidOutOnce
 }
 
 func payoutView(p Payout) map[string]any {

@@ -158,7 +158,7 @@ func (r *Reconciler) payoutEvent(ctx context.Context, ev event) error {
 	if err != nil {
 		return err
 	}
-	err = r.ledger.Tx(ctx, func(tx pgx.Tx) error {
+	store := func(tx pgx.Tx) error {
 		fresh, err := ledger.MarkProcessed(ctx, tx, "gocardless", ev.GetEventId())
 		if err != nil {
 			return err
@@ -173,7 +173,17 @@ func (r *Reconciler) payoutEvent(ctx context.Context, ev event) error {
 			return nil // applied before, and the lease with it
 		}
 		return err
-	})
+	}
+	// A payout storing a payment another one committed meanwhile fails on
+	// the database's index; stored again, the other is found and this one's
+	// item marked a duplicate. Each try waits for the other to commit, so a
+	// second try is enough unless a third payout raced too.
+	for try := 1; ; try++ {
+		err = r.ledger.Tx(ctx, store)
+		if !ledger.IsPaidOutTwice(err) || try == 3 {
+			break
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -288,6 +298,10 @@ func (r *Reconciler) storePayout(ctx context.Context, tx pgx.Tx, ev event, poID 
 	if err != nil {
 		return err
 	}
+	twice, err := markDuplicates(ctx, tx, poID, items)
+	if err != nil {
+		return err
+	}
 	p := payoutRow(f, ev.GetEventId(), items)
 	p, inserted, err := ledger.InsertPayout(ctx, tx, p, items)
 	if err != nil {
@@ -302,6 +316,16 @@ func (r *Reconciler) storePayout(ctx context.Context, tx pgx.Tx, ev event, poID 
 		return err
 	}
 
+	// Every paid invoice in exactly one payout: a payment GoCardless pays
+	// out a second time is raised, and posted as GoCardless paid it.
+	if len(twice) > 0 {
+		ids := sortedKeys(twice)
+		if err := raise("payout_duplicate_payment", fmt.Sprintf("payout %s pays out %d payment(s) already paid out: %s", poID, len(ids),
+			strings.Join(firstN(ids, 10), ", ")), map[string]any{"payments": firstN(ids, 100), "paid_out_in": firstOf(twice, ids, 100)}); err != nil {
+			return err
+		}
+	}
+
 	if lo, hi := gocardless.RoundTenths(f.sum); p.AmountMinor != lo && p.AmountMinor != hi {
 		reason := fmt.Sprintf("payout %s (%s) of %d %s: its %d items add up to %s, not to its amount", poID, p.Reference,
 			p.AmountMinor, p.Currency, len(items), tenthsText(f.sum))
@@ -311,33 +335,6 @@ func (r *Reconciler) storePayout(ctx context.Context, tx pgx.Tx, ev event, poID 
 		}
 		_, err := ledger.SetPayoutState(ctx, tx, p, ledger.PayoutMismatch, reason)
 		return err
-	}
-
-	// Every paid invoice in exactly one payout: a payment GoCardless pays
-	// out a second time is raised, and posted as GoCardless paid it.
-	var paidOut []string
-	for _, it := range items {
-		if it.Type == gocardless.PayoutItemPaymentPaidOut && it.PaymentID != "" {
-			paidOut = append(paidOut, it.PaymentID)
-		}
-	}
-	twice, err := ledger.PaidOutElsewhere(ctx, tx, p.ID, paidOut)
-	if err != nil {
-		return err
-	}
-	seen := map[string]bool{}
-	for _, id := range paidOut {
-		if seen[id] {
-			twice[id] = poID // twice within this payout
-		}
-		seen[id] = true
-	}
-	if len(twice) > 0 {
-		ids := sortedKeys(twice)
-		if err := raise("payout_duplicate_payment", fmt.Sprintf("payout %s pays out %d payment(s) already paid out: %s", poID, len(ids),
-			strings.Join(firstN(ids, 10), ", ")), map[string]any{"payments": firstN(ids, 100), "paid_out_in": twice}); err != nil {
-			return err
-		}
 	}
 
 	if p.UnmatchedCount > 0 {
@@ -380,6 +377,49 @@ func (r *Reconciler) storePayout(ctx context.Context, tx pgx.Tx, ev event, poID 
 	}
 	_, err = ledger.SetPayoutState(ctx, tx, p, ledger.PayoutPosting, fmt.Sprintf("%d deposit(s) queued for erp-poster", len(deposits)))
 	return err
+}
+
+// markDuplicates marks the payment_paid_out items whose payment a stored
+// payout, or an earlier item of this one, pays out already, and returns
+// those payments with the payout that paid them out first. The database
+// holds every payment to one unmarked item: should another transaction
+// store one for the same payment before this one commits, storing fails
+// (ledger.IsPaidOutTwice) and is tried again, finding it.
+func markDuplicates(ctx context.Context, tx pgx.Tx, poID string, items []ledger.PayoutItem) (map[string]string, error) {
+	var paidOut []string
+	for _, it := range items {
+		if it.Type == gocardless.PayoutItemPaymentPaidOut && it.PaymentID != "" {
+			paidOut = append(paidOut, it.PaymentID)
+		}
+	}
+	twice, err := ledger.PaidOutBefore(ctx, tx, paidOut)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	for i, it := range items {
+		if it.Type != gocardless.PayoutItemPaymentPaidOut || it.PaymentID == "" {
+			continue
+		}
+		if _, before := twice[it.PaymentID]; before || seen[it.PaymentID] {
+			items[i].Duplicate = true
+			if !before {
+				twice[it.PaymentID] = poID // twice within this payout
+			}
+		}
+		seen[it.PaymentID] = true
+	}
+	return twice, nil
+}
+
+// firstOf is m restricted to the first n of its sorted keys, bounding an
+// exception's detail.
+func firstOf(m map[string]string, keys []string, n int) map[string]string {
+	out := make(map[string]string, min(n, len(keys)))
+	for _, k := range firstN(keys, n) {
+		out[k] = m[k]
+	}
+	return out
 }
 
 // placeItems ties each item to the collection (by its payment, or the

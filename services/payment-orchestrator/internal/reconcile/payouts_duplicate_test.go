@@ -1,0 +1,151 @@
+package reconcile_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"maps"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
+)
+
+// cloneID is the payout GoCardless (through clonePayout) lists with the
+// same items as another.
+const cloneID = "PO9CLONE9"
+
+// clonePayout answers for payout cloneID what GoCardless answers for the
+// payout in of: the same amount and the same items, so the same payments
+// are paid out in two payouts (a fault GoCardless does not document; the
+// orchestrator must still pay every invoice out once).
+type clonePayout struct{ of *atomic.Value }
+
+func (c clonePayout) RoundTrip(req *http.Request) (*http.Response, error) {
+	orig, _ := c.of.Load().(string)
+	isPayout := req.URL.Path == "/payouts/"+cloneID
+	switch {
+	case orig == "":
+	case isPayout:
+		req = req.Clone(req.Context())
+		req.URL.Path = "/payouts/" + orig
+	case req.URL.Path == "/payout_items" && req.URL.Query().Get("payout") == cloneID:
+		req = req.Clone(req.Context())
+		q := req.URL.Query()
+		q.Set("payout", orig)
+		req.URL.RawQuery = q.Encode()
+	}
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || !isPayout || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var doc map[string]map[string]any
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, err
+	}
+	doc["payouts"]["id"] = cloneID
+	doc["payouts"]["reference"] = "CLONE-" + doc["payouts"]["reference"].(string)
+	if body, err = json.Marshal(doc); err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(strings.NewReader(string(body)))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
+
+// Two payouts paying out the same payments, stored at the same moment
+// (held at payout_items until both have looked for the payments in stored
+// payouts and found none): the database lets only one pay each payment
+// out; the other is stored again, finds it, and is raised as
+// payout_duplicate_payment with its items marked duplicate.
+func TestPayoutsPayingOutOnePaymentTogether(t *testing.T) {
+	r := rig.New(t, rig.Options{})
+	orig := &atomic.Value{}
+	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
+		return []gocardless.Option{gocardless.WithTransport(clonePayout{of: orig})}
+	})
+	r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+	r.Consumers("a", 4)
+	collected(t, r, map[string]string{"A": "100.00", "B": "20.00"})
+	r.Sim.Advance(14 * 24 * time.Hour) // everything happens; nothing delivered yet
+	evs := allEvents(t, r)
+	var paid []gocardless.Event
+	for _, ev := range evs {
+		if ev.ResourceType == "payouts" && ev.Action == "paid" {
+			paid = append(paid, ev)
+		}
+	}
+	if len(paid) == 0 {
+		t.Fatal("no payout paid")
+	}
+	origID := paid[0].Links["payout"]
+	orig.Store(origID)
+	clone := paid[0]
+	clone.ID = "EV9CLONE9"
+	clone.Links = maps.Clone(clone.Links)
+	clone.Links["payout"] = cloneID
+	clone.Raw = nil
+
+	ctx := context.Background()
+	hold, err := r.DB.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Rollback(ctx)
+	// Inserts wait; the reads before them (PaidOutBefore) do not.
+	if _, err := hold.Exec(ctx, `LOCK TABLE payout_items IN SHARE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	publishEvents(t, r, append(evs, clone))
+	r.Eventually(30*time.Second, "every payout waiting to store its items", func() bool {
+		return r.Count(`SELECT count(*) FROM pg_locks l WHERE l.relation = 'payout_items'::regclass AND NOT l.granted
+			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`) == len(paid)+1
+	})
+	if err := hold.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r.Eventually(30*time.Second, "payouts posted", func() bool {
+		return r.Count(`SELECT count(*) FROM payouts WHERE state = 'posted'`) == len(paid)+1
+	})
+	r.Drain()
+
+	paidOut := r.Count(`SELECT count(*) FROM payout_items i JOIN payouts p ON p.id = i.payout_id
+		WHERE p.gc_payout_id = $1 AND i.type = 'payment_paid_out'`, origID)
+	if paidOut == 0 {
+		t.Fatalf("payout %s pays out no payment", origID)
+	}
+	if n := r.Count(`SELECT count(*) FROM (SELECT gc_payment_id FROM payout_items WHERE type = 'payment_paid_out' AND NOT duplicate
+			GROUP BY gc_payment_id HAVING count(*) <> 1) x`); n != 0 {
+		t.Errorf("%d payments paid out other than once", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM payout_items WHERE duplicate`); n != paidOut {
+		t.Errorf("%d items marked duplicate, want the %d of one payout", n, paidOut)
+	}
+	var loser string
+	if err := r.DB.QueryRow(ctx, `SELECT aggregate_id FROM exceptions WHERE kind = 'payout_duplicate_payment'`).Scan(&loser); err != nil {
+		t.Fatalf("one payout_duplicate_payment exception: %v", err)
+	}
+	if loser != origID && loser != cloneID {
+		t.Fatalf("exception on payout %s", loser)
+	}
+	if n := r.Count(`SELECT count(*) FROM payout_items i JOIN payouts p ON p.id = i.payout_id
+			WHERE i.duplicate AND p.gc_payout_id <> $1`, loser); n != 0 {
+		t.Errorf("%d items marked duplicate in the payout stored first", n)
+	}
+	// Posted as GoCardless paid it: the bank line holds both.
+	if n, want := len(r.Poster.Payouts()), len(paid)+1; n != want {
+		t.Errorf("%d deposits posted, want %d", n, want)
+	}
+}
