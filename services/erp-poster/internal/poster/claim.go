@@ -23,21 +23,31 @@ import (
 // lease is held gets ABORTED ("being posted, retry later"); a lease left by
 // a process that died expires after leaseTTL and the next call resumes the
 // posting, which the ERP writers make idempotent by outcome (payout) id.
+//
+// The claim's attempts count fences it: a call renews, and records a
+// failure, only while the row still carries the attempts it claimed. A
+// call whose lease ran out (its renewals failed for leaseTTL, say) and was
+// taken over finds that out at its next renewal and stops writing, rather
+// than writing to the ERP beside the call that took over (the writers'
+// idempotency is a look-up before each write, which two writers at once
+// can both pass), and never marks the taker's claim failed, which would
+// let a third call in beside it.
 
 // leaseTTL is how long a claim lives without renewal: how long the
 // postings of an erp-poster that died mid-write wait before another takes
 // them over (a lock would have been released at once, with the
 // connection). leaseRenew is how often it is renewed while the writer runs,
 // well inside leaseTTL, so a slow database round trip does not lose it.
-const (
-	leaseTTL   = 30 * time.Second
-	leaseRenew = 10 * time.Second
-)
+const leaseTTL = 30 * time.Second
+
+var leaseRenew = 10 * time.Second // a variable only so that tests can shorten it
 
 // claimed is the state of a posting's row after a claim.
 type claimed struct {
 	// mine: this call holds the lease and must write and record.
 	mine bool
+	// attempts is the row's attempts as this call claimed it: its fence.
+	attempts int
 	// posted: the key was posted before; ref and at are the original's.
 	posted bool
 	ref    string
@@ -68,7 +78,7 @@ func (s *Server) claim(ctx context.Context, r postingRow) (claimed, error) {
 			  AND (attempts = 0 OR status = 'failed' OR updated_at < now() - make_interval(secs => $2))
 			RETURNING attempts`, r.key, leaseTTL.Seconds()).Scan(&attempts)
 		if err == nil {
-			c.mine = true
+			c.mine, c.attempts = true, attempts
 			return nil
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
@@ -97,9 +107,16 @@ func errBusy(what string) error {
 	return status.Errorf(codes.Aborted, "%s is being posted by another call; retry later", what)
 }
 
-// write runs the writer under the claim on key, renewing the lease until
-// it returns.
-func (s *Server) write(ctx context.Context, key string, run func(context.Context) error) error {
+// errLeaseLost: the claim ran out and another call took the posting
+// over; this call stopped writing and leaves the posting to it.
+var errLeaseLost = errors.New("the posting's claim ran out and another call took it over")
+
+// write runs the writer under claim c on key, renewing the lease until it
+// returns. When a renewal finds the claim taken over, the writer's
+// context is cancelled and write returns errLeaseLost.
+func (s *Server) write(ctx context.Context, key string, c claimed, run func(context.Context) error) error {
+	runCtx, cancelRun := context.WithCancelCause(ctx)
+	defer cancelRun(nil)
 	renewCtx, stop := context.WithCancel(ctx)
 	renewed := make(chan struct{})
 	go func() {
@@ -112,26 +129,38 @@ func (s *Server) write(ctx context.Context, key string, run func(context.Context
 				return
 			case <-t.C:
 				// The update trigger moves updated_at, which is the lease.
-				if _, err := s.db.Exec(renewCtx, `UPDATE erp_postings SET attempts = attempts WHERE outcome_id = $1 AND status = 'pending'`, key); err != nil && renewCtx.Err() == nil {
+				tag, err := s.db.Exec(renewCtx, `UPDATE erp_postings SET attempts = attempts
+					WHERE outcome_id = $1 AND status = 'pending' AND attempts = $2`, key, c.attempts)
+				switch {
+				case err != nil && renewCtx.Err() == nil:
 					s.log.WarnContext(renewCtx, "renewing a posting's claim", "key", key, "error", err)
+				case err == nil && tag.RowsAffected() == 0:
+					s.log.WarnContext(renewCtx, "a posting's claim was taken over; stopping its write", "key", key)
+					cancelRun(errLeaseLost)
+					return
 				}
 			}
 		}
 	}()
-	err := run(ctx)
+	err := run(runCtx)
 	stop()
 	<-renewed
+	if errors.Is(context.Cause(runCtx), errLeaseLost) {
+		return fmt.Errorf("posting %s: %w (the writer stopped with: %w)", key, errLeaseLost, err)
+	}
 	return err
 }
 
-// recordFailure releases the claim with the writer's error, so the next
-// call may retry at once rather than wait for the lease to run out.
-func (s *Server) recordFailure(ctx context.Context, key string, writeErr error) {
+// recordFailure releases claim c with the writer's error, so the next
+// call may retry at once rather than wait for the lease to run out. A
+// claim taken over meanwhile is left to the call that holds it.
+func (s *Server) recordFailure(ctx context.Context, key string, c claimed, writeErr error) {
 	// A fresh context: the caller's may be gone by now.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := s.db.Exec(rctx, `UPDATE erp_postings SET status = 'failed', last_error = $2 WHERE outcome_id = $1 AND status = 'pending'`,
-		key, writeErr.Error()); err != nil {
+	if _, err := s.db.Exec(rctx, `UPDATE erp_postings SET status = 'failed', last_error = $2
+		WHERE outcome_id = $1 AND status = 'pending' AND attempts = $3`,
+		key, writeErr.Error(), c.attempts); err != nil {
 		s.log.WarnContext(ctx, "recording a failed posting", "key", key, "error", err)
 	}
 }

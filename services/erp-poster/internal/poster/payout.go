@@ -172,8 +172,8 @@ func (s *Server) PostPayout(ctx context.Context, in *mlcv1.PostPayoutRequest) (*
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), payoutWriteTimeout)
 	defer cancel()
 	var p payoutPosting
-	if err := s.write(ctx, key, func(ctx context.Context) (err error) { p, err = w.payout(ctx, in); return err }); err != nil {
-		s.recordFailure(ctx, key, err)
+	if err := s.write(ctx, key, c, func(ctx context.Context) (err error) { p, err = w.payout(ctx, in); return err }); err != nil {
+		s.recordFailure(ctx, key, c, err)
 		s.log.WarnContext(ctx, "payout posting failed", "payout", in.GetPayoutId(), "connection", conn.Name, "error", err)
 		return nil, toStatus(err)
 	}

@@ -490,3 +490,63 @@ func TestPayoutOutlivesItsCaller(t *testing.T) {
 		t.Errorf("mixed payments %+v, want one approved", mp)
 	}
 }
+
+// TestPayoutClaimTakenOverStopsTheWrite: a call whose claim was taken
+// over while it wrote (its lease ran out, and another call claimed the
+// posting) stops writing at its next renewal and answers ABORTED; it
+// neither records the posting nor marks the taker's claim failed, which
+// would let a third call write beside the taker. The taker then posts the
+// payout once, resuming what the first call wrote.
+func TestPayoutClaimTakenOverStopsTheWrite(t *testing.T) {
+	t.Cleanup(poster.SetLeaseRenew(50 * time.Millisecond))
+	e := start(t)
+	ctx := context.Background()
+	e.ifsPayoutInvoices()
+	e.addConnection("ifs-payout", connections.KindIFS, e.ifsSettings(map[string]any{"receipt_on": "payout",
+		"payout_fee_accounts": ifsFees["payout_fee_accounts"]}))
+	e.ifs.SetLatency(100 * time.Millisecond) // the posting takes about twenty requests: 2 s
+	key := "payout/ifs/ifs-payout/10/PO000IFS1"
+	first := make(chan error, 1)
+	go func() {
+		_, err := e.client.PostPayout(ctx, ifsPayout("ifs-payout"))
+		first <- err
+	}()
+	await.Until(t, 10*time.Second, "the first call's claim", func() bool {
+		var status string
+		return e.db.QueryRow(ctx, `SELECT status FROM erp_postings WHERE outcome_id = $1`, key).Scan(&status) == nil && status == "pending"
+	})
+	// Another call takes the claim over, as claim does once a lease ran out.
+	if _, err := e.db.Exec(ctx, `UPDATE erp_postings SET attempts = attempts + 1 WHERE outcome_id = $1`, key); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	select {
+	case err = <-first:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first call did not return")
+	}
+	if status.Code(err) != codes.Aborted {
+		t.Fatalf("first call after its claim was taken over: %v, want ABORTED", err)
+	}
+	var state string
+	var attempts int
+	if err := e.db.QueryRow(ctx, `SELECT status, attempts FROM erp_postings WHERE outcome_id = $1`, key).Scan(&state, &attempts); err != nil ||
+		state != "pending" || attempts != 2 {
+		t.Fatalf("row %s with %d attempts (%v), want the taker's claim (pending, 2) left alone", state, attempts, err)
+	}
+	// The taker dies too; its lease runs out, and the next call finishes.
+	if _, err := e.db.Exec(ctx, `ALTER TABLE erp_postings DISABLE TRIGGER erp_postings_touch`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.db.Exec(ctx, `UPDATE erp_postings SET updated_at = now() - interval '1 hour' WHERE outcome_id = $1`, key)
+	if _, err2 := e.db.Exec(ctx, `ALTER TABLE erp_postings ENABLE TRIGGER erp_postings_touch`); err != nil || err2 != nil {
+		t.Fatal(err, err2)
+	}
+	r, err := e.client.PostPayout(ctx, ifsPayout("ifs-payout"))
+	if err != nil || r.GetAlreadyPosted() {
+		t.Fatalf("resumed posting: %v %v", r, err)
+	}
+	if mp := e.ifs.MixedPayments(); len(mp) != 1 || mp[0].State != ifssim.MixedApproved {
+		t.Errorf("mixed payments %+v, want one approved", mp)
+	}
+}

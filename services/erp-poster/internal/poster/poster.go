@@ -156,8 +156,8 @@ func (s *Server) post(ctx context.Context, req request, write func(context.Conte
 		return "", false, at, errBusy("outcome " + req.outcomeID)
 	}
 	var p posting
-	if err := s.write(ctx, req.outcomeID, func(ctx context.Context) (err error) { p, err = write(ctx, w); return err }); err != nil {
-		s.recordFailure(ctx, req.outcomeID, err)
+	if err := s.write(ctx, req.outcomeID, c, func(ctx context.Context) (err error) { p, err = write(ctx, w); return err }); err != nil {
+		s.recordFailure(ctx, req.outcomeID, c, err)
 		s.log.WarnContext(ctx, "posting failed", "outcome", req.outcomeID, "connection", conn.Name, "error", err)
 		return "", false, at, toStatus(err)
 	}
@@ -180,6 +180,8 @@ func (s *Server) post(ctx context.Context, req request, write func(context.Conte
 func toStatus(err error) error {
 	code := codes.Unknown
 	switch {
+	case errors.Is(err, errLeaseLost):
+		code = codes.Aborted // another call is posting it: retry later
 	case errors.Is(err, errBadSettings):
 		code = codes.FailedPrecondition
 	case errors.Is(err, errInvalid), errors.Is(err, ifscloud.ErrInvalid), errors.Is(err, jde.ErrInvalid):
