@@ -25,7 +25,7 @@ func state(t *testing.T, r *rig.Rig, invoice string) string {
 func TestReplayAndEscalate(t *testing.T) {
 	// RETRY fails on its first submission only; NEW fails every time at
 	// GoCardless's retries, so a replay must make a new payment.
-	r := rig.New(t, rig.Options{Sim: gcsim.Options{Scenarios: []gcsim.Rule{
+	r := rig.New(t, rig.Options{GC: rig.Direct, Sim: gcsim.Options{Scenarios: []gcsim.Rule{
 		{Resource: "payments", Reference: "RETRY", Outcome: "failed", Cause: "insufficient_funds", Attempts: 1},
 		{Resource: "payments", Reference: "NEW", Outcome: "failed", Cause: "insufficient_funds", Attempts: 4},
 	}}})

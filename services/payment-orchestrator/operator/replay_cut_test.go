@@ -20,7 +20,7 @@ import (
 // attempt's key; the next replay, by another process, resumes that intent
 // and GoCardless ends with exactly one new payment for the invoice.
 func TestReplayCutShortConvergesToOnePayment(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	ctx := context.Background()
 	r.Publish(rig.Customer("C1"))

@@ -71,7 +71,7 @@ func fromGoCardless(t *testing.T, sim *gcsim.Server, from, to string) gcFigures 
 // GoCardless's fees (a tenth of a penny, VAT on top), checked for the
 // whole run and for the day of the first payout alone.
 func TestMonthEndEqualsGoCardless(t *testing.T) {
-	r := rig.New(t, rig.Options{Sim: gcsim.Options{Scenarios: []gcsim.Rule{
+	r := rig.New(t, rig.Options{GC: rig.Direct, Sim: gcsim.Options{Scenarios: []gcsim.Rule{
 		{Resource: "payments", Reference: "D", Outcome: "charged_back"},
 		{Resource: "payments", Reference: "E", Outcome: "late_failure"},
 		{Resource: "payments", Reference: "F", Outcome: "failed", Cause: "insufficient_funds"},

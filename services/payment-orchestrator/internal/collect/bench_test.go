@@ -53,7 +53,7 @@ func benchInvoices(b *testing.B, r *rig.Rig, n int) (elapsed time.Duration) {
 // simulator, with the service's default number of workers; b.N is the
 // number of invoices (run with -benchtime=5000x).
 func BenchmarkCollect(b *testing.B) {
-	r := rig.New(b, rig.Options{Sim: gcsim.Options{RateLimit: 1 << 30}})
+	r := rig.New(b, rig.Options{GC: rig.Direct, Sim: gcsim.Options{RateLimit: 1 << 30}})
 	r.Consumers("a", collect.DefaultWorkers)
 	benchInvoices(b, r, b.N)
 }
@@ -66,7 +66,7 @@ func BenchmarkCollect(b *testing.B) {
 // that ends inside a window would count the unused rest of it, or not at all.
 func BenchmarkCollectAtRateLimit(b *testing.B) {
 	const limit, window = 600, 20 * time.Second
-	r := rig.New(b, rig.Options{Sim: gcsim.Options{RateLimit: limit, RateWindow: window}})
+	r := rig.New(b, rig.Options{GC: rig.Direct, Sim: gcsim.Options{RateLimit: limit, RateWindow: window}})
 	r.Consumers("a", 32)
 	elapsed := benchInvoices(b, r, b.N)
 	rate := float64(r.GCRequests.Total()) / elapsed.Seconds()
@@ -82,7 +82,7 @@ func BenchmarkCollectAtRateLimit(b *testing.B) {
 // whole windows' budgets (-benchtime=1800x).
 func BenchmarkCollectThreeReplicasAtRateLimit(b *testing.B) {
 	const limit, window = 600, 20 * time.Second
-	r := rig.New(b, rig.Options{Sim: gcsim.Options{RateLimit: limit, RateWindow: window}, SharedRateBudget: true})
+	r := rig.New(b, rig.Options{GC: rig.Direct, Sim: gcsim.Options{RateLimit: limit, RateWindow: window}, SharedRateBudget: true})
 	r.Consumers("a", 32)
 	r.SeparateReplica("b", 32)
 	r.SeparateReplica("c", 32)

@@ -31,7 +31,7 @@ func aligned(t *testing.T, r *rig.Rig, customers ...string) {
 }
 
 func TestCustomerGetsCustomerBankAccountAndMandate(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	aligned(t, r, "C1")
 	if got := len(r.Sim.Customers()); got != 1 {
@@ -82,7 +82,7 @@ func connID(t *testing.T, r *rig.Rig) int64 {
 }
 
 func TestInvoiceBecomesExactlyOnePayment(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 4)
 	aligned(t, r, "C1")
 	r.GCRequests.Reset()
@@ -117,7 +117,7 @@ func TestInvoiceBecomesExactlyOnePayment(t *testing.T) {
 // completed leaves the row in creating with its key; the redelivered event
 // must end with that one payment, not a second.
 func TestCrashBetweenGoCardlessAndDatabaseResumes(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	aligned(t, r, "C1")
 	id := connID(t, r)
@@ -154,7 +154,7 @@ func TestCrashBetweenGoCardlessAndDatabaseResumes(t *testing.T) {
 }
 
 func TestInvalidInputsBecomeOneExceptionEach(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 4)
 	aligned(t, r, "C1")
 	withCompany := func(inv *mlcv1.InvoiceReady, company string) *mlcv1.InvoiceReady {
@@ -213,7 +213,7 @@ func TestInvalidInputsBecomeOneExceptionEach(t *testing.T) {
 }
 
 func TestUnusableMandateAndChangedInvoice(t *testing.T) {
-	r := rig.New(t, rig.Options{Sim: gcsim.Options{Scenarios: []gcsim.Rule{{Resource: "mandates", CompanyName: "Customer BADBANK", Outcome: "failed", Cause: "invalid_bank_details"}}}})
+	r := rig.New(t, rig.Options{GC: rig.Direct, Sim: gcsim.Options{Scenarios: []gcsim.Rule{{Resource: "mandates", CompanyName: "Customer BADBANK", Outcome: "failed", Cause: "invalid_bank_details"}}}})
 	r.Consumers("a", 2)
 	aligned(t, r, "C1", "BADBANK")
 	r.Sim.Advance(5 * 24 * time.Hour)
@@ -242,7 +242,7 @@ func TestUnusableMandateAndChangedInvoice(t *testing.T) {
 // the consumer's ten deliveries at fixed 200 ms waits would last: the waits
 // double.
 func TestInvoiceBeforeCustomerWaits(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	r.Publish(rig.Invoice("INV-E", "LATE", "30.00"))
 	time.Sleep(3 * time.Second)
@@ -261,7 +261,7 @@ func TestTwoReplicasNeverDoubleCollect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2,000 invoices, each handled twice")
 	}
-	r := rig.New(t, rig.Options{Sim: gcsim.Options{RateLimit: 1_000_000}})
+	r := rig.New(t, rig.Options{GC: rig.Direct, Sim: gcsim.Options{RateLimit: 1_000_000}})
 	customers := make([]string, 50)
 	for i := range customers {
 		customers[i] = fmt.Sprintf("C%02d", i)
@@ -299,7 +299,7 @@ func TestTwoReplicasNeverDoubleCollect(t *testing.T) {
 // JD Edwards splits an invoice into pay items under one document number:
 // each (document, type, suffix) is its own collection.
 func TestPayItemsAreSeparateCollections(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	aligned(t, r, "C1")
 	for _, sfx := range []string{"001", "002"} {
@@ -318,7 +318,7 @@ func TestPayItemsAreSeparateCollections(t *testing.T) {
 // wait on a slow GoCardless at once than the pool has connections, and
 // all of them finish.
 func TestSlowGoCardlessHoldsNoConnections(t *testing.T) {
-	r := rig.New(t, rig.Options{PoolSize: ledger.MinPoolSize})
+	r := rig.New(t, rig.Options{GC: rig.Direct, PoolSize: ledger.MinPoolSize})
 	if err := r.Sim.SetFaults(gcsim.Faults{Latency: 300 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
@@ -341,7 +341,7 @@ func TestSlowGoCardlessHoldsNoConnections(t *testing.T) {
 // so there is still exactly one GoCardless customer, with this version's
 // details.
 func TestCustomerCrashAfterGoCardlessResumes(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	id := connID(t, r)
 	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
 	if err != nil {

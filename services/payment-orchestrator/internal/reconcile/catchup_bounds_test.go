@@ -62,7 +62,7 @@ func (i injectEvents) RoundTrip(req *http.Request) (*http.Response, error) {
 // the events beside it are published and the cursor moves past it, so the
 // next pass does not fail on it again.
 func TestCatchUpDeadLettersMalformedEvents(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 1)
 	ctx := context.Background()
 	newest := r.Sim.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)

@@ -21,7 +21,7 @@ const catchUpLease = "events-catch-up"
 // webhooks lost meanwhile; a lease that outlived its replica by minutes
 // stopped the catch-up for as long.
 func TestCatchUpTakesOverFromAReplicaKilledMidPass(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"A": "10.00"})
 	r.Sim.Advance(14 * 24 * time.Hour) // paid out; no webhook delivered
@@ -57,7 +57,7 @@ func (f publishFunc) PublishBatch(ctx context.Context, msgs []bus.Msg) ([]bus.Ac
 // ahead (a killed replica's lease expires that soon), and none is left
 // once the pass has stored its cursor.
 func TestCatchUpPassRenewsItsLease(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"A": "10.00"})
 	r.Sim.Advance(14 * 24 * time.Hour)

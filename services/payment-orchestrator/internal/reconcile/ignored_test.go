@@ -19,7 +19,7 @@ import (
 // not ours, a resource type it does not follow) is recorded with its
 // reason in gc_ignored_events; none disappears without a trace.
 func TestEventsNotAppliedAreRecorded(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"OK": "100.00"})
 	settle(r, 10) // paid out: payouts events come too
@@ -76,7 +76,7 @@ func TestEventsNotAppliedAreRecorded(t *testing.T) {
 // payment_late_failure_settled scenario simulator) is posted to the ERP as
 // failed; the settlement that follows is recorded as ignored, with why.
 func TestLateFailureSettled(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"LATE": "100.00"})
 	settle(r, 10)
@@ -121,7 +121,7 @@ func runSimulator(t *testing.T, r *rig.Rig, name, resource string) {
 // cancels is posted to the ERP (the receipt booked again), once however
 // often the event comes.
 func TestChargebackCancelledIsPosted(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"BACK": "100.00"})
 	settle(r, 10)

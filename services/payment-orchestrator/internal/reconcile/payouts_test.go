@@ -39,7 +39,7 @@ func paidPayouts(r *rig.Rig) []gcsim.Payout {
 // deposit that adds up to the bank line; the same events again (as
 // webhooks, beyond JetStream's duplicate window) fetch and post nothing.
 func TestPayoutPaidIsStoredAndPostedOnce(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"A": "100.00", "B": "250.55", "C": "12.34"})
 	settle(r, 14)
@@ -151,7 +151,7 @@ func TestPayoutPaidIsStoredAndPostedOnce(t *testing.T) {
 // A payout whose amount is not the sum of its items is an exception and
 // is not posted: the difference is never absorbed.
 func TestPayoutMismatchIsAnException(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	// GoCardless (as the orchestrator sees it) says every payout is a penny
 	// more than its items.
 	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
@@ -207,7 +207,7 @@ func (payoutAmountPlusOne) RoundTrip(req *http.Request) (*http.Response, error) 
 // e.g. in GoCardless's dashboard) is kept in the payout, flagged
 // unmatched and raised, and left out of the deposit; ours are posted.
 func TestPayoutUnknownPaymentIsFlagged(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"A": "100.00"})
 	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
@@ -276,7 +276,7 @@ func abs(n int64) int64 {
 // document), and the fee GoCardless gives back on a charge-back a
 // positive fee line.
 func TestPayoutNetsRefundsAndChargeBacks(t *testing.T) {
-	r := rig.New(t, rig.Options{Sim: gcsim.Options{Scenarios: scenarios}})
+	r := rig.New(t, rig.Options{GC: rig.Direct, Sim: gcsim.Options{Scenarios: scenarios}})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"OK": "100.00", "BACK": "100.02", "R": "200.00"})
 	settle(r, 14)
@@ -340,7 +340,7 @@ func TestPayoutNetsRefundsAndChargeBacks(t *testing.T) {
 // A deposit the ERP refuses for good is an exception, and its payout
 // refused, not posted.
 func TestPayoutRefusedByTheERP(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"A": "100.00"})
 	r.Poster.RefusePayouts(codes.FailedPrecondition)
@@ -363,7 +363,7 @@ func TestPayoutRefusedByTheERP(t *testing.T) {
 // the payout's items for them are tied to the subscription's invoice
 // through the payment GoCardless names the subscription of.
 func TestPayoutTiesInstalmentsToTheirInvoice(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	r.Publish(rig.Customer("C1"))
 	r.Eventually(20*time.Second, "mandate", func() bool {
@@ -404,7 +404,7 @@ func TestPayoutTiesInstalmentsToTheirInvoice(t *testing.T) {
 // retries. Neither is posted.
 func TestPayoutsThatCannotBeStored(t *testing.T) {
 	t.Run("too many items", func(t *testing.T) {
-		r := rig.New(t, rig.Options{})
+		r := rig.New(t, rig.Options{GC: rig.Direct})
 		r.Reconciler.MaxPayoutItems = 1 // every payout has a payment and its fee
 		r.Consumers("a", 2)
 		collected(t, r, map[string]string{"A": "100.00"})
@@ -420,7 +420,7 @@ func TestPayoutsThatCannotBeStored(t *testing.T) {
 		}
 	})
 	t.Run("items gone", func(t *testing.T) {
-		r := rig.New(t, rig.Options{})
+		r := rig.New(t, rig.Options{GC: rig.Direct})
 		dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
 			return []gocardless.Option{gocardless.WithTransport(payoutItemsGone{})}
 		})
@@ -459,7 +459,7 @@ func (payoutItemsGone) RoundTrip(req *http.Request) (*http.Response, error) {
 // both) is posted as one deposit to each, each with its own invoices and
 // fees; in whole minor units the deposits add up to the bank line.
 func TestPayoutSplitOverCompanies(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	c20 := rig.Customer("C2")
 	c20.Erp = rig.ERP("20")
@@ -507,7 +507,7 @@ func TestPayoutSplitOverCompanies(t *testing.T) {
 // catch-up past JetStream's window, to replicas side by side) stores the
 // payout once and posts its deposit once.
 func TestPayoutPaidDeliveredConcurrently(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 8)
 	collected(t, r, map[string]string{"A": "100.00", "B": "20.00"})
 	r.Sim.Advance(14 * 24 * time.Hour) // everything happens; nothing delivered yet
@@ -546,7 +546,7 @@ func TestPayoutPaidDeliveredConcurrently(t *testing.T) {
 // units for payments; only fees are kept finer) cannot be booked: the
 // payout is stored, left fetched and raised, and nothing is posted.
 func TestPayoutFractionalLineIsNotPosted(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
 		return []gocardless.Option{gocardless.WithTransport(halfPennyLine{})}
 	})

@@ -76,7 +76,7 @@ func outcomeKinds(r *rig.Rig) map[string][]string {
 }
 
 func TestLifecycleOutcomesPostedOnce(t *testing.T) {
-	r := rig.New(t, rig.Options{Sim: gcsim.Options{Scenarios: scenarios}})
+	r := rig.New(t, rig.Options{GC: rig.Direct, Sim: gcsim.Options{Scenarios: scenarios}})
 	r.Consumers("a", 4)
 	collected(t, r, map[string]string{"OK": "100.00", "FAIL": "100.01", "BACK": "100.02"})
 	settle(r, 14)
@@ -159,7 +159,7 @@ func publishEvents(t *testing.T, r *rig.Rig, evs []gocardless.Event) {
 // Duplicated and reordered webhook events end in the same state as the
 // clean run: GoCardless's own final statuses.
 func TestDuplicatedAndReorderedEventsReachTheSameState(t *testing.T) {
-	r := rig.New(t, rig.Options{Sim: gcsim.Options{Scenarios: scenarios}})
+	r := rig.New(t, rig.Options{GC: rig.Direct, Sim: gcsim.Options{Scenarios: scenarios}})
 	r.Consumers("a", 4)
 	invoices := map[string]string{}
 	for i := range 12 {
@@ -203,7 +203,7 @@ func TestDuplicatedAndReorderedEventsReachTheSameState(t *testing.T) {
 }
 
 func TestErpPosterFailures(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"A": "10.00"})
 	calls := r.Poster.Calls()
@@ -233,7 +233,7 @@ func TestErpPosterFailures(t *testing.T) {
 }
 
 func TestCatchUpFillsDroppedWebhooks(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"A": "10.00", "B": "20.00"})
 	r.Sim.Advance(14 * 24 * time.Hour)
@@ -261,7 +261,7 @@ func TestCatchUpFillsDroppedWebhooks(t *testing.T) {
 }
 
 func TestRefunds(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"R": "100.00"})
 	settle(r, 9)
@@ -288,7 +288,7 @@ func TestRefunds(t *testing.T) {
 }
 
 func TestSubscriptionPaymentsPostedPerInstalment(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	r.Publish(rig.Customer("C1"))
 	r.Eventually(20*time.Second, "mandate", func() bool {
@@ -314,7 +314,7 @@ func TestSubscriptionPaymentsPostedPerInstalment(t *testing.T) {
 }
 
 func TestPoisonEventBecomesException(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 1)
 	if _, err := r.Bus.Publish(context.Background(), bus.Msg{Subject: "mlc.gc.payments.confirmed", ID: "EVBAD", Data: []byte{0xff, 0x01}}); err != nil {
 		t.Fatal(err)

@@ -82,14 +82,22 @@ type Options struct {
 	Sim gcsim.Options
 	// PoolSize, when set, is the database pool's pool_max_conns.
 	PoolSize int
-	// GC adds to (or overrides) the GoCardless connection's settings,
-	// e.g. {"mandate_setup": "billing_request"}. By default the rig sets
-	// mandates up directly, on a creditor approved for that.
+	// GC adds to (or overrides) the GoCardless connection's settings.
+	// By default the connection sets mandates up through billing requests,
+	// as the orchestrator does by default (the payer, played by the test
+	// through gcsim, authorises each); tests of the direct path say so
+	// with Direct.
 	GC map[string]any
 	// SharedRateBudget makes every replica's GoCardless client pace by
 	// one budget in JetStream (internal/ratebudget), as the service does.
 	SharedRateBudget bool
 }
+
+// Direct is the GoCardless setting of tests that set mandates up from the
+// ERP's bank details (mandate_setup direct), which GoCardless allows only
+// creditors approved for custom payment pages; the rig's default creditor
+// is one.
+var Direct = map[string]any{"mandate_setup": "direct"}
 
 // New builds a rig; everything stops when the test ends.
 func New(t testing.TB, o Options) *Rig {
@@ -135,8 +143,8 @@ func New(t testing.TB, o Options) *Rig {
 		o.Sim.Tokens = []string{Token}
 	}
 	if len(o.Sim.Creditors) == 0 {
-		// The orchestrator sets mandates up directly, which GoCardless
-		// allows only creditors approved for custom payment pages.
+		// Approved for custom payment pages, so that Direct tests can set
+		// mandates up directly; billing requests work for any creditor.
 		o.Sim.Creditors = []gcsim.Creditor{gcsim.ApprovedCreditor()}
 	}
 	r.Sim = gcsim.NewServer(t, o.Sim)
@@ -148,7 +156,7 @@ func New(t testing.TB, o Options) *Rig {
 		}
 	}
 	gcSettings := map[string]any{"base_url": r.Sim.URL, "own_bacs_references": true, "ach_authorisation_source": "paper",
-		"mandate_setup": "direct"}
+		"mandate_setup": "billing_request"}
 	maps.Copy(gcSettings, o.GC)
 	add(connections.New{Name: GCConnection, Kind: connections.KindGoCardless,
 		Settings: gcSettings,
