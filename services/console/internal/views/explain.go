@@ -1,6 +1,9 @@
 package views
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // explain says in plain words what happened to an item and what to do
 // about it. cause is GoCardless's failure cause for a payment, if any.
@@ -52,6 +55,39 @@ func explain(it Item, cause string) (what, todo string) {
 	case "erp_posting_refused":
 		what = fmt.Sprintf("The ERP refused to record the outcome for %s: %s.", doc, it.Reason)
 		todo = "Fix the document in the ERP (closed period, locked invoice, ...) and record the payment there, then resolve with a note."
+	case "mandate_ended":
+		what = fmt.Sprintf("The customer's Direct Debit mandate ended (cancelled, expired or its bank account closed) and took the payment%s for invoice %s with it: %s.", amount, doc, it.Reason)
+		todo = "Contact the customer for a new mandate; once they have authorised it, replay the invoice. Resolve with a note if it was paid another way."
+	case "mandate_request_expired", "mandate_not_authorised":
+		what = fmt.Sprintf("The customer did not authorise the Direct Debit mandate in time, so invoice %s was not collected: %s.", doc, it.Reason)
+		todo = "Contact the customer, then resend the link (Mandates page, or mlcctl mandates resend): the waiting invoices are collected once they authorise. Resolve with a note if paid another way."
+	case "mandate_request_cancelled", "mandate_request_failed":
+		what = fmt.Sprintf("GoCardless closed the mandate request of customer %s before it was authorised: %s.", doc, it.Reason)
+		todo = "Speak to the customer, then resend the link (Mandates page, or mlcctl mandates resend). Resolve with a note if they pay another way."
+	case "mandate_unusable":
+		what = fmt.Sprintf("Invoice %s cannot be collected: the customer's mandate cannot be used and no new one is requested (%s).", doc, it.Reason)
+		todo = "Ask the customer for a new mandate (or switch the connection to billing requests), then replay; resolve with a note if paid another way."
+	case "payout_mismatch":
+		what = fmt.Sprintf("GoCardless payout %s: its items do not add up to the amount paid into the bank (%s).", payoutOf(it), it.Reason)
+		todo = "Nothing was posted to the ERP. Compare the payout page with the payout in the GoCardless dashboard and ask GoCardless about the difference; book the deposit by hand, then resolve with a note."
+	case "payout_duplicate_payment":
+		what = fmt.Sprintf("GoCardless payout %s pays out a payment an earlier payout already paid out (%s).", payoutOf(it), it.Reason)
+		todo = "It was posted as GoCardless paid it, so the invoice has two receipts in the ERP. Ask GoCardless whether the money was paid twice; reverse the extra receipt in the ERP (or have GoCardless recover it), then resolve with a note."
+	case "payout_unmatched_items":
+		what = fmt.Sprintf("GoCardless payout %s holds items that belong to no invoice or refund ml-connector collected (%s).", payoutOf(it), it.Reason)
+		todo = "Only the items of ours were posted. These are usually payments taken outside ml-connector (the GoCardless dashboard, another integration): book them in the ERP by hand, then resolve with a note."
+	case "payout_fractional_amount":
+		what = fmt.Sprintf("GoCardless payout %s has lines of ours finer than a whole minor unit (cent, penny), which no ERP books (%s).", payoutOf(it), it.Reason)
+		todo = "Nothing was posted; the payout stays fetched. Ask GoCardless about the amounts; book the deposit by hand, then resolve with a note."
+	case "payout_too_large":
+		what = fmt.Sprintf("GoCardless payout %s has more items than one payout may have here (PAYOUT_MAX_ITEMS); it was not stored (%s).", payoutOf(it), it.Reason)
+		todo = "Escalate to the engineers: the limit can be raised and the payout read again. Until then book the deposit by hand."
+	case "payout_unreadable":
+		what = fmt.Sprintf("GoCardless gave payout %s in a form that could not be read; it was not stored (%s).", payoutOf(it), it.Reason)
+		todo = "Escalate to the engineers with this item's id; nothing of the payout was stored or posted."
+	case "erp_record_invalid":
+		what = fmt.Sprintf("A record read from %s could not be published: %s.", it.Connection, it.Reason)
+		todo = "Correct the record in the ERP; the corrected version is read by itself. Resolve this once done."
 	case "dead_letter":
 		what = fmt.Sprintf("A message could not be processed after several attempts: %s.", it.Reason)
 		todo = "Escalate to the engineers with this item's id; nothing was applied from this message."
@@ -69,4 +105,13 @@ func explain(it Item, cause string) (what, todo string) {
 		todo = "Nothing: it was " + it.Status + "."
 	}
 	return what, todo
+}
+
+// payoutOf is the GoCardless payout an exception about a payout is
+// about (its aggregate id), or its subject as it is.
+func payoutOf(it Item) string {
+	if id, ok := strings.CutPrefix(it.Subject, "payout "); ok {
+		return id
+	}
+	return it.Subject
 }

@@ -33,7 +33,10 @@ var ages = []struct {
 // matched too (a GoCardless failure cause such as insufficient_funds).
 var reasons = []string{"payment_failed", "payment_cancelled", "payment_charged_back", "payment_exception",
 	"invalid_invoice", "invalid_event", "unroutable", "gocardless_refused", "mandate_refused",
-	"erp_posting_refused", "dead_letter", "operator_escalation", "operator_resolution"}
+	"erp_posting_refused", "dead_letter", "operator_escalation", "operator_resolution",
+	"mandate_ended", "mandate_request_expired", "mandate_not_authorised", "mandate_request_cancelled", "mandate_request_failed",
+	"mandate_unusable", "payout_mismatch", "payout_duplicate_payment", "payout_unmatched_items", "payout_fractional_amount",
+	"payout_too_large", "payout_unreadable", "erp_record_invalid"}
 
 type exceptionsData struct {
 	views.Page
