@@ -515,8 +515,12 @@ type PostPayoutRequest struct {
 	PayoutAmountMinor int64 `protobuf:"varint,7,opt,name=payout_amount_minor,json=payoutAmountMinor,proto3" json:"payout_amount_minor,omitempty"`
 	// The payout items that touch receivables: at least one line or one fee.
 	Lines []*PayoutLine `protobuf:"bytes,8,rep,name=lines,proto3" json:"lines,omitempty"`
-	// Sum of fees[].amount_minor: normally negative (what GoCardless deducted), its negation is
-	// payout.deducted_fees when the payout is not split.
+	// Sum of fees[].amount_minor: normally negative (what GoCardless deducted). It is
+	// amount_minor - sum(lines[].amount_minor): what the deposit's whole minor units leave of its
+	// lines. GoCardless keeps fee items to a tenth of a minor unit and rounds payout.amount and
+	// payout.deducted_fees each on its own, so its negation can differ from deducted_fees by a
+	// minor unit even when the payout is not split; the fee lines are allocated to add up to it
+	// exactly, each within a minor unit of GoCardless's figure.
 	FeesMinor int64 `protobuf:"varint,9,opt,name=fees_minor,json=feesMinor,proto3" json:"fees_minor,omitempty"`
 	// The fee items (GoCardless fee, app fee, surcharge; fees given back on a charge-back are
 	// positive). Posted to the fee GL account configured for the connection and company.
