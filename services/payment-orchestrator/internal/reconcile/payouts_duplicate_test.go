@@ -71,7 +71,7 @@ func (c clonePayout) RoundTrip(req *http.Request) (*http.Response, error) {
 // out; the other is stored again, finds it, and is raised as
 // payout_duplicate_payment with its items marked duplicate.
 func TestPayoutsPayingOutOnePaymentTogether(t *testing.T) {
-	r := rig.New(t, rig.Options{})
+	r := rig.New(t, rig.Options{GC: rig.Direct})
 	orig := &atomic.Value{}
 	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
 		return []gocardless.Option{gocardless.WithTransport(clonePayout{of: orig})}
