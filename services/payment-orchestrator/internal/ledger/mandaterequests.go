@@ -91,6 +91,11 @@ func openMandateRequest(ctx context.Context, q queryRower, k CustomerKey, lock s
 		k.ConnectionID, k.Company, k.CustomerID))
 }
 
+// lockMandateRequest reads request id locked until tx ends.
+func lockMandateRequest(ctx context.Context, tx pgx.Tx, id int64) (MandateRequest, error) {
+	return scanMandateRequest(tx.QueryRow(ctx, `SELECT `+mandateRequestColumns+` FROM mandate_requests WHERE id = $1 FOR UPDATE`, id))
+}
+
 // MandateRequest reads request id.
 func (l *Ledger) MandateRequest(ctx context.Context, id int64) (MandateRequest, error) {
 	return scanMandateRequest(l.db.QueryRow(ctx, `SELECT `+mandateRequestColumns+` FROM mandate_requests WHERE id = $1`, id))
@@ -218,7 +223,7 @@ func (l *Ledger) ClaimMandateRequest(ctx context.Context, want MandateRequest, h
 			return err
 		}
 		if replaces != 0 {
-			old, err := scanMandateRequest(tx.QueryRow(ctx, `SELECT `+mandateRequestColumns+` FROM mandate_requests WHERE id = $1 FOR UPDATE`, replaces))
+			old, err := lockMandateRequest(ctx, tx, replaces)
 			if err != nil {
 				return fmt.Errorf("mandate request %d: %w", replaces, err)
 			}
@@ -232,7 +237,7 @@ func (l *Ledger) ClaimMandateRequest(ctx context.Context, want MandateRequest, h
 		}
 		if want.ID != 0 && replaces == 0 {
 			// This request, not the customer's next.
-			mr, err = scanMandateRequest(tx.QueryRow(ctx, `SELECT `+mandateRequestColumns+` FROM mandate_requests WHERE id = $1 FOR UPDATE`, want.ID))
+			mr, err = lockMandateRequest(ctx, tx, want.ID)
 			if err == nil && !mr.State.Open() {
 				err = fmt.Errorf("mandate request %d is %s: %w", mr.ID, mr.State, ErrMandateRequestClosed)
 			}
@@ -299,7 +304,7 @@ func openNextMandateRequest(ctx context.Context, tx pgx.Tx, want MandateRequest,
 func (l *Ledger) RecordMandateRequest(ctx context.Context, id int64, holder, actor string, done bool, action, cause string, apply func(pgx.Tx, *MandateRequest) error) (MandateRequest, error) {
 	var mr MandateRequest
 	err := l.Tx(ctx, func(tx pgx.Tx) error {
-		now, err := scanMandateRequest(tx.QueryRow(ctx, `SELECT `+mandateRequestColumns+` FROM mandate_requests WHERE id = $1 FOR UPDATE`, id))
+		now, err := lockMandateRequest(ctx, tx, id)
 		if err != nil {
 			return fmt.Errorf("mandate request %d: %w", id, err)
 		}

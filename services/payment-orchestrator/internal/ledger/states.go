@@ -56,6 +56,15 @@ func (s CollectionState) Replayable() bool {
 // state the aggregate's state machine does not allow.
 var ErrIllegalTransition = errors.New("illegal state transition")
 
+// verdict is a state machine's answer about aggregate's change from from
+// to to: nil when ok, else an error wrapping ErrIllegalTransition.
+func verdict[S ~string](aggregate string, from, to S, ok bool) error {
+	if ok {
+		return nil
+	}
+	return fmt.Errorf("%s %s -> %s: %w", aggregate, from, to, ErrIllegalTransition)
+}
+
 // CheckCollection is the collection state machine. Creating is entered
 // only as the intent of a new attempt (from nothing, or by an operator's
 // replay of a collection that failed, was cancelled or was refused), and
@@ -75,10 +84,7 @@ func CheckCollection(from, to CollectionState) error {
 	case from == CollectionCancelled || from == CollectionException:
 		ok = false
 	}
-	if !ok {
-		return fmt.Errorf("collection %s -> %s: %w", from, to, ErrIllegalTransition)
-	}
-	return nil
+	return verdict("collection", from, to, ok)
 }
 
 // RefundState is where a refund is: creating, then GoCardless's refund
@@ -132,10 +138,7 @@ func CheckRefund(from, to RefundState) error {
 	case to == RefundException:
 		ok = from == RefundCreating
 	}
-	if !ok {
-		return fmt.Errorf("refund %s -> %s: %w", from, to, ErrIllegalTransition)
-	}
-	return nil
+	return verdict("refund", from, to, ok)
 }
 
 // MandateStatus is a customer link's mandate status, as GoCardless
@@ -182,10 +185,8 @@ func (s MandateStatus) Usable() bool {
 // A new mandate (new bank details, or a replacement) starts its own
 // story, so a change of mandate id is not a transition.
 func CheckMandate(from, to MandateStatus) error {
-	if (to == "" && from != "") || (to != "" && !to.Known()) {
-		return fmt.Errorf("mandate %s -> %s: %w", from, to, ErrIllegalTransition)
-	}
-	return nil
+	illegal := (to == "" && from != "") || (to != "" && !to.Known())
+	return verdict("mandate", from, to, !illegal)
 }
 
 // MandateRequestState is where a customer's billing request for a mandate
@@ -233,8 +234,5 @@ func CheckMandateRequest(from, to MandateRequestState) error {
 	case to == MandateRequestAwaitingPayer:
 		ok = from == MandateRequestRequesting
 	}
-	if !ok {
-		return fmt.Errorf("mandate request %s -> %s: %w", from, to, ErrIllegalTransition)
-	}
-	return nil
+	return verdict("mandate request", from, to, ok)
 }
