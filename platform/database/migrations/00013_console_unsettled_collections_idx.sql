@@ -1,3 +1,4 @@
+-- +goose NO TRANSACTION
 -- +goose Up
 
 -- The console's exceptions queue lists open exceptions and the failed,
@@ -11,10 +12,13 @@
 -- a page deep in the queue starts where its cursor says (keyset paging).
 -- The collections index is partial: collected payments, the bulk of the
 -- table, are not in it; its predicate is the queue's, word for word.
-CREATE INDEX collections_unsettled_idx ON collections (updated_at, id)
+-- Built CONCURRENTLY (so outside a transaction): collections and
+-- exceptions take writes all day, and a plain CREATE INDEX would block
+-- them for the whole build on a large ledger.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS collections_unsettled_idx ON collections (updated_at, id)
     WHERE state IN ('failed', 'cancelled', 'charged_back', 'exception');
-CREATE INDEX exceptions_queue_idx ON exceptions (status, created_at, id);
+CREATE INDEX CONCURRENTLY IF NOT EXISTS exceptions_queue_idx ON exceptions (status, created_at, id);
 
 -- +goose Down
-DROP INDEX exceptions_queue_idx;
-DROP INDEX collections_unsettled_idx;
+DROP INDEX CONCURRENTLY IF EXISTS exceptions_queue_idx;
+DROP INDEX CONCURRENTLY IF EXISTS collections_unsettled_idx;
