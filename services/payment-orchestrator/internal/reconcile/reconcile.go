@@ -94,9 +94,10 @@ func (r *Reconciler) Handle(ctx context.Context, d *bus.Delivery) error {
 // its mandate events are about), and that event may itself be retried on
 // that back-off (GoCardless answering 5xx or 429 to the mandate read it
 // needs), or come late through the /events catch-up after its webhook was
-// lost. A fixed 2 s gave up after MAX_DELIVER × 2 s: 8 s at the demo's 5
-// deliveries, so mandate events were dead-lettered under chaos while the
-// fulfilled event they waited for was still being retried (issue #17).
+// lost. A fixed 2 s gave up after (MAX_DELIVER - 1) × 2 s, 38 s at the
+// default 20 and 8 s at 5, so mandate events were dead-lettered under the
+// demo's chaos while the fulfilled event they waited for was still being
+// retried (issue #17).
 var errNotRecordedYet = errors.New("not yet recorded")
 
 func (r *Reconciler) handle(ctx context.Context, d *bus.Delivery) error {
