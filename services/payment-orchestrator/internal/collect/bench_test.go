@@ -58,6 +58,15 @@ func BenchmarkCollect(b *testing.B) {
 	benchInvoices(b, r, b.N)
 }
 
+// BenchmarkCollectSharedBudget is BenchmarkCollect with the GoCardless
+// client pacing by the shared budget in JetStream, as the service does:
+// what the budget costs when the limit is far away.
+func BenchmarkCollectSharedBudget(b *testing.B) {
+	r := rig.New(b, rig.Options{GC: rig.Direct, Sim: gcsim.Options{RateLimit: 1 << 30}, SharedRateBudget: true})
+	r.Consumers("a", collect.DefaultWorkers)
+	benchInvoices(b, r, b.N)
+}
+
 // BenchmarkCollectAtRateLimit: the same against GoCardless's rate limit,
 // scaled down to 600 requests per 20 s (RateLimit-Reset is an HTTP date, so
 // whole seconds: a shorter window would measure the rounding), so that the client's pacing is what
