@@ -84,6 +84,8 @@ func run(ctx context.Context, args []string) error {
 		"How often a signed checkpoint of every audit chain's head is stored in JetStream ("+auditkv.Bucket+"), for mlcctl audit verify.")
 	payoutItems := env.IntRange("PAYOUT_MAX_ITEMS", reconcile.DefaultMaxPayoutItems, 100, 1_000_000,
 		"Items read for one GoCardless payout; a payout with more is not stored but raised as an exception (payout_too_large).")
+	payoutFlush := env.DurationRange("PAYOUT_FLUSH_INTERVAL", time.Minute, 5*time.Second, time.Hour,
+		"How often payout deposits still queued (erp-poster was still writing them when their event was handled) are posted again.")
 	if config.HelpRequested(args) {
 		env.Usage(os.Stdout)
 		return nil
@@ -139,6 +141,7 @@ func run(ctx context.Context, args []string) error {
 		consume("erp-events", bus.ConsumerSpec{Stream: bus.StreamERP, Durable: "payment-orchestrator-erp", Workers: erpWorkers}, collector.Handle),
 		consume("gocardless-events", bus.ConsumerSpec{Stream: bus.StreamGC, Durable: "payment-orchestrator-gc", Workers: gcWorkers}, reconciler.Handle),
 		consume("dead-letters", bus.ConsumerSpec{Stream: bus.StreamDLQ, Durable: "payment-orchestrator-dlq"}, deadletter.Handler{Ledger: led}.Handle),
+		service.Worker{Name: "payout-flush", Run: func(ctx context.Context) error { return reconciler.RunPayoutFlush(ctx, payoutFlush) }},
 		service.Worker{Name: "awaiting-invoices", Run: func(ctx context.Context) error { return collector.RunSweeps(ctx, sweepEvery) }},
 		service.Worker{Name: "audit-checkpoints", Run: func(ctx context.Context) error {
 			return auditkv.Run(ctx, svc.DB, audit.KeysFrom(svc.Keys), checkpoints, checkpointEvery, svc.Log)

@@ -90,3 +90,14 @@ func outcomePosted(ctx context.Context, tx pgx.Tx, o PendingOutcome, erpReferenc
 		Change{After: map[string]any{"outcome_id": o.OutcomeID, "kind": o.Kind, "erp_reference": erpReference},
 			Cause: "gocardless event " + o.EventID})
 }
+
+// PendingAggregates returns up to limit ids of aggregates of aggType with
+// outcomes still pending, those queued longest first.
+func (l *Ledger) PendingAggregates(ctx context.Context, aggType string, limit int) ([]string, error) {
+	rows, err := l.db.Query(ctx, `SELECT aggregate_id FROM pending_outcomes WHERE aggregate_type = $1
+		GROUP BY aggregate_id ORDER BY min(id) LIMIT $2`, aggType, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending %s outcomes: %w", aggType, err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}

@@ -752,18 +752,64 @@ func floorDiv(a, b int64) int64 {
 }
 
 // flushPayout posts a payout's queued deposits, in order, with no
-// transaction open.
+// transaction open. A deposit erp-poster is still writing ends the flush
+// without an error: the event is done with, and FlushPayouts posts the
+// rest once erp-poster has finished.
 func (r *Reconciler) flushPayout(ctx context.Context, poID string) error {
 	pending, err := r.ledger.PendingOutcomes(ctx, ledger.PayoutAggregate, poID)
 	if err != nil {
 		return err
 	}
 	for _, o := range pending {
-		if err := r.post(ctx, o); err != nil {
+		err := r.post(ctx, o)
+		if errors.Is(err, errPostingInProgress) {
+			r.log.InfoContext(ctx, "payout deposit still being posted; left queued", "payout", poID, "outcome", o.OutcomeID)
+			return nil
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// flushBatch bounds the payouts one FlushPayouts pass posts.
+const flushBatch = 1000
+
+// FlushPayouts posts the deposits still queued, payout by payout, oldest
+// first: those left in progress by their event (see errPostingInProgress)
+// and those whose event failed after queueing them. Replicas may flush at
+// once: erp-poster's claim lets one write and answers the others ABORTED.
+// It returns how many payouts still have deposits queued when it is done.
+func (r *Reconciler) FlushPayouts(ctx context.Context) (int, error) {
+	ids, err := r.ledger.PendingAggregates(ctx, ledger.PayoutAggregate, flushBatch)
+	if err != nil {
+		return 0, err
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := r.flushPayout(ctx, id); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	left, err := r.ledger.PendingAggregates(ctx, ledger.PayoutAggregate, flushBatch)
+	return len(left), errors.Join(append(errs, err)...)
+}
+
+// RunPayoutFlush runs FlushPayouts every interval until ctx ends.
+func (r *Reconciler) RunPayoutFlush(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if _, err := r.FlushPayouts(ctx); err != nil {
+				r.log.WarnContext(ctx, "payout flush", "error", err)
+			}
+		}
+	}
 }
 
 // gcAccount is the GoCardless connection an event came from, and its

@@ -245,6 +245,13 @@ func (r *Reconciler) post(ctx context.Context, o ledger.PendingOutcome) error {
 	if err == nil {
 		return posted(ctx, o, ref, nil)
 	}
+	if o.Kind == "payout" && (status.Code(err) == codes.Aborted || status.Code(err) == codes.DeadlineExceeded) {
+		// erp-poster writes a claimed payout to its end, however long the
+		// caller waits (thousands of lines take many minutes): ABORTED is
+		// another call holding the claim, DEADLINE_EXCEEDED this call giving
+		// up first. Neither is a failure; the deposit stays queued.
+		return fmt.Errorf("post outcome %s: %w: %w", o.OutcomeID, errPostingInProgress, err)
+	}
 	switch status.Code(err) {
 	case codes.InvalidArgument, codes.NotFound, codes.FailedPrecondition:
 		// Refused for good: an exception, so that the event is not
@@ -282,3 +289,10 @@ func erpRef(reg *accounts.Snapshot, erp string, connectionID int64, company stri
 func ts(t time.Time) *timestamppb.Timestamp { return timestamppb.New(t) }
 
 var errNotOurs = errors.New("not an ml-connector object")
+
+// errPostingInProgress: erp-poster is still writing a payout's deposit.
+// The deposit stays queued and is posted again by the next flush of the
+// payout (FlushPayouts), not by redelivering the event: every redelivery
+// would find it still in progress and a large payout would use up the
+// message's deliveries and be dead-lettered while being written.
+var errPostingInProgress = errors.New("posting in progress")

@@ -482,6 +482,17 @@ type Poster struct {
 	failNext []codes.Code
 	// refusePayouts, when set, answers every PostPayout with it.
 	refusePayouts codes.Code
+	// busyPayouts is how many more PostPayout calls are answered ABORTED,
+	// as erp-poster answers while another call writes the payout.
+	busyPayouts int
+}
+
+// BusyPayouts makes the next n PostPayout calls answer ABORTED: a large
+// payout still being written by the call that claimed it.
+func (p *Poster) BusyPayouts(n int) {
+	p.mu.Lock()
+	p.busyPayouts = n
+	p.mu.Unlock()
 }
 
 func startPoster(t testing.TB) *Poster {
@@ -553,10 +564,17 @@ func (p *Poster) PostMandateStatus(_ context.Context, in *mlcv1.PostMandateStatu
 func (p *Poster) PostPayout(_ context.Context, in *mlcv1.PostPayoutRequest) (*mlcv1.PostPayoutResponse, error) {
 	p.mu.Lock()
 	refuse := p.refusePayouts
-	if refuse != codes.OK {
+	busy := p.busyPayouts > 0
+	if busy {
+		p.busyPayouts--
+	}
+	if refuse != codes.OK || busy {
 		p.calls++
 	}
 	p.mu.Unlock()
+	if busy {
+		return nil, status.Errorf(codes.Aborted, "payout %s is being posted by another call", in.GetPayoutId())
+	}
 	if refuse != codes.OK {
 		return nil, status.Errorf(refuse, "payout %s refused", in.GetPayoutId())
 	}
