@@ -259,9 +259,10 @@ func (b *sharedBudget) load(ctx context.Context) (budgetState, uint64, error) {
 const slotAhead = 100 * time.Millisecond
 
 // chunk is how many requests one reservation asks for while the window
-// is far from spent: a small share of the limit, so that what a replica
+// is far from spent: a 200th of the limit, up to 1,000 (one round trip
+// to the shared window per chunk), so that what a replica
 // holds unspent when demand stops costs little of the window.
-func chunk(limit int) int { return max(1, min(limit/200, 100)) }
+func chunk(limit int) int { return max(1, min(limit/200, 1000)) }
 
 // plan grants from st at now: at once while more than a spreadBelow-th of
 // the window is left; one request at a time, spaced evenly over the time
