@@ -17,13 +17,13 @@ import (
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 )
 
-// Limits on a request: far above one creditor's daily payout, low enough
-// to bound memory and the time a posting takes.
+// Limits on a request: its lines and fees (mlcv1.MaxPayoutLines and
+// MaxPayoutFees, which the orchestrator checks before queueing), and
+// maxMinor, which bounds every amount so that sums cannot overflow int64.
 const (
-	maxPayoutLines = 20000
-	maxPayoutFees  = 20000
-	// maxMinor bounds every amount so that sums cannot overflow int64.
-	maxMinor = int64(1) << 50
+	maxPayoutLines = mlcv1.MaxPayoutLines
+	maxPayoutFees  = mlcv1.MaxPayoutFees
+	maxMinor       = int64(1) << 50
 )
 
 // payoutWriteTimeout bounds one payout's posting, which outlives its

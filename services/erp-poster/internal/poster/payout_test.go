@@ -11,7 +11,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ml-connector/ml-connector/connectors/ifscloud"
 	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
+	"github.com/ml-connector/ml-connector/connectors/jde"
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	"github.com/ml-connector/ml-connector/platform/testsupport/await"
@@ -548,5 +550,14 @@ func TestPayoutClaimTakenOverStopsTheWrite(t *testing.T) {
 	}
 	if mp := e.ifs.MixedPayments(); len(mp) != 1 || mp[0].State != ifssim.MixedApproved {
 		t.Errorf("mixed payments %+v, want one approved", mp)
+	}
+}
+
+// What erp-poster accepts in one payout request the ERP connectors accept
+// too, so a deposit the orchestrator queued within mlcv1's bounds is never
+// refused by the connector after erp-poster took it.
+func TestPayoutBoundsWithinTheConnectors(t *testing.T) {
+	if mlcv1.MaxPayoutLines > ifscloud.MaxPayoutLines || mlcv1.MaxPayoutLines > jde.MaxPayoutLines {
+		t.Errorf("a request may carry %d lines, IFS takes %d and JDE %d", mlcv1.MaxPayoutLines, ifscloud.MaxPayoutLines, jde.MaxPayoutLines)
 	}
 }

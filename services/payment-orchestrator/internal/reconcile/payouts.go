@@ -42,8 +42,12 @@ import (
 // beside them. Nothing is ever a float.
 
 // DefaultMaxPayoutItems bounds the items read for one payout unless
-// Reconciler.MaxPayoutItems says otherwise.
-const DefaultMaxPayoutItems = 100_000
+// Reconciler.MaxPayoutItems says otherwise; it is also the most
+// PAYOUT_MAX_ITEMS allows. A payout is stored and its deposits queued
+// only if each deposit has at most mlcv1.MaxPayoutLines lines and
+// MaxPayoutFees fees, what erp-poster takes; reading more items than one
+// deposit can carry would only find it too large later.
+const DefaultMaxPayoutItems = mlcv1.MaxPayoutLines + mlcv1.MaxPayoutFees
 
 // payoutLease is how long a payout's fetch may hold its lease before
 // another delivery may take the fetch over (which only fetches again).
@@ -358,6 +362,12 @@ func (r *Reconciler) storePayout(ctx context.Context, tx pgx.Tx, ev event, poID 
 	if err != nil {
 		return err
 	}
+	if big := tooLarge(deposits); big != "" {
+		// Left fetched: erp-poster would refuse the deposit, after it had
+		// been queued and the payout said posting.
+		return raise("payout_too_large", fmt.Sprintf("payout %s: %s; stored, not posted", poID, big),
+			map[string]any{"max_lines": maxDepositLines, "max_fees": maxDepositFees})
+	}
 	if len(fractional) > 0 {
 		// Left fetched: stored, not posted, and this says why.
 		return raise("payout_fractional_amount", fmt.Sprintf("payout %s: %d line(s) of ours are not whole minor units (%s), which no ERP books; not posted",
@@ -616,6 +626,22 @@ func (r *Reconciler) deposits(f *fetchedPayout, p ledger.Payout, items []ledger.
 		d.req.AmountMinor = d.amountSent
 	}
 	return out, fractional, nil
+}
+
+// maxDepositLines and maxDepositFees are what erp-poster takes in one
+// deposit (variables only so that a test can lower them).
+var maxDepositLines, maxDepositFees = mlcv1.MaxPayoutLines, mlcv1.MaxPayoutFees
+
+// tooLarge says which deposit has more lines or fees than erp-poster
+// takes in one request; "" when none has.
+func tooLarge(deposits []*deposit) string {
+	for _, d := range deposits {
+		if len(d.req.GetLines()) > maxDepositLines || len(d.req.GetFees()) > maxDepositFees {
+			return fmt.Sprintf("its deposit into %s company %s has %d lines and %d fees, more than erp-poster takes in one deposit (%d lines, %d fees)",
+				d.req.GetErp().GetConnection(), d.req.GetErp().GetCompany(), len(d.req.GetLines()), len(d.req.GetFees()), maxDepositLines, maxDepositFees)
+		}
+	}
+	return ""
 }
 
 // depositID is the outbox id of a payout's deposit into one ERP company:

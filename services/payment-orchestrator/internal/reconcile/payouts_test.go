@@ -616,3 +616,24 @@ func (halfPennyLine) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Header.Del("Content-Length")
 	return resp, nil
 }
+
+// A payout with a deposit of more lines or fees than erp-poster takes in
+// one request is stored and raised payout_too_large before anything is
+// queued: not queued to be refused later, nor left saying posting.
+func TestPayoutDepositTooLargeIsNotQueued(t *testing.T) {
+	reconcile.SetMaxDeposit(t, 1, 1) // as if 20,000
+	r := rig.New(t, rig.Options{GC: rig.Direct})
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"A": "100.00", "B": "20.00"})
+	settle(r, 14)
+	r.Eventually(20*time.Second, "payout raised too large", func() bool {
+		return len(paidPayouts(r)) == 1 && r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'payout_too_large' AND aggregate_id = $1`, paidPayouts(r)[0].ID) == 1
+	})
+	r.Drain()
+	if n := r.Count(`SELECT count(*) FROM payouts WHERE state = 'fetched' AND items_count = 4`); n != 1 {
+		t.Errorf("%d payouts stored with their 4 items and left unposted, want 1", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM pending_outcomes`) + r.Count(`SELECT count(*) FROM payout_postings`) + len(r.Poster.Payouts()); n != 0 {
+		t.Errorf("%d deposits queued or posted for a payout erp-poster would refuse", n)
+	}
+}
