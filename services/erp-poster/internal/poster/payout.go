@@ -43,10 +43,6 @@ type payoutPosting struct {
 	FeeReference string
 }
 
-func payoutKey(ref *mlcv1.ErpRef, payoutID string) string {
-	return "payout/" + strings.ToLower(strings.TrimPrefix(ref.GetErp().String(), "ERP_")) + "/" + ref.GetConnection() + "/" + ref.GetCompany() + "/" + payoutID
-}
-
 // validatePayout checks a request before anything is claimed or written.
 func validatePayout(in *mlcv1.PostPayoutRequest) error {
 	req := request{outcomeID: in.GetPayoutId(), ref: in.GetErp()}
@@ -153,7 +149,7 @@ func (s *Server) PostPayout(ctx context.Context, in *mlcv1.PostPayoutRequest) (*
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	key := payoutKey(in.GetErp(), in.GetPayoutId())
+	key := mlcv1.PayoutKey(in.GetErp(), in.GetPayoutId()) // the orchestrator's deposit id
 	c, err := s.claim(ctx, postingRow{key: key, conn: conn, company: in.GetErp().GetCompany(), kind: "payout"})
 	switch {
 	case err != nil:

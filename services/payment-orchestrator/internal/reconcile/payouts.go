@@ -567,7 +567,7 @@ func (r *Reconciler) deposits(f *fetchedPayout, p ledger.Payout, items []ledger.
 			}
 			d = &deposit{
 				row: ledger.PayoutDeposit{ERP: it.ERP, ERPConnectionID: it.ERPConnectionID, Company: it.Company,
-					OutcomeID: depositID(ref, p.GCPayoutID)},
+					OutcomeID: mlcv1.PayoutKey(ref, p.GCPayoutID)}, // erp-poster's key of the posting
 				req: payoutRequest(f, ref),
 			}
 			byKey[k] = d
@@ -642,14 +642,6 @@ func tooLarge(deposits []*deposit) string {
 		}
 	}
 	return ""
-}
-
-// depositID is the outbox id of a payout's deposit into one ERP company:
-// the key erp-poster files the posting under in erp_postings (its
-// payoutKey), so that a deposit and its posting join on it.
-func depositID(ref *mlcv1.ErpRef, payoutID string) string {
-	erp := strings.ToLower(strings.TrimPrefix(ref.GetErp().String(), "ERP_"))
-	return "payout/" + erp + "/" + ref.GetConnection() + "/" + ref.GetCompany() + "/" + payoutID
 }
 
 // settleFees sets the deposit's fee lines so that they add up to total
