@@ -43,6 +43,9 @@ func runBook(t *testing.T, opts options) string {
 			if err := checkMonthEnd(ctx, s); err != nil {
 				return err
 			}
+			if err := checkMonthEndPrinted(out.String(), s); err != nil {
+				return err
+			}
 			// The report counts every exception mlcctl would list.
 			var inDB int
 			if err := s.db.QueryRow(ctx, `SELECT count(*) FROM exceptions`).Scan(&inDB); err != nil {

@@ -299,7 +299,7 @@ func anOf(jde *jdesim.Server, doc int64) int64 {
 // report prints the reconciliation: every exception, expected or not,
 // and every invoice not in its expected end state. strict makes an
 // unsettled book, a duplicate or an outcome not posted an error.
-func (s *simulators) report(_ context.Context, opts options, t tally, strict bool) error {
+func (s *simulators) report(ctx context.Context, opts options, t tally, strict bool) error {
 	fmt.Fprintln(opts.out)
 	t.print(opts.out)
 	lost := len(t.missing)
@@ -324,6 +324,7 @@ func (s *simulators) report(_ context.Context, opts options, t tally, strict boo
 		}
 		fmt.Fprintln(opts.out, "  payout:", p)
 	}
+	s.printMonthEnd(ctx, opts.out)
 	fmt.Fprintf(opts.out, "reconciled: %d invoices, %d collected, %d failed, %d refunded, %d exceptions (%d unexpected), %d posted to ERP (%d not), lost %d, duplicated %d, dead letters %d\n",
 		len(s.book.invoices), t.collected, t.failed, t.refunded, len(t.exceptions), len(t.unexpected), t.posted, t.unposted, lost, t.duplicated, t.deadLetters)
 	if len(t.unexpected) > 0 {
