@@ -27,7 +27,18 @@ WHERE d.payout_id = i.payout_id AND d.seq = i.seq AND d.n > 1;
 CREATE UNIQUE INDEX payout_items_paid_out_once ON payout_items (gc_payment_id)
     WHERE type = 'payment_paid_out' AND gc_payment_id IS NOT NULL AND NOT duplicate;
 
+-- A payout's deposit can be posted again when an operator asks (mlcctl
+-- payouts repost, the console's payout page): after the ERP refused it, or
+-- after its posting ran out of retries. Its request is kept so that the
+-- same deposit, under the same outcome id (erp-poster's idempotency key:
+-- never a second deposit), is queued again; rows from before this have
+-- none and cannot be re-posted.
+ALTER TABLE payout_postings ADD COLUMN request bytea;
+COMMENT ON COLUMN payout_postings.request IS
+    'The marshalled mlc.v1.PostPayoutRequest queued for erp-poster under outcome_id, kept for a re-post.';
+
 -- +goose Down
+ALTER TABLE payout_postings DROP COLUMN request;
 DROP INDEX payout_items_paid_out_once;
 ALTER TABLE payout_items DROP CONSTRAINT payout_items_duplicate_paid_out;
 ALTER TABLE payout_items DROP COLUMN duplicate;

@@ -1,6 +1,7 @@
 package ledger
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -41,6 +42,8 @@ func CheckPayout(from, to PayoutState) error {
 		ok = to == PayoutMismatch || to == PayoutPosting || to == PayoutNothingToPost
 	case PayoutPosting:
 		ok = to == PayoutPosted || to == PayoutRefused
+	case PayoutRefused:
+		ok = to == PayoutPosting // re-posted by an operator (RepostPayout)
 	}
 	if !ok && from != to {
 		return fmt.Errorf("payout %s -> %s: %w", from, to, ErrIllegalTransition)
@@ -117,6 +120,8 @@ type PayoutDeposit struct {
 	LinesTenths     int64
 	FeesTenths      int64
 	LineCount       int
+	// Request is the marshalled erp-poster request, kept for a re-post.
+	Request []byte
 }
 
 // PayoutAggregate is the audit and outbox aggregate type of a payout,
@@ -226,9 +231,9 @@ func SetPayoutState(ctx context.Context, tx pgx.Tx, p Payout, to PayoutState, ca
 // it was rounded to), for the audit entry.
 func QueuePayoutPosting(ctx context.Context, tx pgx.Tx, p Payout, d PayoutDeposit, sent map[string]any) error {
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO payout_postings (payout_id, erp, erp_connection_id, company, outcome_id, lines_tenths, fees_tenths, line_count, state)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued')`,
-		p.ID, d.ERP, d.ERPConnectionID, d.Company, d.OutcomeID, d.LinesTenths, d.FeesTenths, d.LineCount); err != nil {
+		INSERT INTO payout_postings (payout_id, erp, erp_connection_id, company, outcome_id, lines_tenths, fees_tenths, line_count, state, request)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'queued', $9)`,
+		p.ID, d.ERP, d.ERPConnectionID, d.Company, d.OutcomeID, d.LinesTenths, d.FeesTenths, d.LineCount, d.Request); err != nil {
 		return fmt.Errorf("queue deposit %s: %w", d.OutcomeID, err)
 	}
 	after := map[string]any{
@@ -283,6 +288,89 @@ func (l *Ledger) PayoutOutcomePosted(ctx context.Context, o PendingOutcome, erpR
 		_, err = SetPayoutState(ctx, tx, p, PayoutPosted, "every deposit written by erp-poster")
 		return err
 	})
+}
+
+// ErrNotRepostable: the payout has no deposit an operator may post again.
+var ErrNotRepostable = errors.New("payout cannot be re-posted")
+
+// RepostPayout queues the deposits of a payout an ERP refused, or whose
+// posting stopped (its retries ran out), for erp-poster again (the
+// orchestrator's payout flush posts them), under
+// their own outcome ids: erp-poster's idempotency key, so a deposit the
+// ERP has is answered from its record and never made twice. A refused
+// payout is posting again. actor is audited. It returns the number of
+// deposits queued; a payout in any other state is ErrNotRepostable,
+// saying why.
+func (l *Ledger) RepostPayout(ctx context.Context, gcPayoutID, actor, note string) (int, error) {
+	var n int
+	err := l.Tx(ctx, func(tx pgx.Tx) error {
+		n = 0
+		var p Payout
+		err := tx.QueryRow(ctx, `SELECT id, gc_payout_id, state, event_id FROM payouts WHERE gc_payout_id = $1 FOR UPDATE`,
+			gcPayoutID).Scan(&p.ID, &p.GCPayoutID, &p.State, &p.EventID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("payout %s: %w", gcPayoutID, ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("payout %s: %w", gcPayoutID, err)
+		}
+		switch p.State {
+		case PayoutRefused, PayoutPosting:
+		case PayoutFetched:
+			return fmt.Errorf("payout %s is fetched: it has lines no ERP books (see its payout_fractional_amount exception), so no deposit was made to post again: %w", gcPayoutID, ErrNotRepostable)
+		case PayoutMismatch:
+			return fmt.Errorf("payout %s does not add up (payout_mismatch): nothing was posted: %w", gcPayoutID, ErrNotRepostable)
+		default:
+			return fmt.Errorf("payout %s is %s: nothing to post again: %w", gcPayoutID, p.State, ErrNotRepostable)
+		}
+		rows, err := tx.Query(ctx, `SELECT outcome_id, state, request FROM payout_postings
+			WHERE payout_id = $1 AND state <> 'posted' ORDER BY erp_connection_id, company`, p.ID)
+		if err != nil {
+			return fmt.Errorf("deposits of payout %s: %w", gcPayoutID, err)
+		}
+		type posting struct {
+			outcomeID, state string
+			request          []byte
+		}
+		postings, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (posting, error) {
+			var d posting
+			return d, r.Scan(&d.outcomeID, &d.state, &d.request)
+		})
+		if err != nil {
+			return fmt.Errorf("deposits of payout %s: %w", gcPayoutID, err)
+		}
+		if len(postings) == 0 {
+			return fmt.Errorf("payout %s has no deposit left to post: %w", gcPayoutID, ErrNotRepostable)
+		}
+		var ids []string
+		for _, d := range postings {
+			if d.request == nil {
+				return fmt.Errorf("deposit %s was queued before its request was kept (migration 00016); post it by hand: %w", d.outcomeID, ErrNotRepostable)
+			}
+			// A deposit still queued keeps its place in the outbox.
+			if err := QueueOutcome(ctx, tx, PendingOutcome{AggregateType: PayoutAggregate, AggregateID: gcPayoutID,
+				EventID: p.EventID, OutcomeID: d.outcomeID, Kind: "payout", Outcome: d.request}); err != nil {
+				return err
+			}
+			ids = append(ids, d.outcomeID)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE payout_postings SET state = 'queued' WHERE payout_id = $1 AND state = 'refused'`, p.ID); err != nil {
+			return fmt.Errorf("deposits of payout %s queued again: %w", gcPayoutID, err)
+		}
+		if p.State == PayoutRefused {
+			if err := CheckPayout(p.State, PayoutPosting); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE payouts SET state = 'posting', posted_at = NULL WHERE id = $1`, p.ID); err != nil {
+				return fmt.Errorf("payout %s posting again: %w", gcPayoutID, err)
+			}
+		}
+		n = len(ids)
+		return recordBy(ctx, tx, actor, PayoutAggregate, gcPayoutID, "payout.repost",
+			Change{Before: map[string]any{"state": p.State}, After: map[string]any{"state": PayoutPosting, "deposits": ids},
+				Cause: cmp.Or(note, "re-posted by "+actor)})
+	})
+	return n, err
 }
 
 // CollectionsByPayments reads, without locking, the collections that

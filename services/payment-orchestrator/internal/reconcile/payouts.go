@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/platform/bus"
@@ -378,10 +379,14 @@ func (r *Reconciler) storePayout(ctx context.Context, tx pgx.Tx, ev event, poID 
 		return err
 	}
 	for _, d := range deposits {
+		if d.row.Request, err = proto.Marshal(d.req); err != nil {
+			return fmt.Errorf("deposit %s: %w", d.row.OutcomeID, err)
+		}
 		if err := ledger.QueuePayoutPosting(ctx, tx, p, d.row, d.audit()); err != nil {
 			return err
 		}
-		if err := queue(ctx, tx, ev, ledger.PayoutAggregate, poID, "payout", d.row.OutcomeID, d.req); err != nil {
+		if err := ledger.QueueOutcome(ctx, tx, ledger.PendingOutcome{AggregateType: ledger.PayoutAggregate, AggregateID: poID,
+			EventID: ev.GetEventId(), OutcomeID: d.row.OutcomeID, Kind: "payout", Outcome: d.row.Request}); err != nil {
 			return err
 		}
 	}
