@@ -57,6 +57,9 @@ Commands:
   payouts list [--from DATE] [--to DATE] [--connection NAME] [--state STATE] [--limit N] [--json]
                                   GoCardless payouts (bank lines): reference, arrival, amount, fees
   payouts show PAYOUT|BANK-REFERENCE [--json]   the invoices it settled and its items, unmatched marked
+  payouts repost PAYOUT|BANK-REFERENCE [--note TEXT]
+                                  post again the deposits the ERP refused or that ran out of retries
+                                  (same keys: never a second deposit)
   report month-end --from DATE --to DATE [--connection NAME] [--format csv|json]
                                   collected, fees, refunds, charge-backs, paid out and in flight
                                   per connection, company and currency (payouts by arrival date)
@@ -140,6 +143,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return c.collections(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), args[1], args[2:])
 	case cmd == "payouts list" || cmd == "payouts show":
 		return c.payouts(ctx, settlement.New(db), args[1], args[2:])
+	case cmd == "payouts repost":
+		return c.payoutsRepost(ctx, operator.NewDesk(db, connections.NewStore(db, keys), nil), settlement.New(db), args[2:])
 	case cmd == "report month-end":
 		return c.monthEnd(ctx, settlement.New(db), args[2:])
 	case cmd == "mandates list" || cmd == "mandates resend":

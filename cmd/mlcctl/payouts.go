@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/operator"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/settlement"
 )
 
@@ -65,6 +66,31 @@ func (c *cli) payouts(ctx context.Context, r *settlement.Reader, verb string, ar
 		return c.printPayout(d)
 	}
 	return fmt.Errorf("unknown command payouts %s", verb)
+}
+
+// payoutsRepost queues again the deposits of a payout that an ERP refused
+// or whose posting ran out of retries; the orchestrator posts them.
+func (c *cli) payoutsRepost(ctx context.Context, desk *operator.Desk, r *settlement.Reader, args []string) error {
+	fs := flag.NewFlagSet("payouts repost", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	note := fs.String("note", "", "why, for the audit log")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: mlcctl payouts repost PAYOUT-ID|BANK-REFERENCE [--note TEXT]")
+	}
+	d, err := r.ShowPayout(ctx, pos[0]) // a bank reference names its payout too
+	if err != nil {
+		return err
+	}
+	n, err := desk.RepostPayout(ctx, d.ID, actor(), *note)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "payout %s: %d deposit(s) queued again for the ERP under their own keys; the orchestrator posts them\n", d.ID, n)
+	return nil
 }
 
 func stateText(p settlement.Payout) string {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -145,5 +146,67 @@ func TestReportMonthEnd(t *testing.T) {
 		if _, err := mlcctl(t, dbURL, "", append([]string{"report", "month-end"}, bad...)...); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
+	}
+}
+
+// An operator re-posts a payout the ERP refused: its deposits are queued
+// again under their own outcome ids (with the request kept when they were
+// first queued), the operator is audited; a payout that does not add up
+// has nothing to re-post.
+func TestPayoutsRepost(t *testing.T) {
+	dbURL := november(t)
+	ctx := context.Background()
+	db, err := database.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// PO1 as an ERP's refusal leaves it: its deposits refused, their
+	// requests kept, nothing queued.
+	for _, sql := range []string{
+		`UPDATE payouts SET state = 'refused', posted_at = NULL WHERE gc_payout_id = 'PO1'`,
+		`UPDATE payout_postings SET state = 'refused', posted_at = NULL, request = '\x0a00'::bytea
+		 WHERE payout_id = (SELECT id FROM payouts WHERE gc_payout_id = 'PO1')`,
+	} {
+		if _, err := db.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var deposits int
+	if err := db.QueryRow(ctx, `SELECT count(*) FROM payout_postings p JOIN payouts o ON o.id = p.payout_id
+		WHERE o.gc_payout_id = 'PO1'`).Scan(&deposits); err != nil || deposits == 0 {
+		t.Fatalf("PO1 has %d deposits: %v", deposits, err)
+	}
+	out, err := mlcctl(t, dbURL, "", "payouts", "repost", "REF-NOV", "--note", "period reopened")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "payout PO1: "+strconv.Itoa(deposits)+" deposit(s) queued again") {
+		t.Errorf("repost said %q", out)
+	}
+	count := func(sql string) int {
+		t.Helper()
+		var n int
+		if err := db.QueryRow(ctx, sql).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(`SELECT count(*) FROM pending_outcomes o JOIN payout_postings p ON p.outcome_id = o.outcome_id
+			WHERE o.kind = 'payout' AND o.aggregate_id = 'PO1' AND o.outcome = p.request AND p.state = 'queued'`); n != deposits {
+		t.Errorf("%d deposits queued again with their request, want %d", n, deposits)
+	}
+	if n := count(`SELECT count(*) FROM payouts WHERE gc_payout_id = 'PO1' AND state = 'posting'`); n != 1 {
+		t.Errorf("PO1 is not posting again")
+	}
+	if n := count(`SELECT count(*) FROM audit_log WHERE aggregate_id = 'PO1' AND action = 'payout.repost'
+			AND actor LIKE 'mlcctl%' AND payload::text LIKE '%period reopened%'`); n != 1 {
+		t.Errorf("%d re-posts audited under mlcctl with the note", n)
+	}
+	if _, err := mlcctl(t, dbURL, "", "payouts", "repost", "PO3"); err == nil || !strings.Contains(err.Error(), "does not add up") {
+		t.Errorf("re-post of a mismatch: %v", err)
+	}
+	if _, err := mlcctl(t, dbURL, "", "payouts", "repost"); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Errorf("re-post without a payout: %v", err)
 	}
 }
