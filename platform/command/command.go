@@ -5,6 +5,8 @@ package command
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,7 +15,8 @@ import (
 )
 
 // Main runs run with the command-line arguments until it returns, then
-// exits: status 0 on success, 1 (after printing "name: error") otherwise.
+// exits: status 0 on success or flag.ErrHelp (the help was printed), 1
+// (after printing "name: error") otherwise.
 func Main(name string, run func(ctx context.Context, args []string) error) {
 	os.Exit(Run(name, os.Args[1:], os.Stderr, run))
 }
@@ -22,7 +25,7 @@ func Main(name string, run func(ctx context.Context, args []string) error) {
 func Run(name string, args []string, stderr io.Writer, run func(ctx context.Context, args []string) error) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, args); err != nil {
+	if err := run(ctx, args); err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return 1
 	}

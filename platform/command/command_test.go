@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
+	"fmt"
 	"syscall"
 	"testing"
 	"time"
@@ -23,6 +25,11 @@ func TestRun(t *testing.T) {
 	}
 	if got := command.Run("svc", nil, &stderr, func(context.Context, []string) error { return errors.New("boom") }); got != 1 || stderr.String() != "svc: boom\n" {
 		t.Errorf("failure: status %d, stderr %q", got, stderr.String())
+	}
+	stderr.Reset()
+	helped := func(context.Context, []string) error { return fmt.Errorf("usage printed: %w", flag.ErrHelp) }
+	if got := command.Run("svc", []string{"--help"}, &stderr, helped); got != 0 || stderr.Len() != 0 {
+		t.Errorf("help: status %d, stderr %q", got, stderr.String())
 	}
 	// SIGTERM ends the context, which is how services drain.
 	got := command.Run("svc", nil, &stderr, func(ctx context.Context, _ []string) error {

@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"regexp"
 	"strings"
 	"time"
@@ -124,14 +123,7 @@ func run(ctx context.Context, args []string) error {
 	env := config.FromOS()
 	cfg := service.LoadConfig(env, "console")
 	s := loadSettings(env)
-	if config.HelpRequested(args) {
-		env.Usage(os.Stdout)
-		return nil
-	}
-	if err := env.Err(); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
-	}
-	svc, err := service.Start(ctx, cfg, env.Secrets()...)
+	svc, err := service.Open(ctx, env, cfg, args)
 	if err != nil {
 		return err
 	}

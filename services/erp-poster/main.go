@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -44,14 +43,7 @@ func run(ctx context.Context, args []string) error {
 	if filesDir != "" && !filepath.IsAbs(filesDir) {
 		env.Errorf("ERP_FILES_DIR", "%q is not an absolute directory", filesDir)
 	}
-	if config.HelpRequested(args) {
-		env.Usage(os.Stdout)
-		return nil
-	}
-	if err := env.Err(); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
-	}
-	svc, err := service.Start(ctx, cfg, env.Secrets()...)
+	svc, err := service.Open(ctx, env, cfg, args)
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"time"
 
 	"github.com/ml-connector/ml-connector/platform/command"
@@ -38,14 +37,7 @@ func run(ctx context.Context, args []string) error {
 	if connection != "" && !connections.ValidName(connection) {
 		env.Errorf("GC_WEBHOOK_CONNECTION", "must be a connection name: 1 to 63 letters, digits, '.', '_' or '-'")
 	}
-	if config.HelpRequested(args) {
-		env.Usage(os.Stdout)
-		return nil
-	}
-	if err := env.Err(); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
-	}
-	svc, err := service.Start(ctx, cfg, env.Secrets()...)
+	svc, err := service.Open(ctx, env, cfg, args)
 	if err != nil {
 		return err
 	}

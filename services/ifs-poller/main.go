@@ -11,8 +11,6 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
 
 	"go.opentelemetry.io/otel"
 
@@ -28,14 +26,7 @@ func run(ctx context.Context, args []string) error {
 	env := config.FromOS()
 	cfg := service.LoadConfig(env, "ifs-poller")
 	fc := fleet.LoadConfig(env)
-	if config.HelpRequested(args) {
-		env.Usage(os.Stdout)
-		return nil
-	}
-	if err := env.Err(); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
-	}
-	svc, err := service.Start(ctx, cfg, env.Secrets()...)
+	svc, err := service.Open(ctx, env, cfg, args)
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/ml-connector/ml-connector/platform/command"
@@ -29,14 +28,7 @@ func run(ctx context.Context, args []string) error {
 	batch := env.IntRange("JDE_PUBLISH_BATCH", 500, 1, 10000, "Messages published and acknowledged before a watermark moves.")
 	// The maximum is watermark.MaxOverlap; the default poller.DefaultOverlap.
 	overlap := env.DurationRange("JDE_POLL_OVERLAP", time.Minute, time.Second, time.Hour, "How far before its watermark each JDE table is read again, for rows that appear late with an earlier UPMJ/UPMT; re-read rows are published only when their version changed.")
-	if config.HelpRequested(args) {
-		env.Usage(os.Stdout)
-		return nil
-	}
-	if err := env.Err(); err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
-	}
-	svc, err := service.Start(ctx, cfg, env.Secrets()...)
+	svc, err := service.Open(ctx, env, cfg, args)
 	if err != nil {
 		return err
 	}
