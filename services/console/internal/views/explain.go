@@ -55,6 +55,10 @@ func explain(it Item, cause string) (what, todo string) {
 	case "erp_posting_refused":
 		what = fmt.Sprintf("The ERP refused to record the outcome for %s: %s.", doc, it.Reason)
 		todo = "Fix the document in the ERP (closed period, locked invoice, ...) and record the payment there, then resolve with a note."
+		if strings.HasPrefix(it.Subject, "payout ") {
+			what = fmt.Sprintf("The ERP refused the deposit of GoCardless payout %s: %s.", payoutOf(it), it.Reason)
+			todo = "Fix the cause in the ERP (closed period, missing account, ...), then press Post again on the payout's page (or mlcctl payouts repost): the same deposit is sent, never a second one. Resolve with a note once posted."
+		}
 	case "mandate_ended":
 		what = fmt.Sprintf("The customer's Direct Debit mandate ended (cancelled, expired or its bank account closed) and took the payment%s for invoice %s with it: %s.", amount, doc, it.Reason)
 		todo = "Contact the customer for a new mandate; once they have authorised it, replay the invoice. Resolve with a note if it was paid another way."

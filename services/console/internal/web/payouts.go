@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/operator"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/settlement"
 )
 
@@ -100,7 +101,36 @@ func (s *Server) payoutPage(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
-	s.render(w, r, http.StatusOK, "payout", "Payout "+d.BankReference, d)
+	s.render(w, r, http.StatusOK, "payout", "Payout "+d.BankReference, payoutPageData{PayoutDetail: d,
+		CanRepost: (d.State == "refused" || d.State == "posting") && who(r).user.Role.Allows("operator")})
+}
+
+// payoutPageData is a payout as mlcctl payouts show --json gives it, with
+// whether this user may post it again.
+type payoutPageData struct {
+	settlement.PayoutDetail
+	CanRepost bool `json:"-"`
+}
+
+// payoutRepost posts a payout's refused or stalled deposits again through
+// the operator desk, the same code as mlcctl payouts repost, under the
+// user's name.
+func (s *Server) payoutRepost(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	p := who(r)
+	n, err := s.desk.RepostPayout(r.Context(), id, p.actor(), truncate(r.PostFormValue("note"), 2000))
+	switch {
+	case errors.Is(err, operator.ErrNotFound):
+		s.problem(w, r, http.StatusNotFound, "no payout "+truncate(id, 200))
+		return
+	case err != nil:
+		s.log.WarnContext(r.Context(), "repost failed", "user", p.user.Name, "payout", truncate(id, 200), "error", err)
+		s.problem(w, r, http.StatusConflict, "nothing was posted again: "+plain(err))
+		return
+	}
+	s.log.InfoContext(r.Context(), "action", "user", p.user.Name, "action", "repost", "payout", id, "deposits", n)
+	s.done(w, r, fmt.Sprintf("Payout %s: %d deposit(s) queued for the ERP again under their own keys (never a second deposit); the orchestrator posts them shortly.", id, n),
+		map[string]any{"gc_payout_id": id, "deposits": n})
 }
 
 type reportData struct {

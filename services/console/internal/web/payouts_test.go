@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -164,4 +166,58 @@ func TestBrowserJourneysPayouts(t *testing.T) {
 		t.Errorf("CSV link %q", csvLink)
 	}
 	b.shot("report")
+}
+
+// An operator posts a refused payout again from its page, as mlcctl
+// payouts repost does (the same desk code): its deposits are queued again
+// under their own keys, audited under the operator's name. A viewer sees
+// no button and is refused; a posted payout offers none.
+func TestPayoutRepostFromItsPage(t *testing.T) {
+	w := november(t)
+	w.exec(`UPDATE payouts SET state = 'refused', posted_at = NULL WHERE gc_payout_id = 'PO1'`)
+	w.exec(`UPDATE payout_postings SET state = 'refused', posted_at = NULL, request = '\x0a00'::bytea
+		WHERE payout_id = (SELECT id FROM payouts WHERE gc_payout_id = 'PO1')`)
+	deposits := w.count(`SELECT count(*) FROM payout_postings p JOIN payouts o ON o.id = p.payout_id WHERE o.gc_payout_id = 'PO1'`)
+
+	v := w.signIn("vera", viewerPass)
+	page := v.get("/payouts/PO1", 200)
+	if strings.Contains(page, "Post again") {
+		t.Error("a viewer is offered the re-post")
+	}
+	if status, _ := v.post("/payouts/PO1/repost", url.Values{"csrf_token": {field(page, "csrf_token")}}); status != http.StatusForbidden {
+		t.Errorf("a viewer's re-post: %d, want 403", status)
+	}
+
+	op := w.signIn("oscar", opPass)
+	page = op.get("/payouts/PO1", 200)
+	if !strings.Contains(page, `action="/payouts/PO1/repost"`) || !strings.Contains(page, "Post again") {
+		t.Fatalf("the operator is not offered the re-post of a refused payout:\n%s", page)
+	}
+	if status, _ := op.post("/payouts/PO1/repost", url.Values{"csrf_token": {"forged"}}); status != http.StatusForbidden {
+		t.Errorf("a re-post without the page's CSRF token: %d, want 403", status)
+	}
+	if n := w.count(`SELECT count(*) FROM pending_outcomes`); n != 0 {
+		t.Fatalf("%d deposits queued by a refused request", n)
+	}
+	status, body := op.post("/payouts/PO1/repost", url.Values{"csrf_token": {field(page, "csrf_token")}, "back": {"/payouts/PO1"},
+		"note": {"period reopened"}})
+	if status != 200 || !strings.Contains(body, "Payout PO1: "+strconv.Itoa(deposits)+" deposit(s) queued for the ERP again") {
+		t.Fatalf("re-post: %d\n%s", status, body)
+	}
+	if n := w.count(`SELECT count(*) FROM pending_outcomes o JOIN payout_postings p ON p.outcome_id = o.outcome_id
+			WHERE o.aggregate_id = 'PO1' AND o.outcome = p.request AND p.state = 'queued'`); n != deposits {
+		t.Errorf("%d deposits queued again, want %d", n, deposits)
+	}
+	if n := w.count(`SELECT count(*) FROM audit_log WHERE aggregate_id = 'PO1' AND action = 'payout.repost' AND actor = 'console:oscar'`); n != 1 {
+		t.Errorf("%d re-posts audited under console:oscar", n)
+	}
+	// A payout with nothing to post again offers no button and refuses.
+	page = op.get("/payouts/PO3", 200)
+	if strings.Contains(page, "Post again") {
+		t.Error("a mismatched payout offers the re-post")
+	}
+	if status, body := op.post("/payouts/PO3/repost", url.Values{"csrf_token": {field(page, "csrf_token")}}); status != http.StatusConflict ||
+		!strings.Contains(body, "does not add up") {
+		t.Errorf("re-post of a mismatch: %d %s", status, body)
+	}
 }

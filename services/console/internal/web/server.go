@@ -158,6 +158,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /mandates/{id}/resend", s.need(users.Operator, s.mandateResend))
 	mux.Handle("GET /payouts", s.need(users.Viewer, s.payoutsPage))
 	mux.Handle("GET /payouts/{id}", s.need(users.Viewer, s.payoutPage))
+	mux.Handle("POST /payouts/{id}/repost", s.need(users.Operator, s.payoutRepost))
 	mux.Handle("GET /reports/month-end", s.need(users.Viewer, s.monthEnd))
 	mux.Handle("GET /connections", s.need(users.Viewer, s.connectionsPage))
 	mux.Handle("POST /connections", s.need(users.Admin, s.connectionAdd))
