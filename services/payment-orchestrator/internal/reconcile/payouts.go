@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/proto"
@@ -17,6 +19,7 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/platform/connections"
+	"github.com/ml-connector/ml-connector/platform/money"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/ledger"
@@ -218,10 +221,14 @@ func (r *Reconciler) fetchPayout(ctx context.Context, ev event, poID string) (*f
 		}
 		f.items = append(f.items, it)
 	}
+	if err := checkPayout(f.payout); err != nil {
+		f.refusedKind, f.refusedReason = "payout_unreadable", fmt.Sprintf("payout %s: %v; not stored", poID, err)
+		return f, nil
+	}
 	f.tenths = make([]int64, len(f.items))
 	for i, it := range f.items {
 		if f.tenths[i], err = it.Tenths(); err == nil {
-			err = checkTaxes(it)
+			err = errors.Join(checkTenths("amount", f.tenths[i]), checkTaxes(it))
 		}
 		if err != nil {
 			f.refusedKind = "payout_unreadable"
@@ -274,17 +281,82 @@ func (r *Reconciler) fetchPayout(ctx context.Context, ev event, poID string) (*f
 	return f, nil
 }
 
+// maxTenths bounds every amount of a payout and its items, in tenths of
+// a minor unit (about 7 * 10^12 minor units): the sums of up to
+// DefaultMaxPayoutItems (under 2^16) such amounts, and an amount times
+// ten, stay far inside int64, so no arithmetic on them can overflow.
+const maxTenths = int64(1) << 46
+
+// maxReference is the longest payout reference erp-poster takes (and a
+// bank statement line carries).
+const maxReference = 140
+
+// rate is an exchange rate as the database's numeric column (and an ERP)
+// reads it: a positive decimal.
+var rate = regexp.MustCompile(`^[0-9]{1,12}(\.[0-9]{1,18})?$`)
+
+// checkTenths bounds one amount in tenths (see maxTenths).
+func checkTenths(what string, t int64) error {
+	if t > maxTenths || t < -maxTenths {
+		return fmt.Errorf("%s of %s minor units is out of range", what, tenthsText(t))
+	}
+	return nil
+}
+
+// checkPayout checks what GoCardless said about a payout before anything
+// of it is stored or posted: what fails here would fail in the database
+// or at erp-poster on every retry.
+func checkPayout(po *gocardless.Payout) error {
+	if po.Reference == "" || len(po.Reference) > maxReference || !utf8.ValidString(po.Reference) {
+		return fmt.Errorf("reference of %d bytes is not 1 to %d characters", len(po.Reference), maxReference)
+	}
+	if _, err := time.Parse(time.DateOnly, po.ArrivalDate); err != nil {
+		return fmt.Errorf("arrival_date %q is not YYYY-MM-DD", po.ArrivalDate)
+	}
+	if _, err := money.FromMinor(0, po.Currency); err != nil {
+		return fmt.Errorf("currency: %w", err)
+	}
+	// Amounts are whole minor units; bounded as tenths, ten times them.
+	for what, a := range map[string]int64{"amount": po.Amount, "deducted_fees": po.DeductedFees} {
+		if a > maxTenths/10 || a < -maxTenths/10 {
+			return fmt.Errorf("%s %d is out of range", what, a)
+		}
+	}
+	if fx := po.FX; fx != nil {
+		if fx.FXAmount != nil && (*fx.FXAmount > maxTenths/10 || *fx.FXAmount < -maxTenths/10) {
+			return fmt.Errorf("fx.fx_amount %d is out of range", *fx.FXAmount)
+		}
+		for what, r := range map[string]string{"fx.exchange_rate": fx.ExchangeRate, "fx.estimated_exchange_rate": fx.EstimatedExchangeRate} {
+			if r != "" && (!rate.MatchString(r) || strings.Trim(r, "0.") == "") {
+				return fmt.Errorf("%s %.40q is not a positive decimal", what, r)
+			}
+		}
+	}
+	return nil
+}
+
 // checkTaxes reads an item's tax amounts, so that a malformed one is
 // found before anything is stored.
 func checkTaxes(it gocardless.PayoutItem) error {
 	for _, t := range it.Taxes {
-		if _, err := t.Tenths(); err != nil {
+		a, err := t.Tenths()
+		if err == nil {
+			err = checkTenths("amount", a)
+		}
+		if err != nil {
 			return fmt.Errorf("tax %s: %w", t.TaxRateID, err)
 		}
 		if t.DestinationAmount != "" {
-			if _, err := gocardless.ParseTenths(t.DestinationAmount); err != nil {
+			d, err := gocardless.ParseTenths(t.DestinationAmount)
+			if err == nil {
+				err = checkTenths("destination amount", d)
+			}
+			if err != nil {
 				return fmt.Errorf("tax %s destination amount: %w", t.TaxRateID, err)
 			}
+		}
+		if t.ExchangeRate != "" && (!rate.MatchString(t.ExchangeRate) || strings.Trim(t.ExchangeRate, "0.") == "") {
+			return fmt.Errorf("tax %s exchange rate %.40q is not a positive decimal", t.TaxRateID, t.ExchangeRate)
 		}
 	}
 	return nil
@@ -852,9 +924,11 @@ func (r *Reconciler) gcAccount(ctx context.Context, name string) (connections.Co
 	return r.dir.GoCardless(ctx, name)
 }
 
+// maxPayoutItems is at most DefaultMaxPayoutItems, which keeps sums of
+// items inside int64 (see maxTenths).
 func (r *Reconciler) maxPayoutItems() int {
 	if r.MaxPayoutItems > 0 {
-		return r.MaxPayoutItems
+		return min(r.MaxPayoutItems, DefaultMaxPayoutItems)
 	}
 	return DefaultMaxPayoutItems
 }

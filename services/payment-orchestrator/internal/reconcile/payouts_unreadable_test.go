@@ -1,0 +1,79 @@
+package reconcile_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
+)
+
+// A payout whose fields the database or erp-poster cannot take (no bank
+// reference or one longer than a statement line, an exchange rate that is
+// not a number, an amount whose tenths or sums would overflow) is raised
+// payout_unreadable when it is received: not stored, not posted, and not
+// retried until its event is dead-lettered.
+func TestPayoutFieldsCheckedOnReceipt(t *testing.T) {
+	for name, edit := range map[string]func(po map[string]any){
+		"no reference":   func(po map[string]any) { po["reference"] = "" },
+		"long reference": func(po map[string]any) { po["reference"] = strings.Repeat("R", 141) },
+		"exchange rate": func(po map[string]any) {
+			po["fx"] = map[string]any{"fx_currency": "EUR", "fx_amount": 100, "exchange_rate": "1,17", "estimated_exchange_rate": nil}
+		},
+		"amount out of range": func(po map[string]any) { po["amount"] = float64(1 << 60) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := rig.New(t, rig.Options{GC: rig.Direct})
+			dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
+				return []gocardless.Option{gocardless.WithTransport(editPayout(edit))}
+			})
+			r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+			r.Consumers("a", 2)
+			collected(t, r, map[string]string{"A": "100.00"})
+			settle(r, 14)
+			r.Eventually(20*time.Second, "payout_unreadable", func() bool {
+				return len(paidPayouts(r)) == 1 && r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'payout_unreadable' AND aggregate_id = $1`, paidPayouts(r)[0].ID) == 1
+			})
+			r.Drain()
+			if n := r.Count(`SELECT count(*) FROM payouts`) + len(r.Poster.Payouts()); n != 0 {
+				t.Errorf("%d payouts stored or deposits posted", n)
+			}
+			if n := r.Count(`SELECT count(*) FROM exceptions WHERE kind <> 'payout_unreadable'`); n != 0 {
+				t.Errorf("%d other exceptions (dead letters, mismatches)", n)
+			}
+		})
+	}
+}
+
+// editPayout changes every payout GoCardless returns.
+type editPayout func(po map[string]any)
+
+func (e editPayout) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || req.Method != http.MethodGet || !strings.HasPrefix(req.URL.Path, "/payouts/") || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	var env map[string]map[string]any
+	if err := json.Unmarshal(body, &env); err != nil {
+		return nil, err
+	}
+	e(env["payouts"])
+	if body, err = json.Marshal(env); err != nil {
+		return nil, err
+	}
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
+}
