@@ -107,7 +107,16 @@ func (p Payout) check() error {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	sum := p.FeesMinor
+	receipts := make(map[string]bool)
 	for i, l := range p.Lines {
+		// A receipt is keyed by payout and payment (payoutReceipt): a
+		// payment paid out by two lines would be booked once.
+		if l.Kind == PayoutPaidOut {
+			if receipts[l.PaymentID] {
+				return fmt.Errorf("%w: line %d pays out payment %s a second time in this payout", ErrInvalid, i, l.PaymentID)
+			}
+			receipts[l.PaymentID] = true
+		}
 		if l.AmountMinor == 0 || (l.AmountMinor > 0) != (l.Kind == PayoutPaidOut || l.Kind == PayoutRefundReturned) {
 			return fmt.Errorf("%w: line %d: a %s of %d minor units has the wrong sign", ErrInvalid, i, l.Kind, l.AmountMinor)
 		}

@@ -3,6 +3,7 @@ package jde_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/ml-connector/ml-connector/connectors/jde"
@@ -67,6 +68,14 @@ func TestPayoutNeedsItsAccounts(t *testing.T) {
 	receipt.AmountMinor = 4999
 	if _, err := w.PostPayout(ctx, receipt); !errors.Is(err, jde.ErrInvalid) {
 		t.Errorf("amount off by one: %v", err)
+	}
+	// A receipt is keyed by payout and payment: a payment paid out twice
+	// in one payout would be booked once, so the payout is refused.
+	twice := receipt
+	twice.AmountMinor = 10000
+	twice.Lines = append(slices.Clone(receipt.Lines), receipt.Lines[0])
+	if _, err := w.PostPayout(ctx, twice); !errors.Is(err, jde.ErrInvalid) {
+		t.Errorf("a payment paid out twice: %v", err)
 	}
 	if len(e.sim.JournalInputs()) != 0 || len(e.sim.Receipts()) != 0 {
 		t.Errorf("refusals wrote: %d journal lines, %d receipts", len(e.sim.JournalInputs()), len(e.sim.Receipts()))

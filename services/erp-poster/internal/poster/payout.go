@@ -75,7 +75,17 @@ func validatePayout(in *mlcv1.PostPayoutRequest) error {
 		return err
 	}
 	lines := new(big.Int)
+	paidOut := make(map[string]bool)
 	for i, l := range in.GetLines() {
+		// A payment settles its invoice once: a second paid-out line for it
+		// would be one receipt in JD Edwards (keyed by payout and payment)
+		// and two in IFS. The orchestrator never sends one.
+		if l.GetKind() == mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_PAID_OUT && l.GetPaymentId() != "" {
+			if paidOut[l.GetPaymentId()] {
+				return fmt.Errorf("lines[%d]: payment %s is paid out by another line of this payout", i, l.GetPaymentId())
+			}
+			paidOut[l.GetPaymentId()] = true
+		}
 		credit := l.GetKind() == mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_PAID_OUT || l.GetKind() == mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_REFUND_FUNDS_RETURNED
 		switch {
 		case l.GetKind() == mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_UNSPECIFIED || lineKinds[l.GetKind()] == "":

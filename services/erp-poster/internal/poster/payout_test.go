@@ -376,15 +376,16 @@ func TestPayoutRefusals(t *testing.T) {
 		req  *mlcv1.PostPayoutRequest
 		want string
 	}{
-		"amount off by one":   {bad(func(r *mlcv1.PostPayoutRequest) { r.AmountMinor++ }), "is not lines"},
-		"fees not the sum":    {bad(func(r *mlcv1.PostPayoutRequest) { r.FeesMinor = -100 }), "fees_minor -100 is not the sum"},
-		"refund as a credit":  {bad(func(r *mlcv1.PostPayoutRequest) { r.Lines[3].AmountMinor = 500; r.AmountMinor += 1000 }), "wrong sign"},
-		"no payout id":        {bad(func(r *mlcv1.PostPayoutRequest) { r.PayoutId = "" }), "payout_id"},
-		"no bank reference":   {bad(func(r *mlcv1.PostPayoutRequest) { r.Reference = "" }), "reference"},
-		"tax above the fee":   {bad(func(r *mlcv1.PostPayoutRequest) { r.Fees[0].TaxMinor = -101 }), "tax_minor"},
-		"line with no kind":   {bad(func(r *mlcv1.PostPayoutRequest) { r.Lines[0].Kind = 0 }), "kind is required"},
-		"not a date":          {bad(func(r *mlcv1.PostPayoutRequest) { r.ArrivalDate = "06/04/2026" }), "arrival_date"},
-		"nothing in a payout": {bad(func(r *mlcv1.PostPayoutRequest) { r.Lines, r.Fees, r.AmountMinor, r.FeesMinor = nil, nil, 0, 0 }), "at least one"},
+		"amount off by one":      {bad(func(r *mlcv1.PostPayoutRequest) { r.AmountMinor++ }), "is not lines"},
+		"fees not the sum":       {bad(func(r *mlcv1.PostPayoutRequest) { r.FeesMinor = -100 }), "fees_minor -100 is not the sum"},
+		"refund as a credit":     {bad(func(r *mlcv1.PostPayoutRequest) { r.Lines[3].AmountMinor = 500; r.AmountMinor += 1000 }), "wrong sign"},
+		"no payout id":           {bad(func(r *mlcv1.PostPayoutRequest) { r.PayoutId = "" }), "payout_id"},
+		"no bank reference":      {bad(func(r *mlcv1.PostPayoutRequest) { r.Reference = "" }), "reference"},
+		"tax above the fee":      {bad(func(r *mlcv1.PostPayoutRequest) { r.Fees[0].TaxMinor = -101 }), "tax_minor"},
+		"line with no kind":      {bad(func(r *mlcv1.PostPayoutRequest) { r.Lines[0].Kind = 0 }), "kind is required"},
+		"not a date":             {bad(func(r *mlcv1.PostPayoutRequest) { r.ArrivalDate = "06/04/2026" }), "arrival_date"},
+		"payment paid out twice": {bad(func(r *mlcv1.PostPayoutRequest) { r.Lines[1].PaymentId = "PM7" }), "paid out by another line"},
+		"nothing in a payout":    {bad(func(r *mlcv1.PostPayoutRequest) { r.Lines, r.Fees, r.AmountMinor, r.FeesMinor = nil, nil, 0, 0 }), "at least one"},
 	} {
 		if _, err := e.client.PostPayout(ctx, tc.req); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want INVALID_ARGUMENT with %q", name, err, tc.want)

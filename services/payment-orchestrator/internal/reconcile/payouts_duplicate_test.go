@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -148,4 +149,106 @@ func TestPayoutsPayingOutOnePaymentTogether(t *testing.T) {
 	if n, want := len(r.Poster.Payouts()), len(paid)+1; n != want {
 		t.Errorf("%d deposits posted, want %d", n, want)
 	}
+}
+
+// A payout that pays one payment out twice (its payment_paid_out item
+// listed twice, the amount including both) is stored, raised
+// payout_duplicate_payment, and not posted: its deposit would carry the
+// payment twice, which JD Edwards books as one receipt and erp-poster
+// refuses.
+func TestPayoutPayingAPaymentOutTwiceIsNotPosted(t *testing.T) {
+	r := rig.New(t, rig.Options{GC: rig.Direct})
+	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
+		return []gocardless.Option{gocardless.WithTransport(paidOutTwice{})}
+	})
+	r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"A": "100.00"})
+	settle(r, 14)
+	r.Eventually(20*time.Second, "payout_duplicate_payment", func() bool {
+		return len(paidPayouts(r)) == 1 && r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'payout_duplicate_payment' AND aggregate_id = $1`, paidPayouts(r)[0].ID) == 1
+	})
+	r.Drain()
+	if n := r.Count(`SELECT count(*) FROM payout_items WHERE duplicate`); n != 1 {
+		t.Errorf("%d items marked duplicate, want the second", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM payouts WHERE state = 'fetched'`); n != 1 {
+		t.Errorf("%d payouts left stored and unposted, want 1", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM payout_postings`) + len(r.Poster.Payouts()); n != 0 {
+		t.Errorf("%d deposits queued or posted for a payout paying a payment out twice", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM exceptions WHERE aggregate_type = 'payout' AND kind <> 'payout_duplicate_payment'`); n != 0 {
+		t.Errorf("%d other payout exceptions", n)
+	}
+}
+
+// paidOutTwice lists every payout's first payment_paid_out item twice and
+// adds its amount to the payout's.
+type paidOutTwice struct{}
+
+func (paidOutTwice) RoundTrip(req *http.Request) (*http.Response, error) {
+	items := req.URL.Path == "/payout_items"
+	payout, isPayout := strings.CutPrefix(req.URL.Path, "/payouts/")
+	if req.Method != http.MethodGet || (!items && !isPayout) {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	var extra map[string]any // the repeated item
+	if isPayout {
+		list := req.Clone(req.Context())
+		list.URL.Path, list.URL.RawQuery = "/payout_items", url.Values{"payout": {payout}}.Encode()
+		var doc map[string]any
+		if _, err := roundTripJSON(list, &doc, func() {}); err != nil {
+			return nil, err
+		}
+		extra = firstPaidOut(doc)
+	}
+	var doc map[string]any
+	return roundTripJSON(req, &doc, func() {
+		if items {
+			if it := firstPaidOut(doc); it != nil {
+				doc["payout_items"] = append(doc["payout_items"].([]any), it)
+			}
+			return
+		}
+		if extra != nil {
+			t, _ := gocardless.ParseTenths(extra["amount"].(string))
+			po := doc["payouts"].(map[string]any)
+			po["amount"] = po["amount"].(float64) + float64(t/10)
+		}
+	})
+}
+
+func firstPaidOut(doc map[string]any) map[string]any {
+	list, _ := doc["payout_items"].([]any)
+	for _, it := range list {
+		if m, ok := it.(map[string]any); ok && m["type"] == gocardless.PayoutItemPaymentPaidOut {
+			return m
+		}
+	}
+	return nil
+}
+
+// roundTripJSON sends req, decodes a 200 answer into doc, lets edit change
+// it and answers with the result.
+func roundTripJSON(req *http.Request, doc *map[string]any, edit func()) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(body, doc); err != nil {
+		return nil, err
+	}
+	edit()
+	if body, err = json.Marshal(*doc); err != nil {
+		return nil, err
+	}
+	resp.Body, resp.ContentLength = io.NopCloser(strings.NewReader(string(body))), int64(len(body))
+	resp.Header.Del("Content-Length")
+	return resp, nil
 }
