@@ -179,7 +179,7 @@ func demo(ctx context.Context, opts options) error {
 	serviceEnv := map[string][]string{
 		"console":              {"CONSOLE_ADDR=" + consoleAddr},
 		"erp-poster":           {"GRPC_ADDR=" + grpcAddr},
-		"payment-orchestrator": {"ERP_POSTER_ADDR=" + grpcAddr, "AWAITING_SWEEP_INTERVAL=5s"},
+		"payment-orchestrator": {"ERP_POSTER_ADDR=" + grpcAddr, "AWAITING_SWEEP_INTERVAL=5s", "PAYOUT_FLUSH_INTERVAL=5s"}, // a demo payout is not left a minute in progress
 	}
 	if sims != nil {
 		serviceEnv["gc-webhook"] = []string{"WEBHOOK_ADDR=" + sims.webhookAddr}
