@@ -98,7 +98,17 @@ func (w *Writer) checkPayout(p Payout) error {
 		return fmt.Errorf("%w: %d lines; at most %d per payout", ErrInvalid, len(p.Lines), MaxPayoutLines)
 	}
 	sum := new(big.Rat)
+	paidOut := make(map[string]bool)
 	for i, l := range p.Lines {
+		// A payment settles its invoice once: refused as erp-poster and the
+		// JDE writer refuse it (its transaction and camt.054 entry carry
+		// the payment id as their reference).
+		if l.Kind == PayoutPaidOut {
+			if paidOut[l.PaymentID] {
+				return fmt.Errorf("%w: line %d pays out payment %s a second time in this payout", ErrInvalid, i, l.PaymentID)
+			}
+			paidOut[l.PaymentID] = true
+		}
 		a, ok := new(big.Rat).SetString(l.Amount)
 		if !ok || a.Sign() == 0 {
 			return fmt.Errorf("%w: line %d amount %q is not a non-zero decimal", ErrInvalid, i, l.Amount)

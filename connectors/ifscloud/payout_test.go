@@ -90,7 +90,8 @@ func TestPayoutResumesAfterLostAnswers(t *testing.T) {
 
 // TestPayoutRefusesToPayTwice: a payment its own outcome booked (before
 // receipt_on became payout) is not booked again by the payout: the payout
-// stays Not Approved and the error names the booking.
+// stays Not Approved and the error names the booking. A payout paying one
+// payment out by two lines is refused before anything is written.
 func TestPayoutRefusesToPayTwice(t *testing.T) {
 	e := startSim(t, ifssim.Config{})
 	if err := e.sim.PutInvoices(inv("10", 7, ifssim.StatePostedAuth, base), inv("10", 9, ifssim.StatePostedAuth, base)); err != nil {
@@ -109,6 +110,11 @@ func TestPayoutRefusesToPayTwice(t *testing.T) {
 	_, err := w.PostPayout(ctx, payout10())
 	if !errors.Is(err, ifscloud.ErrInvalid) || !strings.Contains(err.Error(), "PM9 is already booked by MP 10/1") {
 		t.Fatalf("payout of a booked payment: %v", err)
+	}
+	twice := payout10()
+	twice.Lines[1].PaymentID = "PM7"
+	if _, err := w.PostPayout(ctx, twice); !errors.Is(err, ifscloud.ErrInvalid) || !strings.Contains(err.Error(), "PM7 a second time") {
+		t.Errorf("payout paying PM7 out twice: %v", err)
 	}
 	if approved := inState(e, ifssim.MixedApproved); len(approved) != 1 || approved[0].MixedPaymentID != 1 {
 		t.Errorf("approved mixed payments %+v, want the payment's own only", approved)
