@@ -50,13 +50,23 @@ var mutations = []mutation{
 	{name: "Service selecting no pods", edits: []edit{{base + "payment-orchestrator.yaml", "spec:\n  selector:\n    app.kubernetes.io/name: payment-orchestrator", "spec:\n  selector:\n    app.kubernetes.io/name: orchestrator"}},
 		rule: "service-manifests", want: "Service payment-orchestrator selects [], want only"},
 
+	// NATS permissions.
+	{name: "the whole JetStream API for a service", edits: []edit{{base + "accounts.conf", `"mlc.gc.>", "mlc.dlq.>"
+            ]`, `"mlc.gc.>", "mlc.dlq.>", "$JS.API.>"
+            ]`}},
+		rule: "nats-security", want: `gc-webhook: NATS user gc-webhook may use $JS.API.>`},
+	{name: "a producer reading the orchestrator's consumer", edits: []edit{{base + "accounts.conf", `"mlc.erp.jde.>", "mlc.dlq.>"`, `"mlc.erp.jde.>", "mlc.dlq.>", "$JS.API.CONSUMER.INFO.MLC_ERP.payment-orchestrator-erp"`}},
+		rule: "nats-security", want: `jde-poller: NATS user jde-poller may read the bus ($JS.API.CONSUMER.INFO.MLC_ERP.payment-orchestrator-erp)`},
+
 	// Images.
-	{name: "prod without its pinned digests", edits: []edit{{prod + "kustomization.yaml", "components:\n  - images\n", ""}},
+	{name: "prod without its pinned digests", edits: []edit{{prod + "kustomization.yaml", "components:\n  - images\n", "components:\n"}},
 		rule: "images", want: `image "ghcr.io/ml-connector/gc-webhook" is not pinned by digest in prod`},
 	{name: "latest tag in dev", edits: []edit{{dev + "kustomization.yaml", "gc-webhook\n    newTag: dev", "gc-webhook\n    newTag: latest"}},
 		overlay: "overlays/dev", rule: "images", want: `image "ghcr.io/ml-connector/gc-webhook:latest" is not pinned`},
 	{name: "unpinned NATS image", edits: []edit{{base + "nats.yaml", "image: nats:2.15.2", "image: nats"}},
 		rule: "images", want: `image "nats" is not pinned`},
+	{name: "a third-party image nobody verifies", edits: []edit{{prod + "third-party/kustomization.yaml", "newTag: 0.17.3", "newTag: 0.17.4"}},
+		rule: "images", want: "third-party image natsio/prometheus-nats-exporter:0.17.4 is not listed"},
 	{name: "wrong image for a service", edits: []edit{{base + "jde-poller.yaml", "image: ghcr.io/ml-connector/jde-poller", "image: ghcr.io/ml-connector/ifs-poller"}},
 		rule: "images", want: "jde-poller: image"},
 
@@ -202,7 +212,7 @@ var mutations = []mutation{
 		rule: "nats-security", want: "nats: no required pod anti-affinity on kubernetes.io/hostname"},
 	{name: "NATS reads another password", edits: []edit{{base + "nats.yaml", "                  key: gc-webhook\n", "                  key: gc-webhook-old\n"}},
 		rule: "nats-security", want: "gc-webhook: NATS's password for gc-webhook is not the service's"},
-	{name: "poller may publish all ERP subjects", edits: []edit{{base + "accounts.conf", `allow: ["mlc.erp.ifs.>"`, `allow: ["mlc.erp.>"`}},
+	{name: "poller may publish all ERP subjects", edits: []edit{{base + "accounts.conf", `"mlc.erp.ifs.>", "mlc.dlq.>"`, `"mlc.erp.>", "mlc.dlq.>"`}},
 		rule: "nats-security", want: "ifs-poller: NATS user ifs-poller may publish [mlc.erp.>]"},
 	{name: "a user may delete streams", edits: []edit{{base + "accounts.conf", `  "$JS.API.STREAM.DELETE.>"` + "\n", ""}},
 		rule: "nats-security", want: "is not denied $JS.API.STREAM.DELETE.>"},

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/ml-connector/ml-connector/platform/bus"
+	"github.com/ml-connector/ml-connector/platform/testsupport/await"
 )
 
 // natsAccount is the account of the services' users (base/accounts.conf).
@@ -35,6 +37,10 @@ var natsProduces = map[string][]string{
 	"payment-orchestrator": {"mlc.gc.>"},
 	"erp-poster":           nil,
 }
+
+// natsConsumer is the one service that consumes the bus (and so runs the
+// dead-letter mover and reads single messages).
+const natsConsumer = "payment-orchestrator"
 
 // natsDestructive are JetStream API calls no service needs and none may make.
 var natsDestructive = []string{"$JS.API.STREAM.DELETE.>", "$JS.API.STREAM.PURGE.>", "$JS.API.STREAM.MSG.DELETE.>", "$JS.API.CONSUMER.DELETE.>"}
@@ -110,6 +116,14 @@ func checkNATSSecurity(w *world) (probs []string) {
 		}
 		if want := natsProduces[svc]; !slices.Equal(data, want) {
 			probs = append(probs, fmt.Sprintf("%s: NATS user %s may publish %v, want exactly %v (and %s)", svc, name, data, want, bus.SubjectsDLQ))
+		}
+		for _, a := range u.Permissions.Publish.Allow {
+			if slices.Contains([]string{">", "$JS.>", "$JS.API.>", "$JS.API.CONSUMER.>", "$JS.API.STREAM.>", "$JS.API.DIRECT.>", "$JS.ACK.>"}, a) {
+				probs = append(probs, fmt.Sprintf("%s: NATS user %s may use %s: the JetStream API must be allowed per stream and consumer", svc, name, a))
+			} else if svc != natsConsumer && slices.ContainsFunc([]string{"$JS.API.CONSUMER.", "$JS.API.DIRECT.", "$JS.API.STREAM.MSG.GET.", "$JS.ACK."},
+				func(p string) bool { return strings.HasPrefix(a, p) }) {
+				probs = append(probs, fmt.Sprintf("%s: NATS user %s may read the bus (%s); only %s consumes it", svc, name, a, natsConsumer))
+			}
 		}
 		for _, d := range natsDestructive {
 			if !slices.Contains(u.Permissions.Publish.Deny, d) {
@@ -216,12 +230,45 @@ func TestNATSAuthorization(t *testing.T) {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The orchestrator is the bus's one consumer, and alone runs the
+	// dead-letter mover.
 	consumers := map[string][]bus.ConsumerSpec{
 		"payment-orchestrator": {
 			{Stream: bus.StreamERP, Durable: "payment-orchestrator-erp"},
 			{Stream: bus.StreamGC, Durable: "payment-orchestrator-gc"},
 			{Stream: bus.StreamDLQ, Durable: "payment-orchestrator-dlq"},
+			{Stream: bus.StreamAdvisories, Durable: "mlc-dead-letter-mover"},
 		},
+	}
+	// Its consumers exist before the others try to read them.
+	orch, err := natsBusAs(t, w, url, ca, log, "payment-orchestrator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := orch.Ensure(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for _, spec := range consumers["payment-orchestrator"] {
+		if _, err := orch.EnsureConsumer(t.Context(), spec); err != nil {
+			t.Fatalf("consumer %s/%s: %v", spec.Stream, spec.Durable, err)
+		}
+	}
+	// So do a message in every stream and the audit checkpoints, so that
+	// a refused read is refused for want of permission, not of data.
+	ifs, err := natsBusAs(t, w, url, ca, log, "ifs-poller")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		b       *bus.Bus
+		subject string
+	}{{ifs, "mlc.erp.ifs.setup.invoice"}, {orch, "mlc.gc.payments.setup"}, {orch, "mlc.dlq.setup"}} {
+		if _, err := p.b.Publish(t.Context(), bus.Msg{Subject: p.subject, ID: "setup-" + p.subject, Data: []byte("{}")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := orch.JetStream().CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "MLC_AUDIT_CHECKPOINTS"}); err != nil {
+		t.Fatal(err)
 	}
 	for _, svc := range w.services {
 		t.Run(svc, func(t *testing.T) {
@@ -235,7 +282,11 @@ func TestNATSAuthorization(t *testing.T) {
 				nc.Close()
 				t.Fatal("a wrong password was accepted")
 			}
-			nc, err := bus.Connect(ctx, url, svc, log, bus.UserPassword(user, testPassword(pw)), bus.RootCA(ca))
+			// The server answers a refused request with an asynchronous
+			// permissions violation naming the subject, which platform/bus
+			// logs: that, not a timeout, is the proof of a refusal.
+			violations := &lockedBuffer{}
+			nc, err := bus.Connect(ctx, url, svc, slog.New(slog.NewTextHandler(violations, nil)), bus.UserPassword(user, testPassword(pw)), bus.RootCA(ca))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -247,9 +298,7 @@ func TestNATSAuthorization(t *testing.T) {
 			if err := b.Ensure(ctx); err != nil {
 				t.Fatalf("declaring the streams: %v", err)
 			}
-			// Every service runs the dead-letter mover.
-			specs := append([]bus.ConsumerSpec{{Stream: bus.StreamAdvisories, Durable: "mlc-dead-letter-mover"}}, consumers[svc]...)
-			for _, spec := range specs {
+			for _, spec := range consumers[svc] {
 				c, err := b.EnsureConsumer(ctx, spec)
 				if err != nil {
 					t.Fatalf("consumer %s/%s: %v", spec.Stream, spec.Durable, err)
@@ -286,10 +335,33 @@ func TestNATSAuthorization(t *testing.T) {
 				if err == nil {
 					_, err = kv.Put(kctx, "k", []byte("v"))
 				}
+				if err == nil {
+					_, err = kv.Get(kctx, "k")
+				}
 				kcancel()
 				if (err == nil) != (svc == "payment-orchestrator") {
-					t.Errorf("%s writing bucket %s: %v", svc, bucket, err)
+					t.Errorf("%s writing and reading bucket %s: %v", svc, bucket, err)
 				}
+			}
+			// Nobody reads what is not theirs through the JetStream API:
+			// another service's consumers (their position in the ledger's
+			// input), a consumer of their own on a stream they do not
+			// consume, single messages, the list of streams.
+			var reads sync.WaitGroup
+			for _, r := range natsForeignReads(svc) {
+				reads.Go(func() {
+					rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+					defer rcancel()
+					if err := r.read(rctx, b.JetStream()); err == nil {
+						t.Errorf("%s may %s", svc, r.what)
+					}
+				})
+			}
+			reads.Wait()
+			for _, r := range natsForeignReads(svc) {
+				await.Until(t, 10*time.Second, svc+" refused to "+r.what, func() bool {
+					return strings.Contains(violations.String(), `Permissions Violation for Publish to \"`+r.subject+`\"`)
+				})
 			}
 			// A refused request is never answered: wait briefly.
 			dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
@@ -302,25 +374,21 @@ func TestNATSAuthorization(t *testing.T) {
 			}
 		})
 	}
-	// The orchestrator reads and acknowledges what the pollers published.
-	user, pw, err := w.natsUserOf("payment-orchestrator")
-	if err != nil {
-		t.Fatal(err)
+	// The orchestrator reads and acknowledges what the pollers published,
+	// and its mover can copy a single message.
+	b := orch
+	s, err := b.JetStream().Stream(t.Context(), bus.StreamERP)
+	if err == nil {
+		_, err = s.GetMsg(t.Context(), 1)
 	}
-	nc, err := bus.Connect(t.Context(), url, "orchestrator", log, bus.UserPassword(user, testPassword(pw)), bus.RootCA(ca))
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	b, err := bus.New(nc, bus.DefaultConfig(), log)
-	if err != nil {
-		t.Fatal(err)
+		t.Errorf("the orchestrator's mover cannot get a message of %s: %v", bus.StreamERP, err)
 	}
 	c, err := b.EnsureConsumer(t.Context(), consumers["payment-orchestrator"][0])
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := c.Fetch(2, jetstream.FetchMaxWait(5*time.Second))
+	batch, err := c.Fetch(3, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,7 +399,98 @@ func TestNATSAuthorization(t *testing.T) {
 		}
 		n++
 	}
-	if n != 2 {
-		t.Errorf("the orchestrator fetched %d of the pollers' 2 messages (%v)", n, batch.Error())
+	if n != 3 {
+		t.Errorf("the orchestrator fetched %d of the pollers' 3 messages (%v)", n, batch.Error())
 	}
+}
+
+// natsBusAs connects to the test server as svc's NATS user, the way
+// platform/bus does.
+func natsBusAs(t *testing.T, w *world, url, ca string, log *slog.Logger, svc string) (*bus.Bus, error) {
+	t.Helper()
+	user, pw, err := w.natsUserOf(svc)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := bus.Connect(t.Context(), url, svc, log, bus.UserPassword(user, testPassword(pw)), bus.RootCA(ca))
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(nc.Close)
+	return bus.New(nc, bus.DefaultConfig(), log)
+}
+
+// natsRead is a JetStream API read and the API subject it asks on.
+type natsRead struct {
+	what, subject string
+	read          func(context.Context, jetstream.JetStream) error
+}
+
+// natsForeignReads are the JetStream API reads svc must be refused.
+func natsForeignReads(svc string) []natsRead {
+	consumerOf := func(stream, durable string) func(context.Context, jetstream.JetStream) error {
+		return func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.Consumer(ctx, stream, durable)
+			return err
+		}
+	}
+	spy := func(stream string) func(context.Context, jetstream.JetStream) error {
+		return func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.CreateOrUpdateConsumer(ctx, stream, jetstream.ConsumerConfig{Durable: "spy", AckPolicy: jetstream.AckExplicitPolicy})
+			return err
+		}
+	}
+	reads := []natsRead{
+		{"list the streams", "$JS.API.STREAM.NAMES", func(ctx context.Context, js jetstream.JetStream) error {
+			names := js.StreamNames(ctx)
+			for range names.Name() {
+			}
+			return names.Err()
+		}},
+		{"create a consumer of another name on " + bus.StreamERP, "$JS.API.CONSUMER.CREATE." + bus.StreamERP + ".spy", spy(bus.StreamERP)},
+		{"create a consumer of another name on " + bus.StreamGC, "$JS.API.CONSUMER.CREATE." + bus.StreamGC + ".spy", spy(bus.StreamGC)},
+	}
+	if svc == "payment-orchestrator" {
+		return reads
+	}
+	reads = append(reads,
+		natsRead{"read the orchestrator's consumer of " + bus.StreamERP, "$JS.API.CONSUMER.INFO.MLC_ERP.payment-orchestrator-erp",
+			consumerOf(bus.StreamERP, "payment-orchestrator-erp")},
+		natsRead{"read the orchestrator's consumer of " + bus.StreamGC, "$JS.API.CONSUMER.INFO.MLC_GC.payment-orchestrator-gc",
+			consumerOf(bus.StreamGC, "payment-orchestrator-gc")},
+		natsRead{"take over the dead-letter mover", "$JS.API.CONSUMER.INFO.MLC_ADVISORIES.mlc-dead-letter-mover",
+			consumerOf(bus.StreamAdvisories, "mlc-dead-letter-mover")},
+		natsRead{"read the audit checkpoints", "$JS.API.STREAM.INFO.KV_MLC_AUDIT_CHECKPOINTS", func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.KeyValue(ctx, "MLC_AUDIT_CHECKPOINTS")
+			return err
+		}})
+	for _, stream := range []string{bus.StreamERP, bus.StreamGC, bus.StreamDLQ} {
+		reads = append(reads, natsRead{"get a message of " + stream, "$JS.API.STREAM.MSG.GET." + stream, func(ctx context.Context, js jetstream.JetStream) error {
+			s, err := js.Stream(ctx, stream)
+			if err != nil {
+				return err
+			}
+			_, err = s.GetMsg(ctx, 1)
+			return err
+		}})
+	}
+	return reads
+}
+
+// lockedBuffer is a log sink written by the connection's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -163,6 +163,11 @@ func checkImages(w *world) (probs []string) {
 			if ours && w.overlay == "overlays/prod" && !imageDigest.MatchString(digest) {
 				probs = append(probs, fmt.Sprintf("%s: image %q is not pinned by digest in prod (make images, make push, make pin)", wl, ctr.Image))
 			}
+			// Someone else's image is checked at deploy time: the README
+			// says how, for each one by name and tag.
+			if !ours && w.overlay == "overlays/prod" && !strings.Contains(w.readme, "`"+repo+":"+tag+"`") {
+				probs = append(probs, fmt.Sprintf("%s: third-party image %s:%s is not listed in %s (Third-party images: how to verify its digest)", wl, repo, tag, readmePath))
+			}
 		}
 	}
 	return probs

@@ -10,8 +10,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// moverDurable is the one consumer, shared by every replica of every
-// service, that turns max-deliveries advisories into dead letters.
+// moverDurable is the one consumer, shared by every replica of the services
+// that consume MLC_ERP and MLC_GC, that turns max-deliveries advisories into
+// dead letters.
 const moverDurable = "mlc-dead-letter-mover"
 
 // maxDeliveriesAdvisory is the part of JetStream's

@@ -49,6 +49,12 @@ type Config struct {
 	// StartupTimeout bounds how long Start waits for Postgres and NATS
 	// to answer before giving up (and the process exits to be restarted).
 	StartupTimeout time.Duration
+	// MoveDeadLetters runs the dead-letter mover (bus.MoveDeadLetters)
+	// beside the workers. Only a service that consumes MLC_ERP or MLC_GC
+	// sets it: the advisories are of its consumers, and copying a dead
+	// message reads those streams, which no other service's NATS user may
+	// (deploy/k8s/base/accounts.conf).
+	MoveDeadLetters bool
 }
 
 // Bounds of the settings every service has. A pool below 4 starves the
@@ -265,9 +271,9 @@ type Worker struct {
 	Run  func(ctx context.Context) error
 }
 
-// Run serves the internal endpoints and runs the workers (and the shared
-// dead-letter mover) until ctx ends or a worker fails, then drains and
-// closes. It returns the first worker error, or nil after a clean stop.
+// Run serves the internal endpoints and runs the workers (and, with
+// MoveDeadLetters, the shared dead-letter mover) until ctx ends or a
+// worker fails, then drains and closes. It returns the first worker error, or nil after a clean stop.
 func (s *Service) Run(ctx context.Context, workers ...Worker) error {
 	srv := &http.Server{Handler: s.Health.Handler(s.telemetry.MetricsHandler()), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
@@ -275,7 +281,9 @@ func (s *Service) Run(ctx context.Context, workers ...Worker) error {
 			s.Log.ErrorContext(ctx, "internal http server stopped", "error", err)
 		}
 	}()
-	workers = append(workers, Worker{Name: "dead-letter-mover", Run: s.Bus.MoveDeadLetters})
+	if s.cfg.MoveDeadLetters {
+		workers = append(workers, Worker{Name: "dead-letter-mover", Run: s.Bus.MoveDeadLetters})
+	}
 
 	wctx, stopWorkers := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWorkers()

@@ -85,6 +85,8 @@ func run(ctx context.Context, args []string) error {
 		"Items read for one GoCardless payout; a payout with more is not stored but raised as an exception (payout_too_large), as is one with a deposit of more lines or fees than erp-poster takes (20,000 each).")
 	payoutFlush := env.DurationRange("PAYOUT_FLUSH_INTERVAL", time.Minute, 5*time.Second, time.Hour,
 		"How often payout deposits still queued (erp-poster was still writing them when their event was handled) are posted again.")
+	// The max-deliveries advisories are of this service's consumers.
+	cfg.MoveDeadLetters = true
 	svc, err := service.Open(ctx, env, cfg, args)
 	if err != nil {
 		return err
