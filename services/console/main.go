@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"regexp"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ type settings struct {
 	sessionTTL    time.Duration
 	loginAttempts int
 	loginWindow   time.Duration
+	proxies       []netip.Prefix
 	refresh       time.Duration
 	oidc          *web.OIDCConfig
 }
@@ -45,9 +47,35 @@ func loadSettings(env *config.Env) settings {
 		sessionTTL:    env.DurationRange("CONSOLE_SESSION_TTL", 8*time.Hour, 5*time.Minute, 24*time.Hour, "How long a sign-in lasts."),
 		loginAttempts: env.IntRange("CONSOLE_LOGIN_ATTEMPTS", 10, 1, 1000, "Failed sign-ins allowed per user name and per client address in CONSOLE_LOGIN_WINDOW."),
 		loginWindow:   env.DurationRange("CONSOLE_LOGIN_WINDOW", 15*time.Minute, time.Minute, 24*time.Hour, "Window of CONSOLE_LOGIN_ATTEMPTS."),
+		proxies:       loadProxies(env),
 		refresh:       env.DurationRange("CONSOLE_OVERVIEW_REFRESH", 15*time.Second, time.Second, 10*time.Minute, "How often the overview's figures are recounted."),
 		oidc:          loadOIDC(env),
 	}
+}
+
+// maxProxies bounds CONSOLE_TRUSTED_PROXIES.
+const maxProxies = 64
+
+// loadProxies reads the reverse proxies whose X-Forwarded-For is believed.
+func loadProxies(env *config.Env) []netip.Prefix {
+	const name = "CONSOLE_TRUSTED_PROXIES"
+	items := env.List(name, "", "Address ranges (CIDR) of the reverse proxies in front of the console, such as the ingress\n"+
+		"controller's pods: from these, the client address of the sign-in limit is read from X-Forwarded-For.\n"+
+		"Unset: the peer's address (behind an ingress, every client shares the ingress's).")
+	if len(items) > maxProxies {
+		env.Errorf(name, "%d ranges, at most %d", len(items), maxProxies)
+		return nil
+	}
+	var out []netip.Prefix
+	for _, it := range items {
+		p, err := netip.ParsePrefix(it)
+		if err != nil {
+			env.Errorf(name, "%q is not an address range such as 10.0.0.0/8: %v", it, err)
+			continue
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 // claimName is what a claim's name may be.
@@ -134,7 +162,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	overview := views.NewRefresher(v, s.refresh)
 	sessions := session.NewStore(svc.DB, s.sessionTTL)
-	wcfg := web.Config{LoginAttempts: s.loginAttempts, LoginWindow: s.loginWindow, Overview: overview}
+	wcfg := web.Config{LoginAttempts: s.loginAttempts, LoginWindow: s.loginWindow, TrustedProxies: s.proxies, Overview: overview}
 	if s.oidc != nil {
 		if wcfg.OIDC, err = web.NewOIDC(*s.oidc); err != nil {
 			return err

@@ -62,3 +62,18 @@ func TestOIDCSettings(t *testing.T) {
 		t.Errorf("no group mapped: %v", err)
 	}
 }
+
+func TestTrustedProxiesSettings(t *testing.T) {
+	env := config.FromMap(map[string]string{"CONSOLE_TRUSTED_PROXIES": "10.244.0.0/16, fd00::1/64"})
+	got := loadProxies(env)
+	if err := env.Err(); err != nil || len(got) != 2 || got[0].String() != "10.244.0.0/16" || got[1].String() != "fd00::/64" {
+		t.Errorf("read as %v (%v)", got, err)
+	}
+	for _, bad := range []string{"10.244.0.0", "nginx", strings.Repeat("10.0.0.0/8,", 65)} {
+		env := config.FromMap(map[string]string{"CONSOLE_TRUSTED_PROXIES": bad})
+		loadProxies(env)
+		if err := env.Err(); err == nil || !strings.Contains(err.Error(), "CONSOLE_TRUSTED_PROXIES") {
+			t.Errorf("%.30q: %v", bad, err)
+		}
+	}
+}

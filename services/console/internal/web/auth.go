@@ -8,6 +8,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 
@@ -60,7 +61,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.showLogin(w, r, http.StatusForbidden, name, "The sign-in form expired. Please try again.")
 		return
 	}
-	client := clientAddr(r)
+	client := s.clientAddr(r)
 	// The address first: a client over its limit then cannot add a row
 	// per name it tries.
 	byAddr, ok, err := s.limiter.Begin(r.Context(), "addr:"+client)
@@ -107,7 +108,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, u users.Us
 		return
 	}
 	if _, err := audit.Append(r.Context(), s.db, audit.Entry{AggregateType: "console_user", AggregateID: u.Name,
-		Actor: "console:" + u.Name, Action: "user.signed_in", Payload: map[string]any{"method": method, "client": clientAddr(r)}}); err != nil {
+		Actor: "console:" + u.Name, Action: "user.signed_in", Payload: map[string]any{"method": method, "client": s.clientAddr(r)}}); err != nil {
 		s.fail(w, r, http.StatusInternalServerError, err)
 		return
 	}
@@ -135,14 +136,50 @@ func (s *Server) sessionInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"user": p.user, "csrf_token": session.CSRF(p.token)})
 }
 
-// clientAddr is the client's IP address as this server sees it (behind
-// an ingress, the ingress's: the per-name limit still holds).
-func clientAddr(r *http.Request) string {
+// maxForwarded bounds how many X-Forwarded-For entries are looked at.
+const maxForwarded = 32
+
+// clientAddr is the client's IP address: the peer's, unless the peer is
+// one of Config.TrustedProxies, in which case it is the last address in
+// X-Forwarded-For that is not a trusted proxy (each proxy appends the
+// address it saw, so entries left of it are the client's to forge).
+func (s *Server) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
+	}
+	if !s.trusted(host) {
+		return host
+	}
+	var hops []string
+	for _, v := range r.Header.Values("X-Forwarded-For") {
+		hops = append(hops, strings.Split(v, ",")...)
+	}
+	for i := len(hops) - 1; i >= 0 && i >= len(hops)-maxForwarded; i-- {
+		ip, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: trust nothing left of it
+		}
+		if !s.trusted(ip.Unmap().String()) {
+			return ip.Unmap().String()
+		}
 	}
 	return host
+}
+
+// trusted reports whether host is one of the trusted proxies.
+func (s *Server) trusted(host string) bool {
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
 }
 
 // SweepLoginLimits deletes the sign-in counts of ended windows.

@@ -157,18 +157,18 @@ func (s *Server) oidcCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f, ok := readFlow(r)
 	if !ok || q.Get("state") == "" || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(f.State)) != 1 {
-		s.log.InfoContext(r.Context(), "oidc sign-in refused", "reason", "state does not match this browser's", "client", clientAddr(r))
+		s.log.InfoContext(r.Context(), "oidc sign-in refused", "reason", "state does not match this browser's", "client", s.clientAddr(r))
 		s.showLogin(w, r, http.StatusBadRequest, "", "That sign-in did not start here, or took too long. Please try again.")
 		return
 	}
 	if e := q.Get("error"); e != "" {
-		s.log.InfoContext(r.Context(), "oidc sign-in refused by the provider", "error", truncate(e, 100), "client", clientAddr(r))
+		s.log.InfoContext(r.Context(), "oidc sign-in refused by the provider", "error", truncate(e, 100), "client", s.clientAddr(r))
 		s.showLogin(w, r, http.StatusForbidden, "", "Your company's sign-in service refused: "+truncate(e, 100)+".")
 		return
 	}
 	name, role, err := o.identify(r.Context(), q.Get("code"), f)
 	if err != nil {
-		s.log.WarnContext(r.Context(), "oidc sign-in refused", "reason", err, "client", clientAddr(r))
+		s.log.WarnContext(r.Context(), "oidc sign-in refused", "reason", err, "client", s.clientAddr(r))
 		s.showLogin(w, r, http.StatusForbidden, "", "Signing in with your company account did not work: "+plainOIDC(err)+".")
 		return
 	}

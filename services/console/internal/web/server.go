@@ -19,6 +19,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -51,6 +52,10 @@ type Config struct {
 	// across every console replica on the same database.
 	LoginAttempts int
 	LoginWindow   time.Duration
+	// TrustedProxies are the reverse proxies (the ingress controller)
+	// whose X-Forwarded-For names the client; without them every client
+	// behind the ingress shares the ingress's address and its limit.
+	TrustedProxies []netip.Prefix
 	// OIDC, when set, offers sign-in through the company's provider.
 	OIDC *OIDC
 	// Overview keeps the overview page's figures.

@@ -51,7 +51,7 @@ type world struct {
 	log   *strings.Builder
 	// newServer makes another console over the same database and stores,
 	// as a second replica would be.
-	newServer func() (*web.Server, error)
+	newServer func(edit func(*web.Config)) (*web.Server, error)
 }
 
 func newWorld(t *testing.T) *world {
@@ -152,10 +152,14 @@ func newWorldWith(t *testing.T, oidc func(consoleURL string) *web.OIDC) *world {
 	if oidc != nil {
 		cfg.OIDC = oidc("https://" + w.Srv.Listener.Addr().String())
 	}
-	w.newServer = func() (*web.Server, error) {
-		return web.New(cfg, log, w.DB, us, session.NewStore(w.DB, time.Hour), desk, w.Conns, v)
+	w.newServer = func(edit func(*web.Config)) (*web.Server, error) {
+		c := cfg
+		if edit != nil {
+			edit(&c)
+		}
+		return web.New(c, log, w.DB, us, session.NewStore(w.DB, time.Hour), desk, w.Conns, v)
 	}
-	srv, err := w.newServer()
+	srv, err := w.newServer(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
