@@ -485,6 +485,22 @@ type Poster struct {
 	// busyPayouts is how many more PostPayout calls are answered ABORTED,
 	// as erp-poster answers while another call writes the payout.
 	busyPayouts int
+	// slow, when set, holds each payout's first call until it is closed,
+	// whether or not its caller waits (as erp-poster writes a claimed
+	// payout to its end); writing names the payouts being held, whose
+	// other calls are answered ABORTED.
+	slow    chan struct{}
+	writing map[string]bool
+}
+
+// SlowPayouts makes the ERP slow: each payout's first PostPayout call
+// writes until the returned release is called, outliving its caller;
+// calls for the payout meanwhile are answered ABORTED.
+func (p *Poster) SlowPayouts() (release func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.slow, p.writing = make(chan struct{}), map[string]bool{}
+	return sync.OnceFunc(func() { close(p.slow) })
 }
 
 // BusyPayouts makes the next n PostPayout calls answer ABORTED: a large
@@ -593,6 +609,27 @@ func (p *Poster) PostPayout(_ context.Context, in *mlcv1.PostPayoutRequest) (*ml
 			in.GetPayoutId(), lines, in.GetFeesMinor(), fees, in.GetAmountMinor())
 	}
 	id := "payout:" + in.GetPayoutId() + ":" + in.GetErp().GetConnection() + ":" + in.GetErp().GetCompany()
+	p.mu.Lock()
+	slow, posted := p.slow, p.outcomes[id] != nil
+	held := slow != nil && p.writing[id]
+	if slow != nil && !held && !posted {
+		p.writing[id] = true
+	}
+	p.mu.Unlock()
+	switch {
+	case held:
+		p.mu.Lock()
+		p.calls++
+		p.mu.Unlock()
+		return nil, status.Errorf(codes.Aborted, "payout %s is being posted by another call", in.GetPayoutId())
+	case slow != nil && !posted:
+		<-slow // the caller's deadline does not stop the write
+		defer func() {
+			p.mu.Lock()
+			delete(p.writing, id)
+			p.mu.Unlock()
+		}()
+	}
 	already, err := p.post(id, in)
 	return &mlcv1.PostPayoutResponse{ErpReference: "DEP-" + in.GetPayoutId(), AlreadyPosted: already}, err
 }
