@@ -77,3 +77,40 @@ func (e editPayout) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp.Header.Del("Content-Length")
 	return resp, nil
 }
+
+// An item whose amount is beyond what sums of a payout's items may hold
+// without overflowing (2^46 tenths) is payout_unreadable, not a mismatch
+// computed from a sum that may have wrapped.
+func TestPayoutItemAmountOutOfRange(t *testing.T) {
+	r := rig.New(t, rig.Options{GC: rig.Direct})
+	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
+		return []gocardless.Option{gocardless.WithTransport(hugeItem{})}
+	})
+	r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"A": "100.00"})
+	settle(r, 14)
+	r.Eventually(20*time.Second, "payout_unreadable", func() bool {
+		return len(paidPayouts(r)) == 1 && r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'payout_unreadable' AND aggregate_id = $1
+			AND strpos(reason, 'out of range') > 0`, paidPayouts(r)[0].ID) == 1
+	})
+	r.Drain()
+	if n := r.Count(`SELECT count(*) FROM payouts`) + r.Count(`SELECT count(*) FROM exceptions WHERE kind <> 'payout_unreadable'`); n != 0 {
+		t.Errorf("%d payouts stored or other exceptions raised", n)
+	}
+}
+
+// hugeItem makes every payout's first item 10^17 minor units.
+type hugeItem struct{}
+
+func (hugeItem) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet || req.URL.Path != "/payout_items" {
+		return http.DefaultTransport.RoundTrip(req)
+	}
+	var doc map[string]any
+	return roundTripJSON(req, &doc, func() {
+		if list, _ := doc["payout_items"].([]any); len(list) > 0 {
+			list[0].(map[string]any)["amount"] = "100000000000000000.0"
+		}
+	})
+}
