@@ -106,6 +106,7 @@ func eventFixtures() []struct {
 			SchemaVersion: 1, OutcomeId: "EV126", Erp: ifs, CustomerId: "C1001", MandateId: "MD123",
 			Status: mlcv1.MandateStatus_MANDATE_STATUS_SUSPENDED_BY_PAYER, OccurredAt: created,
 			Cause: "mandate_suspended_by_payer", ReasonCode: "X", Description: "Suspended", Scheme: "autogiro",
+			AuthorisationUrl: "https://pay.gocardless.com/billing/static/flow?id=BRF123", AuthorisationExpiresAt: created,
 		}},
 	}
 }
