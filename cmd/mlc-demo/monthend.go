@@ -62,6 +62,6 @@ func (s *simulators) printMonthEnd(ctx context.Context, out io.Writer) {
 
 // monthEndTotal is the reconciliation's line of one currency's totals.
 func monthEndTotal(t settlement.Line) string {
-	return fmt.Sprintf("  %s: collected %s, fees %s, refunds %s, charge-backs %s, other %s, paid out %s in %d payouts, in flight %s",
+	return fmt.Sprintf("  %s: collected %s, fees %s, refunds %s, charge-backs %s, other %s, paid out %s in %d payout(s), in flight %s",
 		t.Currency, t.Collected, t.Fees, t.Refunds, t.ChargeBacks, t.Other, t.PaidOut, t.Payouts, t.InFlight)
 }

@@ -124,7 +124,7 @@ func checkMonthEndPrinted(out string, s *simulators) error {
 	}
 	for cur, w := range want {
 		prefix := fmt.Sprintf("  %s: collected %s, fees %s, ", cur, settlement.Decimal(w.collected, cur), settlement.Decimal(w.fees, cur))
-		middle := fmt.Sprintf(", paid out %s in %d payouts, in flight ", settlement.Decimal(w.paidOut, cur), w.payouts)
+		middle := fmt.Sprintf(", paid out %s in %d payout(s), in flight ", settlement.Decimal(w.paidOut, cur), w.payouts)
 		found := false
 		for _, l := range lines[1:] {
 			found = found || (strings.HasPrefix(l, prefix) && strings.Contains(l, middle))
