@@ -157,6 +157,12 @@ func TestInvalidInputsBecomeOneExceptionEach(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 4)
 	aligned(t, r, "C1")
+	noBank := rig.Customer("C2")
+	noBank.BankDetails = nil
+	r.Publish(noBank)
+	r.Eventually(20*time.Second, "customer without bank details aligned", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_customer_id = 'C2' AND gc_customer_id IS NOT NULL AND erp_version = 'v1'`) == 1
+	})
 	withCompany := func(inv *mlcv1.InvoiceReady, company string) *mlcv1.InvoiceReady {
 		inv.Erp = rig.ERP(company)
 		return inv
@@ -179,6 +185,7 @@ func TestInvalidInputsBecomeOneExceptionEach(t *testing.T) {
 			i.DueDate = "21/11/2026"
 			return i
 		}(), "is not YYYY-MM-DD"},
+		{"customer without bank details", rig.Invoice("BAD10", "C2", "10.00"), "has no mandate: its ERP record has no usable bank details"},
 	}
 	for _, tc := range tests {
 		r.Publish(tc.inv)

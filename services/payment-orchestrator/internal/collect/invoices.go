@@ -101,6 +101,13 @@ func (c *Collector) prepare(ctx context.Context, route accounts.Route, m *mlcv1.
 		// The customer has yet to authorise a billing request (its first,
 		// or one asked when its mandate ended).
 		return ledger.Collection{}, c.awaitingMandate(ctx, route, customer)
+	case err == nil && customer.GCMandateID == "" && customer.ERPVersion != "" && customer.BankFingerprint == "" && route.GC.MandateSetup == accounts.SetupDirect:
+		// The customer is aligned and no mandate came of it: its ERP record
+		// had no bank details (or GoCardless refused them, an exception of
+		// the customer's own). Only a change to the customer in the ERP can
+		// make one, so waiting for it would only end, MAX_DELIVER waits
+		// later, in a dead letter that says less than this.
+		return ledger.Collection{}, invalidf("no_bank_details", "customer %s has no mandate: its ERP record has no usable bank details (mandate_setup direct); add them in the ERP, then have the invoice sent again", m.GetCustomerId())
 	case errors.Is(err, ledger.ErrNotFound) || (err == nil && customer.GCMandateID == ""):
 		// The customer (or its mandate) may simply not have arrived yet.
 		return ledger.Collection{}, fmt.Errorf("customer %s: %w", m.GetCustomerId(), errNoMandateYet)
