@@ -71,6 +71,9 @@ func explain(it Item, cause string) (what, todo string) {
 	case "mandate_unusable":
 		what = fmt.Sprintf("Invoice %s cannot be collected: the customer's mandate cannot be used and no new one is requested (%s).", doc, it.Reason)
 		todo = "Ask the customer for a new mandate (or switch the connection to billing requests), then replay; resolve with a note if paid another way."
+	case "no_bank_details":
+		what = fmt.Sprintf("Invoice %s cannot be collected: its customer has no mandate, because the ERP holds no usable bank details for it (%s).", doc, it.Reason)
+		todo = "Add the customer's bank details in the ERP (or switch the connection to billing requests so the customer is asked); the invoice is collected when the ERP sends it again. Resolve with a note if paid another way."
 	case "payout_mismatch":
 		what = fmt.Sprintf("GoCardless payout %s: its items do not add up to the amount paid into the bank (%s).", payoutOf(it), it.Reason)
 		todo = "Nothing was posted to the ERP. Compare the payout page with the payout in the GoCardless dashboard and ask GoCardless about the difference; book the deposit by hand, then resolve with a note."

@@ -30,6 +30,7 @@ func TestExplainsPayoutAndMandateKinds(t *testing.T) {
 		"mandate_request_cancelled": {"customer ifs-acme:10:C1", "closed the mandate request"},
 		"mandate_request_failed":    {"customer ifs-acme:10:C1", "closed the mandate request"},
 		"mandate_unusable":          {"customer ifs-acme:10:C1", "cannot be used"},
+		"no_bank_details":           {"collection ifs-acme:10:INV-2", "no usable bank details"},
 		"erp_record_invalid":        {"ifs_invoice ifs-acme/10/INV-9", "could not be published"},
 		"erp_posting_refused":       {"payout PO123", "refused the deposit"},
 	}

@@ -35,7 +35,7 @@ var reasons = []string{"payment_failed", "payment_cancelled", "payment_charged_b
 	"invalid_invoice", "invalid_event", "unroutable", "gocardless_refused", "mandate_refused",
 	"erp_posting_refused", "dead_letter", "operator_escalation", "operator_resolution",
 	"mandate_ended", "mandate_request_expired", "mandate_not_authorised", "mandate_request_cancelled", "mandate_request_failed",
-	"mandate_unusable", "payout_mismatch", "payout_duplicate_payment", "payout_unmatched_items", "payout_fractional_amount",
+	"mandate_unusable", "no_bank_details", "payout_mismatch", "payout_duplicate_payment", "payout_unmatched_items", "payout_fractional_amount",
 	"payout_too_large", "payout_unreadable", "erp_record_invalid"}
 
 type exceptionsData struct {
