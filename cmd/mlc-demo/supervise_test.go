@@ -7,19 +7,25 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/ml-connector/ml-connector/platform/command"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
+	"github.com/ml-connector/ml-connector/platform/testsupport/await"
 )
 
-// fakeService writes a service binary that runs until SIGTERM, then exits 0.
+// fakeService writes a service binary that runs until SIGTERM, then exits
+// 0. Once its SIGTERM trap is set it creates a file named for its PID in
+// the directory $READY_DIR: before that, SIGTERM's default action kills it
+// ("signal: terminated"), as it would a Go service that has not yet called
+// signal.Notify, so a test that stops it waits for that file first.
 func fakeService(t *testing.T, name string) string {
 	t.Helper()
 	dir := t.TempDir()
-	script := "#!/bin/sh\ntrap 'exit 0' TERM\nwhile :; do sleep 0.05; done\n"
+	script := "#!/bin/sh\ntrap 'exit 0' TERM\n: > \"$READY_DIR/$$\"\nwhile :; do sleep 0.05; done\n"
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +38,8 @@ func fakeService(t *testing.T, name string) string {
 func TestSupervisorRestartsAKilledService(t *testing.T) {
 	var out bytes.Buffer
 	w := &syncWriter{w: &out}
-	p, err := startService(fakeService(t, "svc"), t.TempDir(), "svc", os.Environ(), w)
+	ready := t.TempDir()
+	p, err := startService(fakeService(t, "svc"), t.TempDir(), "svc", append(os.Environ(), "READY_DIR="+ready), w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,13 +48,17 @@ func TestSupervisorRestartsAKilledService(t *testing.T) {
 	if err := p.kill(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for p.pid() == first || p.pid() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not restarted; output:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var second int
+	await.Until(t, 10*time.Second, "the killed service to be started again", func() bool {
+		second = p.pid()
+		return second != first && second != 0
+	})
+	// Stopping it before its trap is set would kill it by the signal, not
+	// stop it cleanly; a stop that is clean must come after.
+	await.Until(t, 10*time.Second, "the restarted service to handle SIGTERM", func() bool {
+		_, err := os.Stat(filepath.Join(ready, strconv.Itoa(second)))
+		return err == nil
+	})
 	w.mu.Lock()
 	said := out.String()
 	w.mu.Unlock()
