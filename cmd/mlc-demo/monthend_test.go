@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -29,13 +30,29 @@ func checkMonthEnd(ctx context.Context, s *simulators) error {
 	if len(rep.Unbalanced) != 0 {
 		return fmt.Errorf("month-end %s to %s: payouts that do not add up: %q", from, to, rep.Unbalanced)
 	}
-	if len(rep.Totals) != len(want) {
-		return fmt.Errorf("month-end %s to %s: totals in %d currencies, GoCardless paid out in %d", from, to, len(rep.Totals), len(want))
+	if err := compareTotals(want, rep.Totals); err != nil {
+		return fmt.Errorf("month-end %s to %s: %w", from, to, err)
 	}
-	for _, got := range rep.Totals {
-		w, ok := want[got.Currency]
-		if !ok {
-			return fmt.Errorf("month-end %s to %s: a total in %s, which GoCardless paid nothing in", from, to, got.Currency)
+	return nil
+}
+
+// compareTotals compares the report's totals per currency with
+// GoCardless's figures.
+func compareTotals(want map[string]*monthEndFigures, totals []settlement.Line) error {
+	// The report lists every currency with money paid out or in flight:
+	// a currency whose payments GoCardless has not paid out yet is there
+	// with its money in flight only, so the check is per currency, not a
+	// count of them. Every currency's paid out, fees, collected and
+	// payouts are GoCardless's, zero where GoCardless paid nothing in it.
+	seen := map[string]bool{}
+	for _, got := range totals {
+		if seen[got.Currency] {
+			return fmt.Errorf("two totals in %s", got.Currency)
+		}
+		seen[got.Currency] = true
+		w := want[got.Currency]
+		if w == nil {
+			w = &monthEndFigures{}
 		}
 		for _, c := range []struct {
 			name string
@@ -43,11 +60,16 @@ func checkMonthEnd(ctx context.Context, s *simulators) error {
 			want int64
 		}{{"paid out", got.PaidOut, w.paidOut}, {"fees", got.Fees, w.fees}, {"collected", got.Collected, w.collected}} {
 			if d := settlement.Decimal(c.want, got.Currency); c.got != d {
-				return fmt.Errorf("month-end %s to %s, %s %s: the report says %s, GoCardless %s", from, to, got.Currency, c.name, c.got, d)
+				return fmt.Errorf("%s %s: the report says %s, GoCardless %s", got.Currency, c.name, c.got, d)
 			}
 		}
 		if got.Payouts != w.payouts {
-			return fmt.Errorf("month-end %s to %s, %s: %d payouts, GoCardless paid %d", from, to, got.Currency, got.Payouts, w.payouts)
+			return fmt.Errorf("%s: %d payouts, GoCardless paid %d", got.Currency, got.Payouts, w.payouts)
+		}
+	}
+	for cur := range want {
+		if !seen[cur] {
+			return fmt.Errorf("no total in %s, which GoCardless paid out in", cur)
 		}
 	}
 	return nil
@@ -102,14 +124,21 @@ func gcPaidOut(s *simulators) (map[string]*monthEndFigures, string, string, erro
 }
 
 // checkMonthEndPrinted checks the reconciliation's month-end totals: one
-// line per currency GoCardless paid out in, whose paid out, fees,
-// collected and number of payouts are GoCardless's for every payout of the
-// run, with the money in flight at its end.
+// line per currency paid out or in flight, each of a currency GoCardless
+// paid out in with GoCardless's paid out, fees, collected and number of
+// payouts for every payout of the run, each of any other currency (its
+// money only in flight) with none paid out, and nothing else.
 func checkMonthEndPrinted(out string, s *simulators) error {
 	want, _, _, err := gcPaidOut(s)
 	if err != nil {
 		return err
 	}
+	return comparePrinted(want, out)
+}
+
+// comparePrinted compares the last month-end totals printed in out with
+// GoCardless's figures per currency.
+func comparePrinted(want map[string]*monthEndFigures, out string) error {
 	i := strings.LastIndex(out, "month-end ")
 	if i < 0 {
 		return fmt.Errorf("the reconciliation printed no month-end totals")
@@ -119,19 +148,35 @@ func checkMonthEndPrinted(out string, s *simulators) error {
 		printed = printed[:j]
 	}
 	lines := strings.Split(strings.TrimSpace(printed), "\n")
-	if len(lines)-1 != len(want) {
-		return fmt.Errorf("month-end totals in %d currencies, GoCardless paid out in %d:\n%s", len(lines)-1, len(want), printed)
+	byCurrency := map[string]string{}
+	for _, l := range lines[1:] {
+		m := printedTotal.FindStringSubmatch(l)
+		if m == nil {
+			return fmt.Errorf("month-end line %q is not a currency's total:\n%s", l, printed)
+		}
+		if _, dup := byCurrency[m[1]]; dup {
+			return fmt.Errorf("two month-end totals in %s:\n%s", m[1], printed)
+		}
+		byCurrency[m[1]] = l
 	}
-	for cur, w := range want {
+	for cur := range want {
+		if _, ok := byCurrency[cur]; !ok {
+			return fmt.Errorf("no month-end total in %s, which GoCardless paid out in:\n%s", cur, printed)
+		}
+	}
+	for cur, l := range byCurrency {
+		w := want[cur]
+		if w == nil {
+			w = &monthEndFigures{}
+		}
 		prefix := fmt.Sprintf("  %s: collected %s, fees %s, ", cur, settlement.Decimal(w.collected, cur), settlement.Decimal(w.fees, cur))
 		middle := fmt.Sprintf(", paid out %s in %d payout(s), in flight ", settlement.Decimal(w.paidOut, cur), w.payouts)
-		found := false
-		for _, l := range lines[1:] {
-			found = found || (strings.HasPrefix(l, prefix) && strings.Contains(l, middle))
-		}
-		if !found {
-			return fmt.Errorf("no month-end total %q...%q among:\n%s", prefix, middle, printed)
+		if !strings.HasPrefix(l, prefix) || !strings.Contains(l, middle) {
+			return fmt.Errorf("month-end total %q, want %q...%q:\n%s", l, prefix, middle, printed)
 		}
 	}
 	return nil
 }
+
+// printedTotal is a currency's line of the printed month-end totals.
+var printedTotal = regexp.MustCompile(`^  ([A-Z]{3}): collected `)
