@@ -233,6 +233,7 @@ func checkERPs(ctx context.Context, s *simulators) error {
 // TestEndToEnd runs the book with mandates through billing requests, the
 // default: the simulator's payers authorise at once, late, or never.
 func TestEndToEnd(t *testing.T) {
+	journey := consoleJourney(t)
 	runBook(t, options{invoices: 50, settled: func(ctx context.Context, s *simulators) error {
 		brs, awaiting := s.gc.BillingRequests(), 0
 		fulfilled := 0
@@ -254,7 +255,8 @@ func TestEndToEnd(t *testing.T) {
 		if len(brs) == 0 || fulfilled == 0 || awaiting == 0 || open == 0 || fulfilled+open != len(brs) {
 			return fmt.Errorf("billing requests: %d, fulfilled %d, open %d, invoices awaiting %d", len(brs), fulfilled, open, awaiting)
 		}
-		return nil
+		// An operator then looks at the same figures in the console.
+		return journey(ctx, s)
 	}})
 }
 

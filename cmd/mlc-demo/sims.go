@@ -34,6 +34,14 @@ type simulators struct {
 	today       time.Time
 	auditKeys   *audit.Keys
 	refunded    map[string]bool
+	// console is where the demo's console is and its demo login, for a
+	// journey through it while the stack is up.
+	console consoleSignIn
+}
+
+// consoleSignIn is the console's address and the demo's account on it.
+type consoleSignIn struct {
+	url, name, password string
 }
 
 func startSimulators(ctx context.Context, dbURL string, key []byte, opts options) (*simulators, error) {

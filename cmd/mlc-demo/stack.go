@@ -205,8 +205,12 @@ func demo(ctx context.Context, opts options) error {
 	if err := waitReady(ctx, opts, procs); err != nil {
 		return err
 	}
-	if err := consoleLogin(ctx, opts.out, dbURL, consoleAddr); err != nil {
+	password, err := consoleLogin(ctx, opts.out, dbURL, consoleAddr)
+	if err != nil {
 		return err
+	}
+	if sims != nil {
+		sims.console = consoleSignIn{url: "http://" + consoleAddr, name: "demo", password: password}
 	}
 	if opts.check {
 		return stopGracefully(opts, procs)
@@ -484,17 +488,18 @@ func peakRSS(pid int) int {
 }
 
 // consoleLogin creates the demo's console account (an admin, with a
-// random password) and prints where to sign in with it.
-func consoleLogin(ctx context.Context, out io.Writer, dbURL, addr string) error {
+// random password), prints where to sign in with it and returns the
+// password.
+func consoleLogin(ctx context.Context, out io.Writer, dbURL, addr string) (string, error) {
 	db, err := database.Open(ctx, dbURL)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer db.Close()
 	password := rand.Text()
 	if _, err := users.NewStore(db).Add(ctx, users.New{Name: "demo", Role: users.Admin, Password: secrets.NewValue(password), Actor: "mlc-demo"}); err != nil {
-		return fmt.Errorf("console account: %w", err)
+		return "", fmt.Errorf("console account: %w", err)
 	}
 	fmt.Fprintf(out, "Console                    http://%s  (sign in as demo / %s)\n", addr, password)
-	return nil
+	return password, nil
 }
