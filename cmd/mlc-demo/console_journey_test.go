@@ -220,19 +220,8 @@ func (b *journey) walk(ctx context.Context, s *simulators) error {
 	}
 
 	// The payouts page lists every payout stored.
-	var payouts []string
-	rows, err = s.db.Query(ctx, `SELECT gc_payout_id FROM payouts ORDER BY id`)
+	payouts, err := column(ctx, s, `SELECT gc_payout_id FROM payouts ORDER BY id`)
 	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return err
-		}
-		payouts = append(payouts, id)
-	}
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	if len(payouts) == 0 {
@@ -242,5 +231,52 @@ func (b *journey) walk(ctx context.Context, s *simulators) error {
 		chromedp.WaitVisible("table.payouts", chromedp.ByQuery)); err != nil {
 		return err
 	}
-	return b.expect("the payouts", payouts...)
+	if err := b.expect("the payouts", payouts...); err != nil {
+		return err
+	}
+
+	// The mandates page lists every customer still asked for a mandate
+	// (the book's silent payers never authorise).
+	waiting, err := column(ctx, s, `SELECT erp_customer_id FROM mandate_requests WHERE state IN ('requesting', 'awaiting_payer') ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	if len(waiting) == 0 {
+		return errors.New("console journey: no customer waits for a mandate")
+	}
+	if err := b.run("open the mandates", chromedp.Click(`nav[aria-label="Main"] a[href="/mandates"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("table.mandates", chromedp.ByQuery)); err != nil {
+		return err
+	}
+	if err := b.expect("the mandates", waiting...); err != nil {
+		return err
+	}
+
+	// The connections page names every connection.
+	names, err := column(ctx, s, `SELECT name FROM connections ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	if err := b.run("open the connections", chromedp.Click(`nav[aria-label="Main"] a[href="/connections"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("main table", chromedp.ByQuery)); err != nil {
+		return err
+	}
+	return b.expect("the connections", names...)
+}
+
+// column reads the first column of q's rows as text.
+func column(ctx context.Context, s *simulators, q string) ([]string, error) {
+	rows, err := s.db.Query(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
