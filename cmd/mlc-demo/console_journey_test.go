@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/ml-connector/ml-connector/platform/testsupport"
 )
 
 // chromium finds Debian's Chromium, as the console's own browser journeys
@@ -20,16 +20,11 @@ import (
 // MLC_BROWSER_REQUIRED is set (.ci/run sets it), when its absence fails.
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
+	p, found := testsupport.Chromium(t)
+	if !found {
+		t.Log("console journey skipped: Chromium is not installed (apt-get install -y chromium)")
 	}
-	if os.Getenv("MLC_BROWSER_REQUIRED") != "" {
-		t.Fatal("Chromium is not installed (apt-get install -y chromium) and MLC_BROWSER_REQUIRED is set")
-	}
-	t.Log("console journey skipped: Chromium is not installed (apt-get install -y chromium)")
-	return ""
+	return p
 }
 
 // consoleJourney walks through the demo's console in a browser while the

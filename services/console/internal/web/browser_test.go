@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/ml-connector/ml-connector/platform/testsupport"
 )
 
 // chromium finds Debian's Chromium. Outside CI a machine without it skips
@@ -18,16 +18,11 @@ import (
 // sets it) its absence fails them.
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
+	p, found := testsupport.Chromium(t)
+	if !found {
+		t.Skip("browser journeys skipped: Chromium is not installed (apt-get install -y chromium)")
 	}
-	if os.Getenv("MLC_BROWSER_REQUIRED") != "" {
-		t.Fatal("Chromium is not installed (apt-get install -y chromium) and MLC_BROWSER_REQUIRED is set")
-	}
-	t.Skip("browser journeys skipped: Chromium is not installed (apt-get install -y chromium)")
-	return ""
+	return p
 }
 
 // screenshotDir is where journeys write a screenshot of every page, when
