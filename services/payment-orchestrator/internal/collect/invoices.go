@@ -153,8 +153,19 @@ func (c *Collector) prepare(ctx context.Context, route accounts.Route, m *mlcv1.
 // once the payment is collected is the ERP showing our own posting (IFS and
 // JD Edwards reduce the open amount). Anything else changed the invoice
 // under a collection in flight or finished: an operator must look.
+//
+// A charged-back collection was collected first, and our receipt stays in
+// the ERP until the charge-back's posting reverses it: a poll that read the
+// invoice in between (a JDE row's UPMJ/UPMT moves with each of our writes)
+// is often handled after the charge-back, since ERP and GoCardless events
+// travel on different streams. The smaller amount is then our own receipt,
+// and the charge-back is already on the AR team's queue; nothing of ours is
+// in flight and a charged-back collection is never replayed, so no change
+// to the amount below what was collected can make us collect wrongly. A
+// failed one is replayable, so a smaller amount after a late failure is
+// still raised: a replay must not collect an invoice settled otherwise.
 func (c *Collector) repolled(existing ledger.Collection, amount int64, m *mlcv1.InvoiceReady) error {
-	collected := existing.State.Collected()
+	collected := existing.State.Collected() || existing.State == ledger.CollectionChargedBack
 	switch {
 	case existing.Currency == m.GetCurrency() && amount == existing.AmountMinor:
 		return nil
