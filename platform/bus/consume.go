@@ -130,6 +130,14 @@ func (e *retryError) Unwrap() error { return e.err }
 // RetryAfter asks for redelivery after delay.
 func RetryAfter(delay time.Duration, err error) error { return &retryError{delay: delay, err: err} }
 
+// RetryDelay is the delay err asks for through RetryAfter, if it does.
+func RetryDelay(err error) (time.Duration, bool) {
+	if re := (*retryError)(nil); errors.As(err, &re) {
+		return re.delay, true
+	}
+	return 0, false
+}
+
 type poisonError struct{ err error }
 
 func (e *poisonError) Error() string { return "poison: " + e.err.Error() }
@@ -265,10 +273,9 @@ func (b *Bus) settle(ctx context.Context, spec ConsumerSpec, m jetstream.Msg, d 
 		reason := fmt.Sprintf("exhausted %d deliveries: %v", d.Deliveries, herr)
 		return b.deadLetterDelivery(ctx, spec, m, d, reason, "exhausted", log)
 	default:
-		delay := spec.retryDelay(d.Deliveries)
-		var re *retryError
-		if errors.As(herr, &re) {
-			delay = re.delay
+		delay, asked := RetryDelay(herr)
+		if !asked {
+			delay = spec.retryDelay(d.Deliveries)
 		}
 		log.WarnContext(ctx, "handler failed, will retry", "error", herr, "retry_in", delay.String())
 		if err := m.NakWithDelay(delay); err != nil {

@@ -67,13 +67,27 @@ import (
 
 func main() { command.Main("payment-orchestrator", run) }
 
+// minMaxDeliver is the fewest deliveries MAX_DELIVER may allow. A message
+// that meets a lease whose holder died needs ledger.LeaseDeliveries of
+// them to reach the lease's end (5 min at most), and one more lets the
+// work it then takes over fail once (a GoCardless 5xx) before the message
+// is dead-lettered. With the back-off below (5 s, 30 s, 1 min, 2 min, then
+// 5 min) that is 18.5 min of retries for a GoCardless event: one that
+// waits for another (a mandate's events for their billing request's
+// fulfilled event) outwaits that event's own retries and, at the default
+// CATCHUP_INTERVAL, its arrival through the catch-up after a lost webhook.
+// An invoice that came before its customer waits 35 min (CUSTOMER_WAIT
+// 30 s, doubling). Fewer (the old minimum was 2) dead-letter sound
+// messages whenever a replica dies holding a lease.
+const minMaxDeliver = ledger.LeaseDeliveries + 1
+
 func run(ctx context.Context, args []string) error {
 	env := config.FromOS()
 	cfg := service.LoadConfig(env, "payment-orchestrator")
 	posterAddr := env.Addr(config.VarERPPosterAddr, config.DefaultERPPosterAddr, "Where erp-poster's gRPC service listens.")
 	erpWorkers := env.IntRange("ERP_WORKERS", collect.DefaultWorkers, 1, 512, "ERP events handled concurrently by this replica.")
 	gcWorkers := env.IntRange("GC_WORKERS", 16, 1, 512, "GoCardless events handled concurrently by this replica.")
-	maxDeliver := env.IntRange("MAX_DELIVER", 20, 2, 100, "Deliveries of a message before it is dead-lettered as an exception.")
+	maxDeliver := env.IntRange("MAX_DELIVER", 20, minMaxDeliver, 100, "Deliveries of a message before it is dead-lettered as an exception.")
 	catchUp := env.DurationRange("CATCHUP_INTERVAL", time.Minute, time.Second, 24*time.Hour, "How often GoCardless GET /events is read for events whose webhook was lost.")
 	overlap := env.DurationRange("CATCHUP_OVERLAP", 5*time.Minute, 0, 24*time.Hour, "How far before its cursor each catch-up pass re-reads.")
 	lookback := env.DurationRange("CATCHUP_LOOKBACK", 24*time.Hour, time.Minute, 90*24*time.Hour, "How far back catch-up starts for a GoCardless connection without a cursor.")

@@ -23,6 +23,8 @@ func TestRunRefusesOutOfRangeSettings(t *testing.T) {
 		{"GC_WORKERS", "0", "GC_WORKERS: 0 is out of range"},
 		{"MAX_DELIVER", "-1", "MAX_DELIVER: -1 is out of range"},
 		{"MAX_DELIVER", "0", "MAX_DELIVER: 0 is out of range"},
+		{"MAX_DELIVER", "7", "MAX_DELIVER: 7 is out of range (want 8 to 100)"},
+		{"MAX_DELIVER", "101", "MAX_DELIVER: 101 is out of range (want 8 to 100)"},
 		{"CUSTOMER_WAIT", "0s", "CUSTOMER_WAIT: 0s is out of range"},
 		{"DATABASE_POOL_SIZE", "0", "DATABASE_POOL_SIZE: 0 is out of range"},
 		{"NATS_STREAM_REPLICAS", "7", "NATS_STREAM_REPLICAS: 7 is out of range"},

@@ -111,21 +111,9 @@ func (c *Collector) Handle(ctx context.Context, d *bus.Delivery) error {
 		err = bus.Poison(fmt.Errorf("unknown ERP event kind %q", kind))
 	}
 	if busy := (*ledger.BusyError)(nil); errors.As(err, &busy) {
-		err = bus.RetryAfter(busyWait(d.Deliveries, time.Until(busy.Until)), err)
+		err = bus.RetryAfter(busy.Wait(d.Deliveries), err)
 	}
 	return err
-}
-
-// busyWait is the pause after delivery n of a message whose aggregate is
-// busy with other work until left from now: short at first (work usually
-// records its result within a second), doubling, and never past the
-// moment the other work's lease expires and can be taken over.
-func busyWait(n uint64, left time.Duration) time.Duration {
-	wait := 250 * time.Millisecond
-	for i := uint64(1); i < n && wait < left; i++ {
-		wait *= 2
-	}
-	return max(min(wait, left), 50*time.Millisecond)
 }
 
 func decode(d *bus.Delivery, m proto.Message, version func() uint32) error {

@@ -29,6 +29,34 @@ type BusyError struct {
 	Until                              time.Time
 }
 
+// LeaseDeliveries is the most deliveries a message that found an
+// aggregate busy needs, waiting as Wait says, to reach the moment a lease
+// of up to 5 min (the longest a message can meet: a payout's fetch; a
+// customer's alignment, a refund and a mandate request hold theirs 2 min)
+// has run out and can be taken over from a holder that died. MAX_DELIVER
+// must leave at least one delivery beyond it.
+const LeaseDeliveries = 7
+
+// Wait is the pause after delivery n of a message that found the
+// aggregate busy. Work usually records its result within a second, so the
+// first pause is 250 ms; each later one is four times longer, and none
+// ends more than a second past the lease's expiry, when a holder that died
+// can be taken over. Quadrupling, not doubling, is what bounds the
+// deliveries a dead holder costs: the six pauses before delivery 7 add up
+// to more than 5 min (LeaseDeliveries), where doubling from 250 ms needed
+// eleven for the payout lease and the payouts' fixed 10 s pauses thirty,
+// more than MAX_DELIVER's default of 20 allowed (issue #17).
+func (e *BusyError) Wait(n uint64) time.Duration { return busyWait(n, time.Until(e.Until)) }
+
+// busyWait is Wait with left the time until the lease expires.
+func busyWait(n uint64, left time.Duration) time.Duration {
+	wait := 250 * time.Millisecond
+	for i := uint64(1); i < n && wait < left; i++ {
+		wait *= 4
+	}
+	return max(min(wait, left+time.Second), 50*time.Millisecond)
+}
+
 func (e *BusyError) Error() string {
 	return fmt.Sprintf("%s %s is busy with %s until %s", e.AggregateType, e.AggregateID, e.Holder, e.Until.Format(time.RFC3339))
 }

@@ -100,3 +100,30 @@ func TestRenew(t *testing.T) {
 		t.Errorf("%d leases after a renewal of a released one (%v), want 0", n, err)
 	}
 }
+
+// A message that finds an aggregate busy with a holder that died reaches
+// the end of its lease within LeaseDeliveries deliveries for every lease
+// a message can meet (up to 5 min), however long the lease still had to
+// run when the message first met it, and never waits past its end by more
+// than the second Wait allows.
+func TestBusyWaitOutlastsADeadHoldersLease(t *testing.T) {
+	for _, lease := range []time.Duration{time.Second, 30 * time.Second, 2 * time.Minute, 5 * time.Minute} {
+		for _, left := range []time.Duration{lease, lease / 2, lease / 10} {
+			var waited time.Duration
+			n := uint64(1)
+			for ; waited < left; n++ {
+				w := busyWait(n, left-waited)
+				if w <= 0 || waited+w > left+time.Second {
+					t.Fatalf("lease %v, %v left: wait %v after delivery %d, %v waited", lease, left, w, n, waited)
+				}
+				waited += w
+			}
+			if n > LeaseDeliveries {
+				t.Errorf("lease %v with %v left: taken over at delivery %d, want at most %d", lease, left, n, LeaseDeliveries)
+			}
+		}
+	}
+	if w := busyWait(1, 5*time.Minute); w != 250*time.Millisecond {
+		t.Errorf("first wait %v, want 250ms (work usually finishes within a second)", w)
+	}
+}

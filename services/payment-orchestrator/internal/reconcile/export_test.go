@@ -8,3 +8,6 @@ func SetMaxDeposit(t *testing.T, lines, fees int) {
 	maxDepositLines, maxDepositFees = lines, fees
 	t.Cleanup(func() { maxDepositLines, maxDepositFees = oldLines, oldFees })
 }
+
+// PayoutLease is how long a payout's fetch holds its lease.
+const PayoutLease = payoutLease

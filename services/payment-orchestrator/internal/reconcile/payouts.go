@@ -150,11 +150,8 @@ func (r *Reconciler) payoutEvent(ctx context.Context, ev event) error {
 	holder := "gocardless-event:" + ev.GetEventId()
 	_, _, err := r.ledger.Claim(ctx, ledger.PayoutAggregate, poID, holder,
 		map[string]string{"fetch": "payout and payout items", "gc_payout": poID, "event": ev.GetEventId()}, payoutLease, "payout.fetching")
-	if busy := (*ledger.BusyError)(nil); errors.As(err, &busy) {
-		return bus.RetryAfter(max(min(time.Until(busy.Until), 10*time.Second), 100*time.Millisecond), err)
-	}
 	if err != nil {
-		return err
+		return err // a *ledger.BusyError waits as Handle says
 	}
 	f, err := r.fetchPayout(ctx, ev, poID)
 	if apiErr := (*gocardless.APIError)(nil); errors.As(err, &apiErr) && !gocardless.Temporary(err) {

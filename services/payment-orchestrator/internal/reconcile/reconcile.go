@@ -81,6 +81,11 @@ func (r *Reconciler) Handle(ctx context.Context, d *bus.Delivery) error {
 	if errors.Is(err, errNotRecordedYet) && d.Deliveries <= 1 {
 		return bus.RetryAfter(r.NotRecordedWait, err)
 	}
+	if busy := (*ledger.BusyError)(nil); errors.As(err, &busy) {
+		// Another event's work holds the aggregate (a payout's fetch):
+		// wait for it, and for its lease to run out if its holder died.
+		return bus.RetryAfter(busy.Wait(d.Deliveries), err)
+	}
 	return err
 }
 
