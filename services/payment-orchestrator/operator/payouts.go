@@ -10,7 +10,7 @@ import (
 )
 
 // ErrNotRepostable: the payout has no deposit to post again (it was
-// posted, had nothing to post, does not add up, or has lines no ERP books).
+// posted, had nothing to post, does not add up, or was kept back fetched).
 var ErrNotRepostable = ledger.ErrNotRepostable
 
 // maxNote bounds an operator's note on a re-post.

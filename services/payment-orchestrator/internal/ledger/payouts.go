@@ -317,7 +317,12 @@ func (l *Ledger) RepostPayout(ctx context.Context, gcPayoutID, actor, note strin
 		switch p.State {
 		case PayoutRefused, PayoutPosting:
 		case PayoutFetched:
-			return fmt.Errorf("payout %s is fetched: it has lines no ERP books (see its payout_fractional_amount exception), so no deposit was made to post again: %w", gcPayoutID, ErrNotRepostable)
+			// No deposit was made, and none can be: GoCardless never
+			// changes a payout's items (a correction comes as items of a
+			// later payout, stored and posted as that payout), so what
+			// kept this one back holds for good.
+			return fmt.Errorf("payout %s is fetched: stored, not posted, for the reason its exception gives (payout_fractional_amount, payout_too_large or payout_duplicate_payment); "+
+				"GoCardless never changes a payout's items, so no deposit can be made of it: book it in the ERP by hand, then resolve the exception: %w", gcPayoutID, ErrNotRepostable)
 		case PayoutMismatch:
 			return fmt.Errorf("payout %s does not add up (payout_mismatch): nothing was posted: %w", gcPayoutID, ErrNotRepostable)
 		default:

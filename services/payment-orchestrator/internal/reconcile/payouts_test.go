@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
+	"github.com/ml-connector/ml-connector/services/payment-orchestrator/operator"
 )
 
 // paidPayouts are the payouts GoCardless has paid.
@@ -544,7 +546,9 @@ func TestPayoutPaidDeliveredConcurrently(t *testing.T) {
 
 // A line GoCardless gave finer than a minor unit (it documents whole
 // units for payments; only fees are kept finer) cannot be booked: the
-// payout is stored, left fetched and raised, and nothing is posted.
+// payout is stored, left fetched and raised, and nothing is posted. Nor
+// can an operator re-post it: a payout's items never change, so the
+// refusal says to book it by hand.
 func TestPayoutFractionalLineIsNotPosted(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
@@ -563,6 +567,17 @@ func TestPayoutFractionalLineIsNotPosted(t *testing.T) {
 	r.Drain()
 	if n := len(r.Poster.Payouts()); n != 0 {
 		t.Errorf("%d deposits posted", n)
+	}
+	po := paidPayouts(r)
+	if len(po) != 1 {
+		t.Fatalf("%d paid payouts, want 1", len(po))
+	}
+	_, err := operator.NewDesk(r.DB, r.Registry, nil).RepostPayout(context.Background(), po[0].ID, "ann", "")
+	if !errors.Is(err, operator.ErrNotRepostable) || !strings.Contains(err.Error(), "book it in the ERP by hand") {
+		t.Errorf("re-post of a fetched payout: %v, want refused with what to do instead", err)
+	}
+	if n := len(r.Poster.Payouts()); n != 0 {
+		t.Errorf("%d deposits posted after the refused re-post", n)
 	}
 }
 
