@@ -2,15 +2,14 @@ package web_test
 
 import (
 	"context"
-	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
-	"github.com/chromedp/chromedp/kb"
+
 	"github.com/ml-connector/ml-connector/platform/testsupport"
+	headless "github.com/ml-connector/ml-connector/platform/testsupport/browser"
 )
 
 // chromium finds Debian's Chromium. Outside CI a machine without it skips
@@ -25,115 +24,52 @@ func chromium(t *testing.T) string {
 	return p
 }
 
-// screenshotDir is where journeys write a screenshot of every page, when
-// MLC_SCREENSHOTS is set (docs/console/ of the repository), so that a test
-// run does not change tracked files unless asked to.
-func screenshotDir() string {
-	if os.Getenv("MLC_SCREENSHOTS") == "" {
-		return ""
-	}
-	return filepath.Join("..", "..", "..", "..", "docs", "console")
-}
-
-// session is one browser (its own profile and cookies).
+// browserSession is one browser (its own profile and cookies) on the
+// world's console, failing the test on any error.
 type browserSession struct {
 	t   *testing.T
-	ctx context.Context
+	b   *headless.Browser
 	url string
 }
 
 func (w *world) chrome(t *testing.T) *browserSession {
 	t.Helper()
-	// Not t.TempDir: Chromium may still be writing its profile while it
-	// exits, which would fail the test's cleanup.
-	profile, err := os.MkdirTemp("", "mlc-console-chromium-")
+	b, err := headless.Start(context.Background(), chromium(t), w.Srv.URL, 90*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium(t)),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		// The test server's certificate is its own; the cookies are
-		// Secure, so the console is only usable over TLS.
-		chromedp.Flag("ignore-certificate-errors", true),
-		chromedp.WindowSize(1400, 1000),
-		chromedp.UserDataDir(profile),
-	)
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() {
-		_ = chromedp.Cancel(ctx) // closes the browser and waits for it
-		cancelT()
-		cancelC()
-		cancelA()
-		_ = os.RemoveAll(profile)
-	})
-	if err := chromedp.Run(ctx); err != nil {
-		t.Fatalf("start chromium: %v", err)
-	}
-	return &browserSession{t: t, ctx: ctx, url: w.Srv.URL}
+	t.Cleanup(b.Close)
+	b.Shots = headless.ScreenshotDir(filepath.Join("..", "..", "..", "..", "docs", "console"))
+	return &browserSession{t: t, b: b, url: b.URL}
 }
 
 func (s *browserSession) run(what string, actions ...chromedp.Action) {
 	s.t.Helper()
-	if err := chromedp.Run(s.ctx, actions...); err != nil {
-		s.t.Fatalf("%s: %v", what, err)
+	if err := s.b.Run(what, actions...); err != nil {
+		s.t.Fatal(err)
 	}
-}
-
-// text returns the visible text of the page's main element.
-func (s *browserSession) text() string {
-	s.t.Helper()
-	var txt string
-	s.run("read the page", chromedp.Text("main", &txt, chromedp.ByQuery))
-	return txt
 }
 
 func (s *browserSession) expect(what string, wants ...string) {
 	s.t.Helper()
-	txt := s.text()
-	for _, want := range wants {
-		if !strings.Contains(txt, want) {
-			s.t.Errorf("%s: the page does not say %q:\n%s", what, want, txt)
-		}
+	if err := s.b.Expect(what, wants...); err != nil {
+		s.t.Error(err)
 	}
 }
 
 func (s *browserSession) shot(name string) {
 	s.t.Helper()
-	dir := screenshotDir()
-	if dir == "" {
-		return
-	}
-	var png []byte
-	s.run("screenshot "+name, chromedp.FullScreenshot(&png, 100))
-	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+	if err := s.b.Shot(name); err != nil {
 		s.t.Fatal(err)
 	}
 }
 
-// signIn fills the form with the keyboard, as a person would: type the
-// name, Tab to the password, type it, Enter.
+// signIn fills the form with the keyboard, as a person would.
 func (s *browserSession) signIn(name, password string) {
 	s.t.Helper()
-	s.run("sign in as "+name,
-		chromedp.Navigate(s.url+"/login"),
-		chromedp.WaitVisible("#name", chromedp.ByQuery),
-		chromedp.Focus("#name", chromedp.ByQuery),
-		chromedp.KeyEvent(name),
-		chromedp.KeyEvent(kb.Tab),
-		chromedp.KeyEvent(password),
-		chromedp.KeyEvent(kb.Enter),
-		chromedp.WaitVisible(`nav[aria-label="Main"]`, chromedp.ByQuery),
-	)
+	if err := s.b.SignIn(name, password); err != nil {
+		s.t.Fatal(err)
+	}
 }
 
 func TestBrowserJourneys(t *testing.T) {

@@ -1,7 +1,6 @@
 package web_test
 
 import (
-	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -11,13 +10,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
-	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
-	"golang.org/x/text/language"
-
-	"github.com/zitadel/oidc/v3/example/server/exampleop"
-	"github.com/zitadel/oidc/v3/example/server/storage"
 
 	"github.com/ml-connector/ml-connector/platform/secrets"
+	"github.com/ml-connector/ml-connector/platform/testsupport/oidcprovider"
 	"github.com/ml-connector/ml-connector/services/console/internal/web"
 	"github.com/ml-connector/ml-connector/services/console/users"
 )
@@ -29,64 +24,10 @@ const (
 	oidcPassword     = "provider-password-never-shown"
 )
 
-var oidcPeople = map[string]struct {
-	email    string
-	verified bool
-	groups   []string
-}{
-	"ann": {"ann@example.com", true, []string{"staff", "mlc-ops"}},
-	"bob": {"bob@example.com", true, []string{"staff"}},
-	"eve": {"eve@example.com", false, []string{"mlc-admins"}},
-}
-
-type peopleStore struct{}
-
-func (peopleStore) GetUserByID(id string) *storage.User {
-	p, ok := oidcPeople[id]
-	if !ok {
-		return nil
-	}
-	return &storage.User{ID: id, Username: id, Password: oidcPassword, FirstName: id, LastName: "Example",
-		Email: p.email, EmailVerified: p.verified, PreferredLanguage: language.English}
-}
-func (s peopleStore) GetUserByUsername(name string) *storage.User { return s.GetUserByID(name) }
-func (peopleStore) ExampleClientID() string                       { return "service" }
-
-// groupsStorage is the example provider's storage that also asserts each
-// person's groups claim, as a company's provider does.
-type groupsStorage struct{ *storage.Storage }
-
-func (s groupsStorage) SetUserinfoFromScopes(ctx context.Context, ui *zoidc.UserInfo, userID, clientID string, scopes []string) error {
-	if err := s.Storage.SetUserinfoFromScopes(ctx, ui, userID, clientID, scopes); err != nil {
-		return err
-	}
-	ui.AppendClaims("groups", oidcPeople[userID].groups)
-	return nil
-}
-
-func (s groupsStorage) SetUserinfoFromToken(ctx context.Context, ui *zoidc.UserInfo, tokenID, subject, origin string) error {
-	if err := s.Storage.SetUserinfoFromToken(ctx, ui, tokenID, subject, origin); err != nil {
-		return err
-	}
-	ui.AppendClaims("groups", oidcPeople[subject].groups)
-	return nil
-}
-
-// newProvider starts a real OpenID provider (zitadel/oidc's example OP:
-// discovery, JWKS, authorize with a login form, token with PKCE,
-// userinfo) over TLS, with the console registered as a confidential web
-// client for redirectURL.
-func newProvider(t *testing.T, redirectURL string) *httptest.Server {
-	t.Helper()
-	ts := httptest.NewUnstartedServer(nil)
-	issuer := "https://" + ts.Listener.Addr().String()
-	st := storage.NewStorageWithClients(peopleStore{}, map[string]*storage.Client{
-		"console": storage.WebClient("console", oidcClientSecret, redirectURL),
-	})
-	ts.Config.Handler = exampleop.SetupServer(issuer, groupsStorage{st}, nil, false)
-	ts.StartTLS()
-	t.Cleanup(ts.Close)
-	return ts
+var oidcPeople = map[string]oidcprovider.Person{
+	"ann": {Email: "ann@example.com", Verified: true, Groups: []string{"staff", "mlc-ops"}},
+	"bob": {Email: "bob@example.com", Verified: true, Groups: []string{"staff"}},
+	"eve": {Email: "eve@example.com", Verified: false, Groups: []string{"mlc-admins"}},
 }
 
 // oidcWorld is a world whose console offers sign-in through a provider:
@@ -94,7 +35,8 @@ func newProvider(t *testing.T, redirectURL string) *httptest.Server {
 func oidcWorld(t *testing.T) (*world, *httptest.Server) {
 	var idp *httptest.Server
 	w := newWorldWith(t, func(consoleURL string) *web.OIDC {
-		idp = newProvider(t, consoleURL+"/auth/oidc/callback")
+		idp = oidcprovider.Start(t, oidcprovider.Client{ID: "console", Secret: oidcClientSecret, RedirectURL: consoleURL + "/auth/oidc/callback"},
+			oidcPassword, oidcPeople)
 		o, err := web.NewOIDC(web.OIDCConfig{Issuer: idp.URL, ClientID: "console", ClientSecret: secrets.NewValue(oidcClientSecret),
 			RedirectURL: consoleURL + "/auth/oidc/callback", Scopes: []string{"email", "profile"},
 			NameClaim: "email", RoleClaim: "groups", Roles: map[string]users.Role{"mlc-ops": users.Operator, "mlc-admins": users.Admin},
