@@ -88,7 +88,8 @@ func loadOIDC(env *config.Env) *web.OIDCConfig {
 	issuer := env.URL("CONSOLE_OIDC_ISSUER", "", "OpenID provider's issuer URL; set it to offer sign-in with company accounts.", "https")
 	clientID := env.String("CONSOLE_OIDC_CLIENT_ID", "", "The console's client id at the provider (needed with CONSOLE_OIDC_ISSUER).")
 	secret := env.Secret("CONSOLE_OIDC_CLIENT_SECRET", "The console's client secret at the provider (a confidential client; PKCE is used as well).")
-	redirect := env.URL("CONSOLE_OIDC_REDIRECT_URL", "", "The console's callback as registered at the provider: https://<console host>/auth/oidc/callback.", "https")
+	redirect := env.URL("CONSOLE_OIDC_REDIRECT_URL", "", "The console's callback as registered at the provider: https://<console host>/auth/oidc/callback\n"+
+		"(http only on a loopback address, such as mlc-demo's console: http://127.0.0.1:<port>/auth/oidc/callback).", "https", "http")
 	scopes := env.List("CONSOLE_OIDC_SCOPES", "email,profile", "Scopes asked for besides openid (add the one that brings the role claim, e.g. groups).")
 	nameClaim := env.String("CONSOLE_OIDC_NAME_CLAIM", "email", "Claim naming the console account (email requires email_verified).")
 	roleClaim := env.String("CONSOLE_OIDC_ROLE_CLAIM", "groups", "Claim holding the person's groups or roles.")
@@ -108,6 +109,12 @@ func loadOIDC(env *config.Env) *web.OIDCConfig {
 	}
 	if redirect == nil || redirect.Path != "/auth/oidc/callback" || redirect.RawQuery != "" || redirect.Fragment != "" {
 		env.Errorf("CONSOLE_OIDC_REDIRECT_URL", "must be set with CONSOLE_OIDC_ISSUER, as https://<console host>/auth/oidc/callback")
+	} else if redirect.Scheme == "http" && !loopback(redirect.Hostname()) {
+		// RFC 8252 section 7.3 allows a loopback redirect over http; and
+		// only on loopback do browsers keep the console's Secure cookies
+		// without TLS. Anywhere else the code would cross the network
+		// in clear.
+		env.Errorf("CONSOLE_OIDC_REDIRECT_URL", "http only on a loopback address (127.0.0.1, ::1 or localhost); elsewhere https")
 	}
 	if len(scopes) > 20 {
 		env.Errorf("CONSOLE_OIDC_SCOPES", "at most 20 scopes")
@@ -145,6 +152,16 @@ func loadOIDC(env *config.Env) *web.OIDCConfig {
 		cfg.RedirectURL = redirect.String()
 	}
 	return cfg
+}
+
+// loopback says whether host (a URL's host name) is this machine's
+// loopback interface.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.IsLoopback()
 }
 
 func run(ctx context.Context, args []string) error {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"maps"
 	"strings"
 	"testing"
 
@@ -48,6 +49,22 @@ func TestOIDCSettings(t *testing.T) {
 		err := env.Err()
 		if err == nil || !strings.Contains(err.Error(), name) || strings.Contains(err.Error(), "client-secret-never-echoed") {
 			t.Errorf("%s=%q: %v", name, bad, err)
+		}
+	}
+	// A callback over http only on loopback (the demo's console).
+	for redirect, ok := range map[string]bool{
+		"http://127.0.0.1:8090/auth/oidc/callback":      true,
+		"http://localhost:8090/auth/oidc/callback":      true,
+		"http://[::1]:8090/auth/oidc/callback":          true,
+		"http://console.example.com/auth/oidc/callback": false,
+		"http://10.0.0.7:8090/auth/oidc/callback":       false,
+	} {
+		m := maps.Clone(good)
+		m["CONSOLE_OIDC_REDIRECT_URL"] = redirect
+		env := config.FromMap(m)
+		loadOIDC(env)
+		if err := env.Err(); (err == nil) != ok {
+			t.Errorf("%s: %v", redirect, err)
 		}
 	}
 	m := map[string]string{}
