@@ -20,7 +20,8 @@ import (
 // runBook runs the whole pipeline on a book of opts.invoices invoices until
 // it settles and checks the ERPs and the audit log besides the demo's
 // reconciliation. Of opts, only what a test varies is taken: invoices,
-// chaos, extraEnv, and settled (called after the checks passed).
+// chaos, extraEnv, mandateSetup, consoleAddr, consoleEnv, and settled
+// (called after the checks passed).
 func runBook(t *testing.T, opts options) string {
 	t.Helper()
 	n := opts.invoices
@@ -35,7 +36,7 @@ func runBook(t *testing.T, opts options) string {
 	err = demo(ctx, options{
 		binDir: binDir, adminURL: testsupport.PostgresAdminURL(), database: strings.TrimPrefix(dbURL.Path, "/"),
 		readyTimeout: 60 * time.Second, out: &out, invoices: n, untilSettled: true, timeout: 4 * time.Minute,
-		chaos: opts.chaos, extraEnv: opts.extraEnv, mandateSetup: opts.mandateSetup,
+		chaos: opts.chaos, extraEnv: opts.extraEnv, mandateSetup: opts.mandateSetup, consoleAddr: opts.consoleAddr, consoleEnv: opts.consoleEnv,
 		settled: func(ctx context.Context, s *simulators) error {
 			if err := checkERPs(ctx, s); err != nil {
 				return err
@@ -233,8 +234,8 @@ func checkERPs(ctx context.Context, s *simulators) error {
 // TestEndToEnd runs the book with mandates through billing requests, the
 // default: the simulator's payers authorise at once, late, or never.
 func TestEndToEnd(t *testing.T) {
-	journey := consoleJourney(t)
-	runBook(t, options{invoices: 50, settled: func(ctx context.Context, s *simulators) error {
+	journey := newConsoleJourney(t)
+	runBook(t, options{invoices: 50, consoleAddr: journey.addr, consoleEnv: journey.env, settled: func(ctx context.Context, s *simulators) error {
 		brs, awaiting := s.gc.BillingRequests(), 0
 		fulfilled := 0
 		for _, br := range brs {
@@ -255,8 +256,11 @@ func TestEndToEnd(t *testing.T) {
 		if len(brs) == 0 || fulfilled == 0 || awaiting == 0 || open == 0 || fulfilled+open != len(brs) {
 			return fmt.Errorf("billing requests: %d, fulfilled %d, open %d, invoices awaiting %d", len(brs), fulfilled, open, awaiting)
 		}
-		// An operator then looks at the same figures in the console.
-		return journey(ctx, s)
+		// An operator then looks at the same figures in the console, and
+		// acts (after the report was printed and checked: see walk).
+		start := time.Now()
+		defer func() { t.Logf("console journeys: %v", time.Since(start).Round(100*time.Millisecond)) }()
+		return journey.walk(ctx, s)
 	}})
 }
 

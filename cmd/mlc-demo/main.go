@@ -35,6 +35,9 @@ func run(ctx context.Context, args []string) error {
 		"how customers get mandates: billing_request (the simulator plays the payers: most authorise at once, some late, those without bank details never) or direct")
 	fs.IntVar(&opts.invoices, "invoices", 200, "invoices in the seeded book, spread over IFS companies 10 (GBP), 20 (EUR), 30 (SEK) and JDE company 00001 (USD), business units M30 (USD), M40 (CAD), M50 (EUR)")
 	fs.BoolVar(&opts.serve, "serve", false, "after the run, keep the stack up (and the console reachable) until interrupted")
+	fs.StringVar(&opts.consoleAddr, "console-addr", "", "where the console listens (default: a free port on 127.0.0.1); fix it to register the console at an OpenID provider:\n"+
+		"the services inherit mlc-demo's environment, so CONSOLE_OIDC_* set there (console --help) reach the console, with\n"+
+		"CONSOLE_OIDC_REDIRECT_URL=http://<console-addr>/auth/oidc/callback")
 	fs.BoolVar(&opts.untilSettled, "until-settled", false, "run until every invoice reached its expected end state, then stop; exit 0 only if it did, with nothing lost or duplicated")
 	fs.DurationVar(&opts.timeout, "timeout", 15*time.Minute, "with --until-settled, give up after this long")
 	fs.DurationVar(&opts.day, "day", time.Second, "wall-clock time per simulated GoCardless day (smaller runs the book faster)")

@@ -47,6 +47,14 @@ type options struct {
 	serve bool
 	// extraEnv adds settings to every service (tests use it).
 	extraEnv []string
+	// consoleAddr is where the console listens (--console-addr); empty:
+	// a free loopback port. An OpenID provider needs it known before the
+	// run, to have the console's callback registered.
+	consoleAddr string
+	// consoleEnv adds settings to the console only (the end-to-end test's
+	// CONSOLE_OIDC_*; a person sets them in mlc-demo's own environment,
+	// which every service inherits).
+	consoleEnv []string
 	// mandateSetup is the GoCardless connection's mandate_setup:
 	// billing_request (payers authorise flows, played by the simulator)
 	// or direct; empty means billing_request.
@@ -172,12 +180,14 @@ func demo(ctx context.Context, opts options) error {
 	if err != nil {
 		return err
 	}
-	consoleAddr, err := freeAddr()
-	if err != nil {
-		return err
+	consoleAddr := opts.consoleAddr
+	if consoleAddr == "" {
+		if consoleAddr, err = freeAddr(); err != nil {
+			return err
+		}
 	}
 	serviceEnv := map[string][]string{
-		"console":              {"CONSOLE_ADDR=" + consoleAddr},
+		"console":              append([]string{"CONSOLE_ADDR=" + consoleAddr}, opts.consoleEnv...),
 		"erp-poster":           {"GRPC_ADDR=" + grpcAddr},
 		"payment-orchestrator": {"ERP_POSTER_ADDR=" + grpcAddr, "AWAITING_SWEEP_INTERVAL=5s", "PAYOUT_FLUSH_INTERVAL=5s"}, // a demo payout is not left a minute in progress
 	}

@@ -57,6 +57,10 @@ func (s *browserSession) expect(what string, wants ...string) {
 	}
 }
 
+// shot writes a screenshot into docs/console/ with MLC_SCREENSHOTS set.
+// The README's screenshots come from the journeys through the demo stack
+// (cmd/mlc-demo), with real data; only the bulk confirmation, which those
+// do not reach, comes from here.
 func (s *browserSession) shot(name string) {
 	s.t.Helper()
 	if err := s.b.Shot(name); err != nil {
@@ -77,18 +81,15 @@ func TestBrowserJourneys(t *testing.T) {
 	w.exec(`INSERT INTO poll_state (connection_id, entity, watermark_time) SELECT id, 'invoices', now() FROM connections WHERE name = 'ifs-acme'`)
 	b := w.chrome(t)
 
-	// Sign in (the form shot before).
+	// Sign in.
 	b.run("open sign-in", chromedp.Navigate(b.url+"/"), chromedp.WaitVisible("#password", chromedp.ByQuery))
-	b.shot("login")
 	b.signIn("alice", adminPass)
 	b.expect("overview", "Overview", "ifs-acme / 10", "GBP 4,310.00", "4 open exceptions need someone")
-	b.shot("overview")
 
 	// See the exceptions, each said in plain words.
 	b.run("open exceptions", chromedp.Click(`a[href="/exceptions"]`, chromedp.ByQuery), chromedp.WaitVisible("table.queue", chromedp.ByQuery))
 	b.expect("exceptions", "4 matching", "failed at the customer's bank", "Replay it: GoCardless tries the payment again",
 		"Invoice INV-BAD from ifs-acme could not be collected as sent")
-	b.shot("exceptions")
 
 	// Open a collection and read its timeline.
 	b.run("open INV-310", chromedp.Click(`//a[text()="INV-310"]`, chromedp.BySearch), chromedp.WaitVisible("#audit-status", chromedp.ByQuery))
@@ -102,7 +103,6 @@ func TestBrowserJourneys(t *testing.T) {
 	if n := len(w.Sim.Sim.Payments()); n != 1 {
 		t.Errorf("GoCardless has %d payments after the replay, want 1", n)
 	}
-	b.shot("collection")
 
 	// Escalate with a note; the note and its author show on the queue.
 	b.run("escalate INV-BAD",
@@ -143,10 +143,8 @@ func TestBrowserJourneys(t *testing.T) {
 	b.expect("added", "Added gocardless connection gc-sandbox", "access_token (encrypted)")
 	b.run("ping it", chromedp.Click(`button[aria-label="Ping gc-sandbox"]`, chromedp.ByQuery), chromedp.WaitVisible(".ping", chromedp.ByQuery))
 	b.expect("ping", "Ping of gc-sandbox: it works", "access token accepted", "creditors CR")
-	b.shot("connections")
 	b.run("users", chromedp.Click(`a[href="/users"]`, chromedp.ByQuery), chromedp.WaitVisible("table", chromedp.ByQuery))
 	b.expect("users", "alice", "admin", "vera", "viewer")
-	b.shot("users")
 
 	// A viewer sees the pages but is refused an admin action.
 	v := w.chrome(t)
@@ -159,7 +157,6 @@ func TestBrowserJourneys(t *testing.T) {
 	}
 	v.run("viewer opens users", chromedp.Navigate(v.url+"/users"), chromedp.WaitVisible(".error", chromedp.ByQuery))
 	v.expect("refused", "refused: this needs the admin role, and vera is a viewer")
-	v.shot("refused")
 	if n := w.count(`SELECT count(*) FROM connections WHERE name = 'gc-sandbox'`); n != 1 {
 		t.Errorf("%d gc-sandbox connections", n)
 	}

@@ -219,7 +219,6 @@ func TestBrowserMandates(t *testing.T) {
 	b.signIn("oscar", opPass)
 	b.run("open mandates", chromedp.Click(`a[href="/mandates"]`, chromedp.ByQuery), chromedp.WaitVisible("table.mandates", chromedp.ByQuery))
 	b.expect("mandates", "Mandates awaiting the customer", "C2", link, "INV-W1", "GBP 120.00", "GBP 150.50", "send the link yourself")
-	b.shot("mandates")
 	b.run("resend with the keyboard",
 		chromedp.Focus(`button[aria-label="Resend the link to C2"]`, chromedp.ByQuery),
 		chromedp.KeyEvent(kb.Enter),

@@ -184,7 +184,6 @@ func TestBrowserOIDC(t *testing.T) {
 	w, _ := oidcWorld(t)
 	b := w.chrome(t)
 	b.run("sign-in page", chromedp.Navigate(b.url+"/login"), chromedp.WaitVisible("a.button", chromedp.ByQuery))
-	b.shot("login-oidc")
 	b.run("company sign-in",
 		chromedp.Click(`//a[text()="Sign in with your company account"]`, chromedp.BySearch),
 		chromedp.WaitVisible("#username", chromedp.ByQuery),
