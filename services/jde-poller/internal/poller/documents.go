@@ -3,6 +3,7 @@ package poller
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"strings"
 
@@ -29,7 +30,24 @@ type document struct {
 
 // seen is what poll_seen records of the row once it is handled.
 func (d document) seen() watermark.Row {
-	return watermark.Row{Key: d.mark.Key, Version: d.stamp.version(), At: d.mark.At}
+	return watermark.Row{Key: d.mark.Key, Version: d.version(), At: d.mark.At}
+}
+
+// version is the row's version in its message id and in poll_seen: its
+// stamp (UPMJ/UPMT) and a digest of the columns read. The stamp alone has
+// a resolution of one second, and JDE writes a row twice in one second
+// readily: our receipt and the reversal of a charge-back, posted back to
+// back when both outcomes are flushed together. A poll between the two
+// writes gave the second state the version of the first, so poll_seen
+// (and JetStream's de-duplication of the message id) dropped it for good,
+// and the invoice stayed at the open amount our receipt left (#17).
+func (d document) version() string {
+	h := fnv.New32a()
+	for _, col := range documentColumns {
+		h.Write([]byte(d.text(col)))
+		h.Write([]byte{0})
+	}
+	return fmt.Sprintf("%s-%08x", d.stamp.version(), h.Sum32())
 }
 
 func (d document) text(col string) string { return d.row.Text("F03B11", col) }
@@ -168,7 +186,7 @@ func (p *Poller) documentEvent(co, domestic string, d document) (pending, *rejec
 		return it, nil
 	}
 	rejected := func(err error) (pending, *rejection) {
-		return it, &rejection{kind: kind, company: co, key: d.key.String(), version: d.stamp.version(), table: "F03B11", err: err}
+		return it, &rejection{kind: kind, company: co, key: d.key.String(), version: d.version(), table: "F03B11", err: err}
 	}
 	if d.err != nil {
 		return rejected(d.err)
@@ -183,7 +201,7 @@ func (p *Poller) documentEvent(co, domestic string, d document) (pending, *rejec
 	}
 	erp := &mlcv1.ErpRef{Erp: mlcv1.Erp_ERP_JDE, Connection: p.cfg.ConnectionName, Company: co}
 	updated := timestamppb.New(p.at(d.stamp))
-	version := d.stamp.version()
+	version := d.version()
 	fields := map[string]string{}
 	for _, col := range []string{"CO", "PST", "RMK", "VINV", "CRRM", "CRR"} {
 		if v := d.text(col); v != "" {

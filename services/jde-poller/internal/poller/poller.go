@@ -14,8 +14,9 @@
 // so a row can appear after the watermark passed its stamp (written later
 // in the watermark's own second with a lower key, or committed late). Each
 // read therefore starts Overlap before the watermark, and a re-read row is
-// published again only when its version (UPMJ/UPMT) is not the one
-// recorded in poll_seen (platform/watermark).
+// published again only when its version (UPMJ/UPMT; for a pay item also a
+// digest of its columns, documents.go) is not the one recorded in
+// poll_seen (platform/watermark).
 package poller
 
 import (
