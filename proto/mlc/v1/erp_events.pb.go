@@ -468,7 +468,8 @@ type InvoiceReady struct {
 	// The ERP customer the invoice is billed to (IFS `Identity`, JDE `AN8`); links the invoice
 	// to the mandate created from CustomerChanged.
 	CustomerId string `protobuf:"bytes,4,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	// Opaque change stamp (IFS ETag / `Objversion`, JDE UPMJ/UPMT). Not an If-Match value
+	// Opaque change stamp (IFS ETag / `Objversion`; JDE UPMJ/UPMT and a digest of the pay
+	// item's columns, as JDE stamps to the second). Not an If-Match value
 	// for later writes: by the time an outcome is posted the document has moved on, so
 	// erp-poster reads a fresh ETag.
 	Version string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
