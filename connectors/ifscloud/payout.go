@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ml-connector/ml-connector/platform/payoutline"
 )
 
 // Payouts. A GoCardless payout is one bank deposit: the payments it paid
@@ -33,18 +35,6 @@ import (
 // matched to the invoices, its negative lines (refunds, charge-backs, late
 // failures) book money going back, and payment and refund outcomes book
 // nothing (see PostPayment).
-
-// PayoutLineKind is what a receivable line of a payout is.
-type PayoutLineKind string
-
-// The receivable lines of a payout (GoCardless payout item types).
-const (
-	PayoutPaidOut        PayoutLineKind = "payment_paid_out"
-	PayoutFailed         PayoutLineKind = "payment_failed"
-	PayoutChargedBack    PayoutLineKind = "payment_charged_back"
-	PayoutRefund         PayoutLineKind = "refund"
-	PayoutRefundReturned PayoutLineKind = "refund_funds_returned"
-)
 
 // Payout is one GoCardless payout's share that belongs to one company.
 // Amounts are decimal strings in Currency, signed as their effect on the
@@ -69,7 +59,7 @@ type Payout struct {
 
 // PayoutLine is one receivable item of a payout.
 type PayoutLine struct {
-	Kind       PayoutLineKind
+	Kind       payoutline.Kind
 	InvoiceID  string // "" for an item that is not one of ours: on account
 	CustomerID string
 	PaymentID  string
@@ -103,7 +93,7 @@ func (w *Writer) checkPayout(p Payout) error {
 		// A payment settles its invoice once: refused as erp-poster and the
 		// JDE writer refuse it (its transaction and camt.054 entry carry
 		// the payment id as their reference).
-		if l.Kind == PayoutPaidOut {
+		if l.Kind == payoutline.PaidOut {
 			if paidOut[l.PaymentID] {
 				return fmt.Errorf("%w: line %d pays out payment %s a second time in this payout", ErrInvalid, i, l.PaymentID)
 			}
@@ -119,7 +109,7 @@ func (w *Writer) checkPayout(p Payout) error {
 		if l.InvoiceID != "" && w.c.s.Invoices.KeyNumeric && !numericKey.MatchString(l.InvoiceID) {
 			return fmt.Errorf("%w: line %d invoice id %q is not an IFS invoice id", ErrInvalid, i, l.InvoiceID)
 		}
-		if (a.Sign() > 0) != (l.Kind == PayoutPaidOut || l.Kind == PayoutRefundReturned) {
+		if (a.Sign() > 0) != l.Kind.Credit() {
 			return fmt.Errorf("%w: line %d: a %s of %s has the wrong sign", ErrInvalid, i, l.Kind, l.Amount)
 		}
 		sum.Add(sum, a)
@@ -218,11 +208,11 @@ func (w *Writer) plan(ctx context.Context, p Payout, acct FeeAccounts) ([]lumpPl
 	for _, l := range p.Lines {
 		text := "GoCardless payout " + p.PayoutID + " " + string(l.Kind) + " " + l.PaymentID
 		ref := l.PaymentID
-		if l.Kind == PayoutRefund || l.Kind == PayoutRefundReturned {
+		if l.Kind == payoutline.Refund || l.Kind == payoutline.RefundReturned {
 			ref = cmp.Or(l.RefundID, l.PaymentID)
 		}
 		match := l.InvoiceID
-		if (l.Kind == PayoutRefund || l.Kind == PayoutRefundReturned) && l.RefundDoc != "" {
+		if (l.Kind == payoutline.Refund || l.Kind == payoutline.RefundReturned) && l.RefundDoc != "" {
 			// A refund settles the credit note it was made for, when IFS
 			// has one open for the customer; otherwise on account.
 			match = ""
@@ -413,7 +403,7 @@ const refsPerQuery = 25
 func (w *Writer) bookedElsewhere(ctx context.Context, p Payout, id string) error {
 	var refs []string
 	for _, l := range p.Lines {
-		if l.Kind == PayoutPaidOut && l.PaymentID != "" {
+		if l.Kind == payoutline.PaidOut && l.PaymentID != "" {
 			refs = append(refs, l.PaymentID)
 		}
 	}
@@ -491,7 +481,7 @@ func (w *Writer) camtPayout(ctx context.Context, p Payout, acct FeeAccounts) (Pa
 	}
 	for _, l := range p.Lines {
 		number := l.RefundDoc
-		if l.InvoiceID != "" && (number == "" || l.Kind == PayoutPaidOut || l.Kind == PayoutFailed || l.Kind == PayoutChargedBack) {
+		if l.InvoiceID != "" && (number == "" || l.Kind == payoutline.PaidOut || l.Kind == payoutline.Failed || l.Kind == payoutline.ChargedBack) {
 			inv, err := w.invoice(ctx, p.Company, l.InvoiceID)
 			if err != nil {
 				return PayoutPosting{}, fmt.Errorf("line %s %s: %w", l.Kind, l.PaymentID, err)
@@ -501,16 +491,16 @@ func (w *Writer) camtPayout(ctx context.Context, p Payout, acct FeeAccounts) (Pa
 		party := &camtParty{ID: l.CustomerID}
 		tx := camtTx{EndToEndID: l.PaymentID, Ustrd: cmp.Or(number, "GoCardless "+l.PaymentID), Document: cmp.Or(number, l.PaymentID)}
 		switch l.Kind {
-		case PayoutPaidOut: // a collected direct debit: PMNT / IDDT / ESDD
+		case payoutline.PaidOut: // a collected direct debit: PMNT / IDDT / ESDD
 			tx.Debtor = party
 			add(l.Amount, true, false, "PMNT", "IDDT", "ESDD", tx, "")
-		case PayoutFailed, PayoutChargedBack: // its return: PMNT / IDDT / UPDD
+		case payoutline.Failed, payoutline.ChargedBack: // its return: PMNT / IDDT / UPDD
 			tx.Debtor = party
 			add(l.Amount, false, true, "PMNT", "IDDT", "UPDD", tx, "")
-		case PayoutRefund: // a credit transfer to the payer: PMNT / ICDT / ESCT
+		case payoutline.Refund: // a credit transfer to the payer: PMNT / ICDT / ESCT
 			tx.EndToEndID, tx.Creditor = cmp.Or(l.RefundID, l.PaymentID), party
 			add(l.Amount, false, false, "PMNT", "ICDT", "ESCT", tx, "")
-		case PayoutRefundReturned: // it came back: PMNT / ICDT / RRTN
+		case payoutline.RefundReturned: // it came back: PMNT / ICDT / RRTN
 			tx.EndToEndID, tx.Creditor = cmp.Or(l.RefundID, l.PaymentID), party
 			add(l.Amount, true, true, "PMNT", "ICDT", "RRTN", tx, "")
 		default:

@@ -11,14 +11,15 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/ifscloud"
 	"github.com/ml-connector/ml-connector/connectors/ifscloud/ifssim"
+	"github.com/ml-connector/ml-connector/platform/payoutline"
 )
 
 // payout10 pays invoices 10/7 and 10/9 (100.10 each) less 1.50 fees.
 func payout10() ifscloud.Payout {
 	return ifscloud.Payout{PayoutID: "PO1", Reference: "REF1", Company: "10", Date: "2026-03-09", Currency: "EUR",
 		Amount: "198.70", Fees: "-1.50", Lines: []ifscloud.PayoutLine{
-			{Kind: ifscloud.PayoutPaidOut, InvoiceID: "7", CustomerID: "C10", PaymentID: "PM7", Amount: "100.10"},
-			{Kind: ifscloud.PayoutPaidOut, InvoiceID: "9", CustomerID: "C10", PaymentID: "PM9", Amount: "100.10"},
+			{Kind: payoutline.PaidOut, InvoiceID: "7", CustomerID: "C10", PaymentID: "PM7", Amount: "100.10"},
+			{Kind: payoutline.PaidOut, InvoiceID: "9", CustomerID: "C10", PaymentID: "PM9", Amount: "100.10"},
 		}}
 }
 

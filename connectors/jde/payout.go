@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ml-connector/ml-connector/platform/money"
+	"github.com/ml-connector/ml-connector/platform/payoutline"
 )
 
 // Payouts. A GoCardless payout is one bank deposit: the payments it paid
@@ -38,18 +39,6 @@ import (
 //     receipts. With "confirmed" or "paid_out" the receipts were booked by
 //     the payment outcomes, and the payout books its fees only.
 
-// PayoutLineKind is what a receivable line of a payout is.
-type PayoutLineKind string
-
-// The receivable lines of a payout (GoCardless payout item types).
-const (
-	PayoutPaidOut        PayoutLineKind = "payment_paid_out"
-	PayoutFailed         PayoutLineKind = "payment_failed"
-	PayoutChargedBack    PayoutLineKind = "payment_charged_back"
-	PayoutRefund         PayoutLineKind = "refund"
-	PayoutRefundReturned PayoutLineKind = "refund_funds_returned"
-)
-
 // Payout is one GoCardless payout's share that belongs to one company.
 // Amounts are minor units of Currency, signed as their effect on the
 // deposit: AmountMinor = sum(Lines) + FeesMinor.
@@ -67,7 +56,7 @@ type Payout struct {
 
 // PayoutLine is one receivable item of a payout.
 type PayoutLine struct {
-	Kind         PayoutLineKind
+	Kind         payoutline.Kind
 	Invoice      DocumentKey // zero when the payment is not one of ours
 	Customer     string
 	BusinessUnit string
@@ -111,13 +100,13 @@ func (p Payout) check() error {
 	for i, l := range p.Lines {
 		// A receipt is keyed by payout and payment (payoutReceipt): a
 		// payment paid out by two lines would be booked once.
-		if l.Kind == PayoutPaidOut {
+		if l.Kind == payoutline.PaidOut {
 			if receipts[l.PaymentID] {
 				return fmt.Errorf("%w: line %d pays out payment %s a second time in this payout", ErrInvalid, i, l.PaymentID)
 			}
 			receipts[l.PaymentID] = true
 		}
-		if l.AmountMinor == 0 || (l.AmountMinor > 0) != (l.Kind == PayoutPaidOut || l.Kind == PayoutRefundReturned) {
+		if l.AmountMinor == 0 || (l.AmountMinor > 0) != l.Kind.Credit() {
 			return fmt.Errorf("%w: line %d: a %s of %d minor units has the wrong sign", ErrInvalid, i, l.Kind, l.AmountMinor)
 		}
 		sum += l.AmountMinor
@@ -151,7 +140,7 @@ func (w *Writer) PostPayout(ctx context.Context, p Payout) (PayoutResult, error)
 			return PayoutResult{}, fmt.Errorf("jde post payout %q: %w: company %s has no payout_bank_accounts entry", p.PayoutID, ErrNoPayoutAccount, p.Company)
 		}
 		for _, l := range p.Lines {
-			if l.Kind != PayoutPaidOut || l.Invoice.Document == "" {
+			if l.Kind != payoutline.PaidOut || l.Invoice.Document == "" {
 				continue // booked by its own outcome, or not one of ours
 			}
 			r, err := w.payoutReceipt(ctx, p, l, accts.Bank)

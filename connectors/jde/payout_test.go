@@ -8,6 +8,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/connectors/jde"
 	"github.com/ml-connector/ml-connector/connectors/jde/jdesim"
+	"github.com/ml-connector/ml-connector/platform/payoutline"
 )
 
 var payoutAccounts = map[string]jde.PayoutAccounts{"00001": {Fee: "HQ.6570", FeeTax: "HQ.2640", Bank: "HQ.1110.GC"}}
@@ -61,7 +62,7 @@ func TestPayoutNeedsItsAccounts(t *testing.T) {
 	_, payoutMode := writerEnv(t, jde.WriterConfig{ReceiptOn: jde.ReceiptOnPayout})
 	e.sim.AddInvoices(jdesim.Invoice{DOC: 1001, DCT: "RI", KCO: "00001", SFX: "001", AN8: 4242, CO: "00001", AG: 5000, AAP: 5000, CRCD: "USD", MCU: "M30", PST: "A"})
 	receipt := jde.Payout{PayoutID: "PO3", Reference: "REF", Company: "00001", ArrivalDate: paidAt, Currency: "USD", AmountMinor: 5000,
-		Lines: []jde.PayoutLine{{Kind: jde.PayoutPaidOut, Invoice: invoiceKey("1001"), Customer: "4242", PaymentID: "PM1", AmountMinor: 5000}}}
+		Lines: []jde.PayoutLine{{Kind: payoutline.PaidOut, Invoice: invoiceKey("1001"), Customer: "4242", PaymentID: "PM1", AmountMinor: 5000}}}
 	if _, err := payoutMode.PostPayout(ctx, receipt); !errors.Is(err, jde.ErrNoPayoutAccount) {
 		t.Errorf("receipts without a bank account: %v", err)
 	}

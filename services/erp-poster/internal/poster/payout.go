@@ -14,6 +14,7 @@ import (
 
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/money"
+	"github.com/ml-connector/ml-connector/platform/payoutline"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 )
 
@@ -86,11 +87,10 @@ func validatePayout(in *mlcv1.PostPayoutRequest) error {
 			}
 			paidOut[l.GetPaymentId()] = true
 		}
-		credit := l.GetKind() == mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_PAID_OUT || l.GetKind() == mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_REFUND_FUNDS_RETURNED
 		switch {
 		case l.GetKind() == mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_UNSPECIFIED || lineKinds[l.GetKind()] == "":
 			return fmt.Errorf("lines[%d].kind is required", i)
-		case l.GetAmountMinor() == 0 || (l.GetAmountMinor() > 0) != credit:
+		case l.GetAmountMinor() == 0 || (l.GetAmountMinor() > 0) != lineKinds[l.GetKind()].Credit():
 			return fmt.Errorf("lines[%d]: a %s of %d minor units has the wrong sign (credits positive, debits negative)", i, lineKinds[l.GetKind()], l.GetAmountMinor())
 		case l.GetCustomerId() == "":
 			return fmt.Errorf("lines[%d].customer_id is required", i)
@@ -133,12 +133,13 @@ func abs(n int64) int64 {
 	return n
 }
 
-var lineKinds = map[mlcv1.PayoutLineKind]string{
-	mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_PAID_OUT:      "payment_paid_out",
-	mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_FAILED:        "payment_failed",
-	mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_CHARGED_BACK:  "payment_charged_back",
-	mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_REFUND:                "refund",
-	mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_REFUND_FUNDS_RETURNED: "refund_funds_returned",
+// lineKinds are the connectors' names of the contract's line kinds.
+var lineKinds = map[mlcv1.PayoutLineKind]payoutline.Kind{
+	mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_PAID_OUT:      payoutline.PaidOut,
+	mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_FAILED:        payoutline.Failed,
+	mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_PAYMENT_CHARGED_BACK:  payoutline.ChargedBack,
+	mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_REFUND:                payoutline.Refund,
+	mlcv1.PayoutLineKind_PAYOUT_LINE_KIND_REFUND_FUNDS_RETURNED: payoutline.RefundReturned,
 }
 
 // feeTotals are the payout's fees and the tax in them.

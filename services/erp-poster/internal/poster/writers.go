@@ -378,7 +378,7 @@ func (iw ifsWriter) payout(ctx context.Context, in *mlcv1.PostPayoutRequest) (pa
 		Date: in.GetArrivalDate(), Currency: in.GetCurrency(), Amount: dec(in.GetAmountMinor()), Fees: dec(fees), FeeTax: dec(tax),
 		Text: payoutText(in)}
 	for _, l := range in.GetLines() {
-		p.Lines = append(p.Lines, ifscloud.PayoutLine{Kind: ifscloud.PayoutLineKind(lineKinds[l.GetKind()]),
+		p.Lines = append(p.Lines, ifscloud.PayoutLine{Kind: lineKinds[l.GetKind()],
 			InvoiceID: l.GetInvoice().GetInvoiceId(), CustomerID: l.GetCustomerId(), PaymentID: l.GetPaymentId(),
 			RefundID: l.GetRefundId(), RefundDoc: l.GetErpRefundId(), Amount: dec(l.GetAmountMinor())})
 	}
@@ -394,7 +394,7 @@ func (jw jdeWriter) payout(ctx context.Context, in *mlcv1.PostPayoutRequest) (pa
 	p := jde.Payout{PayoutID: in.GetPayoutId(), Reference: in.GetReference(), Company: company, ArrivalDate: date,
 		Currency: in.GetCurrency(), AmountMinor: in.GetAmountMinor(), FeesMinor: fees, FeeTaxMinor: tax}
 	for _, l := range in.GetLines() {
-		line := jde.PayoutLine{Kind: jde.PayoutLineKind(lineKinds[l.GetKind()]), Customer: l.GetCustomerId(),
+		line := jde.PayoutLine{Kind: lineKinds[l.GetKind()], Customer: l.GetCustomerId(),
 			BusinessUnit: l.GetBusinessUnit(), PaymentID: l.GetPaymentId(), RefundID: l.GetRefundId(), AmountMinor: l.GetAmountMinor()}
 		if l.GetInvoice().GetInvoiceId() != "" {
 			doc, err := document(company, l.GetInvoice())
