@@ -146,6 +146,18 @@ func FromMinor(minor int64, code string) (string, error) {
 	return sign + digits[:len(digits)-exp] + "." + digits[len(digits)-exp:], nil
 }
 
+// FormatTenths writes an amount in tenths of a minor unit as minor units
+// with one decimal, as GoCardless writes payout item amounts: "-264.0",
+// "0.5" (gocardless-pro-java PayoutItem.java: "in fractional currency ...
+// to one decimal place"). Every int64 has its text.
+func FormatTenths(tenths int64) string {
+	sign, u := "", uint64(tenths)
+	if tenths < 0 {
+		sign, u = "-", -u // two's complement: right for math.MinInt64 too
+	}
+	return sign + strconv.FormatUint(u/10, 10) + "." + strconv.FormatUint(u%10, 10)
+}
+
 // ScaleImplied turns an integer amount stored with implied decimals (as JD
 // Edwards stores them: 123450 with 2 implied decimals is 1234.50) into
 // minor units of currency. It refuses what would need rounding.

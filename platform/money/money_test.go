@@ -90,6 +90,21 @@ func TestFromMinor(t *testing.T) {
 	}
 }
 
+func TestFormatTenths(t *testing.T) {
+	tests := []struct {
+		tenths int64
+		want   string
+	}{
+		{-2640, "-264.0"}, {5, "0.5"}, {-5, "-0.5"}, {0, "0.0"}, {-205, "-20.5"}, {100000, "10000.0"},
+		{9223372036854775807, "922337203685477580.7"}, {-9223372036854775808, "-922337203685477580.8"},
+	}
+	for _, tc := range tests {
+		if got := money.FormatTenths(tc.tenths); got != tc.want {
+			t.Errorf("FormatTenths(%d) = %q; want %q", tc.tenths, got, tc.want)
+		}
+	}
+}
+
 func TestScaleImplied(t *testing.T) {
 	tests := []struct {
 		stored  int64

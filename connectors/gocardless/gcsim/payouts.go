@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/ml-connector/ml-connector/platform/money"
 )
 
 // Payouts. GoCardless adds what it collects to the creditor's balance
@@ -93,16 +95,6 @@ type movement struct {
 	settled func(payout string, at time.Time)
 }
 
-// tenthsText writes tenths of the minor unit as GoCardless writes item
-// amounts: "-264.0", "0.5".
-func tenthsText(t int64) string {
-	sign := ""
-	if t < 0 {
-		sign, t = "-", -t
-	}
-	return fmt.Sprintf("%s%d.%d", sign, t/10, t%10)
-}
-
 // roundTenths rounds tenths to the minor unit, half away from zero.
 func roundTenths(t int64) int64 {
 	if t < 0 {
@@ -113,7 +105,7 @@ func roundTenths(t int64) int64 {
 
 // item makes a payout item of tenths.
 func (*Sim) item(typ string, tenths int64, links PayoutItemLinks) *PayoutItem {
-	return &PayoutItem{Type: typ, Amount: tenthsText(tenths), Links: links, Taxes: []PayoutItemTax{}, tenths: tenths}
+	return &PayoutItem{Type: typ, Amount: money.FormatTenths(tenths), Links: links, Taxes: []PayoutItemTax{}, tenths: tenths}
 }
 
 // feeItem is the gocardless_fee on payment p: a debit when charged
@@ -147,7 +139,7 @@ func (s *Sim) withVAT(typ string, fee, sign int64, p *Payment) *PayoutItem {
 	it := s.item(typ, sign*(fee+tax), PayoutItemLinks{Payment: p.ID})
 	it.fee = true
 	if taxed {
-		t := PayoutItemTax{Amount: tenthsText(-sign * tax), Currency: p.Currency, DestinationCurrency: v.currency, TaxRateID: v.rateID}
+		t := PayoutItemTax{Amount: money.FormatTenths(-sign * tax), Currency: p.Currency, DestinationCurrency: v.currency, TaxRateID: v.rateID}
 		if p.Currency == v.currency {
 			same := t.Amount
 			t.DestinationAmount = &same

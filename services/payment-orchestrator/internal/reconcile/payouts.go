@@ -295,7 +295,7 @@ var rate = regexp.MustCompile(`^[0-9]{1,12}(\.[0-9]{1,18})?$`)
 // checkTenths bounds one amount in tenths (see maxTenths).
 func checkTenths(what string, t int64) error {
 	if t > maxTenths || t < -maxTenths {
-		return fmt.Errorf("%s of %s minor units is out of range", what, tenthsText(t))
+		return fmt.Errorf("%s of %s minor units is out of range", what, money.FormatTenths(t))
 	}
 	return nil
 }
@@ -420,7 +420,7 @@ func (r *Reconciler) storePayout(ctx context.Context, tx pgx.Tx, ev event, poID 
 
 	if lo, hi := gocardless.RoundTenths(f.sum); p.AmountMinor != lo && p.AmountMinor != hi {
 		reason := fmt.Sprintf("payout %s (%s) of %d %s: its %d items add up to %s, not to its amount", poID, p.Reference,
-			p.AmountMinor, p.Currency, len(items), tenthsText(f.sum))
+			p.AmountMinor, p.Currency, len(items), money.FormatTenths(f.sum))
 		if err := raise("payout_mismatch", reason, map[string]any{"amount_minor": p.AmountMinor, "items_total_tenths": f.sum,
 			"difference_tenths": f.sum - p.AmountMinor*10, "currency": p.Currency}); err != nil {
 			return err
@@ -441,7 +441,7 @@ func (r *Reconciler) storePayout(ctx context.Context, tx pgx.Tx, ev event, poID 
 			}
 		}
 		if err := raise("payout_unmatched_items", fmt.Sprintf("payout %s: %d item(s) for %s belong to no invoice or refund of ours; kept, not posted",
-			poID, p.UnmatchedCount, tenthsText(total)), map[string]any{"items": p.UnmatchedCount, "total_tenths": total, "first": ids}); err != nil {
+			poID, p.UnmatchedCount, money.FormatTenths(total)), map[string]any{"items": p.UnmatchedCount, "total_tenths": total, "first": ids}); err != nil {
 			return err
 		}
 	}
@@ -667,7 +667,7 @@ func (r *Reconciler) deposits(f *fetchedPayout, p ledger.Payout, items []ledger.
 		}
 		if kind, ok := payoutLineKinds[it.Type]; ok {
 			if it.AmountTenths%10 != 0 {
-				fractional = append(fractional, fmt.Sprintf("#%d %s %s", it.Seq, it.Type, tenthsText(it.AmountTenths)))
+				fractional = append(fractional, fmt.Sprintf("#%d %s %s", it.Seq, it.Type, money.FormatTenths(it.AmountTenths)))
 				continue
 			}
 			col := f.collections[it.CollectionID]
@@ -747,7 +747,7 @@ func tooLarge(deposits []*deposit) string {
 func (d *deposit) settleFees(total int64, currency string) error {
 	amounts, err := allocate(d.feeTenths, total)
 	if err != nil {
-		return fmt.Errorf("fees of %s: %w", tenthsText(d.row.FeesTenths), err)
+		return fmt.Errorf("fees of %s: %w", money.FormatTenths(d.row.FeesTenths), err)
 	}
 	d.req.Fees, d.req.FeesMinor = nil, total
 	for i, fee := range d.fees {
@@ -778,7 +778,7 @@ func allocate(tenths []int64, total int64) ([]int64, error) {
 	// The total must be the parts' sum rounded down or up; then fewer
 	// parts go up than have a remainder.
 	if total < floorDiv(sum, 10) || total > floorDiv(sum+9, 10) {
-		return nil, fmt.Errorf("parts adding up to %s cannot be rounded to a total of %d", tenthsText(sum), total)
+		return nil, fmt.Errorf("parts adding up to %s cannot be rounded to a total of %d", money.FormatTenths(sum), total)
 	}
 	up := total - floorSum
 	byRemainder := make([]int, len(amounts))
@@ -946,16 +946,6 @@ func (r *Reconciler) maxPayoutItems() int {
 		return min(r.MaxPayoutItems, DefaultMaxPayoutItems)
 	}
 	return DefaultMaxPayoutItems
-}
-
-// tenthsText writes tenths of a minor unit as minor units with their
-// decimal ("-20.5"), as GoCardless writes item amounts.
-func tenthsText(t int64) string {
-	sign := ""
-	if t < 0 {
-		sign, t = "-", -t
-	}
-	return fmt.Sprintf("%s%d.%d", sign, t/10, t%10)
 }
 
 func abs(n int64) int64 {
