@@ -221,17 +221,8 @@ func (s *Sim) activateMandate(m *Mandate, at time.Time) {
 // those the event types list gives the reinstate endpoint (origin api,
 // cause resubmission_requested).
 func (s *Sim) reinstateMandate(r *request) (int, any, *apiError) {
-	m, ok := s.mandates.get(r.id())
-	if !ok {
-		return 0, nil, notFound()
-	}
-	data, aerr := decodeAction(r, "data")
+	m, _, metadata, aerr := action(&s.mandates, r, nil)
 	if aerr != nil {
-		return 0, nil, aerr
-	}
-	fe := fieldErrors{resource: "data"}
-	metadata := parseMetadata(data.Metadata, &fe)
-	if aerr := fe.err(); aerr != nil {
 		return 0, nil, aerr
 	}
 	if m.Status != statusCancelled && m.Status != statusExpired {
@@ -354,17 +345,8 @@ func (s *Sim) updateMandate(r *request) (int, any, *apiError) {
 }
 
 func (s *Sim) cancelMandate(r *request) (int, any, *apiError) {
-	m, ok := s.mandates.get(r.id())
-	if !ok {
-		return 0, nil, notFound()
-	}
-	data, aerr := decodeAction(r, "data")
+	m, _, metadata, aerr := action(&s.mandates, r, nil)
 	if aerr != nil {
-		return 0, nil, aerr
-	}
-	fe := fieldErrors{resource: "data"}
-	metadata := parseMetadata(data.Metadata, &fe)
-	if aerr := fe.err(); aerr != nil {
 		return 0, nil, aerr
 	}
 	if !slices.Contains(creatableMandateStatuses, m.Status) {

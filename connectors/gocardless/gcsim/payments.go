@@ -326,17 +326,8 @@ func (s *Sim) updatePayment(r *request) (int, any, *apiError) {
 }
 
 func (s *Sim) cancelPayment(r *request) (int, any, *apiError) {
-	p, ok := s.payments.get(r.id())
-	if !ok {
-		return 0, nil, notFound()
-	}
-	data, aerr := decodeAction(r, "data")
+	p, _, metadata, aerr := action(&s.payments, r, nil)
 	if aerr != nil {
-		return 0, nil, aerr
-	}
-	fe := fieldErrors{resource: "data"}
-	metadata := parseMetadata(data.Metadata, &fe)
-	if aerr := fe.err(); aerr != nil {
 		return 0, nil, aerr
 	}
 	if p.Status != statusPendingSubmission && p.Status != "pending_customer_approval" {
@@ -352,26 +343,18 @@ func (s *Sim) cancelPayment(r *request) (int, any, *apiError) {
 
 // retryPayment resubmits a failed payment, on a new charge date.
 func (s *Sim) retryPayment(r *request) (int, any, *apiError) {
-	p, ok := s.payments.get(r.id())
-	if !ok {
-		return 0, nil, notFound()
-	}
-	data, aerr := decodeAction(r, "data")
-	if aerr != nil {
-		return 0, nil, aerr
-	}
-	fe := fieldErrors{resource: "data"}
-	metadata := parseMetadata(data.Metadata, &fe)
 	var chargeDate time.Time
-	if !blank(data.ChargeDate) {
-		d, ok := parseDate(*data.ChargeDate)
-		if !ok {
-			fe.add("charge_date", "must be a date in the format YYYY-MM-DD")
-		} else {
-			chargeDate = rollForward(d)
+	p, _, metadata, aerr := action(&s.payments, r, func(data actionData, fe *fieldErrors) {
+		if !blank(data.ChargeDate) {
+			d, ok := parseDate(*data.ChargeDate)
+			if !ok {
+				fe.add("charge_date", "must be a date in the format YYYY-MM-DD")
+			} else {
+				chargeDate = rollForward(d)
+			}
 		}
-	}
-	if aerr := fe.err(); aerr != nil {
+	})
+	if aerr != nil {
 		return 0, nil, aerr
 	}
 	m, _ := s.mandates.get(p.Links.Mandate)
@@ -389,6 +372,7 @@ func (s *Sim) retryPayment(r *request) (int, any, *apiError) {
 	if chargeDate.IsZero() {
 		chargeDate = earliest
 	} else if chargeDate.Before(earliest) {
+		fe := fieldErrors{resource: "data"}
 		fe.add("charge_date", "must be on or after the mandate's next_possible_charge_date ("+formatDate(earliest)+")")
 		return 0, nil, fe.err()
 	}

@@ -408,6 +408,28 @@ func decodeAction(r *request, resource string) (actionData, *apiError) {
 	return d, decodeInto(raw, resource, &d)
 }
 
+// action opens the handler of POST /<resources>/{id}/actions/<name>: it
+// finds the record the path names in t (an unknown id is not found
+// whatever the body), decodes the optional data and
+// its metadata, and lets check add its own fields' errors, so that every
+// invalid field is reported at once. What it returns is only to be used
+// when aerr is nil.
+func action[T any](t *table[T], r *request, check func(actionData, *fieldErrors)) (rec *T, data actionData, metadata map[string]string, aerr *apiError) {
+	rec, ok := t.get(r.id())
+	if !ok {
+		return nil, data, nil, notFound()
+	}
+	if data, aerr = decodeAction(r, "data"); aerr != nil {
+		return nil, data, nil, aerr
+	}
+	fe := fieldErrors{resource: "data"}
+	metadata = parseMetadata(data.Metadata, &fe)
+	if check != nil {
+		check(data, &fe)
+	}
+	return rec, data, metadata, fe.err()
+}
+
 func envelope(resource string, v any) map[string]any {
 	return map[string]any{resource: v}
 }

@@ -408,20 +408,11 @@ func (s *Sim) updateSubscription(r *request) (int, any, *apiError) {
 // subscriptionAction decodes an action's metadata and finds the
 // subscription.
 func (s *Sim) subscriptionAction(r *request) (*Subscription, actionData, map[string]string, *apiError) {
-	sub, ok := s.subs.get(r.id())
-	if !ok {
-		return nil, actionData{}, nil, notFound()
-	}
-	data, aerr := decodeAction(r, "data")
-	if aerr != nil {
-		return nil, data, nil, aerr
-	}
-	fe := fieldErrors{resource: "data"}
-	md := parseMetadata(data.Metadata, &fe)
-	if data.PauseCycles != nil && *data.PauseCycles < 1 {
-		fe.add("pause_cycles", "must be greater than 0")
-	}
-	return sub, data, md, fe.err()
+	return action(&s.subs, r, func(data actionData, fe *fieldErrors) {
+		if data.PauseCycles != nil && *data.PauseCycles < 1 {
+			fe.add("pause_cycles", "must be greater than 0")
+		}
+	})
 }
 
 // cancelSubscription stops the subscription and cancels its payments that
