@@ -11,9 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/platform/bus"
-	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
 )
@@ -73,9 +71,7 @@ func TestCatchUpDeadLettersMalformedEvents(t *testing.T) {
 	}
 	good := `{"id":"EVGOOD1","created_at":"` + r.Sim.Now().UTC().Format("2006-01-02T15:04:05.000Z") + `","resource_type":"creditors","action":"updated","links":{"creditor":"CR1"},"details":{}}`
 	inject := injectEvents{events: []json.RawMessage{json.RawMessage(bad[0]), json.RawMessage(good), json.RawMessage(bad[1])}}
-	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
-		return []gocardless.Option{gocardless.WithTransport(inject)}
-	})
+	dir := gcThrough(r, inject)
 	c := &reconcile.CatchUp{Ledger: r.Ledger, Dir: dir, Bus: r.Bus, Log: r.Log, Interval: time.Hour, Overlap: time.Minute, Lookback: 100 * 365 * 24 * time.Hour}
 
 	for pass := range 2 { // the second pass re-reads them (the overlap) and still succeeds

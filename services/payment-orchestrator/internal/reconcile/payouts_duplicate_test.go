@@ -2,8 +2,6 @@ package reconcile_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"maps"
 	"net/http"
 	"net/url"
@@ -13,8 +11,6 @@ import (
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
-	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
-	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
 )
 
@@ -42,28 +38,14 @@ func (c clonePayout) RoundTrip(req *http.Request) (*http.Response, error) {
 		q.Set("payout", orig)
 		req.URL.RawQuery = q.Encode()
 	}
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil || !isPayout || resp.StatusCode != http.StatusOK {
-		return resp, err
+	if !isPayout {
+		return http.DefaultTransport.RoundTrip(req)
 	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	var doc map[string]map[string]any
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return nil, err
-	}
-	doc["payouts"]["id"] = cloneID
-	doc["payouts"]["reference"] = "CLONE-" + doc["payouts"]["reference"].(string)
-	if body, err = json.Marshal(doc); err != nil {
-		return nil, err
-	}
-	resp.Body = io.NopCloser(strings.NewReader(string(body)))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+	var doc map[string]any
+	return roundTripJSON(req, &doc, func() {
+		po := doc["payouts"].(map[string]any)
+		po["id"], po["reference"] = cloneID, "CLONE-"+po["reference"].(string)
+	})
 }
 
 // Two payouts paying out the same payments, stored at the same moment
@@ -74,23 +56,10 @@ func (c clonePayout) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestPayoutsPayingOutOnePaymentTogether(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	orig := &atomic.Value{}
-	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
-		return []gocardless.Option{gocardless.WithTransport(clonePayout{of: orig})}
-	})
-	r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+	reconcileThrough(r, clonePayout{of: orig})
 	r.Consumers("a", 4)
 	collected(t, r, map[string]string{"A": "100.00", "B": "20.00"})
-	r.Sim.Advance(14 * 24 * time.Hour) // everything happens; nothing delivered yet
-	evs := allEvents(t, r)
-	var paid []gocardless.Event
-	for _, ev := range evs {
-		if ev.ResourceType == "payouts" && ev.Action == "paid" {
-			paid = append(paid, ev)
-		}
-	}
-	if len(paid) == 0 {
-		t.Fatal("no payout paid")
-	}
+	evs, paid := paidEvents(t, r) // everything happens; nothing delivered yet
 	origID := paid[0].Links["payout"]
 	orig.Store(origID)
 	clone := paid[0]
@@ -158,10 +127,7 @@ func TestPayoutsPayingOutOnePaymentTogether(t *testing.T) {
 // refuses.
 func TestPayoutPayingAPaymentOutTwiceIsNotPosted(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
-	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
-		return []gocardless.Option{gocardless.WithTransport(paidOutTwice{})}
-	})
-	r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+	reconcileThrough(r, paidOutTwice{})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"A": "100.00"})
 	settle(r, 14)
@@ -227,28 +193,4 @@ func firstPaidOut(doc map[string]any) map[string]any {
 		}
 	}
 	return nil
-}
-
-// roundTripJSON sends req, decodes a 200 answer into doc, lets edit change
-// it and answers with the result.
-func roundTripJSON(req *http.Request, doc *map[string]any, edit func()) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		return resp, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(body, doc); err != nil {
-		return nil, err
-	}
-	edit()
-	if body, err = json.Marshal(*doc); err != nil {
-		return nil, err
-	}
-	resp.Body, resp.ContentLength = io.NopCloser(strings.NewReader(string(body))), int64(len(body))
-	resp.Header.Del("Content-Length")
-	return resp, nil
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc/codes"
 
-	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/operator"
 )
 
@@ -17,14 +15,7 @@ import (
 // payout flush, the payout ends posted, the operator is audited; asking twice
 // queues it once, and a posted payout has nothing to re-post.
 func TestPayoutRepostedAfterTheERPRefusedIt(t *testing.T) {
-	r := rig.New(t, rig.Options{GC: rig.Direct})
-	r.Consumers("a", 2)
-	collected(t, r, map[string]string{"A": "100.00"})
-	r.Poster.RefusePayouts(codes.FailedPrecondition)
-	settle(r, 14)
-	r.Eventually(20*time.Second, "payout refused", func() bool {
-		return len(paidPayouts(r)) == 1 && r.Count(`SELECT count(*) FROM payouts WHERE state = 'refused'`) == 1
-	})
+	r := refusedPayout(t)
 	r.Drain()
 	poID := paidPayouts(r)[0].ID
 	var outcomeID string

@@ -1,11 +1,8 @@
 package reconcile_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -18,12 +15,26 @@ import (
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
 	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/platform/money"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
-	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/operator"
 )
+
+// refusedPayout collects invoice A and settles it into a payout whose
+// deposit the ERP refuses for good, and waits until the payout is refused.
+func refusedPayout(t *testing.T) *rig.Rig {
+	r := rig.New(t, rig.Options{GC: rig.Direct})
+	r.Consumers("a", 2)
+	collected(t, r, map[string]string{"A": "100.00"})
+	r.Poster.RefusePayouts(codes.FailedPrecondition)
+	settle(r, 14)
+	r.Eventually(20*time.Second, "payout refused", func() bool {
+		return len(paidPayouts(r)) == 1 && r.Count(`SELECT count(*) FROM payouts WHERE state = 'refused'`) == 1
+	})
+	return r
+}
 
 // paidPayouts are the payouts GoCardless has paid.
 func paidPayouts(r *rig.Rig) []gcsim.Payout {
@@ -156,10 +167,7 @@ func TestPayoutMismatchIsAnException(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	// GoCardless (as the orchestrator sees it) says every payout is a penny
 	// more than its items.
-	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
-		return []gocardless.Option{gocardless.WithTransport(payoutAmountPlusOne{})}
-	})
-	r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+	reconcileThrough(r, editPayout(func(po map[string]any) { po["amount"] = po["amount"].(float64) + 1 }))
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"A": "100.00"})
 	settle(r, 14)
@@ -176,33 +184,6 @@ func TestPayoutMismatchIsAnException(t *testing.T) {
 	if n := r.Count(`SELECT count(*) FROM payout_items`); n == 0 {
 		t.Error("the mismatched payout's items were not kept")
 	}
-}
-
-// payoutAmountPlusOne adds one minor unit to every payout GoCardless
-// returns.
-type payoutAmountPlusOne struct{}
-
-func (payoutAmountPlusOne) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil || req.Method != http.MethodGet || !strings.HasPrefix(req.URL.Path, "/payouts/") || resp.StatusCode != http.StatusOK {
-		return resp, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	var env map[string]map[string]any
-	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, err
-	}
-	env["payouts"]["amount"] = env["payouts"]["amount"].(float64) + 1
-	if body, err = json.Marshal(env); err != nil {
-		return nil, err
-	}
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	resp.Header.Del("Content-Length")
-	return resp, nil
 }
 
 // A payment not collected by ml-connector (made on one of its mandates,
@@ -342,14 +323,7 @@ func TestPayoutNetsRefundsAndChargeBacks(t *testing.T) {
 // A deposit the ERP refuses for good is an exception, and its payout
 // refused, not posted.
 func TestPayoutRefusedByTheERP(t *testing.T) {
-	r := rig.New(t, rig.Options{GC: rig.Direct})
-	r.Consumers("a", 2)
-	collected(t, r, map[string]string{"A": "100.00"})
-	r.Poster.RefusePayouts(codes.FailedPrecondition)
-	settle(r, 14)
-	r.Eventually(20*time.Second, "payout refused", func() bool {
-		return len(paidPayouts(r)) == 1 && r.Count(`SELECT count(*) FROM payouts WHERE state = 'refused'`) == 1
-	})
+	r := refusedPayout(t)
 	if n := r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'erp_posting_refused' AND aggregate_type = 'payout'`); n != 1 {
 		t.Errorf("%d refusal exceptions on the payout", n)
 	}
@@ -367,14 +341,7 @@ func TestPayoutRefusedByTheERP(t *testing.T) {
 func TestPayoutTiesInstalmentsToTheirInvoice(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
-	r.Publish(rig.Customer("C1"))
-	r.Eventually(20*time.Second, "mandate", func() bool {
-		return r.Count(`SELECT count(*) FROM customer_links WHERE gc_mandate_id IS NOT NULL`) == 1
-	})
-	inv := rig.Invoice("SUB1", "C1", "25.00")
-	inv.Recurrence = &mlcv1.Recurrence{IntervalUnit: mlcv1.IntervalUnit_INTERVAL_UNIT_MONTHLY, Interval: 1, Count: 2}
-	r.Publish(inv)
-	r.Eventually(10*time.Second, "subscription", func() bool { return len(r.Sim.Subscriptions()) == 1 })
+	subscribed(r, 2)
 	settle(r, 70)
 	r.Eventually(20*time.Second, "both instalments in posted payouts", func() bool {
 		paid := paidPayouts(r)
@@ -423,10 +390,7 @@ func TestPayoutsThatCannotBeStored(t *testing.T) {
 	})
 	t.Run("items gone", func(t *testing.T) {
 		r := rig.New(t, rig.Options{GC: rig.Direct})
-		dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
-			return []gocardless.Option{gocardless.WithTransport(payoutItemsGone{})}
-		})
-		r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+		reconcileThrough(r, payoutItemsGone{})
 		r.Consumers("a", 2)
 		collected(t, r, map[string]string{"A": "100.00"})
 		settle(r, 14)
@@ -512,17 +476,7 @@ func TestPayoutPaidDeliveredConcurrently(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 8)
 	collected(t, r, map[string]string{"A": "100.00", "B": "20.00"})
-	r.Sim.Advance(14 * 24 * time.Hour) // everything happens; nothing delivered yet
-	evs := allEvents(t, r)
-	var paid []gocardless.Event
-	for _, ev := range evs {
-		if ev.ResourceType == "payouts" && ev.Action == "paid" {
-			paid = append(paid, ev)
-		}
-	}
-	if len(paid) == 0 {
-		t.Fatal("no payout paid")
-	}
+	evs, paid := paidEvents(t, r) // everything happens; nothing delivered yet
 	publishEvents(t, r, append(evs, append(append([]gocardless.Event(nil), paid...), append(paid, paid...)...)...))
 	r.Eventually(30*time.Second, "payouts posted", func() bool {
 		return r.Count(`SELECT count(*) FROM payouts WHERE state = 'posted'`) == len(paidPayouts(r))
@@ -551,10 +505,7 @@ func TestPayoutPaidDeliveredConcurrently(t *testing.T) {
 // refusal says to book it by hand.
 func TestPayoutFractionalLineIsNotPosted(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
-	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
-		return []gocardless.Option{gocardless.WithTransport(halfPennyLine{})}
-	})
-	r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+	reconcileThrough(r, halfPennyLine{})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"A": "100.00"})
 	settle(r, 14)
@@ -586,50 +537,25 @@ func TestPayoutFractionalLineIsNotPosted(t *testing.T) {
 type halfPennyLine struct{}
 
 func (halfPennyLine) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil || req.URL.Path != "/payout_items" || resp.StatusCode != http.StatusOK {
-		return resp, err
+	if req.URL.Path != "/payout_items" {
+		return http.DefaultTransport.RoundTrip(req)
 	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	var page map[string]json.RawMessage
-	if err := json.Unmarshal(body, &page); err != nil {
-		return nil, err
-	}
-	var items []map[string]any
-	if err := json.Unmarshal(page["payout_items"], &items); err != nil {
-		return nil, err
-	}
-	shift := func(typ string, by int64) {
-		for _, it := range items {
-			if it["type"] == typ {
-				t, err := gocardless.ParseTenths(it["amount"].(string))
-				if err == nil {
-					t += by
-					sign := ""
-					if t < 0 {
-						sign, t = "-", -t
+	var page map[string]any
+	return roundTripJSON(req, &page, func() {
+		items, _ := page["payout_items"].([]any)
+		shift := func(typ string, by int64) {
+			for _, it := range items {
+				if it := it.(map[string]any); it["type"] == typ {
+					if t, err := gocardless.ParseTenths(it["amount"].(string)); err == nil {
+						it["amount"] = money.FormatTenths(t + by)
 					}
-					it["amount"] = fmt.Sprintf("%s%d.%d", sign, t/10, t%10)
+					return
 				}
-				return
 			}
 		}
-	}
-	shift("payment_paid_out", 5)
-	shift("gocardless_fee", -5)
-	if page["payout_items"], err = json.Marshal(items); err != nil {
-		return nil, err
-	}
-	if body, err = json.Marshal(page); err != nil {
-		return nil, err
-	}
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	resp.Header.Del("Content-Length")
-	return resp, nil
+		shift("payment_paid_out", 5)
+		shift("gocardless_fee", -5)
+	})
 }
 
 // A payout with a deposit of more lines or fees than erp-poster takes in

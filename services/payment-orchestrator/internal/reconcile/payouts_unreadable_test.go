@@ -1,17 +1,11 @@
 package reconcile_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ml-connector/ml-connector/connectors/gocardless"
-	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/accounts"
-	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
 )
 
@@ -31,10 +25,7 @@ func TestPayoutFieldsCheckedOnReceipt(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := rig.New(t, rig.Options{GC: rig.Direct})
-			dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
-				return []gocardless.Option{gocardless.WithTransport(editPayout(edit))}
-			})
-			r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+			reconcileThrough(r, editPayout(edit))
 			r.Consumers("a", 2)
 			collected(t, r, map[string]string{"A": "100.00"})
 			settle(r, 14)
@@ -52,41 +43,12 @@ func TestPayoutFieldsCheckedOnReceipt(t *testing.T) {
 	}
 }
 
-// editPayout changes every payout GoCardless returns.
-type editPayout func(po map[string]any)
-
-func (e editPayout) RoundTrip(req *http.Request) (*http.Response, error) {
-	resp, err := http.DefaultTransport.RoundTrip(req)
-	if err != nil || req.Method != http.MethodGet || !strings.HasPrefix(req.URL.Path, "/payouts/") || resp.StatusCode != http.StatusOK {
-		return resp, err
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil {
-		return nil, err
-	}
-	var env map[string]map[string]any
-	if err := json.Unmarshal(body, &env); err != nil {
-		return nil, err
-	}
-	e(env["payouts"])
-	if body, err = json.Marshal(env); err != nil {
-		return nil, err
-	}
-	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-	resp.Header.Del("Content-Length")
-	return resp, nil
-}
-
 // An item whose amount is beyond what sums of a payout's items may hold
 // without overflowing (2^46 tenths) is payout_unreadable, not a mismatch
 // computed from a sum that may have wrapped.
 func TestPayoutItemAmountOutOfRange(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
-	dir := accounts.New(r.Registry, time.Minute, func(string) []gocardless.Option {
-		return []gocardless.Option{gocardless.WithTransport(hugeItem{})}
-	})
-	r.Reconciler = reconcile.New(r.Ledger, dir, r.Poster.Client, r.Log)
+	reconcileThrough(r, hugeItem{})
 	r.Consumers("a", 2)
 	collected(t, r, map[string]string{"A": "100.00"})
 	settle(r, 14)

@@ -42,6 +42,19 @@ func collected(t *testing.T, r *rig.Rig, invoices map[string]string) {
 	})
 }
 
+// subscribed sets up customer C1 and invoice SUB1 of 25.00 a month for
+// count months, and waits until GoCardless has the subscription.
+func subscribed(r *rig.Rig, count int32) {
+	r.Publish(rig.Customer("C1"))
+	r.Eventually(20*time.Second, "mandate", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE gc_mandate_id IS NOT NULL`) == 1
+	})
+	inv := rig.Invoice("SUB1", "C1", "25.00")
+	inv.Recurrence = &mlcv1.Recurrence{IntervalUnit: mlcv1.IntervalUnit_INTERVAL_UNIT_MONTHLY, Interval: 1, Count: count}
+	r.Publish(inv)
+	r.Eventually(10*time.Second, "subscription", func() bool { return len(r.Sim.Subscriptions()) == 1 })
+}
+
 // settle moves GoCardless's clock a day at a time, catching up each day.
 func settle(r *rig.Rig, days int) {
 	for range days {
@@ -290,14 +303,7 @@ func TestRefunds(t *testing.T) {
 func TestSubscriptionPaymentsPostedPerInstalment(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
-	r.Publish(rig.Customer("C1"))
-	r.Eventually(20*time.Second, "mandate", func() bool {
-		return r.Count(`SELECT count(*) FROM customer_links WHERE gc_mandate_id IS NOT NULL`) == 1
-	})
-	inv := rig.Invoice("SUB1", "C1", "25.00")
-	inv.Recurrence = &mlcv1.Recurrence{IntervalUnit: mlcv1.IntervalUnit_INTERVAL_UNIT_MONTHLY, Interval: 1, Count: 3}
-	r.Publish(inv)
-	r.Eventually(10*time.Second, "subscription", func() bool { return len(r.Sim.Subscriptions()) == 1 })
+	subscribed(r, 3)
 	settle(r, 100)
 	r.Eventually(20*time.Second, "instalments paid out", func() bool {
 		n := 0
