@@ -412,3 +412,32 @@ func TestRepollWithOurReceiptAfterChargeBack(t *testing.T) {
 		t.Errorf("exceptions %+v, want one invoice_changed for GROWN", exceptions)
 	}
 }
+
+// Under a charge-back only the zero our whole-amount receipt left is ours:
+// a partial credit by AR (30.02 of 100.02 left) must reach an operator,
+// since a cancelled charge-back would book our receipt again over it.
+func TestRepollWithAPartialCreditAfterChargeBackIsRaised(t *testing.T) {
+	r := rig.New(t, rig.Options{GC: rig.Direct, Sim: gcsim.Options{Scenarios: []gcsim.Rule{
+		{Resource: "payments", AmountSuffix: "02", Outcome: "charged_back", Cause: "authorisation_disputed"}}}})
+	r.Consumers("a", 2)
+	aligned(t, r, "C1")
+	r.Publish(rig.Invoice("CREDITED", "C1", "100.02"))
+	r.Eventually(10*time.Second, "payments", func() bool { return len(r.Sim.Payments()) == 1 })
+	for range 14 {
+		r.Advance(24 * time.Hour)
+	}
+	r.Eventually(20*time.Second, "charged back", func() bool {
+		return r.Count(`SELECT count(*) FROM collections WHERE state = 'charged_back'`) == 1
+	})
+	credited := rig.Invoice("CREDITED", "C1", "30.02")
+	credited.Version = "v2"
+	r.Publish(credited)
+	r.DrainERP()
+	exceptions, err := r.Ledger.Exceptions(context.Background(), "open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exceptions) != 1 || exceptions[0].Kind != "invoice_changed" || !strings.HasSuffix(exceptions[0].AggregateID, ":CREDITED") {
+		t.Errorf("exceptions %+v, want one invoice_changed for CREDITED", exceptions)
+	}
+}

@@ -158,19 +158,22 @@ func (c *Collector) prepare(ctx context.Context, route accounts.Route, m *mlcv1.
 // the ERP until the charge-back's posting reverses it: a poll that read the
 // invoice in between (a JDE row's UPMJ/UPMT moves with each of our writes)
 // is often handled after the charge-back, since ERP and GoCardless events
-// travel on different streams. The smaller amount is then our own receipt,
-// and the charge-back is already on the AR team's queue; nothing of ours is
-// in flight and a charged-back collection is never replayed, so no change
-// to the amount below what was collected can make us collect wrongly. A
-// failed one is replayable, so a smaller amount after a late failure is
-// still raised: a replay must not collect an invoice settled otherwise.
+// travel on different streams. Our receipt was of the whole amount, so the
+// invoice read then is open for exactly zero; only that is ours. Any other
+// lower amount under a charge-back is someone else settling or crediting
+// the invoice, and if GoCardless later cancels the charge-back our receipt
+// is booked again over it: an operator must see that. A failed collection
+// is replayable, so a smaller amount after a late failure is still raised:
+// a replay must not collect an invoice settled otherwise.
 func (c *Collector) repolled(existing ledger.Collection, amount int64, m *mlcv1.InvoiceReady) error {
-	collected := existing.State.Collected() || existing.State == ledger.CollectionChargedBack
+	collected := existing.State.Collected()
 	switch {
 	case existing.Currency == m.GetCurrency() && amount == existing.AmountMinor:
 		return nil
 	case existing.Currency == m.GetCurrency() && collected && amount < existing.AmountMinor:
 		return nil
+	case existing.Currency == m.GetCurrency() && existing.State == ledger.CollectionChargedBack && amount == 0:
+		return nil // exactly what our receipt of the whole amount left, not yet reversed
 	}
 	return invalidf("invoice_changed", "invoice changed to %s %s after collection of %d minor units started (state %s)",
 		m.GetAmount(), m.GetCurrency(), existing.AmountMinor, existing.State)
