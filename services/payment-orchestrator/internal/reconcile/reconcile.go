@@ -62,11 +62,16 @@ type Reconciler struct {
 	// about an object of ours the ledger does not hold yet (see
 	// errNotRecordedYet); later retries follow the consumer's back-off.
 	NotRecordedWait time.Duration
+	// BusyWait bounds how long a handler waits, posting again, for an
+	// outcome erp-poster is posting for another call (ABORTED) before it
+	// leaves the event to the consumer's back-off (see postOnce).
+	BusyWait time.Duration
 }
 
 // New returns a reconciler.
 func New(l *ledger.Ledger, dir *accounts.Directory, poster Poster, log *slog.Logger) *Reconciler {
-	return &Reconciler{ledger: l, dir: dir, poster: poster, log: log, PostTimeout: 15 * time.Second, NotRecordedWait: 2 * time.Second}
+	return &Reconciler{ledger: l, dir: dir, poster: poster, log: log, PostTimeout: 15 * time.Second, NotRecordedWait: 2 * time.Second,
+		BusyWait: 5 * time.Second}
 }
 
 // event is a decoded GoCardless event with its time.
@@ -197,12 +202,41 @@ func (r *Reconciler) flush(ctx context.Context, eventID string) error {
 		for _, o := range pending {
 			// Stop at the first failure: a later outcome must not reach
 			// the ERP before an earlier one.
-			if err := r.post(ctx, o); err != nil {
+			if err := r.postOnce(ctx, o); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// postOnce posts o, waiting while erp-poster answers that another call is
+// posting it (ABORTED). That call is usually this aggregate's previous
+// event's handler, still writing the outcome this event's flush must post
+// first (a payment's confirmation when its paid_out arrives): it finishes
+// in moments, and the repeat is then answered with the posted reference.
+// Left to the consumer's back-off (5 s at first), the event waited
+// seconds for what took milliseconds. The wait holds no transaction, lock
+// or connection, and is bounded by BusyWait, after which the event is
+// retried as any failure is. A payout is not waited for: its deposit is
+// written for minutes and stays queued (errPostingInProgress).
+func (r *Reconciler) postOnce(ctx context.Context, o ledger.PendingOutcome) error {
+	deadline := time.Now().Add(r.BusyWait)
+	pause := 10 * time.Millisecond
+	for {
+		err := r.post(ctx, o)
+		if err == nil || o.Kind == "payout" || status.Code(err) != codes.Aborted || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
 }
 
 // post sends one queued outcome to erp-poster and records the answer.
