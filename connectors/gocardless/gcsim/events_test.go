@@ -144,3 +144,25 @@ func TestEventCatchUp(t *testing.T) {
 		t.Fatalf("catch-up saw %d events in order %v,\nwant %d: %v", len(order), order, len(all), all)
 	}
 }
+
+// EventsFrom(n) is Events without its first n: a watcher keeping count
+// reads every event once, in order, and out-of-range counts are safe.
+func TestEventsFrom(t *testing.T) {
+	srv := start(t)
+	a := newAPI(t, srv)
+	f := activeGB(t, srv, a, "from@example.com", "From")
+	seen := srv.EventsFrom(0)
+	a.do("POST", "/payments", payment(1000, f.mandate, nil)).must(t, 201, "payments")
+	srv.Advance(10 * day)
+	seen = append(seen, srv.EventsFrom(len(seen))...)
+	all := srv.Events()
+	if !slices.EqualFunc(seen, all, func(a, b gcsim.Event) bool { return a.ID == b.ID }) || len(all) == 0 {
+		t.Errorf("read in two steps: %d events, want the %d of Events in the same order", len(seen), len(all))
+	}
+	if n := len(srv.EventsFrom(len(all) + 5)); n != 0 {
+		t.Errorf("EventsFrom past the end: %d events, want none", n)
+	}
+	if n := len(srv.EventsFrom(-1)); n != len(all) {
+		t.Errorf("EventsFrom(-1): %d events, want all %d", n, len(all))
+	}
+}

@@ -550,6 +550,15 @@ func (s *Sim) Events() []Event {
 	return cloneAll(s.events.list, Event.clone)
 }
 
+// EventsFrom returns the events after the first n, oldest first: a
+// watcher that keeps its count reads each event once, where Events would
+// copy the whole history, under the lock the API also needs, every time.
+func (s *Sim) EventsFrom(n int) []Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return cloneAll(s.events.list[min(max(n, 0), len(s.events.list)):], Event.clone)
+}
+
 func cloneAll[T any](list []*T, clone func(T) T) []T {
 	out := make([]T, 0, len(list))
 	for _, v := range list {
