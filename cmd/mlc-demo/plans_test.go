@@ -103,7 +103,10 @@ var perKeyQueries = []struct {
 	// The outbox of ERP outcomes (ledger/outcomes.go): every event applied.
 	{"ledger.QueueOutcome", `INSERT INTO pending_outcomes (aggregate_type, aggregate_id, event_id, outcome_id, kind, outcome)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (outcome_id) DO NOTHING`, []any{"collection", "500", "EV500", "out-500-c", "payment", []byte{1}}},
-	{"ledger.OutcomeAggregates", `SELECT DISTINCT aggregate_type, aggregate_id FROM pending_outcomes WHERE event_id = $1 ORDER BY 1, 2`, []any{"EV500"}},
+	{"ledger.EventOutcomes", `SELECT id, aggregate_type, aggregate_id, event_id, outcome_id, kind, outcome
+		FROM pending_outcomes WHERE (aggregate_type, aggregate_id) IN (
+			SELECT aggregate_type, aggregate_id FROM pending_outcomes WHERE event_id = $1)
+		ORDER BY aggregate_type, aggregate_id, id`, []any{"EV500"}},
 	{"ledger.PendingOutcomes", `SELECT id, aggregate_type, aggregate_id, event_id, outcome_id, kind, outcome
 		FROM pending_outcomes WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY id`, []any{"collection", "500"}},
 	{"ledger.OutcomePosted", `DELETE FROM pending_outcomes WHERE id = $1`, []any{500}},

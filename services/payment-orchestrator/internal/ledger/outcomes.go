@@ -33,18 +33,19 @@ func QueueOutcome(ctx context.Context, tx pgx.Tx, o PendingOutcome) error {
 	return nil
 }
 
-// OutcomeAggregates returns the aggregates with outcomes of an event
-// still pending, as pairs of type and id.
-func (l *Ledger) OutcomeAggregates(ctx context.Context, eventID string) ([][2]string, error) {
-	rows, err := l.db.Query(ctx, `SELECT DISTINCT aggregate_type, aggregate_id FROM pending_outcomes WHERE event_id = $1 ORDER BY 1, 2`, eventID)
+// EventOutcomes returns, for each aggregate with an outcome of an event
+// still pending, every pending outcome of that aggregate (those queued
+// before the event's too), grouped by aggregate and in the order queued
+// within each: what a flush of the event posts, read in one round trip.
+func (l *Ledger) EventOutcomes(ctx context.Context, eventID string) ([]PendingOutcome, error) {
+	rows, err := l.db.Query(ctx, `SELECT id, aggregate_type, aggregate_id, event_id, outcome_id, kind, outcome
+		FROM pending_outcomes WHERE (aggregate_type, aggregate_id) IN (
+			SELECT aggregate_type, aggregate_id FROM pending_outcomes WHERE event_id = $1)
+		ORDER BY aggregate_type, aggregate_id, id`, eventID)
 	if err != nil {
 		return nil, fmt.Errorf("pending outcomes of event %s: %w", eventID, err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
-		var a [2]string
-		err := r.Scan(&a[0], &a[1])
-		return a, err
-	})
+	return pgx.CollectRows(rows, scanPendingOutcome)
 }
 
 // PendingOutcomes returns an aggregate's pending outcomes in the order
@@ -55,11 +56,13 @@ func (l *Ledger) PendingOutcomes(ctx context.Context, aggType, aggID string) ([]
 	if err != nil {
 		return nil, fmt.Errorf("pending outcomes of %s %s: %w", aggType, aggID, err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (PendingOutcome, error) {
-		var o PendingOutcome
-		err := r.Scan(&o.ID, &o.AggregateType, &o.AggregateID, &o.EventID, &o.OutcomeID, &o.Kind, &o.Outcome)
-		return o, err
-	})
+	return pgx.CollectRows(rows, scanPendingOutcome)
+}
+
+func scanPendingOutcome(r pgx.CollectableRow) (PendingOutcome, error) {
+	var o PendingOutcome
+	err := r.Scan(&o.ID, &o.AggregateType, &o.AggregateID, &o.EventID, &o.OutcomeID, &o.Kind, &o.Outcome)
+	return o, err
 }
 
 // OutcomePosted records that erp-poster wrote o (with the ERP's

@@ -190,21 +190,15 @@ func queue(ctx context.Context, tx pgx.Tx, ev event, aggType, aggID, kind, outco
 // flush posts the outcomes an event queued, with those queued before them
 // for the same aggregates, in order, with no transaction open.
 func (r *Reconciler) flush(ctx context.Context, eventID string) error {
-	aggs, err := r.ledger.OutcomeAggregates(ctx, eventID)
+	pending, err := r.ledger.EventOutcomes(ctx, eventID)
 	if err != nil {
 		return err
 	}
-	for _, a := range aggs {
-		pending, err := r.ledger.PendingOutcomes(ctx, a[0], a[1])
-		if err != nil {
+	for _, o := range pending {
+		// Stop at the first failure: a later outcome must not reach the
+		// ERP before an earlier one.
+		if err := r.postOnce(ctx, o); err != nil {
 			return err
-		}
-		for _, o := range pending {
-			// Stop at the first failure: a later outcome must not reach
-			// the ERP before an earlier one.
-			if err := r.postOnce(ctx, o); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
