@@ -114,9 +114,10 @@ chaos: build
 	DATABASE_URL='$(PG_SERVER)/$(CHAOS_DATABASE)?sslmode=disable' MLC_MASTER_KEY="$$(cat $${TMPDIR:-/tmp}/mlc-demo-$(CHAOS_DATABASE).key)" \
 		bin/mlcctl audit verify
 
-## bench-e2e: the whole pipeline under load: latencies, RSS, 2,000 vs 10,000 invoices (MLC_BENCH_E2E_INVOICES=n: n vs 5n; see docs/benchmarks.md)
+## bench-e2e: the whole pipeline under load: latencies at MLC_BENCH_E2E_RATE invoices/s (50: about 100 events/s), RSS, 2,000 vs 10,000 invoices (MLC_BENCH_E2E_INVOICES=n: n vs 5n); BENCH_E2E=Latency or LinearCost runs one (see docs/benchmarks.md)
+BENCH_E2E ?=
 bench-e2e:
-	MLC_BENCH_E2E=1 go test -count=1 -timeout 120m -v -run '^TestBench' ./cmd/mlc-demo
+	MLC_BENCH_E2E=1 go test -count=1 -timeout 120m -v -run '^TestBench$(BENCH_E2E)' ./cmd/mlc-demo
 
 ## bench: every benchmark (see docs/benchmarks.md)
 bench:

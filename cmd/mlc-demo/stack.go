@@ -153,6 +153,7 @@ func demo(ctx context.Context, opts options) error {
 			return err
 		}
 		defer sims.close()
+		sims.natsURL = ns.url
 	}
 	env := append(os.Environ(),
 		"NATS_URL="+ns.url,
