@@ -215,40 +215,49 @@ func (b *Bus) Conn() *nats.Conn { return b.nc }
 // MaxPayload is the largest message the server accepts, headers included.
 func (b *Bus) MaxPayload() int64 { return b.nc.MaxPayload() }
 
-// ensureBackoff paces Ensure's retries while JetStream does not answer:
-// about a minute in all, long enough for a NATS restart.
+// ensureBackoff paces the retries of a declaration JetStream does not
+// answer: about a minute in all, long enough for a NATS restart.
 var ensureBackoff = retry.Backoff{Base: 250 * time.Millisecond, Max: 5 * time.Second, Attempts: 15}
 
-// ensureRequestTimeout bounds each stream declaration. A request JetStream
-// drops (a cluster still electing its meta leader does) is never answered;
-// the caller's start-up context has a deadline of minutes, which the
-// client would otherwise wait out on the first try instead of retrying.
+// ensureRequestTimeout bounds each try of a declaration. A request
+// JetStream drops (a cluster still electing its meta leader does) is never
+// answered; the caller's start-up context has a deadline of minutes, which
+// the client would otherwise wait out on the first try instead of retrying.
 var ensureRequestTimeout = 10 * time.Second
 
 // Ensure creates or updates every stream, so starting a service twice, or
-// several replicas at once, converges on the same declarations. A service
-// may start while NATS restarts (a rolling update, a rescheduled pod), so
-// requests that go unanswered are retried with backoff; a declaration
-// JetStream refuses fails at once.
+// several replicas at once, converges on the same declarations.
 func (b *Bus) Ensure(ctx context.Context) error {
 	for _, sc := range b.cfg.Streams() {
-		for n := 1; ; n++ {
-			rctx, cancel := context.WithTimeout(ctx, ensureRequestTimeout)
-			_, err := b.js.CreateOrUpdateStream(rctx, sc)
-			cancel()
-			if err == nil {
-				break
-			}
-			if !unanswered(ctx, err) || n >= ensureBackoff.Attempts {
-				return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
-			}
-			b.log.WarnContext(ctx, "jetstream did not answer, retrying", "stream", sc.Name, "attempt", n, "error", err)
-			if err := retry.Sleep(ctx, ensureBackoff.Delay(n-1)); err != nil {
-				return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
-			}
+		if err := b.Declare(ctx, "stream "+sc.Name, func(ctx context.Context) error {
+			_, err := b.js.CreateOrUpdateStream(ctx, sc)
+			return err
+		}); err != nil {
+			return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
 		}
 	}
 	return nil
+}
+
+// Declare runs try, a JetStream declaration (a stream, a consumer, a
+// key-value bucket), until JetStream answers it. A service may start while
+// NATS restarts (a rolling update, a rescheduled pod, a process restarted
+// by its supervisor a moment before), so a try that goes unanswered is
+// retried with backoff, each bounded by its own timeout; an answer that
+// refuses the declaration is returned at once.
+func (b *Bus) Declare(ctx context.Context, what string, try func(ctx context.Context) error) error {
+	for n := 1; ; n++ {
+		rctx, cancel := context.WithTimeout(ctx, ensureRequestTimeout)
+		err := try(rctx)
+		cancel()
+		if err == nil || !unanswered(ctx, err) || n >= ensureBackoff.Attempts {
+			return err
+		}
+		b.log.WarnContext(ctx, "jetstream did not answer, retrying", "declaration", what, "attempt", n, "error", err)
+		if serr := retry.Sleep(ctx, ensureBackoff.Delay(n-1)); serr != nil {
+			return err
+		}
+	}
 }
 
 // unanswered reports whether a JetStream request failed for want of an

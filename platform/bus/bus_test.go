@@ -457,3 +457,67 @@ func TestConsumeSurvivesNATSRestart(t *testing.T) {
 		t.Fatal("consumer did not resume after NATS restart")
 	}
 }
+
+// A consumer started while NATS restarts (a service restarted by its
+// supervisor a moment before, as in make chaos) waits for JetStream
+// instead of failing its worker, which stopped the whole process with exit
+// status 1 (make chaos SEED=542581, payment-orchestrator); so does a
+// key-value bucket declared through Declare, as the orchestrator's are.
+func TestConsumeStartedDuringNATSRestartWaits(t *testing.T) {
+	b, srv := newBus(t)
+	srv.Shutdown()
+	bucket := make(chan error, 1)
+	go func() {
+		bucket <- b.Declare(t.Context(), "bucket LATE", func(ctx context.Context) error {
+			_, err := b.JetStream().CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "LATE"})
+			return err
+		})
+	}()
+	seen := make(chan string, 1)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Consume(ctx, bus.ConsumerSpec{Stream: bus.StreamERP, Durable: "late-starter"}, func(_ context.Context, d *bus.Delivery) error {
+			seen <- d.ID
+			return nil
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("consume: %v", err)
+		}
+	})
+	time.Sleep(6 * time.Second) // the outage: longer than a JetStream request's 5 s timeout
+	srv.Resume()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := b.Publish(t.Context(), bus.Msg{Subject: "mlc.erp.ifs.10.invoice", ID: "after", Data: []byte("1")})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish after restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	select {
+	case id := <-seen:
+		if id != "after" {
+			t.Errorf("got %s", id)
+		}
+	case err := <-done:
+		done <- err // for the cleanup
+		t.Fatalf("consume returned %v instead of waiting for NATS", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("consumer started during the outage never received")
+	}
+	select {
+	case err := <-bucket:
+		if err != nil {
+			t.Errorf("bucket declared during the outage: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("bucket declared during the outage: no answer")
+	}
+}

@@ -88,13 +88,19 @@ func (s ConsumerSpec) retryDelay(n uint64) time.Duration {
 	return s.BackOff[i]
 }
 
-// EnsureConsumer creates or updates the durable consumer of spec.
+// EnsureConsumer creates or updates the durable consumer of spec, waiting
+// out a NATS restart (Declare).
 func (b *Bus) EnsureConsumer(ctx context.Context, spec ConsumerSpec) (jetstream.Consumer, error) {
 	spec = spec.withDefaults()
 	if spec.Stream == "" || spec.Durable == "" {
 		return nil, errors.New("ensure consumer: stream and durable are required")
 	}
-	c, err := b.js.CreateOrUpdateConsumer(ctx, spec.Stream, spec.config())
+	var c jetstream.Consumer
+	err := b.Declare(ctx, "consumer "+spec.Stream+"/"+spec.Durable, func(ctx context.Context) error {
+		var err error
+		c, err = b.js.CreateOrUpdateConsumer(ctx, spec.Stream, spec.config())
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("ensure consumer %s/%s: %w", spec.Stream, spec.Durable, err)
 	}

@@ -119,14 +119,22 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer conn.Close()
 
-	checkpoints, err := auditkv.Open(ctx, svc.Bus.JetStream(), cfg.Streams.Replicas)
-	if err != nil {
+	// Like the streams, the buckets are declared through Declare: NATS may
+	// be restarting while this process starts.
+	var checkpoints *auditkv.Store
+	if err := svc.Bus.Declare(ctx, "bucket "+auditkv.Bucket, func(ctx context.Context) (err error) {
+		checkpoints, err = auditkv.Open(ctx, svc.Bus.JetStream(), cfg.Streams.Replicas)
+		return err
+	}); err != nil {
 		return err
 	}
 
 	// Replicas collecting with one GoCardless token share its rate limit.
-	budgets, err := ratebudget.Open(ctx, svc.Bus.JetStream(), cfg.Streams.Replicas)
-	if err != nil {
+	var budgets *ratebudget.Store
+	if err := svc.Bus.Declare(ctx, "bucket "+ratebudget.Bucket, func(ctx context.Context) (err error) {
+		budgets, err = ratebudget.Open(ctx, svc.Bus.JetStream(), cfg.Streams.Replicas)
+		return err
+	}); err != nil {
 		return err
 	}
 
