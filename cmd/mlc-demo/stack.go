@@ -413,7 +413,7 @@ func waitReady(ctx context.Context, opts options, procs []*process) error {
 			var logs []string
 			for _, p := range procs {
 				if !strings.HasPrefix(status[p.name], "ready") {
-					logs = append(logs, p.name+":\n"+tail(p.logPath))
+					logs = append(logs, p.name+":\n"+tail(p.logPath, 15))
 				}
 			}
 			return fmt.Errorf("services not ready after %v: %v\n%s", opts.readyTimeout, status, strings.Join(logs, "\n"))
@@ -464,7 +464,7 @@ func stopGracefully(opts options, procs []*process) error {
 	for i := len(procs) - 1; i >= 0; i-- {
 		p := procs[i]
 		if err := p.stop(30 * time.Second); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %v:\n%s", p.name, err, tail(p.logPath)))
+			errs = append(errs, fmt.Errorf("%s: %v:\n%s", p.name, err, tail(p.logPath, 15)))
 			continue
 		}
 		fmt.Fprintf(opts.out, "%s stopped cleanly\n", p.name)
@@ -472,11 +472,11 @@ func stopGracefully(opts options, procs []*process) error {
 	return errors.Join(errs...)
 }
 
-func tail(path string) string {
+func tail(path string, n int) string {
 	b, _ := os.ReadFile(path)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > 15 {
-		lines = lines[len(lines)-15:]
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
 }

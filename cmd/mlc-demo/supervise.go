@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -107,7 +108,7 @@ func (p *process) supervise() {
 			p.quickDeaths, backoff = 0, backoffMin
 		}
 		if p.quickDeaths > crashLoopLimit {
-			p.gaveUp = fmt.Errorf("%s died %d times within %v of starting; last exit %v:\n%s", p.name, p.quickDeaths, crashWindow, err, tail(p.logPath))
+			p.gaveUp = fmt.Errorf("%s died %d times within %v of starting; last exit %v:\n%s", p.name, p.quickDeaths, crashWindow, err, tail(p.logPath, 15))
 			p.mu.Unlock()
 			fmt.Fprintf(p.out, "supervisor: %s is crash-looping; not restarting it\n", p.name)
 			p.stopped <- err
@@ -116,7 +117,14 @@ func (p *process) supervise() {
 		p.restarts++
 		n := p.restarts
 		p.mu.Unlock()
-		fmt.Fprintf(p.out, "supervisor: %s exited (%v); restarting it in %v (restart %d)\n", p.name, describeExit(err), backoff, n)
+		said := fmt.Sprintf("supervisor: %s exited (%v); restarting it in %v (restart %d)\n", p.name, describeExit(err), backoff, n)
+		if !killedBySignal(err) {
+			// It stopped by itself: its last words say why (make chaos
+			// SEED=542581 showed only "exit status 1", and the log went
+			// with the run's directory).
+			said += "  " + strings.ReplaceAll(tail(p.logPath, 5), "\n", "\n  ") + "\n"
+		}
+		fmt.Fprint(p.out, said)
 		time.Sleep(backoff)
 		backoff = min(2*backoff, backoffMax)
 		p.mu.Lock()
@@ -133,6 +141,17 @@ func (p *process) supervise() {
 		}
 		p.mu.Unlock()
 	}
+}
+
+// killedBySignal reports whether a process's exit was a signal's doing
+// (SIGKILL from --chaos, the OOM killer) rather than its own.
+func killedBySignal(err error) bool {
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) {
+		return false
+	}
+	ws, ok := exit.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
 }
 
 func describeExit(err error) string {

@@ -81,7 +81,8 @@ func TestSupervisorGivesUpOnACrashLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	p, err := startService(dir, t.TempDir(), "bad", os.Environ(), &syncWriter{w: &out})
+	w := &syncWriter{w: &out}
+	p, err := startService(dir, t.TempDir(), "bad", os.Environ(), w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +96,14 @@ func TestSupervisorGivesUpOnACrashLoop(t *testing.T) {
 	}
 	if err := p.failed(); !strings.Contains(err.Error(), "cannot start") || !strings.Contains(err.Error(), "exit status 3") {
 		t.Errorf("give-up error does not show the log and exit: %v", err)
+	}
+	// Each restart of a service that stopped by itself says why, in its
+	// own last log lines, not only its exit status.
+	w.mu.Lock()
+	said := out.String()
+	w.mu.Unlock()
+	if !strings.Contains(said, "supervisor: bad exited (exit status 3); restarting it in 200ms (restart 1)\n  cannot start\n") {
+		t.Errorf("the restart does not show the service's last words:\n%s", said)
 	}
 }
 
