@@ -55,6 +55,9 @@ type Config struct {
 	// message reads those streams, which no other service's NATS user may
 	// (deploy/k8s/base/accounts.conf).
 	MoveDeadLetters bool
+	// PprofAddr serves Go's profiles on a loopback address when set
+	// (DEBUG_PPROF_ADDR); empty, the default, serves none.
+	PprofAddr string
 }
 
 // Bounds of the settings every service has. A pool below 4 starves the
@@ -92,6 +95,7 @@ func LoadConfig(env *config.Env, name string) Config {
 		StartupTimeout: env.DurationRange("STARTUP_TIMEOUT", 5*time.Minute, time.Second, time.Hour,
 			"How long start-up waits, retrying with backoff, for Postgres and NATS to answer before exiting."),
 	}
+	cfg.PprofAddr = loadPprofAddr(env)
 	cfg.Database.SessionURL = env.PostgresURL("DATABASE_SESSION_URL", "",
 		"Where advisory locks and migrations connect when DATABASE_URL points at PgBouncer in transaction\n"+
 			"mode: Postgres itself, or a session-mode pool. Unset: DATABASE_URL's pool is used.")
@@ -275,6 +279,14 @@ type Worker struct {
 // MoveDeadLetters, the shared dead-letter mover) until ctx ends or a
 // worker fails, then drains and closes. It returns the first worker error, or nil after a clean stop.
 func (s *Service) Run(ctx context.Context, workers ...Worker) error {
+	if s.cfg.PprofAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.PprofAddr)
+		if err != nil {
+			s.close(ctx)
+			return fmt.Errorf("listen DEBUG_PPROF_ADDR %s: %w", s.cfg.PprofAddr, err)
+		}
+		workers = append(workers, pprofWorker(ln))
+	}
 	srv := &http.Server{Handler: s.Health.Handler(s.telemetry.MetricsHandler()), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(s.listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
