@@ -82,7 +82,7 @@ var perKeyQueries = []struct {
 		`INSERT INTO awaiting_invoices (aggregate_id, version, message) VALUES ($1, $2, $3) ON CONFLICT (aggregate_id, version) DO NOTHING`,
 		[]any{"ifs:1:10:500", "v1", []byte{1}}},
 	{"ledger.ParkedInvoices (every sweep)",
-		`SELECT id, message FROM awaiting_invoices WHERE released_at IS NULL AND id > $1 ORDER BY id LIMIT $2`, []any{0, 500}},
+		`SELECT id, aggregate_id, message FROM awaiting_invoices WHERE released_at IS NULL AND id > $1 ORDER BY id LIMIT $2`, []any{0, 500}},
 	{"ledger: release a parked invoice", `UPDATE awaiting_invoices SET released_at = now() WHERE id = $1`, []any{500}},
 	{"console: invoices awaiting a mandate",
 		`SELECT aggregate_id, message, parked_at FROM awaiting_invoices WHERE released_at IS NULL ORDER BY id LIMIT $1`, []any{1000}},

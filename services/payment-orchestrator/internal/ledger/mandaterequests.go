@@ -335,8 +335,9 @@ func (l *Ledger) ReleaseMandateRequest(ctx context.Context, k CustomerKey, holde
 // ParkedInvoice is an ERP invoice message waiting for its customer's
 // mandate (awaiting_invoices).
 type ParkedInvoice struct {
-	ID      int64
-	Message []byte
+	ID          int64
+	AggregateID string // the invoice's; its versions share it
+	Message     []byte
 }
 
 // ParkInvoice keeps an invoice message of invoice k, version, until its
@@ -353,14 +354,14 @@ func (l *Ledger) ParkInvoice(ctx context.Context, k InvoiceKey, version string, 
 // ParkedInvoices returns up to limit invoices still parked, after id
 // after, in the order they were parked.
 func (l *Ledger) ParkedInvoices(ctx context.Context, after int64, limit int) ([]ParkedInvoice, error) {
-	rows, err := l.db.Query(ctx, `SELECT id, message FROM awaiting_invoices
+	rows, err := l.db.Query(ctx, `SELECT id, aggregate_id, message FROM awaiting_invoices
 		WHERE released_at IS NULL AND id > $1 ORDER BY id LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read parked invoices: %w", err)
 	}
 	list, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ParkedInvoice, error) {
 		var p ParkedInvoice
-		return p, r.Scan(&p.ID, &p.Message)
+		return p, r.Scan(&p.ID, &p.AggregateID, &p.Message)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read parked invoices: %w", err)
