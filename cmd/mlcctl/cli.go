@@ -347,7 +347,8 @@ func (c *cli) connectionsList(ctx context.Context, store *connections.Store, arg
 // With NATS_URL set, the newest signed checkpoint of the chain heads is
 // read from JetStream (the orchestrator stores one every few minutes) and
 // the log checked against it too: a chain deleted whole, or cut short,
-// is then reported.
+// is then reported. In Kubernetes the NATS user mlcctl may read that
+// bucket and nothing else (deploy/k8s/base/accounts.conf).
 func (c *cli) auditVerify(ctx context.Context, db *pgxpool.Pool, keys *audit.Keys, common config.Common) error {
 	opts := audit.VerifyOptions{Keys: keys}
 	if _, given := c.lookup(config.VarNATSURL); given {

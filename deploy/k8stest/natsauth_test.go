@@ -374,6 +374,60 @@ func TestNATSAuthorization(t *testing.T) {
 			}
 		})
 	}
+	// mlcctl's user reads the newest audit checkpoint (mlcctl audit
+	// verify: the bucket's info, then a get) and may do nothing else.
+	t.Run("mlcctl", func(t *testing.T) {
+		ckv, err := orch.JetStream().KeyValue(t.Context(), "MLC_AUDIT_CHECKPOINTS")
+		if err == nil {
+			_, err = ckv.Put(t.Context(), "latest", []byte(`{}`))
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		violations := &lockedBuffer{}
+		nc, err := bus.Connect(t.Context(), url, "mlcctl", slog.New(slog.NewTextHandler(violations, nil)),
+			bus.UserPassword("mlcctl", testPassword(&corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "mlc-nats"}, Key: "mlcctl"})), bus.RootCA(ca))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv, err := js.KeyValue(t.Context(), "MLC_AUDIT_CHECKPOINTS")
+		if err != nil {
+			t.Fatalf("opening the checkpoints: %v", err)
+		}
+		if e, err := kv.Get(t.Context(), "latest"); err != nil || string(e.Value()) != `{}` {
+			t.Fatalf("reading the newest checkpoint: %v", err)
+		}
+		// A refused request is never answered: each waits briefly.
+		refused := func(what string, try func(ctx context.Context) error) {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+			defer cancel()
+			if err := try(ctx); err == nil {
+				t.Errorf("mlcctl may %s", what)
+			}
+		}
+		refused("overwrite the checkpoint", func(ctx context.Context) error {
+			_, err := kv.Put(ctx, "latest", []byte(`{"forged":true}`))
+			return err
+		})
+		refused("publish GoCardless events", func(ctx context.Context) error {
+			_, err := js.Publish(ctx, "mlc.gc.payments.confirmed", []byte("{}"))
+			return err
+		})
+		refused("open the rate budgets", func(ctx context.Context) error {
+			_, err := js.KeyValue(ctx, "MLC_GC_RATE_BUDGETS")
+			return err
+		})
+		await.Until(t, 10*time.Second, "mlcctl refused to write", func() bool {
+			return strings.Contains(violations.String(), `Permissions Violation for Publish to \"$KV.MLC_AUDIT_CHECKPOINTS.latest\"`) &&
+				strings.Contains(violations.String(), `Permissions Violation for Publish to \"mlc.gc.payments.confirmed\"`)
+		})
+	})
+
 	// The orchestrator reads and acknowledges what the pollers published,
 	// and its mover can copy a single message.
 	b := orch
