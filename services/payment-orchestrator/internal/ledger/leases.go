@@ -39,21 +39,24 @@ const LeaseDeliveries = 7
 
 // Wait is the pause after delivery n of a message that found the
 // aggregate busy. Work usually records its result within a second, so the
-// first pause is 250 ms; each later one is four times longer, and none
-// ends more than a second past the lease's expiry, when a holder that died
-// can be taken over. Quadrupling, not doubling, is what bounds the
-// deliveries a dead holder costs: the six pauses before delivery 7 add up
-// to more than 5 min (LeaseDeliveries), where doubling from 250 ms needed
-// eleven for the payout lease and the payouts' fixed 10 s pauses thirty,
-// more than MAX_DELIVER's default of 20 allowed (issue #17).
+// pauses start at 250 ms and double for the first five deliveries (7.75 s
+// in all, for a holder that is alive but slow, as on a loaded machine);
+// the sixth lasts until a second past the lease's expiry, when a holder
+// that died can be taken over. That bounds the deliveries a dead holder
+// costs (LeaseDeliveries), where doubling throughout needed eleven for the
+// payout lease and the payouts' old fixed 10 s pauses thirty, more than
+// MAX_DELIVER's default of 20 allowed (issue #17); quadrupling throughout
+// also bounded them but made a live holder's waiter pause 4 s and then
+// 16 s, longer than most work takes.
 func (e *BusyError) Wait(n uint64) time.Duration { return busyWait(n, time.Until(e.Until)) }
 
 // busyWait is Wait with left the time until the lease expires.
 func busyWait(n uint64, left time.Duration) time.Duration {
-	wait := 250 * time.Millisecond
-	for i := uint64(1); i < n && wait < left; i++ {
-		wait *= 4
+	const doublings = 5
+	if n > doublings {
+		return max(left+time.Second, 50*time.Millisecond)
 	}
+	wait := 250 * time.Millisecond << (n - 1)
 	return max(min(wait, left+time.Second), 50*time.Millisecond)
 }
 
