@@ -153,6 +153,53 @@ func TestCrashBetweenGoCardlessAndDatabaseResumes(t *testing.T) {
 	}
 }
 
+// An invoice changed while another delivery was still creating its
+// payment resumes that creation (one payment, with the first amount) and
+// raises the change: CI caught TestUnusableMandateAndChangedInvoice's v2
+// landing in that window, and the changed amount was silently dropped.
+func TestInvoiceChangedWhileCreatingIsRaised(t *testing.T) {
+	r := rig.New(t, rig.Options{GC: rig.Direct})
+	r.Consumers("a", 2)
+	aligned(t, r, "C1")
+	id := connID(t, r)
+	link, _ := r.Ledger.Customer(context.Background(), ledger.CustomerKey{ERP: "ifs", ConnectionID: id, Company: "10", CustomerID: "C1"})
+	key := ledger.InvoiceKey{ERP: "ifs", ConnectionID: id, Company: "10", InvoiceID: "INV8"}
+	// The first delivery, mid-way: its row, and its payment at GoCardless.
+	if err := r.Ledger.Tx(context.Background(), func(tx pgx.Tx) error {
+		_, _, err := ledger.StartCollection(context.Background(), tx, ledger.Collection{Key: key, InvoiceNo: "INV8", CustomerID: "C1",
+			Kind: "payment", AmountMinor: 5000, Currency: "GBP", GCMandateID: link.GCMandateID, ERPVersion: "v1"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := gocardless.PaymentParams{Amount: 5000, Currency: "GBP"}
+	p.Links.Mandate = link.GCMandateID
+	first, _, err := client.CreatePayment(context.Background(), ledger.PaymentKey(key, 1), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	changed := rig.Invoice("INV8", "C1", "40.00")
+	changed.Version = "v2"
+	r.Publish(changed)
+	r.DrainERP()
+	c, _ := r.Ledger.Collection(context.Background(), key)
+	if len(r.Sim.Payments()) != 1 || c.GCPaymentID != first.ID || c.AmountMinor != 5000 {
+		t.Errorf("%d payments, collection %+v; want the one payment %s of 5000", len(r.Sim.Payments()), c, first.ID)
+	}
+	exceptions, err := r.Ledger.Exceptions(context.Background(), "open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exceptions) != 1 || exceptions[0].Kind != "invoice_changed" || !strings.Contains(exceptions[0].Reason, "40.00 GBP") {
+		t.Errorf("exceptions %+v, want one invoice_changed naming 40.00 GBP", exceptions)
+	}
+}
+
 func TestInvalidInputsBecomeOneExceptionEach(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 4)

@@ -78,7 +78,18 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 	// A collection left in creating (by a crash, or a redelivery racing
 	// the first delivery) is resumed with its stored key: GoCardless
 	// answers with the payment it already made, if it made one.
-	return c.create(ctx, route, existing, m.GetRecurrence())
+	if err := c.create(ctx, route, existing, m.GetRecurrence()); err != nil || started {
+		return err
+	}
+	// The row was another delivery's, with that delivery's amount: this
+	// message may be a later version of the invoice (changed while the
+	// first was being collected), and it is judged like any re-poll, or
+	// the change would be lost under the payment the resumption finished.
+	resumed, err := c.ledger.Collection(ctx, key)
+	if err != nil {
+		return err
+	}
+	return c.repolled(resumed, amount, m)
 }
 
 // prepare validates an invoice as new work and describes its collection;
