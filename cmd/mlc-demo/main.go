@@ -12,6 +12,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -35,7 +37,7 @@ func run(ctx context.Context, args []string) error {
 		"how customers get mandates: billing_request (the simulator plays the payers: most authorise at once, some late, those without bank details never) or direct")
 	fs.IntVar(&opts.invoices, "invoices", 200, "invoices in the seeded book, spread over IFS companies 10 (GBP), 20 (EUR), 30 (SEK) and JDE company 00001 (USD), business units M30 (USD), M40 (CAD), M50 (EUR)")
 	fs.BoolVar(&opts.serve, "serve", false, "after the run, keep the stack up (and the console reachable) until interrupted")
-	fs.StringVar(&opts.consoleAddr, "console-addr", "", "where the console listens (default: a free port on 127.0.0.1); fix it to register the console at an OpenID provider:\n"+
+	fs.StringVar(&opts.consoleAddr, "console-addr", "", "where the console listens, a loopback address:port (default: a free port on 127.0.0.1); fix it to register the console at an OpenID provider:\n"+
 		"the services inherit mlc-demo's environment, so CONSOLE_OIDC_* set there (console --help) reach the console, with\n"+
 		"CONSOLE_OIDC_REDIRECT_URL=http://<console-addr>/auth/oidc/callback")
 	fs.BoolVar(&opts.untilSettled, "until-settled", false, "run until every invoice reached its expected end state, then stop; exit 0 only if it did, with nothing lost or duplicated")
@@ -66,6 +68,16 @@ func run(ctx context.Context, args []string) error {
 	}
 	if opts.rate < 0 || opts.rate > 10_000 {
 		return fmt.Errorf("--rate %g: want 0 to 10000 invoices a second", opts.rate)
+	}
+	if opts.consoleAddr != "" {
+		// The demo's console serves its password sign-in over plain http,
+		// which is safe only on this machine (in production TLS ends at
+		// the ingress in front of it).
+		host, port, err := net.SplitHostPort(opts.consoleAddr)
+		a, aerr := netip.ParseAddr(host)
+		if err != nil || aerr != nil || !a.IsLoopback() || port == "" {
+			return fmt.Errorf("--console-addr %q: want a loopback address and port, such as 127.0.0.1:8090", opts.consoleAddr)
+		}
 	}
 	if opts.chaosWindow < 0 {
 		return fmt.Errorf("--chaos-window %d: want 0 or more", opts.chaosWindow)

@@ -150,6 +150,12 @@ func TestHelpExitsZero(t *testing.T) {
 	if err := run(context.Background(), []string{"--chaos=x"}); err == nil || errors.Is(err, flag.ErrHelp) {
 		t.Errorf("--chaos=x: %v", err)
 	}
+	// The console's password sign-in over plain http stays on this machine.
+	for _, addr := range []string{":8090", "0.0.0.0:8090", "192.168.1.5:8090", "localhost.evil.com:8090", "127.0.0.1"} {
+		if err := run(context.Background(), []string{"--console-addr", addr}); err == nil || !strings.Contains(err.Error(), "--console-addr") {
+			t.Errorf("--console-addr %s: %v", addr, err)
+		}
+	}
 }
 
 func TestChaosFlag(t *testing.T) {

@@ -107,7 +107,7 @@ func loadOIDC(env *config.Env) *web.OIDCConfig {
 	if len(secret.Reveal()) > 1024 {
 		env.Errorf("CONSOLE_OIDC_CLIENT_SECRET", "longer than 1024 characters")
 	}
-	if redirect == nil || redirect.Path != "/auth/oidc/callback" || redirect.RawQuery != "" || redirect.Fragment != "" {
+	if redirect == nil || redirect.Path != "/auth/oidc/callback" || redirect.RawQuery != "" || redirect.Fragment != "" || redirect.User != nil {
 		env.Errorf("CONSOLE_OIDC_REDIRECT_URL", "must be set with CONSOLE_OIDC_ISSUER, as https://<console host>/auth/oidc/callback")
 	} else if redirect.Scheme == "http" && !loopback(redirect.Hostname()) {
 		// RFC 8252 section 7.3 allows a loopback redirect over http; and
@@ -160,8 +160,11 @@ func loopback(host string) bool {
 	if host == "localhost" {
 		return true
 	}
+	// Only the plain forms: an IPv4-mapped or zoned address stays on the
+	// machine too, but browsers need not treat it as a secure context,
+	// and RFC 8252 8.3 names 127.0.0.1 and ::1.
 	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
+	return err == nil && a.IsLoopback() && a.Zone() == "" && !a.Is4In6()
 }
 
 func run(ctx context.Context, args []string) error {

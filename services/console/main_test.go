@@ -58,6 +58,18 @@ func TestOIDCSettings(t *testing.T) {
 		"http://[::1]:8090/auth/oidc/callback":          true,
 		"http://console.example.com/auth/oidc/callback": false,
 		"http://10.0.0.7:8090/auth/oidc/callback":       false,
+		// Lookalikes that a prefix or substring test would let through.
+		"http://localhost.evil.com/auth/oidc/callback":      false,
+		"http://127.0.0.1.nip.io/auth/oidc/callback":        false,
+		"http://127.0.0.1@evil.com/auth/oidc/callback":      false,
+		"http://localhost./auth/oidc/callback":              false,
+		"http://0.0.0.0:8090/auth/oidc/callback":            false,
+		"http://[::]:8090/auth/oidc/callback":               false,
+		"http://127.1:8090/auth/oidc/callback":              false,
+		"http://[::ffff:127.0.0.1]:8090/auth/oidc/callback": false,
+		"http://[::1%25eth0]:8090/auth/oidc/callback":       false,
+		"http://evil.com@127.0.0.1:8090/auth/oidc/callback": false, // no user part at all
+		"http://127.0.0.2:8090/auth/oidc/callback":          true,
 	} {
 		m := maps.Clone(good)
 		m["CONSOLE_OIDC_REDIRECT_URL"] = redirect
