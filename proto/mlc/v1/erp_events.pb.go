@@ -13,7 +13,8 @@
 //
 // Each event is a full snapshot of the record at `version`, not a delta: JetStream
 // redelivers and reorders, and a consumer that sees an older version after a newer one must
-// be able to ignore it by comparing versions and updated_at.
+// be able to ignore it by comparing versions and updated_at. A JDE pay item's version orders
+// by its stamp only: two versions within one second differ by a digest, not in order.
 
 package mlcv1
 

@@ -42,12 +42,12 @@ func (d document) seen() watermark.Row {
 // (and JetStream's de-duplication of the message id) dropped it for good,
 // and the invoice stayed at the open amount our receipt left (#17).
 func (d document) version() string {
-	h := fnv.New32a()
+	h := fnv.New64a() // 64 bits: a same-second change is lost only if its digest collides
 	for _, col := range documentColumns {
 		h.Write([]byte(d.text(col)))
 		h.Write([]byte{0})
 	}
-	return fmt.Sprintf("%s-%08x", d.stamp.version(), h.Sum32())
+	return fmt.Sprintf("%s-%016x", d.stamp.version(), h.Sum64())
 }
 
 func (d document) text(col string) string { return d.row.Text("F03B11", col) }
