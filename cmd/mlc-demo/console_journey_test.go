@@ -573,12 +573,7 @@ func (j *consoleJourney) oidcSignIn(ctx context.Context, s *simulators, _ *brows
 	if err := b.Run("sign in with the company account",
 		chromedp.Focus(`//a[text()="Sign in with your company account"]`, chromedp.BySearch),
 		chromedp.KeyEvent(kb.Enter),
-		chromedp.WaitVisible("#username", chromedp.ByQuery),
-		chromedp.Focus("#username", chromedp.ByQuery),
-		chromedp.KeyEvent("olga"),
-		chromedp.KeyEvent(kb.Tab),
-		chromedp.KeyEvent(oidcPassword),
-		chromedp.KeyEvent(kb.Enter),
+		oidcprovider.LogIn("olga", oidcPassword),
 		chromedp.WaitVisible(`nav[aria-label="Main"]`, chromedp.ByQuery)); err != nil {
 		return err
 	}

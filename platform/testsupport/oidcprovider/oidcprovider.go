@@ -10,6 +10,8 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 	zoidc "github.com/zitadel/oidc/v3/pkg/oidc"
@@ -83,4 +85,19 @@ func (s groupsStorage) SetUserinfoFromToken(ctx context.Context, ui *zoidc.UserI
 	}
 	ui.AppendClaims("groups", s.people[subject].Groups)
 	return nil
+}
+
+// LogIn is a person filling in the provider's own login form in a
+// browser, by keyboard as a person would: the form shows once the relying
+// party sent the browser here, and submitting it sends the browser back
+// to the party's callback.
+func LogIn(username, password string) chromedp.Tasks {
+	return chromedp.Tasks{
+		chromedp.WaitVisible("#username", chromedp.ByQuery),
+		chromedp.Focus("#username", chromedp.ByQuery),
+		chromedp.KeyEvent(username),
+		chromedp.KeyEvent(kb.Tab),
+		chromedp.KeyEvent(password),
+		chromedp.KeyEvent(kb.Enter),
+	}
 }

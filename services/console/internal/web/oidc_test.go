@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
-	"github.com/chromedp/chromedp/kb"
 
 	"github.com/ml-connector/ml-connector/platform/secrets"
 	"github.com/ml-connector/ml-connector/platform/testsupport/oidcprovider"
@@ -186,12 +185,7 @@ func TestBrowserOIDC(t *testing.T) {
 	b.run("sign-in page", chromedp.Navigate(b.url+"/login"), chromedp.WaitVisible("a.button", chromedp.ByQuery))
 	b.run("company sign-in",
 		chromedp.Click(`//a[text()="Sign in with your company account"]`, chromedp.BySearch),
-		chromedp.WaitVisible("#username", chromedp.ByQuery),
-		chromedp.Focus("#username", chromedp.ByQuery),
-		chromedp.KeyEvent("ann"),
-		chromedp.KeyEvent(kb.Tab),
-		chromedp.KeyEvent(oidcPassword),
-		chromedp.KeyEvent(kb.Enter),
+		oidcprovider.LogIn("ann", oidcPassword),
 		chromedp.WaitVisible(`nav[aria-label="Main"]`, chromedp.ByQuery))
 	b.expect("signed in", "Overview", "ifs-acme / 10")
 	var who string
