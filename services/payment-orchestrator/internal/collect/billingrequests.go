@@ -155,6 +155,15 @@ func (c *Collector) ResumeMandateRequest(ctx context.Context, route accounts.Rou
 		fp.Links.BillingRequest = mr.BillingRequestID
 		flow, err := route.Client.CreateBillingRequestFlow(ctx, fp)
 		if err != nil {
+			// The payer may have authorised through that lost flow
+			// already: GoCardless then refuses a new flow, the request
+			// being no longer pending (make chaos SEED=950216). Nothing is
+			// left to ask; the fulfilled event records the mandate.
+			if gocardless.IsInvalidState(err) {
+				if br, gerr := route.Client.GetBillingRequest(ctx, mr.BillingRequestID); gerr == nil && br.Status == "fulfilled" {
+					return c.ledger.ReleaseMandateRequest(ctx, mr.Key, holder)
+				}
+			}
 			return classify("create billing request flow", err)
 		}
 		action := "mandate_request.flow_created"

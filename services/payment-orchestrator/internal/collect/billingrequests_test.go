@@ -437,3 +437,43 @@ func TestSweepCollectsParkedInvoicesTogether(t *testing.T) {
 		t.Errorf("%d payments, want one per invoice (%d)", got, n)
 	}
 }
+
+// TestFlowWhoseAnswerWasLostAndUsedIsNoException: GoCardless created a
+// flow but its answer was lost (a 5xx after commit, make chaos
+// SEED=950216), and the payer authorised through it before the retry: the
+// retry's new flow is refused (422, the billing request is no longer
+// pending). That is the request done, not an exception; the fulfilled
+// event records the mandate.
+func TestFlowWhoseAnswerWasLostAndUsedIsNoException(t *testing.T) {
+	r := standardRig(t, nil, gcsim.Options{})
+	r.Consumers("a", 2)
+	flow := awaitingPayer(t, r, "C1")
+	// The answer lost: nothing of the flow recorded, the request still
+	// being made; the payer uses the flow meanwhile.
+	if _, err := r.DB.Exec(context.Background(), `UPDATE mandate_requests SET flow_id = NULL, authorisation_url = NULL,
+		flow_expires_at = NULL, state = 'requesting' WHERE erp_customer_id = 'C1'`); err != nil {
+		t.Fatal(err)
+	}
+	br, err := r.Sim.CompleteFlow(flow, gcsim.Payer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The customer's event handled again (in make chaos, its retry after
+	// the 5xx) asks for a flow once more.
+	again := rig.Customer("C1")
+	again.Version = "v2"
+	r.Publish(again)
+	r.Advance(time.Hour) // catch-up reads the fulfilled event
+	r.Eventually(20*time.Second, "customer v2 handled and its mandate recorded", func() bool {
+		return r.Count(`SELECT count(*) FROM exceptions`) > 0 ||
+			r.Count(`SELECT count(*) FROM customer_links WHERE erp_customer_id = 'C1' AND erp_version = 'v2' AND gc_mandate_id = $1`, br.Links.MandateRequestMandate) == 1
+	})
+	if n := r.Count(`SELECT count(*) FROM exceptions`); n != 0 {
+		var reason string
+		_ = r.DB.QueryRow(context.Background(), `SELECT kind || ': ' || reason FROM exceptions`).Scan(&reason)
+		t.Fatalf("%d exceptions for a flow the payer already used: %s", n, reason)
+	}
+	if n := r.Count(`SELECT count(*) FROM mandate_requests WHERE state = 'fulfilled' AND mandate_id = $1`, br.Links.MandateRequestMandate); n != 1 {
+		t.Errorf("mandate request not fulfilled")
+	}
+}
