@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -359,25 +361,47 @@ func (d *demoDatabase) recreate(ctx context.Context) (string, error) {
 
 func (d *demoDatabase) release() { d.admin.Close(context.Background()) }
 
-// freeAddr finds a free loopback port. Ports handed out once are not
-// handed out again: the kernel may offer a just-closed port twice, and two
-// services told the same address would fight over it.
+// freeAddr finds a free loopback port below the kernel's ephemeral range.
+// A service listens on its port again each time it restarts, and a port of
+// that range may by then be the local end of any outgoing connection on
+// the machine: in make chaos SEED=863944 the console, restarted after its
+// SIGKILL, failed three times on "address already in use". Ports handed
+// out once are not handed out again: two services told the same address
+// would fight over it.
 func freeAddr() (string, error) {
 	usedPorts.Lock()
 	defer usedPorts.Unlock()
-	for range 100 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	low := ephemeralLow()
+	for range 200 {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(minListenPort+mrand.IntN(low-minListenPort)))
+		if usedPorts.m[addr] {
+			continue
+		}
+		l, err := net.Listen("tcp", addr)
 		if err != nil {
-			return "", err
+			continue // taken
 		}
-		addr := l.Addr().String()
 		l.Close()
-		if !usedPorts.m[addr] {
-			usedPorts.m[addr] = true
-			return addr, nil
-		}
+		usedPorts.m[addr] = true
+		return addr, nil
 	}
 	return "", errors.New("no free port")
+}
+
+// minListenPort is the lowest port freeAddr hands out, above the ports
+// well-known servers use.
+const minListenPort = 10000
+
+// ephemeralLow is the first port of the kernel's ephemeral range (Linux's
+// ip_local_port_range), 32768 where it cannot be read or leaves no room.
+func ephemeralLow() int {
+	var low, high int
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range"); err == nil {
+		if n, _ := fmt.Sscan(string(b), &low, &high); n == 2 && low > minListenPort+1000 {
+			return low
+		}
+	}
+	return 32768
 }
 
 var usedPorts = struct {
