@@ -359,7 +359,7 @@ func (c *cli) auditVerify(ctx context.Context, db *pgxpool.Pool, keys *audit.Key
 		if cp == nil {
 			fmt.Fprintln(c.stdout, "no audit checkpoint in JetStream yet: deleted chains cannot be detected")
 		} else {
-			fmt.Fprintf(c.stdout, "checked against the checkpoint of %s (%d chains)\n", cp.TakenAt.Format(time.RFC3339), len(cp.Heads))
+			fmt.Fprintf(c.stdout, "checked against the checkpoint of %s (%d chains)\n", cp.TakenAt.Format(time.RFC3339), cp.Chains())
 		}
 		opts.Checkpoint = cp
 	}

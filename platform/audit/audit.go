@@ -465,8 +465,16 @@ type VerifyOptions struct {
 	allowUnsigned bool
 }
 
-// VerifyAllWith is [VerifyAll] with keys and a checkpoint.
+// VerifyAllWith is [VerifyAll] with keys and a checkpoint. The
+// checkpoint's heads are looked up first, a page at a time (so memory does
+// not grow with their number); a version 2 checkpoint whose heads stream
+// is missing or not the one signed fails with [ErrCheckpointHeads] before
+// any chain is reported.
 func VerifyAllWith(ctx context.Context, q Querier, o VerifyOptions) (Report, error) {
+	var (
+		behind []*ChainError
+		gone   int
+	)
 	if o.Checkpoint != nil {
 		if o.Keys == nil {
 			return Report{}, errors.New("audit: verify: a checkpoint needs the keys it was signed with")
@@ -474,10 +482,28 @@ func VerifyAllWith(ctx context.Context, q Querier, o VerifyOptions) (Report, err
 		if err := o.Checkpoint.verify(o.Keys); err != nil {
 			return Report{}, err
 		}
+		var err error
+		if behind, gone, err = o.Checkpoint.checkAgainst(ctx, q); err != nil {
+			return Report{}, err
+		}
 	}
 	rep, err := verify(ctx, q, nil, o)
 	if err != nil {
 		return rep, err
+	}
+	if len(behind) > 0 {
+		// A chain behind the checkpoint is reported as that, once.
+		reported := make(map[aggregateKey]bool, len(behind))
+		for _, ce := range behind {
+			reported[aggregateKey{ce.AggregateType, ce.AggregateID}] = true
+		}
+		for _, ce := range rep.Broken {
+			if !reported[aggregateKey{ce.AggregateType, ce.AggregateID}] {
+				behind = append(behind, ce)
+			}
+		}
+		rep.Broken = behind
+		rep.Chains += gone
 	}
 	errs := make([]error, len(rep.Broken))
 	for i, ce := range rep.Broken {
@@ -514,9 +540,8 @@ func verify(ctx context.Context, q Querier, only *aggregateKey, o VerifyOptions)
 	defer rows.Close()
 
 	var (
-		rep  Report
-		c    *chain
-		seen = map[aggregateKey]bool{}
+		rep Report
+		c   *chain
 	)
 	for rows.Next() {
 		var (
@@ -540,9 +565,7 @@ func verify(ctx context.Context, q Querier, only *aggregateKey, o VerifyOptions)
 			if c != nil {
 				c.finish(&rep)
 			}
-			c = &chain{typ: typ, id: id, hasHead: headSeq != nil, prev: zeroHash, keys: o.Keys, allowUnsigned: o.allowUnsigned,
-				vouched: o.Checkpoint.head(typ, id)}
-			seen[aggregateKey{typ, id}] = true
+			c = &chain{typ: typ, id: id, hasHead: headSeq != nil, prev: zeroHash, keys: o.Keys, allowUnsigned: o.allowUnsigned}
 			if headSeq != nil {
 				c.headSeq, c.headHash = *headSeq, headHash
 			}
@@ -575,16 +598,6 @@ func verify(ctx context.Context, q Querier, only *aggregateKey, o VerifyOptions)
 	if c != nil {
 		c.finish(&rep)
 	}
-	// Chains the checkpoint vouches for that are gone altogether.
-	if o.Checkpoint != nil && only == nil {
-		for _, h := range o.Checkpoint.Heads {
-			if !seen[aggregateKey{h.AggregateType, h.AggregateID}] {
-				rep.Chains++
-				rep.Broken = append(rep.Broken, &ChainError{AggregateType: h.AggregateType, AggregateID: h.AggregateID,
-					Seq: h.Seq, Problem: ProblemBehindCheckpoint})
-			}
-		}
-	}
 	return rep, nil
 }
 
@@ -597,8 +610,6 @@ type chain struct {
 
 	keys          *Keys // when set, every row's MAC is checked
 	allowUnsigned bool  // ... except rows without one
-	vouched       *Head // the chain's head in the checkpoint, if any
-	matched       bool  // the vouched-for row was found as it was
 
 	last   int64  // seq of the last row seen
 	lastID int64  // its audit_log id
@@ -635,9 +646,6 @@ func (c *chain) add(r *Record) {
 			c.fail(r.Seq, r.ID, ProblemBadMAC)
 		}
 	}
-	if c.vouched != nil && r.Seq == c.vouched.Seq && bytes.Equal(r.Hash, c.vouched.Hash) {
-		c.matched = true
-	}
 	c.last, c.lastID, c.prev = r.Seq, r.ID, r.Hash
 }
 
@@ -645,8 +653,6 @@ func (c *chain) finish(rep *Report) {
 	rep.Chains++
 	switch {
 	case c.err != nil:
-	case c.vouched != nil && !c.matched:
-		c.fail(c.vouched.Seq, 0, ProblemBehindCheckpoint)
 	case !c.hasHead:
 		c.fail(c.last, c.lastID, ProblemHeadMissing)
 	case c.headSeq > c.last:

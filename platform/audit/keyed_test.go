@@ -1,13 +1,17 @@
 package audit_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -97,45 +101,174 @@ func TestKeyedChainDetectsRewriteAndRotates(t *testing.T) {
 
 // A signed checkpoint of the heads, kept outside the database, catches a
 // chain deleted whole (rows and head) and a chain cut short with its head
-// moved back, neither of which the log itself can show.
+// moved back, neither of which the log itself can show; in the version 2
+// format (a manifest and a heads stream) and in version 1 (heads inline),
+// still read after an upgrade.
 func TestCheckpointDetectsDeletedAndCutChains(t *testing.T) {
+	for _, v := range []struct {
+		name string
+		take func(t *testing.T, pool *pgxpool.Pool, keys *audit.Keys) *audit.Checkpoint
+	}{
+		{"v2", takeV2}, {"v1", func(t *testing.T, pool *pgxpool.Pool, keys *audit.Keys) *audit.Checkpoint {
+			cp, err := audit.TakeV1Checkpoint(context.Background(), pool, keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return &cp
+		}},
+	} {
+		t.Run(v.name, func(t *testing.T) {
+			ctx := context.Background()
+			pool := testsupport.Pool(t)
+			keys := testKeys(t, "k1")
+			audit.SignWith(keys)
+			t.Cleanup(func() { audit.SignWith(nil) })
+			appendN(t, pool, "collection", "gone", 3)
+			appendN(t, pool, "collection", "cut", 4)
+			appendN(t, pool, "collection", "kept", 2)
+			cp := v.take(t, pool, keys)
+			if cp.Chains() != 3 {
+				t.Fatalf("checkpoint: %+v", cp)
+			}
+			appendN(t, pool, "collection", "kept", 1) // later appends are fine
+			if _, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys, Checkpoint: cp}); err != nil {
+				t.Fatalf("intact log against its checkpoint: %v", err)
+			}
+
+			tamper(t, pool, `DELETE FROM audit_log WHERE aggregate_id = 'gone'; DELETE FROM audit_heads WHERE aggregate_id = 'gone';
+				DELETE FROM audit_log WHERE aggregate_id = 'cut' AND seq > 2;
+				UPDATE audit_heads SET seq = 2, hash = (SELECT hash FROM audit_log WHERE aggregate_id = 'cut' AND seq = 2) WHERE aggregate_id = 'cut'`)
+			if _, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys}); err != nil {
+				t.Fatalf("without the checkpoint the deletions are invisible (that is the attack): %v", err)
+			}
+			rep, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys, Checkpoint: cp})
+			if err == nil || len(rep.Broken) != 2 || rep.Chains != 3 {
+				t.Fatalf("verify against the checkpoint: %v, %d chains, broken %v", err, rep.Chains, rep.Broken)
+			}
+			for _, b := range rep.Broken {
+				want := map[string]int64{"gone": 3, "cut": 4}[b.AggregateID]
+				if b.Problem != audit.ProblemBehindCheckpoint || b.Seq != want {
+					t.Errorf("%s: %v, want seq %d behind the checkpoint", b.AggregateID, b, want)
+				}
+			}
+			// A forged checkpoint vouches for nothing.
+			forged := *cp
+			forged.TakenAt = forged.TakenAt.Add(-time.Hour)
+			if _, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys, Checkpoint: &forged}); !errors.Is(err, audit.ErrCheckpointForged) {
+				t.Errorf("edited checkpoint: %v, want ErrCheckpointForged", err)
+			}
+		})
+	}
+}
+
+// takeV2 takes a version 2 checkpoint, its heads stream kept in memory.
+func takeV2(t *testing.T, pool *pgxpool.Pool, keys *audit.Keys) *audit.Checkpoint {
+	t.Helper()
+	var heads bytes.Buffer
+	cp, err := audit.WriteCheckpoint(context.Background(), pool, keys, "test-object", &heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp.OpenHeads = func(context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(heads.Bytes())), nil
+	}
+	return &cp
+}
+
+// A version 2 checkpoint whose heads stream was changed, cut or lost, or
+// whose manifest was edited, vouches for nothing, and says what is wrong.
+func TestCheckpointHeadsStreamTampering(t *testing.T) {
 	ctx := context.Background()
 	pool := testsupport.Pool(t)
 	keys := testKeys(t, "k1")
 	audit.SignWith(keys)
 	t.Cleanup(func() { audit.SignWith(nil) })
-	appendN(t, pool, "collection", "gone", 3)
-	appendN(t, pool, "collection", "cut", 4)
-	appendN(t, pool, "collection", "kept", 2)
-	cp, err := audit.TakeCheckpoint(ctx, pool, keys)
-	if err != nil || len(cp.Heads) != 3 {
+	appendN(t, pool, "collection", "a", 2)
+	appendN(t, pool, "collection", "b", 1)
+	var heads bytes.Buffer
+	cp, err := audit.WriteCheckpoint(ctx, pool, keys, "obj", &heads)
+	if err != nil || cp.HeadCount != 2 || cp.Version != 2 {
 		t.Fatalf("checkpoint: %+v, %v", cp, err)
 	}
-	appendN(t, pool, "collection", "kept", 1) // later appends are fine
-	if _, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys, Checkpoint: &cp}); err != nil {
-		t.Fatalf("intact log against its checkpoint: %v", err)
+	verifyWith := func(c audit.Checkpoint, stream []byte, openErr error) error {
+		c.OpenHeads = func(context.Context) (io.ReadCloser, error) {
+			return io.NopCloser(bytes.NewReader(stream)), openErr
+		}
+		_, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys, Checkpoint: &c})
+		return err
 	}
-
-	tamper(t, pool, `DELETE FROM audit_log WHERE aggregate_id = 'gone'; DELETE FROM audit_heads WHERE aggregate_id = 'gone';
-		DELETE FROM audit_log WHERE aggregate_id = 'cut' AND seq > 2;
-		UPDATE audit_heads SET seq = 2, hash = (SELECT hash FROM audit_log WHERE aggregate_id = 'cut' AND seq = 2) WHERE aggregate_id = 'cut'`)
-	if _, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys}); err != nil {
-		t.Fatalf("without the checkpoint the deletions are invisible (that is the attack): %v", err)
+	if err := verifyWith(cp, heads.Bytes(), nil); err != nil {
+		t.Fatalf("intact: %v", err)
 	}
-	rep, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys, Checkpoint: &cp})
-	if err == nil || len(rep.Broken) != 2 {
-		t.Fatalf("verify against the checkpoint: %v, broken %v", err, rep.Broken)
-	}
-	for _, b := range rep.Broken {
-		want := map[string]int64{"gone": 3, "cut": 4}[b.AggregateID]
-		if b.Problem != audit.ProblemBehindCheckpoint || b.Seq != want {
-			t.Errorf("%s: %v, want seq %d behind the checkpoint", b.AggregateID, b, want)
+	flipped := bytes.Clone(heads.Bytes())
+	flipped[len(flipped)-1] ^= 1                          // the last head's hash
+	second := 4*8 + len("collection") + len("a") + 8 + 32 // where head b starts
+	for name, c := range map[string]struct {
+		stream  []byte
+		openErr error
+		want    string
+	}{
+		"hash flipped":    {flipped, nil, "SHA-256"},
+		"last head cut":   {heads.Bytes()[:second], nil, "holds 1 heads, the manifest 2"},
+		"cut mid-head":    {heads.Bytes()[:len(heads.Bytes())-5], nil, "unexpected EOF"},
+		"missing":         {nil, errors.New("missing from object store X"), `object "obj": missing from object store X`},
+		"garbage lengths": {bytes.Repeat([]byte{0xff}, 16), nil, "at most 4096 expected"},
+	} {
+		err := verifyWith(cp, c.stream, c.openErr)
+		if !errors.Is(err, audit.ErrCheckpointHeads) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want ErrCheckpointHeads saying %q", name, err, c.want)
 		}
 	}
-	// A forged checkpoint vouches for nothing.
-	cp.Heads = cp.Heads[1:]
-	if _, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys, Checkpoint: &cp}); !errors.Is(err, audit.ErrCheckpointForged) {
-		t.Errorf("edited checkpoint: %v, want ErrCheckpointForged", err)
+	edited := cp
+	edited.HeadCount = 1
+	if err := verifyWith(edited, heads.Bytes()[:second], nil); !errors.Is(err, audit.ErrCheckpointForged) {
+		t.Errorf("manifest edited to match a cut stream: %v, want ErrCheckpointForged", err)
+	}
+}
+
+// Taking a checkpoint needs memory for a page of heads, not for every
+// chain: from 20,000 to 40,000 chains its allocations grow by a constant
+// per page (and none per head), where the version 1 checkpoint allocated
+// every head (~800 bytes a head, 27 MiB at 32,823 chains).
+func TestCheckpointMemoryDoesNotGrowWithChains(t *testing.T) {
+	ctx := context.Background()
+	pool := testsupport.Pool(t)
+	keys := testKeys(t, "k1")
+	measure := func() (bytes, mallocs uint64, heads int64) {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		cp, err := audit.WriteCheckpoint(ctx, pool, keys, "obj", io.Discard)
+		runtime.ReadMemStats(&after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return after.TotalAlloc - before.TotalAlloc, after.Mallocs - before.Mallocs, cp.HeadCount
+	}
+	seedHeads(t, pool, 1, 20000)
+	measure() // warm the pool's connections and statement cache
+	b20, m20, n20 := measure()
+	seedHeads(t, pool, 20001, 40000)
+	b40, m40, n40 := measure()
+	if n20 != 20000 || n40 != 40000 {
+		t.Fatalf("checkpoints of %d and %d heads", n20, n40)
+	}
+	pages := uint64(20000 / 1000)
+	t.Logf("20,000 heads: %d bytes in %d allocations; 40,000: %d bytes in %d allocations", b20, m20, b40, m40)
+	// What 20,000 more heads may cost: a few allocations and 2 KiB per
+	// page (the query, its arguments, the page's last key).
+	if m40 > m20+pages*64 || b40 > b20+pages*4096 {
+		t.Errorf("20,000 more heads cost %d more bytes in %d more allocations: memory grows with the chains", b40-b20, m40-m20)
+	}
+}
+
+// seedHeads writes chain heads from..to directly (a checkpoint reads only
+// the heads).
+func seedHeads(t *testing.T, pool *pgxpool.Pool, from, to int) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), `INSERT INTO audit_heads (aggregate_type, aggregate_id, seq, hash)
+		SELECT 'collection', 'jde:00070:invoice:' || g, 1 + g % 7, sha256(g::text::bytea) FROM generate_series($1::int, $2::int) g`, from, to); err != nil {
+		t.Fatal(err)
 	}
 }
 
