@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"strings"
 	"testing"
 
@@ -73,11 +75,8 @@ func TestAuditVerifyChecksTheJetStreamCheckpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp, err := audit.TakeCheckpoint(ctx, db, keys)
+	cp, err := store.Take(ctx, db, keys)
 	if err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Put(ctx, cp); err != nil {
 		t.Fatal(err)
 	}
 	out := mustRun(withNATS, "", "audit", "verify")
@@ -125,16 +124,34 @@ func TestAuditVerifyChecksTheJetStreamCheckpoint(t *testing.T) {
 		t.Fatalf("a chain deleted whole not detected against the checkpoint: %v\n%s", err, out)
 	}
 
-	// Whoever can also write NATS cannot vouch for the cut log: a
-	// checkpoint of the cut heads without the audit key does not verify.
-	forged := cp
-	forged.Heads = nil
-	for _, h := range cp.Heads {
-		if h.AggregateID == "ifs-b" {
-			h.Seq--
-			forged.Heads = append(forged.Heads, h)
-		}
+	// Whoever can also write NATS cannot vouch for the cut log: heads
+	// of the cut log in place of the checkpoint's object do not match its
+	// signed manifest, a missing object vouches for nothing, and a
+	// manifest for the cut heads without the audit key does not verify.
+	objects, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
+	if err != nil {
+		t.Fatal(err)
 	}
+	var cutHeads bytes.Buffer
+	if _, err := audit.WriteCheckpoint(ctx, db, keys, cp.Object, &cutHeads); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := objects.PutBytes(ctx, cp.Object, cutHeads.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(withNATS, "", "audit", "verify")
+	if err == nil || !strings.Contains(out, "audit log not verified") || !strings.Contains(out, `checkpoint heads do not match their signed manifest: object "`+cp.Object+`" holds 1 heads, the manifest 2`) {
+		t.Fatalf("a tampered heads object was trusted: %v\n%s", err, out)
+	}
+	if err := objects.Delete(ctx, cp.Object); err != nil {
+		t.Fatal(err)
+	}
+	out, err = run(withNATS, "", "audit", "verify")
+	if err == nil || !strings.Contains(out, `object "`+cp.Object+`": missing from object store MLC_AUDIT_CHECKPOINT_HEADS`) {
+		t.Fatalf("a missing heads object was not reported: %v\n%s", err, out)
+	}
+	forged := cp
+	forged.HeadsSHA256 = sha256.New().Sum(nil)
 	if err := store.Put(ctx, forged); err != nil {
 		t.Fatal(err)
 	}

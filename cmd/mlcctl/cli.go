@@ -352,10 +352,11 @@ func (c *cli) connectionsList(ctx context.Context, store *connections.Store, arg
 func (c *cli) auditVerify(ctx context.Context, db *pgxpool.Pool, keys *audit.Keys, common config.Common) error {
 	opts := audit.VerifyOptions{Keys: keys}
 	if _, given := c.lookup(config.VarNATSURL); given {
-		cp, err := c.latestCheckpoint(ctx, common)
+		cp, closeNATS, err := c.latestCheckpoint(ctx, common)
 		if err != nil {
 			return err
 		}
+		defer closeNATS() // a version 2 checkpoint's heads are read while verifying
 		if cp == nil {
 			fmt.Fprintln(c.stdout, "no audit checkpoint in JetStream yet: deleted chains cannot be detected")
 		} else {
@@ -378,8 +379,9 @@ func (c *cli) auditVerify(ctx context.Context, db *pgxpool.Pool, keys *audit.Key
 	return nil
 }
 
-// latestCheckpoint reads the newest audit checkpoint from JetStream.
-func (c *cli) latestCheckpoint(ctx context.Context, common config.Common) (*audit.Checkpoint, error) {
+// latestCheckpoint reads the newest audit checkpoint from JetStream; the
+// connection stays open, for its heads, until closeNATS.
+func (c *cli) latestCheckpoint(ctx context.Context, common config.Common) (cp *audit.Checkpoint, closeNATS func(), err error) {
 	var opts []bus.ConnectOption
 	if common.NATSUser != "" {
 		opts = append(opts, bus.UserPassword(common.NATSUser, common.NATSPassword.Reveal()))
@@ -389,19 +391,26 @@ func (c *cli) latestCheckpoint(ctx context.Context, common config.Common) (*audi
 	}
 	nc, err := bus.Connect(ctx, common.NATSURL, "mlcctl", slog.New(slog.DiscardHandler), opts...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	defer nc.Close()
+	defer func() {
+		if err != nil {
+			nc.Close()
+		}
+	}()
 	js, err := jetstream.New(nc)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	store, err := auditkv.OpenExisting(ctx, js)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, nil
+		return nil, nc.Close, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return store.Latest(ctx)
+	if cp, err = store.Latest(ctx); err != nil {
+		return nil, nil, err
+	}
+	return cp, nc.Close, nil
 }
