@@ -216,6 +216,8 @@ var mutations = []mutation{
 		rule: "nats-security", want: "ifs-poller: NATS user ifs-poller may publish [mlc.erp.>]"},
 	{name: "a user may delete streams", edits: []edit{{base + "accounts.conf", `  "$JS.API.STREAM.DELETE.>"` + "\n", ""}},
 		rule: "nats-security", want: "is not denied $JS.API.STREAM.DELETE.>"},
+	{name: "the orchestrator may purge the bus, not only old audit checkpoint heads", edits: []edit{{base + "accounts.conf", `"$JS.API.STREAM.PURGE.OBJ_MLC_AUDIT_CHECKPOINT_HEADS"`, `"$JS.API.STREAM.PURGE.OBJ_MLC_AUDIT_CHECKPOINT_HEADS", "$JS.API.STREAM.PURGE.MLC_ERP"`}},
+		rule: "nats-security", want: `payment-orchestrator: NATS user payment-orchestrator may $JS.API.STREAM.PURGE.MLC_ERP`},
 	{name: "PDB breaks the NATS quorum", edits: []edit{{base + "nats.yaml", "spec:\n  maxUnavailable: 1\n", "spec:\n  maxUnavailable: 2\n"}},
 		rule: "nats-security", want: "PDB nats lets 2 of 3 NATS nodes go; the quorum needs 2"},
 	{name: "prod NATS may crowd into one zone", edits: []edit{{prod + "kustomization.yaml", "        value: DoNotSchedule\n", "        value: ScheduleAnyway\n"}},

@@ -1,8 +1,10 @@
 package k8stest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +22,8 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
+	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/platform/audit/auditkv"
 	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/platform/testsupport/await"
 )
@@ -126,6 +130,23 @@ func checkNATSSecurity(w *world) (probs []string) {
 			}
 		}
 		for _, d := range natsDestructive {
+			if except := "OBJ_" + auditkv.ObjectBucket; svc == natsConsumer && (d == "$JS.API.STREAM.PURGE.>" || d == "$JS.API.CONSUMER.DELETE.>") {
+				// It deletes old audit checkpoint heads objects (which
+				// purges their chunks) and its ordered consumers of
+				// them: on that stream alone.
+				api := strings.TrimSuffix(d, ">")
+				for _, a := range u.Permissions.Publish.Allow {
+					if strings.HasPrefix(a, api) && !strings.HasPrefix(a, api+except) {
+						probs = append(probs, fmt.Sprintf("%s: NATS user %s may %s", svc, name, a))
+					}
+				}
+				for _, stream := range []string{bus.StreamERP, bus.StreamGC, bus.StreamDLQ, bus.StreamAdvisories, "KV_" + auditkv.Bucket, "KV_MLC_GC_RATE_BUDGETS"} {
+					if !slices.Contains(u.Permissions.Publish.Deny, api+stream) && !slices.Contains(u.Permissions.Publish.Deny, api+stream+".>") {
+						probs = append(probs, fmt.Sprintf("%s: NATS user %s is not denied %s%s", svc, name, api, stream))
+					}
+				}
+				continue
+			}
 			if !slices.Contains(u.Permissions.Publish.Deny, d) {
 				probs = append(probs, fmt.Sprintf("%s: NATS user %s is not denied %s", svc, name, d))
 			}
@@ -267,9 +288,7 @@ func TestNATSAuthorization(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := orch.JetStream().CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{Bucket: "MLC_AUDIT_CHECKPOINTS"}); err != nil {
-		t.Fatal(err)
-	}
+	checkpointAsOrchestrator(t, w, url, ca)
 	for _, svc := range w.services {
 		t.Run(svc, func(t *testing.T) {
 			user, pw, err := w.natsUserOf(svc)
@@ -377,13 +396,6 @@ func TestNATSAuthorization(t *testing.T) {
 	// mlcctl's user reads the newest audit checkpoint (mlcctl audit
 	// verify: the bucket's info, then a get) and may do nothing else.
 	t.Run("mlcctl", func(t *testing.T) {
-		ckv, err := orch.JetStream().KeyValue(t.Context(), "MLC_AUDIT_CHECKPOINTS")
-		if err == nil {
-			_, err = ckv.Put(t.Context(), "latest", []byte(`{}`))
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
 		violations := &lockedBuffer{}
 		nc, err := bus.Connect(t.Context(), url, "mlcctl", slog.New(slog.NewTextHandler(violations, nil)),
 			bus.UserPassword("mlcctl", testPassword(&corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "mlc-nats"}, Key: "mlcctl"})), bus.RootCA(ca))
@@ -399,8 +411,30 @@ func TestNATSAuthorization(t *testing.T) {
 		if err != nil {
 			t.Fatalf("opening the checkpoints: %v", err)
 		}
-		if e, err := kv.Get(t.Context(), "latest"); err != nil || string(e.Value()) != `{}` {
-			t.Fatalf("reading the newest checkpoint: %v", err)
+		// As mlcctl audit verify reads it: the manifest, then its object.
+		store, err := auditkv.OpenExisting(t.Context(), js)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := store.Latest(t.Context())
+		if err != nil || cp == nil || cp.Object != "heads-2" {
+			t.Fatalf("reading the newest checkpoint: %+v, %v", cp, err)
+		}
+		heads, err := cp.OpenHeads(t.Context())
+		if err == nil {
+			var data []byte
+			data, err = io.ReadAll(heads)
+			heads.Close()
+			if err == nil && !bytes.Equal(data, checkpointHeads) {
+				err = fmt.Errorf("read %d bytes, want %d", len(data), len(checkpointHeads))
+			}
+		}
+		if err != nil {
+			t.Fatalf("reading the newest checkpoint's heads: %v", err)
+		}
+		objects, err := js.ObjectStore(t.Context(), auditkv.ObjectBucket)
+		if err != nil {
+			t.Fatal(err)
 		}
 		// A refused request is never answered: each waits briefly.
 		refused := func(what string, try func(ctx context.Context) error) {
@@ -414,6 +448,13 @@ func TestNATSAuthorization(t *testing.T) {
 			_, err := kv.Put(ctx, "latest", []byte(`{"forged":true}`))
 			return err
 		})
+		refused("replace the checkpoint's heads", func(ctx context.Context) error {
+			_, err := objects.PutBytes(ctx, "heads-2", []byte("forged"))
+			return err
+		})
+		refused("delete the checkpoint's heads", func(ctx context.Context) error {
+			return objects.Delete(ctx, "heads-2")
+		})
 		refused("publish GoCardless events", func(ctx context.Context) error {
 			_, err := js.Publish(ctx, "mlc.gc.payments.confirmed", []byte("{}"))
 			return err
@@ -424,6 +465,8 @@ func TestNATSAuthorization(t *testing.T) {
 		})
 		await.Until(t, 10*time.Second, "mlcctl refused to write", func() bool {
 			return strings.Contains(violations.String(), `Permissions Violation for Publish to \"$KV.MLC_AUDIT_CHECKPOINTS.latest\"`) &&
+				strings.Contains(violations.String(), `Permissions Violation for Publish to \"$O.MLC_AUDIT_CHECKPOINT_HEADS.C.`) &&
+				strings.Contains(violations.String(), `Permissions Violation for Publish to \"$O.MLC_AUDIT_CHECKPOINT_HEADS.M.`) &&
 				strings.Contains(violations.String(), `Permissions Violation for Publish to \"mlc.gc.payments.confirmed\"`)
 		})
 	})
@@ -455,6 +498,64 @@ func TestNATSAuthorization(t *testing.T) {
 	}
 	if n != 3 {
 		t.Errorf("the orchestrator fetched %d of the pollers' 3 messages (%v)", n, batch.Error())
+	}
+}
+
+// checkpointHeads is the heads object the orchestrator stores for mlcctl
+// to read: large enough for several chunks and flow control.
+var checkpointHeads = bytes.Repeat([]byte("0123456789abcdef"), 40000)
+
+// checkpointAsOrchestrator stores audit checkpoints as the orchestrator
+// does (platform/audit/auditkv Open, Take, prune): it creates the bucket
+// and the object store, writes heads objects and a manifest naming the
+// newest, lists the objects and deletes the oldest, all without a
+// permissions violation.
+func checkpointAsOrchestrator(t *testing.T, w *world, url, ca string) {
+	t.Helper()
+	user, pw, err := w.natsUserOf("payment-orchestrator")
+	if err != nil {
+		t.Fatal(err)
+	}
+	violations := &lockedBuffer{}
+	nc, err := bus.Connect(t.Context(), url, "payment-orchestrator", slog.New(slog.NewTextHandler(violations, nil)),
+		bus.UserPassword(user, testPassword(pw)), bus.RootCA(ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	store, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatalf("the orchestrator creating the checkpoint stores: %v", err)
+	}
+	objects, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"heads-1", "heads-2"} {
+		if _, err := objects.Put(ctx, jetstream.ObjectMeta{Name: name}, bytes.NewReader(checkpointHeads)); err != nil {
+			t.Fatalf("the orchestrator writing heads object %s: %v", name, err)
+		}
+	}
+	if err := store.Put(ctx, audit.Checkpoint{Version: 2, TakenAt: time.Now(), Object: "heads-2"}); err != nil {
+		t.Fatalf("the orchestrator writing the manifest: %v", err)
+	}
+	infos, err := objects.List(ctx)
+	if err != nil || len(infos) != 2 {
+		t.Fatalf("the orchestrator listing heads objects: %d, %v", len(infos), err)
+	}
+	if err := objects.Delete(ctx, "heads-1"); err != nil {
+		t.Fatalf("the orchestrator deleting an old heads object: %v", err)
+	}
+	if _, err := objects.GetInfo(ctx, "heads-1"); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Fatalf("heads-1 after its deletion: %v", err)
+	}
+	if v := violations.String(); strings.Contains(v, "Permissions Violation") {
+		t.Fatalf("the orchestrator's checkpoints: %s", v)
 	}
 }
 
@@ -516,6 +617,10 @@ func natsForeignReads(svc string) []natsRead {
 			consumerOf(bus.StreamAdvisories, "mlc-dead-letter-mover")},
 		natsRead{"read the audit checkpoints", "$JS.API.STREAM.INFO.KV_MLC_AUDIT_CHECKPOINTS", func(ctx context.Context, js jetstream.JetStream) error {
 			_, err := js.KeyValue(ctx, "MLC_AUDIT_CHECKPOINTS")
+			return err
+		}},
+		natsRead{"read the audit checkpoints' heads", "$JS.API.STREAM.INFO.OBJ_MLC_AUDIT_CHECKPOINT_HEADS", func(ctx context.Context, js jetstream.JetStream) error {
+			_, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
 			return err
 		}})
 	for _, stream := range []string{bus.StreamERP, bus.StreamGC, bus.StreamDLQ} {
