@@ -41,10 +41,42 @@
 //     verify). Services sign every row ([SignWith], at start-up); a chain
 //     rewritten with recomputed hashes fails [VerifyAllWith] with
 //     ProblemBadMAC, naming the row.
-//   - Signed checkpoints of every chain's head ([TakeCheckpoint]), kept
-//     outside Postgres: verified against one, a chain cut short, or
-//     deleted whole with its head, is reported (ProblemBehindCheckpoint),
-//     which nothing left in the database could show.
+//   - Signed checkpoints of every chain's head ([WriteCheckpoint]), kept
+//     outside Postgres (platform/audit/auditkv): verified against one, a
+//     chain cut short, or deleted whole with its head, is reported
+//     (ProblemBehindCheckpoint), which nothing left in the database could
+//     show.
+//
+// # Checkpoint
+//
+// A checkpoint (version 2) is a heads stream and a signed manifest. The
+// heads stream is every chain's head (audit_heads rows with seq > 0), one
+// after the other, each written as four fields, each field its length in
+// bytes (8-byte big-endian unsigned) followed by its bytes:
+// aggregate_type, aggregate_id (each at most 4096 bytes), seq (8 bytes
+// big-endian) and hash (32 bytes). It has no size limit and is written
+// and read a page of 1,000 heads at a time, so neither taking nor
+// verifying a checkpoint holds every head in memory; its order carries no
+// meaning. The manifest is JSON:
+//
+//	{"version":2, "taken_at":"…", "head_count":N, "heads_sha256":"<base64>",
+//	 "object":"<where the stream is>", "key_id":"…", "mac":"<base64>"}
+//
+// and mac is HMAC-SHA256, under the audit key key_id, of
+// "mlc-audit-checkpoint-v2", a zero byte, then taken_at (RFC 3339 as
+// above), head_count (8 bytes big-endian), heads_sha256 (the SHA-256 of
+// the whole stream) and object, each as a length-prefixed field. Verifying
+// checks the mac, then looks every head up in audit_log (the row of that
+// seq must be there with that hash), and reports nothing from a stream
+// whose count or SHA-256 differs from the manifest's ([ErrCheckpointHeads]).
+// Each head was its chain's head at some moment after taken_at: chains
+// only grow, so the heads need not be read in one snapshot.
+//
+// Version 1 (no "version" field) had the heads inline, as "heads":
+// [{"aggregate_type", "aggregate_id", "seq", "hash"}, …], and its mac over
+// "mlc-audit-checkpoint-v1", a zero byte, taken_at and every head's four
+// fields; past about 8,000 chains NATS refused to store it. It is still
+// verified against, so a system upgraded from it keeps its reference.
 //
 // Grant the application role only INSERT and SELECT on audit_log (and the
 // access Append needs on audit_heads) and keep ownership elsewhere all the
@@ -458,8 +490,8 @@ type VerifyOptions struct {
 	// under them: a chain rewritten with recomputed hashes is detected.
 	Keys *Keys
 	// Checkpoint, when set (and verified with Keys), requires every chain
-	// head it lists to be still in the log as it was: a chain cut short or
-	// deleted whole, head and all, is detected.
+	// head it vouches for to be still in the log as it was: a chain cut
+	// short or deleted whole, head and all, is detected.
 	Checkpoint *Checkpoint
 
 	allowUnsigned bool
