@@ -91,6 +91,7 @@ func WriteCheckpoint(ctx context.Context, q Querier, keys *Keys, object string, 
 	var (
 		buf              []byte
 		afterT, afterID  string
+		lastT, lastID    []byte
 		first            = true
 		hashBuf          [32]byte
 		seqBuf           [8]byte
@@ -114,7 +115,6 @@ func WriteCheckpoint(ctx context.Context, q Querier, keys *Keys, object string, 
 				return err
 			}
 			defer rows.Close()
-			var lastT, lastID []byte
 			for rows.Next() {
 				v := rows.RawValues()
 				if len(v[0]) > maxHeadField || len(v[1]) > maxHeadField {
@@ -134,7 +134,8 @@ func WriteCheckpoint(ctx context.Context, q Querier, keys *Keys, object string, 
 				buf = appendField(buf, v[1])
 				buf = appendField(buf, binary.BigEndian.AppendUint64(seqBuf[:0], uint64(seq)))
 				buf = appendField(buf, hashBuf[:])
-				lastT, lastID = v[0], v[1]
+				// Copied: raw values are only valid until the next row.
+				lastT, lastID = append(lastT[:0], v[0]...), append(lastID[:0], v[1]...)
 				n++
 			}
 			if err := rows.Err(); err != nil {
@@ -217,7 +218,7 @@ var ErrCheckpointForged = errors.New("audit: checkpoint signature does not verif
 // stream is not the one its signed manifest vouches for (tampered with,
 // truncated or replaced), or cannot be read: the log is then not
 // verified against it.
-var ErrCheckpointHeads = errors.New("audit: checkpoint heads do not match their signed manifest")
+var ErrCheckpointHeads = errors.New("audit: checkpoint heads missing or not the ones their manifest signed")
 
 func (c *Checkpoint) verify(keys *Keys) error {
 	domain := checkpointDomain
