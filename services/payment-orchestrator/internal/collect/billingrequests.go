@@ -545,6 +545,9 @@ func (c *Collector) SweepAwaiting(ctx context.Context) (int, error) {
 		wg.Go(func() {
 			defer func() { <-slots }()
 			for _, p := range byInvoice[id] {
+				if stopped() || ctx.Err() != nil {
+					return // the lease lost or a worker failed: the next sweep resumes here
+				}
 				ok, err := c.sweepOne(ctx, p)
 				if err != nil {
 					fail(err)

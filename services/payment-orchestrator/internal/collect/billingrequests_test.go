@@ -404,8 +404,7 @@ func TestAuthorisationLinkPostedToTheERP(t *testing.T) {
 // until the payer authorises are collected by the sweep several at once,
 // not one GoCardless round trip after another (a 10,000-invoice book whose
 // invoices all came before their mandates was collected at about 12 a
-// second with the orchestrator idle; #17), each exactly once, and a
-// second version of a parked invoice after its first.
+// second with the orchestrator idle; #17), each exactly once.
 func TestSweepCollectsParkedInvoicesTogether(t *testing.T) {
 	r := standardRig(t, nil, gcsim.Options{})
 	r.Consumers("a", 2)
@@ -435,6 +434,50 @@ func TestSweepCollectsParkedInvoicesTogether(t *testing.T) {
 	}
 	if got := len(r.Sim.Payments()); got != n {
 		t.Errorf("%d payments, want one per invoice (%d)", got, n)
+	}
+}
+
+// TestSweepKeepsAnInvoicesVersionsInOrder: with the sweep collecting
+// several parked invoices at once, an invoice's versions still go in the
+// order they were parked: the first is collected, the second is judged
+// against it (a changed amount, for an operator), never the other way.
+func TestSweepKeepsAnInvoicesVersionsInOrder(t *testing.T) {
+	r := standardRig(t, nil, gcsim.Options{})
+	r.Consumers("a", 2)
+	flow := awaitingPayer(t, r, "C1")
+	const n = 6
+	for i := range n {
+		r.Publish(rig.Invoice(fmt.Sprintf("OV%02d", i), "C1", "10.00"))
+	}
+	r.Eventually(20*time.Second, "v1 parked", func() bool {
+		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`) == n
+	})
+	for i := range n {
+		v2 := rig.Invoice(fmt.Sprintf("OV%02d", i), "C1", "20.00")
+		v2.Version = "v2"
+		r.Publish(v2)
+	}
+	r.Eventually(20*time.Second, "v2 parked", func() bool {
+		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`) == 2*n
+	})
+	if _, err := r.Sim.CompleteFlow(flow, gcsim.Payer{}); err != nil {
+		t.Fatal(err)
+	}
+	// Slow GoCardless calls, so that versions swept at once would race.
+	if err := r.Sim.SetFaults(gcsim.Faults{Latency: 300 * time.Millisecond}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(time.Hour)
+	if got := len(r.Sim.Payments()); got != n {
+		t.Errorf("%d payments, want one per invoice (%d)", got, n)
+	}
+	for _, p := range r.Sim.Payments() {
+		if p.Amount != 1000 {
+			t.Errorf("payment %s of %d, want the first version's 1000", p.ID, p.Amount)
+		}
+	}
+	if got := r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'invoice_changed' AND reason LIKE '%20.00 GBP%'`); got != n {
+		t.Errorf("%d invoice_changed exceptions for the second versions, want %d", got, n)
 	}
 }
 

@@ -113,6 +113,34 @@ func TestInvoiceBecomesExactlyOnePayment(t *testing.T) {
 	}
 }
 
+// creatingWithPayment leaves what a delivery still creating a payment
+// (or one that crashed after GoCardless answered) leaves: the collection
+// row in creating with its key, and the payment at GoCardless.
+func creatingWithPayment(t *testing.T, r *rig.Rig, invoiceID string, amount int64) (ledger.InvoiceKey, string) {
+	t.Helper()
+	id := connID(t, r)
+	link, _ := r.Ledger.Customer(context.Background(), ledger.CustomerKey{ERP: "ifs", ConnectionID: id, Company: "10", CustomerID: "C1"})
+	key := ledger.InvoiceKey{ERP: "ifs", ConnectionID: id, Company: "10", InvoiceID: invoiceID}
+	if err := r.Ledger.Tx(context.Background(), func(tx pgx.Tx) error {
+		_, _, err := ledger.StartCollection(context.Background(), tx, ledger.Collection{Key: key, InvoiceNo: invoiceID, CustomerID: "C1",
+			Kind: "payment", AmountMinor: amount, Currency: "GBP", GCMandateID: link.GCMandateID, ERPVersion: "v1"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := gocardless.PaymentParams{Amount: amount, Currency: "GBP"}
+	p.Links.Mandate = link.GCMandateID
+	first, _, err := client.CreatePayment(context.Background(), ledger.PaymentKey(key, 1), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key, first.ID
+}
+
 // A crash after GoCardless created the payment but before the row was
 // completed leaves the row in creating with its key; the redelivered event
 // must end with that one payment, not a second.
@@ -120,27 +148,7 @@ func TestCrashBetweenGoCardlessAndDatabaseResumes(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
 	aligned(t, r, "C1")
-	id := connID(t, r)
-	link, _ := r.Ledger.Customer(context.Background(), ledger.CustomerKey{ERP: "ifs", ConnectionID: id, Company: "10", CustomerID: "C1"})
-	key := ledger.InvoiceKey{ERP: "ifs", ConnectionID: id, Company: "10", InvoiceID: "INV9"}
-	// What the dead process left behind: its row, and its payment at GoCardless.
-	if err := r.Ledger.Tx(context.Background(), func(tx pgx.Tx) error {
-		_, _, err := ledger.StartCollection(context.Background(), tx, ledger.Collection{Key: key, InvoiceNo: "INV9", CustomerID: "C1",
-			Kind: "payment", AmountMinor: 5000, Currency: "GBP", GCMandateID: link.GCMandateID, ERPVersion: "v1"})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := gocardless.PaymentParams{Amount: 5000, Currency: "GBP"}
-	p.Links.Mandate = link.GCMandateID
-	first, _, err := client.CreatePayment(context.Background(), ledger.PaymentKey(key, 1), p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, first := creatingWithPayment(t, r, "INV9", 5000)
 
 	r.Publish(rig.Invoice("INV9", "C1", "50.00"))
 	r.Eventually(10*time.Second, "collection resumed", func() bool {
@@ -148,55 +156,41 @@ func TestCrashBetweenGoCardlessAndDatabaseResumes(t *testing.T) {
 		return err == nil && c.State != "creating"
 	})
 	c, _ := r.Ledger.Collection(context.Background(), key)
-	if len(r.Sim.Payments()) != 1 || c.GCPaymentID != first.ID {
-		t.Errorf("%d payments, collection has %s; want the one payment %s", len(r.Sim.Payments()), c.GCPaymentID, first.ID)
+	if len(r.Sim.Payments()) != 1 || c.GCPaymentID != first {
+		t.Errorf("%d payments, collection has %s; want the one payment %s", len(r.Sim.Payments()), c.GCPaymentID, first)
 	}
 }
 
 // An invoice changed while another delivery was still creating its
 // payment resumes that creation (one payment, with the first amount) and
-// raises the change: CI caught TestUnusableMandateAndChangedInvoice's v2
-// landing in that window, and the changed amount was silently dropped.
+// raises the change, whether the amount changed or the invoice was
+// credited to zero: CI caught TestUnusableMandateAndChangedInvoice's v2
+// landing in that window, and the change was silently dropped (a credit
+// to zero took another path and was dropped too).
 func TestInvoiceChangedWhileCreatingIsRaised(t *testing.T) {
-	r := rig.New(t, rig.Options{GC: rig.Direct})
-	r.Consumers("a", 2)
-	aligned(t, r, "C1")
-	id := connID(t, r)
-	link, _ := r.Ledger.Customer(context.Background(), ledger.CustomerKey{ERP: "ifs", ConnectionID: id, Company: "10", CustomerID: "C1"})
-	key := ledger.InvoiceKey{ERP: "ifs", ConnectionID: id, Company: "10", InvoiceID: "INV8"}
-	// The first delivery, mid-way: its row, and its payment at GoCardless.
-	if err := r.Ledger.Tx(context.Background(), func(tx pgx.Tx) error {
-		_, _, err := ledger.StartCollection(context.Background(), tx, ledger.Collection{Key: key, InvoiceNo: "INV8", CustomerID: "C1",
-			Kind: "payment", AmountMinor: 5000, Currency: "GBP", GCMandateID: link.GCMandateID, ERPVersion: "v1"})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := gocardless.PaymentParams{Amount: 5000, Currency: "GBP"}
-	p.Links.Mandate = link.GCMandateID
-	first, _, err := client.CreatePayment(context.Background(), ledger.PaymentKey(key, 1), p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	for _, amount := range []string{"40.00", "0.00"} {
+		t.Run(amount, func(t *testing.T) {
+			r := rig.New(t, rig.Options{GC: rig.Direct})
+			r.Consumers("a", 2)
+			aligned(t, r, "C1")
+			key, first := creatingWithPayment(t, r, "INV8", 5000)
 
-	changed := rig.Invoice("INV8", "C1", "40.00")
-	changed.Version = "v2"
-	r.Publish(changed)
-	r.DrainERP()
-	c, _ := r.Ledger.Collection(context.Background(), key)
-	if len(r.Sim.Payments()) != 1 || c.GCPaymentID != first.ID || c.AmountMinor != 5000 {
-		t.Errorf("%d payments, collection %+v; want the one payment %s of 5000", len(r.Sim.Payments()), c, first.ID)
-	}
-	exceptions, err := r.Ledger.Exceptions(context.Background(), "open")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(exceptions) != 1 || exceptions[0].Kind != "invoice_changed" || !strings.Contains(exceptions[0].Reason, "40.00 GBP") {
-		t.Errorf("exceptions %+v, want one invoice_changed naming 40.00 GBP", exceptions)
+			changed := rig.Invoice("INV8", "C1", amount)
+			changed.Version = "v2"
+			r.Publish(changed)
+			r.DrainERP()
+			c, _ := r.Ledger.Collection(context.Background(), key)
+			if len(r.Sim.Payments()) != 1 || c.GCPaymentID != first || c.AmountMinor != 5000 {
+				t.Errorf("%d payments, collection %+v; want the one payment %s of 5000", len(r.Sim.Payments()), c, first)
+			}
+			exceptions, err := r.Ledger.Exceptions(context.Background(), "open")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(exceptions) != 1 || exceptions[0].Kind != "invoice_changed" || !strings.Contains(exceptions[0].Reason, amount+" GBP") {
+				t.Errorf("exceptions %+v, want one invoice_changed naming %s GBP", exceptions, amount)
+			}
+		})
 	}
 }
 

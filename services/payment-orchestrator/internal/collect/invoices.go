@@ -54,9 +54,20 @@ func (c *Collector) collect(ctx context.Context, route accounts.Route, erp strin
 		// our own posting reduced its open amount or closed it: judge such
 		// an invoice against its collection, if it has one, before calling
 		// it nothing to do or invalid. (New work skips this lookup.)
-		if existing, lerr := c.ledger.Collection(ctx, key); lerr == nil && existing.State != ledger.CollectionCreating {
+		existing, lerr := c.ledger.Collection(ctx, key)
+		if lerr == nil && existing.State == ledger.CollectionCreating {
+			// Another delivery is creating its payment (or a crash left
+			// it): finish that creation, then judge this version against
+			// it, or a credit to zero in that window would be dropped
+			// under the payment the other delivery makes.
+			if err := c.create(ctx, route, existing, m.GetRecurrence()); err != nil {
+				return err
+			}
+			existing, lerr = c.ledger.Collection(ctx, key)
+		}
+		if lerr == nil {
 			return c.repolled(existing, amount, m)
-		} else if lerr != nil && !errors.Is(lerr, ledger.ErrNotFound) {
+		} else if !errors.Is(lerr, ledger.ErrNotFound) {
 			return lerr
 		}
 		return err // nil when nothing is open: paid or credited in the ERP before we collected
