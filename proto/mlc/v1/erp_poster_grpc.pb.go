@@ -51,8 +51,10 @@ const (
 //   - UNAVAILABLE: the ERP is down, rate-limited, or its circuit breaker is open. Nothing
 //     was written; retry later with backoff (e.g. Nak with delay on the JetStream message).
 //   - ABORTED: optimistic-concurrency race (IFS 412 on If-Match) still lost after
-//     erp-poster's own re-read-and-retry attempts, or the same outcome (payout) is being
-//     posted by another call right now. Retry later.
+//     erp-poster's own re-read-and-retry attempts: retry later with back-off. Or the same
+//     outcome is being posted by another call right now, said by an ErrorInfo detail with
+//     reason POSTING_IN_PROGRESS (mlcv1.IsPostingInProgress): that call finishes in moments
+//     (a payout's in minutes), so posting again shortly is answered with its reference.
 //
 // Any other code (DEADLINE_EXCEEDED, INTERNAL, ...) leaves it unknown whether the posting
 // was written: retry later with the same outcome_id, which idempotency makes safe.
@@ -152,8 +154,10 @@ func (c *erpPosterClient) PostPayout(ctx context.Context, in *PostPayoutRequest,
 //   - UNAVAILABLE: the ERP is down, rate-limited, or its circuit breaker is open. Nothing
 //     was written; retry later with backoff (e.g. Nak with delay on the JetStream message).
 //   - ABORTED: optimistic-concurrency race (IFS 412 on If-Match) still lost after
-//     erp-poster's own re-read-and-retry attempts, or the same outcome (payout) is being
-//     posted by another call right now. Retry later.
+//     erp-poster's own re-read-and-retry attempts: retry later with back-off. Or the same
+//     outcome is being posted by another call right now, said by an ErrorInfo detail with
+//     reason POSTING_IN_PROGRESS (mlcv1.IsPostingInProgress): that call finishes in moments
+//     (a payout's in minutes), so posting again shortly is answered with its reference.
 //
 // Any other code (DEADLINE_EXCEEDED, INTERNAL, ...) leaves it unknown whether the posting
 // was written: retry later with the same outcome_id, which idempotency makes safe.

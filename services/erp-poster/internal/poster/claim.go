@@ -7,12 +7,11 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/connections"
 	"github.com/ml-connector/ml-connector/platform/database"
+	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
 )
 
 // Every posting (an outcome, a payout) is written without holding a row
@@ -104,7 +103,7 @@ func (s *Server) claim(ctx context.Context, r postingRow) (claimed, error) {
 
 // errBusy is the answer to a call whose key another call is posting.
 func errBusy(what string) error {
-	return status.Errorf(codes.Aborted, "%s is being posted by another call; retry later", what)
+	return mlcv1.PostingInProgress(what + " is being posted by another call; retry later")
 }
 
 // errLeaseLost: the claim ran out and another call took the posting

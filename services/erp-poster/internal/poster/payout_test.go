@@ -414,8 +414,8 @@ func TestPayoutClaim(t *testing.T) {
 		VALUES ($1, $2, 'ifs', '10', 'payout', 'pending', 1)`, key, conn.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.client.PostPayout(ctx, ifsPayout("ifs-payout")); status.Code(err) != codes.Aborted {
-		t.Fatalf("payout claimed by another call: %v, want ABORTED", err)
+	if _, err := e.client.PostPayout(ctx, ifsPayout("ifs-payout")); status.Code(err) != codes.Aborted || !mlcv1.IsPostingInProgress(err) {
+		t.Fatalf("payout claimed by another call: %v, want ABORTED with POSTING_IN_PROGRESS", err)
 	}
 	if n := len(e.ifs.MixedPayments()); n != 0 {
 		t.Fatalf("%d mixed payments written under another's claim", n)

@@ -181,7 +181,7 @@ func toStatus(err error) error {
 	code := codes.Unknown
 	switch {
 	case errors.Is(err, errLeaseLost):
-		code = codes.Aborted // another call is posting it: retry later
+		return mlcv1.PostingInProgress(fmt.Sprint(err)) // another call took it over
 	case errors.Is(err, errBadSettings):
 		code = codes.FailedPrecondition
 	case errors.Is(err, errInvalid), errors.Is(err, ifscloud.ErrInvalid), errors.Is(err, jde.ErrInvalid):
@@ -189,7 +189,7 @@ func toStatus(err error) error {
 	case errors.Is(err, errUnknownConnection), errors.Is(err, ifscloud.ErrNotFound), errors.Is(err, jde.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, ifscloud.ErrConflict):
-		code = codes.Aborted
+		code = codes.Aborted // a race lost: retried with back-off, not at once
 	case errors.Is(err, ifscloud.ErrNoFeeAccount), errors.Is(err, jde.ErrNoPayoutAccount):
 		code = codes.FailedPrecondition
 	case errors.Is(err, ifscloud.ErrUnavailable), errors.Is(err, jde.ErrUnavailable), breaker.IsOpen(err):

@@ -27,17 +27,14 @@ func redeliveries(t *testing.T, r *rig.Rig) uint64 {
 	return info.Delivered.Consumer - info.Delivered.Stream
 }
 
-// confirmAfterBusy moves GoCardless's clock a day at a time until A's
-// confirmation is posted, erp-poster first answering ABORTED (another
-// call posting the outcome) as many times as busy says, and returns the
-// redeliveries that took.
-func confirmAfterBusy(t *testing.T, r *rig.Rig, busy int) uint64 {
+// confirmAfter moves GoCardless's clock a day at a time until A's
+// confirmation is posted, erp-poster first giving the answers refuse
+// queues, and returns the redeliveries that took.
+func confirmAfter(t *testing.T, r *rig.Rig, refuse func()) uint64 {
 	t.Helper()
 	collected(t, r, map[string]string{"A": "10.00"})
 	before := redeliveries(t, r)
-	for range busy {
-		r.Poster.FailNext(codes.Aborted)
-	}
+	refuse()
 	for day := 0; len(outcomeKinds(r)["A"]) == 0; day++ {
 		if day == 12 {
 			t.Fatal("no confirmation posted in 12 days")
@@ -58,7 +55,7 @@ func confirmAfterBusy(t *testing.T, r *rig.Rig, busy int) uint64 {
 func TestBusyOutcomeIsWaitedForWithinTheDelivery(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
-	if n := confirmAfterBusy(t, r, 3); n != 0 {
+	if n := confirmAfter(t, r, func() { r.Poster.BusyNext(3) }); n != 0 {
 		t.Errorf("%d redeliveries; the busy answers should have been waited out within the delivery", n)
 	}
 }
@@ -69,7 +66,18 @@ func TestBusyOutcomeBeyondTheWaitIsRetried(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Reconciler.BusyWait = 0
 	r.Consumers("a", 2)
-	if n := confirmAfterBusy(t, r, 1); n == 0 {
+	if n := confirmAfter(t, r, func() { r.Poster.BusyNext(1) }); n == 0 {
 		t.Error("no redelivery: an event whose outcome is busy beyond BusyWait must be retried by the consumer")
+	}
+}
+
+// A plain ABORTED is an ERP race erp-poster lost (IFS 412), not another
+// call finishing: it is left to the consumer's back-off rather than
+// posted again at once, and still posted once.
+func TestLostRaceIsRetriedByTheConsumer(t *testing.T) {
+	r := rig.New(t, rig.Options{GC: rig.Direct})
+	r.Consumers("a", 2)
+	if n := confirmAfter(t, r, func() { r.Poster.FailNext(codes.Aborted) }); n == 0 {
+		t.Error("no redelivery: a lost race must wait for the consumer's back-off, not be posted again within the delivery")
 	}
 }

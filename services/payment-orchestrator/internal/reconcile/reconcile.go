@@ -205,7 +205,8 @@ func (r *Reconciler) flush(ctx context.Context, eventID string) error {
 }
 
 // postOnce posts o, waiting while erp-poster answers that another call is
-// posting it (ABORTED). That call is usually this aggregate's previous
+// posting it (ABORTED with POSTING_IN_PROGRESS; a plain ABORTED, an ERP
+// race erp-poster lost, is left to the consumer's back-off). That call is usually this aggregate's previous
 // event's handler, still writing the outcome this event's flush must post
 // first (a payment's confirmation when its paid_out arrives): it finishes
 // in moments, and the repeat is then answered with the posted reference.
@@ -219,7 +220,7 @@ func (r *Reconciler) postOnce(ctx context.Context, o ledger.PendingOutcome) erro
 	pause := 10 * time.Millisecond
 	for {
 		err := r.post(ctx, o)
-		if err == nil || o.Kind == "payout" || status.Code(err) != codes.Aborted || time.Now().Add(pause).After(deadline) {
+		if err == nil || o.Kind == "payout" || !mlcv1.IsPostingInProgress(err) || time.Now().Add(pause).After(deadline) {
 			return err
 		}
 		t := time.NewTimer(pause)

@@ -479,7 +479,7 @@ type Poster struct {
 	outcomes map[string]proto.Message
 	order    []string
 	calls    int
-	failNext []codes.Code
+	failNext []error
 	// refusePayouts, when set, answers every PostPayout with it.
 	refusePayouts codes.Code
 	// busyPayouts is how many more PostPayout calls are answered ABORTED,
@@ -532,7 +532,19 @@ func startPoster(t testing.TB) *Poster {
 // FailNext makes the next calls fail with these codes, in order.
 func (p *Poster) FailNext(c ...codes.Code) {
 	p.mu.Lock()
-	p.failNext = append(p.failNext, c...)
+	for _, c := range c {
+		p.failNext = append(p.failNext, status.Errorf(c, "injected %s", c))
+	}
+	p.mu.Unlock()
+}
+
+// BusyNext makes the next n calls answer as erp-poster does while another
+// call is posting the same outcome.
+func (p *Poster) BusyNext(n int) {
+	p.mu.Lock()
+	for range n {
+		p.failNext = append(p.failNext, mlcv1.PostingInProgress("injected: being posted by another call"))
+	}
 	p.mu.Unlock()
 }
 
@@ -541,9 +553,9 @@ func (p *Poster) post(id string, m proto.Message) (bool, error) {
 	defer p.mu.Unlock()
 	p.calls++
 	if len(p.failNext) > 0 {
-		c := p.failNext[0]
+		err := p.failNext[0]
 		p.failNext = p.failNext[1:]
-		return false, status.Errorf(c, "injected %s", c)
+		return false, err
 	}
 	if id == "" {
 		return false, status.Error(codes.InvalidArgument, "outcome_id is required")
