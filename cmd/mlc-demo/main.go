@@ -13,13 +13,13 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"time"
 
 	"github.com/ml-connector/ml-connector/platform/command"
+	"github.com/ml-connector/ml-connector/platform/config"
 )
 
 func main() { command.Main("mlc-demo", run) }
@@ -74,8 +74,7 @@ func run(ctx context.Context, args []string) error {
 		// which is safe only on this machine (in production TLS ends at
 		// the ingress in front of it).
 		host, port, err := net.SplitHostPort(opts.consoleAddr)
-		a, aerr := netip.ParseAddr(host)
-		if err != nil || aerr != nil || !a.IsLoopback() || port == "" {
+		if err != nil || !config.IsLoopbackHost(host) || port == "" {
 			return fmt.Errorf("--console-addr %q: want a loopback address and port, such as 127.0.0.1:8090", opts.consoleAddr)
 		}
 	}

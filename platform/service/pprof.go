@@ -26,7 +26,7 @@ func loadPprofAddr(env *config.Env) string {
 		return ""
 	}
 	host, _, _ := net.SplitHostPort(addr) // checked by Addr
-	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+	if !config.IsLoopbackHost(host) {
 		env.Errorf("DEBUG_PPROF_ADDR", "%q is not a loopback address (127.0.0.1, ::1 or localhost): profiles are not served beyond this host", addr)
 		return ""
 	}

@@ -285,6 +285,12 @@ func (s *Service) Run(ctx context.Context, workers ...Worker) error {
 			s.close(ctx)
 			return fmt.Errorf("listen DEBUG_PPROF_ADDR %s: %w", s.cfg.PprofAddr, err)
 		}
+		if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+			// localhost is a name: the hosts file decides where it listens.
+			_ = ln.Close()
+			s.close(ctx)
+			return fmt.Errorf("DEBUG_PPROF_ADDR %s listens on %v, not a loopback address", s.cfg.PprofAddr, ln.Addr())
+		}
 		workers = append(workers, pprofWorker(ln))
 	}
 	srv := &http.Server{Handler: s.Health.Handler(s.telemetry.MetricsHandler()), ReadHeaderTimeout: 5 * time.Second}

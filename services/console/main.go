@@ -109,7 +109,7 @@ func loadOIDC(env *config.Env) *web.OIDCConfig {
 	}
 	if redirect == nil || redirect.Path != "/auth/oidc/callback" || redirect.RawQuery != "" || redirect.Fragment != "" || redirect.User != nil {
 		env.Errorf("CONSOLE_OIDC_REDIRECT_URL", "must be set with CONSOLE_OIDC_ISSUER, as https://<console host>/auth/oidc/callback")
-	} else if redirect.Scheme == "http" && !loopback(redirect.Hostname()) {
+	} else if redirect.Scheme == "http" && !config.IsLoopbackHost(redirect.Hostname()) {
 		// RFC 8252 section 7.3 allows a loopback redirect over http; and
 		// only on loopback do browsers keep the console's Secure cookies
 		// without TLS. Anywhere else the code would cross the network
@@ -152,19 +152,6 @@ func loadOIDC(env *config.Env) *web.OIDCConfig {
 		cfg.RedirectURL = redirect.String()
 	}
 	return cfg
-}
-
-// loopback says whether host (a URL's host name) is this machine's
-// loopback interface.
-func loopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	// Only the plain forms: an IPv4-mapped or zoned address stays on the
-	// machine too, but browsers need not treat it as a secure context,
-	// and RFC 8252 8.3 names 127.0.0.1 and ::1.
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback() && a.Zone() == "" && !a.Is4In6()
 }
 
 func run(ctx context.Context, args []string) error {
