@@ -423,6 +423,23 @@ func TestEnsureWaitsOutANATSRestart(t *testing.T) {
 	}
 }
 
+// publishOnceBack publishes an invoice message with id as soon as NATS,
+// restarting, takes it again (within 15 s).
+func publishOnceBack(t *testing.T, b *bus.Bus, id string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, err := b.Publish(t.Context(), bus.Msg{Subject: "mlc.erp.ifs.10.invoice", ID: id, Data: []byte(id)})
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("publish after restart: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func TestConsumeSurvivesNATSRestart(t *testing.T) {
 	b, srv := newBus(t)
 	seen := make(chan string, 10)
@@ -437,17 +454,7 @@ func TestConsumeSurvivesNATSRestart(t *testing.T) {
 		t.Fatalf("got %s", id)
 	}
 	srv.Restart()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		_, err := b.Publish(t.Context(), bus.Msg{Subject: "mlc.erp.ifs.10.invoice", ID: "after", Data: []byte("2")})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("publish after restart: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	publishOnceBack(t, b, "after")
 	select {
 	case id := <-seen:
 		if id != "after" {
@@ -490,17 +497,7 @@ func TestConsumeStartedDuringNATSRestartWaits(t *testing.T) {
 	})
 	time.Sleep(6 * time.Second) // the outage: longer than a JetStream request's 5 s timeout
 	srv.Resume()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		_, err := b.Publish(t.Context(), bus.Msg{Subject: "mlc.erp.ifs.10.invoice", ID: "after", Data: []byte("1")})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("publish after restart: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	publishOnceBack(t, b, "after")
 	select {
 	case id := <-seen:
 		if id != "after" {
