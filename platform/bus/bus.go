@@ -216,7 +216,10 @@ func (b *Bus) Conn() *nats.Conn { return b.nc }
 func (b *Bus) MaxPayload() int64 { return b.nc.MaxPayload() }
 
 // ensureBackoff paces the retries of a declaration JetStream does not
-// answer: about a minute in all, long enough for a NATS restart.
+// answer, long enough for a NATS restart: about 53 s of pauses, plus up to
+// ensureRequestTimeout per try while NATS is down (about 3.4 min at most).
+// Liveness is served meanwhile: the health server is up before consumers
+// are declared.
 var ensureBackoff = retry.Backoff{Base: 250 * time.Millisecond, Max: 5 * time.Second, Attempts: 15}
 
 // ensureRequestTimeout bounds each try of a declaration. A request
