@@ -396,17 +396,8 @@ func TestNATSAuthorization(t *testing.T) {
 	// mlcctl's user reads the newest audit checkpoint (mlcctl audit
 	// verify: the bucket's info, then a get) and may do nothing else.
 	t.Run("mlcctl", func(t *testing.T) {
-		violations := &lockedBuffer{}
-		nc, err := bus.Connect(t.Context(), url, "mlcctl", slog.New(slog.NewTextHandler(violations, nil)),
-			bus.UserPassword("mlcctl", testPassword(&corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "mlc-nats"}, Key: "mlcctl"})), bus.RootCA(ca))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		js, violations := natsJetStreamAs(t, url, ca, "mlcctl",
+			testPassword(&corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "mlc-nats"}, Key: "mlcctl"}))
 		kv, err := js.KeyValue(t.Context(), "MLC_AUDIT_CHECKPOINTS")
 		if err != nil {
 			t.Fatalf("opening the checkpoints: %v", err)
@@ -516,17 +507,7 @@ func checkpointAsOrchestrator(t *testing.T, w *world, url, ca string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	violations := &lockedBuffer{}
-	nc, err := bus.Connect(t.Context(), url, "payment-orchestrator", slog.New(slog.NewTextHandler(violations, nil)),
-		bus.UserPassword(user, testPassword(pw)), bus.RootCA(ca))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, violations := natsJetStreamAs(t, url, ca, user, testPassword(pw))
 	ctx := t.Context()
 	store, err := auditkv.Open(ctx, js, 1)
 	if err != nil {
@@ -557,6 +538,24 @@ func checkpointAsOrchestrator(t *testing.T, w *world, url, ca string) {
 	if v := violations.String(); strings.Contains(v, "Permissions Violation") {
 		t.Fatalf("the orchestrator's checkpoints: %s", v)
 	}
+}
+
+// natsJetStreamAs connects to the test server as user, closed when the
+// test ends, and returns the connection's JetStream and what the server
+// reported on it (permissions violations).
+func natsJetStreamAs(t *testing.T, url, ca, user, password string) (jetstream.JetStream, *lockedBuffer) {
+	t.Helper()
+	violations := &lockedBuffer{}
+	nc, err := bus.Connect(t.Context(), url, user, slog.New(slog.NewTextHandler(violations, nil)), bus.UserPassword(user, password), bus.RootCA(ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, violations
 }
 
 // natsBusAs connects to the test server as svc's NATS user, the way

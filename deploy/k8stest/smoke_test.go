@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,7 +18,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -296,16 +294,7 @@ func TestRenderedManifestsRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	nc, err := bus.Connect(t.Context(), natsURL, "smoke", log, bus.UserPassword(user, testPassword(pw)), bus.RootCA(ca))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, _ := natsJetStreamAs(t, natsURL, ca, user, testPassword(pw))
 	replicated := func() error {
 		for _, name := range []string{bus.StreamERP, bus.StreamGC, bus.StreamDLQ, bus.StreamAdvisories} {
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)

@@ -34,6 +34,15 @@ func testKeys(t *testing.T, ids ...string) *audit.Keys {
 	return k
 }
 
+// signingWith makes Append sign with the keys ids until the test ends.
+func signingWith(t *testing.T, ids ...string) *audit.Keys {
+	t.Helper()
+	keys := testKeys(t, ids...)
+	audit.SignWith(keys)
+	t.Cleanup(func() { audit.SignWith(nil) })
+	return keys
+}
+
 // rehash rewrites a chain from seq onwards the way someone with write
 // access but without the audit key can: recomputed hashes, links and head.
 func rehash(t *testing.T, ctx context.Context, pool *pgxpool.Pool, typ, id string) {
@@ -122,9 +131,7 @@ func TestCheckpointDetectsDeletedAndCutChains(t *testing.T) {
 		t.Run(v.name, func(t *testing.T) {
 			ctx := context.Background()
 			pool := testsupport.Pool(t)
-			keys := testKeys(t, "k1")
-			audit.SignWith(keys)
-			t.Cleanup(func() { audit.SignWith(nil) })
+			keys := signingWith(t, "k1")
 			appendN(t, pool, "collection", "gone", 3)
 			appendN(t, pool, "collection", "cut", 4)
 			appendN(t, pool, "collection", "kept", 2)
@@ -182,9 +189,7 @@ func takeV2(t *testing.T, pool *pgxpool.Pool, keys *audit.Keys) *audit.Checkpoin
 func TestCheckpointHeadsStreamTampering(t *testing.T) {
 	ctx := context.Background()
 	pool := testsupport.Pool(t)
-	keys := testKeys(t, "k1")
-	audit.SignWith(keys)
-	t.Cleanup(func() { audit.SignWith(nil) })
+	keys := signingWith(t, "k1")
 	appendN(t, pool, "collection", "a", 2)
 	appendN(t, pool, "collection", "b", 1)
 	var heads bytes.Buffer
@@ -280,9 +285,7 @@ func seedHeads(t *testing.T, pool *pgxpool.Pool, from, to int) {
 func TestVerifyChainRequiresMACs(t *testing.T) {
 	ctx := context.Background()
 	pool := testsupport.Pool(t)
-	keys := testKeys(t, "k1")
-	audit.SignWith(keys)
-	t.Cleanup(func() { audit.SignWith(nil) })
+	keys := signingWith(t, "k1")
 	appendN(t, pool, "collection", "victim", 3)
 	appendN(t, pool, "collection", "bystander", 2)
 	if err := audit.VerifyChain(ctx, pool, "collection", "victim", audit.VerifyOptions{Keys: keys}); err != nil {
