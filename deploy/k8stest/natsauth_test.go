@@ -345,6 +345,21 @@ func TestNATSAuthorization(t *testing.T) {
 					t.Errorf("%s may publish %s", svc, other)
 				}
 			}
+			// Replies only on the user's own inbox: not on every
+			// service's (_INBOX.>), where it could read the messages the
+			// orchestrator pulls, nor on another's.
+			other := "payment-orchestrator"
+			if svc == other {
+				other = "erp-poster"
+			}
+			for _, inbox := range []string{"_INBOX.>", bus.InboxPrefix(other) + ".>"} {
+				if sub, err := nc.SubscribeSync(inbox); err == nil {
+					defer func() { _ = sub.Unsubscribe() }()
+				}
+				await.Until(t, 10*time.Second, svc+" refused to subscribe to "+inbox, func() bool {
+					return strings.Contains(violations.String(), `Permissions Violation for Subscription to \"`+inbox+`\"`)
+				})
+			}
 			// The orchestrator's key-value buckets (the audit log's
 			// checkpoints, the shared GoCardless rate budgets): it, and no
 			// other service, writes them.

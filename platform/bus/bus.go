@@ -140,6 +140,7 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger, opts ...Co
 			}
 		}),
 		nats.Name(name),
+		nats.CustomInboxPrefix(InboxPrefix(name)),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectJitter(100*time.Millisecond, time.Second),
@@ -159,6 +160,14 @@ func Connect(ctx context.Context, url, name string, log *slog.Logger, opts ...Co
 	}
 	return nc, nil
 }
+
+// InboxPrefix is where the connection named name receives its replies
+// (JetStream API answers, pulled messages, publish acknowledgements):
+// _INBOX_<name>. With a prefix of its own per service, a NATS user may be
+// allowed to subscribe to its own replies only (deploy/k8s accounts.conf)
+// instead of to _INBOX.>, where it could read every other service's
+// pulled messages in the account.
+func InboxPrefix(name string) string { return "_INBOX_" + name }
 
 // Bus publishes to and consumes from the MLC streams.
 type Bus struct {
