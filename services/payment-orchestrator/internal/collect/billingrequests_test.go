@@ -400,22 +400,39 @@ func TestAuthorisationLinkPostedToTheERP(t *testing.T) {
 	}
 }
 
+// parkedInvoices is customer C1 asked for a mandate (its flow returned)
+// and n invoices prefix00.. of amount parked until the payer authorises.
+func parkedInvoices(t *testing.T, prefix string, n int, version, amount string) (*rig.Rig, string) {
+	t.Helper()
+	r := standardRig(t, nil, gcsim.Options{})
+	r.Consumers("a", 2)
+	flow := awaitingPayer(t, r, "C1")
+	park(t, r, prefix, n, version, amount, n)
+	return r, flow
+}
+
+// park publishes version of n invoices prefix00.. and waits until parked
+// invoices number want.
+func park(t *testing.T, r *rig.Rig, prefix string, n int, version, amount string, want int) {
+	t.Helper()
+	for i := range n {
+		m := rig.Invoice(fmt.Sprintf("%s%02d", prefix, i), "C1", amount)
+		m.Version = version
+		r.Publish(m)
+	}
+	r.Eventually(20*time.Second, version+" parked", func() bool {
+		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`) == want
+	})
+}
+
 // TestSweepCollectsParkedInvoicesTogether: a customer's invoices parked
 // until the payer authorises are collected by the sweep several at once,
 // not one GoCardless round trip after another (a 10,000-invoice book whose
 // invoices all came before their mandates was collected at about 12 a
 // second with the orchestrator idle; #17), each exactly once.
 func TestSweepCollectsParkedInvoicesTogether(t *testing.T) {
-	r := standardRig(t, nil, gcsim.Options{})
-	r.Consumers("a", 2)
-	flow := awaitingPayer(t, r, "C1")
 	const n = 12
-	for i := range n {
-		r.Publish(rig.Invoice(fmt.Sprintf("SW%02d", i), "C1", "10.00"))
-	}
-	r.Eventually(20*time.Second, "invoices parked", func() bool {
-		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`) == n
-	})
+	r, flow := parkedInvoices(t, "SW", n, "v1", "10.00")
 	if _, err := r.Sim.CompleteFlow(flow, gcsim.Payer{}); err != nil {
 		t.Fatal(err)
 	}
@@ -442,24 +459,9 @@ func TestSweepCollectsParkedInvoicesTogether(t *testing.T) {
 // order they were parked: the first is collected, the second is judged
 // against it (a changed amount, for an operator), never the other way.
 func TestSweepKeepsAnInvoicesVersionsInOrder(t *testing.T) {
-	r := standardRig(t, nil, gcsim.Options{})
-	r.Consumers("a", 2)
-	flow := awaitingPayer(t, r, "C1")
 	const n = 6
-	for i := range n {
-		r.Publish(rig.Invoice(fmt.Sprintf("OV%02d", i), "C1", "10.00"))
-	}
-	r.Eventually(20*time.Second, "v1 parked", func() bool {
-		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`) == n
-	})
-	for i := range n {
-		v2 := rig.Invoice(fmt.Sprintf("OV%02d", i), "C1", "20.00")
-		v2.Version = "v2"
-		r.Publish(v2)
-	}
-	r.Eventually(20*time.Second, "v2 parked", func() bool {
-		return r.Count(`SELECT count(*) FROM awaiting_invoices WHERE released_at IS NULL`) == 2*n
-	})
+	r, flow := parkedInvoices(t, "OV", n, "v1", "10.00")
+	park(t, r, "OV", n, "v2", "20.00", 2*n)
 	if _, err := r.Sim.CompleteFlow(flow, gcsim.Payer{}); err != nil {
 		t.Fatal(err)
 	}
