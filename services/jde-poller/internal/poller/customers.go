@@ -1,6 +1,7 @@
 package poller
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
@@ -70,8 +71,8 @@ type delta struct {
 }
 
 // readDelta reads the rows of t updated since entity's watermark, from
-// Overlap before it; a re-read row counts only when its version is not
-// the one handled already.
+// Overlap before it; a re-read row counts only when its version (its
+// stamp and columns, versionOf) is not the one handled already.
 func (p *Poller) readDelta(ctx context.Context, t customerTable, entity string, conds []jde.Condition) (delta, error) {
 	wm, err := p.marks.Load(ctx, p.cfg.ConnectionID, entity)
 	if err != nil {
@@ -91,7 +92,7 @@ func (p *Poller) readDelta(ctx context.Context, t customerTable, entity string, 
 			return nil
 		}
 		m := watermark.Mark{At: p.at(st), Key: t.key(r)}
-		row := watermark.Row{Key: m.Key, Version: st.version(), At: m.At}
+		row := watermark.Row{Key: m.Key, Version: versionOf(st, columns(r, t.name, t.columns)), At: m.At}
 		if wm.Fresh(row) {
 			d.an8s[an8] = true
 			d.rows = append(d.rows, row)
@@ -247,16 +248,29 @@ func (p *Poller) customerEvent(co string, master crow, rows map[string]map[strin
 	addrs, banks := rows[tableAddress.name][an8], rows[tableBank.name][an8]
 	newest := master.stamp
 	var errs []string
-	for _, set := range [][]crow{{master}, book, emails, addrs, banks} {
-		for _, r := range set {
+	var read []byte // every row of the snapshot, for its version
+	for _, set := range []struct {
+		t    customerTable
+		rows []crow
+	}{{tableCustomerMaster, []crow{master}}, {tableAddressBook, book}, {tableEmail, emails}, {tableAddress, addrs}, {tableBank, banks}} {
+		texts := make([][]byte, 0, len(set.rows))
+		for _, r := range set.rows {
 			if r.err != nil {
 				errs = append(errs, r.err.Error())
 			} else if p.at(r.stamp).After(p.at(newest)) {
 				newest = r.stamp
 			}
+			texts = append(texts, columns(r.row, set.t.name, set.t.columns))
+		}
+		// AIS promises no order; the version must not move when no row did.
+		slices.SortFunc(texts, bytes.Compare)
+		for _, text := range texts {
+			read = append(append(append(read, set.t.name...), 0), text...)
 		}
 	}
-	version := newest.version()
+	// The newest stamp alone would name a second change within its second
+	// as the first, and JetStream and the orchestrator would drop it.
+	version := versionOf(newest, read)
 	rejected := func(err error) (pending, *rejection) {
 		return it, &rejection{kind: kindCustomer, company: co, key: an8, version: version, table: "F03012", err: err}
 	}

@@ -3,7 +3,6 @@ package poller
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"strings"
 
@@ -33,21 +32,13 @@ func (d document) seen() watermark.Row {
 	return watermark.Row{Key: d.mark.Key, Version: d.version(), At: d.mark.At}
 }
 
-// version is the row's version in its message id and in poll_seen: its
-// stamp (UPMJ/UPMT) and a digest of the columns read. The stamp alone has
-// a resolution of one second, and JDE writes a row twice in one second
-// readily: our receipt and the reversal of a charge-back, posted back to
-// back when both outcomes are flushed together. A poll between the two
-// writes gave the second state the version of the first, so poll_seen
-// (and JetStream's de-duplication of the message id) dropped it for good,
-// and the invoice stayed at the open amount our receipt left (#17).
+// version is the row's version in its message id and in poll_seen
+// (versionOf). The second of two writes in one second is our receipt and
+// then the reversal of a charge-back, posted back to back when both
+// outcomes are flushed together: with the stamp alone the invoice stayed
+// at the open amount our receipt left (#17).
 func (d document) version() string {
-	h := fnv.New64a() // 64 bits: a same-second change is lost only if its digest collides
-	for _, col := range documentColumns {
-		h.Write([]byte(d.text(col)))
-		h.Write([]byte{0})
-	}
-	return fmt.Sprintf("%s-%016x", d.stamp.version(), h.Sum64())
+	return versionOf(d.stamp, columns(d.row, "F03B11", documentColumns))
 }
 
 func (d document) text(col string) string { return d.row.Text("F03B11", col) }

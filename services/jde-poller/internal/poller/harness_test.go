@@ -200,8 +200,8 @@ func ids(msgs []published) map[string]int {
 	return out
 }
 
-// stampOnly cuts a pay item's version (at the end of a message id, or on
-// its own) to its stamp, dropping the digest of its columns after its '-'.
+// stampOnly cuts a version (at the end of a message id, or on its own) to
+// its stamp, dropping the digest of the columns read after its '-'.
 func stampOnly(version string) string {
 	if i := strings.LastIndex(version, "-"); i > strings.LastIndex(version, ":") {
 		return version[:i]

@@ -14,15 +14,18 @@
 // so a row can appear after the watermark passed its stamp (written later
 // in the watermark's own second with a lower key, or committed late). Each
 // read therefore starts Overlap before the watermark, and a re-read row is
-// published again only when its version (UPMJ/UPMT; for a pay item also a
-// digest of its columns, documents.go) is not the one recorded in
-// poll_seen (platform/watermark).
+// published again only when its version is not the one recorded in
+// poll_seen (platform/watermark). JD Edwards writes a row twice in one
+// second readily, so a version is a stamp and a digest of the columns read
+// (versionOf): a row's own, and for a customer's message the newest stamp
+// of the customer's rows and a digest of them all.
 package poller
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"regexp"
 	"slices"
@@ -183,8 +186,36 @@ type stamp struct {
 	time int
 }
 
-// version is the change stamp used in message ids: CYYDDDHHMMSS.
+// version is the stamp as versions begin with it: CYYDDDHHMMSS.
 func (s stamp) version() string { return fmt.Sprintf("%06d%06d", s.date.Julian(), s.time) }
+
+// columns is what a version digests of a row: the text of each column of
+// cols, each ended by a NUL.
+func columns(r jde.Row, table string, cols []string) []byte {
+	var b []byte
+	for _, col := range cols {
+		b = append(b, r.Text(table, col)...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+// versionOf is the version, in message ids and in poll_seen, of what was
+// read as of stamp s: the stamp and a 64-bit FNV digest of read (the
+// columns of the rows read), CYYDDDHHMMSS-<16 hex digits>. The stamp
+// alone is not enough: UPMT is a six-digit time of day, HHMMSS (Oracle,
+// "System-Supplied Field Values in the F0015Z1 Workfile",
+// https://docs.oracle.com/en/applications/jd-edwards/financials/9.2/eoamp/system-supplied-field-values-in-the-f0015z1-workfile.html),
+// and JDE writes a row twice in one second readily. A poll between the
+// two writes gave the second state the version of the first, so poll_seen
+// (and JetStream's de-duplication of the message id) dropped it for good
+// (#17). With the digest such a change is lost only if the digests
+// collide. Versions of one second differ by the digest, not in order.
+func versionOf(s stamp, read []byte) string {
+	h := fnv.New64a()
+	h.Write(read)
+	return fmt.Sprintf("%s-%016x", s.version(), h.Sum64())
+}
 
 func (p *Poller) readStamp(r jde.Row, table string) (stamp, error) {
 	d, err := jde.ParseDate(r.Text(table, "UPMJ"), p.format)
