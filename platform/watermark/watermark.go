@@ -14,8 +14,11 @@
 // per published batch, linear in the rows changed within the window, even
 // for a bulk load of thousands of rows in one second.
 //
-// A row changed twice within one stamp keeps its version, as it keeps its
-// message id; that is the ERP's resolution, not this package's.
+// A row's version is the poller's to choose, and a second change is
+// handled only if its version differs from the first's: a stamp of one
+// second's resolution alone would drop a change made within the second of
+// the one handled, so the JD Edwards poller adds a digest of the columns
+// it read.
 //
 // No money passes through here.
 package watermark
@@ -63,7 +66,8 @@ func (m Mark) Compare(o Mark) int {
 }
 
 // Row is a row a poller handled: its key within the entity, its version
-// (the change stamp that also names its message) and its change time.
+// (its change stamp, with a digest of its columns for JD Edwards; it also
+// names its message) and its change time.
 type Row struct {
 	Key     string
 	Version string

@@ -13,8 +13,9 @@
 //
 // Each event is a full snapshot of the record at `version`, not a delta: JetStream
 // redelivers and reorders, and a consumer that sees an older version after a newer one must
-// be able to ignore it by comparing versions and updated_at. A JDE pay item's version orders
-// by its stamp only: two versions within one second differ by a digest, not in order.
+// be able to ignore it by comparing versions and updated_at. A JDE pay item's or customer's
+// version orders by its stamp only: two versions within one second differ by a digest, not in
+// order.
 
 package mlcv1
 
@@ -103,8 +104,9 @@ type CustomerChanged struct {
 	// The ERP's customer key: IFS `CustomerId`, JDE address number `AN8`.
 	CustomerId string `protobuf:"bytes,3,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
 	// Opaque change stamp used for dedup and ordering: IFS `@odata.etag` / `Objversion`, or
-	// JDE date+time updated (UPMJ/UPMT). Part of the message id, so one change is published
-	// once even if the poller re-reads the same page.
+	// JDE date+time updated (UPMJ/UPMT) of the newest of the customer's rows and a digest of
+	// the columns read, as JDE stamps to the second. Part of the message id, so one change is
+	// published once even if the poller re-reads the same page.
 	Version string `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
 	// The ERP's display name (JDE `ALPH`, IFS `Name`), always set. The orchestrator falls back
 	// to it as the GoCardless company_name when neither company_name nor given_name and
