@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
@@ -147,6 +145,16 @@ func (c *CatchUp) leaseTime() time.Duration {
 
 // connection publishes the events of conn since its cursor and returns
 // how many, and the new cursor (zero when it does not move).
+//
+// Events are published as they are read, publishChunk at a time, so a
+// pass holds at most a page of GoCardless's answer and a chunk of
+// messages whatever it reads: the overlap alone is CATCHUP_OVERLAP of
+// events (at 100 events/s, the default 5 minutes is 30,000), and a first
+// pass reads CATCHUP_LOOKBACK of them; held together until the end of
+// the pass they were most of the orchestrator's heap. They are published
+// in the order GoCardless lists them: the consumers apply events in no
+// particular order anyway (they run in parallel, and webhooks arrive in
+// any order).
 func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (int, time.Time, error) {
 	_, client, err := c.Dir.GoCardless(ctx, conn.Name)
 	if err != nil {
@@ -156,45 +164,61 @@ func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	var events []gocardless.Event
+	env := gcmsg.Envelope{Connection: conn.Name, Source: gcmsg.FromEventsAPI, ReceivedAt: time.Now()}
+	var (
+		n      int
+		newest time.Time
+		msgs   = make([]bus.Msg, 0, publishChunk)
+	)
+	publish := func() error {
+		if len(msgs) == 0 {
+			return nil
+		}
+		_, err := c.Bus.PublishBatch(ctx, msgs)
+		msgs = make([]bus.Msg, 0, publishChunk) // the publisher may keep the last slice
+		return err
+	}
 	params := gocardless.EventListParams{ListParams: gocardless.ListParams{Limit: gocardless.MaxLimit, CreatedAt: gocardless.TimeRange{GTE: cursor.Add(-c.Overlap)}}}
 	for ev, err := range client.Events(ctx, params) {
 		if err != nil {
 			return 0, time.Time{}, err
 		}
-		events = append(events, ev)
-	}
-	if len(events) == 0 {
-		return 0, time.Time{}, nil
-	}
-	slices.SortFunc(events, func(a, b gocardless.Event) int {
-		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
-	})
-	env := gcmsg.Envelope{Connection: conn.Name, Source: gcmsg.FromEventsAPI, ReceivedAt: time.Now()}
-	for batch := range slices.Chunk(events, 250) {
-		msgs := make([]bus.Msg, 0, len(batch))
-		for _, ev := range batch {
-			m, err := gcmsg.BusMsg(ev, env)
-			if err == nil {
-				err = bus.CheckMsg(m, maxPayload(c.Bus))
-			}
-			if err != nil {
-				// Out of GoCardless's shapes: kept as a dead letter (an
-				// exception), so the pass, and the cursor, move on.
-				m = gcmsg.DeadLetter(gcmsg.Refused{Source: "events-catch-up", Connection: conn.Name, Reason: err.Error(), Raw: ev.Raw}, maxPayload(c.Bus))
-				c.Log.WarnContext(ctx, "caught-up event out of bounds, kept as a dead letter", "connection", conn.Name, "reason", err, "bytes", len(ev.Raw))
-			}
-			msgs = append(msgs, m)
+		msgs = append(msgs, c.message(ctx, conn.Name, env, ev))
+		n++
+		if ev.CreatedAt.After(newest) {
+			newest = ev.CreatedAt
 		}
-		if _, err := c.Bus.PublishBatch(ctx, msgs); err != nil {
-			return 0, time.Time{}, err
+		if len(msgs) == publishChunk {
+			if err := publish(); err != nil {
+				return 0, time.Time{}, err
+			}
 		}
 	}
-	var newest time.Time
-	if last := events[len(events)-1].CreatedAt; last.After(cursor) {
-		newest = last
+	if err := publish(); err != nil {
+		return 0, time.Time{}, err
 	}
-	return len(events), newest, nil
+	if !newest.After(cursor) {
+		newest = time.Time{}
+	}
+	return n, newest, nil
+}
+
+// publishChunk is how many events a pass publishes at once.
+const publishChunk = 250
+
+// message is ev as gc-webhook would publish it or, out of GoCardless's
+// shapes, as a dead letter (an exception), so that the pass, and the
+// cursor, move on.
+func (c *CatchUp) message(ctx context.Context, connection string, env gcmsg.Envelope, ev gocardless.Event) bus.Msg {
+	m, err := gcmsg.BusMsg(ev, env)
+	if err == nil {
+		err = bus.CheckMsg(m, maxPayload(c.Bus))
+	}
+	if err == nil {
+		return m
+	}
+	c.Log.WarnContext(ctx, "caught-up event out of bounds, kept as a dead letter", "connection", connection, "reason", err, "bytes", len(ev.Raw))
+	return gcmsg.DeadLetter(gcmsg.Refused{Source: "events-catch-up", Connection: connection, Reason: err.Error(), Raw: ev.Raw}, maxPayload(c.Bus))
 }
 
 func (c *CatchUp) cursor(ctx context.Context, connectionID int64) (time.Time, error) {

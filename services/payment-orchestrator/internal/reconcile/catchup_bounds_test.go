@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,5 +129,73 @@ func TestCatchUpDeadLettersMalformedEvents(t *testing.T) {
 	}
 	if !cursor.Equal(newest) {
 		t.Errorf("cursor %v, want %v (the newest, malformed, event)", cursor, newest)
+	}
+}
+
+// backlog answers GET /events with pages of well-formed events, as
+// GoCardless answers a connection with a long backlog since its cursor
+// (the list shape of gocardless-pro-python tests/fixtures/events.json:
+// the resources under their plural name, meta.cursors and meta.limit),
+// and counts the pages it served.
+type backlog struct {
+	pages, perPage int
+	at             time.Time // every event's created_at
+	served         atomic.Int32
+}
+
+func (b *backlog) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method != http.MethodGet || req.URL.Path != "/events" {
+		return nil, fmt.Errorf("unexpected %s %s", req.Method, req.URL.Path)
+	}
+	page := b.served.Add(1) - 1
+	var evs []string
+	for i := range b.perPage {
+		evs = append(evs, fmt.Sprintf(`{"id":"EV%04d%04d","created_at":%q,"resource_type":"creditors","action":"updated","links":{"creditor":"CR1"},"details":{}}`,
+			page, i, b.at.Format("2006-01-02T15:04:05.000Z")))
+	}
+	after := "null"
+	if int(page)+1 < b.pages {
+		after = fmt.Sprintf(`"EV%04d%04d"`, page, b.perPage-1)
+	}
+	body := `{"events":[` + strings.Join(evs, ",") + `],"meta":{"cursors":{"before":null,"after":` + after + `},"limit":500},"linked":{}}`
+	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
+		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
+}
+
+// A pass publishes the events as it reads them, so whatever the backlog
+// since its cursor (the overlap alone is minutes of events, a first pass
+// CATCHUP_LOOKBACK of them) it holds a page of GoCardless's answer, not
+// all of it: the first publish comes before the second page is read. The
+// cursor is still the newest event's, stored once every page is
+// published.
+func TestCatchUpPublishesAsItReads(t *testing.T) {
+	r := rig.New(t, rig.Options{GC: rig.Direct})
+	ctx := context.Background()
+	b := &backlog{pages: 4, perPage: 500, at: time.Now().UTC().Truncate(time.Millisecond)}
+	dir := gcThrough(r, b)
+	var published, pagesAtFirstPublish int
+	pub := publishFunc(func(_ context.Context, msgs []bus.Msg) ([]bus.Ack, error) {
+		if published == 0 {
+			pagesAtFirstPublish = int(b.served.Load())
+		}
+		published += len(msgs)
+		return make([]bus.Ack, len(msgs)), nil
+	})
+	c := &reconcile.CatchUp{Ledger: r.Ledger, Dir: dir, Bus: pub, Log: r.Log, Interval: time.Hour, Overlap: time.Minute, Lookback: 24 * time.Hour}
+	if err := c.Pass(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := b.pages * b.perPage; published != want || int(b.served.Load()) != b.pages {
+		t.Fatalf("published %d events from %d pages, want %d from %d", published, b.served.Load(), want, b.pages)
+	}
+	if pagesAtFirstPublish != 1 {
+		t.Errorf("the first events were published after %d pages were read, want 1: the pass holds the whole backlog", pagesAtFirstPublish)
+	}
+	conns, err := dir.GoCardlessConnections(ctx)
+	if err != nil || len(conns) != 1 {
+		t.Fatalf("connections %v: %v", conns, err)
+	}
+	if cursor, err := r.Ledger.EventCursor(ctx, conns[0].ID); err != nil || !cursor.Equal(b.at) {
+		t.Errorf("cursor %v (%v), want %v", cursor, err, b.at)
 	}
 }
