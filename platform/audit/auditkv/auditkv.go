@@ -7,12 +7,20 @@
 //
 //   - its heads stream, every chain's head, streamed from Postgres a page
 //     at a time into an object of the object store MLC_AUDIT_CHECKPOINT_HEADS
-//     (one object per checkpoint, named heads-<UTC time>; the newest
-//     [KeptObjects] are kept, older ones deleted), so it has no size limit
-//     and taking it needs memory for a page, not for every chain;
+//     (one object per checkpoint, named heads-<UTC time it began>), so it
+//     has no size limit and taking it needs memory for a page, not for
+//     every chain;
 //   - its manifest, a small JSON value under the key "latest" of the
 //     key-value bucket MLC_AUDIT_CHECKPOINTS: taken_at, head_count,
 //     heads_sha256 (of the stream), object, key_id and the MAC over them.
+//     It is written only once its object is stored whole, and never over
+//     the manifest of a checkpoint that began later (every replica of the
+//     orchestrator takes checkpoints, and one that began first may finish
+//     last).
+//
+// Objects older than the one "latest" names are deleted, but for the
+// newest [KeptObjects]; the one it names is kept whatever its age, and so
+// is every newer one (another replica may be about to name it).
 //
 // The bucket keeps a history, and the manifest is signed with the audit
 // key (which neither store holds), so an attacker who can also write NATS
@@ -44,9 +52,11 @@ const Bucket = "MLC_AUDIT_CHECKPOINTS"
 // ObjectBucket is the JetStream object store of the checkpoints' heads.
 const ObjectBucket = "MLC_AUDIT_CHECKPOINT_HEADS"
 
-// KeptObjects is how many heads objects are kept, newest first: at the
-// default interval (5 minutes) a verification may take 15 minutes to reach
-// the object before it is deleted under it.
+// KeptObjects is how many heads objects are kept, newest first, besides
+// the one the latest manifest names and any newer: with one replica taking
+// checkpoints at the default interval (5 minutes), a verification may take
+// 15 minutes to reach the object before it is deleted under it; with n
+// replicas, 15/n.
 const KeptObjects = 4
 
 const latest = "latest"
@@ -89,8 +99,16 @@ func OpenExisting(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 }
 
 // Take takes a checkpoint: the heads are streamed from q into a new object
-// while they are read, then the manifest vouching for them is stored as
-// the newest, and objects older than the newest KeptObjects deleted.
+// while they are read; once the object is stored whole, the manifest
+// vouching for it is published as the newest (see [Store.Put]), and the
+// objects no longer needed are deleted (see the package doc).
+//
+// The manifest is never published before the object is complete: Put is
+// called only once the object store's Put has returned without error,
+// which it does only after every chunk and then the object's own metadata
+// were acknowledged by JetStream. Until then the object is not even
+// listed (its metadata is written last); when its stream fails, its
+// chunks are purged and nothing names it.
 func (s *Store) Take(ctx context.Context, q audit.Querier, keys *audit.Keys) (audit.Checkpoint, error) {
 	name := "heads-" + time.Now().UTC().Format("20060102T150405.000000000Z")
 	pr, pw := io.Pipe()
@@ -122,8 +140,13 @@ func (s *Store) Take(ctx context.Context, q audit.Querier, keys *audit.Keys) (au
 	return w.c, nil
 }
 
-// prune deletes the heads objects but the newest KeptObjects (their names
-// sort by time).
+// prune deletes the heads objects older than the one the latest manifest
+// names, but for the newest KeptObjects. The named one is kept whatever
+// its age: replicas take checkpoints concurrently, so it need not be among
+// the newest objects. So is every newer one: its replica may have stored
+// it and not yet published its manifest; Put publishes it only if it is
+// newer than the latest, so an object older than the latest, once read,
+// can never be named again and is safe to delete.
 func (s *Store) prune(ctx context.Context) error {
 	infos, err := s.obj.List(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
@@ -132,8 +155,20 @@ func (s *Store) prune(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cur, err := s.Latest(ctx)
+	if err != nil {
+		return err
+	}
+	if cur == nil || cur.Object == "" {
+		// Nothing names an object yet (no manifest, or a version 1 one):
+		// any of them may be about to be named.
+		return nil
+	}
 	slices.SortFunc(infos, func(a, b *jetstream.ObjectInfo) int { return strings.Compare(b.Name, a.Name) })
 	for _, info := range infos[min(KeptObjects, len(infos)):] {
+		if info.Name >= cur.Object {
+			continue
+		}
 		if err := s.obj.Delete(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			return err
 		}
@@ -141,16 +176,74 @@ func (s *Store) prune(ctx context.Context) error {
 	return nil
 }
 
-// Put stores c's manifest (or a version 1 checkpoint) as the newest.
+// Put publishes c's manifest (or a version 1 checkpoint) as the newest,
+// unless the one published is newer (see newer), which it then leaves:
+// replicas take checkpoints concurrently, and one that began first may
+// finish last; the newest vouches for the most.
+//
+// The decision and the write are one compare-and-set on the key's
+// revision: the latest is read, and written over only at that revision.
+// If another replica wrote in between, the write is refused and the
+// decision taken again against what it wrote, so an older checkpoint can
+// never replace a newer one however the writes interleave (and the key's
+// history only moves forward).
+//
+// The published manifest's place in that order is trusted without
+// checking its signature (Put has no keys). Whoever can write it can as
+// well delete or rewrite it at will, and a forged one fails verification
+// loudly; what this rule changes is that a forged manifest naming an
+// object later than any checkpoint to come stays until deleted by hand
+// (nats kv del MLC_AUDIT_CHECKPOINTS latest) instead of being replaced at
+// the next interval. A manifest that is not even readable is replaced.
 func (s *Store) Put(ctx context.Context, c audit.Checkpoint) error {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("audit checkpoint: %w", err)
 	}
-	if _, err := s.kv.Put(ctx, latest, data); err != nil {
-		return fmt.Errorf("audit checkpoint: %w", err)
+	for {
+		var conflict error
+		e, err := s.kv.Get(ctx, latest)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			_, err = s.kv.Create(ctx, latest, data)
+			conflict = jetstream.ErrKeyExists
+		case err != nil:
+			return fmt.Errorf("audit checkpoint: reading the latest: %w", err)
+		default:
+			var published audit.Checkpoint
+			if json.Unmarshal(e.Value(), &published) == nil && newer(published, c) {
+				return nil
+			}
+			_, err = s.kv.Update(ctx, latest, data, e.Revision())
+			conflict = jetstream.ErrKeyRevisionMismatch
+		}
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, conflict) {
+			return fmt.Errorf("audit checkpoint: %w", err)
+		}
+		// Each conflict is another replica's write succeeding, so this
+		// ends once every concurrent one has been seen.
 	}
-	return nil
+}
+
+// newer reports whether checkpoint a began after b. Version 2 checkpoints
+// are ordered by their objects' names, heads-<UTC time it began> in a
+// fixed width, so that they sort as times: prune deletes by that order
+// too, so the two cannot disagree about which objects may still be named
+// (ordered by taken_at, set a moment after the name, a checkpoint could
+// count as newer than the latest and its object as older). Otherwise (a
+// version 1 checkpoint has no object) by the time taken. A tie (the same
+// checkpoint written again) is not newer, so the writer's copy wins.
+// Replicas' clocks are compared this way: one running ahead wins until
+// the others' pass its last checkpoint, which costs freshness, not
+// completeness.
+func newer(a, b audit.Checkpoint) bool {
+	if a.Object != "" && b.Object != "" {
+		return a.Object > b.Object
+	}
+	return a.TakenAt.After(b.TakenAt)
 }
 
 // Latest returns the newest checkpoint, or nil when none was taken. A

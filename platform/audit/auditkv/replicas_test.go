@@ -1,0 +1,295 @@
+package auditkv_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/ml-connector/ml-connector/platform/audit"
+	"github.com/ml-connector/ml-connector/platform/audit/auditkv"
+	"github.com/ml-connector/ml-connector/platform/testsupport"
+)
+
+// headsName names a heads object as Take does (heads-<UTC time it
+// began>), for the replicas these tests play by hand.
+func headsName(t time.Time) string {
+	return "heads-" + t.UTC().Format("20060102T150405.000000000Z")
+}
+
+// gatedQuerier is one replica's database: its query number at (from 1;
+// a checkpoint reads the heads a page per query) signals reached and then
+// waits for the test to open the gate, failing with what it is sent.
+type gatedQuerier struct {
+	*pgxpool.Pool
+	at      int32
+	n       atomic.Int32
+	reached chan struct{}
+	gate    chan error
+}
+
+func gated(pool *pgxpool.Pool, at int32) *gatedQuerier {
+	return &gatedQuerier{Pool: pool, at: at, reached: make(chan struct{}), gate: make(chan error, 1)}
+}
+
+func (q *gatedQuerier) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if q.n.Add(1) == q.at {
+		close(q.reached)
+		if err := <-q.gate; err != nil {
+			return nil, err
+		}
+	}
+	return q.Pool.Query(ctx, sql, args...)
+}
+
+type taken struct {
+	cp  audit.Checkpoint
+	err error
+}
+
+// takeGated starts a checkpoint on store reading through q and returns
+// once it reached q's gate; its outcome arrives on the channel.
+func takeGated(t *testing.T, store *auditkv.Store, q *gatedQuerier, keys *audit.Keys) <-chan taken {
+	t.Helper()
+	done := make(chan taken, 1)
+	go func() {
+		cp, err := store.Take(context.Background(), q, keys)
+		done <- taken{cp, err}
+	}()
+	select {
+	case <-q.reached:
+	case r := <-done:
+		t.Fatalf("the checkpoint ended before reaching its gate: %v", r.err)
+	}
+	return done
+}
+
+func objectNames(t *testing.T, objects jetstream.ObjectStore) []string {
+	t.Helper()
+	infos, err := objects.List(context.Background())
+	if errors.Is(err, jetstream.ErrNoObjectsFound) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, info := range infos {
+		names = append(names, info.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func latestVerifies(t *testing.T, ctx context.Context, pool *pgxpool.Pool, store *auditkv.Store, keys *audit.Keys) *audit.Checkpoint {
+	t.Helper()
+	cp, err := store.Latest(ctx)
+	if err != nil || cp == nil {
+		t.Fatalf("latest: %v, %v", cp, err)
+	}
+	if _, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys, Checkpoint: cp}); err != nil {
+		t.Fatalf("verifying against the latest checkpoint (object %s): %v", cp.Object, err)
+	}
+	return cp
+}
+
+func appendChains(t *testing.T, ctx context.Context, pool *pgxpool.Pool, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if _, err := audit.Append(ctx, pool, audit.Entry{AggregateType: "collection", AggregateID: id, Actor: "test", Action: "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Replica A begins a checkpoint; four replicas begin theirs after it and
+// store their heads objects whole, but have not yet published their
+// manifests when A finishes. A's manifest is then the latest and its
+// object the oldest of five: pruning the newest KeptObjects alone deleted
+// it, and mlcctl audit verify reported it missing. It is kept, and so are
+// the others' (about to be named); once they are published and another
+// checkpoint is taken, the old ones go.
+func TestPruneKeepsTheObjectLatestNames(t *testing.T) {
+	ctx, pool, js, keys := setup(t)
+	appendChains(t, ctx, pool, "a", "b")
+	replicaA, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	qa := gated(pool, 1)
+	doneA := takeGated(t, replicaA, qa, keys)
+	var others []audit.Checkpoint
+	for range auditkv.KeptObjects {
+		var heads bytes.Buffer
+		cp, err := audit.WriteCheckpoint(ctx, pool, keys, headsName(time.Now()), &heads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := objects.PutBytes(ctx, cp.Object, heads.Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		others = append(others, cp)
+	}
+	qa.gate <- nil
+	a := <-doneA
+	if a.err != nil {
+		t.Fatal(a.err)
+	}
+	if names := objectNames(t, objects); len(names) != auditkv.KeptObjects+1 || names[0] != a.cp.Object {
+		t.Fatalf("objects %v, want A's %s the oldest of %d", names, a.cp.Object, auditkv.KeptObjects+1)
+	}
+	if cp := latestVerifies(t, ctx, pool, replicaA, keys); cp.Object != a.cp.Object {
+		t.Fatalf("latest names %s, want A's %s", cp.Object, a.cp.Object)
+	}
+
+	// The other replicas publish, then one takes the next checkpoint.
+	for _, cp := range others {
+		if err := replicaA.Put(ctx, cp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	replicaB, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := replicaB.Take(ctx, pool, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{others[1].Object, others[2].Object, others[3].Object, b.Object}
+	if names := objectNames(t, objects); !slices.Equal(names, want) {
+		t.Errorf("objects after the next checkpoint %v, want the newest %d %v", names, auditkv.KeptObjects, want)
+	}
+	if cp := latestVerifies(t, ctx, pool, replicaA, keys); cp.Object != b.Object {
+		t.Errorf("latest names %s, want B's %s", cp.Object, b.Object)
+	}
+}
+
+// A checkpoint that began first and finishes last does not replace the
+// newer one another replica published meanwhile (it would have vouched
+// for less: each head only as it was at some moment after it began).
+func TestOlderCheckpointDoesNotReplaceNewer(t *testing.T) {
+	ctx, pool, js, keys := setup(t)
+	appendChains(t, ctx, pool, "a", "b")
+	replicaA, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	replicaB, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qa := gated(pool, 1)
+	doneA := takeGated(t, replicaA, qa, keys)
+	b, err := replicaB.Take(ctx, pool, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qa.gate <- nil
+	a := <-doneA
+	if a.err != nil {
+		t.Fatalf("the older checkpoint, finishing last: %v", a.err)
+	}
+	if a.cp.Object >= b.Object {
+		t.Fatalf("A's object %s should be older than B's %s", a.cp.Object, b.Object)
+	}
+	if cp := latestVerifies(t, ctx, pool, replicaA, keys); cp.Object != b.Object {
+		t.Errorf("latest names %s, want the newer B's %s", cp.Object, b.Object)
+	}
+}
+
+// Many replicas publishing at once, in no particular order: the latest
+// ends the newest, and its history never goes back (each write is a
+// compare-and-set on the key's revision, decided again on a conflict).
+func TestConcurrentPublishesNewestWins(t *testing.T) {
+	ctx, srv := context.Background(), testsupport.StartJetStream(t)
+	connect := func() jetstream.JetStream {
+		js, err := jetstream.New(srv.Connect())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return js
+	}
+	js := connect()
+	store, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers = 16
+	base := time.Now()
+	cps := make([]audit.Checkpoint, writers)
+	for i := range cps {
+		at := base.Add(time.Duration(i) * time.Millisecond)
+		cps[i] = audit.Checkpoint{Version: 2, TakenAt: at, Object: headsName(at), KeyID: "k1"}
+	}
+	order := rand.Perm(writers)
+	// Not the order they began in, or writing one after the other would
+	// pass by chance.
+	for slices.IsSorted(order) {
+		order = rand.Perm(writers)
+	}
+	stores := make([]*auditkv.Store, writers)
+	for i := range stores {
+		// One connection per replica, so the writes really race.
+		if stores[i], err = auditkv.Open(ctx, connect(), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+		errs  = make(chan error, writers)
+	)
+	for w, i := range order {
+		wg.Go(func() {
+			<-start
+			errs <- stores[w].Put(ctx, cps[i])
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cp, err := store.Latest(ctx); err != nil || cp == nil || cp.Object != cps[writers-1].Object {
+		t.Fatalf("latest %+v, %v; want the newest, %s", cp, err, cps[writers-1].Object)
+	}
+	kv, err := js.KeyValue(ctx, auditkv.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	history, err := kv.History(ctx, "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written []string
+	for _, e := range history {
+		var cp audit.Checkpoint
+		if err := json.Unmarshal(e.Value(), &cp); err != nil {
+			t.Fatal(err)
+		}
+		written = append(written, strings.TrimPrefix(cp.Object, "heads-"))
+	}
+	if !slices.IsSorted(written) || len(slices.Compact(slices.Clone(written))) != len(written) {
+		t.Errorf("the latest went back: written in the order %v", written)
+	}
+}
