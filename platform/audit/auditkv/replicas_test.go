@@ -20,6 +20,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/audit"
 	"github.com/ml-connector/ml-connector/platform/audit/auditkv"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
+	"github.com/ml-connector/ml-connector/platform/testsupport/await"
 )
 
 // headsName names a heads object as Take does (heads-<UTC time it
@@ -291,5 +292,80 @@ func TestConcurrentPublishesNewestWins(t *testing.T) {
 	}
 	if !slices.IsSorted(written) || len(slices.Compact(slices.Clone(written))) != len(written) {
 		t.Errorf("the latest went back: written in the order %v", written)
+	}
+}
+
+// The manifest names an object only once it is stored whole: while its
+// heads are still streaming (chunks already in JetStream) the latest
+// stays the previous checkpoint and the object is not even listed; a
+// stream that fails leaves no object and no manifest; one that ends is
+// published.
+func TestManifestOnlyOnceObjectComplete(t *testing.T) {
+	ctx, pool, js, keys := setup(t)
+	const chains = 2500 // three pages of heads, more than one chunk before the third
+	testsupport.AuditChains(t, pool, "collection", chains)
+	store, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := store.Take(ctx, pool, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, "OBJ_"+auditkv.ObjectBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	messages := func() uint64 {
+		info, err := stream.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	stored := messages()
+
+	inProgress := func(t *testing.T) {
+		t.Helper()
+		await.Until(t, 10*time.Second, "the object's first chunks stored", func() bool { return messages() > stored })
+		if cp := latestVerifies(t, ctx, pool, store, keys); cp.Object != prev.Object {
+			t.Errorf("while an object is streaming, latest names %s, want the previous %s", cp.Object, prev.Object)
+		}
+		if names := objectNames(t, objects); !slices.Equal(names, []string{prev.Object}) {
+			t.Errorf("while an object is streaming, objects %v, want only %s", names, prev.Object)
+		}
+	}
+
+	q := gated(pool, 3)
+	done := takeGated(t, store, q, keys)
+	inProgress(t)
+	q.gate <- errors.New("database gone")
+	if r := <-done; r.err == nil || !strings.Contains(r.err.Error(), "database gone") {
+		t.Fatalf("a checkpoint whose heads failed midway: %v", r.err)
+	}
+	if cp := latestVerifies(t, ctx, pool, store, keys); cp.Object != prev.Object {
+		t.Errorf("after a failed checkpoint, latest names %s, want the previous %s", cp.Object, prev.Object)
+	}
+	if names := objectNames(t, objects); !slices.Equal(names, []string{prev.Object}) {
+		t.Errorf("after a failed checkpoint, objects %v, want only %s", names, prev.Object)
+	}
+	if n := messages(); n != stored {
+		t.Errorf("after a failed checkpoint, %d messages in the object store, want %d (its chunks purged)", n, stored)
+	}
+
+	q = gated(pool, 3)
+	done = takeGated(t, store, q, keys)
+	inProgress(t)
+	q.gate <- nil
+	r := <-done
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	if cp := latestVerifies(t, ctx, pool, store, keys); cp.Object != r.cp.Object || cp.Chains() != chains {
+		t.Errorf("latest names %s of %d chains, want %s of %d", cp.Object, cp.Chains(), r.cp.Object, chains)
 	}
 }
