@@ -137,6 +137,7 @@ func OpenWith(ctx context.Context, connString string, opts Options) (*pgxpool.Po
 	if opts.ExecMode != 0 {
 		cfg.ConnConfig.DefaultQueryExecMode = opts.ExecMode
 	}
+	dropUnusedCache(cfg.ConnConfig, connString)
 	passwords := configPasswords(cfg)
 
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -280,4 +281,18 @@ func stringPasswords(connString string) []string {
 // come from a passfile or the environment rather than the URL.
 func configPasswords(cfg *pgxpool.Config) []string {
 	return []string{cfg.ConnConfig.Password}
+}
+
+// dropUnusedCache turns off the description cache unless the exec mode
+// reads it (cache_describe) or connString sizes it. pgx gives every
+// connection two statement caches, each a map made for 512 entries up
+// front; the default mode, cache_statement, reads only the statement
+// cache. At the orchestrator's 40-odd connections the unused maps were
+// about 1 MiB of its live heap. A query that names cache_describe as its
+// own mode fails without the cache (pgx refuses it); none does, and one
+// that must can size the cache in the URL (description_cache_capacity).
+func dropUnusedCache(cfg *pgx.ConnConfig, connString string) {
+	if cfg.DefaultQueryExecMode != pgx.QueryExecModeCacheDescribe && !strings.Contains(connString, "description_cache_capacity") {
+		cfg.DescriptionCacheCapacity = 0
+	}
 }

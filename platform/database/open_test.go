@@ -195,3 +195,49 @@ func TestWithTxNestedUsesSavepoint(t *testing.T) {
 		t.Errorf("rows = %v, want [1]: the outer insert kept, the inner one rolled back", got)
 	}
 }
+
+// A connection keeps the description cache (pgx makes it a 512-entry map
+// up front) only when its exec mode reads it or the URL sizes it; queries
+// in the default mode and in exec mode (the console's planned-per-query
+// ones) work whatever the pool's mode.
+func TestOpenKeepsOnlyTheCacheItsModeReads(t *testing.T) {
+	ctx := context.Background()
+	url := testsupport.PostgresURL(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	tests := []struct {
+		name                   string
+		url                    string
+		mode                   pgx.QueryExecMode
+		statements, describing int
+	}{
+		{"cache_statement", url, 0, 512, 0},
+		{"cache_describe", url, pgx.QueryExecModeCacheDescribe, 512, 512},
+		{"exec", url, pgx.QueryExecModeExec, 512, 0},
+		{"sized in the URL", url + sep + "description_cache_capacity=16", 0, 512, 16},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pool, err := database.OpenWith(ctx, tt.url, database.Options{ExecMode: tt.mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer pool.Close()
+			cc := pool.Config().ConnConfig
+			if cc.StatementCacheCapacity != tt.statements || cc.DescriptionCacheCapacity != tt.describing {
+				t.Errorf("statement cache %d, description cache %d; want %d, %d",
+					cc.StatementCacheCapacity, cc.DescriptionCacheCapacity, tt.statements, tt.describing)
+			}
+			for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeCacheStatement, pgx.QueryExecModeExec} {
+				for range 2 { // the second run would read the cache
+					var n int
+					if err := pool.QueryRow(ctx, "SELECT $1::int + 1", mode, 41).Scan(&n); err != nil || n != 42 {
+						t.Fatalf("query in mode %v: %d, %v", mode, n, err)
+					}
+				}
+			}
+		})
+	}
+}
