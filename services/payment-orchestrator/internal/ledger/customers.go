@@ -45,6 +45,10 @@ type CustomerLink struct {
 	Country        string
 	Language       string
 	ERPVersion     string
+	// ERPUpdatedAt is the ERP's updated_at of the snapshot ERPVersion
+	// names, to the microsecond Postgres keeps; zero when that snapshot
+	// had none or was applied before it was recorded.
+	ERPUpdatedAt time.Time
 }
 
 // MandateUsable reports whether payments can be created on the mandate:
@@ -57,13 +61,14 @@ const customerColumns = `id, erp, connection_id, company, erp_customer_id, coale
 	coalesce(gc_customer_id, ''), coalesce(gc_bank_account_id, ''), coalesce(gc_mandate_id, ''), coalesce(gc_creditor_id, ''),
 	coalesce(mandate_status, ''), coalesce(mandate_scheme, ''), coalesce(bank_fingerprint, ''),
 	coalesce(mandate_next_charge_date, '0001-01-01'::date), coalesce(mandate_event_at, '0001-01-01'::timestamptz),
-	coalesce(customer_country, ''), coalesce(customer_language, ''), coalesce(erp_version, '')`
+	coalesce(customer_country, ''), coalesce(customer_language, ''), coalesce(erp_version, ''),
+	coalesce(erp_updated_at, '0001-01-01'::timestamptz)`
 
 func scanCustomer(row pgx.Row) (CustomerLink, error) {
 	var c CustomerLink
 	err := row.Scan(&c.ID, &c.Key.ERP, &c.Key.ConnectionID, &c.Key.Company, &c.Key.CustomerID, &c.GCConnectionID,
 		&c.GCCustomerID, &c.GCBankAccountID, &c.GCMandateID, &c.CreditorID, &c.MandateStatus, &c.MandateScheme,
-		&c.BankFingerprint, &c.NextChargeDate, &c.MandateEventAt, &c.Country, &c.Language, &c.ERPVersion)
+		&c.BankFingerprint, &c.NextChargeDate, &c.MandateEventAt, &c.Country, &c.Language, &c.ERPVersion, &c.ERPUpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, ErrNotFound
 	}
@@ -144,27 +149,45 @@ func SaveCustomer(ctx context.Context, tx pgx.Tx, before, c CustomerLink, action
 	if c.MandateEventAt.Year() > 1 {
 		eventAt = &c.MandateEventAt
 	}
+	var erpAt *time.Time
+	if c.ERPUpdatedAt.Year() > 1 {
+		erpAt = &c.ERPUpdatedAt
+	}
 	_, err := tx.Exec(ctx, `
 		UPDATE customer_links SET gc_connection_id = nullif($2, 0), gc_customer_id = nullif($3, ''),
 			gc_bank_account_id = nullif($4, ''), gc_mandate_id = nullif($5, ''), gc_creditor_id = nullif($6, ''),
 			mandate_status = nullif($7, ''), mandate_scheme = nullif($8, ''), bank_fingerprint = nullif($9, ''),
 			mandate_next_charge_date = $10, mandate_event_at = $11, customer_country = nullif($12, ''),
-			customer_language = nullif($13, ''), erp_version = nullif($14, '')
+			customer_language = nullif($13, ''), erp_version = nullif($14, ''), erp_updated_at = $15
 		WHERE id = $1`, c.ID, c.GCConnectionID, c.GCCustomerID, c.GCBankAccountID, c.GCMandateID, c.CreditorID,
-		c.MandateStatus, c.MandateScheme, c.BankFingerprint, next, eventAt, c.Country, c.Language, c.ERPVersion)
+		c.MandateStatus, c.MandateScheme, c.BankFingerprint, next, eventAt, c.Country, c.Language, c.ERPVersion, erpAt)
 	if err != nil {
 		return fmt.Errorf("save customer %s: %w", c.Key.aggregateID(), err)
 	}
 	return record(ctx, tx, "customer", c.Key.aggregateID(), action, Change{Before: customerView(before), After: customerView(c), Cause: cause})
 }
 
+// IgnoreStaleCustomer records, in tx, that a snapshot of the customer of
+// c (locked by LockCustomer in tx), version updated at updatedAt in the
+// ERP, was received and deliberately not applied: it is older than the
+// one c holds. The link is left as it is.
+func IgnoreStaleCustomer(ctx context.Context, tx pgx.Tx, c CustomerLink, version string, updatedAt time.Time) error {
+	return record(ctx, tx, "customer", c.Key.aggregateID(), "customer.stale_ignored", Change{After: customerView(c),
+		Cause: fmt.Sprintf("ERP snapshot %s, updated %s, is older than the applied %s, updated %s", version,
+			updatedAt.UTC().Format(time.RFC3339Nano), c.ERPVersion, c.ERPUpdatedAt.UTC().Format(time.RFC3339Nano))})
+}
+
 // customerView is what the audit log keeps of a link: identifiers and
 // statuses, never bank details.
 func customerView(c CustomerLink) map[string]any {
-	return map[string]any{
+	v := map[string]any{
 		"gc_customer": c.GCCustomerID, "gc_bank_account": c.GCBankAccountID, "gc_mandate": c.GCMandateID,
 		"mandate_status": c.MandateStatus, "scheme": c.MandateScheme, "creditor": c.CreditorID, "erp_version": c.ERPVersion,
 	}
+	if c.ERPUpdatedAt.Year() > 1 {
+		v["erp_updated_at"] = c.ERPUpdatedAt.UTC().Format(time.RFC3339Nano)
+	}
+	return v
 }
 
 // CustomersByMandate reads, without locking, the links using a mandate.
