@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
 	mlcv1 "github.com/ml-connector/ml-connector/proto/mlc/v1"
@@ -520,5 +522,71 @@ func TestFlowWhoseAnswerWasLostAndUsedIsNoException(t *testing.T) {
 	}
 	if n := r.Count(`SELECT count(*) FROM mandate_requests WHERE state = 'fulfilled' AND mandate_id = $1`, br.Links.MandateRequestMandate); n != 1 {
 		t.Errorf("mandate request not fulfilled")
+	}
+}
+
+// TestOlderSnapshotOpensNoMandateRequest: in billing_request mode, a
+// customer snapshot older than the one applied, delivered after it, is
+// ignored: it neither puts its details back on the GoCardless customer nor
+// asks the customer (whose request was cancelled, so none is open) for a
+// mandate on a flow prefilled with the old details. A snapshot of the same
+// instant with another version is still applied and asks, as before.
+func TestOlderSnapshotOpensNoMandateRequest(t *testing.T) {
+	r := standardRig(t, nil, gcsim.Options{})
+	r.Consumers("a", 2)
+	t1 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	t2 := t1.Add(time.Hour)
+	newer := rig.Customer("C1")
+	newer.Version, newer.UpdatedAt, newer.Email = "v2", timestamppb.New(t2), "moved@example.com"
+	r.Publish(newer)
+	r.Eventually(20*time.Second, "billing request flow", func() bool {
+		return r.Count(`SELECT count(*) FROM mandate_requests WHERE state = 'awaiting_payer'`) == 1
+	})
+	var brID string
+	if err := r.DB.QueryRow(context.Background(), `SELECT billing_request_id FROM mandate_requests`).Scan(&brID); err != nil {
+		t.Fatal(err)
+	}
+	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CancelBillingRequest(context.Background(), "test-cancel", brID, gocardless.ActionParams{}); err != nil {
+		t.Fatal(err)
+	}
+	r.Advance(time.Hour)
+	r.Eventually(20*time.Second, "request cancelled", func() bool {
+		return r.Count(`SELECT count(*) FROM mandate_requests WHERE state = 'cancelled'`) == 1
+	})
+
+	older := rig.Customer("C1")
+	older.Version, older.UpdatedAt = "v1", timestamppb.New(t1)
+	r.GCRequests.Reset()
+	r.Publish(older)
+	r.DrainERP()
+	if n := r.GCRequests.Total(); n != 0 {
+		t.Errorf("%d GoCardless calls for the older snapshot (%d customer updates, %d billing requests), want none",
+			n, r.GCRequests.Calls("PUT /customers/:id"), r.GCRequests.Calls("POST /billing_requests"))
+	}
+	if n := len(r.Sim.BillingRequests()); n != 1 {
+		t.Errorf("%d billing requests, want only the cancelled one", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM mandate_requests WHERE state <> 'cancelled'`); n != 0 {
+		t.Errorf("%d mandate requests opened for the older snapshot", n)
+	}
+	if cus := r.Sim.Customers(); len(cus) != 1 || cus[0].Email != "moved@example.com" {
+		t.Errorf("GoCardless customers %+v, want one with v2's email", cus)
+	}
+	if n := r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v2' AND erp_updated_at = $1`, t2); n != 1 {
+		t.Errorf("the link no longer holds v2")
+	}
+
+	same := rig.Customer("C1")
+	same.Version, same.UpdatedAt, same.Email = "v3", timestamppb.New(t2), "same-second@example.com"
+	r.Publish(same)
+	r.Eventually(20*time.Second, "v3 asks again", func() bool {
+		return r.Count(`SELECT count(*) FROM mandate_requests WHERE state = 'awaiting_payer'`) == 1
+	})
+	if cus := r.Sim.Customers(); len(cus) != 1 || cus[0].Email != "same-second@example.com" {
+		t.Errorf("GoCardless customers %+v, want one with v3's email", cus)
 	}
 }

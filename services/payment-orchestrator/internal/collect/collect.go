@@ -1,6 +1,7 @@
 // Package collect turns ERP events into GoCardless objects, exactly once:
 // a changed customer becomes (or updates) a GoCardless customer and, when
-// it has bank details and no usable mandate, a bank account and mandate;
+// it has bank details and no usable mandate, a bank account and mandate
+// (a snapshot of the customer older than the one applied is ignored);
 // an invoice ready for collection becomes one payment (or a subscription
 // for recurring payment terms); a refund request becomes a refund.
 //

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/connectors/gocardless/gcsim"
@@ -459,5 +460,94 @@ func TestRepollWithOurReceiptAfterChargeBack(t *testing.T) {
 	}
 	if len(exceptions) != 2 || !raised["GROWN"] || !raised["CREDITED"] {
 		t.Errorf("exceptions %+v, want invoice_changed for GROWN and CREDITED only", exceptions)
+	}
+}
+
+// A customer snapshot the ERP changed before the one applied, delivered
+// after it (its first delivery failed and JetStream redelivered it late),
+// is ignored: no GoCardless call, and above all no bank account and
+// mandate for the bank details the customer changed away from, which the
+// customer would be charged on. A snapshot of the same instant with
+// another version (two changes within the ERP's stamp) and one without
+// updated_at are still applied, as before: nothing says they are older.
+func TestOlderCustomerSnapshotIsIgnored(t *testing.T) {
+	r := rig.New(t, rig.Options{GC: rig.Direct})
+	r.Consumers("a", 2)
+	ctx := context.Background()
+	key := ledger.CustomerKey{ERP: "ifs", ConnectionID: connID(t, r), Company: "10", CustomerID: "C1"}
+	t1 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	t2 := t1.Add(time.Hour).Add(123456789 * time.Nanosecond) // finer than Postgres keeps
+
+	older := rig.Customer("C1") // the old bank account, 55779911
+	older.Version, older.UpdatedAt = "v1", timestamppb.New(t1)
+	newer := rig.Customer("C1")
+	newer.Version, newer.UpdatedAt, newer.Email = "v2", timestamppb.New(t2), "moved@example.com"
+	newer.BankDetails.AccountNumber = "44779911"
+	r.Publish(newer)
+	r.Eventually(20*time.Second, "v2 aligned", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v2' AND gc_mandate_id IS NOT NULL`) == 1
+	})
+	applied, err := r.Ledger.Customer(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !applied.ERPUpdatedAt.Equal(t2.Truncate(time.Microsecond)) {
+		t.Fatalf("link records updated_at %s, want v2's %s", applied.ERPUpdatedAt, t2)
+	}
+
+	r.GCRequests.Reset()
+	r.Publish(older)
+	r.DrainERP()
+	if n := r.GCRequests.Total(); n != 0 {
+		t.Errorf("%d GoCardless calls for the older snapshot (%d customer updates, %d bank accounts, %d mandates), want none",
+			n, r.GCRequests.Calls("PUT /customers/:id"), r.GCRequests.Calls("POST /customer_bank_accounts"), r.GCRequests.Calls("POST /mandates"))
+	}
+	if md, ba := len(r.Sim.Mandates()), len(r.Sim.BankAccounts()); md != 1 || ba != 1 {
+		t.Errorf("%d mandates, %d bank accounts; want only v2's", md, ba)
+	}
+	if cus := r.Sim.Customers(); len(cus) != 1 || cus[0].Email != "moved@example.com" {
+		t.Errorf("GoCardless customers %+v, want one with v2's email", cus)
+	}
+	link, err := r.Ledger.Customer(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link.ERPVersion != "v2" || link.GCMandateID != applied.GCMandateID || link.GCBankAccountID != applied.GCBankAccountID ||
+		link.BankFingerprint != applied.BankFingerprint || !link.ERPUpdatedAt.Equal(applied.ERPUpdatedAt) {
+		t.Errorf("link after the older snapshot %+v, want v2's %+v", link, applied)
+	}
+	if n := r.Count(`SELECT count(*) FROM audit_log WHERE aggregate_type = 'customer' AND aggregate_id = $1
+		AND action = 'customer.stale_ignored' AND payload->>'cause' LIKE 'ERP snapshot v1, %older than the applied v2%'`, key.String()); n != 1 {
+		t.Errorf("%d audit entries of the ignored snapshot, want 1", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM exceptions`); n != 0 {
+		t.Errorf("%d exceptions for an ignored snapshot", n)
+	}
+
+	// The same instant, another version: applied, bank details and all.
+	same := rig.Customer("C1")
+	same.Version, same.UpdatedAt, same.Email = "v3", timestamppb.New(t2), "same-second@example.com"
+	same.BankDetails.AccountNumber = "33779911"
+	r.Publish(same)
+	r.Eventually(20*time.Second, "v3 aligned", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v3'`) == 1
+	})
+	if r.GCRequests.Calls("PUT /customers/:id") != 1 || len(r.Sim.Mandates()) != 2 {
+		t.Errorf("v3 of the same instant: %d customer updates, %d mandates; want 1 update and its new mandate",
+			r.GCRequests.Calls("PUT /customers/:id"), len(r.Sim.Mandates()))
+	}
+	// Without updated_at nothing orders it: applied when its version differs.
+	undated := rig.Customer("C1")
+	undated.Version, undated.Email = "v4", "undated@example.com"
+	undated.BankDetails.AccountNumber = "33779911"
+	r.Publish(undated)
+	r.Eventually(20*time.Second, "v4 aligned", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v4' AND erp_updated_at IS NULL`) == 1
+	})
+	if cus := r.Sim.Customers(); len(cus) != 1 || cus[0].Email != "undated@example.com" {
+		t.Errorf("GoCardless customers %+v, want one with v4's email", cus)
+	}
+	if err := audit.Verify(ctx, r.DB, "customer", key.String()); err != nil {
+		t.Error(err)
 	}
 }

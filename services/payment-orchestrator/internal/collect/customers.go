@@ -30,6 +30,13 @@ import (
 // resumes it), the GoCardless calls are made with nothing held in the
 // database, and the results are recorded, and the lease released, in one
 // transaction after them.
+//
+// Each event is a full snapshot, and JetStream redelivers and reorders: a
+// snapshot the ERP changed before the one already applied is ignored,
+// with no GoCardless call (see stale), so an older message redelivered
+// late neither puts the customer's old details back nor, with direct
+// mandate setup, makes a mandate on bank details the customer changed
+// away from.
 func (c *Collector) Customer(ctx context.Context, m *mlcv1.CustomerChanged) error {
 	route, erp, err := c.route(ctx, m.GetErp())
 	if err == nil {
@@ -68,13 +75,22 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 	holder := "version:" + m.GetVersion() + ":" + fp
 	direct := route.GC.MandateSetup == accounts.SetupDirect
 
+	at := snapshotAt(m)
+
 	// 1. The intent, committed.
 	var link ledger.CustomerLink
 	var plan customerIntent
+	var ignored bool
 	err := c.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		var err error
 		if link, err = ledger.LockCustomer(ctx, tx, key); err != nil {
 			return err
+		}
+		// Decided under the link's lock, from what the last alignment
+		// recorded: a newer snapshot still aligning holds the lease, so
+		// this one finds it busy below, and once it is recorded, stale.
+		if ignored = stale(link, at); ignored {
+			return ledger.IgnoreStaleCustomer(ctx, tx, link, m.GetVersion(), at)
 		}
 		plan = customerIntent{Version: m.GetVersion(), Fingerprint: fp,
 			Create: link.GCCustomerID == "", Update: link.GCCustomerID != "" && link.ERPVersion != m.GetVersion(),
@@ -100,6 +116,14 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 	})
 	if err != nil {
 		return err
+	}
+	if ignored {
+		// Nor is a mandate requested for it: the request's flow would be
+		// prefilled with the old details, in the old bank details'
+		// currency. The applied snapshot has asked for what is needed.
+		c.log.InfoContext(ctx, "stale customer snapshot ignored", "customer", link.AggregateID(),
+			"version", m.GetVersion(), "updated_at", at, "applied_version", link.ERPVersion, "applied_updated_at", link.ERPUpdatedAt)
+		return nil
 	}
 	if !plan.Create && !plan.Update && !plan.Mandate {
 		return c.mandateRequested(ctx, route, key, m, holder, direct)
@@ -127,7 +151,7 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 		actions = append(actions, "customer updated")
 	}
 	link.GCConnectionID = route.GoCardless.ID
-	link.Country, link.Language, link.ERPVersion = m.GetCountryCode(), m.GetLanguage(), m.GetVersion()
+	link.Country, link.Language, link.ERPVersion, link.ERPUpdatedAt = m.GetCountryCode(), m.GetLanguage(), m.GetVersion(), at
 	var refusal error
 	if plan.Mandate {
 		if err := c.newMandate(ctx, route, keyPrefix, fp, plan.Replaces, m.GetBankDetails(), &link); err != nil {
@@ -226,6 +250,39 @@ func bankFingerprint(b *mlcv1.BankDetails) string {
 		b.GetBankCode(), b.GetCountryCode(), b.GetCurrency(), b.GetAccountHolderName(),
 	}, "\x00")))
 	return hex.EncodeToString(h[:12])
+}
+
+// snapshotAt is the ERP's updated_at of m to the microsecond, as the
+// ledger keeps it, so that a snapshot compares equal to itself once
+// recorded; zero when the poller sent none.
+func snapshotAt(m *mlcv1.CustomerChanged) time.Time {
+	ts := m.GetUpdatedAt()
+	if ts == nil || !ts.IsValid() || ts.GetSeconds() <= 0 {
+		return time.Time{}
+	}
+	return ts.AsTime().Truncate(time.Microsecond)
+}
+
+// stale reports whether a snapshot updated in the ERP at at is older than
+// the one link holds, and so must not be applied over it (the contract,
+// proto/mlc/v1/erp_events.proto: versions and updated_at let a consumer
+// reject stale snapshots).
+//
+// Only strictly older is stale. Where either side has no updated_at (a
+// link aligned before it was recorded, a snapshot without one) nothing
+// orders the two, and the snapshot is applied when its version differs,
+// as before. Equal instants with different versions are two changes
+// within the ERP's stamp: JD Edwards stamps to the second and its
+// versions (stamp and digest) do not order within one (docs/jde.md), and
+// an IFS customer's updated_at is its own row's, unmoved when only an
+// address, contact or payment address changed (the version moves). Which
+// of the two is newer is then unknown, and the one delivered is applied,
+// as before: ignoring it could as well keep the older.
+func stale(link ledger.CustomerLink, at time.Time) bool {
+	if at.IsZero() || link.ERPUpdatedAt.Year() <= 1 {
+		return false
+	}
+	return at.Before(link.ERPUpdatedAt)
 }
 
 // mandateRequested, in billing_request mode, makes sure a customer without
