@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 )
 
 // customerPart is what a customer's other entities say about it in one
@@ -20,6 +21,16 @@ type customerPart struct {
 	// etags of every row read, so the customer's version changes when any
 	// of them does.
 	etags []string
+	// modified is the newest modified time of the rows read.
+	modified time.Time
+}
+
+// saw folds row r into the customer's version and modified time.
+func (p *customerPart) saw(r row, modifiedField string) {
+	p.etags = append(p.etags, r.etag())
+	if t, err := r.instant(modifiedField); err == nil && t.After(p.modified) {
+		p.modified = t
+	}
 }
 
 // partsChunk bounds the customers one request asks about: an OR of 100
@@ -32,6 +43,9 @@ const partsChunk = 100
 func (c *Client) readParts(ctx context.Context, company string, ids []string) (map[string]*customerPart, error) {
 	cp := c.s.CustomerParts
 	proj := c.s.Customers.Projection
+	// The parts carry the customers' modified field (partChanges reads
+	// them by it).
+	modified := c.s.Customers.Fields[FieldModified]
 	out := map[string]*customerPart{}
 	for start := 0; start < len(ids); start += partsChunk {
 		chunk := ids[start:min(start+partsChunk, len(ids))]
@@ -44,7 +58,7 @@ func (c *Client) readParts(ctx context.Context, company string, ids []string) (m
 		}
 		inCompany := "Company eq " + stringLit(company) + " and "
 
-		rows, err := c.query(ctx, proj, cp.CompanySet, inCompany+anyOf("Identity"), "Identity,PartyType,DefCurrency")
+		rows, err := c.query(ctx, proj, cp.CompanySet, inCompany+anyOf("Identity"), selectOf("Identity", "PartyType", "DefCurrency", modified))
 		if err != nil {
 			return nil, err
 		}
@@ -56,11 +70,12 @@ func (c *Client) readParts(ctx context.Context, company string, ids []string) (m
 				continue
 			}
 			cur, _ := r.text("DefCurrency")
-			out[id] = &customerPart{currency: cur, etags: []string{r.etag()}}
+			out[id] = &customerPart{currency: cur}
+			out[id].saw(r, modified)
 		}
 
 		rows, err = c.query(ctx, proj, cp.AddressSet, anyOf("CustomerId"),
-			"CustomerId,AddressId,Address1,Address2,City,County,ZipCode,Country")
+			selectOf("CustomerId", "AddressId", "Address1", "Address2", "City", "County", "ZipCode", "Country", modified))
 		if err != nil {
 			return nil, err
 		}
@@ -74,10 +89,10 @@ func (c *Client) readParts(ctx context.Context, company string, ids []string) (m
 			if p.address == nil || lessKey(r, p.address, "AddressId") {
 				p.address = r
 			}
-			p.etags = append(p.etags, r.etag())
+			p.saw(r, modified)
 		}
 
-		rows, err = c.query(ctx, proj, cp.CommMethodSet, anyOf("CustomerId"), "CustomerId,CommId,MethodId,Value,MethodDefault")
+		rows, err = c.query(ctx, proj, cp.CommMethodSet, anyOf("CustomerId"), selectOf("CustomerId", "CommId", "MethodId", "Value", "MethodDefault", modified))
 		if err != nil {
 			return nil, err
 		}
@@ -96,17 +111,16 @@ func (c *Client) readParts(ctx context.Context, company string, ids []string) (m
 			case method == "PHONE" && (p.phone == "" || def == "true"):
 				p.phone = value
 			}
-			p.etags = append(p.etags, r.etag())
+			p.saw(r, modified)
 		}
 
-		sel := []string{"Identity", "AddressId", "DefaultAddress"}
+		sel := []string{"Identity", "AddressId", "DefaultAddress", modified}
 		for _, f := range cp.BankFields {
 			if f != "" {
 				sel = append(sel, f)
 			}
 		}
-		slices.Sort(sel)
-		rows, err = c.query(ctx, proj, cp.BankSet, inCompany+anyOf("Identity"), strings.Join(slices.Compact(sel), ","))
+		rows, err = c.query(ctx, proj, cp.BankSet, inCompany+anyOf("Identity"), selectOf(sel...))
 		if err != nil {
 			return nil, err
 		}
@@ -119,10 +133,15 @@ func (c *Client) readParts(ctx context.Context, company string, ids []string) (m
 			if def, _ := r.text("DefaultAddress"); p.bank == nil || def == "true" {
 				p.bank = r
 			}
-			p.etags = append(p.etags, r.etag())
+			p.saw(r, modified)
 		}
 	}
 	return out, nil
+}
+
+// selectOf is a $select of fields, each once.
+func selectOf(fields ...string) string {
+	return strings.Join(slices.Compact(slices.Sorted(slices.Values(fields))), ",")
 }
 
 func lessKey(a, b row, field string) bool {
@@ -134,7 +153,8 @@ func lessKey(a, b row, field string) bool {
 	return x < y
 }
 
-// fill copies the parts into cu and folds their ETags into its version.
+// fill copies the parts into cu and folds their ETags into its version
+// and their modified times into its PartsModified.
 func (p *customerPart) fill(cu *Customer, cp CustomerParts) error {
 	text := func(r row, field string) string {
 		if r == nil || field == "" {
@@ -167,6 +187,7 @@ func (p *customerPart) fill(cu *Customer, cp CustomerParts) error {
 	if p.currency != "" && !currencyCode.MatchString(p.currency) {
 		return fmt.Errorf("company currency %q is not an ISO 4217 code", p.currency)
 	}
+	cu.PartsModified = p.modified
 	if len(p.etags) > 0 {
 		slices.Sort(p.etags)
 		h := sha256.New()

@@ -61,9 +61,26 @@ type Customer struct {
 	Language       string
 	IdentityNumber string
 	Bank           BankAccount
-	Modified       time.Time
-	ETag           string
-	Fields         map[string]string
+	// Modified is CustomerInfo's own modified time, which the customers'
+	// watermark follows.
+	Modified time.Time
+	// PartsModified is the newest modified time of the customer's parts
+	// (company row, addresses, contact methods, payment addresses) read
+	// with it; zero when none was readable.
+	PartsModified time.Time
+	ETag          string
+	Fields        map[string]string
+}
+
+// Changed is when IFS last changed any row the customer was read from:
+// editing only a part (a new payment address) leaves Modified as it was.
+// A part row deleted is not seen, so a snapshot read after one may be
+// older by this than the one before it.
+func (cu Customer) Changed() time.Time {
+	if cu.PartsModified.After(cu.Modified) {
+		return cu.PartsModified
+	}
+	return cu.Modified
 }
 
 // BankAccount is the customer's account to collect from, as IFS holds it.

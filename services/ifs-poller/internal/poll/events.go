@@ -80,7 +80,7 @@ func CustomerChanged(connection string, cu ifscloud.Customer) *mlcv1.CustomerCha
 		PostalCode:    cu.PostalCode,
 		CountryCode:   cu.Country,
 		Language:      cu.Language,
-		UpdatedAt:     timestamppb.New(cu.Modified),
+		UpdatedAt:     timestamppb.New(cu.Changed()),
 		ErpFields:     cu.Fields,
 	}
 	if b := cu.Bank; b != (ifscloud.BankAccount{}) {

@@ -18,7 +18,10 @@ import (
 // An IFS customer's address, contact methods, payment address and company
 // data are entities of their own: editing one leaves CustomerInfo, and
 // its modified time, as it was. Such a change alone must still publish the
-// customer, with the new details and a new version.
+// customer, with the new details, a new version and the part's modified
+// time as updated_at: the orchestrator ignores a snapshot whose updated_at
+// is before the applied one's, and with CustomerInfo's it could not tell
+// a new bank account from the old one redelivered.
 func TestCustomerPartChangesArePublished(t *testing.T) {
 	clock := fake.NewClock(base)
 	f := setup(t, ifssim.Config{Budget: -1, Now: clock.Now}, nil, ifscloud.Options{})
@@ -81,6 +84,13 @@ func TestCustomerPartChangesArePublished(t *testing.T) {
 	if ev.CustomerId != "C1" || ev.AddressLine1 != "Drottninggatan 5" || ev.City != "Uppsala" {
 		t.Fatalf("after the address change: %v", ev)
 	}
+	changedAt := func(name string, ev *mlcv1.CustomerChanged) {
+		t.Helper()
+		if at, want := ev.GetUpdatedAt().AsTime(), clock.Now().Truncate(time.Second); !at.Equal(want) || !at.After(info.Modified) {
+			t.Errorf("%s: updated_at %s, want the part's change at %s (CustomerInfo's is %s)", name, at, want, info.Modified)
+		}
+	}
+	changedAt("address", ev)
 	versions[ev.Version] = true
 
 	for _, step := range []struct {
@@ -110,6 +120,7 @@ func TestCustomerPartChangesArePublished(t *testing.T) {
 			t.Fatalf("%s: %v (versions before %v)", step.name, ev, versions)
 		}
 		versions[ev.Version] = true
+		changedAt(step.name, ev)
 		if !strings.HasPrefix(ev.Version, info.ETag+"+") {
 			t.Errorf("%s: version %s does not keep CustomerInfo's ETag %s: CustomerInfo must not have changed", step.name, ev.Version, info.ETag)
 		}

@@ -273,11 +273,10 @@ func snapshotAt(m *mlcv1.CustomerChanged) time.Time {
 // orders the two, and the snapshot is applied when its version differs,
 // as before. Equal instants with different versions are two changes
 // within the ERP's stamp: JD Edwards stamps to the second and its
-// versions (stamp and digest) do not order within one (docs/jde.md), and
-// an IFS customer's updated_at is its own row's, unmoved when only an
-// address, contact or payment address changed (the version moves). Which
-// of the two is newer is then unknown, and the one delivered is applied,
-// as before: ignoring it could as well keep the older.
+// versions (stamp and digest) do not order within one (docs/jde.md);
+// IFS's versions are opaque ETags. Which of the two is newer is then
+// unknown, and the one delivered is applied, as before: ignoring it could
+// as well keep the older.
 func stale(link ledger.CustomerLink, at time.Time) bool {
 	if at.IsZero() || link.ERPUpdatedAt.Year() <= 1 {
 		return false
