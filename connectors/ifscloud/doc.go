@@ -98,7 +98,10 @@
 // (CustomerId, MethodId, Value, MethodDefault), its bank account the
 // default payment address of the company (Identity, AddressId,
 // DefaultAddress). The customer's version (the event's) folds in the ETags
-// of all these rows. Changes are detected on CustomerInfo's modified time.
+// of all these rows, and Customer.Changed is the newest of their modified
+// times (the customers' modified field, which the parts carry too).
+// Changes are read by CustomerInfo's modified time and, per part, by the
+// part's own (PartChanges).
 //
 // The mixed payment preset writes these fields (the names are the
 // simulator's and must be checked against the tenant, see docs/ifs.md):
