@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/ml-connector/ml-connector/connectors/gocardless"
@@ -143,18 +145,20 @@ func (c *CatchUp) leaseTime() time.Duration {
 	return DefaultCatchUpLease
 }
 
-// connection publishes the events of conn since its cursor and returns
-// how many, and the new cursor (zero when it does not move).
+// connection publishes the events of conn since its cursor, oldest first,
+// and returns how many, and the new cursor (zero when it does not move).
 //
-// Events are published as they are read, publishChunk at a time, so a
-// pass holds at most a page of GoCardless's answer and a chunk of
-// messages whatever it reads: the overlap alone is CATCHUP_OVERLAP of
-// events (at 100 events/s, the default 5 minutes is 30,000), and a first
-// pass reads CATCHUP_LOOKBACK of them; held together until the end of
-// the pass they were most of the orchestrator's heap. They are published
-// in the order GoCardless lists them: the consumers apply events in no
-// particular order anyway (they run in parallel, and webhooks arrive in
-// any order).
+// Oldest first, because the consumers take events nearly in the order
+// they are published, and an outcome read newest first reaches the ERP
+// in reverse (an instalment's failure posted before its confirmation).
+// GoCardless lists newest first, so a pass reads the whole list (after
+// cursors) and sorts it, holding at most holdPages pages: the overlap
+// alone is CATCHUP_OVERLAP of events (at 100 events/s the default 5
+// minutes is 30,000), and a first pass reads CATCHUP_LOOKBACK of them;
+// held whole they were most of the orchestrator's heap. A longer list is
+// published a page at a time instead, from the oldest page (the last
+// read) towards the newest (before cursors): one more request per page,
+// and a page held at a time.
 func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (int, time.Time, error) {
 	_, client, err := c.Dir.GoCardless(ctx, conn.Name)
 	if err != nil {
@@ -164,43 +168,90 @@ func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (
 	if err != nil {
 		return 0, time.Time{}, err
 	}
-	env := gcmsg.Envelope{Connection: conn.Name, Source: gcmsg.FromEventsAPI, ReceivedAt: time.Now()}
-	var (
-		n      int
-		newest time.Time
-		msgs   = make([]bus.Msg, 0, publishChunk)
-	)
-	publish := func() error {
-		if len(msgs) == 0 {
-			return nil
-		}
-		_, err := c.Bus.PublishBatch(ctx, msgs)
-		msgs = make([]bus.Msg, 0, publishChunk) // the publisher may keep the last slice
-		return err
-	}
+	pub := &publication{c: c, conn: conn.Name, env: gcmsg.Envelope{Connection: conn.Name, Source: gcmsg.FromEventsAPI, ReceivedAt: time.Now()}}
 	params := gocardless.EventListParams{ListParams: gocardless.ListParams{Limit: gocardless.MaxLimit, CreatedAt: gocardless.TimeRange{GTE: cursor.Add(-c.Overlap)}}}
-	for ev, err := range client.Events(ctx, params) {
+	var (
+		held     []gocardless.Event
+		overflow bool
+		last     *gocardless.EventPage
+	)
+	for {
+		page, err := client.ListEvents(ctx, params)
 		if err != nil {
 			return 0, time.Time{}, err
 		}
-		msgs = append(msgs, c.message(ctx, conn.Name, env, ev))
-		n++
-		if ev.CreatedAt.After(newest) {
-			newest = ev.CreatedAt
-		}
-		if len(msgs) == publishChunk {
-			if err := publish(); err != nil {
-				return 0, time.Time{}, err
+		last = page
+		if !overflow {
+			held = append(held, page.Items...)
+			if overflow = len(held) > holdPages*gocardless.MaxLimit; overflow {
+				held = nil
 			}
 		}
+		if page.After == "" || len(page.Items) == 0 {
+			break
+		}
+		params.After = page.After
 	}
-	if err := publish(); err != nil {
-		return 0, time.Time{}, err
+	if !overflow {
+		if err := pub.events(ctx, held); err != nil {
+			return 0, time.Time{}, err
+		}
+		return pub.n, pub.newer(cursor), nil
 	}
-	if !newest.After(cursor) {
-		newest = time.Time{}
+	for page := last; ; {
+		if err := pub.events(ctx, page.Items); err != nil {
+			return 0, time.Time{}, err
+		}
+		if page.Before == "" || len(page.Items) == 0 {
+			return pub.n, pub.newer(cursor), nil
+		}
+		params.After, params.Before = "", page.Before
+		if page, err = client.ListEvents(ctx, params); err != nil {
+			return 0, time.Time{}, err
+		}
 	}
-	return n, newest, nil
+}
+
+// holdPages is how many pages of events a pass holds to sort them.
+const holdPages = 4
+
+// publication publishes one connection's events for a pass and counts
+// them.
+type publication struct {
+	c      *CatchUp
+	conn   string
+	env    gcmsg.Envelope
+	n      int
+	newest time.Time
+}
+
+// events publishes evs oldest first, publishChunk at a time.
+func (p *publication) events(ctx context.Context, evs []gocardless.Event) error {
+	slices.SortFunc(evs, func(a, b gocardless.Event) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), cmp.Compare(a.ID, b.ID))
+	})
+	for chunk := range slices.Chunk(evs, publishChunk) {
+		msgs := make([]bus.Msg, 0, len(chunk))
+		for _, ev := range chunk {
+			msgs = append(msgs, p.c.message(ctx, p.conn, p.env, ev))
+			if ev.CreatedAt.After(p.newest) {
+				p.newest = ev.CreatedAt
+			}
+		}
+		if _, err := p.c.Bus.PublishBatch(ctx, msgs); err != nil {
+			return err
+		}
+		p.n += len(msgs)
+	}
+	return nil
+}
+
+// newer is the newest event published if it is after cursor, else zero.
+func (p *publication) newer(cursor time.Time) time.Time {
+	if p.newest.After(cursor) {
+		return p.newest
+	}
+	return time.Time{}
 }
 
 // publishChunk is how many events a pass publishes at once.

@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/ml-connector/ml-connector/connectors/gocardless"
 	"github.com/ml-connector/ml-connector/platform/bus"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/reconcile"
 	"github.com/ml-connector/ml-connector/services/payment-orchestrator/internal/rig"
@@ -132,70 +135,123 @@ func TestCatchUpDeadLettersMalformedEvents(t *testing.T) {
 	}
 }
 
-// backlog answers GET /events with pages of well-formed events, as
-// GoCardless answers a connection with a long backlog since its cursor
-// (the list shape of gocardless-pro-python tests/fixtures/events.json:
-// the resources under their plural name, meta.cursors and meta.limit),
-// and counts the pages it served.
+// backlog answers GET /events with n well-formed events a millisecond
+// apart, as GoCardless answers a connection with a long backlog since its
+// cursor: newest first, after=X the items older than X and before=X the
+// newer ones nearest to X (still newest first), meta.cursors.after null
+// on the last page and meta.cursors.before on the first (the list shape
+// of gocardless-pro-python tests/fixtures/events.json; the cursors as
+// gcsim's doc.go gives them). It logs the pages it served and, through
+// publish, what was published, in the order they happened.
 type backlog struct {
-	pages, perPage int
-	at             time.Time // every event's created_at
-	served         atomic.Int32
+	n     int
+	start time.Time
+	mu    sync.Mutex
+	log   []string // "page" or "publish <count>"
 }
+
+func (b *backlog) id(i int) string { return fmt.Sprintf("EV%08d", i) }
 
 func (b *backlog) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.Method != http.MethodGet || req.URL.Path != "/events" {
 		return nil, fmt.Errorf("unexpected %s %s", req.Method, req.URL.Path)
 	}
-	page := b.served.Add(1) - 1
+	q := req.URL.Query()
+	limit, _ := strconv.Atoi(q.Get("limit"))
+	index := func(id string) int { i, _ := strconv.Atoi(strings.TrimPrefix(id, "EV")); return i }
+	hi, lo := b.n, 0 // the page's items are lo..hi-1, served newest first
+	switch {
+	case q.Has("after"):
+		hi = index(q.Get("after"))
+		lo = max(hi-limit, 0)
+	case q.Has("before"):
+		lo = index(q.Get("before")) + 1
+		hi = min(lo+limit, b.n)
+	default:
+		lo = max(hi-limit, 0)
+	}
 	var evs []string
-	for i := range b.perPage {
-		evs = append(evs, fmt.Sprintf(`{"id":"EV%04d%04d","created_at":%q,"resource_type":"creditors","action":"updated","links":{"creditor":"CR1"},"details":{}}`,
-			page, i, b.at.Format("2006-01-02T15:04:05.000Z")))
+	for i := hi - 1; i >= lo; i-- {
+		evs = append(evs, fmt.Sprintf(`{"id":%q,"created_at":%q,"resource_type":"creditors","action":"updated","links":{"creditor":"CR1"},"details":{}}`,
+			b.id(i), b.start.Add(time.Duration(i)*time.Millisecond).Format("2006-01-02T15:04:05.000Z")))
 	}
-	after := "null"
-	if int(page)+1 < b.pages {
-		after = fmt.Sprintf(`"EV%04d%04d"`, page, b.perPage-1)
+	after, before := "null", "null"
+	if lo > 0 && hi > lo {
+		after = strconv.Quote(b.id(lo))
 	}
-	body := `{"events":[` + strings.Join(evs, ",") + `],"meta":{"cursors":{"before":null,"after":` + after + `},"limit":500},"linked":{}}`
+	if hi < b.n && hi > lo {
+		before = strconv.Quote(b.id(hi - 1))
+	}
+	b.mu.Lock()
+	b.log = append(b.log, "page")
+	b.mu.Unlock()
+	body := `{"events":[` + strings.Join(evs, ",") + `],"meta":{"cursors":{"before":` + before + `,"after":` + after + `},"limit":` + strconv.Itoa(limit) + `},"linked":{}}`
 	return &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json"}},
 		Body: io.NopCloser(strings.NewReader(body)), ContentLength: int64(len(body)), Request: req}, nil
 }
 
-// A pass publishes the events as it reads them, so whatever the backlog
-// since its cursor (the overlap alone is minutes of events, a first pass
-// CATCHUP_LOOKBACK of them) it holds a page of GoCardless's answer, not
-// all of it: the first publish comes before the second page is read. The
-// cursor is still the newest event's, stored once every page is
-// published.
-func TestCatchUpPublishesAsItReads(t *testing.T) {
-	r := rig.New(t, rig.Options{GC: rig.Direct})
-	ctx := context.Background()
-	b := &backlog{pages: 4, perPage: 500, at: time.Now().UTC().Truncate(time.Millisecond)}
-	dir := gcThrough(r, b)
-	var published, pagesAtFirstPublish int
-	pub := publishFunc(func(_ context.Context, msgs []bus.Msg) ([]bus.Ack, error) {
-		if published == 0 {
-			pagesAtFirstPublish = int(b.served.Load())
-		}
-		published += len(msgs)
-		return make([]bus.Ack, len(msgs)), nil
-	})
-	c := &reconcile.CatchUp{Ledger: r.Ledger, Dir: dir, Bus: pub, Log: r.Log, Interval: time.Hour, Overlap: time.Minute, Lookback: 24 * time.Hour}
-	if err := c.Pass(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if want := b.pages * b.perPage; published != want || int(b.served.Load()) != b.pages {
-		t.Fatalf("published %d events from %d pages, want %d from %d", published, b.served.Load(), want, b.pages)
-	}
-	if pagesAtFirstPublish != 1 {
-		t.Errorf("the first events were published after %d pages were read, want 1: the pass holds the whole backlog", pagesAtFirstPublish)
-	}
-	conns, err := dir.GoCardlessConnections(ctx)
-	if err != nil || len(conns) != 1 {
-		t.Fatalf("connections %v: %v", conns, err)
-	}
-	if cursor, err := r.Ledger.EventCursor(ctx, conns[0].ID); err != nil || !cursor.Equal(b.at) {
-		t.Errorf("cursor %v (%v), want %v", cursor, err, b.at)
+// A pass publishes a connection's events oldest first, the order in which
+// the consumers then take them, whatever the backlog since its cursor,
+// and it holds a few pages of GoCardless's answer, not all of it (the
+// overlap alone is minutes of events, a first pass CATCHUP_LOOKBACK of
+// them): a short list is read whole and sorted; a long one is published
+// a page at a time from its oldest page up, each page read after the one
+// before it was published. The cursor is the newest event's either way.
+func TestCatchUpPublishesOldestFirstHoldingAFewPages(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		pages int
+	}{{"short list", 3}, {"long list", 7}} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rig.New(t, rig.Options{GC: rig.Direct})
+			ctx := context.Background()
+			b := &backlog{n: tt.pages * gocardless.MaxLimit, start: time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)}
+			var published []string
+			pub := publishFunc(func(_ context.Context, msgs []bus.Msg) ([]bus.Ack, error) {
+				b.mu.Lock()
+				defer b.mu.Unlock()
+				b.log = append(b.log, fmt.Sprintf("publish %d", len(msgs)))
+				for _, m := range msgs {
+					published = append(published, m.ID)
+				}
+				return make([]bus.Ack, len(msgs)), nil
+			})
+			c := &reconcile.CatchUp{Ledger: r.Ledger, Dir: gcThrough(r, b), Bus: pub, Log: r.Log, Interval: time.Hour, Overlap: time.Minute, Lookback: 24 * time.Hour}
+			if err := c.Pass(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if len(published) != b.n {
+				t.Fatalf("published %d events, want %d", len(published), b.n)
+			}
+			for i, id := range published {
+				if id != b.id(i) {
+					t.Fatalf("event %d published is %s, want %s: not oldest first", i, id, b.id(i))
+				}
+			}
+			// Pages read after the first publish: none when the list was
+			// held whole; for a long one, every page but the oldest again.
+			readLater := 0
+			for i, e := range b.log {
+				if strings.HasPrefix(e, "publish") {
+					readLater = len(slices.DeleteFunc(slices.Clone(b.log[i:]), func(e string) bool { return e != "page" }))
+					break
+				}
+			}
+			want := 0
+			if tt.pages > 4 {
+				want = tt.pages - 1
+			}
+			if readLater != want {
+				t.Errorf("%d pages read after the first publish, want %d (log %v)", readLater, want, b.log)
+			}
+			conns, err := c.Dir.GoCardlessConnections(ctx)
+			if err != nil || len(conns) != 1 {
+				t.Fatalf("connections %v: %v", conns, err)
+			}
+			newest := b.start.Add(time.Duration(b.n-1) * time.Millisecond)
+			if cursor, err := r.Ledger.EventCursor(ctx, conns[0].ID); err != nil || !cursor.Equal(newest) {
+				t.Errorf("cursor %v (%v), want %v", cursor, err, newest)
+			}
+		})
 	}
 }
