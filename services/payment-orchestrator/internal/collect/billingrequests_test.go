@@ -526,7 +526,8 @@ func TestFlowWhoseAnswerWasLostAndUsedIsNoException(t *testing.T) {
 }
 
 // TestOlderSnapshotOpensNoMandateRequest: in billing_request mode, a
-// customer snapshot older than the one applied, delivered after it, is
+// customer snapshot older than the one applied, and published before it
+// (handed to the collector directly, to say when), delivered after it, is
 // ignored: it neither puts its details back on the GoCardless customer nor
 // asks the customer (whose request was cancelled, so none is open) for a
 // mandate on a flow prefilled with the old details. A snapshot of the same
@@ -558,11 +559,16 @@ func TestOlderSnapshotOpensNoMandateRequest(t *testing.T) {
 		return r.Count(`SELECT count(*) FROM mandate_requests WHERE state = 'cancelled'`) == 1
 	})
 
+	var newerPublished time.Time
+	if err := r.DB.QueryRow(context.Background(), `SELECT erp_published_at FROM customer_links`).Scan(&newerPublished); err != nil {
+		t.Fatal(err)
+	}
 	older := rig.Customer("C1")
 	older.Version, older.UpdatedAt = "v1", timestamppb.New(t1)
 	r.GCRequests.Reset()
-	r.Publish(older)
-	r.DrainERP()
+	if err := r.Deliver(older, newerPublished.Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if n := r.GCRequests.Total(); n != 0 {
 		t.Errorf("%d GoCardless calls for the older snapshot (%d customer updates, %d billing requests), want none",
 			n, r.GCRequests.Calls("PUT /customers/:id"), r.GCRequests.Calls("POST /billing_requests"))

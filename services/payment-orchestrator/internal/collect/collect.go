@@ -1,7 +1,8 @@
 // Package collect turns ERP events into GoCardless objects, exactly once:
 // a changed customer becomes (or updates) a GoCardless customer and, when
 // it has bank details and no usable mandate, a bank account and mandate
-// (a snapshot of the customer older than the one applied is ignored);
+// (a snapshot of the customer older than the one applied, by the ERP's
+// updated_at and by when it was published, is ignored);
 // an invoice ready for collection becomes one payment (or a subscription
 // for recurring payment terms); a refund request becomes a refund.
 //
@@ -90,7 +91,7 @@ func (c *Collector) Handle(ctx context.Context, d *bus.Delivery) error {
 	case erpmsg.KindCustomer:
 		var m mlcv1.CustomerChanged
 		if err = decode(d, &m, m.GetSchemaVersion); err == nil {
-			err = c.Customer(ctx, &m)
+			err = c.Customer(ctx, &m, d.Published)
 		}
 	case erpmsg.KindInvoice:
 		var m mlcv1.InvoiceReady

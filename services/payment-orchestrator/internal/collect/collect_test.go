@@ -463,41 +463,68 @@ func TestRepollWithOurReceiptAfterChargeBack(t *testing.T) {
 	}
 }
 
-// A customer snapshot the ERP changed before the one applied, delivered
-// after it (its first delivery failed and JetStream redelivered it late),
-// is ignored: no GoCardless call, and above all no bank account and
-// mandate for the bank details the customer changed away from, which the
-// customer would be charged on. A snapshot of the same instant with
-// another version (two changes within the ERP's stamp) and one without
-// updated_at are still applied, as before: nothing says they are older.
+// A customer snapshot the ERP changed before the one applied, and
+// published before it, delivered after it (its first delivery failed and
+// JetStream redelivered it late), is ignored: no GoCardless call, and
+// above all no bank account and mandate for the bank details the customer
+// changed away from, which the customer would be charged on. So is one
+// older by updated_at whose publish time, or the applied one's, is
+// unknown (a call not made for a delivery; a link applied before publish
+// times were recorded): nothing else says it is newer. A snapshot of the
+// same instant with another version (two changes within the ERP's stamp)
+// and one without updated_at are still applied, as before: nothing says
+// they are older. The deliveries are handed to the collector directly, so
+// that the test says when each was published.
 func TestOlderCustomerSnapshotIsIgnored(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
-	r.Consumers("a", 2)
 	ctx := context.Background()
 	key := ledger.CustomerKey{ERP: "ifs", ConnectionID: connID(t, r), Company: "10", CustomerID: "C1"}
 	t1 := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 	t2 := t1.Add(time.Hour).Add(123456789 * time.Nanosecond) // finer than Postgres keeps
+	p1 := time.Date(2026, 12, 1, 9, 0, 5, 0, time.UTC)
+	p2 := t2.Add(5 * time.Second).Add(987654321 * time.Nanosecond) // finer than Postgres keeps
 
 	older := rig.Customer("C1") // the old bank account, 55779911
 	older.Version, older.UpdatedAt = "v1", timestamppb.New(t1)
 	newer := rig.Customer("C1")
 	newer.Version, newer.UpdatedAt, newer.Email = "v2", timestamppb.New(t2), "moved@example.com"
 	newer.BankDetails.AccountNumber = "44779911"
-	r.Publish(newer)
-	r.Eventually(20*time.Second, "v2 aligned", func() bool {
-		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v2' AND gc_mandate_id IS NOT NULL`) == 1
-	})
+	if err := r.Deliver(newer, p2); err != nil {
+		t.Fatal(err)
+	}
 	applied, err := r.Ledger.Customer(ctx, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !applied.ERPUpdatedAt.Equal(t2.Truncate(time.Microsecond)) {
-		t.Fatalf("link records updated_at %s, want v2's %s", applied.ERPUpdatedAt, t2)
+	if applied.ERPVersion != "v2" || applied.GCMandateID == "" {
+		t.Fatalf("link after v2 %+v, want v2 with a mandate", applied)
+	}
+	if !applied.ERPUpdatedAt.Equal(t2.Truncate(time.Microsecond)) || !applied.ERPPublishedAt.Equal(p2.Truncate(time.Microsecond)) {
+		t.Fatalf("link records updated_at %s, published %s; want v2's %s, %s", applied.ERPUpdatedAt, applied.ERPPublishedAt, t2, p2)
 	}
 
 	r.GCRequests.Reset()
-	r.Publish(older)
-	r.DrainERP()
+	// Published before v2, and with no publish time: ignored.
+	for _, published := range []time.Time{p1, {}} {
+		if err := r.Deliver(older, published); err != nil {
+			t.Fatalf("older snapshot published %s: %v", published, err)
+		}
+	}
+	link, err := r.Ledger.Customer(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if link != applied {
+		t.Errorf("link after the older snapshot %+v, want v2's %+v", link, applied)
+	}
+	// A link applied before publish times were recorded: updated_at alone
+	// orders, even for a snapshot published later.
+	if _, err := r.DB.Exec(ctx, `UPDATE customer_links SET erp_published_at = NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Deliver(older, p2.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
 	if n := r.GCRequests.Total(); n != 0 {
 		t.Errorf("%d GoCardless calls for the older snapshot (%d customer updates, %d bank accounts, %d mandates), want none",
 			n, r.GCRequests.Calls("PUT /customers/:id"), r.GCRequests.Calls("POST /customer_bank_accounts"), r.GCRequests.Calls("POST /mandates"))
@@ -508,8 +535,7 @@ func TestOlderCustomerSnapshotIsIgnored(t *testing.T) {
 	if cus := r.Sim.Customers(); len(cus) != 1 || cus[0].Email != "moved@example.com" {
 		t.Errorf("GoCardless customers %+v, want one with v2's email", cus)
 	}
-	link, err := r.Ledger.Customer(ctx, key)
-	if err != nil {
+	if link, err = r.Ledger.Customer(ctx, key); err != nil {
 		t.Fatal(err)
 	}
 	if link.ERPVersion != "v2" || link.GCMandateID != applied.GCMandateID || link.GCBankAccountID != applied.GCBankAccountID ||
@@ -517,8 +543,12 @@ func TestOlderCustomerSnapshotIsIgnored(t *testing.T) {
 		t.Errorf("link after the older snapshot %+v, want v2's %+v", link, applied)
 	}
 	if n := r.Count(`SELECT count(*) FROM audit_log WHERE aggregate_type = 'customer' AND aggregate_id = $1
-		AND action = 'customer.stale_ignored' AND payload->>'cause' LIKE 'ERP snapshot v1, %older than the applied v2%'`, key.String()); n != 1 {
-		t.Errorf("%d audit entries of the ignored snapshot, want 1", n)
+		AND action = 'customer.stale_ignored' AND payload->>'cause' LIKE 'ERP snapshot v1, %older than the applied v2%'`, key.String()); n != 3 {
+		t.Errorf("%d audit entries of the ignored snapshot, want 3", n)
+	}
+	if n := r.Count(`SELECT count(*) FROM audit_log WHERE aggregate_type = 'customer' AND aggregate_id = $1
+		AND action = 'customer.stale_ignored' AND payload->>'cause' LIKE '%and was published before it%'`, key.String()); n != 1 {
+		t.Errorf("%d audit entries say the snapshot was published before the applied one, want 1 (the one with both times)", n)
 	}
 	if n := r.Count(`SELECT count(*) FROM exceptions`); n != 0 {
 		t.Errorf("%d exceptions for an ignored snapshot", n)
@@ -528,10 +558,12 @@ func TestOlderCustomerSnapshotIsIgnored(t *testing.T) {
 	same := rig.Customer("C1")
 	same.Version, same.UpdatedAt, same.Email = "v3", timestamppb.New(t2), "same-second@example.com"
 	same.BankDetails.AccountNumber = "33779911"
-	r.Publish(same)
-	r.Eventually(20*time.Second, "v3 aligned", func() bool {
-		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v3'`) == 1
-	})
+	if err := r.Deliver(same, p2.Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v3' AND erp_published_at = $1`, p2.Add(2*time.Hour)); n != 1 {
+		t.Errorf("v3 not recorded with its publish time")
+	}
 	if r.GCRequests.Calls("PUT /customers/:id") != 1 || len(r.Sim.Mandates()) != 2 {
 		t.Errorf("v3 of the same instant: %d customer updates, %d mandates; want 1 update and its new mandate",
 			r.GCRequests.Calls("PUT /customers/:id"), len(r.Sim.Mandates()))
@@ -540,12 +572,89 @@ func TestOlderCustomerSnapshotIsIgnored(t *testing.T) {
 	undated := rig.Customer("C1")
 	undated.Version, undated.Email = "v4", "undated@example.com"
 	undated.BankDetails.AccountNumber = "33779911"
-	r.Publish(undated)
-	r.Eventually(20*time.Second, "v4 aligned", func() bool {
-		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v4' AND erp_updated_at IS NULL`) == 1
-	})
+	if err := r.Deliver(undated, p2.Add(3*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v4' AND erp_updated_at IS NULL`); n != 1 {
+		t.Errorf("v4 not applied")
+	}
 	if cus := r.Sim.Customers(); len(cus) != 1 || cus[0].Email != "undated@example.com" {
 		t.Errorf("GoCardless customers %+v, want one with v4's email", cus)
+	}
+	if err := audit.Verify(ctx, r.DB, "customer", key.String()); err != nil {
+		t.Error(err)
+	}
+}
+
+// A snapshot whose updated_at is older than the applied one's but which
+// the poller published after it is a newer change whose ERP stamp went
+// back (a JD Edwards row rewritten by an enterprise server whose clock
+// lags, or in the repeated hour of a DST fall-back: docs/jde.md). It is
+// applied, through the bus as in production: the customer is updated, and
+// its new bank details get a bank account and mandate, so payments are
+// not collected from the account the customer left. Judged by updated_at
+// alone it was ignored for good.
+func TestNewerSnapshotWithOlderStampIsApplied(t *testing.T) {
+	r := rig.New(t, rig.Options{GC: rig.Direct})
+	r.Consumers("a", 2)
+	ctx := context.Background()
+	key := ledger.CustomerKey{ERP: "ifs", ConnectionID: connID(t, r), Company: "10", CustomerID: "C1"}
+	// London's clocks went back at 02:00 BST on 25 October 2026. Written
+	// at 01:40 BST, rewritten at 01:10 GMT, which the poller reads as
+	// 01:10 BST, the earlier instant.
+	t2 := time.Date(2026, 10, 25, 0, 40, 0, 0, time.UTC)
+	t1 := t2.Add(-30 * time.Minute)
+
+	first := rig.Customer("C1")
+	first.Version, first.UpdatedAt = "v1", timestamppb.New(t2)
+	r.Publish(first)
+	r.Eventually(20*time.Second, "v1 aligned", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v1' AND gc_mandate_id IS NOT NULL`) == 1
+	})
+	applied, err := r.Ledger.Customer(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if applied.ERPPublishedAt.IsZero() {
+		t.Fatal("the link records no publish time for v1")
+	}
+
+	moved := rig.Customer("C1")
+	moved.Version, moved.UpdatedAt, moved.Email = "v2", timestamppb.New(t1), "moved@example.com"
+	moved.BankDetails.AccountNumber = "44779911"
+	r.GCRequests.Reset()
+	r.Publish(moved)
+	r.Eventually(20*time.Second, "v2 aligned", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_version = 'v2'`) == 1
+	})
+	link, err := r.Ledger.Customer(ctx, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !link.ERPUpdatedAt.Equal(t1) || !link.ERPPublishedAt.After(applied.ERPPublishedAt) {
+		t.Errorf("link records updated_at %s, published %s; want v2's %s, published after v1's %s",
+			link.ERPUpdatedAt, link.ERPPublishedAt, t1, applied.ERPPublishedAt)
+	}
+	if link.GCMandateID == "" || link.GCMandateID == applied.GCMandateID || link.BankFingerprint == applied.BankFingerprint {
+		t.Errorf("link %+v still on v1's mandate %s", link, applied.GCMandateID)
+	}
+	if n, ba := r.GCRequests.Calls("PUT /customers/:id"), r.GCRequests.Calls("POST /customer_bank_accounts"); n != 1 || ba != 1 {
+		t.Errorf("%d customer updates, %d bank accounts for v2; want 1 each", n, ba)
+	}
+	if cus := r.Sim.Customers(); len(cus) != 1 || cus[0].Email != "moved@example.com" {
+		t.Errorf("GoCardless customers %+v, want one with v2's email", cus)
+	}
+	var mandateAccount string
+	for _, md := range r.Sim.Mandates() {
+		if md.ID == link.GCMandateID {
+			mandateAccount = md.Links.CustomerBankAccount
+		}
+	}
+	if mandateAccount == "" || mandateAccount != link.GCBankAccountID || mandateAccount == applied.GCBankAccountID {
+		t.Errorf("v2's mandate is on bank account %q, want the new %s (not v1's %s)", mandateAccount, link.GCBankAccountID, applied.GCBankAccountID)
+	}
+	if n := r.Count(`SELECT count(*) FROM audit_log WHERE action = 'customer.stale_ignored'`); n != 0 {
+		t.Errorf("%d snapshots ignored as stale, want none", n)
 	}
 	if err := audit.Verify(ctx, r.DB, "customer", key.String()); err != nil {
 		t.Error(err)

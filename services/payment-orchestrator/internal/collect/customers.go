@@ -32,15 +32,16 @@ import (
 // transaction after them.
 //
 // Each event is a full snapshot, and JetStream redelivers and reorders: a
-// snapshot the ERP changed before the one already applied is ignored,
-// with no GoCardless call (see stale), so an older message redelivered
-// late neither puts the customer's old details back nor, with direct
-// mandate setup, makes a mandate on bank details the customer changed
-// away from.
-func (c *Collector) Customer(ctx context.Context, m *mlcv1.CustomerChanged) error {
+// snapshot the ERP changed before the one already applied, and published
+// before it, is ignored, with no GoCardless call (see stale), so an older
+// message redelivered late neither puts the customer's old details back
+// nor, with direct mandate setup, makes a mandate on bank details the
+// customer changed away from. published is when m's message was stored
+// on MLC_ERP (bus.Delivery.Published); zero when unknown.
+func (c *Collector) Customer(ctx context.Context, m *mlcv1.CustomerChanged, published time.Time) error {
 	route, erp, err := c.route(ctx, m.GetErp())
 	if err == nil {
-		err = c.alignCustomer(ctx, route, erp, m)
+		err = c.alignCustomer(ctx, route, erp, m, published.Truncate(time.Microsecond))
 	}
 	key := func(erp string, connID int64) fmt.Stringer {
 		return ledger.CustomerKey{ERP: erp, ConnectionID: connID, Company: m.GetErp().GetCompany(), CustomerID: m.GetCustomerId()}
@@ -65,7 +66,7 @@ type customerIntent struct {
 	Replaces string `json:"replaces,omitempty"`
 }
 
-func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp string, m *mlcv1.CustomerChanged) error {
+func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp string, m *mlcv1.CustomerChanged, published time.Time) error {
 	if m.GetCustomerId() == "" {
 		return invalidf("invalid_customer", "customer event without customer id")
 	}
@@ -80,7 +81,7 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 	// 1. The intent, committed.
 	var link ledger.CustomerLink
 	var plan customerIntent
-	var ignored bool
+	var ignored, wentBack bool
 	err := c.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		var err error
 		if link, err = ledger.LockCustomer(ctx, tx, key); err != nil {
@@ -89,9 +90,10 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 		// Decided under the link's lock, from what the last alignment
 		// recorded: a newer snapshot still aligning holds the lease, so
 		// this one finds it busy below, and once it is recorded, stale.
-		if ignored = stale(link, at); ignored {
-			return ledger.IgnoreStaleCustomer(ctx, tx, link, m.GetVersion(), at)
+		if ignored = stale(link, at, published); ignored {
+			return ledger.IgnoreStaleCustomer(ctx, tx, link, m.GetVersion(), at, published)
 		}
+		wentBack = !at.IsZero() && link.ERPUpdatedAt.Year() > 1 && at.Before(link.ERPUpdatedAt)
 		plan = customerIntent{Version: m.GetVersion(), Fingerprint: fp,
 			Create: link.GCCustomerID == "", Update: link.GCCustomerID != "" && link.ERPVersion != m.GetVersion(),
 			Mandate: direct && fp != "" && (fp != link.BankFingerprint || !link.MandateUsable())}
@@ -122,8 +124,16 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 		// prefilled with the old details, in the old bank details'
 		// currency. The applied snapshot has asked for what is needed.
 		c.log.InfoContext(ctx, "stale customer snapshot ignored", "customer", link.AggregateID(),
-			"version", m.GetVersion(), "updated_at", at, "applied_version", link.ERPVersion, "applied_updated_at", link.ERPUpdatedAt)
+			"version", m.GetVersion(), "updated_at", at, "published", published,
+			"applied_version", link.ERPVersion, "applied_updated_at", link.ERPUpdatedAt, "applied_published", link.ERPPublishedAt)
 		return nil
+	}
+	if wentBack {
+		// Published after the applied snapshot, so read from the ERP after
+		// it: the ERP's clock went back (docs/jde.md), worth a look.
+		c.log.WarnContext(ctx, "customer snapshot older by updated_at but published later: applied", "customer", link.AggregateID(),
+			"version", m.GetVersion(), "updated_at", at, "published", published,
+			"applied_version", link.ERPVersion, "applied_updated_at", link.ERPUpdatedAt, "applied_published", link.ERPPublishedAt)
 	}
 	if !plan.Create && !plan.Update && !plan.Mandate {
 		return c.mandateRequested(ctx, route, key, m, holder, direct)
@@ -152,6 +162,7 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 	}
 	link.GCConnectionID = route.GoCardless.ID
 	link.Country, link.Language, link.ERPVersion, link.ERPUpdatedAt = m.GetCountryCode(), m.GetLanguage(), m.GetVersion(), at
+	link.ERPPublishedAt = published
 	var refusal error
 	if plan.Mandate {
 		if err := c.newMandate(ctx, route, keyPrefix, fp, plan.Replaces, m.GetBankDetails(), &link); err != nil {
@@ -263,25 +274,59 @@ func snapshotAt(m *mlcv1.CustomerChanged) time.Time {
 	return ts.AsTime().Truncate(time.Microsecond)
 }
 
-// stale reports whether a snapshot updated in the ERP at at is older than
-// the one link holds, and so must not be applied over it (the contract,
+// stale reports whether a snapshot updated in the ERP at at, and
+// published on MLC_ERP at published, is older than the one link holds, and
+// so must not be applied over it (the contract,
 // proto/mlc/v1/erp_events.proto: versions and updated_at let a consumer
 // reject stale snapshots).
 //
-// Only strictly older is stale. Where either side has no updated_at (a
-// link aligned before it was recorded, a snapshot without one) nothing
-// orders the two, and the snapshot is applied when its version differs,
-// as before. Equal instants with different versions are two changes
+// It is stale only if its updated_at is strictly older and it was also
+// published strictly before the applied one. updated_at alone can go
+// backwards for a genuinely newer change: JD Edwards' is the newest
+// UPMJ/UPMT of the customer's rows, the local time of whichever
+// enterprise server wrote the row, so a row rewritten by a server whose
+// clock lags, or in the repeated hour of a DST fall-back (the jde-poller
+// takes the earlier of the two instants), or a customer's newest row
+// deleted, gives a newer snapshot an older stamp (docs/jde.md). Judged by
+// updated_at alone, that change was ignored for good: new bank details
+// never applied, the mandate left on the account the customer left. The
+// order of publication is the order of the ERP's reads: one poller
+// polls a connection at a time (platform/fleet's advisory lock) and
+// publishes a cycle's reads before the next cycle reads. A redelivery
+// keeps its message's publish time, so the old message redelivered late,
+// which this check is for, was published before the snapshot applied
+// over it and is still ignored. The publish time, not the stream
+// sequence: a stream re-created in disaster recovery starts its sequence
+// again at 1, while its timestamps keep going. Nothing republishes an old
+// ERP message onto MLC_ERP under a new publish time: a dead letter is
+// copied to MLC_DLQ, where internal/deadletter only makes it an exception,
+// neither mlcctl nor the console republishes messages (their replay is of
+// a failed collection, at GoCardless), and the pollers publish what they
+// read from the ERP now.
+//
+// Where either publish time is unknown (a link applied before it was
+// recorded, a call not made for a delivery) nothing orders the two but
+// updated_at, and strictly older is stale, as before: applying it could
+// be the redelivered old snapshot the check guards against, a mandate on
+// the account the customer left. A link without one gets one from the
+// next snapshot applied.
+//
+// Where either side has no updated_at (a link aligned before it was
+// recorded, a snapshot without one) nothing orders the two, and the
+// snapshot is applied when its version differs, as before. Equal instants with different versions are two changes
 // within the ERP's stamp: JD Edwards stamps to the second and its
 // versions (stamp and digest) do not order within one (docs/jde.md);
 // IFS's versions are opaque ETags. Which of the two is newer is then
 // unknown, and the one delivered is applied, as before: ignoring it could
 // as well keep the older.
-func stale(link ledger.CustomerLink, at time.Time) bool {
-	if at.IsZero() || link.ERPUpdatedAt.Year() <= 1 {
+func stale(link ledger.CustomerLink, at, published time.Time) bool {
+	if at.IsZero() || link.ERPUpdatedAt.Year() <= 1 || !at.Before(link.ERPUpdatedAt) {
 		return false
 	}
-	return at.Before(link.ERPUpdatedAt)
+	if published.Year() <= 1 || link.ERPPublishedAt.Year() <= 1 {
+		return true
+	}
+	return published.Before(link.ERPPublishedAt)
 }
 
 // mandateRequested, in billing_request mode, makes sure a customer without

@@ -49,6 +49,10 @@ type CustomerLink struct {
 	// names, to the microsecond Postgres keeps; zero when that snapshot
 	// had none or was applied before it was recorded.
 	ERPUpdatedAt time.Time
+	// ERPPublishedAt is when that snapshot's message was published on
+	// MLC_ERP (its JetStream timestamp, to the microsecond); zero when it
+	// was applied before this was recorded.
+	ERPPublishedAt time.Time
 }
 
 // MandateUsable reports whether payments can be created on the mandate:
@@ -62,13 +66,14 @@ const customerColumns = `id, erp, connection_id, company, erp_customer_id, coale
 	coalesce(mandate_status, ''), coalesce(mandate_scheme, ''), coalesce(bank_fingerprint, ''),
 	coalesce(mandate_next_charge_date, '0001-01-01'::date), coalesce(mandate_event_at, '0001-01-01'::timestamptz),
 	coalesce(customer_country, ''), coalesce(customer_language, ''), coalesce(erp_version, ''),
-	coalesce(erp_updated_at, '0001-01-01'::timestamptz)`
+	coalesce(erp_updated_at, '0001-01-01'::timestamptz), coalesce(erp_published_at, '0001-01-01'::timestamptz)`
 
 func scanCustomer(row pgx.Row) (CustomerLink, error) {
 	var c CustomerLink
 	err := row.Scan(&c.ID, &c.Key.ERP, &c.Key.ConnectionID, &c.Key.Company, &c.Key.CustomerID, &c.GCConnectionID,
 		&c.GCCustomerID, &c.GCBankAccountID, &c.GCMandateID, &c.CreditorID, &c.MandateStatus, &c.MandateScheme,
-		&c.BankFingerprint, &c.NextChargeDate, &c.MandateEventAt, &c.Country, &c.Language, &c.ERPVersion, &c.ERPUpdatedAt)
+		&c.BankFingerprint, &c.NextChargeDate, &c.MandateEventAt, &c.Country, &c.Language, &c.ERPVersion, &c.ERPUpdatedAt,
+		&c.ERPPublishedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, ErrNotFound
 	}
@@ -153,14 +158,19 @@ func SaveCustomer(ctx context.Context, tx pgx.Tx, before, c CustomerLink, action
 	if c.ERPUpdatedAt.Year() > 1 {
 		erpAt = &c.ERPUpdatedAt
 	}
+	var publishedAt *time.Time
+	if c.ERPPublishedAt.Year() > 1 {
+		publishedAt = &c.ERPPublishedAt
+	}
 	_, err := tx.Exec(ctx, `
 		UPDATE customer_links SET gc_connection_id = nullif($2, 0), gc_customer_id = nullif($3, ''),
 			gc_bank_account_id = nullif($4, ''), gc_mandate_id = nullif($5, ''), gc_creditor_id = nullif($6, ''),
 			mandate_status = nullif($7, ''), mandate_scheme = nullif($8, ''), bank_fingerprint = nullif($9, ''),
 			mandate_next_charge_date = $10, mandate_event_at = $11, customer_country = nullif($12, ''),
-			customer_language = nullif($13, ''), erp_version = nullif($14, ''), erp_updated_at = $15
+			customer_language = nullif($13, ''), erp_version = nullif($14, ''), erp_updated_at = $15,
+			erp_published_at = $16
 		WHERE id = $1`, c.ID, c.GCConnectionID, c.GCCustomerID, c.GCBankAccountID, c.GCMandateID, c.CreditorID,
-		c.MandateStatus, c.MandateScheme, c.BankFingerprint, next, eventAt, c.Country, c.Language, c.ERPVersion, erpAt)
+		c.MandateStatus, c.MandateScheme, c.BankFingerprint, next, eventAt, c.Country, c.Language, c.ERPVersion, erpAt, publishedAt)
 	if err != nil {
 		return fmt.Errorf("save customer %s: %w", c.Key.aggregateID(), err)
 	}
@@ -169,12 +179,17 @@ func SaveCustomer(ctx context.Context, tx pgx.Tx, before, c CustomerLink, action
 
 // IgnoreStaleCustomer records, in tx, that a snapshot of the customer of
 // c (locked by LockCustomer in tx), version updated at updatedAt in the
-// ERP, was received and deliberately not applied: it is older than the
-// one c holds. The link is left as it is.
-func IgnoreStaleCustomer(ctx context.Context, tx pgx.Tx, c CustomerLink, version string, updatedAt time.Time) error {
-	return record(ctx, tx, "customer", c.Key.aggregateID(), "customer.stale_ignored", Change{After: customerView(c),
-		Cause: fmt.Sprintf("ERP snapshot %s, updated %s, is older than the applied %s, updated %s", version,
-			updatedAt.UTC().Format(time.RFC3339Nano), c.ERPVersion, c.ERPUpdatedAt.UTC().Format(time.RFC3339Nano))})
+// ERP and published at published (zero when unknown), was received and
+// deliberately not applied: it is older than the one c holds. The link is
+// left as it is.
+func IgnoreStaleCustomer(ctx context.Context, tx pgx.Tx, c CustomerLink, version string, updatedAt, published time.Time) error {
+	cause := fmt.Sprintf("ERP snapshot %s, updated %s, is older than the applied %s, updated %s", version,
+		updatedAt.UTC().Format(time.RFC3339Nano), c.ERPVersion, c.ERPUpdatedAt.UTC().Format(time.RFC3339Nano))
+	if published.Year() > 1 && c.ERPPublishedAt.Year() > 1 {
+		cause += fmt.Sprintf(", and was published before it (%s, the applied %s)",
+			published.UTC().Format(time.RFC3339Nano), c.ERPPublishedAt.UTC().Format(time.RFC3339Nano))
+	}
+	return record(ctx, tx, "customer", c.Key.aggregateID(), "customer.stale_ignored", Change{After: customerView(c), Cause: cause})
 }
 
 // customerView is what the audit log keeps of a link: identifiers and
@@ -186,6 +201,9 @@ func customerView(c CustomerLink) map[string]any {
 	}
 	if c.ERPUpdatedAt.Year() > 1 {
 		v["erp_updated_at"] = c.ERPUpdatedAt.UTC().Format(time.RFC3339Nano)
+	}
+	if c.ERPPublishedAt.Year() > 1 {
+		v["erp_published_at"] = c.ERPPublishedAt.UTC().Format(time.RFC3339Nano)
 	}
 	return v
 }

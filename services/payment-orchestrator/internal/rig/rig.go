@@ -292,7 +292,26 @@ func (r *Rig) PublishAgain(m proto.Message) {
 	r.publish(m, fmt.Sprintf(":again:%x", b))
 }
 
+// Deliver hands an ERP event to the collector as the ERP consumer would
+// a first delivery of its message, stored on MLC_ERP at published, and
+// returns the handler's answer: for tests that need to say when a message
+// was published, which JetStream decides for those sent by Publish.
+func (r *Rig) Deliver(m proto.Message, published time.Time) error {
+	r.T.Helper()
+	msg := r.msg(m, "")
+	return r.Collector.Handle(context.Background(), &bus.Delivery{Subject: msg.Subject, ID: msg.ID, Data: msg.Data,
+		Stream: bus.StreamERP, Deliveries: 1, Published: published})
+}
+
 func (r *Rig) publish(m proto.Message, idSuffix string) {
+	r.T.Helper()
+	if _, err := r.Bus.Publish(context.Background(), r.msg(m, idSuffix)); err != nil {
+		r.T.Fatal(err)
+	}
+}
+
+// msg is the bus message a poller makes of m.
+func (r *Rig) msg(m proto.Message, idSuffix string) bus.Msg {
 	r.T.Helper()
 	var kind, key, version string
 	var erp *mlcv1.ErpRef
@@ -318,9 +337,7 @@ func (r *Rig) publish(m proto.Message, idSuffix string) {
 		r.T.Fatal(err)
 	}
 	msg.ID += idSuffix
-	if _, err := r.Bus.Publish(context.Background(), msg); err != nil {
-		r.T.Fatal(err)
-	}
+	return msg
 }
 
 // Eventually polls cond until it holds or timeout passes.
