@@ -94,7 +94,7 @@ func run(ctx context.Context, args []string) error {
 	sweepEvery := env.DurationRange("AWAITING_SWEEP_INTERVAL", time.Minute, 5*time.Second, time.Hour, "How often invoices parked for their customer's mandate authorisation are tried again.")
 	customerWait := env.DurationRange("CUSTOMER_WAIT", 30*time.Second, time.Second, 10*time.Minute, "How long an invoice that arrived before its customer's mandate first waits before it is tried again; each further wait doubles, up to 10 min.")
 	checkpointEvery := env.DurationRange("AUDIT_CHECKPOINT_INTERVAL", 5*time.Minute, 10*time.Second, 24*time.Hour,
-		"How often a signed checkpoint of every audit chain's head is stored in JetStream (manifest in "+auditkv.Bucket+", heads in "+auditkv.ObjectBucket+"), for mlcctl audit verify.")
+		"How often a signed checkpoint of every audit chain's head is stored in JetStream (manifest in "+auditkv.Bucket+", heads in "+auditkv.ObjectBucket+", each kept 3 times this, at least 30 min), for mlcctl audit verify.")
 	payoutItems := env.IntRange("PAYOUT_MAX_ITEMS", reconcile.DefaultMaxPayoutItems, 100, reconcile.DefaultMaxPayoutItems,
 		"Items read for one GoCardless payout; a payout with more is not stored but raised as an exception (payout_too_large), as is one with a deposit of more lines or fees than erp-poster takes (20,000 each).")
 	payoutFlush := env.DurationRange("PAYOUT_FLUSH_INTERVAL", time.Minute, 5*time.Second, time.Hour,

@@ -18,9 +18,21 @@
 //     orchestrator takes checkpoints, and one that began first may finish
 //     last).
 //
-// Objects older than the one "latest" names are deleted, but for the
-// newest [KeptObjects]; the one it names is kept whatever its age, and so
-// is every newer one (another replica may be about to name it).
+// A heads object is deleted once it is older than the grace period
+// ([HeadsGrace]: 3 checkpoint intervals, at least 30 minutes, by the time
+// in its name) and older than the one "latest" names. The one it names is
+// kept whatever its age, and so is every newer one (another replica may be
+// about to name it); the grace is what a verification in progress has to
+// read the object it began with once "latest" has moved past it, however
+// many replicas take checkpoints.
+//
+// A checkpoint is not published when the one published began later (see
+// [Store.Put]); Take then returns a [*NotPublishedError]. When that one
+// began in the future (a replica's clock ahead, or a forged manifest), no
+// checkpoint is published until the clocks pass it, and [Run] logs it as
+// an error each interval: the remedy is to fix the clock, or to delete
+// the manifest by hand (nats kv del MLC_AUDIT_CHECKPOINTS latest), after
+// which the next checkpoint is published.
 //
 // The bucket keeps a history, and the manifest is signed with the audit
 // key (which neither store holds), so an attacker who can also write NATS
@@ -37,7 +49,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -52,20 +64,46 @@ const Bucket = "MLC_AUDIT_CHECKPOINTS"
 // ObjectBucket is the JetStream object store of the checkpoints' heads.
 const ObjectBucket = "MLC_AUDIT_CHECKPOINT_HEADS"
 
-// KeptObjects is how many heads objects are kept, newest first, besides
-// the one the latest manifest names and any newer: with one replica taking
-// checkpoints at the default interval (5 minutes), a verification may take
-// 15 minutes to reach the object before it is deleted under it; with n
-// replicas, 15/n.
-const KeptObjects = 4
+// MinHeadsGrace is the least time a heads object is kept after its
+// checkpoint began (see [HeadsGrace]).
+const MinHeadsGrace = 30 * time.Minute
+
+// HeadsGrace is how long a heads object is kept after its checkpoint
+// began, whether or not "latest" still names it, when checkpoints are
+// taken every interval: 3 intervals, at least [MinHeadsGrace].
+//
+// mlcctl audit verify reads "latest" and then streams its object while it
+// walks the database; "latest" may move past it meanwhile. With replicas
+// taking checkpoints, the object it read was named at most about one
+// interval before (later only when no replica took one, and then it is
+// still the latest and kept), so a verification has at least two
+// intervals, and at least 25 minutes at the default interval of 5, to
+// finish, whatever the number of replicas: keeping a count of objects
+// instead gave 15/n minutes with n replicas. What it costs is every
+// object of the grace kept: about n × grace / interval of them (48 with 8
+// replicas at the default interval), each the size of one checkpoint's
+// heads (about 120 bytes a chain).
+func HeadsGrace(interval time.Duration) time.Duration {
+	return max(3*interval, MinHeadsGrace)
+}
+
+// AheadTolerance is how far in the future a published checkpoint may have
+// begun, by this replica's clock, before it is taken for a clock running
+// ahead or a forged manifest (see [NotPublishedError]).
+const AheadTolerance = time.Minute
+
+// headsTimeLayout is the time in a heads object's name, fixed width so
+// that names sort as times.
+const headsTimeLayout = "20060102T150405.000000000Z"
 
 const latest = "latest"
 
 // Store reads and writes checkpoints.
 type Store struct {
-	js  jetstream.JetStream
-	kv  jetstream.KeyValue
-	obj jetstream.ObjectStore // nil until needed, for readers
+	js    jetstream.JetStream
+	kv    jetstream.KeyValue
+	obj   jetstream.ObjectStore // nil until needed, for readers
+	grace time.Duration         // see HeadsGrace; Run sets it from its interval
 }
 
 // Open creates the bucket and the object store if they are missing and
@@ -85,7 +123,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("audit checkpoint heads object store: %w", err)
 	}
-	return &Store{js: js, kv: kv, obj: obj}, nil
+	return &Store{js: js, kv: kv, obj: obj, grace: MinHeadsGrace}, nil
 }
 
 // OpenExisting returns the store of an existing bucket, for readers. The
@@ -95,13 +133,15 @@ func OpenExisting(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit checkpoints bucket: %w", err)
 	}
-	return &Store{js: js, kv: kv}, nil
+	return &Store{js: js, kv: kv, grace: MinHeadsGrace}, nil
 }
 
 // Take takes a checkpoint: the heads are streamed from q into a new object
 // while they are read; once the object is stored whole, the manifest
 // vouching for it is published as the newest (see [Store.Put]), and the
-// objects no longer needed are deleted (see the package doc).
+// objects no longer needed are deleted (see the package doc). When a
+// newer checkpoint was already published, this one is not, and Take
+// returns it with a [*NotPublishedError].
 //
 // The manifest is never published before the object is complete: Put is
 // called only once the object store's Put has returned without error,
@@ -110,7 +150,7 @@ func OpenExisting(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 // listed (its metadata is written last); when its stream fails, its
 // chunks are purged and nothing names it.
 func (s *Store) Take(ctx context.Context, q audit.Querier, keys *audit.Keys) (audit.Checkpoint, error) {
-	name := "heads-" + time.Now().UTC().Format("20060102T150405.000000000Z")
+	name := "heads-" + time.Now().UTC().Format(headsTimeLayout)
 	pr, pw := io.Pipe()
 	type result struct {
 		c   audit.Checkpoint
@@ -131,22 +171,28 @@ func (s *Store) Take(ctx context.Context, q audit.Querier, keys *audit.Keys) (au
 	if putErr != nil {
 		return audit.Checkpoint{}, fmt.Errorf("audit checkpoint: storing heads object %s: %w", name, putErr)
 	}
-	if err := s.Put(ctx, w.c); err != nil {
-		return audit.Checkpoint{}, err
+	published := s.Put(ctx, w.c)
+	var notPublished *NotPublishedError
+	if published != nil && !errors.As(published, &notPublished) {
+		return audit.Checkpoint{}, published
 	}
+	// Pruned even when not published: the newer one's replica may have
+	// died before pruning.
 	if err := s.prune(ctx); err != nil {
-		return w.c, fmt.Errorf("audit checkpoint stored; deleting older heads objects: %w", err)
+		return w.c, errors.Join(published, fmt.Errorf("audit checkpoint stored; deleting older heads objects: %w", err))
 	}
-	return w.c, nil
+	return w.c, published
 }
 
-// prune deletes the heads objects older than the one the latest manifest
-// names, but for the newest KeptObjects. The named one is kept whatever
-// its age: replicas take checkpoints concurrently, so it need not be among
-// the newest objects. So is every newer one: its replica may have stored
-// it and not yet published its manifest; Put publishes it only if it is
-// newer than the latest, so an object older than the latest, once read,
-// can never be named again and is safe to delete.
+// prune deletes the heads objects that began more than the grace ago and
+// are older than the one the latest manifest names. The named one is kept
+// whatever its age: replicas take checkpoints concurrently, so it need not
+// be among the newest objects. So is every newer one: its replica may have
+// stored it and not yet published its manifest; Put publishes it only if
+// it is newer than the latest, so an object older than the latest, once
+// read, can never be named again. It may still be being read, by a
+// verification that read "latest" before it moved: the grace is for that.
+// An object whose name holds no time is not one of ours and is left.
 func (s *Store) prune(ctx context.Context) error {
 	infos, err := s.obj.List(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
@@ -164,9 +210,10 @@ func (s *Store) prune(ctx context.Context) error {
 		// any of them may be about to be named.
 		return nil
 	}
-	slices.SortFunc(infos, func(a, b *jetstream.ObjectInfo) int { return strings.Compare(b.Name, a.Name) })
-	for _, info := range infos[min(KeptObjects, len(infos)):] {
-		if info.Name >= cur.Object {
+	cutoff := time.Now().Add(-s.grace)
+	for _, info := range infos {
+		began, ok := headsTime(info.Name)
+		if !ok || info.Name >= cur.Object || !began.Before(cutoff) {
 			continue
 		}
 		if err := s.obj.Delete(ctx, info.Name); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
@@ -176,10 +223,47 @@ func (s *Store) prune(ctx context.Context) error {
 	return nil
 }
 
+// headsTime is the time a heads object's checkpoint began, from its name.
+func headsTime(object string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(object, "heads-")
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(headsTimeLayout, rest)
+	return t, err == nil
+}
+
+// NotPublishedError is Put's and Take's answer when the checkpoint was
+// not published because the one published began later. That is expected
+// now and then, when replicas' checkpoints overlap; Ahead marks the case
+// that is not: the published one began more than [AheadTolerance] in the
+// future by this replica's clock (or its object's name holds no time), so
+// a replica's clock runs ahead or the manifest is forged, and no
+// checkpoint will be published until the clocks pass it. Fix the clock;
+// a forged manifest (mlcctl audit verify says "signature does not
+// verify") is deleted by hand: nats kv del MLC_AUDIT_CHECKPOINTS latest.
+type NotPublishedError struct {
+	Object    string    // this checkpoint's object
+	Published string    // the published checkpoint's object ("" for version 1)
+	Began     time.Time // when the published one began, as its name (or taken_at) says
+	Ahead     bool
+}
+
+func (e *NotPublishedError) Error() string {
+	if e.Ahead {
+		return fmt.Sprintf("audit checkpoint %s not published: the latest manifest names %s, which began %s, in the future: "+
+			"a replica's clock is ahead or the manifest is forged, and no checkpoint is published until the clocks pass it; "+
+			"fix the clock, or if mlcctl audit verify finds the manifest forged, delete it (nats kv del %s %s)",
+			e.Object, e.Published, e.Began.UTC().Format(time.RFC3339), Bucket, latest)
+	}
+	return fmt.Sprintf("audit checkpoint %s not published: the latest, %s, began later", e.Object, e.Published)
+}
+
 // Put publishes c's manifest (or a version 1 checkpoint) as the newest,
-// unless the one published is newer (see newer), which it then leaves:
-// replicas take checkpoints concurrently, and one that began first may
-// finish last; the newest vouches for the most.
+// unless the one published is newer (see newer), which it then leaves,
+// returning a [*NotPublishedError]: replicas take checkpoints
+// concurrently, and one that began first may finish last; the newest
+// vouches for the most.
 //
 // The decision and the write are one compare-and-set on the key's
 // revision: the latest is read, and written over only at that revision.
@@ -194,38 +278,84 @@ func (s *Store) prune(ctx context.Context) error {
 // loudly; what this rule changes is that a forged manifest naming an
 // object later than any checkpoint to come stays until deleted by hand
 // (nats kv del MLC_AUDIT_CHECKPOINTS latest) instead of being replaced at
-// the next interval. A manifest that is not even readable is replaced.
+// the next interval; the error then says so (Ahead), and Run logs it as
+// an error. So does a replica's clock running ahead, until the others'
+// pass its last checkpoint. A manifest that is not even readable is
+// replaced.
 func (s *Store) Put(ctx context.Context, c audit.Checkpoint) error {
 	data, err := json.Marshal(c)
 	if err != nil {
 		return fmt.Errorf("audit checkpoint: %w", err)
 	}
+	backoff := minBackoff
 	for {
-		var conflict error
 		e, err := s.kv.Get(ctx, latest)
 		switch {
-		case errors.Is(err, jetstream.ErrKeyNotFound):
+		case errors.Is(err, jetstream.ErrKeyNotFound): // absent, or deleted by hand
 			_, err = s.kv.Create(ctx, latest, data)
-			conflict = jetstream.ErrKeyExists
 		case err != nil:
 			return fmt.Errorf("audit checkpoint: reading the latest: %w", err)
 		default:
 			var published audit.Checkpoint
 			if json.Unmarshal(e.Value(), &published) == nil && newer(published, c) {
-				return nil
+				return notPublished(c, published, time.Now())
 			}
 			_, err = s.kv.Update(ctx, latest, data, e.Revision())
-			conflict = jetstream.ErrKeyRevisionMismatch
 		}
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, conflict) {
+		if !conflict(err) {
 			return fmt.Errorf("audit checkpoint: %w", err)
 		}
 		// Each conflict is another replica's write succeeding, so this
-		// ends once every concurrent one has been seen.
+		// ends once every concurrent one has been seen; the pause spreads
+		// out replicas that would otherwise keep colliding.
+		pause := time.NewTimer(backoff/2 + rand.N(backoff/2))
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return fmt.Errorf("audit checkpoint: %w", ctx.Err())
+		case <-pause.C:
+		}
+		backoff = min(2*backoff, maxBackoff)
 	}
+}
+
+// The compare-and-set's pause after a conflict, doubled each time.
+const (
+	minBackoff = 10 * time.Millisecond
+	maxBackoff = 250 * time.Millisecond
+)
+
+// conflict reports whether a write of "latest" was refused because
+// another replica wrote it first, and is to be decided again. Update says
+// so with ErrKeyRevisionMismatch and Create with ErrKeyExists, but not
+// always (nats.go v1.55.0, jetstream/kv.go): on a deleted "latest" (a
+// tombstone, after nats kv del) Create writes again at the tombstone's
+// revision and returns the server's error as it is, a wrong last sequence,
+// JetStream error 10071, or 10164 from a replicated bucket, which is
+// neither.
+func conflict(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return true
+	}
+	var api *jetstream.APIError
+	return errors.As(err, &api) && (api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		api.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
+}
+
+// notPublished is the answer to c not being published because published
+// began later, marked Ahead if it began in the future by now.
+func notPublished(c, published audit.Checkpoint, now time.Time) *NotPublishedError {
+	e := &NotPublishedError{Object: c.Object, Published: published.Object, Began: published.TakenAt}
+	if published.Object != "" {
+		began, ok := headsTime(published.Object)
+		e.Began = began
+		e.Ahead = !ok // a name that holds no time yet sorts after ours: forged
+	}
+	e.Ahead = e.Ahead || e.Began.After(now.Add(AheadTolerance))
+	return e
 }
 
 // newer reports whether checkpoint a began after b. Version 2 checkpoints
@@ -285,13 +415,25 @@ func (s *Store) openHeads(ctx context.Context, name string) (io.ReadCloser, erro
 	return r, err
 }
 
-// Run takes a checkpoint every interval until ctx ends. Replicas may all
-// run it: each checkpoint is complete, the newest wins.
+// Run takes a checkpoint every interval until ctx ends, keeping heads
+// objects for [HeadsGrace] of it. Replicas may all run it: each
+// checkpoint is complete, the newest wins. A checkpoint not published
+// because a newer one was is logged as a warning, and as an error when
+// that one is in the future (see [NotPublishedError]).
 func Run(ctx context.Context, q audit.Querier, keys *audit.Keys, s *Store, interval time.Duration, log *slog.Logger) error {
+	s.grace = HeadsGrace(interval)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		if _, err := s.Take(ctx, q, keys); err != nil && ctx.Err() == nil {
+		_, err := s.Take(ctx, q, keys)
+		var notPublished *NotPublishedError
+		switch {
+		case err == nil || ctx.Err() != nil:
+		case errors.As(err, &notPublished) && notPublished.Ahead:
+			log.ErrorContext(ctx, "audit checkpoint not published: the latest is in the future", "error", err)
+		case errors.As(err, &notPublished):
+			log.WarnContext(ctx, "audit checkpoint not published: a newer one was", "error", err)
+		default:
 			log.WarnContext(ctx, "audit checkpoint failed", "error", err)
 		}
 		select {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -117,10 +118,10 @@ func appendChains(t *testing.T, ctx context.Context, pool *pgxpool.Pool, ids ...
 // Replica A begins a checkpoint; four replicas begin theirs after it and
 // store their heads objects whole, but have not yet published their
 // manifests when A finishes. A's manifest is then the latest and its
-// object the oldest of five: pruning the newest KeptObjects alone deleted
-// it, and mlcctl audit verify reported it missing. It is kept, and so are
-// the others' (about to be named); once they are published and another
-// checkpoint is taken, the old ones go.
+// object the oldest of five: pruning the newest four alone deleted it,
+// and mlcctl audit verify reported it missing. It is kept, and so are the
+// others' (about to be named), even with no grace at all; once they are
+// published and another checkpoint is taken, the old ones go.
 func TestPruneKeepsTheObjectLatestNames(t *testing.T) {
 	ctx, pool, js, keys := setup(t)
 	appendChains(t, ctx, pool, "a", "b")
@@ -128,6 +129,7 @@ func TestPruneKeepsTheObjectLatestNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	replicaA.SetHeadsGrace(time.Nanosecond) // only the latest and newer protect an object
 	objects, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -135,8 +137,9 @@ func TestPruneKeepsTheObjectLatestNames(t *testing.T) {
 
 	qa := gated(pool, 1)
 	doneA := takeGated(t, replicaA, qa, keys)
+	const newer = 4
 	var others []audit.Checkpoint
-	for range auditkv.KeptObjects {
+	for range newer {
 		var heads bytes.Buffer
 		cp, err := audit.WriteCheckpoint(ctx, pool, keys, headsName(time.Now()), &heads)
 		if err != nil {
@@ -152,8 +155,8 @@ func TestPruneKeepsTheObjectLatestNames(t *testing.T) {
 	if a.err != nil {
 		t.Fatal(a.err)
 	}
-	if names := objectNames(t, objects); len(names) != auditkv.KeptObjects+1 || names[0] != a.cp.Object {
-		t.Fatalf("objects %v, want A's %s the oldest of %d", names, a.cp.Object, auditkv.KeptObjects+1)
+	if names := objectNames(t, objects); len(names) != newer+1 || names[0] != a.cp.Object {
+		t.Fatalf("objects %v, want A's %s the oldest of %d", names, a.cp.Object, newer+1)
 	}
 	if cp := latestVerifies(t, ctx, pool, replicaA, keys); cp.Object != a.cp.Object {
 		t.Fatalf("latest names %s, want A's %s", cp.Object, a.cp.Object)
@@ -169,13 +172,13 @@ func TestPruneKeepsTheObjectLatestNames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	replicaB.SetHeadsGrace(time.Nanosecond)
 	b, err := replicaB.Take(ctx, pool, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{others[1].Object, others[2].Object, others[3].Object, b.Object}
-	if names := objectNames(t, objects); !slices.Equal(names, want) {
-		t.Errorf("objects after the next checkpoint %v, want the newest %d %v", names, auditkv.KeptObjects, want)
+	if names := objectNames(t, objects); !slices.Equal(names, []string{b.Object}) {
+		t.Errorf("objects after the next checkpoint %v, want only B's %s", names, b.Object)
 	}
 	if cp := latestVerifies(t, ctx, pool, replicaA, keys); cp.Object != b.Object {
 		t.Errorf("latest names %s, want B's %s", cp.Object, b.Object)
@@ -184,7 +187,8 @@ func TestPruneKeepsTheObjectLatestNames(t *testing.T) {
 
 // A checkpoint that began first and finishes last does not replace the
 // newer one another replica published meanwhile (it would have vouched
-// for less: each head only as it was at some moment after it began).
+// for less: each head only as it was at some moment after it began), and
+// Take says it was not published, as nothing amiss (not Ahead).
 func TestOlderCheckpointDoesNotReplaceNewer(t *testing.T) {
 	ctx, pool, js, keys := setup(t)
 	appendChains(t, ctx, pool, "a", "b")
@@ -204,8 +208,9 @@ func TestOlderCheckpointDoesNotReplaceNewer(t *testing.T) {
 	}
 	qa.gate <- nil
 	a := <-doneA
-	if a.err != nil {
-		t.Fatalf("the older checkpoint, finishing last: %v", a.err)
+	var notPublished *auditkv.NotPublishedError
+	if !errors.As(a.err, &notPublished) || notPublished.Ahead || notPublished.Published != b.Object || notPublished.Object != a.cp.Object {
+		t.Fatalf("the older checkpoint, finishing last: %v (%+v), want not published in favour of %s, not ahead", a.err, notPublished, b.Object)
 	}
 	if a.cp.Object >= b.Object {
 		t.Fatalf("A's object %s should be older than B's %s", a.cp.Object, b.Object)
@@ -267,7 +272,9 @@ func TestConcurrentPublishesNewestWins(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		if err != nil {
+		// Those that lost to a newer one say so; none is in the future.
+		var notPublished *auditkv.NotPublishedError
+		if err != nil && (!errors.As(err, &notPublished) || notPublished.Ahead) {
 			t.Fatal(err)
 		}
 	}
@@ -367,5 +374,158 @@ func TestManifestOnlyOnceObjectComplete(t *testing.T) {
 	}
 	if cp := latestVerifies(t, ctx, pool, store, keys); cp.Object != r.cp.Object || cp.Chains() != chains {
 		t.Errorf("latest names %s of %d chains, want %s of %d", cp.Object, cp.Chains(), r.cp.Object, chains)
+	}
+}
+
+// mlcctl audit verify reads the latest and then streams its object while
+// it walks the database. Several checkpoints in quick succession (as many
+// replicas take them) move the latest past it; keeping only the newest
+// four objects deleted it under the verification, which then reported it
+// missing, as if tampered with. Every object of the grace is kept, and
+// one older than it goes.
+func TestPruneKeepsObjectsWithinTheGrace(t *testing.T) {
+	if got := auditkv.HeadsGrace(5 * time.Minute); got != 30*time.Minute {
+		t.Errorf("grace at the default interval: %v, want 30m", got)
+	}
+	if got := auditkv.HeadsGrace(time.Hour); got != 3*time.Hour {
+		t.Errorf("grace at an interval of 1h: %v, want 3h", got)
+	}
+	ctx, pool, js, keys := setup(t)
+	appendChains(t, ctx, pool, "a", "b")
+	store, err := auditkv.Open(ctx, js, 1) // the grace of the default interval
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A replica's object from before the grace, its manifest long replaced.
+	var heads bytes.Buffer
+	old, err := audit.WriteCheckpoint(ctx, pool, keys, headsName(time.Now().Add(-auditkv.MinHeadsGrace-time.Minute)), &heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := objects.PutBytes(ctx, old.Object, heads.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+
+	if _, err := store.Take(ctx, pool, keys); err != nil {
+		t.Fatal(err)
+	}
+	reading, err := store.Latest(ctx) // as mlcctl audit verify begins
+	if err != nil || reading == nil {
+		t.Fatalf("latest: %v, %v", reading, err)
+	}
+	want := []string{reading.Object}
+	for range 5 {
+		cp, err := store.Take(ctx, pool, keys)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, cp.Object)
+	}
+	if names := objectNames(t, objects); !slices.Equal(names, want) {
+		t.Errorf("objects after 6 checkpoints %v, want all 6 (within the grace) %v, and not %s", names, want, old.Object)
+	}
+	if cp := latestVerifies(t, ctx, pool, store, keys); cp.Object != want[len(want)-1] {
+		t.Errorf("latest names %s, want the newest %s", cp.Object, want[len(want)-1])
+	}
+	if _, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys, Checkpoint: reading}); err != nil {
+		t.Errorf("the verification that read the latest before 5 more checkpoints: %v", err)
+	}
+}
+
+// syncBuffer is a log destination written by Run's goroutine and read by
+// the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A manifest named an hour in the future (a replica's clock ahead, or
+// forged) keeps every checkpoint from being published. Take says so
+// rather than succeeding silently, marked Ahead, and Run logs it as an
+// error naming the remedy; deleting the manifest by hand, as that says,
+// lets the next checkpoint be published.
+func TestFutureManifestIsReportedNotPublished(t *testing.T) {
+	ctx, pool, js, keys := setup(t)
+	appendChains(t, ctx, pool, "a", "b")
+	store, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objects, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var heads bytes.Buffer
+	future, err := audit.WriteCheckpoint(ctx, pool, keys, headsName(time.Now().Add(time.Hour)), &heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := objects.PutBytes(ctx, future.Object, heads.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(ctx, future); err != nil {
+		t.Fatal(err)
+	}
+
+	cp, err := store.Take(ctx, pool, keys)
+	var notPublished *auditkv.NotPublishedError
+	if !errors.As(err, &notPublished) || !notPublished.Ahead || notPublished.Published != future.Object || notPublished.Object != cp.Object {
+		t.Fatalf("a checkpoint under a manifest an hour ahead: %v (%+v), want not published, ahead, in favour of %s", err, notPublished, future.Object)
+	}
+	if latest := latestVerifies(t, ctx, pool, store, keys); latest.Object != future.Object {
+		t.Fatalf("latest names %s, want still %s", latest.Object, future.Object)
+	}
+
+	var logged syncBuffer
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- auditkv.Run(runCtx, pool, keys, store, time.Hour, slog.New(slog.NewJSONHandler(&logged, nil)))
+	}()
+	await.Until(t, 10*time.Second, "Run logs the checkpoint not published", func() bool { return logged.String() != "" })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var record struct {
+		Level string `json:"level"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(strings.SplitN(logged.String(), "\n", 2)[0]), &record); err != nil {
+		t.Fatal(err)
+	}
+	if record.Level != slog.LevelError.String() || !strings.Contains(record.Error, future.Object) ||
+		!strings.Contains(record.Error, "in the future") || !strings.Contains(record.Error, "nats kv del MLC_AUDIT_CHECKPOINTS latest") {
+		t.Errorf("Run logged %s, want an error naming %s, in the future, and the remedy", logged.String(), future.Object)
+	}
+
+	kv, err := js.KeyValue(ctx, auditkv.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "latest"); err != nil { // nats kv del MLC_AUDIT_CHECKPOINTS latest
+		t.Fatal(err)
+	}
+	if cp, err = store.Take(ctx, pool, keys); err != nil {
+		t.Fatalf("a checkpoint once the manifest in the future is deleted: %v", err)
+	}
+	if latest := latestVerifies(t, ctx, pool, store, keys); latest.Object != cp.Object {
+		t.Errorf("latest names %s, want the new %s", latest.Object, cp.Object)
 	}
 }
