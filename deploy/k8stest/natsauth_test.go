@@ -515,7 +515,8 @@ var checkpointHeads = bytes.Repeat([]byte("0123456789abcdef"), 40000)
 // does (platform/audit/auditkv Open, Take, prune): it creates the bucket
 // and the object store, writes heads objects and a manifest naming the
 // newest, lists the objects and deletes the oldest, all without a
-// permissions violation.
+// permissions violation. It may also delete the manifest, as deploy/README.md
+// says to when one is in the future, and publish the next over its tombstone.
 func checkpointAsOrchestrator(t *testing.T, w *world, url, ca string) {
 	t.Helper()
 	user, pw, err := w.natsUserOf("payment-orchestrator")
@@ -549,6 +550,16 @@ func checkpointAsOrchestrator(t *testing.T, w *world, url, ca string) {
 	}
 	if _, err := objects.GetInfo(ctx, "heads-1"); !errors.Is(err, jetstream.ErrObjectNotFound) {
 		t.Fatalf("heads-1 after its deletion: %v", err)
+	}
+	kv, err := js.KeyValue(ctx, auditkv.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := kv.Delete(ctx, "latest"); err != nil { // nats kv del MLC_AUDIT_CHECKPOINTS latest
+		t.Fatalf("the orchestrator deleting the manifest: %v", err)
+	}
+	if err := store.Put(ctx, audit.Checkpoint{Version: 2, TakenAt: time.Now(), Object: "heads-2"}); err != nil {
+		t.Fatalf("the orchestrator writing the manifest over its tombstone: %v", err)
 	}
 	if v := violations.String(); strings.Contains(v, "Permissions Violation") {
 		t.Fatalf("the orchestrator's checkpoints: %s", v)
