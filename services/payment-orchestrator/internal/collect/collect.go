@@ -1,8 +1,8 @@
 // Package collect turns ERP events into GoCardless objects, exactly once:
 // a changed customer becomes (or updates) a GoCardless customer and, when
 // it has bank details and no usable mandate, a bank account and mandate
-// (a snapshot of the customer older than the one applied, by the ERP's
-// updated_at and by when it was published, is ignored);
+// (a snapshot of the customer published before the one applied, or
+// without publish times older by the ERP's updated_at, is ignored);
 // an invoice ready for collection becomes one payment (or a subscription
 // for recurring payment terms); a refund request becomes a refund.
 //

@@ -593,7 +593,8 @@ func TestOlderCustomerSnapshotIsIgnored(t *testing.T) {
 // applied, through the bus as in production: the customer is updated, and
 // its new bank details get a bank account and mandate, so payments are
 // not collected from the account the customer left. Judged by updated_at
-// alone it was ignored for good.
+// alone it was ignored for good, and the snapshot before it, redelivered
+// after it, was applied over it.
 func TestNewerSnapshotWithOlderStampIsApplied(t *testing.T) {
 	r := rig.New(t, rig.Options{GC: rig.Direct})
 	r.Consumers("a", 2)
@@ -655,6 +656,23 @@ func TestNewerSnapshotWithOlderStampIsApplied(t *testing.T) {
 	}
 	if n := r.Count(`SELECT count(*) FROM audit_log WHERE action = 'customer.stale_ignored'`); n != 0 {
 		t.Errorf("%d snapshots ignored as stale, want none", n)
+	}
+
+	// v1 redelivered now (its newer stamp, its own earlier publish time) is
+	// the snapshot before v2: ignored, so the customer stays on the new
+	// account. Ordered by stamps it was applied over v2.
+	r.GCRequests.Reset()
+	if err := r.Deliver(first, applied.ERPPublishedAt); err != nil {
+		t.Fatal(err)
+	}
+	if n := r.GCRequests.Total(); n != 0 {
+		t.Errorf("%d GoCardless calls for v1 redelivered after v2", n)
+	}
+	if after, err := r.Ledger.Customer(ctx, key); err != nil || after.ERPVersion != "v2" || after.GCMandateID != link.GCMandateID {
+		t.Errorf("link after v1 redelivered: %+v (%v), want v2's on mandate %s", after, err, link.GCMandateID)
+	}
+	if n := r.Count(`SELECT count(*) FROM audit_log WHERE action = 'customer.stale_ignored'`); n != 1 {
+		t.Errorf("%d snapshots ignored as stale, want v1's", n)
 	}
 	if err := audit.Verify(ctx, r.DB, "customer", key.String()); err != nil {
 		t.Error(err)

@@ -280,53 +280,47 @@ func snapshotAt(m *mlcv1.CustomerChanged) time.Time {
 // proto/mlc/v1/erp_events.proto: versions and updated_at let a consumer
 // reject stale snapshots).
 //
-// It is stale only if its updated_at is strictly older and it was also
-// published strictly before the applied one. updated_at alone can go
-// backwards for a genuinely newer change: JD Edwards' is the newest
-// UPMJ/UPMT of the customer's rows, the local time of whichever
-// enterprise server wrote the row, so a row rewritten by a server whose
-// clock lags, or in the repeated hour of a DST fall-back (the jde-poller
-// takes the earlier of the two instants), or a customer's newest row
-// deleted, gives a newer snapshot an older stamp (docs/jde.md). Judged by
-// updated_at alone, that change was ignored for good: new bank details
-// never applied, the mandate left on the account the customer left. The
-// order of publication is the order of the ERP's reads: one poller
+// Where both publish times are known, the order of publication decides,
+// whatever the stamps: it is the order of the ERP's reads. One poller
 // polls a connection at a time (platform/fleet's advisory lock) and
-// publishes a cycle's reads before the next cycle reads. A redelivery
+// publishes a cycle's reads before the next cycle reads, and a redelivery
 // keeps its message's publish time, so the old message redelivered late,
-// which this check is for, was published before the snapshot applied
-// over it and is still ignored. The publish time, not the stream
-// sequence: a stream re-created in disaster recovery starts its sequence
-// again at 1, while its timestamps keep going. Nothing republishes an old
-// ERP message onto MLC_ERP under a new publish time: a dead letter is
-// copied to MLC_DLQ, where internal/deadletter only makes it an exception,
-// neither mlcctl nor the console republishes messages (their replay is of
-// a failed collection, at GoCardless), and the pollers publish what they
+// which this check is for, was published before the snapshot applied over
+// it. updated_at does not order them: it can go backwards for a genuinely
+// newer change. JD Edwards' is the newest UPMJ/UPMT of the customer's
+// rows, the local time of whichever enterprise server wrote the row, so a
+// row rewritten by a server whose clock lags, or in the repeated hour of
+// a DST fall-back (the jde-poller takes the earlier of the two instants),
+// or a customer's newest row deleted, gives a newer snapshot an older
+// stamp (docs/jde.md). Judged by updated_at, that change was ignored for
+// good (new bank details never applied, the mandate left on the account
+// the customer left), and the snapshot before it, redelivered after it,
+// was applied over it. The publish time, not the stream sequence: a
+// stream re-created in disaster recovery starts its sequence again at 1,
+// while its timestamps keep going. Nothing republishes an old ERP message
+// onto MLC_ERP under a new publish time: a dead letter is copied to
+// MLC_DLQ, where internal/deadletter only makes it an exception, neither
+// mlcctl nor the console republishes messages (their replay is of a
+// failed collection, at GoCardless), and the pollers publish what they
 // read from the ERP now.
 //
 // Where either publish time is unknown (a link applied before it was
-// recorded, a call not made for a delivery) nothing orders the two but
-// updated_at, and strictly older is stale, as before: applying it could
-// be the redelivered old snapshot the check guards against, a mandate on
-// the account the customer left. A link without one gets one from the
-// next snapshot applied.
-//
-// Where either side has no updated_at (a link aligned before it was
-// recorded, a snapshot without one) nothing orders the two, and the
-// snapshot is applied when its version differs, as before. Equal instants with different versions are two changes
-// within the ERP's stamp: JD Edwards stamps to the second and its
-// versions (stamp and digest) do not order within one (docs/jde.md);
-// IFS's versions are opaque ETags. Which of the two is newer is then
-// unknown, and the one delivered is applied, as before: ignoring it could
-// as well keep the older.
+// recorded, a call not made for a delivery) updated_at is all there is,
+// and strictly older is stale: applying it could be the redelivered old
+// snapshot the check guards against, a mandate on the account the
+// customer left. A link without one gets one from the next snapshot
+// applied. Where either side also has no updated_at (a link aligned
+// before it was recorded, a snapshot without one) nothing orders the two,
+// and the snapshot is applied when its version differs, as before; so are
+// equal instants with different versions (two changes within the ERP's
+// stamp: JD Edwards stamps to the second and its versions, stamp and
+// digest, do not order within one, docs/jde.md; IFS's versions are opaque
+// ETags), since ignoring it could as well keep the older.
 func stale(link ledger.CustomerLink, at, published time.Time) bool {
-	if at.IsZero() || link.ERPUpdatedAt.Year() <= 1 || !at.Before(link.ERPUpdatedAt) {
-		return false
+	if published.Year() > 1 && link.ERPPublishedAt.Year() > 1 {
+		return published.Before(link.ERPPublishedAt)
 	}
-	if published.Year() <= 1 || link.ERPPublishedAt.Year() <= 1 {
-		return true
-	}
-	return published.Before(link.ERPPublishedAt)
+	return at.Year() > 1 && link.ERPUpdatedAt.Year() > 1 && at.Before(link.ERPUpdatedAt)
 }
 
 // mandateRequested, in billing_request mode, makes sure a customer without
