@@ -397,6 +397,15 @@ func (s *Store) Latest(ctx context.Context) (*audit.Checkpoint, error) {
 }
 
 // openHeads opens the heads object name.
+//
+// nats.go gives Get a context without a deadline its default timeout, 5
+// s, for reading the whole object (nats.go v1.55.0, jetstream/object.go:
+// Get wraps it with wrapContextWithoutDeadline, and objResult.Read fails
+// with "nats: timeout" once it is done). A verification reads the object
+// a page at a time between its lookups in the database, which on a large
+// log takes longer, and failed with the object named as unreadable, as
+// if tampered with. Without a deadline of the caller's, the object gets
+// headsReadLimit, ended when it is closed.
 func (s *Store) openHeads(ctx context.Context, name string) (io.ReadCloser, error) {
 	if s.obj == nil {
 		obj, err := s.js.ObjectStore(ctx, ObjectBucket)
@@ -408,11 +417,35 @@ func (s *Store) openHeads(ctx context.Context, name string) (io.ReadCloser, erro
 		}
 		s.obj = obj
 	}
+	cancel := context.CancelFunc(func() {})
+	if _, ok := ctx.Deadline(); !ok {
+		ctx, cancel = context.WithTimeout(ctx, headsReadLimit)
+	}
 	r, err := s.obj.Get(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		cancel()
 		return nil, fmt.Errorf("missing from object store %s", ObjectBucket)
 	}
-	return r, err
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	return &cancelOnClose{ReadCloser: r, cancel: cancel}, nil
+}
+
+// headsReadLimit bounds the reading of a heads object when the caller
+// set no deadline: far beyond any verification, which the operator can
+// still interrupt.
+const headsReadLimit = 24 * time.Hour
+
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	defer c.cancel()
+	return c.ReadCloser.Close()
 }
 
 // Run takes a checkpoint every interval until ctx ends, keeping heads

@@ -529,3 +529,49 @@ func TestFutureManifestIsReportedNotPublished(t *testing.T) {
 		t.Errorf("latest names %s, want the new %s", latest.Object, cp.Object)
 	}
 }
+
+// slowLookups is a database whose checkpoint lookups (a page of heads
+// each) take delay, as on a large, busy log.
+type slowLookups struct {
+	*pgxpool.Pool
+	delay time.Duration
+}
+
+func (q slowLookups) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if strings.Contains(sql, "unnest(") {
+		time.Sleep(q.delay)
+	}
+	return q.Pool.Query(ctx, sql, args...)
+}
+
+// A verification reads the heads object between its lookups, however long
+// they take: nats.go gave a read without a deadline 5 s for the whole
+// object, after which the verification failed with the object named
+// unreadable ("nats: timeout"), as if tampered with. Three pages of
+// heads, each lookup 2.5 s, as mlcctl reads them (context without
+// deadline, store opened as a reader).
+func TestVerifyReadsHeadsSlowerThanNATSDefaultTimeout(t *testing.T) {
+	ctx, pool, js, keys := setup(t)
+	const chains = 2500 // three pages of heads
+	testsupport.AuditChains(t, pool, "collection", chains)
+	store, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Take(ctx, pool, keys); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := auditkv.OpenExisting(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := reader.Latest(ctx)
+	if err != nil || cp == nil {
+		t.Fatalf("latest: %v, %v", cp, err)
+	}
+	start := time.Now()
+	rep, err := audit.VerifyAllWith(ctx, slowLookups{pool, 2500 * time.Millisecond}, audit.VerifyOptions{Keys: keys, Checkpoint: cp})
+	if err != nil || rep.Chains != chains {
+		t.Fatalf("a verification whose lookups took %v in all: %d chains, %v", time.Since(start).Round(time.Second), rep.Chains, err)
+	}
+}
