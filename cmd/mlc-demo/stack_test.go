@@ -90,3 +90,17 @@ func TestFreeAddrIsBelowTheEphemeralRange(t *testing.T) {
 		seen[addr] = true
 	}
 }
+
+// The services run within a 64 MiB pod's budget unless mlc-demo's own
+// environment sets GOMEMLIMIT, which they then inherit (docs/benchmarks.md
+// measures the orchestrator with and without it).
+func TestServicesGetTheMemoryBudgetUnlessSet(t *testing.T) {
+	unset := func(string) (string, bool) { return "", false }
+	if got := memoryBudget(unset); len(got) != 1 || got[0] != "GOMEMLIMIT=32MiB" {
+		t.Errorf("without GOMEMLIMIT: %q, want GOMEMLIMIT=32MiB", got)
+	}
+	set := func(k string) (string, bool) { return "1GiB", k == "GOMEMLIMIT" }
+	if got := memoryBudget(set); len(got) != 0 {
+		t.Errorf("with GOMEMLIMIT set: %q, want nothing added", got)
+	}
+}

@@ -213,7 +213,7 @@ func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (
 }
 
 // holdPages is how many pages of events a pass holds to sort them.
-const holdPages = 4
+const holdPages = 2
 
 // publication publishes one connection's events for a pass and counts
 // them.
