@@ -22,12 +22,28 @@ import (
 	"github.com/ml-connector/ml-connector/platform/audit/auditkv"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
 	"github.com/ml-connector/ml-connector/platform/testsupport/await"
+	"github.com/ml-connector/ml-connector/platform/testsupport/fake"
 )
 
 // headsName names a heads object as Take does (heads-<UTC time it
 // began>), for the replicas these tests play by hand.
 func headsName(t time.Time) string {
 	return "heads-" + t.UTC().Format("20060102T150405.000000000Z")
+}
+
+// storeHeads writes a checkpoint's heads object as a replica begun at at
+// would, without publishing its manifest.
+func storeHeads(t *testing.T, ctx context.Context, pool audit.Querier, keys *audit.Keys, objects jetstream.ObjectStore, at time.Time) audit.Checkpoint {
+	t.Helper()
+	var heads bytes.Buffer
+	cp, err := audit.WriteCheckpoint(ctx, pool, keys, headsName(at), &heads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := objects.PutBytes(ctx, cp.Object, heads.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	return cp
 }
 
 // gatedQuerier is one replica's database: its query number at (from 1;
@@ -140,15 +156,7 @@ func TestPruneKeepsTheObjectLatestNames(t *testing.T) {
 	const newer = 4
 	var others []audit.Checkpoint
 	for range newer {
-		var heads bytes.Buffer
-		cp, err := audit.WriteCheckpoint(ctx, pool, keys, headsName(time.Now()), &heads)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := objects.PutBytes(ctx, cp.Object, heads.Bytes()); err != nil {
-			t.Fatal(err)
-		}
-		others = append(others, cp)
+		others = append(others, storeHeads(t, ctx, pool, keys, objects, time.Now()))
 	}
 	qa.gate <- nil
 	a := <-doneA
@@ -401,14 +409,7 @@ func TestPruneKeepsObjectsWithinTheGrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A replica's object from before the grace, its manifest long replaced.
-	var heads bytes.Buffer
-	old, err := audit.WriteCheckpoint(ctx, pool, keys, headsName(time.Now().Add(-auditkv.MinHeadsGrace-time.Minute)), &heads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := objects.PutBytes(ctx, old.Object, heads.Bytes()); err != nil {
-		t.Fatal(err)
-	}
+	old := storeHeads(t, ctx, pool, keys, objects, time.Now().Add(-auditkv.MinHeadsGrace-time.Minute))
 
 	if _, err := store.Take(ctx, pool, keys); err != nil {
 		t.Fatal(err)
@@ -436,25 +437,6 @@ func TestPruneKeepsObjectsWithinTheGrace(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination written by Run's goroutine and read by
-// the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // A manifest named an hour in the future (a replica's clock ahead, or
 // forged) keeps every checkpoint from being published. Take says so
 // rather than succeeding silently, marked Ahead, and Run logs it as an
@@ -471,14 +453,7 @@ func TestFutureManifestIsReportedNotPublished(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var heads bytes.Buffer
-	future, err := audit.WriteCheckpoint(ctx, pool, keys, headsName(time.Now().Add(time.Hour)), &heads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := objects.PutBytes(ctx, future.Object, heads.Bytes()); err != nil {
-		t.Fatal(err)
-	}
+	future := storeHeads(t, ctx, pool, keys, objects, time.Now().Add(time.Hour))
 	if err := store.Put(ctx, future); err != nil {
 		t.Fatal(err)
 	}
@@ -492,7 +467,7 @@ func TestFutureManifestIsReportedNotPublished(t *testing.T) {
 		t.Fatalf("latest names %s, want still %s", latest.Object, future.Object)
 	}
 
-	var logged syncBuffer
+	var logged fake.Log
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {

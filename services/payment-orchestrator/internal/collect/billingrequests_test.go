@@ -143,13 +143,7 @@ func TestCancelledBillingRequestIsAnException(t *testing.T) {
 	r.Eventually(10*time.Second, "notify answer recorded", func() bool {
 		return r.Count(`SELECT count(*) FROM mandate_requests WHERE notified LIKE 'refused:%'`) == 1
 	})
-	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.CancelBillingRequest(context.Background(), "test-cancel", brID, gocardless.ActionParams{}); err != nil {
-		t.Fatal(err)
-	}
+	cancelAtGoCardless(t, r, brID)
 	r.Advance(time.Hour)
 	r.Eventually(20*time.Second, "cancelled exception", func() bool {
 		return r.Count(`SELECT count(*) FROM exceptions WHERE kind = 'mandate_request_cancelled'`) == 1 &&
@@ -547,13 +541,7 @@ func TestOlderSnapshotOpensNoMandateRequest(t *testing.T) {
 	if err := r.DB.QueryRow(context.Background(), `SELECT billing_request_id FROM mandate_requests`).Scan(&brID); err != nil {
 		t.Fatal(err)
 	}
-	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.CancelBillingRequest(context.Background(), "test-cancel", brID, gocardless.ActionParams{}); err != nil {
-		t.Fatal(err)
-	}
+	cancelAtGoCardless(t, r, brID)
 	r.Advance(time.Hour)
 	r.Eventually(20*time.Second, "request cancelled", func() bool {
 		return r.Count(`SELECT count(*) FROM mandate_requests WHERE state = 'cancelled'`) == 1
@@ -594,5 +582,18 @@ func TestOlderSnapshotOpensNoMandateRequest(t *testing.T) {
 	})
 	if cus := r.Sim.Customers(); len(cus) != 1 || cus[0].Email != "same-second@example.com" {
 		t.Errorf("GoCardless customers %+v, want one with v3's email", cus)
+	}
+}
+
+// cancelAtGoCardless cancels billing request id as the creditor would in
+// GoCardless's dashboard.
+func cancelAtGoCardless(t *testing.T, r *rig.Rig, id string) {
+	t.Helper()
+	_, client, err := r.Dir.GoCardless(context.Background(), rig.GCConnection)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.CancelBillingRequest(context.Background(), "test-cancel", id, gocardless.ActionParams{}); err != nil {
+		t.Fatal(err)
 	}
 }
