@@ -156,9 +156,14 @@ func (c *CatchUp) leaseTime() time.Duration {
 // alone is CATCHUP_OVERLAP of events (at 100 events/s the default 5
 // minutes is 30,000), and a first pass reads CATCHUP_LOOKBACK of them;
 // held whole they were most of the orchestrator's heap. A longer list is
-// published a page at a time instead, from the oldest page (the last
-// read) towards the newest (before cursors): one more request per page,
-// and a page held at a time.
+// published a page at a time, from the oldest page to the newest: the
+// first read keeps the newest page and each page's after cursor (an id),
+// and each older page is read again, oldest first, by the cursor of the
+// page before it; then the newest page. One more request per page, two
+// pages held. Only after cursors are used: GoCardless documents that
+// after=X continues the list past X, and says less of before. A page read
+// again must begin where it began the first time; if it does not (the
+// list changed under the pass), the pass fails and its cursor stays.
 func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (int, time.Time, error) {
 	_, client, err := c.Dir.GoCardless(ctx, conn.Name)
 	if err != nil {
@@ -171,23 +176,31 @@ func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (
 	pub := &publication{c: c, conn: conn.Name, env: gcmsg.Envelope{Connection: conn.Name, Source: gcmsg.FromEventsAPI, ReceivedAt: time.Now()}}
 	params := gocardless.EventListParams{ListParams: gocardless.ListParams{Limit: gocardless.MaxLimit, CreatedAt: gocardless.TimeRange{GTE: cursor.Add(-c.Overlap)}}}
 	var (
-		held     []gocardless.Event
+		held     []gocardless.Event // every page read, until there are too many
+		newest   []gocardless.Event // the first page
+		pages    []pageStart        // each page after the first: its cursor and first id
 		overflow bool
-		last     *gocardless.EventPage
 	)
 	for {
 		page, err := client.ListEvents(ctx, params)
 		if err != nil {
 			return 0, time.Time{}, err
 		}
-		last = page
+		if len(page.Items) == 0 {
+			break // an after cursor on a full last page leads to an empty one
+		}
+		if newest == nil {
+			newest = page.Items
+		} else {
+			pages = append(pages, pageStart{after: params.After, first: page.Items[0].ID})
+		}
 		if !overflow {
 			held = append(held, page.Items...)
 			if overflow = len(held) > holdPages*gocardless.MaxLimit; overflow {
 				held = nil
 			}
 		}
-		if page.After == "" || len(page.Items) == 0 {
+		if page.After == "" {
 			break
 		}
 		params.After = page.After
@@ -198,19 +211,28 @@ func (c *CatchUp) connection(ctx context.Context, conn connections.Connection) (
 		}
 		return pub.n, pub.newer(cursor), nil
 	}
-	for page := last; ; {
+	for _, p := range slices.Backward(pages) {
+		params.After = p.after
+		page, err := client.ListEvents(ctx, params)
+		if err != nil {
+			return 0, time.Time{}, err
+		}
+		if len(page.Items) == 0 || page.Items[0].ID != p.first {
+			return 0, time.Time{}, fmt.Errorf("events after %s changed during the pass (began with %s, now %d events)", p.after, p.first, len(page.Items))
+		}
 		if err := pub.events(ctx, page.Items); err != nil {
 			return 0, time.Time{}, err
 		}
-		if page.Before == "" || len(page.Items) == 0 {
-			return pub.n, pub.newer(cursor), nil
-		}
-		params.After, params.Before = "", page.Before
-		if page, err = client.ListEvents(ctx, params); err != nil {
-			return 0, time.Time{}, err
-		}
 	}
+	if err := pub.events(ctx, newest); err != nil {
+		return 0, time.Time{}, err
+	}
+	return pub.n, pub.newer(cursor), nil
 }
+
+// pageStart is where a page of the events list began: the after cursor
+// that read it, and its first (newest) event.
+type pageStart struct{ after, first string }
 
 // holdPages is how many pages of events a pass holds to sort them.
 const holdPages = 2

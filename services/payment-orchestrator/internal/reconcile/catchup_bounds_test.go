@@ -137,17 +137,20 @@ func TestCatchUpDeadLettersMalformedEvents(t *testing.T) {
 
 // backlog answers GET /events with n well-formed events a millisecond
 // apart, as GoCardless answers a connection with a long backlog since its
-// cursor: newest first, after=X the items older than X and before=X the
-// newer ones nearest to X (still newest first), meta.cursors.after null
-// on the last page and meta.cursors.before on the first (the list shape
-// of gocardless-pro-python tests/fixtures/events.json; the cursors as
-// gcsim's doc.go gives them). It logs the pages it served and, through
-// publish, what was published, in the order they happened.
+// cursor: newest first, after=X the items older than X, meta.cursors.after
+// null on the last page, or with trailingEmpty a cursor there too and an
+// empty page after it (the list shape of gocardless-pro-python
+// tests/fixtures/events.json). It refuses before cursors, which the pass
+// must not depend on (GoCardless documents after=X; gcsim's doc.go says
+// what before does, GoCardless's reference less). It logs the pages it
+// served and, through publish, what was published, in the order they
+// happened.
 type backlog struct {
-	n     int
-	start time.Time
-	mu    sync.Mutex
-	log   []string // "page" or "publish <count>"
+	n             int
+	trailingEmpty bool
+	start         time.Time
+	mu            sync.Mutex
+	log           []string // "page" or "publish <count>"
 }
 
 func (b *backlog) id(i int) string { return fmt.Sprintf("EV%08d", i) }
@@ -159,24 +162,21 @@ func (b *backlog) RoundTrip(req *http.Request) (*http.Response, error) {
 	q := req.URL.Query()
 	limit, _ := strconv.Atoi(q.Get("limit"))
 	index := func(id string) int { i, _ := strconv.Atoi(strings.TrimPrefix(id, "EV")); return i }
-	hi, lo := b.n, 0 // the page's items are lo..hi-1, served newest first
-	switch {
-	case q.Has("after"):
-		hi = index(q.Get("after"))
-		lo = max(hi-limit, 0)
-	case q.Has("before"):
-		lo = index(q.Get("before")) + 1
-		hi = min(lo+limit, b.n)
-	default:
-		lo = max(hi-limit, 0)
+	if q.Has("before") {
+		return nil, fmt.Errorf("before=%s: the pass must not depend on before cursors", q.Get("before"))
 	}
+	hi := b.n // the page's items are lo..hi-1, served newest first
+	if q.Has("after") {
+		hi = index(q.Get("after"))
+	}
+	lo := max(hi-limit, 0)
 	var evs []string
 	for i := hi - 1; i >= lo; i-- {
 		evs = append(evs, fmt.Sprintf(`{"id":%q,"created_at":%q,"resource_type":"creditors","action":"updated","links":{"creditor":"CR1"},"details":{}}`,
 			b.id(i), b.start.Add(time.Duration(i)*time.Millisecond).Format("2006-01-02T15:04:05.000Z")))
 	}
 	after, before := "null", "null"
-	if lo > 0 && hi > lo {
+	if hi > lo && (lo > 0 || b.trailingEmpty) {
 		after = strconv.Quote(b.id(lo))
 	}
 	if hi < b.n && hi > lo {
@@ -195,17 +195,20 @@ func (b *backlog) RoundTrip(req *http.Request) (*http.Response, error) {
 // and it holds a few pages of GoCardless's answer, not all of it (the
 // overlap alone is minutes of events, a first pass CATCHUP_LOOKBACK of
 // them): a short list is read whole and sorted; a long one is published
-// a page at a time from its oldest page up, each page read after the one
-// before it was published. The cursor is the newest event's either way.
+// a page at a time from its oldest page up, each page (but the oldest,
+// just read, and the newest, kept) read again after the one before it was
+// published. The cursor is the newest event's either way, also when the
+// list ends on an empty page.
 func TestCatchUpPublishesOldestFirstHoldingAFewPages(t *testing.T) {
 	for _, tt := range []struct {
-		name  string
-		pages int
-	}{{"short list", 2}, {"long list", 7}} {
+		name          string
+		pages         int
+		trailingEmpty bool
+	}{{"short list", 2, false}, {"long list", 7, false}, {"long list ending on an empty page", 7, true}} {
 		t.Run(tt.name, func(t *testing.T) {
 			r := rig.New(t, rig.Options{GC: rig.Direct})
 			ctx := context.Background()
-			b := &backlog{n: tt.pages * gocardless.MaxLimit, start: time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)}
+			b := &backlog{n: tt.pages * gocardless.MaxLimit, trailingEmpty: tt.trailingEmpty, start: time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)}
 			var published []string
 			pub := publishFunc(func(_ context.Context, msgs []bus.Msg) ([]bus.Ack, error) {
 				b.mu.Lock()
@@ -229,7 +232,8 @@ func TestCatchUpPublishesOldestFirstHoldingAFewPages(t *testing.T) {
 				}
 			}
 			// Pages read after the first publish: none when the list was
-			// held whole; for a long one, every page but the oldest again.
+			// held whole; for a long one, every page but the oldest and
+			// the newest again.
 			readLater := 0
 			for i, e := range b.log {
 				if strings.HasPrefix(e, "publish") {
@@ -239,7 +243,7 @@ func TestCatchUpPublishesOldestFirstHoldingAFewPages(t *testing.T) {
 			}
 			want := 0
 			if tt.pages > 2 { // holdPages
-				want = tt.pages - 1
+				want = tt.pages - 2
 			}
 			if readLater != want {
 				t.Errorf("%d pages read after the first publish, want %d (log %v)", readLater, want, b.log)
