@@ -180,14 +180,23 @@ func SaveCustomer(ctx context.Context, tx pgx.Tx, before, c CustomerLink, action
 // IgnoreStaleCustomer records, in tx, that a snapshot of the customer of
 // c (locked by LockCustomer in tx), version updated at updatedAt in the
 // ERP and published at published (zero when unknown), was received and
-// deliberately not applied: it is older than the one c holds. The link is
-// left as it is.
+// deliberately not applied: it is older than the one c holds. The cause
+// names what decided it: the publish times when both are known, else the
+// ERP's updated_at (collect's stale). The link is left as it is.
 func IgnoreStaleCustomer(ctx context.Context, tx pgx.Tx, c CustomerLink, version string, updatedAt, published time.Time) error {
-	cause := fmt.Sprintf("ERP snapshot %s, updated %s, is older than the applied %s, updated %s", version,
-		updatedAt.UTC().Format(time.RFC3339Nano), c.ERPVersion, c.ERPUpdatedAt.UTC().Format(time.RFC3339Nano))
+	at := func(t time.Time) string {
+		if t.Year() <= 1 {
+			return "unknown"
+		}
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	var cause string
 	if published.Year() > 1 && c.ERPPublishedAt.Year() > 1 {
-		cause += fmt.Sprintf(", and was published before it (%s, the applied %s)",
-			published.UTC().Format(time.RFC3339Nano), c.ERPPublishedAt.UTC().Format(time.RFC3339Nano))
+		cause = fmt.Sprintf("ERP snapshot %s was published at %s, before the applied %s (published at %s); updated %s, the applied %s",
+			version, at(published), c.ERPVersion, at(c.ERPPublishedAt), at(updatedAt), at(c.ERPUpdatedAt))
+	} else {
+		cause = fmt.Sprintf("ERP snapshot %s, updated %s, is older than the applied %s, updated %s (publish times unknown)",
+			version, at(updatedAt), c.ERPVersion, at(c.ERPUpdatedAt))
 	}
 	return record(ctx, tx, "customer", c.Key.aggregateID(), "customer.stale_ignored", Change{After: customerView(c), Cause: cause})
 }
