@@ -23,8 +23,15 @@
 // in its name) and older than the one "latest" names. The one it names is
 // kept whatever its age, and so is every newer one (another replica may be
 // about to name it); the grace is what a verification in progress has to
-// read the object it began with once "latest" has moved past it, however
+// copy the object it began with once "latest" has moved past it, however
 // many replicas take checkpoints.
+//
+// A verification copies the object "latest" names to a temporary file
+// (in $TMPDIR, about 120 bytes a chain, removed when it ends) within a
+// time bounded by its size (a minute plus a second a MiB), and then walks
+// the database against the copy at its own pace: a copy that stalls (the
+// object pruned under it, chunks no longer arriving) fails the
+// verification, naming the object, rather than hanging it.
 //
 // A checkpoint is not published when the one published began later (see
 // [Store.Put]); Take then returns a [*NotPublishedError]. When that one
@@ -50,6 +57,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"time"
 
@@ -72,13 +80,13 @@ const MinHeadsGrace = 30 * time.Minute
 // began, whether or not "latest" still names it, when checkpoints are
 // taken every interval: 3 intervals, at least [MinHeadsGrace].
 //
-// mlcctl audit verify reads "latest" and then streams its object while it
+// mlcctl audit verify reads "latest" and then copies its object before it
 // walks the database; "latest" may move past it meanwhile. With replicas
 // taking checkpoints, the object it read was named at most about one
 // interval before (later only when no replica took one, and then it is
 // still the latest and kept), so a verification has at least two
 // intervals, and at least 25 minutes at the default interval of 5, to
-// finish, whatever the number of replicas: keeping a count of objects
+// copy it, whatever the number of replicas: keeping a count of objects
 // instead gave 15/n minutes with n replicas. What it costs is every
 // object of the grace kept: about n × grace / interval of them (48 with 8
 // replicas at the default interval), each the size of one checkpoint's
@@ -104,6 +112,11 @@ type Store struct {
 	kv    jetstream.KeyValue
 	obj   jetstream.ObjectStore // nil until needed, for readers
 	grace time.Duration         // see HeadsGrace; Run sets it from its interval
+
+	// How long a heads object has to be copied for a verification (see
+	// headsFetchTimeout).
+	headsFetchBase time.Duration
+	headsFetchRate int64 // bytes a second
 }
 
 // Open creates the bucket and the object store if they are missing and
@@ -123,7 +136,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("audit checkpoint heads object store: %w", err)
 	}
-	return &Store{js: js, kv: kv, obj: obj, grace: MinHeadsGrace}, nil
+	return &Store{js: js, kv: kv, obj: obj, grace: MinHeadsGrace, headsFetchBase: defaultHeadsFetchBase, headsFetchRate: defaultHeadsFetchRate}, nil
 }
 
 // OpenExisting returns the store of an existing bucket, for readers. The
@@ -133,7 +146,7 @@ func OpenExisting(ctx context.Context, js jetstream.JetStream) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit checkpoints bucket: %w", err)
 	}
-	return &Store{js: js, kv: kv, grace: MinHeadsGrace}, nil
+	return &Store{js: js, kv: kv, grace: MinHeadsGrace, headsFetchBase: defaultHeadsFetchBase, headsFetchRate: defaultHeadsFetchRate}, nil
 }
 
 // Take takes a checkpoint: the heads are streamed from q into a new object
@@ -396,16 +409,30 @@ func (s *Store) Latest(ctx context.Context) (*audit.Checkpoint, error) {
 	return &c, nil
 }
 
-// openHeads opens the heads object name.
+// openHeads copies the heads object name to a temporary file, within a
+// bounded time, and returns the file to read from, removed when it is
+// closed.
 //
-// nats.go gives Get a context without a deadline its default timeout, 5
-// s, for reading the whole object (nats.go v1.55.0, jetstream/object.go:
-// Get wraps it with wrapContextWithoutDeadline, and objResult.Read fails
-// with "nats: timeout" once it is done). A verification reads the object
-// a page at a time between its lookups in the database, which on a large
-// log takes longer, and failed with the object named as unreadable, as
-// if tampered with. Without a deadline of the caller's, the object gets
-// headsReadLimit, ended when it is closed.
+// A verification reads its heads a page at a time between lookups in the
+// database, which on a large log take far longer than the object takes to
+// arrive. Read from JetStream at that pace, the read needs a deadline
+// spanning the whole walk: nats.go gives Get a context without one its
+// default timeout, 5 s, for reading the whole object, and uses the
+// context's deadline as the read deadline of the pipe the chunks arrive
+// on (nats.go v1.55.0, jetstream/object.go: Get, wrapContextWithoutDeadline
+// and objResult.Read). Too short a deadline failed slow verifications
+// with the object named unreadable, as if tampered with; a long one left a
+// verification whose chunks stopped arriving (the object pruned under it
+// once the grace passed, a consumer stalled) hanging that long. Copied
+// first, the object gets a deadline for its size alone (see
+// headsFetchTimeout), and the walk then reads the file at its own
+// pace. The file takes the object's size, about 120 bytes a chain, in
+// os.TempDir ($TMPDIR), not memory.
+//
+// The copy is checked against the object's own digest by nats.go (at its
+// end, ErrDigestMismatch); the manifest's count and SHA-256 are checked by
+// the verification over exactly these bytes (platform/audit, headsReader)
+// before anything they say is reported.
 func (s *Store) openHeads(ctx context.Context, name string) (io.ReadCloser, error) {
 	if s.obj == nil {
 		obj, err := s.js.ObjectStore(ctx, ObjectBucket)
@@ -417,35 +444,79 @@ func (s *Store) openHeads(ctx context.Context, name string) (io.ReadCloser, erro
 		}
 		s.obj = obj
 	}
-	cancel := context.CancelFunc(func() {})
-	if _, ok := ctx.Deadline(); !ok {
-		ctx, cancel = context.WithTimeout(ctx, headsReadLimit)
-	}
-	r, err := s.obj.Get(ctx, name)
+	info, err := s.obj.GetInfo(ctx, name)
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
-		cancel()
 		return nil, fmt.Errorf("missing from object store %s", ObjectBucket)
 	}
 	if err != nil {
-		cancel()
 		return nil, err
 	}
-	return &cancelOnClose{ReadCloser: r, cancel: cancel}, nil
+	f, err := os.CreateTemp("", "mlc-audit-heads-*")
+	if err != nil {
+		return nil, fmt.Errorf("a temporary file for its copy: %w", err)
+	}
+	heads := &tempFile{File: f}
+	if err := s.copyHeads(ctx, name, info.Size, f); err != nil {
+		return nil, errors.Join(err, heads.Close())
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, errors.Join(fmt.Errorf("its copy %s: %w", f.Name(), err), heads.Close())
+	}
+	return heads, nil
 }
 
-// headsReadLimit bounds the reading of a heads object when the caller
-// set no deadline: far beyond any verification, which the operator can
-// still interrupt.
-const headsReadLimit = 24 * time.Hour
-
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
+// copyHeads copies the object name, of size bytes, to f within
+// headsFetchTimeout(size).
+func (s *Store) copyHeads(ctx context.Context, name string, size uint64, f *os.File) error {
+	limit := s.headsFetchTimeout(size)
+	deadline := time.Now().Add(limit)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	r, err := s.obj.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrObjectNotFound) { // deleted since GetInfo
+		return fmt.Errorf("missing from object store %s", ObjectBucket)
+	}
+	if err != nil {
+		return fmt.Errorf("copying it from object store %s: %w", ObjectBucket, err)
+	}
+	defer r.Close()
+	n, err := io.Copy(f, r)
+	if err != nil {
+		// By the time, not ctx.Err(): nats.go fails the read when the
+		// pipe's deadline (the context's) passes, which can be before the
+		// context's own timer has marked it done ("read pipe: i/o
+		// timeout"). An earlier deadline of the caller's ends it sooner.
+		if !time.Now().Before(deadline) {
+			return fmt.Errorf("copying it from object store %s: %d of its %d bytes arrived within %v: %w", ObjectBucket, n, size, limit, err)
+		}
+		return fmt.Errorf("copying it from object store %s to %s: %w", ObjectBucket, f.Name(), err)
+	}
+	return nil
 }
 
-func (c *cancelOnClose) Close() error {
-	defer c.cancel()
-	return c.ReadCloser.Close()
+// Defaults of the time a heads object has to be copied (see
+// headsFetchTimeout).
+const (
+	defaultHeadsFetchBase = time.Minute
+	defaultHeadsFetchRate = 1 << 20 // bytes a second
+)
+
+// headsFetchTimeout is the time a heads object of size bytes has to be
+// copied: headsFetchBase (the lookup, the consumer's creation, a
+// reconnect) plus its size at headsFetchRate. A JetStream in the cluster
+// delivers an object's chunks at tens of MB/s or more; 1 MiB/s allows for
+// mlcctl run at a distance (a port-forward, a VPN) and still fails a
+// stalled read of a million chains' heads (about 120 MB) within three
+// minutes.
+func (s *Store) headsFetchTimeout(size uint64) time.Duration {
+	return s.headsFetchBase + time.Duration(size/uint64(s.headsFetchRate))*time.Second
+}
+
+// tempFile is a temporary file, removed when it is closed.
+type tempFile struct{ *os.File }
+
+func (t *tempFile) Close() error {
+	return errors.Join(t.File.Close(), os.Remove(t.File.Name()))
 }
 
 // Run takes a checkpoint every interval until ctx ends, keeping heads

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -549,4 +551,150 @@ func TestVerifyReadsHeadsSlowerThanNATSDefaultTimeout(t *testing.T) {
 	if err != nil || rep.Chains != chains {
 		t.Fatalf("a verification whose lookups took %v in all: %d chains, %v", time.Since(start).Round(time.Second), rep.Chains, err)
 	}
+}
+
+// tempHeads points os.TempDir, where a verification copies its heads
+// object, at a directory of the test's, and returns a function listing the
+// copies in it.
+func tempHeads(t *testing.T) func() []string {
+	dir := t.TempDir()
+	t.Setenv("TMPDIR", dir)
+	return func() []string {
+		t.Helper()
+		copies, err := filepath.Glob(filepath.Join(dir, "mlc-audit-heads-*"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return copies
+	}
+}
+
+// A heads object whose chunks stop arriving (here: purged, as when it is
+// pruned under a verification once the grace has passed) fails the
+// verification within the time given to copy it, naming the object, and
+// leaves no copy behind. The read had a deadline of 24 h before, and hung
+// that long.
+func TestVerifyFailsWhenTheHeadsObjectStalls(t *testing.T) {
+	ctx, pool, js, keys := setup(t)
+	copies := tempHeads(t)
+	testsupport.AuditChains(t, pool, "collection", 3)
+	store, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Take(ctx, pool, keys); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := auditkv.OpenExisting(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const limit = 500 * time.Millisecond
+	reader.SetHeadsFetchTimeout(limit, 1<<20)
+	cp, err := reader.Latest(ctx)
+	if err != nil || cp == nil {
+		t.Fatalf("latest: %v, %v", cp, err)
+	}
+	// The object's metadata stays, so Get finds it and waits for chunks
+	// that never come.
+	objects, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := objects.GetInfo(ctx, cp.Object)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.Stream(ctx, "OBJ_"+auditkv.ObjectBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Purge(ctx, jetstream.WithPurgeSubject("$O."+auditkv.ObjectBucket+".C."+info.NUID)); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := audit.VerifyAllWith(ctx, pool, audit.VerifyOptions{Keys: keys, Checkpoint: cp})
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("a verification whose heads object stalled still runs after 30 s, for a copy given %v", limit)
+	}
+	if !errors.Is(err, audit.ErrCheckpointHeads) || !strings.Contains(err.Error(), `"`+cp.Object+`"`) ||
+		!strings.Contains(err.Error(), "0 of its "+strconv.FormatUint(info.Size, 10)+" bytes arrived within "+limit.String()) {
+		t.Fatalf("a stalled heads object, after %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	if left := copies(); len(left) != 0 {
+		t.Errorf("copies of the heads left after a failed verification: %v", left)
+	}
+}
+
+// A verification walks the database against a copy of its heads object,
+// not the object: the copy exists through every lookup, the object may
+// go meanwhile, and the copy is removed once the verification ends.
+func TestVerifyReadsHeadsFromARemovedCopy(t *testing.T) {
+	ctx, pool, js, keys := setup(t)
+	copies := tempHeads(t)
+	const chains = 1500 // two pages of heads
+	testsupport.AuditChains(t, pool, "collection", chains)
+	store, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Take(ctx, pool, keys); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := auditkv.OpenExisting(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := reader.Latest(ctx)
+	if err != nil || cp == nil {
+		t.Fatalf("latest: %v, %v", cp, err)
+	}
+	objects, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := &lookupHook{Pool: pool, each: func() {
+		if c := copies(); len(c) != 1 {
+			t.Errorf("copies of the heads during a lookup: %v, want one", c)
+		}
+		if err := objects.Delete(ctx, cp.Object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+			t.Error(err)
+		}
+	}}
+	rep, err := audit.VerifyAllWith(ctx, q, audit.VerifyOptions{Keys: keys, Checkpoint: cp})
+	if err != nil || rep.Chains != chains {
+		t.Fatalf("verified against a copy: %d chains, %v", rep.Chains, err)
+	}
+	if q.lookups != 2 {
+		t.Errorf("%d lookups of heads, want 2", q.lookups)
+	}
+	if _, err := objects.GetInfo(ctx, cp.Object); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Errorf("the object, deleted during the walk: %v", err)
+	}
+	if left := copies(); len(left) != 0 {
+		t.Errorf("copies of the heads left after the verification: %v", left)
+	}
+}
+
+// lookupHook is a database calling each before every checkpoint lookup (a
+// page of heads each).
+type lookupHook struct {
+	*pgxpool.Pool
+	each    func()
+	lookups int
+}
+
+func (q *lookupHook) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if strings.Contains(sql, "unnest(") {
+		q.lookups++
+		q.each()
+	}
+	return q.Pool.Query(ctx, sql, args...)
 }
