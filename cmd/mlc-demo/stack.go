@@ -483,7 +483,12 @@ func stopGracefully(opts options, procs []*process) error {
 		}
 	}
 	if len(peaks) > 0 {
-		fmt.Fprintf(opts.out, "peak RSS: %s\n", strings.Join(peaks, ", "))
+		// The limit the services ran under, since RSS depends on it.
+		limit := serviceMemoryBudget
+		if l, set := os.LookupEnv("GOMEMLIMIT"); set {
+			limit = l
+		}
+		fmt.Fprintf(opts.out, "peak RSS: %s (GOMEMLIMIT %s)\n", strings.Join(peaks, ", "), limit)
 	}
 	var errs []error
 	for i := len(procs) - 1; i >= 0; i-- {
