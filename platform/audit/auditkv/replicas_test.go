@@ -531,21 +531,7 @@ func TestVerifyReadsHeadsSlowerThanNATSDefaultTimeout(t *testing.T) {
 	ctx, pool, js, keys := setup(t)
 	const chains = 2500 // three pages of heads
 	testsupport.AuditChains(t, pool, "collection", chains)
-	store, err := auditkv.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Take(ctx, pool, keys); err != nil {
-		t.Fatal(err)
-	}
-	reader, err := auditkv.OpenExisting(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := reader.Latest(ctx)
-	if err != nil || cp == nil {
-		t.Fatalf("latest: %v, %v", cp, err)
-	}
+	_, cp := checkpointed(t, ctx, pool, js, keys)
 	start := time.Now()
 	rep, err := audit.VerifyAllWith(ctx, slowLookups{pool, 2500 * time.Millisecond}, audit.VerifyOptions{Keys: keys, Checkpoint: cp})
 	if err != nil || rep.Chains != chains {
@@ -578,23 +564,9 @@ func TestVerifyFailsWhenTheHeadsObjectStalls(t *testing.T) {
 	ctx, pool, js, keys := setup(t)
 	copies := tempHeads(t)
 	testsupport.AuditChains(t, pool, "collection", 3)
-	store, err := auditkv.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Take(ctx, pool, keys); err != nil {
-		t.Fatal(err)
-	}
-	reader, err := auditkv.OpenExisting(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reader, cp := checkpointed(t, ctx, pool, js, keys)
 	const limit = 500 * time.Millisecond
 	reader.SetHeadsFetchTimeout(limit, 1<<20)
-	cp, err := reader.Latest(ctx)
-	if err != nil || cp == nil {
-		t.Fatalf("latest: %v, %v", cp, err)
-	}
 	// The object's metadata stays, so Get finds it and waits for chunks
 	// that never come.
 	objects, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
@@ -641,21 +613,7 @@ func TestVerifyReadsHeadsFromARemovedCopy(t *testing.T) {
 	copies := tempHeads(t)
 	const chains = 1500 // two pages of heads
 	testsupport.AuditChains(t, pool, "collection", chains)
-	store, err := auditkv.Open(ctx, js, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.Take(ctx, pool, keys); err != nil {
-		t.Fatal(err)
-	}
-	reader, err := auditkv.OpenExisting(ctx, js)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cp, err := reader.Latest(ctx)
-	if err != nil || cp == nil {
-		t.Fatalf("latest: %v, %v", cp, err)
-	}
+	_, cp := checkpointed(t, ctx, pool, js, keys)
 	objects, err := js.ObjectStore(ctx, auditkv.ObjectBucket)
 	if err != nil {
 		t.Fatal(err)
@@ -697,4 +655,27 @@ func (q *lookupHook) Query(ctx context.Context, sql string, args ...any) (pgx.Ro
 		q.each()
 	}
 	return q.Pool.Query(ctx, sql, args...)
+}
+
+// checkpointed takes a checkpoint of the chains in pool and opens the
+// store again as mlcctl audit verify does (a reader), returning it and
+// the latest checkpoint it reads.
+func checkpointed(t *testing.T, ctx context.Context, pool *pgxpool.Pool, js jetstream.JetStream, keys *audit.Keys) (*auditkv.Store, *audit.Checkpoint) {
+	t.Helper()
+	store, err := auditkv.Open(ctx, js, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Take(ctx, pool, keys); err != nil {
+		t.Fatal(err)
+	}
+	reader, err := auditkv.OpenExisting(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp, err := reader.Latest(ctx)
+	if err != nil || cp == nil {
+		t.Fatalf("latest: %v, %v", cp, err)
+	}
+	return reader, cp
 }
