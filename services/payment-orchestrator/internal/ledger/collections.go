@@ -206,7 +206,7 @@ func byAggregate(n int, id func(int) string) []int {
 // LockCollection locks and returns the collection of an invoice.
 func LockCollection(ctx context.Context, tx pgx.Tx, k InvoiceKey) (Collection, error) {
 	c, err := scanCollection(tx.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections
-		WHERE connection_id = $1 AND company = $2 AND invoice_id = $3 FOR UPDATE`, k.ConnectionID, k.Company, k.InvoiceID))
+		WHERE connection_id = $1 AND company = $2 AND invoice_id = $3 FOR NO KEY UPDATE`, k.ConnectionID, k.Company, k.InvoiceID))
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		err = fmt.Errorf("lock collection %s: %w", k.aggregateID(), err)
 	}
@@ -215,12 +215,12 @@ func LockCollection(ctx context.Context, tx pgx.Tx, k InvoiceKey) (Collection, e
 
 // LockCollectionByPayment locks the collection a GoCardless payment belongs to.
 func LockCollectionByPayment(ctx context.Context, tx pgx.Tx, paymentID string) (Collection, error) {
-	return scanCollection(tx.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections WHERE gc_payment_id = $1 FOR UPDATE`, paymentID))
+	return scanCollection(tx.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections WHERE gc_payment_id = $1 FOR NO KEY UPDATE`, paymentID))
 }
 
 // LockCollectionBySubscription locks the collection of a GoCardless subscription.
 func LockCollectionBySubscription(ctx context.Context, tx pgx.Tx, subscriptionID string) (Collection, error) {
-	return scanCollection(tx.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections WHERE gc_subscription_id = $1 FOR UPDATE`, subscriptionID))
+	return scanCollection(tx.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections WHERE gc_subscription_id = $1 FOR NO KEY UPDATE`, subscriptionID))
 }
 
 // Collection reads a collection without locking it.
@@ -376,7 +376,7 @@ func (l *Ledger) CollectionByPayment(ctx context.Context, paymentID string) (Col
 
 // LockCollectionByID locks a collection by its id.
 func LockCollectionByID(ctx context.Context, tx pgx.Tx, id int64) (Collection, error) {
-	return scanCollection(tx.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections WHERE id = $1 FOR UPDATE`, id))
+	return scanCollection(tx.QueryRow(ctx, `SELECT `+collectionColumns+` FROM collections WHERE id = $1 FOR NO KEY UPDATE`, id))
 }
 
 // String is the invoice's identity, as in the audit log.

@@ -8,6 +8,14 @@
 // transaction, so the audit trail is never behind the state it explains,
 // and no transaction here is ever held open across a network call: the
 // orchestrator's package doc says how intents make each call once.
+//
+// Rows that other rows refer to (collections, refunds, payouts) are locked
+// FOR NO KEY UPDATE, never FOR UPDATE: no change here deletes one or alters
+// its id, and the weaker lock lets the foreign-key checks of a row that
+// refers to them (a payout's items, a refund, a deposit) pass instead of
+// queueing behind it. FOR UPDATE made a payout storing its items and a
+// refund event (refund row, then its collection) wait on each other in
+// opposite order: a deadlock, and the payout's event retried 5 s later.
 package ledger
 
 import (

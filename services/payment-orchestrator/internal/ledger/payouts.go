@@ -267,7 +267,7 @@ func (l *Ledger) PayoutOutcomePosted(ctx context.Context, o PendingOutcome, erpR
 		var p Payout
 		var queued, refused int
 		err = tx.QueryRow(ctx, `SELECT p.id, p.gc_payout_id, p.state, p.event_id FROM payouts p
-			WHERE p.id = (SELECT payout_id FROM payout_postings WHERE outcome_id = $1) FOR UPDATE`, o.OutcomeID).Scan(&p.ID, &p.GCPayoutID, &p.State, &p.EventID)
+			WHERE p.id = (SELECT payout_id FROM payout_postings WHERE outcome_id = $1) FOR NO KEY UPDATE`, o.OutcomeID).Scan(&p.ID, &p.GCPayoutID, &p.State, &p.EventID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("deposit %s: no such payout posting", o.OutcomeID)
 		}
@@ -306,7 +306,7 @@ func (l *Ledger) RepostPayout(ctx context.Context, gcPayoutID, actor, note strin
 	err := l.Tx(ctx, func(tx pgx.Tx) error {
 		n = 0
 		var p Payout
-		err := tx.QueryRow(ctx, `SELECT id, gc_payout_id, state, event_id FROM payouts WHERE gc_payout_id = $1 FOR UPDATE`,
+		err := tx.QueryRow(ctx, `SELECT id, gc_payout_id, state, event_id FROM payouts WHERE gc_payout_id = $1 FOR NO KEY UPDATE`,
 			gcPayoutID).Scan(&p.ID, &p.GCPayoutID, &p.State, &p.EventID)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("payout %s: %w", gcPayoutID, ErrNotFound)
@@ -467,11 +467,18 @@ func (l *Ledger) PaymentsToPlace(ctx context.Context, paymentIDs []string, manda
 	for i, id := range paymentIDs {
 		mandates[i] = mandateOf[id]
 	}
+	// "Any subscription?" reads the first entry of the subscription index:
+	// as a plain EXISTS, a planner without statistics (autovacuum off)
+	// guessed most rows have one and read every collection to find none.
+	// Each mandate's check is a scalar subquery for the same reason: as an
+	// EXISTS the planner may hash every customer link once per payout
+	// (it drops a LIMIT there); a scalar subquery is a probe of the index.
 	rows, err := l.db.Query(ctx, `
 		SELECT p.id FROM unnest($1::text[], $2::text[]) AS p (id, mandate)
-		WHERE EXISTS (SELECT 1 FROM collections s WHERE s.gc_subscription_id IS NOT NULL)
+		WHERE (SELECT s.gc_subscription_id FROM collections s WHERE s.gc_subscription_id IS NOT NULL
+		       ORDER BY s.gc_subscription_id LIMIT 1) IS NOT NULL
 		  AND NOT EXISTS (SELECT 1 FROM collections c WHERE c.gc_payment_id = p.id)
-		  AND (p.mandate = '' OR EXISTS (SELECT 1 FROM customer_links l WHERE l.gc_mandate_id = p.mandate))`, paymentIDs, mandates)
+		  AND (p.mandate = '' OR (SELECT l.id FROM customer_links l WHERE l.gc_mandate_id = p.mandate LIMIT 1) IS NOT NULL)`, paymentIDs, mandates)
 	if err != nil {
 		return nil, fmt.Errorf("payments to place: %w", err)
 	}

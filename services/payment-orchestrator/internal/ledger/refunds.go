@@ -79,7 +79,7 @@ func StartRefund(ctx context.Context, tx pgx.Tx, r Refund) (_ Refund, started bo
 	}
 	started = tag.RowsAffected() == 1
 	locked, err := scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds
-		WHERE connection_id = $1 AND company = $2 AND erp_refund_id = $3 FOR UPDATE`, r.Key.ConnectionID, r.Key.Company, r.Key.RefundID))
+		WHERE connection_id = $1 AND company = $2 AND erp_refund_id = $3 FOR NO KEY UPDATE`, r.Key.ConnectionID, r.Key.Company, r.Key.RefundID))
 	if err != nil {
 		return r, false, fmt.Errorf("lock refund %s: %w", r.Key.aggregateID(), err)
 	}
@@ -102,13 +102,13 @@ func RefundedBefore(ctx context.Context, tx pgx.Tx, collectionID, exclude int64)
 
 // LockRefundByGC locks the refund of a GoCardless refund id.
 func LockRefundByGC(ctx context.Context, tx pgx.Tx, gcRefundID string) (Refund, error) {
-	return scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE gc_refund_id = $1 FOR UPDATE`, gcRefundID))
+	return scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds WHERE gc_refund_id = $1 FOR NO KEY UPDATE`, gcRefundID))
 }
 
 // LockRefund locks a refund by its ERP key.
 func LockRefund(ctx context.Context, tx pgx.Tx, k RefundKey) (Refund, error) {
 	return scanRefund(tx.QueryRow(ctx, `SELECT `+refundColumns+` FROM refunds
-		WHERE connection_id = $1 AND company = $2 AND erp_refund_id = $3 FOR UPDATE`, k.ConnectionID, k.Company, k.RefundID))
+		WHERE connection_id = $1 AND company = $2 AND erp_refund_id = $3 FOR NO KEY UPDATE`, k.ConnectionID, k.Company, k.RefundID))
 }
 
 // SaveRefund writes r (locked in tx) and audits the change.
