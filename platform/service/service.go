@@ -172,6 +172,12 @@ func Start(ctx context.Context, cfg Config, redact ...secrets.Value) (_ *Service
 	}); err != nil {
 		return nil, err
 	}
+	if off, err := database.Unvacuumed(startCtx, s.DB); err != nil {
+		log.WarnContext(ctx, "could not read postgres autovacuum settings", "error", err)
+	} else if off != "" {
+		log.WarnContext(ctx, "postgres never vacuums or analyzes these tables: dead rows of every state change accumulate and the planner has no statistics; "+
+			"turn autovacuum on, or run VACUUM ANALYZE on a schedule", "autovacuum", off)
+	}
 	if err = waitFor(startCtx, log, "nats", func(ctx context.Context) error {
 		var err error
 		s.nc, err = bus.Connect(ctx, cfg.Common.NATSURL, cfg.Name, log, natsOptions(cfg.Common, s.natsClosed)...)
