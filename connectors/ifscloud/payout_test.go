@@ -89,6 +89,41 @@ func TestPayoutResumesAfterLostAnswers(t *testing.T) {
 	}
 }
 
+// TestPayoutFeesNettedWithRefundedFees: fees that refunded fees nearly
+// cancel (-0.02) with a net tax refund of the other sign (0.04) are booked
+// as fees less tax to the fee account and the tax to the tax account, in
+// one lump sum of the fees; they were refused as "fee tax is not part of
+// the fees" (make chaos, seed 7072, for JD Edwards; IFS had the same rule).
+func TestPayoutFeesNettedWithRefundedFees(t *testing.T) {
+	e := startSim(t, ifssim.Config{})
+	if err := e.sim.PutInvoices(inv("10", 7, ifssim.StatePostedAuth, base), inv("10", 9, ifssim.StatePostedAuth, base)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.PutCustomers(ifssim.Customer{CustomerID: "C10", Company: "10", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	settings := map[string]any{"receipt_on": "payout", "payout_fee_accounts": map[string]any{"10": "6570"},
+		"payout_fee_tax_accounts": map[string]any{"10": "2640"}}
+	w := ifscloud.NewWriter(e.client(t, settings, ifscloud.Options{}))
+	p := payout10()
+	p.Amount, p.Fees, p.FeeTax = "200.18", "-0.02", "0.04"
+	if _, err := w.PostPayout(context.Background(), p); err != nil {
+		t.Fatalf("payout: %v", err)
+	}
+	mp := e.sim.MixedPayments()
+	if len(mp) != 1 || mp[0].State != ifssim.MixedApproved || len(mp[0].LumpSums) != 3 {
+		t.Fatalf("mixed payments %+v, want one approved with 3 lump sums", mp)
+	}
+	fees := mp[0].LumpSums[2]
+	got := map[string]string{}
+	for _, tr := range fees.Transactions {
+		got[tr.Account] = tr.Amount
+	}
+	if fees.Amount != "-0.02" || len(got) != 2 || got["6570"] != "-0.06" || got["2640"] != "0.04" {
+		t.Errorf("fee lump sum %s with %v, want -0.02: -0.06 to 6570 and 0.04 to 2640", fees.Amount, got)
+	}
+}
+
 // TestPayoutRefusesToPayTwice: a payment its own outcome booked (before
 // receipt_on became payout) is not booked again by the payout: the payout
 // stays Not Approved and the error names the booking. A payout paying one

@@ -49,6 +49,25 @@ func TestPayoutFeesOfAForeignPayout(t *testing.T) {
 	}
 }
 
+// TestPayoutFeesNettedWithRefundedFees: a payout whose refunded fees (a
+// charge-back refunds its payment's fee) nearly cancel its fees can carry
+// a net tax of the other sign: 0.02 of fees and a 0.04 tax refund. The
+// entry books the fees less the tax and the tax, balanced; it was refused
+// as "fee tax is not part of the fees" (make chaos, seed 7072).
+func TestPayoutFeesNettedWithRefundedFees(t *testing.T) {
+	e, w := writerEnv(t, jde.WriterConfig{PayoutAccounts: payoutAccounts})
+	r, err := w.PostPayout(context.Background(), jde.Payout{PayoutID: "PO3", Reference: "REF", Company: "00001", ArrivalDate: paidAt,
+		Currency: "USD", AmountMinor: -2, FeesMinor: -2, FeeTaxMinor: 4})
+	if err != nil || r.FeeReference == "" {
+		t.Fatalf("payout: %+v, %v", r, err)
+	}
+	lines := e.sim.JournalInputs()
+	if len(lines) != 3 || lines[0].VNANI != "HQ.6570" || lines[0].VNAA != 6 || lines[1].VNANI != "HQ.2640" || lines[1].VNAA != -4 ||
+		lines[2].VNANI != "HQ.1110.GC" || lines[2].VNAA != -2 {
+		t.Errorf("lines %+v, want 0.06 of fees debited, 0.04 of tax and 0.02 to the bank credited", lines)
+	}
+}
+
 // TestPayoutNeedsItsAccounts: fees without a fee account, receipts without
 // a bank account are refused with ErrNoPayoutAccount; a payout whose lines
 // and fees do not make its amount is ErrInvalid. Nothing is written.
