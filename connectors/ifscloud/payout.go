@@ -123,6 +123,11 @@ func (w *Writer) checkPayout(p Payout) error {
 	switch {
 	case !ok || !okTax || !okTotal:
 		return fmt.Errorf("%w: amount %q, fees %q or fee tax %q is not a decimal", ErrInvalid, p.Amount, p.Fees, p.FeeTax)
+	case fees.Sign() == 0 && isNonZero(p.FeeTax) && w.c.s.PayoutFees[p.Company].TaxAccount != "":
+		// Each fee's tax is rounded on its own, so fees that net to zero
+		// can carry tax; a mixed payment has no lump sum of zero to book it on.
+		return fmt.Errorf("%w: the fees net to zero but carry %s of tax, which a mixed payment cannot book (no lump sum of zero); "+
+			"book the tax out of the fee account by hand", ErrInvalid, p.FeeTax)
 	case new(big.Rat).Add(sum, fees).Cmp(total) != 0:
 		return fmt.Errorf("%w: lines (%s) and fees (%s) do not add up to the amount %s", ErrInvalid, sum.FloatString(2), p.Fees, p.Amount)
 	}

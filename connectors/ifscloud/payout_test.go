@@ -124,6 +124,38 @@ func TestPayoutFeesNettedWithRefundedFees(t *testing.T) {
 	}
 }
 
+// TestPayoutFeesNettingToZeroWithTax: fees that net to zero with tax left
+// over (each fee's tax rounded on its own) cannot be booked on a mixed
+// payment, which has no lump sum of zero: with a tax account the payout is
+// refused, naming why, before anything is written; without one the tax
+// stays in the fees and there is nothing to book for them.
+func TestPayoutFeesNettingToZeroWithTax(t *testing.T) {
+	e := startSim(t, ifssim.Config{})
+	if err := e.sim.PutInvoices(inv("10", 7, ifssim.StatePostedAuth, base), inv("10", 9, ifssim.StatePostedAuth, base)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.PutCustomers(ifssim.Customer{CustomerID: "C10", Company: "10", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	p := payout10()
+	p.Amount, p.Fees, p.FeeTax = "200.20", "0.00", "-0.04"
+	withTax := map[string]any{"receipt_on": "payout", "payout_fee_accounts": map[string]any{"10": "6570"},
+		"payout_fee_tax_accounts": map[string]any{"10": "2640"}}
+	_, err := ifscloud.NewWriter(e.client(t, withTax, ifscloud.Options{})).PostPayout(context.Background(), p)
+	if !errors.Is(err, ifscloud.ErrInvalid) || !strings.Contains(err.Error(), "net to zero") {
+		t.Fatalf("with a tax account: %v, want ErrInvalid naming the zero fees", err)
+	}
+	if mp := e.sim.MixedPayments(); len(mp) != 0 {
+		t.Fatalf("refused payout wrote %+v", mp)
+	}
+	if _, err := ifscloud.NewWriter(e.client(t, payoutSettings, ifscloud.Options{})).PostPayout(context.Background(), p); err != nil {
+		t.Fatalf("without a tax account: %v", err)
+	}
+	if mp := e.sim.MixedPayments(); len(mp) != 1 || len(mp[0].LumpSums) != 2 {
+		t.Errorf("mixed payments %+v, want one with the two receipts only", mp)
+	}
+}
+
 // TestPayoutRefusesToPayTwice: a payment its own outcome booked (before
 // receipt_on became payout) is not booked again by the payout: the payout
 // stays Not Approved and the error names the booking. A payout paying one

@@ -154,7 +154,10 @@ func (w *Writer) PostPayout(ctx context.Context, p Payout) (PayoutResult, error)
 			}
 		}
 	}
-	if p.FeesMinor != 0 {
+	// Fees that net to zero can still carry tax (each fee's tax is rounded
+	// on its own): with a tax account, the entry moves it out of the fee
+	// account, and no money moves.
+	if p.FeesMinor != 0 || (p.FeeTaxMinor != 0 && accts.FeeTax != "") {
 		if accts.Fee == "" || accts.Bank == "" {
 			return PayoutResult{}, fmt.Errorf("jde post payout %q: %w: company %s has no payout_fee_accounts and payout_bank_accounts entry",
 				p.PayoutID, ErrNoPayoutAccount, p.Company)

@@ -68,6 +68,23 @@ func TestPayoutFeesNettedWithRefundedFees(t *testing.T) {
 	}
 }
 
+// TestPayoutFeesNettingToZeroKeepTheirTax: fees that net to zero with tax
+// left over (each fee's tax is rounded on its own) are an entry that moves
+// the tax out of the fee account, with nothing to the bank; skipping it
+// left the tax in the fees.
+func TestPayoutFeesNettingToZeroKeepTheirTax(t *testing.T) {
+	e, w := writerEnv(t, jde.WriterConfig{PayoutAccounts: payoutAccounts})
+	r, err := w.PostPayout(context.Background(), jde.Payout{PayoutID: "PO4", Reference: "REF", Company: "00001", ArrivalDate: paidAt,
+		Currency: "USD", AmountMinor: 0, FeesMinor: 0, FeeTaxMinor: -4})
+	if err != nil || r.FeeReference == "" {
+		t.Fatalf("payout: %+v, %v", r, err)
+	}
+	lines := e.sim.JournalInputs()
+	if len(lines) != 2 || lines[0].VNANI != "HQ.6570" || lines[0].VNAA != -4 || lines[1].VNANI != "HQ.2640" || lines[1].VNAA != 4 {
+		t.Errorf("lines %+v, want 0.04 moved from the fee account to the tax account", lines)
+	}
+}
+
 // TestPayoutNeedsItsAccounts: fees without a fee account, receipts without
 // a bank account are refused with ErrNoPayoutAccount; a payout whose lines
 // and fees do not make its amount is ErrInvalid. Nothing is written.
