@@ -175,3 +175,34 @@ func TestMigrateConcurrently(t *testing.T) {
 		t.Errorf("goose_db_version has %d rows for %d versions, want %d each", rows, distinct, count)
 	}
 }
+
+// A concurrent index build that failed or was cancelled (a pod killed
+// mid-migration, the start-up deadline) leaves an invalid index behind;
+// the migration's next attempt must build it again rather than keep it and
+// drop the valid index it replaces (00021).
+func TestIndexMigrationRebuildsAnIndexAFailedAttemptLeft(t *testing.T) {
+	ctx := context.Background()
+	pool := testsupport.Pool(t) // migrated
+	for _, stmt := range []string{
+		// As if 00021 had not been applied and its build had failed.
+		`DELETE FROM goose_db_version WHERE version_id = 21`,
+		`CREATE INDEX collections_customer_idx ON collections (connection_id, company, customer_id)`,
+		`UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'collections_customer_key_idx'::regclass`,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	if err := database.Migrate(ctx, pool); err != nil {
+		t.Fatal(err)
+	}
+	var valid, old bool
+	if err := pool.QueryRow(ctx, `SELECT
+		(SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass('collections_customer_key_idx')),
+		to_regclass('collections_customer_idx') IS NOT NULL`).Scan(&valid, &old); err != nil {
+		t.Fatal(err)
+	}
+	if !valid || old {
+		t.Errorf("after the retry: customer_key index valid %v, old index still there %v; want a valid new index only", valid, old)
+	}
+}

@@ -15,10 +15,15 @@
 -- customer index serves the customer lookups exactly as before (all three
 -- columns are always given) and cannot serve an invoice lookup at all.
 -- Built, then the old one dropped, CONCURRENTLY (outside a transaction):
--- collections takes writes all day.
-CREATE INDEX CONCURRENTLY IF NOT EXISTS collections_customer_key_idx ON collections (customer_id, connection_id, company);
+-- collections takes writes all day. A build that failed or was cancelled
+-- leaves an invalid index behind, which IF NOT EXISTS would then keep
+-- while the valid one is dropped: each attempt drops what an earlier one
+-- left and builds it anew.
+DROP INDEX CONCURRENTLY IF EXISTS collections_customer_key_idx;
+CREATE INDEX CONCURRENTLY collections_customer_key_idx ON collections (customer_id, connection_id, company);
 DROP INDEX CONCURRENTLY IF EXISTS collections_customer_idx;
 
 -- +goose Down
-CREATE INDEX CONCURRENTLY IF NOT EXISTS collections_customer_idx ON collections (connection_id, company, customer_id);
+DROP INDEX CONCURRENTLY IF EXISTS collections_customer_idx;
+CREATE INDEX CONCURRENTLY collections_customer_idx ON collections (connection_id, company, customer_id);
 DROP INDEX CONCURRENTLY IF EXISTS collections_customer_key_idx;
