@@ -10,8 +10,9 @@ import (
 
 // Unvacuumed names what keeps Postgres from vacuuming and analyzing this
 // database's tables: autovacuum off for the whole server, or for some
-// tables (their autovacuum_enabled storage parameter). Empty when nothing
-// does. Services log it at start-up, with the remedy, because its effects
+// tables (their autovacuum_enabled storage parameter, in any of the
+// spellings of false Postgres accepts and keeps as typed). Empty when
+// nothing does. Services log it at start-up, with the remedy, because its effects
 // come slowly and look like something else: every state change leaves a
 // dead row behind (collections, audit heads, postings are updated all
 // day), so tables and indexes grow without end, and tables never analyzed
@@ -25,7 +26,8 @@ func Unvacuumed(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 		       coalesce(array_agg(c.relname ORDER BY c.relname) FILTER (WHERE c.relname IS NOT NULL), '{}')
 		FROM (SELECT 1) one
 		LEFT JOIN pg_class c ON c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace
-		     AND 'autovacuum_enabled=false' = ANY(c.reloptions)`).Scan(&serverWide, &tables)
+		     AND EXISTS (SELECT 1 FROM pg_options_to_table(c.reloptions) o
+		                 WHERE o.option_name = 'autovacuum_enabled' AND NOT o.option_value::bool)`).Scan(&serverWide, &tables)
 	if err != nil {
 		return "", fmt.Errorf("database: autovacuum settings: %w", err)
 	}

@@ -10,12 +10,15 @@
 // orchestrator's package doc says how intents make each call once.
 //
 // Rows that other rows refer to (collections, refunds, payouts) are locked
-// FOR NO KEY UPDATE, never FOR UPDATE: no change here deletes one or alters
-// its id, and the weaker lock lets the foreign-key checks of a row that
-// refers to them (a payout's items, a refund, a deposit) pass instead of
-// queueing behind it. FOR UPDATE made a payout storing its items and a
-// refund event (refund row, then its collection) wait on each other in
-// opposite order: a deadlock, and the payout's event retried 5 s later.
+// FOR NO KEY UPDATE, never FOR UPDATE: nothing here deletes one, and the
+// weaker lock lets the foreign-key checks of a row that refers to them (a
+// payout's items, a refund, a deposit) pass instead of queueing behind it.
+// FOR UPDATE made a payout storing its items and a refund event (refund
+// row, then its collection) wait on each other in opposite order: a
+// deadlock, and the payout's event retried 5 s later. One change takes the
+// stronger lock by itself: an operator's replay gives the collection a new
+// idempotency_key, a column with a unique index, so its UPDATE waits for
+// such checks to finish; the replay holds nothing a payout waits for.
 package ledger
 
 import (
