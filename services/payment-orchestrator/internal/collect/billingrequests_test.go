@@ -519,6 +519,48 @@ func TestFlowWhoseAnswerWasLostAndUsedIsNoException(t *testing.T) {
 	}
 }
 
+// TestMandateRecordedDuringAnAlignmentIsKept: a customer's alignment reads
+// its link, calls GoCardless with nothing held, then records the result.
+// A billing request's fulfilled event that records the mandate on the link
+// meanwhile (events take no customer lease) must survive that record; it
+// was overwritten by the link read before the calls, so the customer lost
+// its mandate and the mandate's events were dead-lettered as not recorded
+// (TestFlowWhoseAnswerWasLostAndUsedIsNoException, failing in CI).
+func TestMandateRecordedDuringAnAlignmentIsKept(t *testing.T) {
+	r := standardRig(t, nil, gcsim.Options{})
+	r.Consumers("a", 1)
+	awaitingPayer(t, r, "C1")
+	// Slow GoCardless calls: the alignment of v2 is in its update call
+	// while the mandate is recorded.
+	if err := r.Sim.SetFaults(gcsim.Faults{Latency: 2 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	changed := rig.Customer("C1")
+	changed.Version, changed.CompanyName = "v2", "Renamed Ltd"
+	r.Publish(changed)
+	r.Eventually(20*time.Second, "the alignment of v2 under way", func() bool {
+		return r.Count(`SELECT count(*) FROM leases WHERE aggregate_type = 'customer' AND aggregate_id LIKE '%C1'`) == 1
+	})
+	// What the fulfilled event records (reconcile.fulfilled), in a
+	// transaction of its own.
+	if _, err := r.DB.Exec(context.Background(), `UPDATE customer_links SET gc_mandate_id = 'MDFULFILLED',
+		gc_bank_account_id = 'BAFULFILLED', mandate_status = 'pending_submission', mandate_scheme = 'bacs'
+		WHERE erp_customer_id = 'C1'`); err != nil {
+		t.Fatal(err)
+	}
+	r.Eventually(20*time.Second, "v2 aligned", func() bool {
+		return r.Count(`SELECT count(*) FROM customer_links WHERE erp_customer_id = 'C1' AND erp_version = 'v2'`) == 1
+	})
+	var mandate, status string
+	if err := r.DB.QueryRow(context.Background(), `SELECT coalesce(gc_mandate_id, ''), coalesce(mandate_status, '')
+		FROM customer_links WHERE erp_customer_id = 'C1'`).Scan(&mandate, &status); err != nil {
+		t.Fatal(err)
+	}
+	if mandate != "MDFULFILLED" || status != "pending_submission" {
+		t.Errorf("after the alignment: mandate %q (%s), want MDFULFILLED recorded during it", mandate, status)
+	}
+}
+
 // TestOlderSnapshotOpensNoMandateRequest: in billing_request mode, a
 // customer snapshot older than the one applied, and published before it
 // (handed to the collector directly, to say when), delivered after it, is

@@ -175,19 +175,29 @@ func (c *Collector) alignCustomer(ctx context.Context, route accounts.Route, erp
 		}
 	}
 
-	// 3. The results, recorded with the lease's release.
+	// 3. The results, recorded with the lease's release, on the link as it
+	// is now: mandate and billing request events record on it without the
+	// customer's lease (a mandate authorised, cancelled, its next charge
+	// date) while the calls above ran, and writing the link read in step 1
+	// back over them lost what they recorded (a fulfilled request's
+	// mandate, so its events were dead-lettered as not recorded).
 	err = c.ledger.Tx(ctx, func(tx pgx.Tx) error {
 		if err := ledger.Release(ctx, tx, "customer", link.AggregateID(), holder); err != nil {
 			return err
 		}
-		if err := ledger.SaveCustomer(ctx, tx, before, link, "customer.aligned", strings.Join(actions, ", ")); err != nil {
+		now, err := ledger.LockCustomer(ctx, tx, key)
+		if err != nil {
+			return err
+		}
+		link = aligned(before, link, now)
+		if err := ledger.SaveCustomer(ctx, tx, now, link, "customer.aligned", strings.Join(actions, ", ")); err != nil {
 			return err
 		}
 		if refusal == nil {
 			return nil
 		}
 		// Keep what was created, and say why the mandate was not.
-		_, err := ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "mandate_refused", AggregateType: "customer",
+		_, err = ledger.RaiseException(ctx, tx, ledger.Exception{Kind: "mandate_refused", AggregateType: "customer",
 			AggregateID: link.AggregateID(), Reason: refusal.Error(),
 			DedupKey: "mandate:" + keyPrefix + ":" + fp})
 		return err
@@ -331,4 +341,24 @@ func (c *Collector) mandateRequested(ctx context.Context, route accounts.Route, 
 		return nil
 	}
 	return c.requestMandate(ctx, route, key, m, holder)
+}
+
+// aligned is the link an alignment records: now, the link as it is at the
+// end of the alignment, with what the alignment itself set, read against
+// before, the link it started from. The GoCardless customer and the ERP
+// snapshot's details are the alignment's own. The bank account and
+// mandate are the alignment's only where it changed them (a mandate it
+// created, in direct mode); otherwise they are whatever the mandate
+// events recorded meanwhile.
+func aligned(before, mine, now ledger.CustomerLink) ledger.CustomerLink {
+	out := now
+	out.GCConnectionID, out.GCCustomerID = mine.GCConnectionID, mine.GCCustomerID
+	out.Country, out.Language = mine.Country, mine.Language
+	out.ERPVersion, out.ERPUpdatedAt, out.ERPPublishedAt = mine.ERPVersion, mine.ERPUpdatedAt, mine.ERPPublishedAt
+	if mine.GCBankAccountID != before.GCBankAccountID || mine.GCMandateID != before.GCMandateID || mine.BankFingerprint != before.BankFingerprint {
+		out.GCBankAccountID, out.GCMandateID, out.CreditorID = mine.GCBankAccountID, mine.GCMandateID, mine.CreditorID
+		out.MandateStatus, out.MandateScheme, out.BankFingerprint = mine.MandateStatus, mine.MandateScheme, mine.BankFingerprint
+		out.MandateEventAt, out.NextChargeDate = mine.MandateEventAt, mine.NextChargeDate
+	}
+	return out
 }
