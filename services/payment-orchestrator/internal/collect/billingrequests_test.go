@@ -505,7 +505,7 @@ func TestFlowWhoseAnswerWasLostAndUsedIsNoException(t *testing.T) {
 	again.Version = "v2"
 	r.Publish(again)
 	r.Advance(time.Hour) // catch-up reads the fulfilled event
-	r.Eventually(40*time.Second, "customer v2 handled and its mandate recorded", func() bool {
+	r.Eventually(20*time.Second, "customer v2 handled and its mandate recorded", func() bool {
 		return r.Count(`SELECT count(*) FROM exceptions`) > 0 ||
 			r.Count(`SELECT count(*) FROM customer_links WHERE erp_customer_id = 'C1' AND erp_version = 'v2' AND gc_mandate_id = $1`, br.Links.MandateRequestMandate) == 1
 	})
