@@ -23,6 +23,20 @@ func payout10() ifscloud.Payout {
 		}}
 }
 
+// payout10Sim is a simulator holding what payout10 pays: invoices 10/7
+// and 10/9 of customer C10.
+func payout10Sim(t *testing.T, middleware ...func(http.Handler) http.Handler) *env {
+	t.Helper()
+	e := startSim(t, ifssim.Config{}, middleware...)
+	if err := e.sim.PutInvoices(inv("10", 7, ifssim.StatePostedAuth, base), inv("10", 9, ifssim.StatePostedAuth, base)); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.sim.PutCustomers(ifssim.Customer{CustomerID: "C10", Company: "10", Name: "Acme"}); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 var payoutSettings = map[string]any{"receipt_on": "payout", "payout_fee_accounts": map[string]any{"10": "6570"}}
 
 // TestPayoutResumesAfterLostAnswers: creates whose answers are lost (IFS
@@ -46,13 +60,7 @@ func TestPayoutResumesAfterLostAnswers(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}
-	e := startSim(t, ifssim.Config{}, loseSome)
-	if err := e.sim.PutInvoices(inv("10", 7, ifssim.StatePostedAuth, base), inv("10", 9, ifssim.StatePostedAuth, base)); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.sim.PutCustomers(ifssim.Customer{CustomerID: "C10", Company: "10", Name: "Acme"}); err != nil {
-		t.Fatal(err)
-	}
+	e := payout10Sim(t, loseSome)
 	w := ifscloud.NewWriter(e.client(t, payoutSettings, ifscloud.Options{}))
 	ctx := context.Background()
 	var p ifscloud.PayoutPosting
@@ -95,13 +103,7 @@ func TestPayoutResumesAfterLostAnswers(t *testing.T) {
 // one lump sum of the fees; they were refused as "fee tax is not part of
 // the fees" (make chaos, seed 7072, for JD Edwards; IFS had the same rule).
 func TestPayoutFeesNettedWithRefundedFees(t *testing.T) {
-	e := startSim(t, ifssim.Config{})
-	if err := e.sim.PutInvoices(inv("10", 7, ifssim.StatePostedAuth, base), inv("10", 9, ifssim.StatePostedAuth, base)); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.sim.PutCustomers(ifssim.Customer{CustomerID: "C10", Company: "10", Name: "Acme"}); err != nil {
-		t.Fatal(err)
-	}
+	e := payout10Sim(t)
 	settings := map[string]any{"receipt_on": "payout", "payout_fee_accounts": map[string]any{"10": "6570"},
 		"payout_fee_tax_accounts": map[string]any{"10": "2640"}}
 	w := ifscloud.NewWriter(e.client(t, settings, ifscloud.Options{}))
@@ -130,13 +132,7 @@ func TestPayoutFeesNettedWithRefundedFees(t *testing.T) {
 // refused, naming why, before anything is written; without one the tax
 // stays in the fees and there is nothing to book for them.
 func TestPayoutFeesNettingToZeroWithTax(t *testing.T) {
-	e := startSim(t, ifssim.Config{})
-	if err := e.sim.PutInvoices(inv("10", 7, ifssim.StatePostedAuth, base), inv("10", 9, ifssim.StatePostedAuth, base)); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.sim.PutCustomers(ifssim.Customer{CustomerID: "C10", Company: "10", Name: "Acme"}); err != nil {
-		t.Fatal(err)
-	}
+	e := payout10Sim(t)
 	p := payout10()
 	p.Amount, p.Fees, p.FeeTax = "200.20", "0.00", "-0.04"
 	withTax := map[string]any{"receipt_on": "payout", "payout_fee_accounts": map[string]any{"10": "6570"},
@@ -161,13 +157,7 @@ func TestPayoutFeesNettingToZeroWithTax(t *testing.T) {
 // stays Not Approved and the error names the booking. A payout paying one
 // payment out by two lines is refused before anything is written.
 func TestPayoutRefusesToPayTwice(t *testing.T) {
-	e := startSim(t, ifssim.Config{})
-	if err := e.sim.PutInvoices(inv("10", 7, ifssim.StatePostedAuth, base), inv("10", 9, ifssim.StatePostedAuth, base)); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.sim.PutCustomers(ifssim.Customer{CustomerID: "C10", Company: "10", Name: "Acme"}); err != nil {
-		t.Fatal(err)
-	}
+	e := payout10Sim(t)
 	ctx := context.Background()
 	before := ifscloud.NewWriter(e.client(t, nil, ifscloud.Options{}))
 	if _, err := before.PostPayment(ctx, ifscloud.PaymentOutcome{OutcomeID: "EV1", Company: "10", InvoiceID: "9", Status: ifscloud.PaymentPaid,
