@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,6 +33,8 @@ func benchEnabled(t *testing.T) {
 var (
 	settledIn = regexp.MustCompile(`settled in ([0-9.hms]+):`)
 	peakLine  = regexp.MustCompile(`peak RSS: (.*)`)
+	cpuLine   = regexp.MustCompile(`CPU time \(each service since its last start\): (.*)`)
+	cpuPart   = regexp.MustCompile(`([0-9.]+) s$`)
 )
 
 // benchRun runs the demo on a book until it settles and returns its output.
@@ -206,6 +209,7 @@ func TestBenchLatency(t *testing.T) {
 	// of the last being raised; one that falls behind is reported on
 	// after three minutes more, from what the ledger recorded.
 	database := testsupport.PostgresURL(t)
+	before := readMachineCPU()
 	out, runErr := tryBenchRun(t, binDir, database, options{invoices: rate * seconds, rate: float64(rate), day: 200 * time.Millisecond,
 		extraEnv: []string{"IFS_POLL_INTERVAL=250ms", "IFS_POLL_JITTER=50ms", "JDE_POLL_INTERVAL=250ms"},
 		observe:  lat.observe, settled: lat.collect, timeout: time.Duration(seconds)*time.Second + 3*time.Minute})
@@ -225,6 +229,7 @@ func TestBenchLatency(t *testing.T) {
 	if m := peakLine.FindStringSubmatch(out); m != nil {
 		t.Logf("RESULT peak RSS: %s", m[1])
 	}
+	t.Logf("RESULT CPU time: %s", cpuSummary(out, before, readMachineCPU(), r.events))
 	if p99 := pct(r.toERP(), 99); p99 >= time.Second {
 		t.Errorf("event to ERP p99 %v; the target is under 1 s", p99)
 	}
@@ -481,4 +486,89 @@ func pct(ds []time.Duration, p int) time.Duration {
 	slices.Sort(s)
 	i := (p*len(s) + 99) / 100
 	return s[max(0, min(len(s)-1, i-1))].Round(time.Millisecond)
+}
+
+// machineCPU is the machine's CPU time as a latency run's summary counts
+// it: the same book costs the same work on any machine, so the time it
+// takes says how fast (or how shared) the machine was, which is what
+// tells one machine's latencies from another's.
+type machineCPU struct {
+	total, idle, steal time.Duration // /proc/stat, all cores
+	postgres           time.Duration // every process named postgres, with the backends that exited
+	self               time.Duration // this test: the simulators, the embedded NATS, the demo's monitor
+}
+
+func readMachineCPU() machineCPU {
+	var m machineCPU
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		// cpu user nice system idle iowait irq softirq steal ...
+		f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+		var ticks [8]int64
+		for i := range ticks {
+			if i+1 < len(f) {
+				ticks[i], _ = strconv.ParseInt(f[i+1], 10, 64)
+			}
+		}
+		tick := func(n int64) time.Duration { return time.Duration(n) * 10 * time.Millisecond } // USER_HZ, proc(5)
+		for _, n := range ticks {
+			m.total += tick(n)
+		}
+		m.idle, m.steal = tick(ticks[3]+ticks[4]), tick(ticks[7])
+	}
+	m.self, _ = cpuTime(os.Getpid())
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil || !bytes.Contains(b, []byte("(postgres)")) {
+			continue
+		}
+		own, _ := cpuTime(pid)
+		// A backend that exited is counted in its parent's children's
+		// time (cutime, cstime) once reaped.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 14 {
+			cu, _ := strconv.ParseInt(f[13], 10, 64)
+			cs, _ := strconv.ParseInt(f[14], 10, 64)
+			own += time.Duration(cu+cs) * 10 * time.Millisecond
+		}
+		m.postgres += own
+	}
+	return m
+}
+
+// cpuSummary is the CPU time a run took, from its services' own line in
+// out and the machine's readings before and after, in all and per payment
+// event.
+func cpuSummary(out string, before, after machineCPU, events int) string {
+	var services time.Duration
+	m := cpuLine.FindStringSubmatch(out)
+	if m != nil {
+		for _, part := range strings.Split(m[1], ", ") {
+			if p := cpuPart.FindStringSubmatch(part); p != nil {
+				s, _ := strconv.ParseFloat(p[1], 64)
+				services += time.Duration(s * float64(time.Second))
+			}
+		}
+	}
+	pg, self := after.postgres-before.postgres, after.self-before.self
+	all := services + pg + self
+	perEvent := "no events"
+	if events > 0 {
+		perEvent = fmt.Sprintf("%.1f ms per payment event", float64(all.Milliseconds())/float64(events))
+	}
+	busy, steal := "unknown", "unknown"
+	if total := after.total - before.total; total > 0 {
+		busy = fmt.Sprintf("%.0f%%", 100*float64(total-(after.idle-before.idle))/float64(total))
+		steal = fmt.Sprintf("%.1f%%", 100*float64(after.steal-before.steal)/float64(total))
+	}
+	serviceList := "not reported"
+	if m != nil {
+		serviceList = m[1]
+	}
+	return fmt.Sprintf("%.0f s in all, %s (services %.0f s: %s; Postgres, the whole server, %.0f s; simulators, NATS and this bench %.0f s); the machine's %d cores %s busy over the run, %s stolen",
+		all.Seconds(), perEvent, services.Seconds(), serviceList, pg.Seconds(), self.Seconds(), runtime.NumCPU(), busy, steal)
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -102,5 +103,31 @@ func TestServicesGetTheMemoryBudgetUnlessSet(t *testing.T) {
 	set := func(k string) (string, bool) { return "1GiB", k == "GOMEMLIMIT" }
 	if got := memoryBudget(set); len(got) != 0 {
 		t.Errorf("with GOMEMLIMIT set: %q, want nothing added", got)
+	}
+}
+
+// The demo's CPU line, which tells one machine's benchmark figures from
+// another's, reads what a process used from /proc.
+func TestCPUTimeGrowsWithWork(t *testing.T) {
+	start, ok := cpuTime(os.Getpid())
+	if !ok {
+		t.Fatal("no CPU time for this process")
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	x := 0
+	for time.Now().Before(deadline) {
+		for i := range 1_000_000 {
+			x ^= i
+		}
+		if now, _ := cpuTime(os.Getpid()); now-start >= 50*time.Millisecond {
+			return
+		}
+	}
+	t.Errorf("CPU time did not grow by 50 ms in 20 s of spinning (%d)", x)
+}
+
+func TestCPUTimeOfNoProcess(t *testing.T) {
+	if d, ok := cpuTime(-1); ok {
+		t.Errorf("cpuTime(-1) = %v, true; want false", d)
 	}
 }
