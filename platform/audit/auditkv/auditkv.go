@@ -59,9 +59,13 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/ml-connector/ml-connector/platform/audit"
 )
@@ -526,18 +530,28 @@ func (t *tempFile) Close() error {
 // that one is in the future (see [NotPublishedError]).
 func Run(ctx context.Context, q audit.Querier, keys *audit.Keys, s *Store, interval time.Duration, log *slog.Logger) error {
 	s.grace = HeadsGrace(interval)
+	m, err := newRunMetrics()
+	if err != nil {
+		return err
+	}
+	defer m.close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		_, err := s.Take(ctx, q, keys)
 		var notPublished *NotPublishedError
 		switch {
-		case err == nil || ctx.Err() != nil:
+		case ctx.Err() != nil:
+		case err == nil:
+			m.taken(ctx, "published")
 		case errors.As(err, &notPublished) && notPublished.Ahead:
+			m.taken(ctx, "ahead")
 			log.ErrorContext(ctx, "audit checkpoint not published: the latest is in the future", "error", err)
 		case errors.As(err, &notPublished):
+			m.taken(ctx, "newer")
 			log.WarnContext(ctx, "audit checkpoint not published: a newer one was", "error", err)
 		default:
+			m.taken(ctx, "failed")
 			log.WarnContext(ctx, "audit checkpoint failed", "error", err)
 		}
 		select {
@@ -547,3 +561,49 @@ func Run(ctx context.Context, q audit.Querier, keys *audit.Keys, s *Store, inter
 		}
 	}
 }
+
+// runMetrics tell an operator that checkpoints stopped, which the log
+// alone says only to whoever reads it: a chain deleted whole after the
+// last published checkpoint goes unnoticed by mlcctl audit verify. Alert
+// when the newest mlc_audit_checkpoint_published_seconds over the
+// replicas is older than two intervals (deploy/README.md).
+type runMetrics struct {
+	attempts  metric.Int64Counter
+	published atomic.Int64 // unix seconds of this replica's last published checkpoint; 0: none yet
+	reg       metric.Registration
+}
+
+func newRunMetrics() (*runMetrics, error) {
+	meter := otel.Meter("github.com/ml-connector/ml-connector/platform/audit/auditkv")
+	m := &runMetrics{}
+	var err error
+	m.attempts, err = meter.Int64Counter("mlc_audit_checkpoints",
+		metric.WithDescription("audit checkpoints taken, by result: published, newer (one that began later was), ahead (the published one is in the future), failed"))
+	if err != nil {
+		return nil, fmt.Errorf("audit checkpoint metrics: %w", err)
+	}
+	gauge, err := meter.Int64ObservableGauge("mlc_audit_checkpoint_published_seconds",
+		metric.WithDescription("when this replica last published an audit checkpoint (unix time); absent until it has"), metric.WithUnit("s"))
+	if err != nil {
+		return nil, fmt.Errorf("audit checkpoint metrics: %w", err)
+	}
+	m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		if at := m.published.Load(); at > 0 {
+			o.ObserveInt64(gauge, at)
+		}
+		return nil
+	}, gauge)
+	if err != nil {
+		return nil, fmt.Errorf("audit checkpoint metrics: %w", err)
+	}
+	return m, nil
+}
+
+func (m *runMetrics) taken(ctx context.Context, result string) {
+	m.attempts.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
+	if result == "published" {
+		m.published.Store(time.Now().Unix())
+	}
+}
+
+func (m *runMetrics) close() { _ = m.reg.Unregister() }

@@ -19,6 +19,7 @@ import (
 	"github.com/ml-connector/ml-connector/platform/audit/auditkv"
 	"github.com/ml-connector/ml-connector/platform/database"
 	"github.com/ml-connector/ml-connector/platform/testsupport"
+	"github.com/ml-connector/ml-connector/platform/testsupport/await"
 )
 
 func setup(t *testing.T) (context.Context, *pgxpool.Pool, jetstream.JetStream, *audit.Keys) {
@@ -66,6 +67,8 @@ func TestCheckpointsKeptInJetStream(t *testing.T) {
 	if c, err := store.Latest(ctx); err != nil || c != nil {
 		t.Fatalf("before any checkpoint: %v, %v", c, err)
 	}
+	metrics := recordMetrics(t)
+	began := time.Now().Unix()
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- auditkv.Run(runCtx, pool, keys, store, time.Hour, slog.New(slog.DiscardHandler)) }()
@@ -76,6 +79,16 @@ func TestCheckpointsKeptInJetStream(t *testing.T) {
 		}
 		cp, _ = store.Latest(ctx)
 		time.Sleep(10 * time.Millisecond)
+	}
+	// An operator alerts on the time of the last one published.
+	var results map[string]int64
+	var published []int64
+	await.Until(t, 10*time.Second, "the checkpoint counted", func() bool {
+		results, published = metrics.read(t)
+		return results["published"] > 0
+	})
+	if len(results) != 1 || results["published"] != 1 || len(published) != 1 || published[0] < began || published[0] > time.Now().Unix() {
+		t.Errorf("checkpoints by result %v, published at %v; want one published, at a time from %d to now", results, published, began)
 	}
 	stop()
 	if err := <-done; err != nil {

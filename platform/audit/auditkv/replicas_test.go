@@ -470,12 +470,20 @@ func TestFutureManifestIsReportedNotPublished(t *testing.T) {
 	}
 
 	var logged fake.Log
+	metrics := recordMetrics(t)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
 		done <- auditkv.Run(runCtx, pool, keys, store, time.Hour, slog.New(slog.NewJSONHandler(&logged, nil)))
 	}()
 	await.Until(t, 10*time.Second, "Run logs the checkpoint not published", func() bool { return logged.String() != "" })
+	await.Until(t, 10*time.Second, "the checkpoint counted", func() bool {
+		results, _ := metrics.read(t)
+		return results["ahead"] > 0
+	})
+	if results, published := metrics.read(t); len(results) != 1 || len(published) != 0 {
+		t.Errorf("checkpoints by result %v, published at %v; want only ahead, none published", results, published)
+	}
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
