@@ -27,7 +27,8 @@
 // many replicas take checkpoints.
 //
 // A verification copies the object "latest" names to a temporary file
-// (in $TMPDIR, about 120 bytes a chain, removed when it ends) within a
+// (in $TMPDIR, about 120 bytes a chain, unlinked at once, so it is gone
+// when the verification ends, however it ends) within a
 // time bounded by its size (a minute plus a second a MiB), and then walks
 // the database against the copy at its own pace: a copy that stalls (the
 // object pruned under it, chunks no longer arriving) fails the
@@ -414,8 +415,8 @@ func (s *Store) Latest(ctx context.Context) (*audit.Checkpoint, error) {
 }
 
 // openHeads copies the heads object name to a temporary file, within a
-// bounded time, and returns the file to read from, removed when it is
-// closed.
+// bounded time, and returns the file to read from, which is gone once it
+// is closed (it has no name in the directory).
 //
 // A verification reads its heads a page at a time between lookups in the
 // database, which on a large log take far longer than the object takes to
@@ -459,14 +460,20 @@ func (s *Store) openHeads(ctx context.Context, name string) (io.ReadCloser, erro
 	if err != nil {
 		return nil, fmt.Errorf("a temporary file for its copy: %w", err)
 	}
-	heads := &tempFile{File: f}
+	// Unlinked at once, the copy lives as long as the open file and no
+	// longer: a verification killed (SIGKILL, OOM) leaves nothing in
+	// $TMPDIR, where a removal on Close was skipped. Unix keeps an open
+	// file's data after its name is gone; mlcctl runs on Linux.
+	if err := os.Remove(f.Name()); err != nil {
+		return nil, errors.Join(fmt.Errorf("a temporary file for its copy: %w", err), f.Close())
+	}
 	if err := s.copyHeads(ctx, name, info.Size, f); err != nil {
-		return nil, errors.Join(err, heads.Close())
+		return nil, errors.Join(err, f.Close())
 	}
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, errors.Join(fmt.Errorf("its copy %s: %w", f.Name(), err), heads.Close())
+		return nil, errors.Join(fmt.Errorf("its copy: %w", err), f.Close())
 	}
-	return heads, nil
+	return f, nil
 }
 
 // copyHeads copies the object name, of size bytes, to f within
@@ -514,13 +521,6 @@ const (
 // minutes.
 func (s *Store) headsFetchTimeout(size uint64) time.Duration {
 	return s.headsFetchBase + time.Duration(size/uint64(s.headsFetchRate))*time.Second
-}
-
-// tempFile is a temporary file, removed when it is closed.
-type tempFile struct{ *os.File }
-
-func (t *tempFile) Close() error {
-	return errors.Join(t.File.Close(), os.Remove(t.File.Name()))
 }
 
 // Run takes a checkpoint every interval until ctx ends, keeping heads

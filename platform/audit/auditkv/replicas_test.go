@@ -614,8 +614,10 @@ func TestVerifyFailsWhenTheHeadsObjectStalls(t *testing.T) {
 }
 
 // A verification walks the database against a copy of its heads object,
-// not the object: the copy exists through every lookup, the object may
-// go meanwhile, and the copy is removed once the verification ends.
+// not the object: the object may go meanwhile. The copy has no name in
+// $TMPDIR even while it is read (it is unlinked once created), so a
+// verification killed mid-walk (SIGKILL, OOM) leaves nothing behind; it
+// was removed only when closed before.
 func TestVerifyReadsHeadsFromARemovedCopy(t *testing.T) {
 	ctx, pool, js, keys := setup(t)
 	copies := tempHeads(t)
@@ -627,8 +629,8 @@ func TestVerifyReadsHeadsFromARemovedCopy(t *testing.T) {
 		t.Fatal(err)
 	}
 	q := &lookupHook{Pool: pool, each: func() {
-		if c := copies(); len(c) != 1 {
-			t.Errorf("copies of the heads during a lookup: %v, want one", c)
+		if c := copies(); len(c) != 0 {
+			t.Errorf("copies of the heads with a name during a lookup: %v, want none", c)
 		}
 		if err := objects.Delete(ctx, cp.Object); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			t.Error(err)
