@@ -545,27 +545,20 @@ func readMachineCPU() machineCPU {
 		}
 		m.idle, m.steal = tick(ticks[3]+ticks[4]), tick(ticks[7])
 	}
-	m.self, _ = cpuTime(os.Getpid())
+	m.self, _, _ = cpuTime(os.Getpid())
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
-		if err != nil || !bytes.Contains(b, []byte("(postgres)")) {
+		if comm, err := os.ReadFile("/proc/" + d.Name() + "/comm"); err != nil || string(comm) != "postgres\n" {
 			continue
 		}
-		own, _ := cpuTime(pid)
-		// A backend that exited is counted in its parent's children's
-		// time (cutime, cstime) once reaped.
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(f) > 14 {
-			cu, _ := strconv.ParseInt(f[13], 10, 64)
-			cs, _ := strconv.ParseInt(f[14], 10, 64)
-			own += time.Duration(cu+cs) * 10 * time.Millisecond
-		}
-		m.postgres += own
+		// A backend that exited is counted in the postmaster's reaped
+		// children's time.
+		own, reaped, _ := cpuTime(pid)
+		m.postgres += own + reaped
 	}
 	return m
 }

@@ -482,7 +482,7 @@ func stopGracefully(opts options, procs []*process) error {
 		if kb := peakRSS(p.pid()); kb > 0 {
 			peaks = append(peaks, fmt.Sprintf("%s %.0f MiB", p.name, float64(kb)/1024))
 		}
-		if d, ok := cpuTime(p.pid()); ok {
+		if d, _, ok := cpuTime(p.pid()); ok {
 			cpu = append(cpu, fmt.Sprintf("%s %.1f s", p.name, d.Seconds()))
 		}
 	}
@@ -538,30 +538,34 @@ func peakRSS(pid int) int {
 	return 0
 }
 
-// cpuTime reads the CPU time (user and system) a process has used from
-// /proc/PID/stat; false where that is not available. Linux counts it in
-// USER_HZ ticks, 100 a second on every architecture (proc(5)).
-func cpuTime(pid int) (time.Duration, bool) {
+// cpuTime reads the CPU time (user and system) a process has used, and
+// that of its children it has reaped, from /proc/PID/stat; false where
+// that is not available. Linux counts it in USER_HZ ticks, 100 a second
+// on every architecture (proc(5)).
+func cpuTime(pid int) (own, reaped time.Duration, ok bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
 	// The command name may hold spaces and parentheses: the fields
-	// counted from the last ')' are unambiguous.
+	// counted from the last ')' are unambiguous (utime, stime, cutime,
+	// cstime are the 14th to 17th).
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0, false
+		return 0, 0, false
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0, false
+	if len(f) < 15 {
+		return 0, 0, false
 	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
+	var ticks [4]int64
+	for j := range ticks {
+		if ticks[j], err = strconv.ParseInt(f[11+j], 10, 64); err != nil {
+			return 0, 0, false
+		}
 	}
-	return time.Duration(utime+stime) * 10 * time.Millisecond, true
+	const tick = 10 * time.Millisecond
+	return time.Duration(ticks[0]+ticks[1]) * tick, time.Duration(ticks[2]+ticks[3]) * tick, true
 }
 
 // consoleLogin creates the demo's console account (an admin, with a
