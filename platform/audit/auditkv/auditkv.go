@@ -60,7 +60,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -534,7 +533,6 @@ func Run(ctx context.Context, q audit.Querier, keys *audit.Keys, s *Store, inter
 	if err != nil {
 		return err
 	}
-	defer m.close()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -569,41 +567,26 @@ func Run(ctx context.Context, q audit.Querier, keys *audit.Keys, s *Store, inter
 // replicas is older than two intervals (deploy/README.md).
 type runMetrics struct {
 	attempts  metric.Int64Counter
-	published atomic.Int64 // unix seconds of this replica's last published checkpoint; 0: none yet
-	reg       metric.Registration
+	published metric.Int64Gauge // absent until this replica has published one
 }
 
-func newRunMetrics() (*runMetrics, error) {
+func newRunMetrics() (runMetrics, error) {
 	meter := otel.Meter("github.com/ml-connector/ml-connector/platform/audit/auditkv")
-	m := &runMetrics{}
-	var err error
-	m.attempts, err = meter.Int64Counter("mlc_audit_checkpoints",
+	var m runMetrics
+	var errs [2]error
+	m.attempts, errs[0] = meter.Int64Counter("mlc_audit_checkpoints",
 		metric.WithDescription("audit checkpoints taken, by result: published, newer (one that began later was), ahead (the published one is in the future), failed"))
-	if err != nil {
-		return nil, fmt.Errorf("audit checkpoint metrics: %w", err)
-	}
-	gauge, err := meter.Int64ObservableGauge("mlc_audit_checkpoint_published_seconds",
+	m.published, errs[1] = meter.Int64Gauge("mlc_audit_checkpoint_published_seconds",
 		metric.WithDescription("when this replica last published an audit checkpoint (unix time); absent until it has"), metric.WithUnit("s"))
-	if err != nil {
-		return nil, fmt.Errorf("audit checkpoint metrics: %w", err)
-	}
-	m.reg, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-		if at := m.published.Load(); at > 0 {
-			o.ObserveInt64(gauge, at)
-		}
-		return nil
-	}, gauge)
-	if err != nil {
-		return nil, fmt.Errorf("audit checkpoint metrics: %w", err)
+	if err := errors.Join(errs[:]...); err != nil {
+		return m, fmt.Errorf("audit checkpoint metrics: %w", err)
 	}
 	return m, nil
 }
 
-func (m *runMetrics) taken(ctx context.Context, result string) {
+func (m runMetrics) taken(ctx context.Context, result string) {
 	m.attempts.Add(ctx, 1, metric.WithAttributes(attribute.String("result", result)))
 	if result == "published" {
-		m.published.Store(time.Now().Unix())
+		m.published.Record(ctx, time.Now().Unix())
 	}
 }
-
-func (m *runMetrics) close() { _ = m.reg.Unregister() }
