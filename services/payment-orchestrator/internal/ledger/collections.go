@@ -136,14 +136,20 @@ func startCollections(ctx context.Context, tx pgx.Tx, starts []collectionStart) 
 		c.IdempotencyKey = PaymentKey(c.Key, c.Attempts)
 		c.TraceParent = traceParent(starts[i].ctx)
 		// A new row comes back from the insert itself; only an existing
-		// one needs reading after.
+		// one needs reading after. Any unique index is an arbiter, not
+		// only the invoice's: the idempotency key, a function of the
+		// invoice, is unique too, and a start racing another for the same
+		// invoice could meet the other's row there first, where an
+		// ON CONFLICT naming only the invoice's index raises a
+		// unique violation instead of doing nothing (PostgreSQL, INSERT:
+		// only the conflict target's index is checked for arbitration).
 		inserts.Queue(`
 			INSERT INTO collections (erp, connection_id, company, invoice_id, invoice_no, doc_type, suffix, customer_id,
 				business_unit, kind, amount_minor, currency, due_date, charge_date, reference, state, state_rank,
 				gc_connection_id, gc_mandate_id, idempotency_key, attempts, erp_version, trace_parent)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, nullif($9, ''), $10, $11, $12, $13, $14, nullif($15, ''), 'creating', 0,
 				nullif($16, 0), nullif($17, ''), $18, $19, nullif($20, ''), nullif($21, ''))
-			ON CONFLICT (connection_id, company, invoice_id) DO NOTHING
+			ON CONFLICT DO NOTHING
 			RETURNING `+collectionColumns,
 			c.Key.ERP, c.Key.ConnectionID, c.Key.Company, c.Key.InvoiceID, c.InvoiceNo, c.DocType, c.Suffix, c.CustomerID,
 			c.BusinessUnit, c.Kind, c.AmountMinor, c.Currency, dateOrNil(c.DueDate), dateOrNil(c.ChargeDate), c.Reference,

@@ -71,7 +71,7 @@ func StartRefund(ctx context.Context, tx pgx.Tx, r Refund) (_ Refund, started bo
 		INSERT INTO refunds (collection_id, erp, connection_id, company, erp_refund_id, amount_minor, currency, state,
 			gc_payment_id, idempotency_key, erp_version)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, 'creating', nullif($8, ''), $9, nullif($10, ''))
-		ON CONFLICT (connection_id, company, erp_refund_id) DO NOTHING`,
+		ON CONFLICT DO NOTHING`, // any unique index, the idempotency key's too (see startCollections)
 		r.CollectionID, r.Key.ERP, r.Key.ConnectionID, r.Key.Company, r.Key.RefundID, r.AmountMinor, r.Currency,
 		r.GCPaymentID, r.IdempotencyKey, r.ERPVersion)
 	if err != nil {
